@@ -1,0 +1,28 @@
+package posfleet
+
+import "time"
+
+// SecurityKind names what a security event is about.
+type SecurityKind string
+
+// The security events of PROTOCOL.md §1: refused connections and ACL denials.
+const (
+	SecurityAuthFailed      SecurityKind = "auth_failed"
+	SecurityPublishDenied   SecurityKind = "acl_publish_denied"
+	SecuritySubscribeDenied SecurityKind = "acl_subscribe_denied"
+	SecurityWillDenied      SecurityKind = "will_denied"
+)
+
+// SecurityEvent is a refused connection or a denied publish or subscribe,
+// kept so the vendor can see who knocked and how often. It never holds a
+// password or a payload.
+type SecurityEvent struct {
+	Time time.Time
+	Kind SecurityKind
+	// Terminal is the terminal the client claimed to be; zero when the
+	// username did not even parse as {tenant}:{terminal}.
+	Terminal TerminalRef
+	Username string // as presented, truncated
+	Topic    string // the denied topic or filter, if any
+	Remote   string // the client's network address
+}
