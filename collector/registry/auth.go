@@ -1,0 +1,187 @@
+package registry
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/posfleet/posfleet"
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/crypto/argon2"
+)
+
+// Secret lengths accepted in a provisioning file, in characters.
+const (
+	minSecretLen = 16
+	maxSecretLen = 256
+)
+
+const (
+	saltLen = 16 // RFC 9106 recommends 128 bits
+	keyLen  = 32
+)
+
+// generateSecret returns 256 random bits, base64url without padding, so that
+// the secret fits a terminal's config file and an MQTT password as is.
+func generateSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails (crypto/rand docs)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// hashSecret returns secret's argon2id hash in the PHC string format
+// ($argon2id$v=19$m=…,t=…,p=…$salt$hash), which records the parameters so
+// that they can change later without invalidating stored hashes.
+func (r *Registry) hashSecret(secret []byte) string {
+	salt := make([]byte, saltLen)
+	rand.Read(salt)
+	o := r.opts
+	h := argon2.IDKey(secret, salt, o.HashTime, o.HashMemoryKiB, o.HashThreads, keyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version,
+		o.HashMemoryKiB, o.HashTime, o.HashThreads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(h))
+}
+
+// maxHashMemoryKiB caps the memory a stored hash may ask for, so that a
+// damaged file cannot make every verification allocate gigabytes.
+const maxHashMemoryKiB = 1 << 20
+
+// verifySecret reports whether secret matches encoded, a hash from hashSecret.
+func verifySecret(encoded string, secret []byte) (bool, error) {
+	parts := strings.Split(encoded, "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
+		return false, errors.New("secret hash: not an argon2id hash")
+	}
+	var version int
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+		return false, fmt.Errorf("secret hash: unsupported version %q", parts[2])
+	}
+	var m, t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil ||
+		t == 0 || p == 0 || m < 8*uint32(p) || m > maxHashMemoryKiB {
+		return false, fmt.Errorf("secret hash: bad parameters %q", parts[3])
+	}
+	salt, err := base64.RawStdEncoding.DecodeString(parts[4])
+	if err != nil {
+		return false, fmt.Errorf("secret hash: salt: %w", err)
+	}
+	want, err := base64.RawStdEncoding.DecodeString(parts[5])
+	if err != nil || len(want) == 0 {
+		return false, fmt.Errorf("secret hash: key: %v", err)
+	}
+	got := argon2.IDKey(secret, salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1, nil
+}
+
+// Authenticate checks an MQTT CONNECT's username "{tenant}:{terminal}" and
+// password (the terminal's secret) and returns the terminal.
+//
+// A malformed username, an unknown terminal and a wrong secret all return an
+// error wrapping ErrBadCredentials. An unknown terminal is checked against a
+// dummy hash so that it takes as long as a wrong secret and existence cannot
+// be probed by timing. Any other error (storage, ctx) means the answer is
+// unknown; the caller refuses the connection either way.
+//
+// A successful slow verification is remembered as an HMAC of the secret under
+// a process-random key, so that reconnects skip argon2id; the entry is dropped
+// when Import changes the terminal's secret.
+func (r *Registry) Authenticate(ctx context.Context, username string, password []byte) (posfleet.TerminalRef, error) {
+	ref, err := posfleet.ParseClientID(username)
+	if err != nil {
+		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate: %w (%v)", ErrBadCredentials, err)
+	}
+	// No stored secret can match a password outside these lengths (in
+	// bytes, a character being 1-4 of them), so refuse it without hashing:
+	// that costs the same for every terminal, revealing nothing, and stops a
+	// 64 KiB password from being fed to the hash.
+	if len(password) < minSecretLen || len(password) > 4*maxSecretLen {
+		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: %w", ref, ErrBadCredentials)
+	}
+
+	mac := r.mac(password)
+	r.cacheMu.Lock()
+	cached, isCached := r.cache[ref]
+	// Read before the stored hash: see cacheEpoch.
+	epoch := r.cacheEpoch
+	r.cacheMu.Unlock()
+	if isCached && subtle.ConstantTimeCompare(cached[:], mac[:]) == 1 {
+		return ref, nil
+	}
+	// A cache miss on a cached terminal is a wrong secret, but answering it
+	// fast would tell a prober that the terminal exists and recently
+	// connected; take the slow path like everyone else.
+
+	var hash string
+	err = r.db.View(func(tx *bolt.Tx) error {
+		rec, err := getRecord(tx.Bucket(bucketTerminals), ref)
+		if rec != nil {
+			hash = rec.SecretHash
+		}
+		return err
+	})
+	if err != nil {
+		r.log.Error("authenticate: read terminal", "terminal", ref.String(), "err", err)
+		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: %w", ref, err)
+	}
+	known := hash != ""
+	if !known {
+		hash = r.dummyHash
+	}
+
+	// select picks at random among ready cases; check first so that a
+	// caller that has gone never costs a verification.
+	if err := ctx.Err(); err != nil {
+		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: %w", ref, err)
+	}
+	select {
+	case r.verifySem <- struct{}{}:
+	case <-ctx.Done():
+		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: waiting to verify: %w", ref, ctx.Err())
+	}
+	ok, err := verifySecret(hash, password)
+	<-r.verifySem
+	if err != nil {
+		r.log.Error("authenticate: stored secret hash unusable", "terminal", ref.String(), "err", err)
+		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: %w", ref, err)
+	}
+	if !known || !ok {
+		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: %w", ref, ErrBadCredentials)
+	}
+
+	r.cacheMu.Lock()
+	if r.cacheEpoch == epoch {
+		r.cache[ref] = mac
+	}
+	r.cacheMu.Unlock()
+	return ref, nil
+}
+
+func (r *Registry) mac(secret []byte) [32]byte {
+	h := hmac.New(sha256.New, r.cacheKey)
+	h.Write(secret)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// forget drops the cached credentials of terminals whose secret changed and
+// moves the epoch on, so that a verification in flight against an old hash
+// does not cache its result. Call it after the change is committed.
+func (r *Registry) forget(refs []posfleet.TerminalRef) {
+	if len(refs) == 0 {
+		return
+	}
+	r.cacheMu.Lock()
+	defer r.cacheMu.Unlock()
+	for _, ref := range refs {
+		delete(r.cache, ref)
+	}
+	r.cacheEpoch++
+}

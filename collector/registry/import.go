@@ -1,0 +1,439 @@
+package registry
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/posfleet/posfleet"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Credential is a terminal's secret in clear, as handed to whoever installs
+// the terminal. It exists only between Import and the credentials file.
+type Credential struct {
+	posfleet.TerminalRef
+	Secret string
+}
+
+// ImportResult counts what an Import did.
+type ImportResult struct {
+	Added, Updated, Unchanged int
+	// Credentials holds every secret this import set, in file order: those
+	// of new terminals (generated or taken from the file) and those rotated
+	// by a secret column. Secrets of terminals left as they were are not
+	// known to the registry and never appear.
+	Credentials []Credential
+}
+
+// LineError is one problem in a provisioning file.
+type LineError struct {
+	Line   int    // 1-based line of the CSV file
+	Column string // the column at fault, "" when the whole line is
+	Err    error
+}
+
+// Error implements error.
+func (e LineError) Error() string {
+	if e.Column == "" {
+		return fmt.Sprintf("line %d: %v", e.Line, e.Err)
+	}
+	return fmt.Sprintf("line %d: %s: %v", e.Line, e.Column, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e LineError) Unwrap() error { return e.Err }
+
+// ImportError is returned by Import for a provisioning file with bad lines.
+// It lists every problem found, so that a file can be fixed in one go;
+// nothing of the file has been applied.
+type ImportError struct {
+	Errors []LineError
+}
+
+// Error implements error; it lists every bad line, one per line of text.
+func (e *ImportError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "provisioning file has %d error(s), nothing imported:", len(e.Errors))
+	for _, le := range e.Errors {
+		b.WriteString("\n")
+		b.WriteString(le.Error())
+	}
+	return b.String()
+}
+
+// The columns of a provisioning file (PROTOCOL.md §4).
+const (
+	colTenant   = "tenant"
+	colTerminal = "terminal"
+	colModel    = "model"
+	colMerchant = "merchant"
+	colSite     = "site"
+	colRegion   = "region"
+	colLat      = "lat"
+	colLon      = "lon"
+	colSecret   = "secret"
+)
+
+var requiredColumns = []string{colTenant, colTerminal, colModel, colMerchant, colSite, colRegion, colLat, colLon}
+
+// maxTextLen bounds model, merchant, site and region, in characters: enough
+// for a street address, small enough for a work-list column.
+const maxTextLen = 128
+
+// row is one valid line of a provisioning file.
+type row struct {
+	line                          int
+	ref                           posfleet.TerminalRef
+	model, merchant, site, region string
+	lat, lon                      *float64
+	secret                        string // "" keeps (or, for a new terminal, generates) the secret
+}
+
+// parseFile reads and validates a whole provisioning file. It returns an
+// *ImportError listing every bad line, or another error if in cannot be read.
+func parseFile(in io.Reader) ([]row, error) {
+	cr := csv.NewReader(in)
+	cr.FieldsPerRecord = -1 // checked per line, so that one short line does not hide the others
+	var errs []LineError
+	bad := func(line int, col string, format string, args ...any) {
+		errs = append(errs, LineError{Line: line, Column: col, Err: fmt.Errorf(format, args...)})
+	}
+
+	header, err := cr.Read()
+	if err == io.EOF {
+		return nil, &ImportError{Errors: []LineError{{Line: 1, Err: fmt.Errorf("empty file: want the header %s", strings.Join(requiredColumns, ","))}}}
+	}
+	var perr *csv.ParseError
+	if errors.As(err, &perr) {
+		return nil, &ImportError{Errors: []LineError{{Line: perr.Line, Err: perr.Err}}}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read provisioning file: %w", err)
+	}
+	headerLine, _ := cr.FieldPos(0)
+	col := map[string]int{}
+	var unknown []string
+	for i, name := range header {
+		if i == 0 {
+			// Spreadsheets often save CSV with a byte order mark.
+			name = strings.TrimPrefix(name, "\uFEFF")
+		}
+		name = strings.ToLower(strings.TrimSpace(name))
+		switch {
+		case !slices.Contains(requiredColumns, name) && name != colSecret:
+			unknown = append(unknown, strconv.Quote(name))
+		case col[name] != 0:
+			bad(headerLine, name, "column appears twice")
+		default:
+			col[name] = i + 1 // +1 so that 0 means absent
+		}
+	}
+	if len(unknown) > 0 {
+		bad(headerLine, "", "unknown column(s) %s; want %s and optionally %s",
+			strings.Join(unknown, ", "), strings.Join(requiredColumns, ","), colSecret)
+	}
+	var missing []string
+	for _, name := range requiredColumns {
+		if col[name] == 0 {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		bad(headerLine, "", "missing column(s) %s", strings.Join(missing, ", "))
+	}
+	if len(errs) > 0 {
+		return nil, &ImportError{Errors: errs}
+	}
+
+	var rows []row
+	seen := map[posfleet.TerminalRef]int{}
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if errors.As(err, &perr) {
+			bad(perr.Line, "", "%v", perr.Err)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read provisioning file: %w", err)
+		}
+		line, _ := cr.FieldPos(0)
+		if len(rec) != len(header) {
+			bad(line, "", "want %d fields as in the header, got %d", len(header), len(rec))
+			continue
+		}
+		field := func(name string) string {
+			if i := col[name]; i != 0 {
+				return strings.TrimSpace(rec[i-1])
+			}
+			return ""
+		}
+		nErrs := len(errs)
+		r := row{line: line}
+		r.ref.Tenant = field(colTenant)
+		if !posfleet.ValidID(r.ref.Tenant) {
+			bad(line, colTenant, "%q: %v", r.ref.Tenant, posfleet.ErrInvalidID)
+		}
+		r.ref.Terminal = field(colTerminal)
+		if !posfleet.ValidID(r.ref.Terminal) {
+			bad(line, colTerminal, "%q: %v", r.ref.Terminal, posfleet.ErrInvalidID)
+		}
+		for _, t := range []struct {
+			name string
+			dst  *string
+		}{{colModel, &r.model}, {colMerchant, &r.merchant}, {colSite, &r.site}, {colRegion, &r.region}} {
+			*t.dst = field(t.name)
+			if err := checkText(*t.dst); err != nil {
+				bad(line, t.name, "%v", err)
+			}
+		}
+		lat, lon := field(colLat), field(colLon)
+		if lat != "" || lon != "" {
+			var ok bool
+			if r.lat, ok = parseCoord(lat, 90); !ok {
+				bad(line, colLat, "want a number in -90..90 (or lat and lon both empty)")
+			}
+			if r.lon, ok = parseCoord(lon, 180); !ok {
+				bad(line, colLon, "want a number in -180..180 (or lat and lon both empty)")
+			}
+		}
+		r.secret = field(colSecret)
+		// The value itself never goes into a message: it is a credential.
+		if n := utf8.RuneCountInString(r.secret); r.secret != "" && (n < minSecretLen || n > maxSecretLen) {
+			bad(line, colSecret, "want %d..%d characters, got %d", minSecretLen, maxSecretLen, n)
+		} else if r.secret != "" && !utf8.ValidString(r.secret) {
+			bad(line, colSecret, "want valid UTF-8")
+		}
+		if len(errs) > nErrs {
+			continue
+		}
+		if first, dup := seen[r.ref]; dup {
+			bad(line, colTerminal, "%s already appears on line %d", r.ref, first)
+			continue
+		}
+		seen[r.ref] = line
+		rows = append(rows, r)
+	}
+	if len(errs) > 0 {
+		return nil, &ImportError{Errors: errs}
+	}
+	return rows, nil
+}
+
+// checkText accepts what can be shown in a page, a CSV work list and a log
+// line as is.
+func checkText(s string) error {
+	if !utf8.ValidString(s) {
+		return errors.New("want valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(s); n > maxTextLen {
+		return fmt.Errorf("want at most %d characters, got %d", maxTextLen, n)
+	}
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return errors.New("want no control characters")
+	}
+	return nil
+}
+
+// parseCoord parses a latitude (limit 90) or longitude (limit 180).
+func parseCoord(s string, limit float64) (*float64, bool) {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(v) || v < -limit || v > limit {
+		return nil, false
+	}
+	return &v, true
+}
+
+// Import reads a provisioning CSV file (PROTOCOL.md §4) and provisions its
+// terminals.
+//
+// The whole file is validated first; if any line is bad, Import returns an
+// *ImportError listing every problem and changes nothing. Otherwise all rows
+// are applied in one transaction: new terminals are added with a generated
+// secret (or the file's), known terminals get their site data updated and
+// keep their secret and creation time unless the row carries a secret, which
+// replaces the old one.
+//
+// emit, unless nil, is called once with the secrets this import sets, before
+// the change is committed, so that the caller can store them first; if emit
+// returns an error, nothing is committed. The secrets are not recoverable
+// afterwards: only their hashes are stored.
+func (r *Registry) Import(ctx context.Context, in io.Reader, emit func([]Credential) error) (ImportResult, error) {
+	rows, err := parseFile(in)
+	if err != nil {
+		var ie *ImportError
+		if errors.As(err, &ie) {
+			return ImportResult{}, ie
+		}
+		return ImportResult{}, fmt.Errorf("registry: import: %w", err)
+	}
+
+	r.importMu.Lock()
+	defer r.importMu.Unlock()
+
+	// Find the new terminals first, so that their secrets can be hashed
+	// outside the write transaction: hashing thousands takes seconds, during
+	// which authentication must go on reading.
+	isNew := make([]bool, len(rows))
+	err = r.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTerminals)
+		for i, row := range rows {
+			isNew[i] = b.Get(key(row.ref)) == nil
+		}
+		return nil
+	})
+	if err != nil {
+		return ImportResult{}, fmt.Errorf("registry: import: %w", err)
+	}
+	var creds []Credential
+	var toHash []int // index into rows, parallel to creds
+	for i := range rows {
+		if rows[i].secret == "" && isNew[i] {
+			rows[i].secret = generateSecret()
+		}
+		if rows[i].secret != "" {
+			creds = append(creds, Credential{TerminalRef: rows[i].ref, Secret: rows[i].secret})
+			toHash = append(toHash, i)
+		}
+	}
+	hashes, err := r.hashAll(ctx, creds)
+	if err != nil {
+		return ImportResult{}, fmt.Errorf("registry: import: %w", err)
+	}
+	hashOf := make(map[int]string, len(toHash))
+	for j, i := range toHash {
+		hashOf[i] = hashes[j]
+	}
+
+	var res ImportResult
+	var rotated []posfleet.TerminalRef
+	now := time.Now().UTC()
+	err = r.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTerminals)
+		for i, row := range rows {
+			prev, err := getRecord(b, row.ref)
+			if err != nil {
+				return err
+			}
+			if (prev == nil) != isNew[i] {
+				// importMu and the file lock make this impossible; refuse
+				// rather than store a terminal without a secret.
+				return fmt.Errorf("%s changed during the import", row.ref)
+			}
+			rec := record{Created: now}
+			if prev != nil {
+				rec = *prev
+			}
+			rec.Model, rec.Merchant, rec.Site, rec.Region = row.model, row.merchant, row.site, row.region
+			rec.Lat, rec.Lon = row.lat, row.lon
+			if h, ok := hashOf[i]; ok {
+				rec.SecretHash = h
+			}
+			switch {
+			case prev == nil:
+				res.Added++
+			case row.secret != "":
+				rotated = append(rotated, row.ref)
+				res.Updated++
+			case sameSite(prev, &rec):
+				res.Unchanged++
+				continue
+			default:
+				res.Updated++
+			}
+			rec.Updated = now
+			v, err := json.Marshal(&rec)
+			if err != nil {
+				return fmt.Errorf("encode %s: %w", row.ref, err)
+			}
+			if err := b.Put(key(row.ref), v); err != nil {
+				return fmt.Errorf("store %s: %w", row.ref, err)
+			}
+		}
+		if emit != nil {
+			if err := emit(creds); err != nil {
+				return fmt.Errorf("emit credentials: %w", err)
+			}
+		}
+		// The last chance to back out: after this the change is durable.
+		return ctx.Err()
+	})
+	if err != nil {
+		return ImportResult{}, fmt.Errorf("registry: import: %w", err)
+	}
+	r.forget(rotated)
+	res.Credentials = creds
+	r.log.Info("import", "added", res.Added, "updated", res.Updated, "unchanged", res.Unchanged, "rotated", len(rotated))
+	return res, nil
+}
+
+// sameSite reports whether a and b hold the same site data.
+func sameSite(a, b *record) bool {
+	eq := func(x, y *float64) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
+	return a.Model == b.Model && a.Merchant == b.Merchant && a.Site == b.Site && a.Region == b.Region &&
+		eq(a.Lat, b.Lat) && eq(a.Lon, b.Lon)
+}
+
+// hashAll hashes the secrets on every core: a first import of a whole fleet
+// hashes thousands of them.
+func (r *Registry) hashAll(ctx context.Context, creds []Credential) ([]string, error) {
+	hashes := make([]string, len(creds))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.NumCPU(), len(creds)) {
+		wg.Go(func() {
+			for i := range next {
+				hashes[i] = r.hashSecret([]byte(creds[i].Secret))
+			}
+		})
+	}
+	var err error
+feed:
+	for i := range creds {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			err = ctx.Err()
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err != nil {
+		return nil, fmt.Errorf("hash secrets: %w", err)
+	}
+	return hashes, nil
+}
+
+// WriteCredentials writes creds as CSV with the header tenant,terminal,secret.
+func WriteCredentials(w io.Writer, creds []Credential) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write([]string{colTenant, colTerminal, colSecret}); err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	for _, c := range creds {
+		if err := cw.Write([]string{c.Tenant, c.Terminal, c.Secret}); err != nil {
+			return fmt.Errorf("write credentials: %w", err)
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("write credentials: %w", err)
+	}
+	return nil
+}
