@@ -1,0 +1,103 @@
+package collector
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/posfleet/posfleet"
+)
+
+type metrics struct {
+	reg             prometheus.Registerer
+	collectors      []prometheus.Collector
+	accepted        *prometheus.CounterVec
+	rejected        *prometheus.CounterVec
+	security        *prometheus.CounterVec
+	securityDropped prometheus.Counter
+	duplicates      prometheus.Counter
+	gaps            prometheus.Counter
+	commitSeconds   prometheus.Histogram
+	spoolErrors     prometheus.Counter
+	batches         prometheus.Counter
+	points          prometheus.Counter
+	writeErrors     *prometheus.CounterVec
+	writeSeconds    prometheus.Histogram
+	deadLetters     prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
+	m := &metrics{
+		reg: reg,
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "posfleet_messages_accepted_total", Help: "Messages accepted and spooled, by channel.",
+		}, []string{"channel"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "posfleet_messages_rejected_total", Help: "Messages refused as bad input, by reason.",
+		}, []string{"reason"}),
+		security: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "posfleet_security_events_total", Help: "Refused connections and ACL denials, by kind.",
+		}, []string{"kind"}),
+		securityDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "posfleet_security_events_unstored_total", Help: "Security events counted but not stored because the spool queue was full (a flood).",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "posfleet_messages_duplicate_total", Help: "Messages dropped because their seq was already seen.",
+		}),
+		gaps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "posfleet_seq_gaps_total", Help: "Seq numbers skipped by terminals: messages never delivered.",
+		}),
+		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "posfleet_spool_commit_seconds", Help: "Time to write (and fsync) one group of spool entries.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
+		}),
+		spoolErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "posfleet_spool_errors_total", Help: "Spool read, write or fsync failures.",
+		}),
+		batches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "posfleet_write_batches_total", Help: "Batches the time-series store accepted.",
+		}),
+		points: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "posfleet_write_points_total", Help: "Points the time-series store accepted.",
+		}),
+		writeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "posfleet_write_errors_total", Help: "Failed batch writes: unavailable (retried) or rejected (split, bad lines dead-lettered).",
+		}, []string{"kind"}),
+		writeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "posfleet_write_seconds", Help: "Latency of one batch write to the time-series store.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "posfleet_write_dead_letters_total", Help: "Lines the store refused, kept in the spool's dead-letter file.",
+		}),
+	}
+	for _, r := range posfleet.Reasons {
+		m.rejected.WithLabelValues(string(r))
+	}
+	for _, ch := range posfleet.UplinkChannels {
+		m.accepted.WithLabelValues(string(ch))
+	}
+	m.writeErrors.WithLabelValues("unavailable")
+	m.writeErrors.WithLabelValues("rejected")
+	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "posfleet_spool_depth", Help: "Spool entries not yet in the time-series store.",
+	}, func() float64 { return float64(c.spool.last.Load() - c.acked.Load()) })
+	bytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "posfleet_spool_bytes", Help: "Bytes of spool entries not yet in the time-series store.",
+	}, func() float64 { return float64(c.spoolBytes.Load()) })
+	m.collectors = []prometheus.Collector{m.accepted, m.rejected, m.security, m.securityDropped, m.duplicates, m.gaps,
+		m.commitSeconds, m.spoolErrors, m.batches, m.points, m.writeErrors, m.writeSeconds, m.deadLetters, depth, bytes}
+	if reg != nil {
+		for _, col := range m.collectors {
+			reg.MustRegister(col)
+		}
+	}
+	return m
+}
+
+func (m *metrics) unregister() {
+	if m.reg == nil {
+		return
+	}
+	for _, col := range m.collectors {
+		m.reg.Unregister(col)
+	}
+}

@@ -1,0 +1,198 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// writeLoop drains the spool to the store: it gathers up to BatchLines
+// entries (or what arrived within BatchWait), writes them, and acknowledges
+// them in the spool only when the store accepted the batch. While the store
+// is down it retries the same batch with backoff; nothing is skipped.
+func (c *Collector) writeLoop() {
+	defer c.done.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// On Close, let the writer drain for FlushTimeout, then cut it off.
+		<-c.closing
+		t := time.NewTimer(c.opts.FlushTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	var (
+		buf   []byte
+		lines int
+	)
+	next := c.spool.acked + 1
+	for {
+		last := c.spool.last.Load()
+		if next > last {
+			select {
+			case <-c.closing:
+				return // drained
+			default:
+			}
+			select {
+			case <-c.wake:
+			case <-c.closing:
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		// Gather a batch: what is there now, then wait up to BatchWait for
+		// more while it is not full.
+		buf, lines = buf[:0], 0
+		var size int64
+		end := next - 1
+		var deadline <-chan time.Time
+		var timer *time.Timer
+		for lines < c.opts.BatchLines {
+			last = c.spool.last.Load()
+			for end < last && lines < c.opts.BatchLines {
+				b, err := c.spool.read(end + 1)
+				if err != nil {
+					c.log.Error("spool read failed", "err", err)
+					c.metrics.spoolErrors.Inc()
+					break
+				}
+				size += int64(len(b))
+				r, err := parseRecord(b)
+				if err != nil {
+					c.log.Error("spool entry skipped", "index", end+1, "err", err)
+				} else {
+					buf = append(buf, r.Lines...)
+					lines++
+				}
+				end++
+			}
+			if lines >= c.opts.BatchLines || c.closed.Load() {
+				break
+			}
+			if deadline == nil {
+				timer = time.NewTimer(c.opts.BatchWait)
+				deadline = timer.C
+			}
+			select {
+			case <-c.wake:
+				continue
+			case <-deadline:
+			case <-c.closing:
+			case <-ctx.Done():
+				return
+			}
+			break
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if end < next {
+			continue
+		}
+		if !c.store(ctx, buf, lines) {
+			return // closing and the store is still down: the spool keeps it
+		}
+		if err := c.spool.ack(end, size); err != nil {
+			c.log.Error("spool acknowledgement failed", "err", err)
+			c.metrics.spoolErrors.Inc()
+		}
+		c.acked.Store(end)
+		c.spoolBytes.Add(-size)
+		next = end + 1
+	}
+}
+
+// store writes one batch until the store takes it. A batch the store
+// refuses for its content is split to find the bad lines, which go to the
+// dead-letter file; the rest is stored. It returns false only when the
+// collector is closing and the flush time is up.
+func (c *Collector) store(ctx context.Context, buf []byte, lines int) bool {
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		err := c.w.WriteLines(ctx, buf)
+		c.metrics.writeSeconds.Observe(time.Since(start).Seconds())
+		if err == nil {
+			c.writeErr.Store(nil)
+			c.metrics.batches.Inc()
+			c.metrics.points.Add(float64(lines))
+			return true
+		}
+		var rej *BatchRejectedError
+		if errors.As(err, &rej) {
+			c.metrics.writeErrors.WithLabelValues("rejected").Inc()
+			return c.storeSplit(ctx, buf)
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		c.metrics.writeErrors.WithLabelValues("unavailable").Inc()
+		c.writeErr.Store(&err)
+		wait := c.backoff(attempt)
+		c.log.Warn("store write failed, retrying", "err", err, "lines", lines, "attempt", attempt+1, "retry_in", wait.Round(time.Millisecond).String())
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// storeSplit writes a refused batch in halves until single bad lines remain.
+func (c *Collector) storeSplit(ctx context.Context, buf []byte) bool {
+	n := countLines(buf)
+	if n <= 1 {
+		c.deadLetter(buf)
+		return true
+	}
+	mid := nthLineEnd(buf, n/2)
+	return c.store(ctx, buf[:mid], n/2) && c.store(ctx, buf[mid:], n-n/2)
+}
+
+func countLines(b []byte) int {
+	n := 0
+	for _, x := range b {
+		if x == '\n' {
+			n++
+		}
+	}
+	return n
+}
+
+// nthLineEnd returns the offset just after the n-th newline.
+func nthLineEnd(b []byte, n int) int {
+	for i, x := range b {
+		if x == '\n' {
+			n--
+			if n == 0 {
+				return i + 1
+			}
+		}
+	}
+	return len(b)
+}
+
+// deadLetter keeps a line the store refused, so it is neither retried
+// forever nor silently gone.
+func (c *Collector) deadLetter(line []byte) {
+	c.metrics.deadLetters.Inc()
+	c.log.Error("store refused a line; kept in the dead-letter file", "file", filepath.Join(c.opts.SpoolDir, "dead-letter.lp"))
+	f, err := os.OpenFile(filepath.Join(c.opts.SpoolDir, "dead-letter.lp"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		c.log.Error("dead-letter file", "err", fmt.Errorf("open: %w", err))
+		return
+	}
+	defer f.Close()
+	if _, err := f.Write(line); err != nil {
+		c.log.Error("dead-letter file", "err", fmt.Errorf("write: %w", err))
+	}
+}
