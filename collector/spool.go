@@ -29,10 +29,10 @@ type spool struct {
 	log       *wal.Log
 	dir       string
 	ackedFile string
-	first     uint64 // first index physically in the log
+	first     uint64        // first index physically in the log
 	last      atomic.Uint64 // last index written; written by the committer only
-	acked     uint64 // every index <= acked is in the store
-	sinceTrim int64  // bytes acknowledged since the last truncation
+	acked     uint64        // every index <= acked is in the store
+	sinceTrim int64         // bytes acknowledged since the last truncation
 	segment   int64
 }
 
