@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 )
 
 func parseCSV(resp *http.Response) ([]map[string]string, error) {
@@ -28,9 +29,14 @@ func parseCSV(resp *http.Response) ([]map[string]string, error) {
 			header = nil // a blank line separates tables
 			continue
 		}
-		if header == nil {
-			header = rec
+		if header == nil || slices.Equal(rec, header) {
+			header = rec // Flux repeats the header at each table
 			continue
+		}
+		if slices.Contains(header, "error") && slices.Contains(header, "reference") {
+			// Flux reports a failure mid-stream as a table of its own, after
+			// a 200 OK.
+			return nil, fmt.Errorf("influxtest: flux: %s", rec[slices.Index(header, "error")])
 		}
 		row := make(map[string]string, len(rec))
 		for i, v := range rec {

@@ -1,0 +1,93 @@
+// Command posfleet is the posfleet server and its administration CLI:
+//
+//	posfleet serve                      broker + collector + web in one process
+//	posfleet terminals import FILE.csv  provision terminals (PROTOCOL §4)
+//	posfleet terminals list             list provisioned terminals
+//
+// Every flag can also come from the environment (POSFLEET_…) or a YAML file
+// (--config); flags win over the environment, which wins over the file.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// CLI is the whole command line.
+type CLI struct {
+	Config   kong.ConfigFlag `help:"YAML configuration file (keys are the flag names, e.g. 'serve: {mqtt-addr: \":1883\"}')." env:"POSFLEET_CONFIG" type:"existingfile" placeholder:"FILE"`
+	DataDir  string          `help:"Directory for the registry, the spool and broker sessions." default:"data" env:"POSFLEET_DATA_DIR" type:"path"`
+	LogLevel string          `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error" env:"POSFLEET_LOG_LEVEL"`
+
+	Serve     ServeCmd     `cmd:"" help:"Run the server: MQTT broker, collector and web."`
+	Terminals TerminalsCmd `cmd:"" help:"Provision and list terminals."`
+}
+
+// Globals are what every command gets from the top-level flags.
+type Globals struct {
+	DataDir string
+	Logger  *slog.Logger
+	Stdout  io.Writer
+	Stderr  io.Writer
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// exitRequest carries kong's wish to exit (after --help) out of Parse.
+type exitRequest int
+
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			e, ok := r.(exitRequest)
+			if !ok {
+				panic(r)
+			}
+			code = int(e)
+		}
+	}()
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("posfleet"),
+		kong.Description("Monitor for fleets of card-payment terminals."),
+		kong.UsageOnError(),
+		kong.Configuration(yamlLoader),
+		defaultVars(),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exitRequest(code)) }),
+	)
+	if err != nil {
+		fmt.Fprintln(stderr, "posfleet:", err)
+		return 2
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		fmt.Fprintln(stderr, "posfleet:", err)
+		return 2
+	}
+	if kctx.Command() == "" {
+		return 0
+	}
+	level := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[cli.LogLevel]
+	g := &Globals{
+		DataDir: cli.DataDir,
+		Logger:  slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		Stdout:  stdout,
+		Stderr:  stderr,
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	if err := kctx.Run(g); err != nil {
+		fmt.Fprintln(stderr, "posfleet:", err)
+		return 1
+	}
+	return 0
+}

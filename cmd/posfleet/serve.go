@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/broker"
+	"github.com/posfleet/posfleet/collector"
+	"github.com/posfleet/posfleet/collector/influxdb"
+	"github.com/posfleet/posfleet/collector/registry"
+	"github.com/posfleet/posfleet/web"
+)
+
+// ServeCmd runs the server. Its defaults come from the components' own
+// DefaultOptions (see defaultVars), so that there is one place per default.
+type ServeCmd struct {
+	MQTTAddr        string        `name:"mqtt-addr" help:"MQTT listener (TCP)." default:"${mqtt_addr}" env:"POSFLEET_MQTT_ADDR"`
+	MQTTTLSAddr     string        `name:"mqtt-tls-addr" help:"MQTT listener (TLS), used when --tls-cert and --tls-key are set." default:"${mqtt_tls_addr}" env:"POSFLEET_MQTT_TLS_ADDR"`
+	TLSCert         string        `help:"TLS certificate (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_CERT"`
+	TLSKey          string        `help:"TLS private key (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_KEY"`
+	HTTPAddr        string        `name:"http-addr" help:"HTTP listener: web UI, API, /healthz, /metrics." default:":8080" env:"POSFLEET_HTTP_ADDR"`
+	RateLimit       float64       `help:"Messages per second one terminal may publish before it is slowed down." default:"${rate}" env:"POSFLEET_RATE_LIMIT"`
+	RateBurst       int           `help:"Messages one terminal may publish in a burst (an offline store flushing)." default:"${burst}" env:"POSFLEET_RATE_BURST"`
+	InfluxURL       string        `name:"influx-url" help:"InfluxDB URL (v2 API; InfluxDB 2.x, or 1.8 with flux-enabled)." default:"http://127.0.0.1:8086" env:"POSFLEET_INFLUX_URL"`
+	InfluxOrg       string        `name:"influx-org" help:"InfluxDB organisation (ignored by InfluxDB 1.8)." env:"POSFLEET_INFLUX_ORG"`
+	InfluxBucket    string        `name:"influx-bucket" help:"InfluxDB bucket; on InfluxDB 1.8 'database/retention-policy'." default:"posfleet/autogen" env:"POSFLEET_INFLUX_BUCKET"`
+	InfluxTokenFile string        `name:"influx-token-file" help:"File holding the InfluxDB token (or set POSFLEET_INFLUX_TOKEN; 1.8: user:password). Never a flag: flags show in process listings." type:"path" env:"POSFLEET_INFLUX_TOKEN_FILE"`
+	Fsync           string        `help:"Spool durability: 'always' (fsync before every acknowledgement, group commit) or 'interval' (process crash safe; an OS crash loses up to --fsync-interval)." default:"${fsync}" enum:"always,interval" env:"POSFLEET_FSYNC"`
+	FsyncInterval   time.Duration `help:"fsync period with --fsync=interval." default:"${fsync_interval}" env:"POSFLEET_FSYNC_INTERVAL"`
+	BatchLines      int           `help:"Lines per InfluxDB write." default:"${batch_lines}" env:"POSFLEET_BATCH_LINES"`
+	BatchWait       time.Duration `help:"Longest wait to fill a write batch." default:"${batch_wait}" env:"POSFLEET_BATCH_WAIT"`
+	MaxSpoolMiB     int64         `name:"max-spool-mib" help:"Spool size (MiB) at which publishes are refused while InfluxDB is down." default:"${max_spool_mib}" env:"POSFLEET_MAX_SPOOL_MIB"`
+}
+
+// defaultVars fills the ${…} defaults of the command line from the
+// components' DefaultOptions.
+func defaultVars() kong.Vars {
+	b, c := broker.DefaultOptions(), collector.DefaultOptions()
+	return kong.Vars{
+		"mqtt_addr":      b.TCPAddr,
+		"mqtt_tls_addr":  b.TLSAddr,
+		"rate":           fmt.Sprint(b.RatePerSecond),
+		"burst":          fmt.Sprint(b.RateBurst),
+		"fsync":          c.Fsync,
+		"fsync_interval": c.FsyncInterval.String(),
+		"batch_lines":    fmt.Sprint(c.BatchLines),
+		"batch_wait":     c.BatchWait.String(),
+		"max_spool_mib":  fmt.Sprint(c.MaxSpoolBytes >> 20),
+	}
+}
+
+// Run runs the server until ctx ends (SIGINT, SIGTERM), then shuts down
+// gracefully: the collector gets its flush time.
+func (cmd *ServeCmd) Run(ctx context.Context, g *Globals) error {
+	cfg, err := cmd.config(g)
+	if err != nil {
+		return err
+	}
+	srv, err := NewServer(cfg)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}
+
+func (cmd *ServeCmd) config(g *Globals) (Config, error) {
+	cfg := DefaultConfig(g.DataDir)
+	cfg.Logger = g.Logger
+	cfg.Broker.TCPAddr = cmd.MQTTAddr
+	cfg.Broker.TLSAddr = cmd.MQTTTLSAddr
+	cfg.Broker.CertFile, cfg.Broker.KeyFile = cmd.TLSCert, cmd.TLSKey
+	if (cmd.TLSCert == "") != (cmd.TLSKey == "") {
+		return cfg, errors.New("serve: --tls-cert and --tls-key go together")
+	}
+	cfg.Broker.RatePerSecond, cfg.Broker.RateBurst = cmd.RateLimit, cmd.RateBurst
+	cfg.HTTPAddr = cmd.HTTPAddr
+	cfg.Influx.URL, cfg.Influx.Org, cfg.Influx.Bucket = cmd.InfluxURL, cmd.InfluxOrg, cmd.InfluxBucket
+	cfg.Influx.Token = os.Getenv("POSFLEET_INFLUX_TOKEN")
+	if cmd.InfluxTokenFile != "" {
+		b, err := os.ReadFile(cmd.InfluxTokenFile)
+		if err != nil {
+			return cfg, fmt.Errorf("serve: influx token: %w", err)
+		}
+		cfg.Influx.Token = strings.TrimSpace(string(b))
+	}
+	cfg.Collector.Fsync, cfg.Collector.FsyncInterval = cmd.Fsync, cmd.FsyncInterval
+	cfg.Collector.BatchLines, cfg.Collector.BatchWait = cmd.BatchLines, cmd.BatchWait
+	cfg.Collector.MaxSpoolBytes = cmd.MaxSpoolMiB << 20
+	if cmd.BatchLines < 1 || cmd.BatchWait <= 0 || cmd.MaxSpoolMiB < 1 || cmd.RateLimit <= 0 || cmd.RateBurst < 1 {
+		return cfg, errors.New("serve: --batch-lines, --batch-wait, --max-spool-mib, --rate-limit and --rate-burst must be positive")
+	}
+	return cfg, nil
+}
+
+// Config is everything a Server needs.
+type Config struct {
+	DataDir   string
+	HTTPAddr  string
+	Broker    broker.Options
+	Collector collector.Options
+	Registry  registry.Options
+	Influx    influxdb.Config
+	Logger    *slog.Logger
+}
+
+// DefaultConfig returns the components' defaults with their files under dataDir.
+func DefaultConfig(dataDir string) Config {
+	cfg := Config{
+		DataDir:   dataDir,
+		HTTPAddr:  ":8080",
+		Broker:    broker.DefaultOptions(),
+		Collector: collector.DefaultOptions(),
+		Registry:  registry.DefaultOptions(),
+		Influx:    influxdb.Config{URL: "http://127.0.0.1:8086", Bucket: "posfleet/autogen"},
+	}
+	cfg.Broker.DataDir = filepath.Join(dataDir, "broker")
+	cfg.Collector.SpoolDir = filepath.Join(dataDir, "spool")
+	return cfg
+}
+
+// Server is posfleet in one process: registry, collector (spool and
+// InfluxDB writer), MQTT broker and HTTP.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *prometheus.Registry
+
+	reg    *registry.Registry
+	store  *influxdb.Store
+	col    *collector.Collector
+	brk    *broker.Broker
+	http   *http.Server
+	httpLn net.Listener
+}
+
+// NewServer checks cfg; Start opens everything.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("serve: no data directory")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, log: log}, nil
+}
+
+// Start opens the registry, the store, the collector, the broker and the
+// HTTP listener, in the order data flows backwards, so that nothing is
+// accepted before there is somewhere to put it. Listeners are bound when
+// it returns.
+func (s *Server) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("serve: data directory: %w", err)
+	}
+	s.metrics = prometheus.NewRegistry()
+	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	ropts := s.cfg.Registry
+	ropts.Logger = s.log
+	if s.reg, err = registry.Open(filepath.Join(s.cfg.DataDir, "registry.db"), ropts); err != nil {
+		return err
+	}
+	if s.store, err = influxdb.Open(s.cfg.Influx); err != nil {
+		return err
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		// Not fatal: the spool keeps everything until InfluxDB is back.
+		s.log.Warn("InfluxDB not reachable at start; spooling until it is", "err", err)
+	}
+	copts := s.cfg.Collector
+	copts.Logger, copts.Metrics = s.log, s.metrics
+	copts.IsKnown = func(ref posfleet.TerminalRef) bool {
+		_, err := s.reg.Get(context.Background(), ref)
+		return err == nil
+	}
+	if s.col, err = collector.New(copts, influxdb.Encoder{}, s.store); err != nil {
+		return err
+	}
+	bopts := s.cfg.Broker
+	bopts.Logger, bopts.Metrics = s.log, s.metrics
+	if s.brk, err = broker.New(bopts, s.reg, s.col, securityBridge{s.col}); err != nil {
+		return err
+	}
+	if err := s.brk.Start(ctx); err != nil {
+		return err
+	}
+	if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("serve: http listener: %w", err)
+	}
+	s.http = &http.Server{
+		Handler: web.Handler(web.Options{
+			Logger:   s.log,
+			Gatherer: s.metrics,
+			Checks: map[string]web.Check{
+				"broker":     func(context.Context) error { return s.brk.Healthy() },
+				"collector":  func(context.Context) error { return s.col.Healthy() },
+				"timeseries": s.store.Ping,
+			},
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "err", err)
+		}
+	}()
+	s.log.Info("posfleet serving", "mqtt", s.brk.TCPAddr().String(), "http", s.httpLn.Addr().String(), "influx", s.cfg.Influx.URL, "data", s.cfg.DataDir)
+	return nil
+}
+
+// Run starts the server and serves until ctx ends, then closes it.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	s.log.Info("shutting down")
+	return s.Close()
+}
+
+// MQTTAddr is the bound MQTT TCP address.
+func (s *Server) MQTTAddr() net.Addr { return s.brk.TCPAddr() }
+
+// HTTPAddr is the bound HTTP address.
+func (s *Server) HTTPAddr() net.Addr { return s.httpLn.Addr() }
+
+// Registry gives tests and commands the terminal registry.
+func (s *Server) Registry() *registry.Registry { return s.reg }
+
+// Close stops taking traffic first (HTTP, broker), then lets the collector
+// flush its spool to InfluxDB, then closes the files.
+func (s *Server) Close() error {
+	var errs []error
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, s.http.Shutdown(ctx))
+		cancel()
+		s.http = nil
+	}
+	if s.brk != nil {
+		errs = append(errs, s.brk.Close())
+		s.brk = nil
+	}
+	if s.col != nil {
+		errs = append(errs, s.col.Close())
+		s.col = nil
+	}
+	if s.store != nil {
+		s.store.Close()
+		s.store = nil
+	}
+	if s.reg != nil {
+		errs = append(errs, s.reg.Close())
+		s.reg = nil
+	}
+	return errors.Join(errs...)
+}
+
+// securityBridge hands the broker's security events to the collector.
+type securityBridge struct{ c *collector.Collector }
+
+func (b securityBridge) RecordSecurity(ev broker.SecurityEvent) {
+	b.c.RecordSecurity(posfleet.SecurityEvent{Time: ev.Time, Kind: posfleet.SecurityKind(ev.Kind), Terminal: ev.Terminal, Username: ev.Username, Topic: ev.Topic, Remote: ev.Remote})
+}
