@@ -35,7 +35,7 @@ func secretOf(i int) string { return fmt.Sprintf("secret-of-terminal-%06d", i) }
 
 // testServer runs the real server in-process on loopback ports with its own
 // data directory and InfluxDB.
-func testServer(t *testing.T, influx *influxtest.Server, terminals int) *Server {
+func testServer(t testing.TB, influx *influxtest.Server, terminals int) *Server {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := DefaultConfig(dir)
@@ -56,7 +56,7 @@ func testServer(t *testing.T, influx *influxtest.Server, terminals int) *Server 
 	return srv
 }
 
-func provision(t *testing.T, path string, opts registry.Options, n int) {
+func provision(t testing.TB, path string, opts registry.Options, n int) {
 	t.Helper()
 	reg, err := registry.Open(path, opts)
 	if err != nil {
