@@ -1,0 +1,274 @@
+// Package fleettest runs the real server side of posfleet in the test's
+// process, on loopback ports: the registry, the collector with its spool,
+// a real InfluxDB (influxtest) and the embedded MQTT broker, wired as
+// `posfleet serve` wires them. The broker can be stopped and started again
+// on the same address and session store, to test outages; a Proxy between
+// a terminal and the broker can cut the TCP connection under both.
+package fleettest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/broker"
+	"github.com/posfleet/posfleet/collector"
+	"github.com/posfleet/posfleet/collector/influxdb"
+	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/collector/registry"
+)
+
+// Tenant is the tenant of the provisioned terminals.
+const Tenant = "acme"
+
+// Ref returns the i-th provisioned terminal, acme:T-000i.
+func Ref(i int) posfleet.TerminalRef {
+	return posfleet.TerminalRef{Tenant: Tenant, Terminal: fmt.Sprintf("T-%04d", i)}
+}
+
+// Secret returns the secret of the i-th terminal.
+func Secret(i int) string { return fmt.Sprintf("test-secret-%04d-0123456789abcdef", i) }
+
+// Server is the server side, running.
+type Server struct {
+	Influx    *influxtest.Server
+	Registry  *registry.Registry
+	Collector *collector.Collector
+	Store     *influxdb.Store
+
+	t      testing.TB
+	dir    string
+	addr   string
+	mu     sync.Mutex
+	broker *broker.Broker
+}
+
+// Start provisions terminals 1..n, starts everything and stops it when the
+// test ends.
+func Start(t testing.TB, n int) *Server {
+	t.Helper()
+	s := &Server{t: t, dir: t.TempDir(), Influx: influxtest.Start(t), addr: "127.0.0.1:0"}
+	ropts := registry.DefaultOptions()
+	ropts.HashMemoryKiB = 64 // speed over hardness in tests
+	reg, err := registry.Open(filepath.Join(s.dir, "registry.db"), ropts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Registry = reg
+	t.Cleanup(func() { reg.Close() })
+	var csv strings.Builder
+	csv.WriteString("tenant,terminal,model,merchant,site,region,lat,lon,secret\n")
+	for i := 1; i <= n; i++ {
+		r := Ref(i)
+		fmt.Fprintf(&csv, "%s,%s,A920,M-%d,Shop %d,North,31.2,121.4,%s\n", r.Tenant, r.Terminal, i%3, i, Secret(i))
+	}
+	if _, err := reg.Import(context.Background(), strings.NewReader(csv.String()), nil); err != nil {
+		t.Fatal(err)
+	}
+	if s.Store, err = influxdb.Open(influxdb.Config{URL: s.Influx.URL, Bucket: influxtest.Bucket}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Store.Close)
+	copts := collector.DefaultOptions()
+	copts.SpoolDir = filepath.Join(s.dir, "spool")
+	copts.BatchWait = 20 * time.Millisecond
+	copts.IsKnown = func(ref posfleet.TerminalRef) bool {
+		_, err := reg.Get(context.Background(), ref)
+		return err == nil
+	}
+	if s.Collector, err = collector.New(copts, influxdb.Encoder{}, s.Store); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Collector.Close() })
+	s.StartBroker()
+	t.Cleanup(s.StopBroker)
+	return s
+}
+
+// URL is the broker's address as a terminal's Config.Broker.
+func (s *Server) URL() string { return "tcp://" + s.Addr() }
+
+// Addr is the broker's TCP address.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// StartBroker starts the broker, on the address it had before if it ran
+// already, with the same session store.
+func (s *Server) StartBroker() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broker != nil {
+		return
+	}
+	opts := broker.DefaultOptions()
+	opts.TCPAddr = s.addr
+	opts.DataDir = filepath.Join(s.dir, "broker")
+	b, err := broker.New(opts, s.Registry, s.Collector, s.Collector)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	// The port may still be held for a moment after a stop.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err = b.Start(context.Background())
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+		if b, err = broker.New(opts, s.Registry, s.Collector, s.Collector); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.broker = b
+	s.addr = b.TCPAddr().String()
+}
+
+// StopBroker stops the broker; terminals lose their connections.
+func (s *Server) StopBroker() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broker == nil {
+		return
+	}
+	if err := s.broker.Close(); err != nil {
+		s.t.Error(err)
+	}
+	s.broker = nil
+}
+
+// Connected returns how many clients the broker has now.
+func (s *Server) Connected() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broker == nil {
+		return 0
+	}
+	return s.broker.Connected()
+}
+
+// SendCommand sends a command to a terminal through the broker.
+func (s *Server) SendCommand(ctx context.Context, ref posfleet.TerminalRef, cmd posfleet.Command) error {
+	s.mu.Lock()
+	b := s.broker
+	s.mu.Unlock()
+	if b == nil {
+		return broker.ErrClosed
+	}
+	return b.SendCommand(ctx, ref, cmd)
+}
+
+// Rows runs a Flux query and fails the test on error.
+func (s *Server) Rows(ctx context.Context, flux string) []map[string]string {
+	s.t.Helper()
+	rows, err := s.Influx.Flux(ctx, flux)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return rows
+}
+
+// Points returns the points of measurement m for terminal ref, one map per
+// point (fields and tags, keyed by name, plus "_time"), in time order.
+func (s *Server) Points(ctx context.Context, m string, ref posfleet.TerminalRef) []map[string]string {
+	s.t.Helper()
+	q := fmt.Sprintf(`from(bucket:%q) |> range(start: 2000-01-01T00:00:00Z)
+	 |> filter(fn: (r) => r._measurement == %q and r.tenant == %q and r.terminal == %q)
+	 |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
+	 |> group() |> sort(columns: ["_time"])`, influxtest.Bucket, m, ref.Tenant, ref.Terminal)
+	return s.Rows(ctx, q)
+}
+
+// Eventually polls cond every 100 ms until it holds or d passes.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Proxy forwards TCP connections to a target and can cut them all at once,
+// as a dead cellular link would: neither side says goodbye.
+type Proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+// NewProxy listens on a loopback port and forwards to target; it is closed
+// when the test ends.
+func NewProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{ln: ln, target: target}
+	p.wg.Add(1)
+	go p.serve()
+	t.Cleanup(p.Close)
+	return p
+}
+
+// URL is the proxy's address as a terminal's Config.Broker.
+func (p *Proxy) URL() string { return "tcp://" + p.ln.Addr().String() }
+
+func (p *Proxy) serve() {
+	defer p.wg.Done()
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, in, out)
+		p.mu.Unlock()
+		go func() { io.Copy(out, in); out.Close() }()
+		go func() { io.Copy(in, out); in.Close() }()
+	}
+}
+
+// Cut closes every forwarded connection. On the broker's side the client
+// vanished without DISCONNECT, so its last will is published.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0) // RST, not FIN
+		}
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// Close stops the proxy and cuts its connections.
+func (p *Proxy) Close() {
+	p.ln.Close()
+	p.Cut()
+	p.wg.Wait()
+}
