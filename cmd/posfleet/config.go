@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -33,6 +34,18 @@ func yamlLoader(r io.Reader) (kong.Resolver, error) {
 type checkedResolver struct {
 	kong.Resolver
 	keys []string
+}
+
+// Resolve gives the file's value for flag, unless the flag's environment
+// variable is set: the environment wins over the file, as operators expect
+// (kong on its own would let the file win).
+func (c *checkedResolver) Resolve(kctx *kong.Context, parent *kong.Path, flag *kong.Flag) (any, error) {
+	for _, env := range flag.Envs {
+		if _, ok := os.LookupEnv(env); ok {
+			return nil, nil
+		}
+	}
+	return c.Resolver.Resolve(kctx, parent, flag)
 }
 
 // Validate reports every key of the file that is no flag of any command.

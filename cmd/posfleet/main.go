@@ -53,21 +53,7 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 			code = int(e)
 		}
 	}()
-	var cli CLI
-	parser, err := kong.New(&cli,
-		kong.Name("posfleet"),
-		kong.Description("Monitor for fleets of card-payment terminals."),
-		kong.UsageOnError(),
-		kong.Configuration(yamlLoader),
-		defaultVars(),
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(code int) { panic(exitRequest(code)) }),
-	)
-	if err != nil {
-		fmt.Fprintln(stderr, "posfleet:", err)
-		return 2
-	}
-	kctx, err := parser.Parse(args)
+	cli, kctx, err := parse(args, stdout, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "posfleet:", err)
 		return 2
@@ -90,4 +76,26 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 		return 1
 	}
 	return 0
+}
+
+// parse reads the command line, the environment and the --config file.
+func parse(args []string, stdout, stderr io.Writer) (*CLI, *kong.Context, error) {
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("posfleet"),
+		kong.Description("Monitor for fleets of card-payment terminals."),
+		kong.UsageOnError(),
+		kong.Configuration(yamlLoader),
+		defaultVars(),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exitRequest(code)) }),
+	)
+	if err != nil {
+		return nil, nil, err
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &cli, kctx, nil
 }
