@@ -23,8 +23,8 @@ import (
 func BenchmarkEndToEnd(b *testing.B) {
 	const (
 		terminals = 100
-		perTerm   = 1000// a heartbeat, then transactions
-		inflight  = 16  // unacknowledged publishes a terminal keeps in flight
+		perTerm   = 1000 // a heartbeat, then transactions
+		inflight  = 16   // unacknowledged publishes a terminal keeps in flight
 	)
 	influx := influxtest.Start(b)
 	srv := benchServer(b, influx, terminals)
