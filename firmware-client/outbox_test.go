@@ -213,7 +213,10 @@ func TestOutboxFull(t *testing.T) {
 		return c.RaiseFault(ctx, posfleet.Fault{Component: posfleet.ComponentPrinter, Code: "PAPER_OUT", Severity: posfleet.SeverityWarning})
 	}
 	n := 0
-	txn := func(c *firmwareclient.Client) error { n++; return c.ReportTransaction(ctx, sale(fmt.Sprintf("S-%d", n), 100)) }
+	txn := func(c *firmwareclient.Client) error {
+		n++
+		return c.ReportTransaction(ctx, sale(fmt.Sprintf("S-%d", n), 100))
+	}
 	type step struct {
 		report func(*firmwareclient.Client) error
 		times  int

@@ -114,7 +114,8 @@ func (s *Server) StartBroker() {
 	opts := broker.DefaultOptions()
 	opts.TCPAddr = s.addr
 	opts.DataDir = filepath.Join(s.dir, "broker")
-	b, err := broker.New(opts, s.Registry, s.Collector, s.Collector)
+	// No security recorder: these tests do not look at security events.
+	b, err := broker.New(opts, s.Registry, s.Collector, nil)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func (s *Server) StartBroker() {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
-		if b, err = broker.New(opts, s.Registry, s.Collector, s.Collector); err != nil {
+		if b, err = broker.New(opts, s.Registry, s.Collector, nil); err != nil {
 			s.t.Fatal(err)
 		}
 	}
