@@ -1,0 +1,348 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"golang.org/x/time/rate"
+
+	"github.com/posfleet/posfleet"
+)
+
+// session is what the broker knows of an authenticated connection. It lives
+// in the connection (conn.sess), so it goes away with it.
+type session struct {
+	ref         posfleet.TerminalRef
+	cmdTopic    string
+	statusTopic string
+	limiter     *rate.Limiter // nil: no limit
+}
+
+// sessionOf returns the session of an authenticated client, nil for anything
+// else (the inline client, sessions restored from the store, a client still
+// in CONNECT).
+func sessionOf(cl *mqtt.Client) *session {
+	c, ok := cl.Net.Conn.(*conn)
+	if !ok {
+		return nil
+	}
+	return c.sess.Load()
+}
+
+// errSinkUnavailable is the stop cause of a terminal disconnected because the
+// Sink could not store its message.
+var errSinkUnavailable = errors.New("sink cannot store messages now")
+
+// policy is the hook that carries posfleet's rules: authentication, ACL, the
+// hand-off to the Sink, last wills and the rate limit.
+type policy struct {
+	mqtt.HookBase
+	b *Broker
+}
+
+// ID implements mqtt.Hook.
+func (h *policy) ID() string { return "posfleet-policy" }
+
+// Provides implements mqtt.Hook.
+func (h *policy) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck,
+		mqtt.OnSessionEstablished, mqtt.OnDisconnect,
+		mqtt.OnSubscribe, mqtt.OnPublish, mqtt.OnWillSent:
+		return true
+	}
+	return false
+}
+
+// OnConnect authenticates the client. It runs before mochi's
+// OnConnectAuthenticate so that it can answer "server unavailable" when the
+// Authenticator cannot decide, which a boolean hook cannot. It answers the
+// CONNACK itself for every refusal and returns the code so mochi ends the
+// connection.
+func (h *policy) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	b := h.b
+	c, ok := cl.Net.Conn.(*conn)
+	if !ok {
+		return h.refuse(cl, packets.ErrNotAuthorized)
+	}
+	username := string(pk.Connect.Username)
+	ref, parseErr := posfleet.ParseClientID(username)
+	fail := func(why string) error {
+		b.m.authFailures.Inc()
+		b.security(SecurityAuthFailed, ref, username, "", cl.Net.Remote)
+		b.log.Debug("connect refused", "reason", why, "username", truncate(username, maxEventUsername), "client_id", truncate(pk.Connect.ClientIdentifier, maxEventUsername), "remote", cl.Net.Remote)
+		return h.refuse(cl, packets.ErrBadUsernameOrPassword)
+	}
+	switch {
+	case parseErr != nil:
+		return fail("username is not {tenant}:{terminal}")
+	case pk.Connect.ClientIdentifier != username:
+		return fail("client id differs from username")
+	}
+
+	ctx, cancel := context.WithTimeout(b.baseCtx, b.opts.ConnectTimeout)
+	got, err := b.auth.Authenticate(ctx, username, pk.Connect.Password)
+	cancel()
+	switch {
+	case err != nil && unavailable(err):
+		b.log.Warn("cannot authenticate terminal now", "terminal", ref.String(), "err", err)
+		return h.refuse(cl, packets.ErrServerUnavailable)
+	case err != nil:
+		return fail("credentials refused: " + err.Error())
+	case got != ref:
+		b.log.Error("authenticator returned another terminal than the username names; refusing", "username", username, "got", got.String())
+		return fail("authenticator returned another terminal")
+	}
+
+	s := &session{
+		ref:         ref,
+		cmdTopic:    posfleet.Topic(ref, posfleet.ChannelCommand),
+		statusTopic: posfleet.Topic(ref, posfleet.ChannelStatus),
+	}
+	if b.opts.RatePerSecond > 0 {
+		s.limiter = rate.NewLimiter(rate.Limit(b.opts.RatePerSecond), b.opts.RateBurst)
+	}
+	// The will may only tell that this terminal went offline. A will
+	// elsewhere is dropped rather than the connection refused: the terminal
+	// still reports, and the collector's no-message timeout still notices
+	// when it goes away.
+	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 1 {
+		if cl.Properties.Will.TopicName != s.statusTopic {
+			b.m.aclDenials.WithLabelValues("will").Inc()
+			b.security(SecurityWillDenied, ref, username, cl.Properties.Will.TopicName, cl.Net.Remote)
+			b.log.Debug("will on a foreign topic dropped", "terminal", ref.String(), "topic", truncate(cl.Properties.Will.TopicName, maxEventTopic))
+			cl.Properties.Will = mqtt.Will{}
+		} else {
+			// The server should learn at once that the terminal is gone; a
+			// delayed will would also be sent by mochi's event loop, outside
+			// OnWillSent for clean sessions.
+			cl.Properties.Will.WillDelayInterval = 0
+		}
+	}
+	c.sess.Store(s)
+	return nil
+}
+
+// refuse sends a refusing CONNACK and returns the code, which makes mochi
+// end the connection.
+func (h *policy) refuse(cl *mqtt.Client, code packets.Code) error {
+	ack := code
+	if code == packets.ErrBadUsernameOrPassword && cl.Properties.ProtocolVersion < 5 {
+		// mochi maps 0x86 to the MQTT 3.1.1 return code 5 "not authorized";
+		// the protocol promises code 4 "bad user name or password".
+		ack = packets.ErrMalformedUsernameOrPassword
+	}
+	_ = h.b.srv.SendConnack(cl, ack, false, nil)
+	return code
+}
+
+// unavailable tells an Authenticator that could not decide from one that said no.
+func unavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return true
+	}
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+// OnConnectAuthenticate admits the clients OnConnect authenticated.
+func (h *policy) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	return sessionOf(cl) != nil
+}
+
+// OnSessionEstablished counts the connect.
+func (h *policy) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	h.b.m.connects.Inc()
+	h.b.log.Debug("terminal connected", "client", cl.ID, "remote", cl.Net.Remote, "protocol", cl.Properties.ProtocolVersion, "clean", cl.Properties.Clean)
+}
+
+// OnDisconnect logs the disconnect.
+func (h *policy) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if sessionOf(cl) == nil {
+		return // a session restored from the store, or a refused connect
+	}
+	h.b.log.Debug("terminal disconnected", "client", cl.ID, "err", err, "session_ended", expire)
+}
+
+// OnACLCheck lets authenticated terminals publish (ownership is checked in
+// OnPublish, which can drop a packet without cutting the connection as mochi
+// does to a v3 client failing this check) and read only their own cmd topic.
+// mochi calls it for subscribe filters and again for every delivery.
+func (h *policy) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	if s := sessionOf(cl); s != nil {
+		return write || topic == s.cmdTopic
+	}
+	if cl.Net.Conn == nil && !write {
+		// A session restored from the store, its terminal still away: it was
+		// authenticated when it subscribed, and its client ID is its
+		// username. Commands queue in it.
+		ref, err := posfleet.ParseClientID(cl.ID)
+		return err == nil && topic == posfleet.Topic(ref, posfleet.ChannelCommand)
+	}
+	return false
+}
+
+// OnSubscribe records the filters the ACL will refuse. It leaves the packet
+// alone: mochi answers each refused filter with a failure code in SUBACK and
+// keeps the connection.
+func (h *policy) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	s := sessionOf(cl)
+	if s == nil {
+		return pk
+	}
+	for _, f := range pk.Filters {
+		if f.Filter == s.cmdTopic || !mqtt.IsValidFilter(f.Filter, false) {
+			continue
+		}
+		h.b.m.aclDenials.WithLabelValues("subscribe").Inc()
+		h.b.security(SecurityACLSubscribeDenied, s.ref, s.ref.String(), f.Filter, cl.Net.Remote)
+		h.b.log.Debug("subscribe denied", "terminal", s.ref.String(), "filter", truncate(f.Filter, maxEventTopic))
+	}
+	return pk
+}
+
+// OnPublish handles a terminal's publish: rate limit, ownership, then the
+// Sink. mochi acknowledges a QoS 1 publish only after this returns, which is
+// what makes "acknowledged" mean "durable".
+func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	b := h.b
+	if cl.Net.Inline {
+		return pk, nil // SendCommand
+	}
+	s := sessionOf(cl)
+	if s == nil {
+		return pk, packets.ErrRejectPacket
+	}
+	if err := b.throttle(s); err != nil {
+		// Closing: leave the message unacknowledged, the terminal resends it.
+		return pk, packets.ErrRejectPacket
+	}
+
+	ref, ch, err := posfleet.ParseTopic(pk.TopicName)
+	if err != nil || ref != s.ref || ch == posfleet.ChannelCommand {
+		b.m.aclDenials.WithLabelValues("publish").Inc()
+		b.m.publishes.WithLabelValues("denied").Inc()
+		b.security(SecurityACLPublishDenied, s.ref, s.ref.String(), pk.TopicName, cl.Net.Remote)
+		b.log.Debug("publish denied", "terminal", s.ref.String(), "topic", truncate(pk.TopicName, maxEventTopic))
+		return pk, drop(cl, pk, packets.ErrNotAuthorized)
+	}
+
+	ctx, cancel := context.WithTimeout(b.baseCtx, b.opts.AcceptTimeout)
+	err = b.sink.Accept(ctx, ref, ch, pk.Payload)
+	cancel()
+	var rej *posfleet.Rejection
+	switch {
+	case err == nil:
+		b.m.publishes.WithLabelValues("accepted").Inc()
+		// status and fw are retained (PROTOCOL.md §1), whatever flag the
+		// terminal set; nothing else is, so the broker never holds a
+		// transaction.
+		pk.FixedHeader.Retain = ch == posfleet.ChannelStatus || ch == posfleet.ChannelFirmware
+		return pk, nil
+	case errors.As(err, &rej):
+		b.m.publishes.WithLabelValues("rejected").Inc()
+		b.log.Debug("message rejected", "terminal", ref.String(), "channel", string(ch), "reason", string(rej.Reason))
+		return pk, drop(cl, pk, packets.ErrPayloadFormatInvalid)
+	default:
+		b.m.publishes.WithLabelValues("failed").Inc()
+		if b.closing.Load() {
+			return pk, packets.ErrRejectPacket
+		}
+		b.log.Warn("sink cannot store message; disconnecting terminal so that it resends", "terminal", ref.String(), "channel", string(ch), "err", err)
+		if cl.Properties.ProtocolVersion == 5 {
+			_ = b.srv.DisconnectClient(cl, packets.ErrServerBusy)
+		} else {
+			// MQTT 3.1.1 has no server DISCONNECT; closing is the signal.
+			cl.Stop(errSinkUnavailable)
+		}
+		return pk, packets.ErrRejectPacket
+	}
+}
+
+// drop returns what makes mochi drop a publish but keep the connection: for
+// MQTT 5 QoS 1/2 the reason code the PUBACK carries; otherwise an ignore,
+// which mochi acknowledges without storing, retaining or forwarding.
+func drop(cl *mqtt.Client, pk packets.Packet, code packets.Code) error {
+	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
+		return code
+	}
+	return packets.CodeSuccessIgnore
+}
+
+// OnWillSent hands a terminal's last will, its {"online":false} status, to
+// the Sink so the server learns it went offline.
+func (h *policy) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
+	b := h.b
+	s := sessionOf(cl)
+	if s == nil || b.closing.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.baseCtx, b.opts.AcceptTimeout)
+	err := b.sink.Accept(ctx, s.ref, posfleet.ChannelStatus, pk.Payload)
+	cancel()
+	var rej *posfleet.Rejection
+	switch {
+	case err == nil:
+		b.m.publishes.WithLabelValues("accepted").Inc()
+		b.log.Debug("last will delivered", "terminal", s.ref.String())
+	case errors.As(err, &rej):
+		b.m.publishes.WithLabelValues("rejected").Inc()
+		b.log.Info("last will rejected", "terminal", s.ref.String(), "reason", string(rej.Reason))
+	default:
+		b.m.publishes.WithLabelValues("failed").Inc()
+		b.log.Warn("sink cannot store last will", "terminal", s.ref.String(), "err", err)
+	}
+}
+
+// throttle waits until the terminal's token bucket allows one more publish.
+// Waiting here stalls only that terminal's read loop: it is slowed, nothing
+// it sends is lost, and its TCP window pushes back on it.
+func (b *Broker) throttle(s *session) error {
+	if s.limiter == nil {
+		return nil
+	}
+	r := s.limiter.Reserve()
+	d := r.Delay()
+	if d == 0 {
+		return nil
+	}
+	b.m.rateLimited.Inc()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-b.baseCtx.Done():
+		r.Cancel()
+		return b.baseCtx.Err()
+	}
+}
+
+// security records an event; it must not block.
+func (b *Broker) security(kind string, ref posfleet.TerminalRef, username, topic, remote string) {
+	b.sec.RecordSecurity(SecurityEvent{
+		Time:     time.Now(),
+		Kind:     kind,
+		Terminal: ref,
+		Username: truncate(username, maxEventUsername),
+		Topic:    truncate(topic, maxEventTopic),
+		Remote:   remote,
+	})
+}
+
+// truncate cuts s to at most n bytes and makes it valid UTF-8 (a cut may
+// split a sequence, and a hostile client may send anything).
+func truncate(s string, n int) string {
+	if len(s) > n {
+		s = s[:n]
+	}
+	return strings.ToValidUTF8(s, "")
+}

@@ -1,0 +1,82 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// redactPackets wraps the handler of mochi's logger so that packets and wills
+// appear as a summary without payload: a payload is whatever a terminal sent,
+// and a rejected one may hold card data that must never reach a log.
+//
+// It also demotes mochi's "publish packet error" to debug: mochi logs at
+// error level every publish a hook refuses with a reason code, which for
+// posfleet are expected, counted events (ACL denials and rejections of
+// MQTT 5 terminals), not faults of the server.
+func redactPackets(h slog.Handler) slog.Handler { return redactor{h} }
+
+type redactor struct{ h slog.Handler }
+
+func (r redactor) Enabled(ctx context.Context, l slog.Level) bool { return r.h.Enabled(ctx, l) }
+
+func (r redactor) Handle(ctx context.Context, rec slog.Record) error {
+	level := rec.Level
+	if rec.Message == "publish packet error" {
+		level = slog.LevelDebug
+		if !r.h.Enabled(ctx, level) {
+			return nil
+		}
+	}
+	out := slog.NewRecord(rec.Time, level, rec.Message, rec.PC)
+	rec.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(redactAttr(a))
+		return true
+	})
+	return r.h.Handle(ctx, out)
+}
+
+func (r redactor) WithAttrs(attrs []slog.Attr) slog.Handler {
+	red := make([]slog.Attr, len(attrs))
+	for i, a := range attrs {
+		red[i] = redactAttr(a)
+	}
+	return redactor{r.h.WithAttrs(red)}
+}
+
+func (r redactor) WithGroup(name string) slog.Handler { return redactor{r.h.WithGroup(name)} }
+
+func redactAttr(a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindGroup:
+		g := a.Value.Group()
+		red := make([]any, len(g))
+		for i, x := range g {
+			red[i] = redactAttr(x)
+		}
+		return slog.Group(a.Key, red...)
+	case slog.KindAny, slog.KindLogValuer:
+	default:
+		return a
+	}
+	switch v := a.Value.Resolve().Any().(type) {
+	case packets.Packet:
+		return slog.String(a.Key, summary(&v))
+	case *packets.Packet:
+		if v == nil {
+			return a
+		}
+		return slog.String(a.Key, summary(v))
+	case mqtt.Will:
+		return slog.String(a.Key, fmt.Sprintf("will topic=%q qos=%d retain=%t payload_bytes=%d", v.TopicName, v.Qos, v.Retain, len(v.Payload)))
+	}
+	return a
+}
+
+func summary(pk *packets.Packet) string {
+	return fmt.Sprintf("type=%d topic=%q qos=%d retain=%t id=%d payload_bytes=%d",
+		pk.FixedHeader.Type, pk.TopicName, pk.FixedHeader.Qos, pk.FixedHeader.Retain, pk.PacketID, len(pk.Payload))
+}

@@ -1,0 +1,66 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the broker's Prometheus metrics. They are always created (an
+// increment is cheap) and registered only when a Registerer is given.
+type metrics struct {
+	connects     prometheus.Counter
+	authFailures prometheus.Counter
+	aclDenials   *prometheus.CounterVec // kind: publish, subscribe, will
+	publishes    *prometheus.CounterVec // result: accepted, rejected, failed, denied
+	rateLimited  prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, connected func() int) (*metrics, error) {
+	m := &metrics{
+		connects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "posfleet_broker_connects_total",
+			Help: "Terminal connections authenticated and established.",
+		}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "posfleet_broker_auth_failures_total",
+			Help: "CONNECTs refused for bad username, password or client ID.",
+		}),
+		aclDenials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "posfleet_broker_acl_denials_total",
+			Help: "Publishes, subscribes and last wills refused by the topic ACL.",
+		}, []string{"kind"}),
+		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "posfleet_broker_publishes_total",
+			Help: "Terminal publishes and last wills handled, by result: accepted (stored by the sink), rejected (bad input), failed (sink could not store), denied (ACL).",
+		}, []string{"result"}),
+		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "posfleet_broker_rate_limited_total",
+			Help: "Publishes delayed because the terminal was over its rate.",
+		}),
+	}
+	for _, k := range []string{"publish", "subscribe", "will"} {
+		m.aclDenials.WithLabelValues(k)
+	}
+	for _, r := range []string{"accepted", "rejected", "failed", "denied"} {
+		m.publishes.WithLabelValues(r)
+	}
+	if reg == nil {
+		return m, nil
+	}
+	connections := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "posfleet_broker_connections",
+		Help: "Terminals connected now.",
+	}, func() float64 { return float64(connected()) })
+	for _, c := range []prometheus.Collector{connections, m.connects, m.authFailures, m.aclDenials, m.publishes, m.rateLimited} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, fmt.Errorf("broker: metrics already registered (one broker per registry): %w", err)
+			}
+			return nil, fmt.Errorf("broker: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
