@@ -80,14 +80,6 @@ type Sink interface {
 	Accept(ctx context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, payload []byte) error
 }
 
-// Security event kinds.
-const (
-	SecurityAuthFailed         = "auth_failed"          // CONNECT refused for bad credentials or client ID
-	SecurityACLPublishDenied   = "acl_publish_denied"   // publish outside the terminal's own topics
-	SecurityACLSubscribeDenied = "acl_subscribe_denied" // subscribe to anything but its own cmd topic
-	SecurityWillDenied         = "will_denied"          // last will on another topic than its own status
-)
-
 // maxEventUsername and maxEventTopic bound what a SecurityEvent carries, so a
 // hostile client cannot make the recorder hold megabytes per event.
 const (
@@ -95,28 +87,10 @@ const (
 	maxEventTopic    = 256
 )
 
-// SecurityEvent is one refused action of a terminal or would-be terminal.
-type SecurityEvent struct {
-	Time time.Time
-	// Kind is one of the Security* constants.
-	Kind string
-	// Terminal is the terminal the client claimed to be; zero when the
-	// username does not even parse as {tenant}:{terminal}. For auth_failed it
-	// is a claim, not a fact: the consumer decides whether it names a real
-	// terminal.
-	Terminal posfleet.TerminalRef
-	// Username as presented, truncated to 64 bytes.
-	Username string
-	// Topic of a denied publish, subscribe or will, truncated to 256 bytes.
-	Topic string
-	// Remote is the client's network address.
-	Remote string
-}
-
 // SecurityRecorder takes security events. RecordSecurity must not block: the
 // broker calls it on the packet path.
 type SecurityRecorder interface {
-	RecordSecurity(ev SecurityEvent)
+	RecordSecurity(ev posfleet.SecurityEvent)
 }
 
 // Options configures a Broker. Zero fields take their DefaultOptions value.
@@ -572,4 +546,4 @@ func (b *Broker) SendCommand(ctx context.Context, ref posfleet.TerminalRef, cmd 
 
 type discardSecurity struct{}
 
-func (discardSecurity) RecordSecurity(SecurityEvent) {}
+func (discardSecurity) RecordSecurity(posfleet.SecurityEvent) {}

@@ -51,12 +51,12 @@ func TestConnect(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := len(e.sec.kind(broker.SecurityAuthFailed))
+			before := len(e.sec.kind(posfleet.SecurityAuthFailed))
 			c, err := e.dial(t, tt.clientID, tt.username, tt.password, nil)
 			if !errors.Is(err, tt.wantErr) && (err == nil || tt.wantErr == nil || err.Error() != tt.wantErr.Error()) {
 				t.Fatalf("connect error = %v, want %v", err, tt.wantErr)
 			}
-			events := e.sec.kind(broker.SecurityAuthFailed)[before:]
+			events := e.sec.kind(posfleet.SecurityAuthFailed)[before:]
 			if !tt.wantEvent {
 				if len(events) != 0 {
 					t.Fatalf("unexpected auth_failed events: %+v", events)
@@ -83,7 +83,7 @@ func TestSecurityEventUsernameTruncated(t *testing.T) {
 	if _, err := e.dial(t, long, long, "x", nil); err == nil {
 		t.Fatal("connect succeeded")
 	}
-	evs := e.sec.kind(broker.SecurityAuthFailed)
+	evs := e.sec.kind(posfleet.SecurityAuthFailed)
 	if len(evs) != 1 {
 		t.Fatalf("got %d events", len(evs))
 	}
@@ -140,10 +140,10 @@ func TestPublishDenied(t *testing.T) {
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := len(e.sec.kind(broker.SecurityACLPublishDenied))
+			before := len(e.sec.kind(posfleet.SecurityPublishDenied))
 			// Acknowledged (MQTT 3.1.1 has no negative PUBACK) but dropped.
 			publish(t, c, tt.topic, 1, hb(100+i))
-			evs := e.sec.kind(broker.SecurityACLPublishDenied)[before:]
+			evs := e.sec.kind(posfleet.SecurityPublishDenied)[before:]
 			if len(evs) != 1 || evs[0].Topic != tt.topic || evs[0].Terminal != termA {
 				t.Fatalf("events = %+v, want one for %s", evs, tt.topic)
 			}
@@ -193,7 +193,7 @@ func TestSubscribe(t *testing.T) {
 	}
 	for _, f := range denied {
 		t.Run("denied "+f, func(t *testing.T) {
-			before := len(e.sec.kind(broker.SecurityACLSubscribeDenied))
+			before := len(e.sec.kind(posfleet.SecuritySubscribeDenied))
 			tok := c.Subscribe(f, 1, nil)
 			if !tok.WaitTimeout(5 * time.Second) {
 				t.Fatal("no SUBACK")
@@ -201,7 +201,7 @@ func TestSubscribe(t *testing.T) {
 			if code := tok.(*paho.SubscribeToken).Result()[f]; code != 0x80 {
 				t.Errorf("SUBACK code = %#x, want 0x80", code)
 			}
-			evs := e.sec.kind(broker.SecurityACLSubscribeDenied)[before:]
+			evs := e.sec.kind(posfleet.SecuritySubscribeDenied)[before:]
 			if len(evs) != 1 || evs[0].Topic != f || evs[0].Terminal != termA {
 				t.Errorf("events = %+v", evs)
 			}
@@ -339,7 +339,7 @@ func TestWill(t *testing.T) {
 			o.SetWill(foreign, offline, 1, true)
 			kill = killable(o)
 		})
-		evs := e.sec.kind(broker.SecurityWillDenied)
+		evs := e.sec.kind(posfleet.SecurityWillDenied)
 		if len(evs) != 1 || evs[0].Topic != foreign || evs[0].Terminal != termA {
 			t.Fatalf("events = %+v", evs)
 		}

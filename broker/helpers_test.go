@@ -124,19 +124,19 @@ func (s *recSink) of(ref posfleet.TerminalRef, ch posfleet.Channel) []string {
 // recSecurity records security events.
 type recSecurity struct {
 	mu     sync.Mutex
-	events []broker.SecurityEvent
+	events []posfleet.SecurityEvent
 }
 
-func (r *recSecurity) RecordSecurity(ev broker.SecurityEvent) {
+func (r *recSecurity) RecordSecurity(ev posfleet.SecurityEvent) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, ev)
 }
 
-func (r *recSecurity) kind(k string) []broker.SecurityEvent {
+func (r *recSecurity) kind(k posfleet.SecurityKind) []posfleet.SecurityEvent {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []broker.SecurityEvent
+	var out []posfleet.SecurityEvent
 	for _, ev := range r.events {
 		if ev.Kind == k {
 			out = append(out, ev)

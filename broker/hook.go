@@ -74,7 +74,7 @@ func (h *policy) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	ref, parseErr := posfleet.ParseClientID(username)
 	fail := func(why string) error {
 		b.m.authFailures.Inc()
-		b.security(SecurityAuthFailed, ref, username, "", cl.Net.Remote)
+		b.security(posfleet.SecurityAuthFailed, ref, username, "", cl.Net.Remote)
 		b.log.Debug("connect refused", "reason", why, "username", truncate(username, maxEventUsername), "client_id", truncate(pk.Connect.ClientIdentifier, maxEventUsername), "remote", cl.Net.Remote)
 		return h.refuse(cl, packets.ErrBadUsernameOrPassword)
 	}
@@ -114,7 +114,7 @@ func (h *policy) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 1 {
 		if cl.Properties.Will.TopicName != s.statusTopic {
 			b.m.aclDenials.WithLabelValues("will").Inc()
-			b.security(SecurityWillDenied, ref, username, cl.Properties.Will.TopicName, cl.Net.Remote)
+			b.security(posfleet.SecurityWillDenied, ref, username, cl.Properties.Will.TopicName, cl.Net.Remote)
 			b.log.Debug("will on a foreign topic dropped", "terminal", ref.String(), "topic", truncate(cl.Properties.Will.TopicName, maxEventTopic))
 			cl.Properties.Will = mqtt.Will{}
 		} else {
@@ -203,7 +203,7 @@ func (h *policy) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet 
 			continue
 		}
 		h.b.m.aclDenials.WithLabelValues("subscribe").Inc()
-		h.b.security(SecurityACLSubscribeDenied, s.ref, s.ref.String(), f.Filter, cl.Net.Remote)
+		h.b.security(posfleet.SecuritySubscribeDenied, s.ref, s.ref.String(), f.Filter, cl.Net.Remote)
 		h.b.log.Debug("subscribe denied", "terminal", s.ref.String(), "filter", truncate(f.Filter, maxEventTopic))
 	}
 	return pk
@@ -230,7 +230,7 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	if err != nil || ref != s.ref || ch == posfleet.ChannelCommand {
 		b.m.aclDenials.WithLabelValues("publish").Inc()
 		b.m.publishes.WithLabelValues("denied").Inc()
-		b.security(SecurityACLPublishDenied, s.ref, s.ref.String(), pk.TopicName, cl.Net.Remote)
+		b.security(posfleet.SecurityPublishDenied, s.ref, s.ref.String(), pk.TopicName, cl.Net.Remote)
 		b.log.Debug("publish denied", "terminal", s.ref.String(), "topic", truncate(pk.TopicName, maxEventTopic))
 		return pk, drop(cl, pk, packets.ErrNotAuthorized)
 	}
@@ -327,8 +327,8 @@ func (b *Broker) throttle(s *session) error {
 }
 
 // security records an event; it must not block.
-func (b *Broker) security(kind string, ref posfleet.TerminalRef, username, topic, remote string) {
-	b.sec.RecordSecurity(SecurityEvent{
+func (b *Broker) security(kind posfleet.SecurityKind, ref posfleet.TerminalRef, username, topic, remote string) {
+	b.sec.RecordSecurity(posfleet.SecurityEvent{
 		Time:     time.Now(),
 		Kind:     kind,
 		Terminal: ref,

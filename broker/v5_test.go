@@ -64,7 +64,7 @@ func TestMQTT5(t *testing.T) {
 	if got := e.sink.of(termA, posfleet.ChannelHeartbeat); strings.Join(got, "|") != hb(1)+"|"+hb(4) {
 		t.Errorf("sink has %q", got)
 	}
-	if n := len(e.sec.kind(broker.SecurityACLPublishDenied)); n != 2 {
+	if n := len(e.sec.kind(posfleet.SecurityPublishDenied)); n != 2 {
 		t.Errorf("%d acl_publish_denied events, want 2", n)
 	}
 

@@ -197,7 +197,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	bopts := s.cfg.Broker
 	bopts.Logger, bopts.Metrics = s.log, s.metrics
-	if s.brk, err = broker.New(bopts, s.reg, s.col, securityBridge{s.col}); err != nil {
+	if s.brk, err = broker.New(bopts, s.reg, s.col, s.col); err != nil {
 		return err
 	}
 	if err := s.brk.Start(ctx); err != nil {
@@ -274,11 +274,4 @@ func (s *Server) Close() error {
 		s.reg = nil
 	}
 	return errors.Join(errs...)
-}
-
-// securityBridge hands the broker's security events to the collector.
-type securityBridge struct{ c *collector.Collector }
-
-func (b securityBridge) RecordSecurity(ev broker.SecurityEvent) {
-	b.c.RecordSecurity(posfleet.SecurityEvent{Time: ev.Time, Kind: posfleet.SecurityKind(ev.Kind), Terminal: ev.Terminal, Username: ev.Username, Topic: ev.Topic, Remote: ev.Remote})
 }
