@@ -169,9 +169,8 @@ type Collector struct {
 	termMu    sync.Mutex
 	terminals map[posfleet.TerminalRef]*terminalState
 
-	rejMu      sync.Mutex
-	rejections []RejectionEvent // ring of the latest
-	rejNext    int
+	rejections *ring[RejectionEvent]
+	security   *ring[SecurityRecord]
 
 	writeErr atomic.Pointer[error] // last write error, nil after a success
 	acked    atomic.Uint64         // mirror of spool.acked for Stats
@@ -183,6 +182,7 @@ type terminalState struct {
 	gaps     int64
 	dups     int64
 	rejected map[posfleet.Reason]int64
+	security map[posfleet.SecurityKind]int64
 }
 
 type commit struct {
@@ -190,7 +190,8 @@ type commit struct {
 	done chan error
 }
 
-const recentRejections = 1000
+// recentEvents is how many rejections and security events are kept for the vendor.
+const recentEvents = 1000
 
 // New opens the spool in opts.SpoolDir and starts the committer and the
 // writer. Close stops them.
@@ -206,16 +207,18 @@ func New(opts Options, enc PointEncoder, w PointWriter) (*Collector, error) {
 		return nil, err
 	}
 	c := &Collector{
-		opts:      opts,
-		log:       opts.Logger,
-		enc:       enc,
-		w:         w,
-		spool:     sp,
-		now:       opts.Now,
-		commits:   make(chan *commit, 4096),
-		wake:      make(chan struct{}, 1),
-		closing:   make(chan struct{}),
-		terminals: make(map[posfleet.TerminalRef]*terminalState),
+		opts:       opts,
+		log:        opts.Logger,
+		enc:        enc,
+		w:          w,
+		spool:      sp,
+		now:        opts.Now,
+		commits:    make(chan *commit, 4096),
+		wake:       make(chan struct{}, 1),
+		closing:    make(chan struct{}),
+		terminals:  make(map[posfleet.TerminalRef]*terminalState),
+		rejections: newRing[RejectionEvent](recentEvents),
+		security:   newRing[SecurityRecord](recentEvents),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -384,14 +387,7 @@ func (c *Collector) reject(ctx context.Context, ref posfleet.TerminalRef, ch pos
 	st.rejected[rej.Reason]++
 	st.mu.Unlock()
 
-	c.rejMu.Lock()
-	if len(c.rejections) < recentRejections {
-		c.rejections = append(c.rejections, ev)
-	} else {
-		c.rejections[c.rejNext] = ev
-	}
-	c.rejNext = (c.rejNext + 1) % recentRejections
-	c.rejMu.Unlock()
+	c.rejections.add(ev)
 
 	c.log.Debug("message rejected", "terminal", ref.String(), "channel", string(ch), "reason", string(rej.Reason), "field", rej.Field)
 	cm := c.pool.Get().(*commit)
@@ -423,6 +419,16 @@ func (c *Collector) RecordSecurity(ev posfleet.SecurityEvent) {
 		ev.Topic = "(withheld: looked like card data)"
 	}
 	rec := SecurityRecord{SecurityEvent: ev, Known: c.opts.IsKnown != nil && ev.Terminal != (posfleet.TerminalRef{}) && c.opts.IsKnown(ev.Terminal)}
+	c.security.add(rec)
+	if rec.Known { // per-terminal counts only for real terminals: made-up names must not grow memory
+		st := c.state(rec.Terminal)
+		st.mu.Lock()
+		if st.security == nil {
+			st.security = make(map[posfleet.SecurityKind]int64)
+		}
+		st.security[rec.Kind]++
+		st.mu.Unlock()
+	}
 	b := appendRecord(nil, rec.Terminal.String(), 0, nil)
 	b, err := c.enc.AppendSecurity(b, rec)
 	if err != nil {
@@ -599,6 +605,7 @@ func (c *Collector) Stats() Stats {
 type TerminalCounters struct {
 	Gaps, Duplicates int64
 	Rejected         map[posfleet.Reason]int64
+	Security         map[posfleet.SecurityKind]int64
 }
 
 // Counters returns a terminal's counters.
@@ -615,23 +622,21 @@ func (c *Collector) Counters(ref posfleet.TerminalRef) TerminalCounters {
 	for k, v := range st.rejected {
 		tc.Rejected[k] = v
 	}
+	tc.Security = make(map[posfleet.SecurityKind]int64, len(st.security))
+	for k, v := range st.security {
+		tc.Security[k] = v
+	}
 	return tc
 }
 
 // RecentRejections returns the latest rejected messages of a tenant ("" for
 // all), newest first, at most n.
 func (c *Collector) RecentRejections(tenant string, n int) []RejectionEvent {
-	c.rejMu.Lock()
-	defer c.rejMu.Unlock()
-	var out []RejectionEvent
-	for i := 0; i < len(c.rejections) && len(out) < n; i++ {
-		j := (c.rejNext - 1 - i + 2*recentRejections) % recentRejections
-		if j >= len(c.rejections) {
-			continue
-		}
-		if ev := c.rejections[j]; tenant == "" || ev.Terminal.Tenant == tenant {
-			out = append(out, ev)
-		}
-	}
-	return out
+	return c.rejections.latest(n, func(ev RejectionEvent) bool { return tenant == "" || ev.Terminal.Tenant == tenant })
+}
+
+// RecentSecurity returns the latest security events naming a tenant ("" for
+// all), newest first, at most n.
+func (c *Collector) RecentSecurity(tenant string, n int) []SecurityRecord {
+	return c.security.latest(n, func(ev SecurityRecord) bool { return tenant == "" || ev.Terminal.Tenant == tenant })
 }

@@ -423,3 +423,47 @@ func TestSpoolFullRefuses(t *testing.T) {
 type writerFunc func(context.Context, []byte) error
 
 func (f writerFunc) WriteLines(ctx context.Context, b []byte) error { return f(ctx, b) }
+
+// TestSecurityEvents: events are counted per provisioned terminal, kept
+// among the latest for their tenant, and stored; made-up names are stored
+// under _unknown and get no per-terminal state.
+func TestSecurityEvents(t *testing.T) {
+	srv, st := startInflux(t)
+	opts := testOptions(t)
+	opts.IsKnown = func(r posfleet.TerminalRef) bool { return r == term }
+	c := newCollector(t, opts, st)
+	now := time.Now()
+	c.RecordSecurity(posfleet.SecurityEvent{Time: now, Kind: posfleet.SecurityAuthFailed, Terminal: term, Username: term.String(), Remote: "127.0.0.1:5000"})
+	c.RecordSecurity(posfleet.SecurityEvent{Time: now, Kind: posfleet.SecurityPublishDenied, Terminal: term, Username: term.String(), Topic: "fleet/v1/acme/T-0002/hb"})
+	ghost := posfleet.TerminalRef{Tenant: "acme", Terminal: "ghost"}
+	c.RecordSecurity(posfleet.SecurityEvent{Time: now, Kind: posfleet.SecurityAuthFailed, Terminal: ghost, Username: "acme:ghost 4111111111111111"})
+
+	cnt := c.Counters(term)
+	if cnt.Security[posfleet.SecurityAuthFailed] != 1 || cnt.Security[posfleet.SecurityPublishDenied] != 1 {
+		t.Errorf("terminal counters = %v", cnt.Security)
+	}
+	if g := c.Counters(ghost); len(g.Security) != 0 {
+		t.Errorf("state kept for an unprovisioned name: %v", g.Security)
+	}
+	recent := c.RecentSecurity("acme", 10)
+	if len(recent) != 3 || recent[0].Terminal != ghost || recent[0].Known || !recent[2].Known {
+		t.Fatalf("recent = %+v", recent)
+	}
+	if strings.Contains(recent[0].Username, "4111") {
+		t.Errorf("card-like number kept in a username: %q", recent[0].Username)
+	}
+	if n := waitCount(t, srv, "security", "count", 3); n != 3 {
+		t.Fatalf("stored %d security events, want 3", n)
+	}
+	rows, err := srv.Flux(context.Background(), fmt.Sprintf(`from(bucket:%q) |> range(start: 2000-01-01T00:00:00Z) |> filter(fn: (r) => r._measurement == "security" and r._field == "count")`, influxtest.Bucket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTerminal := map[string]int{}
+	for _, r := range rows {
+		byTerminal[r["terminal"]]++
+	}
+	if byTerminal["T-0001"] != 2 || byTerminal["_unknown"] != 1 {
+		t.Errorf("stored by terminal: %v", byTerminal)
+	}
+}
