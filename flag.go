@@ -1,0 +1,167 @@
+package posfleet
+
+import (
+	"fmt"
+	"time"
+)
+
+// FlagName names one health flag of PROTOCOL.md §2.
+type FlagName string
+
+// The health flags of PROTOCOL.md §2, spelled as in the JSON contract.
+const (
+	FlagOffline          FlagName = "offline"
+	FlagFirmwareOutdated FlagName = "firmware_outdated"
+	FlagFirmwareBlocked  FlagName = "firmware_blocked"
+	FlagUpdateFailed     FlagName = "update_failed"
+	FlagAmountMismatch   FlagName = "amount_mismatch"
+	FlagTxnFailures      FlagName = "txn_failures"
+	FlagReceiptFailures  FlagName = "receipt_failures"
+	FlagRefundAnomaly    FlagName = "refund_anomaly"
+	FlagHardwareFault    FlagName = "hardware_fault"
+	FlagTamper           FlagName = "tamper"
+	FlagWeakNetwork      FlagName = "weak_network"
+	FlagBattery          FlagName = "battery"
+	FlagClockSkew        FlagName = "clock_skew"
+)
+
+// FlagNames lists every flag in the order of PROTOCOL.md §2; it is the order
+// in which a terminal's flags are reported.
+var FlagNames = []FlagName{
+	FlagOffline, FlagFirmwareOutdated, FlagFirmwareBlocked, FlagUpdateFailed,
+	FlagAmountMismatch, FlagTxnFailures, FlagReceiptFailures, FlagRefundAnomaly,
+	FlagHardwareFault, FlagTamper, FlagWeakNetwork, FlagBattery, FlagClockSkew,
+}
+
+// FlagKind says who acts on a flag: a crew on site, a firmware update, or
+// someone looking into the transactions.
+type FlagKind string
+
+// The flag kinds of PROTOCOL.md §2.
+const (
+	KindMaintenance FlagKind = "maintenance"
+	KindUpdate      FlagKind = "update"
+	KindInvestigate FlagKind = "investigate"
+)
+
+// ParseFlagName returns the flag named s, or an error naming the valid flags
+// (an API filter with a typo must be refused, not silently match nothing).
+func ParseFlagName(s string) (FlagName, error) {
+	for _, f := range FlagNames {
+		if string(f) == s {
+			return f, nil
+		}
+	}
+	return "", fmt.Errorf("unknown flag %q: want one of %v", s, FlagNames)
+}
+
+// Kind returns the flag's kind; the empty kind for an unknown flag.
+func (f FlagName) Kind() FlagKind {
+	switch f {
+	case FlagFirmwareOutdated, FlagFirmwareBlocked, FlagUpdateFailed:
+		return KindUpdate
+	case FlagAmountMismatch, FlagRefundAnomaly:
+		return KindInvestigate
+	case FlagOffline, FlagTxnFailures, FlagReceiptFailures, FlagHardwareFault,
+		FlagTamper, FlagWeakNetwork, FlagBattery, FlagClockSkew:
+		return KindMaintenance
+	}
+	return ""
+}
+
+// Urgent reports whether the flag is urgent whatever its evidence: PROTOCOL.md
+// §2 marks a blocked firmware and tamper as urgent.
+func (f FlagName) Urgent() bool { return f == FlagFirmwareBlocked || f == FlagTamper }
+
+// Flag is one raised health flag of a terminal with the evidence that raised it.
+type Flag struct {
+	Name FlagName `json:"flag"`
+	Kind FlagKind `json:"kind"`
+	// Since is when the flag was raised (by the time of its first evidence).
+	Since time.Time `json:"since"`
+	// Urgent is set for flags that need action before anything else
+	// (tamper, a blocked firmware, firmware below the policy's minimum).
+	Urgent bool `json:"urgent,omitempty"`
+	// Evidence holds the numbers, timestamps and transaction IDs that raised
+	// the flag; its keys are snake_case and stable per flag.
+	Evidence map[string]any `json:"evidence"`
+}
+
+// Cause is who or what a failed transaction is to be blamed on (DOMAIN.md,
+// "Telling causes apart").
+type Cause string
+
+// The causes of a failed transaction. CauseNone is an approved transaction.
+const (
+	CauseNone     Cause = ""
+	CauseCard     Cause = "card"
+	CauseHost     Cause = "host"
+	CauseNetwork  Cause = "network"
+	CauseTerminal Cause = "terminal"
+	CauseOperator Cause = "operator"
+)
+
+// Causes lists the causes of failure in a stable order for reports.
+var Causes = []Cause{CauseCard, CauseHost, CauseNetwork, CauseTerminal, CauseOperator}
+
+// CountsAgainstTerminal reports whether a failure of this cause says
+// something is wrong with the terminal or its link (PROTOCOL.md §2,
+// txn_failures): card-side declines, the bank and the cashier do not.
+func (c Cause) CountsAgainstTerminal() bool { return c == CauseTerminal || c == CauseNetwork }
+
+// ClassifyTransaction returns the cause of a transaction's failure, or
+// CauseNone when it was approved. It looks at one transaction alone, so a
+// timeout is blamed on the network; whether many terminals timed out at once
+// (a host incident) only the fleet view can tell, see HostSideFailure.
+func ClassifyTransaction(t *Transaction) Cause {
+	switch t.Result {
+	case ResultApproved:
+		return CauseNone
+	case ResultCancelled:
+		// The cashier or the cardholder stopped it at the counter.
+		return CauseOperator
+	case ResultTimeout:
+		return CauseNetwork
+	}
+	switch t.RC {
+	case "14", "51", "54", "55", "57", "41", "43", "05":
+		return CauseCard
+	case "91", "96", "68":
+		return CauseHost
+	case "13":
+		return CauseOperator
+	case "12", "30":
+		// 12 invalid transaction and 30 format error: the host could not
+		// make sense of what the terminal sent.
+		return CauseTerminal
+	}
+	if t.Result == ResultError {
+		// An error with no host answer (or an unknown one) happened in the
+		// terminal: reader, application, storage.
+		return CauseTerminal
+	}
+	if t.RC == "" {
+		// A decline without a response code was decided by the terminal
+		// itself (offline limits, chip refusal).
+		return CauseTerminal
+	}
+	// Any other decline code is the issuer's decision about this card.
+	return CauseCard
+}
+
+// HostSideFailure reports whether a transaction failed the way a host outage
+// makes transactions fail (PROTOCOL.md §2, incidents): response code 91, 96
+// or 68, or a timeout.
+func HostSideFailure(t *Transaction) bool {
+	if t.Result == ResultTimeout {
+		return true
+	}
+	if t.Result == ResultApproved {
+		return false
+	}
+	switch t.RC {
+	case "91", "96", "68":
+		return true
+	}
+	return false
+}
