@@ -31,9 +31,9 @@ test: influxd vet
 	POSFLEET_INFLUXD=$(INFLUXD) $(GO) test -count=1 -timeout 15m ./...
 
 # Short fuzzing of every decoder (the normal test run only replays the corpus).
+FUZZ_TARGETS := FuzzDecodeHeartbeat FuzzDecodeFault FuzzDecodeFirmware FuzzDecodeTxn FuzzDecodeStatus FuzzDecodeAck FuzzContainsPAN
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s .
-	$(GO) test -run '^$$' -fuzz FuzzContainsPAN -fuzztime 15s .
+	@for f in $(FUZZ_TARGETS); do echo "== $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime 20s . || exit 1; done
 
 clean:
 	rm -rf bin .data

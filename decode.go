@@ -52,7 +52,7 @@ func decode(ch Channel, payload []byte) (*Message, *Rejection) {
 	}
 	// Card data is looked for before anything else, so that a payload with
 	// a card number is counted as such whatever else is wrong with it.
-	if ContainsPAN(payload) || (bytes.Contains(payload, []byte(`\u`)) && containsEscapedPAN(payload)) {
+	if jsonPAN(payload) || (bytes.Contains(payload, []byte(`\u`)) && containsEscapedPAN(payload)) {
 		return nil, &Rejection{Reason: ReasonCardData, Detail: "PAN-like number (13-19 digits passing Luhn)"}
 	}
 	if !utf8.Valid(payload) {

@@ -850,6 +850,10 @@ func TestDecodeCardData(t *testing.T) {
 		{"escaped in a key", posfleet.ChannelStatus, []edit{set("x", `{"`+escapedDigits(pan16)+`":1}`)}},
 		{"escaped after an escaped quote", posfleet.ChannelFault, []edit{set("detail", `"\"`+escapedDigits(pan16)+`"`)}},
 		{"escaped after an escaped backslash", posfleet.ChannelFault, []edit{set("detail", `"\\`+escapedDigits(pan16)+`"`)}},
+		{"as a number with a fraction", posfleet.ChannelHeartbeat, []edit{set("x", pan16+".0")}},
+		{"after a full stop in text", posfleet.ChannelFault, []edit{set("detail", q("card."+pan16))}},
+		{"after an escaped quote in a string", posfleet.ChannelFault, []edit{set("detail", `"a \" `+pan16+`"`)}},
+		{"escaped after a quote made by an escape", posfleet.ChannelFault, []edit{set("detail", `"\u0022 `+escapedDigits(pan16)+`"`)}},
 	}
 	for _, ch := range posfleet.UplinkChannels {
 		refused = append(refused,
@@ -881,6 +885,8 @@ func TestDecodeCardData(t *testing.T) {
 		{"escaped backslash before u", posfleet.ChannelFault, []edit{set("detail", `"`+strings.ReplaceAll(escapedDigits(pan16), `\u`, `\\u`)+`"`)}},
 		{"digits split by escaped tabs", posfleet.ChannelFault, []edit{set("detail", `"`+grouped(pan16, `\t`, 4, 4, 4, 4)+`"`)}},
 		{"Luhn-passing digits in separate fields", posfleet.ChannelTxn, []edit{set("id", q(pan16[:8])), set("original_id", q(pan16[8:]))}},
+		{"Luhn-passing fraction of an unrounded float", posfleet.ChannelHeartbeat, []edit{set("temp_c", "36."+luhnComplete("59999999999999"))}},
+		{"Luhn-passing exponent digits", posfleet.ChannelHeartbeat, []edit{set("x", "1.5e"+luhnComplete("59999999999999"))}},
 		{"Luhn-passing digits in array elements", posfleet.ChannelHeartbeat, []edit{set("x", "["+grouped(pan16, ",", 4, 4, 4, 4)+"]")}},
 	}
 	for _, tc := range accepted {

@@ -22,10 +22,12 @@ package posfleet
 // hosts write card numbers in ASCII.
 //
 // The rule errs on the side of refusing: a harmless message refused costs a
-// counter, a stored card number costs a breach. One known consequence: any
-// 13–19 digit run passing Luhn is refused, including one in the fraction of
-// an unrounded float (36.599999999999994 has a 15-digit run); terminals
-// should round measurements.
+// counter, a stored card number costs a breach. In a JSON payload (Decode)
+// every string, key or value, is scanned whole; of a JSON number only the
+// integer part counts: the fraction and exponent of a measurement
+// (36.599999999999994, an unrounded float) are not an identifier, while a
+// card number sent as a number (4111111111111111 or 4111111111111111.0)
+// is still caught.
 
 // ContainsPAN reports whether b holds a PAN-like number: a run of 13–19
 // digits passing the Luhn check, or a card-style number printed in groups
@@ -53,6 +55,45 @@ func ContainsPAN(b []byte) bool {
 			}
 		}
 		i = j
+	}
+	return false
+}
+
+// jsonPAN is ContainsPAN for a JSON text: strings are scanned whole, numbers
+// by their integer part only (see the rules above). On invalid JSON it
+// still scans every byte, as a string or as a number.
+func jsonPAN(b []byte) bool {
+	for i := 0; i < len(b); {
+		switch c := b[i]; {
+		case c == '"':
+			j := i + 1
+			for j < len(b) && b[j] != '"' {
+				if b[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			j = min(j, len(b))
+			if ContainsPAN(b[i+1 : j]) {
+				return true
+			}
+			i = j + 1
+		case isDigit(c):
+			j := i
+			for j < len(b) && isDigit(b[j]) {
+				j++
+			}
+			if n := j - i; n >= 13 && n <= 19 && luhn(b[i:j]) {
+				return true
+			}
+			// The fraction and exponent belong to the same number.
+			for j < len(b) && (isDigit(b[j]) || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || b[j] == '+' || b[j] == '-') {
+				j++
+			}
+			i = j
+		default:
+			i++
+		}
 	}
 	return false
 }
@@ -138,21 +179,25 @@ func containsEscapedPAN(b []byte) bool {
 			// Only ASCII can be a digit or a separator; anything else, a
 			// surrogate half included, is one non-digit byte to the
 			// scanner, which ends a run just as the real rune would.
-			if r < 0x80 {
+			if r < 0x80 && r != '"' && r != '\\' {
 				out = append(out, byte(r))
 			} else {
 				out = append(out, 0xff)
 			}
 		case 'b', 'f', 'n', 'r', 't':
 			out = append(out, ' '-1) // a control character: not a separator
-		default: // \" \\ \/ stand for themselves; anything else is invalid JSON, kept as is
-			if e != '"' && e != '\\' && e != '/' {
+		case '"', '\\':
+			// Not a digit, and not a quote or backslash either, so that
+			// jsonPAN still sees the strings where they are.
+			out = append(out, 0xff)
+		default: // \/ stands for itself; anything else is invalid JSON, kept as is
+			if e != '/' {
 				out = append(out, '\\')
 			}
 			out = append(out, e)
 		}
 	}
-	return ContainsPAN(out)
+	return jsonPAN(out)
 }
 
 // hex4 decodes the four hex digits at the start of b.
