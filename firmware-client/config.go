@@ -26,9 +26,12 @@ type Config struct {
 	// RootCAs and, when the server asks for one, the terminal's client
 	// certificate in Certificates. nil uses the system roots.
 	TLS *tls.Config
-	// Dialer dials the broker; set its LocalAddr to spread many simulated
-	// terminals over several source addresses. nil uses a default dialer.
-	Dialer *net.Dialer
+	// Dial, when set, opens the TCP connection to the broker (host:port);
+	// TLS is then layered on top by the client for ssl:// URLs. A simulator
+	// uses it to spread terminals over several source addresses, or to cut
+	// a terminal's link as a dead cellular connection would. nil dials
+	// directly.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	// StoreDir holds the terminal's outbox and seq (one bbolt file,
 	// outbox.db). Put it on storage that survives a reboot.

@@ -2,9 +2,12 @@ package firmwareclient
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/url"
 	"sync"
 	"time"
 
@@ -139,8 +142,8 @@ func (c *Client) connect(ctx context.Context) (*connection, error) {
 	if c.cfg.TLS != nil {
 		opts.SetTLSConfig(c.cfg.TLS)
 	}
-	if c.cfg.Dialer != nil {
-		opts.SetDialer(c.cfg.Dialer)
+	if c.cfg.Dial != nil {
+		opts.SetCustomOpenConnectionFn(c.openConnection)
 	}
 	cn.pc = mqtt.NewClient(opts)
 	tok := cn.pc.Connect()
@@ -305,4 +308,33 @@ func (c *Client) onMessage(_ mqtt.Client, m mqtt.Message) {
 		c.st.commandsRefused.Add(1)
 		c.log.Warn("command dropped: too many commands waiting", "topic", m.Topic())
 	}
+}
+
+// openConnection opens the network connection with Config.Dial, adding TLS
+// for ssl:// brokers, within ConnectTimeout.
+func (c *Client) openConnection(uri *url.URL, _ mqtt.ClientOptions) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ConnectTimeout)
+	defer cancel()
+	conn, err := c.cfg.Dial(ctx, "tcp", uri.Host)
+	if err != nil {
+		return nil, err
+	}
+	switch uri.Scheme {
+	case "ssl", "tls", "mqtts":
+		conf := c.cfg.TLS
+		if conf == nil {
+			conf = &tls.Config{}
+		}
+		if conf.ServerName == "" {
+			conf = conf.Clone()
+			conf.ServerName = uri.Hostname()
+		}
+		tc := tls.Client(conn, conf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+	return conn, nil
 }

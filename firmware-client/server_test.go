@@ -18,7 +18,7 @@ import (
 
 	"github.com/posfleet/posfleet"
 	firmwareclient "github.com/posfleet/posfleet/firmware-client"
-	"github.com/posfleet/posfleet/firmware-client/internal/fleettest"
+	"github.com/posfleet/posfleet/firmware-client/fleettest"
 )
 
 // terminal is a client of the i-th provisioned terminal, running until the

@@ -50,7 +50,7 @@ type Server struct {
 	broker *broker.Broker
 }
 
-// Start provisions terminals 1..n, starts everything and stops it when the
+// Start provisions terminals 1..n (none for 0), starts everything and stops it when the
 // test ends.
 func Start(t testing.TB, n int) *Server {
 	t.Helper()
@@ -69,8 +69,8 @@ func Start(t testing.TB, n int) *Server {
 		r := Ref(i)
 		fmt.Fprintf(&csv, "%s,%s,A920,M-%d,Shop %d,North,31.2,121.4,%s\n", r.Tenant, r.Terminal, i%3, i, Secret(i))
 	}
-	if _, err := reg.Import(context.Background(), strings.NewReader(csv.String()), nil); err != nil {
-		t.Fatal(err)
+	if n > 0 {
+		s.Import(csv.String())
 	}
 	if s.Store, err = influxdb.Open(influxdb.Config{URL: s.Influx.URL, Bucket: influxtest.Bucket}); err != nil {
 		t.Fatal(err)
@@ -90,6 +90,14 @@ func Start(t testing.TB, n int) *Server {
 	s.StartBroker()
 	t.Cleanup(s.StopBroker)
 	return s
+}
+
+// Import provisions the terminals of a provisioning CSV (PROTOCOL.md §4).
+func (s *Server) Import(csv string) {
+	s.t.Helper()
+	if _, err := s.Registry.Import(context.Background(), strings.NewReader(csv), nil); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 // URL is the broker's address as a terminal's Config.Broker.
