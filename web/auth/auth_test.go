@@ -1,0 +1,136 @@
+package auth_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posfleet/posfleet/web/auth"
+)
+
+func open(t *testing.T) (*auth.Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "users.db")
+	s, err := auth.Open(path, auth.Options{BcryptCost: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func TestUsers(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	if err := s.AddUser(ctx, "ops-acme", "acme", "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddUser(ctx, "root", auth.AllTenants, "staple staple staple"); err != nil {
+		t.Fatal(err)
+	}
+	bad := []struct{ name, tenant, password, want string }{
+		{"ops-acme", "acme", "another long password", "already exists"},
+		{"x", "acme", "short", "at least 12"},
+		{"with space", "acme", "correct horse battery", "name"},
+		{"y", "bad tenant!", "correct horse battery", "tenant"},
+		{"z", "acme", strings.Repeat("p", 73), "72"},
+	}
+	for _, b := range bad {
+		if err := s.AddUser(ctx, b.name, b.tenant, b.password); err == nil || !strings.Contains(err.Error(), b.want) {
+			t.Errorf("AddUser(%q, %q) = %v, want error with %q", b.name, b.tenant, err, b.want)
+		}
+	}
+	p, err := s.SignIn(ctx, "ops-acme", "correct horse battery")
+	if err != nil || p.Tenant != "acme" || p.Admin() || !p.Sees("acme") || p.Sees("other") || p.Token {
+		t.Fatalf("SignIn = %+v, %v", p, err)
+	}
+	root, err := s.SignIn(ctx, "root", "staple staple staple")
+	if err != nil || !root.Admin() || !root.Sees("anything") {
+		t.Fatalf("admin SignIn = %+v, %v", root, err)
+	}
+	for _, c := range [][2]string{{"ops-acme", "wrong password!!"}, {"nobody", "correct horse battery"}, {"", ""}} {
+		if _, err := s.SignIn(ctx, c[0], c[1]); !errors.Is(err, auth.ErrBadCredentials) {
+			t.Errorf("SignIn(%q) = %v, want ErrBadCredentials", c[0], err)
+		}
+	}
+	if err := s.SetPassword(ctx, "ops-acme", "a new long password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SignIn(ctx, "ops-acme", "correct horse battery"); err == nil {
+		t.Error("old password still works")
+	}
+	if _, err := s.SignIn(ctx, "ops-acme", "a new long password"); err != nil {
+		t.Error(err)
+	}
+	users, err := s.Users(ctx)
+	if err != nil || len(users) != 2 {
+		t.Fatalf("Users = %v, %v", users, err)
+	}
+}
+
+func TestUnknownUserTakesAsLongAsWrongPassword(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.db")
+	s, err := auth.Open(path, auth.Options{BcryptCost: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.AddUser(ctx, "ops", "acme", "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	s.SignIn(ctx, "nobody", "whatever whatever")
+	if d := time.Since(start); d < 10*time.Millisecond {
+		t.Errorf("unknown user answered in %v: existence shows by timing", d)
+	}
+}
+
+func TestTokens(t *testing.T) {
+	s, path := open(t)
+	ctx := context.Background()
+	tok, err := s.CreateToken(ctx, "grafana", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(tok, "pft_") {
+		t.Errorf("token %q lacks its prefix", tok)
+	}
+	p, err := s.VerifyToken(ctx, tok)
+	if err != nil || p.Tenant != "acme" || !p.Token || p.Name != "grafana" {
+		t.Fatalf("VerifyToken = %+v, %v", p, err)
+	}
+	for _, bad := range []string{"", "pft_", "pft_x_y", tok + "x", strings.Replace(tok, "pft_", "pfx_", 1), tok[:len(tok)-1]} {
+		if _, err := s.VerifyToken(ctx, bad); !errors.Is(err, auth.ErrBadToken) {
+			t.Errorf("VerifyToken(%q) = %v, want ErrBadToken", bad, err)
+		}
+	}
+	toks, err := s.Tokens(ctx)
+	if err != nil || len(toks) != 1 {
+		t.Fatalf("Tokens = %v, %v", toks, err)
+	}
+	if err := s.RevokeToken(ctx, toks[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.VerifyToken(ctx, tok); !errors.Is(err, auth.ErrBadToken) {
+		t.Errorf("revoked token still verifies: %v", err)
+	}
+	if err := s.RevokeToken(ctx, toks[0].ID); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("second revoke = %v", err)
+	}
+	// The session key survives a reopen.
+	k1, _ := s.SessionKey()
+	s.Close()
+	s2, err := auth.Open(path, auth.Options{BcryptCost: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	k2, _ := s2.SessionKey()
+	if len(k1) != 32 || string(k1) != string(k2) {
+		t.Error("session key changed across a reopen")
+	}
+}
