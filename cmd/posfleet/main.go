@@ -3,6 +3,8 @@
 //	posfleet serve                      broker + collector + web in one process
 //	posfleet terminals import FILE.csv  provision terminals (PROTOCOL §4)
 //	posfleet terminals list             list provisioned terminals
+//	posfleet users add NAME --tenant T  a user of the web UI and API
+//	posfleet tokens create NAME --tenant T  an API token
 //
 // Every flag can also come from the environment (POSFLEET_…) or a YAML file
 // (--config); flags win over the environment, which wins over the file.
@@ -28,6 +30,8 @@ type CLI struct {
 
 	Serve     ServeCmd     `cmd:"" help:"Run the server: MQTT broker, collector and web."`
 	Terminals TerminalsCmd `cmd:"" help:"Provision and list terminals."`
+	Users     UsersCmd     `cmd:"" help:"Manage users of the web UI and API."`
+	Tokens    TokensCmd    `cmd:"" help:"Manage API tokens."`
 }
 
 // Globals are what every command gets from the top-level flags.

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -279,7 +280,7 @@ func (s *Store) CreateToken(ctx context.Context, name, tenant string) (string, e
 	if err := validTenant(tenant); err != nil {
 		return "", err
 	}
-	id := base64.RawURLEncoding.EncodeToString(random(9))
+	id := hex.EncodeToString(random(8)) // hex: no "_", which separates id and secret
 	secret := base64.RawURLEncoding.EncodeToString(random(32))
 	sum := sha256.Sum256([]byte(secret))
 	rec := tokenRecord{ID: id, Name: name, Tenant: tenant, Hash: sum[:], Created: s.opts.Now().UTC()}

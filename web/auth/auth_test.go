@@ -134,3 +134,17 @@ func TestTokens(t *testing.T) {
 		t.Error("session key changed across a reopen")
 	}
 }
+
+func TestManyTokensVerify(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	for i := 0; i < 200; i++ {
+		tok, err := s.CreateToken(ctx, "t", "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.VerifyToken(ctx, tok); err != nil {
+			t.Fatalf("token %q does not verify: %v", tok, err)
+		}
+	}
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/posfleet/posfleet/web/auth"
+)
+
+// UsersCmd manages the people who sign in to the web UI and the API.
+type UsersCmd struct {
+	Add    UsersAddCmd    `cmd:"" help:"Add a user of one tenant (or --admin for all). The password is read from POSFLEET_PASSWORD or standard input, never from a flag."`
+	List   UsersListCmd   `cmd:"" help:"List users."`
+	Passwd UsersPasswdCmd `cmd:"" help:"Set a user's password (from POSFLEET_PASSWORD or standard input)."`
+}
+
+// TokensCmd manages API tokens.
+type TokensCmd struct {
+	Create TokensCreateCmd `cmd:"" help:"Create an API token for one tenant (or --admin for all); it is printed once."`
+	List   TokensListCmd   `cmd:"" help:"List tokens (not their secrets)."`
+	Revoke TokensRevokeCmd `cmd:"" help:"Revoke a token by its ID."`
+}
+
+// UsersAddCmd adds a user.
+type UsersAddCmd struct {
+	Name   string `arg:"" help:"User name."`
+	Tenant string `help:"The tenant the user sees." xor:"scope" required:""`
+	Admin  bool   `help:"The user sees every tenant." xor:"scope" required:""`
+}
+
+// UsersPasswdCmd sets a password.
+type UsersPasswdCmd struct {
+	Name string `arg:"" help:"User name."`
+}
+
+// UsersListCmd lists users.
+type UsersListCmd struct{}
+
+// TokensCreateCmd creates a token.
+type TokensCreateCmd struct {
+	Name   string `arg:"" help:"What the token is for, e.g. grafana."`
+	Tenant string `help:"The tenant the token sees." xor:"scope" required:""`
+	Admin  bool   `help:"The token sees every tenant." xor:"scope" required:""`
+}
+
+// TokensListCmd lists tokens.
+type TokensListCmd struct{}
+
+// TokensRevokeCmd revokes a token.
+type TokensRevokeCmd struct {
+	ID string `arg:"" help:"Token ID, as listed."`
+}
+
+func openAuth(g *Globals) (*auth.Store, error) {
+	if err := os.MkdirAll(g.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	return auth.Open(filepath.Join(g.DataDir, "users.db"), auth.DefaultOptions())
+}
+
+func scope(tenant string, admin bool) string {
+	if admin {
+		return auth.AllTenants
+	}
+	return tenant
+}
+
+// readPassword takes the password from POSFLEET_PASSWORD or the first line
+// of standard input: a flag would show it in process listings.
+func readPassword() (string, error) {
+	if p, ok := os.LookupEnv("POSFLEET_PASSWORD"); ok {
+		return p, nil
+	}
+	line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", errors.New("no password: set POSFLEET_PASSWORD or pipe it on standard input")
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// Run adds the user.
+func (cmd *UsersAddCmd) Run(ctx context.Context, g *Globals) error {
+	pw, err := readPassword()
+	if err != nil {
+		return err
+	}
+	s, err := openAuth(g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.AddUser(ctx, cmd.Name, scope(cmd.Tenant, cmd.Admin), pw); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.Stdout, "user %s added (tenant %s)\n", cmd.Name, scope(cmd.Tenant, cmd.Admin))
+	return nil
+}
+
+// Run sets the password.
+func (cmd *UsersPasswdCmd) Run(ctx context.Context, g *Globals) error {
+	pw, err := readPassword()
+	if err != nil {
+		return err
+	}
+	s, err := openAuth(g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.SetPassword(ctx, cmd.Name, pw); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.Stdout, "password of %s changed\n", cmd.Name)
+	return nil
+}
+
+// Run lists the users.
+func (cmd *UsersListCmd) Run(ctx context.Context, g *Globals) error {
+	s, err := openAuth(g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	users, err := s.Users(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tTENANT\tCREATED")
+	for _, u := range users {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, u.Tenant, u.Created.Format("2006-01-02 15:04"))
+	}
+	return tw.Flush()
+}
+
+// Run creates the token and prints it once.
+func (cmd *TokensCreateCmd) Run(ctx context.Context, g *Globals) error {
+	s, err := openAuth(g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	tok, err := s.CreateToken(ctx, cmd.Name, scope(cmd.Tenant, cmd.Admin))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(g.Stdout, tok)
+	fmt.Fprintln(g.Stderr, "keep this token: it is not shown again. Use it as: Authorization: Bearer <token>")
+	return nil
+}
+
+// Run lists the tokens.
+func (cmd *TokensListCmd) Run(ctx context.Context, g *Globals) error {
+	s, err := openAuth(g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	toks, err := s.Tokens(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tTENANT\tCREATED")
+	for _, t := range toks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Tenant, t.Created.Format("2006-01-02 15:04"))
+	}
+	return tw.Flush()
+}
+
+// Run revokes the token.
+func (cmd *TokensRevokeCmd) Run(ctx context.Context, g *Globals) error {
+	s, err := openAuth(g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.RevokeToken(ctx, cmd.ID); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.Stdout, "token %s revoked\n", cmd.ID)
+	return nil
+}
