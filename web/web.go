@@ -1,10 +1,12 @@
-// Package web serves posfleet's HTTP side: the health and metrics endpoints
-// now, the JSON API and the templ pages as they come.
+// Package web serves posfleet's HTTP side: the pages (templ), the JSON API,
+// /healthz and /metrics. Errors become HTTP statuses in one place
+// (errors.go); authentication is a session cookie for people and a Bearer
+// token for scripts (session.go).
 package web
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -16,45 +18,83 @@ import (
 // Check is one component's health: nil while it is up.
 type Check func(ctx context.Context) error
 
-// Options configures the HTTP handler.
+// Options configures the HTTP side.
 type Options struct {
 	// Checks are the components /healthz reports on, by name.
 	Checks map[string]Check
 	// Gatherer is what /metrics exposes; nil means the default registry.
 	Gatherer prometheus.Gatherer
-	Logger   *slog.Logger
+	// Users signs people in and checks API tokens; nil serves only
+	// /healthz and /metrics.
+	Users Users
+	// SessionKey signs session cookies (32 random bytes, kept across restarts).
+	SessionKey []byte
+	// SessionTTL is how long a sign-in lasts: a working day.
+	SessionTTL time.Duration
+	// SecureCookies marks cookies Secure: set it when posfleet is served
+	// over HTTPS (directly or behind a proxy).
+	SecureCookies bool
+	// Events gives the latest rejections and security events.
+	Events Events
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
 }
 
 // Handler returns the HTTP handler.
 func Handler(opts Options) http.Handler {
+	s, err := New(opts)
+	if err != nil {
+		panic(err) // New fails only on a programming error: see its checks
+	}
+	return s
+}
+
+// New builds the HTTP server's handler.
+func New(opts Options) (*Server, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.SessionTTL == 0 {
+		opts.SessionTTL = 12 * time.Hour
 	}
 	g := opts.Gatherer
 	if g == nil {
 		g = prometheus.DefaultGatherer
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-		defer cancel()
-		status := http.StatusOK
-		body := map[string]string{}
-		for name, check := range opts.Checks {
-			if err := check(ctx); err != nil {
-				status = http.StatusServiceUnavailable
-				body[name] = err.Error()
-				log.Warn("health check failed", "check", name, "err", err)
-			} else {
-				body[name] = "ok"
-			}
+	s := &Server{opts: opts, log: log.With("component", "web"), mux: http.NewServeMux(), limiter: newSignInLimiter()}
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("GET /healthz", s.handleHealth)
+	if opts.Users != nil {
+		if len(opts.SessionKey) < 16 {
+			return nil, errors.New("web: a session key of at least 16 bytes is needed to sign cookies")
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(status)
-		json.NewEncoder(w).Encode(body)
-	})
-	return mux
+		s.tokens, s.signin = opts.Users, opts.Users
+		s.sessions = &sessions{key: opts.SessionKey, ttl: opts.SessionTTL, secure: opts.SecureCookies, now: opts.Now}
+		s.mountUI()
+		s.mux.HandleFunc("GET /api/v1/me", s.api(s.handleMe))
+		s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { writeError(w, s.log, errNotFound) })
+	}
+	return s, nil
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	status := http.StatusOK
+	body := map[string]string{}
+	for name, check := range s.opts.Checks {
+		if err := check(ctx); err != nil {
+			status = http.StatusServiceUnavailable
+			body[name] = err.Error()
+			s.log.Warn("health check failed", "check", name, "err", err)
+		} else {
+			body[name] = "ok"
+		}
+	}
+	writeJSON(w, status, body)
 }

@@ -1,0 +1,203 @@
+package web
+
+import (
+	"embed"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/a-h/templ"
+
+	"github.com/posfleet/posfleet/collector"
+	"github.com/posfleet/posfleet/web/auth"
+	"github.com/posfleet/posfleet/web/pages/layout"
+	"github.com/posfleet/posfleet/web/pages/login"
+	"github.com/posfleet/posfleet/web/pages/security"
+)
+
+//go:embed static
+var staticFS embed.FS
+
+// Users is what the web needs of the user store.
+type Users interface {
+	TokenVerifier
+	SignInChecker
+}
+
+// Events gives the latest rejected messages and security events.
+type Events interface {
+	RecentRejections(tenant string, n int) []collector.RejectionEvent
+	RecentSecurity(tenant string, n int) []collector.SecurityRecord
+}
+
+// Server is posfleet's HTTP side: pages, API, health and metrics.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	mux      *http.ServeMux
+	tokens   TokenVerifier
+	signin   SignInChecker
+	sessions *sessions
+	limiter  *signInLimiter
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Referrer-Policy", "same-origin")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+	s.mux.ServeHTTP(w, r)
+}
+
+// mountUI adds the pages and the sign-in flow.
+func (s *Server) mountUI() {
+	s.mux.Handle("GET /static/", http.FileServerFS(staticFS))
+	s.mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
+		s.render(w, r, http.StatusOK, login.Page(login.View{Next: safeNext(r.URL.Query().Get("next"))}))
+	})
+	s.mux.HandleFunc("POST /login", s.handleSignIn)
+	s.mux.HandleFunc("POST /logout", s.page(func(w http.ResponseWriter, r *http.Request, _ layout.Page) {
+		s.sessions.end(w)
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+	}))
+	s.mux.HandleFunc("GET /{$}", s.page(func(w http.ResponseWriter, r *http.Request, _ layout.Page) {
+		// The fleet overview arrives with the health engine; until then the
+		// security page is what a signed-in user can look at.
+		http.Redirect(w, r, "/security", http.StatusSeeOther)
+	}))
+	s.mux.HandleFunc("GET /security", s.page(s.handleSecurity))
+}
+
+func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	name, password := r.PostFormValue("name"), r.PostFormValue("password")
+	next := safeNext(r.PostFormValue("next"))
+	if !s.limiter.allow(r, name) {
+		s.render(w, r, http.StatusTooManyRequests, login.Page(login.View{Name: name, Next: next, Error: errTooMany.Message}))
+		return
+	}
+	p, err := s.signin.SignIn(r.Context(), name, password)
+	if err != nil {
+		s.log.Info("sign-in refused", "user", name, "remote", r.RemoteAddr)
+		s.render(w, r, http.StatusUnauthorized, login.Page(login.View{Name: name, Next: next, Error: "Wrong user name or password."}))
+		return
+	}
+	s.sessions.start(w, p)
+	s.log.Info("signed in", "user", p.Name, "tenant", p.Tenant)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// safeNext keeps a post-sign-in redirect on this site.
+func safeNext(next string) string {
+	u, err := url.Parse(next)
+	if next == "" || err != nil || u.IsAbs() || u.Host != "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+		return "/"
+	}
+	return next
+}
+
+// page wraps a page handler: no session sends the browser to sign in.
+func (s *Server) page(h func(http.ResponseWriter, *http.Request, layout.Page)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r, err := s.authenticate(r)
+		if err != nil {
+			if err == errUnauthorized {
+				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			s.renderError(w, r, err)
+			return
+		}
+		p, _ := PrincipalFrom(r.Context())
+		sess, _ := sessionFrom(r.Context())
+		h(w, r, layout.Page{User: p.Name, Tenant: p.Tenant, CSRF: sess.CSRF, Active: r.URL.Path})
+	}
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if err := c.Render(r.Context(), w); err != nil {
+		s.log.Error("render page", "path", r.URL.Path, "err", err)
+	}
+}
+
+// renderError shows an error on a page as plain text with its status; API
+// clients get JSON from writeError instead.
+func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) {
+	ae, ok := err.(*apiError)
+	if !ok {
+		s.log.Error("page failed", "path", r.URL.Path, "err", err)
+		ae = &apiError{http.StatusInternalServerError, "internal", "something went wrong on the server; it is logged"}
+	}
+	http.Error(w, ae.Message, ae.Status)
+}
+
+// tenantScope is the tenant filter of a principal's queries: "" for all.
+func tenantScope(p auth.Principal) string {
+	if p.Admin() {
+		return ""
+	}
+	return p.Tenant
+}
+
+func (s *Server) handleSecurity(w http.ResponseWriter, r *http.Request, frame layout.Page) {
+	frame.Title = "Incidents & security"
+	v := security.View{Frame: frame}
+	if s.opts.Events != nil {
+		p, _ := PrincipalFrom(r.Context())
+		scope := tenantScope(p)
+		reasons := map[string]int{}
+		for _, e := range s.opts.Events.RecentRejections(scope, 200) {
+			v.Rejections = append(v.Rejections, security.Rejection{Time: e.Time, Terminal: e.Terminal.String(), Channel: string(e.Channel), Reason: string(e.Reason), Field: e.Field})
+			reasons[string(e.Reason)]++
+		}
+		kinds := map[string]int{}
+		for _, e := range s.opts.Events.RecentSecurity(scope, 200) {
+			ev := security.Event{Time: e.Time, Kind: string(e.Kind), Username: e.Username, Topic: e.Topic, Remote: e.Remote}
+			if e.Known {
+				ev.Terminal = e.Terminal.String()
+			}
+			v.Events = append(v.Events, ev)
+			kinds[string(e.Kind)]++
+		}
+		v.ByReason, v.ByKind = sortedCounts(reasons), sortedCounts(kinds)
+	}
+	s.render(w, r, http.StatusOK, security.Page(v))
+}
+
+func sortedCounts(m map[string]int) []security.Count {
+	out := make([]security.Count, 0, len(m))
+	for k, n := range m {
+		out = append(out, security.Count{Key: k, N: n})
+	}
+	slices.SortFunc(out, func(a, b security.Count) int {
+		if a.N != b.N {
+			return b.N - a.N
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+	return out
+}
+
+// me answers who the caller is: a cheap way for scripts to check a token.
+func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
+	p, _ := PrincipalFrom(r.Context())
+	writeJSON(w, http.StatusOK, map[string]any{"name": p.Name, "tenant": p.Tenant, "token": p.Token})
+}
+
+// api wraps a JSON API handler with authentication.
+func (s *Server) api(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r, err := s.authenticate(r)
+		if err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		h(w, r)
+	}
+}
