@@ -5,7 +5,7 @@ TOOLS := $(CURDIR)/.tools/bin
 INFLUXD := $(TOOLS)/influxd
 INFLUXD_VERSION := v1.8.10
 
-.PHONY: demo test influxd build vet fuzz clean
+.PHONY: demo test influxd build vet fuzz clean generate generate-check
 
 demo: influxd build
 	@deploy/demo/run.sh
@@ -23,7 +23,15 @@ $(INFLUXD):
 	@mkdir -p $(TOOLS)
 	GOBIN=$(TOOLS) $(GO) install github.com/influxdata/influxdb/cmd/influxd@$(INFLUXD_VERSION)
 
-vet:
+# Generated *_templ.go files are committed; under CI this fails when the
+# committed ones are stale (locally it just regenerates them).
+TEMPL := $(GO) run github.com/a-h/templ/cmd/templ@$$($(GO) list -m -f '{{.Version}}' github.com/a-h/templ)
+generate:
+	$(TEMPL) generate -path web
+generate-check: generate
+	@test -z "$$CI" || test -z "$$(git status --porcelain -- 'web/*_templ.go' 'web/**/*_templ.go')" || { echo "stale or uncommitted templ output:"; git status --porcelain -- 'web/*_templ.go' 'web/**/*_templ.go'; exit 1; }
+
+vet: generate-check
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
