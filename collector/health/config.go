@@ -1,0 +1,232 @@
+package health
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/posfleet/posfleet"
+)
+
+// Fixed sizes of the per-terminal rolling windows. They bound the memory of a
+// terminal; the thresholds in Config may use less of them, not more.
+const (
+	// TxnRing is how many transaction outcomes a terminal keeps
+	// (PROTOCOL.md §2: txn_failures looks at the last 50).
+	TxnRing = 50
+	// HeartbeatRing is how many heartbeats a terminal keeps
+	// (PROTOCOL.md §2: weak_network looks at the last 10).
+	HeartbeatRing = 10
+	// EvidenceRing is how many events of each 24-hour kind (amount mismatch,
+	// failed receipt, refund anomaly, tamper, counted failure) a terminal
+	// keeps as evidence. It must be at least every "N in 24 h" threshold.
+	EvidenceRing = 4
+	// MaxOpenFaults bounds the open faults kept per terminal; a terminal
+	// cannot have more distinct components and codes open in practice.
+	MaxOpenFaults = 16
+	// MaxServiceRecords is how many crew visits a terminal remembers.
+	MaxServiceRecords = 8
+	// MaxIncidents is how many incidents a tenant remembers, open or closed.
+	MaxIncidents = 50
+	// MaxIncidentTerminals bounds the terminal list of one incident; the
+	// count goes on, the list keeps the first ones.
+	MaxIncidentTerminals = 1000
+)
+
+// Site is where a terminal stands, as the work list shows it to a crew.
+type Site struct {
+	Model    string  `json:"model,omitempty"`
+	Merchant string  `json:"merchant,omitempty"`
+	Site     string  `json:"site,omitempty"`
+	Region   string  `json:"region,omitempty"`
+	Lat      float64 `json:"lat,omitempty"`
+	Lon      float64 `json:"lon,omitempty"`
+}
+
+// Config configures an Engine. Zero fields take their value from DefaultConfig.
+type Config struct {
+	// OfflineAfter is the silence after which a terminal is offline.
+	OfflineAfter time.Duration
+	// SellingWindow: a terminal that went offline within this time of its
+	// last transaction was selling, which puts it first on the work list.
+	SellingWindow time.Duration
+	// EvidenceWindow is the "last 24 h" of amount_mismatch,
+	// receipt_failures and refund_anomaly.
+	EvidenceWindow time.Duration
+
+	// TxnWindow, TxnMinimum and TxnFailureRate: txn_failures is raised when
+	// at least TxnFailureRate of the last TxnWindow transactions (and at least
+	// TxnMinimum of them) failed for terminal or network reasons.
+	TxnWindow      int
+	TxnMinimum     int
+	TxnFailureRate float64
+
+	// ReceiptFailures is how many approved transactions without a printed
+	// receipt in EvidenceWindow raise receipt_failures.
+	ReceiptFailures int
+
+	// WeakSignalDBm, WeakRTTMs and WeakNetworkMinHeartbeats: weak_network is
+	// raised when the median signal of the last HeartbeatRing heartbeats is
+	// below WeakSignalDBm or their 90th percentile host round trip is above
+	// WeakRTTMs, once at least WeakNetworkMinHeartbeats are known.
+	WeakSignalDBm            int
+	WeakRTTMs                int
+	WeakNetworkMinHeartbeats int
+
+	// LowBatteryPct, LowBatteryHeartbeats and HotTempC: battery is raised
+	// after LowBatteryHeartbeats heartbeats in a row below LowBatteryPct and
+	// not charging, or one heartbeat above HotTempC.
+	LowBatteryPct        int
+	LowBatteryHeartbeats int
+	HotTempC             float64
+
+	// ClockSkew is how far a heartbeat's ts may be from the server's clock.
+	ClockSkew time.Duration
+
+	// IncidentWindow, IncidentShare, IncidentMinMerchants and
+	// IncidentMinTerminals: a host incident is open while host-side failures
+	// hit at least IncidentShare of the terminals that transacted in the
+	// last IncidentWindow, across at least IncidentMinMerchants merchants and
+	// at least IncidentMinTerminals terminals.
+	IncidentWindow       time.Duration
+	IncidentShare        float64
+	IncidentMinMerchants int
+	IncidentMinTerminals int
+
+	// SuspectMinTxns, SuspectMinTerminals and SuspectAlpha: a firmware
+	// version is suspect when its rate is above the rest of its model's
+	// fleet at significance SuspectAlpha, with at least SuspectMinTxns
+	// transactions on the version and its excess spread over at least
+	// SuspectMinTerminals terminals.
+	SuspectMinTxns      int
+	SuspectMinTerminals int
+	SuspectAlpha        float64
+
+	// TickInterval is how often Run checks deadlines and windows.
+	TickInterval time.Duration
+
+	// Merchant returns a terminal's merchant, for incidents; nil uses Site's
+	// merchant, or none.
+	Merchant func(posfleet.TerminalRef) string
+	// Site returns where a terminal stands, for the work list; nil or
+	// false leaves the site empty.
+	Site func(posfleet.TerminalRef) (Site, bool)
+	// Now is the clock for Run, MarkServiced and queries; nil is time.Now.
+	Now func() time.Time
+	// Logger receives incidents opened and closed; nil discards.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the thresholds of PROTOCOL.md §2 and the engine's own defaults.
+func DefaultConfig() Config {
+	return Config{
+		// Three heartbeat intervals of 60 s (PROTOCOL.md §2): one lost
+		// heartbeat on a cellular link is normal, three are not.
+		OfflineAfter: 180 * time.Second,
+		// A shop that sold in the last hour loses money while its terminal is
+		// down; one idle since yesterday may just be closed.
+		SellingWindow:  time.Hour,
+		EvidenceWindow: 24 * time.Hour,
+		// PROTOCOL.md §2: 20% of the last 50, at least 10 transactions, so
+		// that two failures of a terminal that sold five times do not flag it.
+		TxnWindow:      50,
+		TxnMinimum:     10,
+		TxnFailureRate: 0.20,
+		// PROTOCOL.md §2: one failed print can be a jammed slip; two in a
+		// day is a printer that needs a crew.
+		ReceiptFailures: 2,
+		// PROTOCOL.md §2: below -105 dBm cellular links drop packets; over
+		// 3 s round trips cashiers give up and retry.
+		WeakSignalDBm: -105,
+		WeakRTTMs:     3000,
+		// A median of fewer than three heartbeats is one bad reading.
+		WeakNetworkMinHeartbeats: 3,
+		// PROTOCOL.md §2: under 15% a handheld dies mid-shift; three
+		// heartbeats in a row rule out a reading taken while unplugged for a
+		// moment. Above 60 °C batteries and thermal printers fail.
+		LowBatteryPct:        15,
+		LowBatteryHeartbeats: 3,
+		HotTempC:             60,
+		// PROTOCOL.md §2: 300 s off breaks certificate and host-side
+		// timestamp checks long before a cashier notices.
+		ClockSkew: 300 * time.Second,
+		// PROTOCOL.md §2 incident rule. Three terminals at least, or one
+		// merchant with two small shops could look like an outage.
+		IncidentWindow:       5 * time.Minute,
+		IncidentShare:        0.20,
+		IncidentMinMerchants: 3,
+		IncidentMinTerminals: 3,
+		// 200 transactions on a version make a rate of a few percent
+		// measurable; three terminals keep one bad cashier from making a
+		// firmware suspect; 0.001 keeps a fleet with dozens of versions and
+		// models, tested every time someone looks, from crying wolf.
+		SuspectMinTxns:      200,
+		SuspectMinTerminals: 3,
+		SuspectAlpha:        0.001,
+		// Offline must be noticed within seconds of the deadline, and a tick
+		// over 100,000 terminals costs a few milliseconds.
+		TickInterval: 5 * time.Second,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	setDur := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	setInt := func(v *int, def int) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	setF := func(v *float64, def float64) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	setDur(&c.OfflineAfter, d.OfflineAfter)
+	setDur(&c.SellingWindow, d.SellingWindow)
+	setDur(&c.EvidenceWindow, d.EvidenceWindow)
+	setInt(&c.TxnWindow, d.TxnWindow)
+	if c.TxnWindow > TxnRing {
+		c.TxnWindow = TxnRing
+	}
+	setInt(&c.TxnMinimum, d.TxnMinimum)
+	setF(&c.TxnFailureRate, d.TxnFailureRate)
+	setInt(&c.ReceiptFailures, d.ReceiptFailures)
+	if c.ReceiptFailures > EvidenceRing {
+		c.ReceiptFailures = EvidenceRing
+	}
+	if c.WeakSignalDBm == 0 {
+		c.WeakSignalDBm = d.WeakSignalDBm
+	}
+	setInt(&c.WeakRTTMs, d.WeakRTTMs)
+	setInt(&c.WeakNetworkMinHeartbeats, d.WeakNetworkMinHeartbeats)
+	setInt(&c.LowBatteryPct, d.LowBatteryPct)
+	setInt(&c.LowBatteryHeartbeats, d.LowBatteryHeartbeats)
+	setF(&c.HotTempC, d.HotTempC)
+	setDur(&c.ClockSkew, d.ClockSkew)
+	setDur(&c.IncidentWindow, d.IncidentWindow)
+	setF(&c.IncidentShare, d.IncidentShare)
+	setInt(&c.IncidentMinMerchants, d.IncidentMinMerchants)
+	setInt(&c.IncidentMinTerminals, d.IncidentMinTerminals)
+	setInt(&c.SuspectMinTxns, d.SuspectMinTxns)
+	setInt(&c.SuspectMinTerminals, d.SuspectMinTerminals)
+	setF(&c.SuspectAlpha, d.SuspectAlpha)
+	setDur(&c.TickInterval, d.TickInterval)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Merchant == nil && c.Site != nil {
+		site := c.Site
+		c.Merchant = func(r posfleet.TerminalRef) string {
+			s, _ := site(r)
+			return s.Merchant
+		}
+	}
+	return c
+}

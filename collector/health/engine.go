@@ -1,0 +1,432 @@
+package health
+
+import (
+	"context"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/posfleet/posfleet"
+)
+
+// nShards splits the terminals over independently locked maps so that the
+// collector's many per-terminal goroutines rarely wait for each other.
+const nShards = 64
+
+type shard struct {
+	mu sync.Mutex
+	m  map[posfleet.TerminalRef]*termState
+}
+
+// Engine keeps the health state of every terminal it has heard from and
+// raises the flags and incidents of PROTOCOL.md §2. Its methods are safe for
+// concurrent use.
+type Engine struct {
+	cfg    Config
+	log    *slog.Logger
+	seed   maphash.Seed
+	shards [nShards]shard
+	policy atomic.Pointer[compiledPolicy]
+
+	incMu   sync.Mutex
+	tenants map[string]*tenantIncidents // guarded by incMu
+	// incView is an immutable copy of every tenant's incident windows, read
+	// without a lock on the message path.
+	incView atomic.Pointer[incidentView]
+}
+
+// New returns an Engine with no terminals and an empty firmware policy.
+func New(cfg Config) *Engine {
+	cfg = cfg.withDefaults()
+	e := &Engine{
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "health"),
+		seed:    maphash.MakeSeed(),
+		tenants: map[string]*tenantIncidents{},
+	}
+	for i := range e.shards {
+		e.shards[i].m = map[posfleet.TerminalRef]*termState{}
+	}
+	e.incView.Store(&incidentView{})
+	return e
+}
+
+func (e *Engine) shardIndex(ref posfleet.TerminalRef) int {
+	return int(maphash.Comparable(e.seed, ref) % nShards)
+}
+
+func (e *Engine) shard(ref posfleet.TerminalRef) *shard { return &e.shards[e.shardIndex(ref)] }
+
+// Observe updates the health of the message's terminal. It does a bounded
+// amount of work and never blocks on I/O, except the first time a terminal
+// is seen, when Config.Merchant is asked for its merchant.
+func (e *Engine) Observe(m *posfleet.Message) {
+	now := ms(m.Received)
+	if now == 0 {
+		now = ms(e.cfg.Now())
+	}
+	sh := e.shard(m.Terminal)
+	sh.mu.Lock()
+	s := sh.m[m.Terminal]
+	if s == nil {
+		// Ask for the merchant without holding the shard: the lookup may
+		// read the registry.
+		sh.mu.Unlock()
+		merchant := ""
+		if e.cfg.Merchant != nil {
+			merchant = e.cfg.Merchant(m.Terminal)
+		}
+		sh.mu.Lock()
+		if s = sh.m[m.Terminal]; s == nil {
+			s = &termState{Ref: m.Terminal, Merchant: merchant, FirstSeen: now}
+			sh.m[m.Terminal] = s
+		}
+	}
+	defer sh.mu.Unlock()
+
+	if now > s.LastSeen {
+		s.LastSeen = now
+	}
+	mask := mOffline
+	switch {
+	case m.Status != nil:
+		if m.Status.Online {
+			s.WillAt = 0
+		} else {
+			s.WillAt = now
+		}
+	case m.Heartbeat != nil:
+		s.WillAt = 0
+		mask |= e.observeHeartbeat(s, m.Heartbeat, now)
+	case m.Fault != nil:
+		s.WillAt = 0
+		mask |= e.observeFault(s, m.Fault, now)
+	case m.Inventory != nil:
+		s.WillAt = 0
+		mask |= e.observeInventory(s, m.Inventory, now)
+	case m.Txn != nil:
+		s.WillAt = 0
+		mask |= e.observeTxn(s, m.Txn, now)
+	default:
+		s.WillAt = 0
+	}
+	e.reassess(s, mask, now)
+}
+
+func (e *Engine) observeHeartbeat(s *termState, hb *posfleet.Heartbeat, now int64) flagMask {
+	smp := hbSample{At: now, RTT: -1}
+	info := hbInfo{At: now, TS: ms(hb.TS), Uptime: -1, Battery: -1, RTT: -1, Pending: -1,
+		Net: intern(hb.Net), Paper: intern(hb.Paper)}
+	if hb.SignalDBm != nil {
+		smp.Signal, smp.HasSignal = int16(*hb.SignalDBm), true
+		info.Signal, info.HasSignal = smp.Signal, true
+	}
+	if hb.HostRTTMs != nil {
+		smp.RTT = int32(min(*hb.HostRTTMs, 1<<30))
+		info.RTT = smp.RTT
+	}
+	if hb.UptimeS != nil {
+		info.Uptime = *hb.UptimeS
+	}
+	if hb.TempC != nil {
+		info.TempC, info.HasTemp = float32(*hb.TempC), true
+	}
+	if hb.BatteryPct != nil {
+		info.Battery = int8(*hb.BatteryPct)
+	}
+	if hb.Charging != nil {
+		info.Charging = *hb.Charging
+	}
+	if hb.PendingTxns != nil {
+		info.Pending = int32(min(*hb.PendingTxns, 1<<30))
+	}
+	s.HB[s.HBNext] = smp
+	s.HBNext = (s.HBNext + 1) % HeartbeatRing
+	if s.HBCount < HeartbeatRing {
+		s.HBCount++
+	}
+	s.LastHB = info
+
+	if info.Battery >= 0 && int(info.Battery) < e.cfg.LowBatteryPct && !info.Charging {
+		if s.LowBatStreak == 0 {
+			s.LowBatSince = now
+		}
+		if s.LowBatStreak < 255 {
+			s.LowBatStreak++
+		}
+	} else {
+		s.LowBatStreak, s.LowBatSince = 0, 0
+	}
+	if info.Paper == posfleet.PaperOut {
+		if s.PaperOutAt == 0 {
+			s.PaperOutAt = now
+		}
+	} else if info.Paper != "" {
+		s.PaperOutAt = 0
+	}
+	return mReceiptFailures | mWeakNetwork | mBattery | mClockSkew
+}
+
+func isTamper(f *posfleet.Fault) bool {
+	return f.Component == posfleet.ComponentSecureElement || f.Code == "TAMPER"
+}
+
+func (e *Engine) observeFault(s *termState, f *posfleet.Fault, now int64) flagMask {
+	i := -1
+	for j := range s.Faults {
+		if s.Faults[j].Component == f.Component && s.Faults[j].Code == f.Code {
+			i = j
+			break
+		}
+	}
+	if f.State == posfleet.FaultCleared {
+		if i >= 0 {
+			s.Faults = append(s.Faults[:i], s.Faults[i+1:]...)
+		}
+		return mHardwareFault | mTamper
+	}
+	of := openFault{Component: intern(f.Component), Code: f.Code, Severity: intern(f.Severity), Detail: f.Detail, At: now}
+	switch {
+	case i >= 0:
+		of.At = s.Faults[i].At // still the same fault, open since then
+		s.Faults[i] = of
+	case len(s.Faults) >= MaxOpenFaults:
+		copy(s.Faults, s.Faults[1:])
+		s.Faults[len(s.Faults)-1] = of
+	default:
+		s.Faults = append(s.Faults, of)
+	}
+	if isTamper(f) {
+		if s.Tamper == nil {
+			s.Tamper = &evRing{}
+		}
+		s.Tamper.add(evt{At: now, ID: of.Component, Note: f.Code, A: 0})
+	}
+	return mHardwareFault | mTamper
+}
+
+func (e *Engine) observeInventory(s *termState, inv *posfleet.Inventory, now int64) flagMask {
+	if s.Firmware != inv.Firmware || s.Model != inv.Model {
+		s.FW = fwCounters{}
+	}
+	s.Model, s.Serial, s.Firmware, s.App = inv.Model, inv.Serial, inv.Firmware, inv.App
+	s.BootReason = intern(inv.BootReason)
+	s.InvAt = now
+	if inv.Update != nil {
+		s.Update = *inv.Update
+		s.UpdateAt = now
+	}
+	return mFirmware
+}
+
+func (e *Engine) observeTxn(s *termState, t *posfleet.Transaction, now int64) flagMask {
+	cause := causeIndex(posfleet.ClassifyTransaction(t))
+	hostSide := posfleet.HostSideFailure(t)
+	counted := cause
+	if hostSide {
+		if s.LastHostFailAt < now-e.cfg.IncidentWindow.Milliseconds() {
+			s.HostFailFirst, s.HostFailRun = now, 0
+		}
+		s.HostFailRun++
+		s.LastHostFailAt = now
+		if w := e.incView.Load().open(s.Ref.Tenant); w != nil {
+			// An open incident explains this failure: the bank, not the terminal.
+			counted = cHost
+			w.failures.Add(1)
+		}
+	}
+	s.Causes[counted]++
+	s.Txn[s.TxnNext] = packOutcome(now, cause, hostSide)
+	s.TxnNext = (s.TxnNext + 1) % TxnRing
+	if s.TxnCount < TxnRing {
+		s.TxnCount++
+	}
+	if !t.Offline {
+		s.LastTxnAt = now
+	}
+	if causeByIndex[cause].CountsAgainstTerminal() {
+		if s.Failures == nil {
+			s.Failures = &evRing{}
+		}
+		hs := int64(0)
+		if hostSide {
+			hs = 1
+		}
+		s.Failures.add(evt{At: now, ID: t.ID, A: int64(cause), B: hs, Note: resultNote(t)})
+	}
+
+	s.FW.Txns++
+	if cause == cTerminal {
+		s.FW.TerminalFailures++
+	}
+	approved := t.Result == posfleet.ResultApproved
+	if approved && t.Type == posfleet.TxnSale {
+		s.FW.Sales++
+		if t.AmountEntered != nil && t.AmountCharged != nil && *t.AmountEntered != *t.AmountCharged {
+			s.FW.Mismatches++
+			if s.Mismatch == nil {
+				s.Mismatch = &evRing{}
+			}
+			s.Mismatch.add(evt{At: now, ID: t.ID, A: *t.AmountEntered, B: *t.AmountCharged, Note: t.Currency})
+		}
+	}
+	if approved && t.Receipt == posfleet.ReceiptFailed {
+		if s.Receipt == nil {
+			s.Receipt = &evRing{}
+		}
+		s.Receipt.add(evt{At: now, ID: t.ID})
+	}
+	if t.Type == posfleet.TxnRefund {
+		amount := t.AmountCharged
+		if amount == nil {
+			amount = t.AmountEntered
+		}
+		reason := ""
+		switch {
+		case t.RC == "13":
+			reason = "invalid_amount"
+		case amount != nil && t.OriginalAmount != nil && *amount > *t.OriginalAmount:
+			reason = "exceeds_original"
+		}
+		if reason != "" {
+			if s.Refund == nil {
+				s.Refund = &evRing{}
+			}
+			ev := evt{At: now, ID: t.ID, A: -1, B: -1, Note: reason}
+			if amount != nil {
+				ev.A = *amount
+			}
+			if t.OriginalAmount != nil {
+				ev.B = *t.OriginalAmount
+			}
+			s.Refund.add(ev)
+		}
+	}
+	return mAmountMismatch | mTxnFailures | mReceiptFailures | mRefundAnomaly
+}
+
+func resultNote(t *posfleet.Transaction) string {
+	if t.RC != "" {
+		return t.Result + " " + t.RC
+	}
+	return t.Result
+}
+
+// reassess recomputes the flags in mask and keeps the time each was raised.
+func (e *Engine) reassess(s *termState, mask flagMask, now int64) {
+	pol := e.policy.Load()
+	view := e.incView.Load()
+	for i := range nFlags {
+		if mask&(1<<i) == 0 {
+			continue
+		}
+		on, at := e.check(s, i, now, pol, view)
+		switch {
+		case !on:
+			s.Since[i] = 0
+		case s.Since[i] == 0:
+			if at == 0 {
+				at = now
+			}
+			s.Since[i] = at
+		}
+	}
+}
+
+// Tick checks what changes with time alone: offline deadlines, evidence
+// leaving the 24-hour windows, and fleet incidents opening and closing.
+// Run calls it every Config.TickInterval; tests may call it directly.
+func (e *Engine) Tick(now time.Time) {
+	n := ms(now)
+	win := n - e.cfg.IncidentWindow.Milliseconds()
+	counts := map[string]*tenantCount{}
+	for i := range e.shards {
+		sh := &e.shards[i]
+		sh.mu.Lock()
+		for _, s := range sh.m {
+			e.reassess(s, mTimeBased, n)
+			if s.LastTxnAt < win && s.LastHostFailAt < win {
+				continue
+			}
+			tc := counts[s.Ref.Tenant]
+			if tc == nil {
+				tc = &tenantCount{merchants: map[string]struct{}{}}
+				counts[s.Ref.Tenant] = tc
+			}
+			tc.transacted++
+			if s.LastHostFailAt >= win {
+				tc.hit = append(tc.hit, hitTerminal{ref: s.Ref, merchant: s.Merchant,
+					first: s.HostFailFirst, last: s.LastHostFailAt, failures: s.HostFailRun})
+				tc.merchants[s.Merchant] = struct{}{}
+			}
+		}
+		sh.mu.Unlock()
+	}
+	changed := e.updateIncidents(n, counts)
+	if len(changed) == 0 {
+		return
+	}
+	// An incident opened, closed or moved its start: the failures it
+	// explains must stop (or start again) counting against terminals.
+	for i := range e.shards {
+		sh := &e.shards[i]
+		sh.mu.Lock()
+		for _, s := range sh.m {
+			if _, ok := changed[s.Ref.Tenant]; ok {
+				e.reassess(s, mTxnFailures, n)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// Run calls Tick every Config.TickInterval until ctx is done.
+func (e *Engine) Run(ctx context.Context) error {
+	t := time.NewTicker(e.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			e.Tick(e.cfg.Now())
+		}
+	}
+}
+
+// each calls f for every terminal of tenant ("" for all) under its shard's lock.
+func (e *Engine) each(tenant string, f func(s *termState)) {
+	for i := range e.shards {
+		sh := &e.shards[i]
+		sh.mu.Lock()
+		for _, s := range sh.m {
+			if tenant == "" || s.Ref.Tenant == tenant {
+				f(s)
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// SetPolicy parses, validates and applies a firmware policy in YAML and
+// re-judges every terminal's firmware. On error the current policy stays.
+func (e *Engine) SetPolicy(data []byte) error {
+	p, err := ParsePolicy(data)
+	if err != nil {
+		return err
+	}
+	e.policy.Store(compilePolicy(p))
+	now := ms(e.cfg.Now())
+	e.each("", func(s *termState) { e.reassess(s, mFirmware, now) })
+	return nil
+}
+
+// Policy returns the firmware policy in force (empty before SetPolicy).
+func (e *Engine) Policy() *Policy {
+	if c := e.policy.Load(); c != nil {
+		return c.src
+	}
+	return &Policy{Models: map[string]ModelPolicy{}}
+}

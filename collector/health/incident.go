@@ -1,0 +1,236 @@
+package health
+
+import (
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/posfleet/posfleet"
+)
+
+// Incident is a fleet-wide host outage (PROTOCOL.md §2): host-side failures
+// on many terminals of many merchants at once. While it is open, the
+// failures it explains do not count against single terminals.
+type Incident struct {
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+	// Start is the first host-side failure of the terminals it hit; End the
+	// last one, set when the incident closes.
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end,omitzero"`
+	Open  bool      `json:"open"`
+	// Merchants hit, sorted.
+	Merchants []string `json:"merchants"`
+	// Terminals hit: the first MaxIncidentTerminals of TerminalCount.
+	Terminals     []posfleet.TerminalRef `json:"terminals"`
+	TerminalCount int                    `json:"terminal_count"`
+	// Failures is the number of host-side failures (91, 96, 68, timeouts)
+	// the incident explains.
+	Failures int64 `json:"failures"`
+	// PeakShare is the largest share of transacting terminals hit at once.
+	PeakShare float64 `json:"peak_share"`
+}
+
+type incidentRec struct {
+	Incident
+	failures  *atomic.Int64
+	seen      map[posfleet.TerminalRef]struct{}
+	merchants map[string]struct{}
+	lastFail  int64
+}
+
+type tenantIncidents struct {
+	list []*incidentRec // oldest first, at most MaxIncidents
+	open *incidentRec
+}
+
+// incWindow is the time span of one incident, as the message path sees it.
+type incWindow struct {
+	start, end int64 // end 0: still open
+	failures   *atomic.Int64
+}
+
+// incidentView is an immutable picture of every tenant's incidents.
+type incidentView struct {
+	m map[string][]incWindow
+}
+
+func (v *incidentView) open(tenant string) *incWindow {
+	ws := v.m[tenant]
+	for i := range ws {
+		if ws[i].end == 0 {
+			return &ws[i]
+		}
+	}
+	return nil
+}
+
+// covers reports whether a host-side failure of tenant at time at is
+// explained by one of its incidents.
+func (v *incidentView) covers(tenant string, at int64) bool {
+	for _, w := range v.m[tenant] {
+		if at >= w.start && (w.end == 0 || at <= w.end) {
+			return true
+		}
+	}
+	return false
+}
+
+type hitTerminal struct {
+	ref         posfleet.TerminalRef
+	merchant    string
+	first, last int64
+	failures    uint32
+}
+
+type tenantCount struct {
+	transacted int
+	hit        []hitTerminal
+	merchants  map[string]struct{}
+}
+
+// updateIncidents opens, extends and closes incidents from one tick's counts
+// and returns the tenants whose incident windows changed.
+func (e *Engine) updateIncidents(now int64, counts map[string]*tenantCount) map[string]struct{} {
+	e.incMu.Lock()
+	defer e.incMu.Unlock()
+	changed := map[string]struct{}{}
+	tenants := map[string]struct{}{}
+	for t := range counts {
+		tenants[t] = struct{}{}
+	}
+	for t, ti := range e.tenants {
+		if ti.open != nil {
+			tenants[t] = struct{}{}
+		}
+	}
+	for t := range tenants {
+		tc := counts[t]
+		ti := e.tenants[t]
+		cond := false
+		share := 0.0
+		if tc != nil && tc.transacted > 0 {
+			share = float64(len(tc.hit)) / float64(tc.transacted)
+			cond = len(tc.hit) >= e.cfg.IncidentMinTerminals &&
+				len(tc.merchants) >= e.cfg.IncidentMinMerchants &&
+				share >= e.cfg.IncidentShare
+		}
+		switch {
+		case cond:
+			if ti == nil {
+				ti = &tenantIncidents{}
+				e.tenants[t] = ti
+			}
+			rec := ti.open
+			if rec == nil {
+				rec = &incidentRec{
+					Incident:  Incident{Tenant: t, Open: true},
+					failures:  &atomic.Int64{},
+					seen:      map[posfleet.TerminalRef]struct{}{},
+					merchants: map[string]struct{}{},
+				}
+				var fails int64
+				for _, h := range tc.hit {
+					fails += int64(h.failures)
+				}
+				rec.failures.Store(fails)
+				ti.open = rec
+				ti.list = append(ti.list, rec)
+				if len(ti.list) > MaxIncidents {
+					ti.list = ti.list[len(ti.list)-MaxIncidents:]
+				}
+				changed[t] = struct{}{}
+			}
+			floor := now - e.cfg.IncidentWindow.Milliseconds()
+			for _, h := range tc.hit {
+				start := max(h.first, floor)
+				if rec.Start.IsZero() || start < ms(rec.Start) {
+					rec.Start = tm(start)
+					changed[t] = struct{}{}
+				}
+				rec.lastFail = max(rec.lastFail, h.last)
+				if _, ok := rec.seen[h.ref]; !ok {
+					rec.seen[h.ref] = struct{}{}
+					rec.TerminalCount++
+					if len(rec.Terminals) < MaxIncidentTerminals {
+						rec.Terminals = append(rec.Terminals, h.ref)
+					}
+				}
+				if _, ok := rec.merchants[h.merchant]; !ok {
+					rec.merchants[h.merchant] = struct{}{}
+					rec.Merchants = append(rec.Merchants, h.merchant)
+					sort.Strings(rec.Merchants)
+				}
+			}
+			rec.PeakShare = max(rec.PeakShare, share)
+			if rec.ID == "" {
+				rec.ID = "inc-" + t + "-" + rec.Start.Format("20060102T150405Z")
+				e.log.Warn("host incident opened", "incident", rec.ID, "tenant", t,
+					"terminals", len(tc.hit), "transacting", tc.transacted, "merchants", len(tc.merchants))
+			}
+		case ti != nil && ti.open != nil:
+			rec := ti.open
+			rec.Open = false
+			rec.End = tm(max(rec.lastFail, ms(rec.Start)))
+			rec.Failures = rec.failures.Load()
+			rec.seen, rec.merchants = nil, nil
+			ti.open = nil
+			changed[t] = struct{}{}
+			e.log.Info("host incident closed", "incident", rec.ID, "tenant", t,
+				"terminals", rec.TerminalCount, "failures", rec.Failures)
+		}
+	}
+	if len(changed) > 0 {
+		e.publishIncidentsLocked()
+	}
+	return changed
+}
+
+// publishIncidentsLocked rebuilds the message path's view; incMu is held.
+func (e *Engine) publishIncidentsLocked() {
+	v := &incidentView{m: make(map[string][]incWindow, len(e.tenants))}
+	for t, ti := range e.tenants {
+		ws := make([]incWindow, 0, len(ti.list))
+		for _, rec := range ti.list {
+			w := incWindow{start: ms(rec.Start), failures: rec.failures}
+			if !rec.Open {
+				w.end = ms(rec.End)
+			}
+			ws = append(ws, w)
+		}
+		v.m[t] = ws
+	}
+	e.incView.Store(v)
+}
+
+// Incidents returns the incidents of tenant ("" for every tenant), open ones
+// first, then newest first.
+func (e *Engine) Incidents(tenant string) []Incident {
+	e.incMu.Lock()
+	defer e.incMu.Unlock()
+	var out []Incident
+	for t, ti := range e.tenants {
+		if tenant != "" && t != tenant {
+			continue
+		}
+		for _, rec := range ti.list {
+			inc := rec.Incident
+			inc.Merchants = append([]string(nil), rec.Merchants...)
+			inc.Terminals = append([]posfleet.TerminalRef(nil), rec.Terminals...)
+			if rec.Open {
+				inc.Failures = rec.failures.Load()
+			}
+			out = append(out, inc)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Open != out[j].Open {
+			return out[i].Open
+		}
+		if !out[i].Start.Equal(out[j].Start) {
+			return out[i].Start.After(out[j].Start)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}

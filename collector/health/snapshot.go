@@ -1,0 +1,179 @@
+package health
+
+import (
+	"bufio"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"github.com/posfleet/posfleet"
+)
+
+// snapshotVersion changes whenever the snapshot layout does; Restore refuses
+// other versions rather than guessing.
+const snapshotVersion = 1
+
+type snapshotHeader struct {
+	Version   int
+	Terminals int
+	Policy    []byte // YAML; empty when no policy was set
+	Incidents []incidentSnap
+}
+
+type incidentSnap struct {
+	Incident Incident
+	Failures int64
+	LastFail int64
+}
+
+// Snapshot writes the whole state (terminals, incidents, service records and
+// the firmware policy) to w as a gob stream, one terminal at a time, so that
+// the server can restart without losing flags that took hours of evidence.
+// Terminals keep updating while it runs; each is written consistently.
+func (e *Engine) Snapshot(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 1<<16)
+	enc := gob.NewEncoder(bw)
+	h := snapshotHeader{Version: snapshotVersion}
+	if c := e.policy.Load(); c != nil {
+		h.Policy = c.src.YAML()
+	}
+	for i := range e.shards {
+		e.shards[i].mu.Lock()
+		h.Terminals += len(e.shards[i].m)
+		e.shards[i].mu.Unlock()
+	}
+	e.incMu.Lock()
+	for _, ti := range e.tenants {
+		for _, rec := range ti.list {
+			inc := rec.Incident
+			inc.Merchants = append([]string(nil), rec.Merchants...)
+			inc.Terminals = append([]posfleet.TerminalRef(nil), rec.Terminals...)
+			h.Incidents = append(h.Incidents, incidentSnap{Incident: inc, Failures: rec.failures.Load(), LastFail: rec.lastFail})
+		}
+	}
+	e.incMu.Unlock()
+	if err := enc.Encode(&h); err != nil {
+		return fmt.Errorf("health: snapshot header: %w", err)
+	}
+	// Terminals first seen after the count was taken are left for the next
+	// snapshot; Restore reads exactly h.Terminals records.
+	left := h.Terminals
+	var err error
+	for i := range e.shards {
+		sh := &e.shards[i]
+		sh.mu.Lock()
+		for _, s := range sh.m {
+			if left == 0 || err != nil {
+				break
+			}
+			err = enc.Encode(s)
+			left--
+		}
+		sh.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("health: snapshot terminal: %w", err)
+		}
+	}
+	if left > 0 {
+		// Terminals cannot be removed, so this does not happen; keep the
+		// stream readable if it ever does.
+		for ; left > 0; left-- {
+			if err := enc.Encode(&termState{}); err != nil {
+				return fmt.Errorf("health: snapshot terminal: %w", err)
+			}
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("health: snapshot: %w", err)
+	}
+	return nil
+}
+
+// Restore replaces the engine's state with a snapshot written by Snapshot.
+// On error the engine is left unchanged.
+func (e *Engine) Restore(r io.Reader) error {
+	dec := gob.NewDecoder(bufio.NewReaderSize(r, 1<<16))
+	var h snapshotHeader
+	if err := dec.Decode(&h); err != nil {
+		return fmt.Errorf("health: restore header: %w", err)
+	}
+	if h.Version != snapshotVersion {
+		return fmt.Errorf("health: restore: snapshot version %d, want %d", h.Version, snapshotVersion)
+	}
+	var pol *compiledPolicy
+	if len(h.Policy) > 0 {
+		p, err := ParsePolicy(h.Policy)
+		if err != nil {
+			return fmt.Errorf("health: restore policy: %w", err)
+		}
+		pol = compilePolicy(p)
+	}
+	var maps [nShards]map[posfleet.TerminalRef]*termState
+	for i := range maps {
+		maps[i] = make(map[posfleet.TerminalRef]*termState, h.Terminals/nShards+1)
+	}
+	for n := 0; n < h.Terminals; n++ {
+		s := &termState{}
+		if err := dec.Decode(s); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("health: restore terminal %d of %d: %w", n+1, h.Terminals, err)
+		}
+		if s.Ref == (posfleet.TerminalRef{}) {
+			continue
+		}
+		maps[e.shardIndex(s.Ref)][s.Ref] = s
+	}
+	tenants := map[string]*tenantIncidents{}
+	for _, is := range h.Incidents {
+		ti := tenants[is.Incident.Tenant]
+		if ti == nil {
+			ti = &tenantIncidents{}
+			tenants[is.Incident.Tenant] = ti
+		}
+		rec := &incidentRec{Incident: is.Incident, failures: &atomic.Int64{}, lastFail: is.LastFail}
+		rec.failures.Store(is.Failures)
+		if rec.Open {
+			rec.seen = map[posfleet.TerminalRef]struct{}{}
+			for _, t := range rec.Terminals {
+				rec.seen[t] = struct{}{}
+			}
+			rec.merchants = map[string]struct{}{}
+			for _, m := range rec.Merchants {
+				rec.merchants[m] = struct{}{}
+			}
+			ti.open = rec
+		}
+		ti.list = append(ti.list, rec)
+	}
+	for _, ti := range tenants {
+		sortIncidentRecs(ti.list)
+	}
+
+	for i := range e.shards {
+		e.shards[i].mu.Lock()
+	}
+	for i := range e.shards {
+		e.shards[i].m = maps[i]
+	}
+	e.policy.Store(pol)
+	e.incMu.Lock()
+	e.tenants = tenants
+	e.publishIncidentsLocked()
+	e.incMu.Unlock()
+	for i := range e.shards {
+		e.shards[i].mu.Unlock()
+	}
+	return nil
+}
+
+func sortIncidentRecs(l []*incidentRec) {
+	for i := 1; i < len(l); i++ {
+		for j := i; j > 0 && l[j].Start.Before(l[j-1].Start); j-- {
+			l[j], l[j-1] = l[j-1], l[j]
+		}
+	}
+}

@@ -1,0 +1,276 @@
+package health
+
+import (
+	"time"
+
+	"github.com/posfleet/posfleet"
+)
+
+// The per-terminal state. Its fields are exported only so that encoding/gob
+// can write it to a snapshot; the types themselves are unexported. Times are
+// Unix milliseconds (0 = never): half the size of a time.Time and no
+// location pointer for the garbage collector to follow.
+
+// Flag indices follow posfleet.FlagNames.
+const (
+	fOffline = iota
+	fFirmwareOutdated
+	fFirmwareBlocked
+	fUpdateFailed
+	fAmountMismatch
+	fTxnFailures
+	fReceiptFailures
+	fRefundAnomaly
+	fHardwareFault
+	fTamper
+	fWeakNetwork
+	fBattery
+	fClockSkew
+	nFlags
+)
+
+type flagMask uint16
+
+const (
+	mOffline = flagMask(1) << iota
+	mFirmwareOutdated
+	mFirmwareBlocked
+	mUpdateFailed
+	mAmountMismatch
+	mTxnFailures
+	mReceiptFailures
+	mRefundAnomaly
+	mHardwareFault
+	mTamper
+	mWeakNetwork
+	mBattery
+	mClockSkew
+
+	mAll       = flagMask(1)<<nFlags - 1
+	mFirmware  = mFirmwareOutdated | mFirmwareBlocked | mUpdateFailed
+	mTimeBased = mOffline | mAmountMismatch | mReceiptFailures | mRefundAnomaly
+)
+
+func flagIndex(f posfleet.FlagName) int {
+	for i, n := range posfleet.FlagNames {
+		if n == f {
+			return i
+		}
+	}
+	return -1
+}
+
+// Cause indices; 0 is an approved transaction.
+const (
+	cNone = iota
+	cCard
+	cHost
+	cNetwork
+	cTerminal
+	cOperator
+	nCauses
+)
+
+var causeByIndex = [nCauses]posfleet.Cause{posfleet.CauseNone, posfleet.CauseCard, posfleet.CauseHost,
+	posfleet.CauseNetwork, posfleet.CauseTerminal, posfleet.CauseOperator}
+
+func causeIndex(c posfleet.Cause) int {
+	for i, x := range causeByIndex {
+		if x == c {
+			return i
+		}
+	}
+	return cTerminal
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func tm(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+// txnOutcome packs one transaction of the ring into 8 bytes:
+// received time in ms << 8 | host-side bit (1<<3) | cause index.
+type txnOutcome = uint64
+
+func packOutcome(at int64, cause int, hostSide bool) txnOutcome {
+	v := uint64(at)<<8 | uint64(cause)
+	if hostSide {
+		v |= 1 << 3
+	}
+	return v
+}
+
+func unpackOutcome(v txnOutcome) (at int64, cause int, hostSide bool) {
+	return int64(v >> 8), int(v & 7), v&(1<<3) != 0
+}
+
+// hbSample is what weak_network needs of one heartbeat.
+type hbSample struct {
+	At        int64
+	RTT       int32 // -1: absent
+	Signal    int16
+	HasSignal bool
+}
+
+// hbInfo is the last heartbeat, for queries and the single-heartbeat rules.
+type hbInfo struct {
+	At, TS    int64
+	Uptime    int64 // -1: absent
+	TempC     float32
+	HasTemp   bool
+	Battery   int8 // -1: absent
+	Charging  bool
+	Signal    int16
+	HasSignal bool
+	RTT       int32 // -1: absent
+	Pending   int32 // -1: absent
+	Net       string
+	Paper     string
+}
+
+// evt is one piece of evidence: a transaction or fault event.
+type evt struct {
+	At   int64
+	ID   string
+	A, B int64
+	Note string
+}
+
+// evRing keeps the last EvidenceRing events of one kind.
+type evRing struct {
+	E     [EvidenceRing]evt
+	Next  uint8
+	Count uint8
+}
+
+func (r *evRing) add(e evt) {
+	r.E[r.Next] = e
+	r.Next = (r.Next + 1) % EvidenceRing
+	if r.Count < EvidenceRing {
+		r.Count++
+	}
+}
+
+// since returns the events at or after from, oldest first.
+func (r *evRing) since(from int64) []evt {
+	if r == nil {
+		return nil
+	}
+	var out []evt
+	for i := int(r.Count); i > 0; i-- {
+		e := r.E[(int(r.Next)-i+EvidenceRing)%EvidenceRing]
+		if e.At >= from {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// countSince is since without the allocation.
+func (r *evRing) countSince(from int64) (n int, first int64) {
+	if r == nil {
+		return 0, 0
+	}
+	for i := int(r.Count); i > 0; i-- {
+		e := &r.E[(int(r.Next)-i+EvidenceRing)%EvidenceRing]
+		if e.At >= from {
+			if n == 0 {
+				first = e.At
+			}
+			n++
+		}
+	}
+	return n, first
+}
+
+type openFault struct {
+	Component, Code, Severity, Detail string
+	At                                int64
+}
+
+// fwCounters count a terminal's transactions since it got its current
+// firmware, for the suspect-firmware comparison.
+type fwCounters struct {
+	Txns, Sales, Mismatches, TerminalFailures uint32
+}
+
+// ServiceRecord is one crew visit closed with MarkServiced.
+type ServiceRecord struct {
+	At      time.Time           `json:"at"`
+	By      string              `json:"by"`
+	Note    string              `json:"note,omitempty"`
+	Cleared []posfleet.FlagName `json:"cleared"`
+}
+
+type termState struct {
+	Ref      posfleet.TerminalRef
+	Merchant string
+
+	FirstSeen, LastSeen int64
+	WillAt              int64 // the last will arrived and nothing since
+	LastTxnAt           int64
+
+	Model, Serial, Firmware, App, BootReason string
+	InvAt                                    int64
+	Update                                   posfleet.UpdateAttempt
+	UpdateAt                                 int64
+
+	HB           [HeartbeatRing]hbSample
+	HBNext       uint8
+	HBCount      uint8
+	LastHB       hbInfo
+	LowBatStreak uint8
+	LowBatSince  int64
+	PaperOutAt   int64
+
+	Faults []openFault
+	Tamper *evRing
+
+	Txn      [TxnRing]txnOutcome
+	TxnNext  uint8
+	TxnCount uint8
+	Failures *evRing
+	Mismatch *evRing
+	Receipt  *evRing
+	Refund   *evRing
+
+	Causes         [nCauses]uint32
+	FW             fwCounters
+	LastHostFailAt int64
+	HostFailFirst  int64
+	HostFailRun    uint32
+
+	Since      [nFlags]int64
+	ServicedAt int64
+	Service    []ServiceRecord
+}
+
+// intern returns the constant for a known protocol word, so that a
+// terminal's state does not pin the decoder's copy of "4g" or "ok".
+func intern(s string) string {
+	for _, c := range internTable {
+		if c == s {
+			return c
+		}
+	}
+	return s
+}
+
+var internTable = []string{
+	posfleet.NetEthernet, posfleet.NetWiFi, posfleet.Net2G, posfleet.Net3G, posfleet.Net4G, posfleet.Net5G,
+	posfleet.PaperOK, posfleet.PaperLow, posfleet.PaperOut,
+	posfleet.SeverityInfo, posfleet.SeverityWarning, posfleet.SeverityCritical,
+	posfleet.ComponentPrinter, posfleet.ComponentMSR, posfleet.ComponentICC, posfleet.ComponentNFC,
+	posfleet.ComponentKeypad, posfleet.ComponentDisplay, posfleet.ComponentBattery, posfleet.ComponentModem,
+	posfleet.ComponentSecureElement, posfleet.ComponentStorage, posfleet.ComponentClock, posfleet.ComponentApp,
+	posfleet.BootPowerOn, posfleet.BootUpdate, posfleet.BootWatchdog, posfleet.BootCrash, posfleet.BootUser,
+}
