@@ -231,10 +231,10 @@ func (e *Engine) observeTxn(s *termState, t *posfleet.Transaction, now int64) fl
 		}
 		s.HostFailRun++
 		s.LastHostFailAt = now
-		if w := e.incView.Load().open(s.Ref.Tenant); w != nil {
+		s.HostFails++
+		if e.incView.Load().open(s.Ref.Tenant) != nil {
 			// An open incident explains this failure: the bank, not the terminal.
 			counted = cHost
-			w.failures.Add(1)
 		}
 	}
 	s.Causes[counted]++
@@ -358,7 +358,7 @@ func (e *Engine) Tick(now time.Time) {
 			tc.transacted++
 			if s.LastHostFailAt >= win {
 				tc.hit = append(tc.hit, hitTerminal{ref: s.Ref, merchant: s.Merchant,
-					first: s.HostFailFirst, last: s.LastHostFailAt, failures: s.HostFailRun})
+					first: s.HostFailFirst, last: s.LastHostFailAt, run: s.HostFailRun, total: s.HostFails})
 				tc.merchants[s.Merchant] = struct{}{}
 			}
 		}

@@ -24,8 +24,15 @@ models:
 // bubble runs f with a fresh engine whose Run loop ticks on the bubble's fake clock.
 func bubble(t *testing.T, f func(t *testing.T, e *health.Engine)) {
 	t.Helper()
+	bubbleWith(t, health.Config{}, f)
+}
+
+// bubbleWith is bubble with a configuration; its clock is always the bubble's.
+func bubbleWith(t *testing.T, cfg health.Config, f func(t *testing.T, e *health.Engine)) {
+	t.Helper()
 	synctest.Test(t, func(t *testing.T) {
-		e := health.New(health.Config{Now: time.Now})
+		cfg.Now = time.Now
+		e := health.New(cfg)
 		if err := e.SetPolicy([]byte(testPolicy)); err != nil {
 			t.Fatal(err)
 		}

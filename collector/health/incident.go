@@ -2,7 +2,6 @@ package health
 
 import (
 	"sort"
-	"sync/atomic"
 	"time"
 
 	"github.com/posfleet/posfleet"
@@ -33,8 +32,10 @@ type Incident struct {
 
 type incidentRec struct {
 	Incident
-	failures  *atomic.Int64
-	seen      map[posfleet.TerminalRef]struct{}
+	// seen holds, per terminal hit, its lifetime host-side failure count
+	// when the incident began and at the last tick; their differences sum
+	// to Failures.
+	seen      map[posfleet.TerminalRef][2]uint32
 	merchants map[string]struct{}
 	lastFail  int64
 }
@@ -47,7 +48,6 @@ type tenantIncidents struct {
 // incWindow is the time span of one incident, as the message path sees it.
 type incWindow struct {
 	start, end int64 // end 0: still open
-	failures   *atomic.Int64
 }
 
 // incidentView is an immutable picture of every tenant's incidents.
@@ -80,7 +80,7 @@ type hitTerminal struct {
 	ref         posfleet.TerminalRef
 	merchant    string
 	first, last int64
-	failures    uint32
+	run, total  uint32 // host-side failures since first, and ever
 }
 
 type tenantCount struct {
@@ -125,15 +125,9 @@ func (e *Engine) updateIncidents(now int64, counts map[string]*tenantCount) map[
 			if rec == nil {
 				rec = &incidentRec{
 					Incident:  Incident{Tenant: t, Open: true},
-					failures:  &atomic.Int64{},
-					seen:      map[posfleet.TerminalRef]struct{}{},
+					seen:      map[posfleet.TerminalRef][2]uint32{},
 					merchants: map[string]struct{}{},
 				}
-				var fails int64
-				for _, h := range tc.hit {
-					fails += int64(h.failures)
-				}
-				rec.failures.Store(fails)
 				ti.open = rec
 				ti.list = append(ti.list, rec)
 				if len(ti.list) > MaxIncidents {
@@ -149,13 +143,18 @@ func (e *Engine) updateIncidents(now int64, counts map[string]*tenantCount) map[
 					changed[t] = struct{}{}
 				}
 				rec.lastFail = max(rec.lastFail, h.last)
-				if _, ok := rec.seen[h.ref]; !ok {
-					rec.seen[h.ref] = struct{}{}
+				c, ok := rec.seen[h.ref]
+				if !ok {
+					// Its failures since the start of its run belong to the incident.
+					c[0] = h.total - min(h.run, h.total)
 					rec.TerminalCount++
 					if len(rec.Terminals) < MaxIncidentTerminals {
 						rec.Terminals = append(rec.Terminals, h.ref)
 					}
 				}
+				rec.Failures += int64(h.total-c[0]) - int64(c[1]-c[0])*b2i(ok)
+				c[1] = h.total
+				rec.seen[h.ref] = c
 				if _, ok := rec.merchants[h.merchant]; !ok {
 					rec.merchants[h.merchant] = struct{}{}
 					rec.Merchants = append(rec.Merchants, h.merchant)
@@ -172,7 +171,6 @@ func (e *Engine) updateIncidents(now int64, counts map[string]*tenantCount) map[
 			rec := ti.open
 			rec.Open = false
 			rec.End = tm(max(rec.lastFail, ms(rec.Start)))
-			rec.Failures = rec.failures.Load()
 			rec.seen, rec.merchants = nil, nil
 			ti.open = nil
 			changed[t] = struct{}{}
@@ -192,7 +190,7 @@ func (e *Engine) publishIncidentsLocked() {
 	for t, ti := range e.tenants {
 		ws := make([]incWindow, 0, len(ti.list))
 		for _, rec := range ti.list {
-			w := incWindow{start: ms(rec.Start), failures: rec.failures}
+			w := incWindow{start: ms(rec.Start)}
 			if !rec.Open {
 				w.end = ms(rec.End)
 			}
@@ -217,9 +215,6 @@ func (e *Engine) Incidents(tenant string) []Incident {
 			inc := rec.Incident
 			inc.Merchants = append([]string(nil), rec.Merchants...)
 			inc.Terminals = append([]posfleet.TerminalRef(nil), rec.Terminals...)
-			if rec.Open {
-				inc.Failures = rec.failures.Load()
-			}
 			out = append(out, inc)
 		}
 	}
@@ -233,4 +228,11 @@ func (e *Engine) Incidents(tenant string) []Incident {
 		return out[i].ID < out[j].ID
 	})
 	return out
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

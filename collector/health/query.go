@@ -110,6 +110,12 @@ func (e *Engine) health(s *termState, now int64, pol *compiledPolicy, view *inci
 		Flags:      e.flags(s, now, pol, view),
 		Service:    append([]ServiceRecord{}, s.Service...),
 	}
+	for i := range h.Service {
+		if h.Service[i].Cleared == nil {
+			// A snapshot does not keep empty lists apart from none.
+			h.Service[i].Cleared = []posfleet.FlagName{}
+		}
+	}
 	h.Online = s.Since[fOffline] == 0 && s.WillAt == 0 && now-s.LastSeen <= e.cfg.OfflineAfter.Milliseconds()
 	h.Site.Merchant = s.Merchant
 	h.Site.Model = s.Model

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
 
 	"github.com/posfleet/posfleet"
 )
@@ -24,8 +23,13 @@ type snapshotHeader struct {
 
 type incidentSnap struct {
 	Incident Incident
-	Failures int64
+	Seen     []seenSnap // open incidents only
 	LastFail int64
+}
+
+type seenSnap struct {
+	Ref        posfleet.TerminalRef
+	Base, Last uint32
 }
 
 // Snapshot writes the whole state (terminals, incidents, service records and
@@ -50,7 +54,11 @@ func (e *Engine) Snapshot(w io.Writer) error {
 			inc := rec.Incident
 			inc.Merchants = append([]string(nil), rec.Merchants...)
 			inc.Terminals = append([]posfleet.TerminalRef(nil), rec.Terminals...)
-			h.Incidents = append(h.Incidents, incidentSnap{Incident: inc, Failures: rec.failures.Load(), LastFail: rec.lastFail})
+			var seen []seenSnap
+			for ref, c := range rec.seen {
+				seen = append(seen, seenSnap{Ref: ref, Base: c[0], Last: c[1]})
+			}
+			h.Incidents = append(h.Incidents, incidentSnap{Incident: inc, Seen: seen, LastFail: rec.lastFail})
 		}
 	}
 	e.incMu.Unlock()
@@ -134,12 +142,11 @@ func (e *Engine) Restore(r io.Reader) error {
 			ti = &tenantIncidents{}
 			tenants[is.Incident.Tenant] = ti
 		}
-		rec := &incidentRec{Incident: is.Incident, failures: &atomic.Int64{}, lastFail: is.LastFail}
-		rec.failures.Store(is.Failures)
+		rec := &incidentRec{Incident: is.Incident, lastFail: is.LastFail}
 		if rec.Open {
-			rec.seen = map[posfleet.TerminalRef]struct{}{}
-			for _, t := range rec.Terminals {
-				rec.seen[t] = struct{}{}
+			rec.seen = map[posfleet.TerminalRef][2]uint32{}
+			for _, x := range is.Seen {
+				rec.seen[x.Ref] = [2]uint32{x.Base, x.Last}
 			}
 			rec.merchants = map[string]struct{}{}
 			for _, m := range rec.Merchants {

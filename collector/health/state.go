@@ -248,6 +248,7 @@ type termState struct {
 	LastHostFailAt int64
 	HostFailFirst  int64
 	HostFailRun    uint32
+	HostFails      uint32
 
 	Since      [nFlags]int64
 	ServicedAt int64
