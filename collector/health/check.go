@@ -47,14 +47,20 @@ func (e *Engine) judge(s *termState, f int, now int64, pol *compiledPolicy, view
 		wasSelling := s.LastTxnAt != 0 && s.LastSeen-s.LastTxnAt <= e.cfg.SellingWindow.Milliseconds()
 		if s.WillAt != 0 {
 			v.on, v.at = s.WillAt >= cut, s.WillAt
-			ev("reason", "last_will", "last_seen", tm(s.LastSeen), "was_selling", wasSelling)
+			if withEv {
+				ev("reason", "last_will", "last_seen", tm(s.LastSeen), "was_selling", wasSelling)
+			}
 		} else if silent := now - s.LastSeen; silent > e.cfg.OfflineAfter.Milliseconds() && s.LastSeen >= cut {
 			v.on, v.at = true, s.LastSeen+e.cfg.OfflineAfter.Milliseconds()
-			ev("reason", "no_message", "last_seen", tm(s.LastSeen), "silent_s", silent/1000,
-				"threshold_s", int64(e.cfg.OfflineAfter.Seconds()), "was_selling", wasSelling)
+			if withEv {
+				ev("reason", "no_message", "last_seen", tm(s.LastSeen), "silent_s", silent/1000,
+					"threshold_s", int64(e.cfg.OfflineAfter.Seconds()), "was_selling", wasSelling)
+			}
 		}
 		if v.on && s.LastTxnAt != 0 {
-			ev("last_txn", tm(s.LastTxnAt))
+			if withEv {
+				ev("last_txn", tm(s.LastTxnAt))
+			}
 		}
 
 	case fFirmwareOutdated, fFirmwareBlocked:
@@ -62,22 +68,32 @@ func (e *Engine) judge(s *termState, f int, now int64, pol *compiledPolicy, view
 		v.at = s.InvAt
 		if f == fFirmwareOutdated {
 			v.on, v.urgent = fv.outdated, fv.belowMinimum
-			ev("model", s.Model, "firmware", s.Firmware, "target", fv.policy.Target)
+			if withEv {
+				ev("model", s.Model, "firmware", s.Firmware, "target", fv.policy.Target)
+			}
 			if fv.policy.Minimum != "" {
-				ev("minimum", fv.policy.Minimum, "below_minimum", fv.belowMinimum)
+				if withEv {
+					ev("minimum", fv.policy.Minimum, "below_minimum", fv.belowMinimum)
+				}
 			}
 		} else {
 			v.on, v.urgent = fv.blocked, true
-			ev("model", s.Model, "firmware", s.Firmware, "blocked", fv.policy.Blocked, "target", fv.policy.Target)
+			if withEv {
+				ev("model", s.Model, "firmware", s.Firmware, "blocked", fv.policy.Blocked, "target", fv.policy.Target)
+			}
 		}
 		if fv.policy.URL != "" {
-			ev("url", fv.policy.URL, "sha256", fv.policy.SHA256)
+			if withEv {
+				ev("url", fv.policy.URL, "sha256", fv.policy.SHA256)
+			}
 		}
 
 	case fUpdateFailed:
 		v.on = s.Update.Status == posfleet.UpdateFailed && s.Update.Target != s.Firmware
 		v.at = s.UpdateAt
-		ev("target", s.Update.Target, "error", s.Update.Error, "firmware", s.Firmware, "reported_at", tm(s.UpdateAt))
+		if withEv {
+			ev("target", s.Update.Target, "error", s.Update.Error, "firmware", s.Firmware, "reported_at", tm(s.UpdateAt))
+		}
 
 	case fAmountMismatch:
 		n, first := s.Mismatch.countSince(dayAgo)
@@ -88,7 +104,9 @@ func (e *Engine) judge(s *termState, f int, now int64, pol *compiledPolicy, view
 				txns = append(txns, map[string]any{"id": x.ID, "at": tm(x.At), "amount_entered": x.A,
 					"amount_charged": x.B, "difference": x.B - x.A, "currency": x.Note})
 			}
-			ev("count", n, "window_h", int(e.cfg.EvidenceWindow.Hours()), "transactions", txns)
+			if withEv {
+				ev("count", n, "window_h", int(e.cfg.EvidenceWindow.Hours()), "transactions", txns)
+			}
 		}
 
 	case fTxnFailures:
@@ -108,12 +126,18 @@ func (e *Engine) judge(s *termState, f int, now int64, pol *compiledPolicy, view
 			for _, x := range s.Receipt.since(from) {
 				txns = append(txns, map[string]any{"id": x.ID, "at": tm(x.At)})
 			}
-			ev("failed_receipts", n, "threshold", e.cfg.ReceiptFailures, "window_h", int(e.cfg.EvidenceWindow.Hours()))
+			if withEv {
+				ev("failed_receipts", n, "threshold", e.cfg.ReceiptFailures, "window_h", int(e.cfg.EvidenceWindow.Hours()))
+			}
 			if len(txns) > 0 {
-				ev("transactions", txns)
+				if withEv {
+					ev("transactions", txns)
+				}
 			}
 			if paperOut {
-				ev("paper", posfleet.PaperOut, "paper_out_at", tm(s.PaperOutAt))
+				if withEv {
+					ev("paper", posfleet.PaperOut, "paper_out_at", tm(s.PaperOutAt))
+				}
 			}
 		}
 
@@ -132,7 +156,9 @@ func (e *Engine) judge(s *termState, f int, now int64, pol *compiledPolicy, view
 				}
 				txns = append(txns, t)
 			}
-			ev("count", n, "transactions", txns)
+			if withEv {
+				ev("count", n, "transactions", txns)
+			}
 		}
 
 	case fHardwareFault:
@@ -151,7 +177,9 @@ func (e *Engine) judge(s *termState, f int, now int64, pol *compiledPolicy, view
 					"severity": of.Severity, "since": tm(of.At), "detail": of.Detail})
 			}
 		}
-		ev("faults", faults)
+		if withEv {
+			ev("faults", faults)
+		}
 
 	case fTamper:
 		n, first := s.Tamper.countSince(max(cut, 1))
@@ -161,7 +189,9 @@ func (e *Engine) judge(s *termState, f int, now int64, pol *compiledPolicy, view
 			for _, x := range s.Tamper.since(max(cut, 1)) {
 				evs = append(evs, map[string]any{"component": x.ID, "code": x.Note, "at": tm(x.At)})
 			}
-			ev("events", evs)
+			if withEv {
+				ev("events", evs)
+			}
 		}
 
 	case fWeakNetwork:
@@ -190,13 +220,19 @@ func (e *Engine) judge(s *termState, f int, now int64, pol *compiledPolicy, view
 		weakSignal := hasMed && len(sig) >= e.cfg.WeakNetworkMinHeartbeats && med < float64(e.cfg.WeakSignalDBm)
 		slow := hasP90 && len(rtt) >= e.cfg.WeakNetworkMinHeartbeats && p90 > e.cfg.WeakRTTMs
 		v.on = weakSignal || slow
-		ev("heartbeats", n, "signal_threshold_dbm", e.cfg.WeakSignalDBm, "rtt_threshold_ms", e.cfg.WeakRTTMs,
-			"weak_signal", weakSignal, "slow_host", slow)
+		if withEv {
+			ev("heartbeats", n, "signal_threshold_dbm", e.cfg.WeakSignalDBm, "rtt_threshold_ms", e.cfg.WeakRTTMs,
+				"weak_signal", weakSignal, "slow_host", slow)
+		}
 		if hasMed {
-			ev("median_signal_dbm", med)
+			if withEv {
+				ev("median_signal_dbm", med)
+			}
 		}
 		if hasP90 {
-			ev("p90_host_rtt_ms", p90)
+			if withEv {
+				ev("p90_host_rtt_ms", p90)
+			}
 		}
 
 	case fBattery:
@@ -205,15 +241,19 @@ func (e *Engine) judge(s *termState, f int, now int64, pol *compiledPolicy, view
 		v.on = low || hot
 		if low {
 			v.at = s.LowBatSince
-			ev("battery_pct", int(s.LastHB.Battery), "charging", false, "low_heartbeats", int(s.LowBatStreak),
-				"low_since", tm(s.LowBatSince), "threshold_pct", e.cfg.LowBatteryPct)
+			if withEv {
+				ev("battery_pct", int(s.LastHB.Battery), "charging", false, "low_heartbeats", int(s.LowBatStreak),
+					"low_since", tm(s.LowBatSince), "threshold_pct", e.cfg.LowBatteryPct)
+			}
 		}
 		if hot {
 			if v.at == 0 {
 				v.at = s.LastHB.At
 			}
-			ev("temp_c", math.Round(float64(s.LastHB.TempC)*10)/10, "temp_threshold_c", e.cfg.HotTempC,
-				"reported_at", tm(s.LastHB.At))
+			if withEv {
+				ev("temp_c", math.Round(float64(s.LastHB.TempC)*10)/10, "temp_threshold_c", e.cfg.HotTempC,
+					"reported_at", tm(s.LastHB.At))
+			}
 		}
 
 	case fClockSkew:
@@ -223,8 +263,10 @@ func (e *Engine) judge(s *termState, f int, now int64, pol *compiledPolicy, view
 		skew := s.LastHB.TS - s.LastHB.At // positive: the terminal's clock is ahead
 		v.on = abs(skew) > e.cfg.ClockSkew.Milliseconds()
 		v.at = s.LastHB.At
-		ev("skew_s", skew/1000, "terminal_ts", tm(s.LastHB.TS), "server_ts", tm(s.LastHB.At),
-			"threshold_s", int64(e.cfg.ClockSkew.Seconds()))
+		if withEv {
+			ev("skew_s", skew/1000, "terminal_ts", tm(s.LastHB.TS), "server_ts", tm(s.LastHB.At),
+				"threshold_s", int64(e.cfg.ClockSkew.Seconds()))
+		}
 	}
 	if !v.on {
 		v.ev = nil
