@@ -32,6 +32,7 @@ type CLI struct {
 	Terminals TerminalsCmd `cmd:"" help:"Provision and list terminals."`
 	Users     UsersCmd     `cmd:"" help:"Manage users of the web UI and API."`
 	Tokens    TokensCmd    `cmd:"" help:"Manage API tokens."`
+	Mosquitto MosquittoCmd `cmd:"" help:"Write Mosquitto's access configuration from the registry (external broker mode)."`
 }
 
 // Globals are what every command gets from the top-level flags.

@@ -20,6 +20,7 @@ import (
 	"github.com/posfleet/posfleet/broker"
 	"github.com/posfleet/posfleet/collector"
 	"github.com/posfleet/posfleet/collector/influxdb"
+	"github.com/posfleet/posfleet/collector/mqttsource"
 	"github.com/posfleet/posfleet/collector/registry"
 	"github.com/posfleet/posfleet/web"
 )
@@ -43,6 +44,8 @@ type ServeCmd struct {
 	BatchLines      int           `help:"Lines per InfluxDB write." default:"${batch_lines}" env:"POSFLEET_BATCH_LINES"`
 	BatchWait       time.Duration `help:"Longest wait to fill a write batch." default:"${batch_wait}" env:"POSFLEET_BATCH_WAIT"`
 	MaxSpoolMiB     int64         `name:"max-spool-mib" help:"Spool size (MiB) at which publishes are refused while InfluxDB is down." default:"${max_spool_mib}" env:"POSFLEET_MAX_SPOOL_MIB"`
+
+	ScaleOut `embed:""`
 }
 
 // defaultVars fills the ${…} defaults of the command line from the
@@ -79,6 +82,9 @@ func (cmd *ServeCmd) Run(ctx context.Context, g *Globals) error {
 func (cmd *ServeCmd) config(g *Globals) (Config, error) {
 	cfg := DefaultConfig(g.DataDir)
 	cfg.Logger = g.Logger
+	if err := cmd.ScaleOut.apply(&cfg); err != nil {
+		return cfg, err
+	}
 	cfg.Broker.TCPAddr = cmd.MQTTAddr
 	cfg.Broker.TLSAddr = cmd.MQTTTLSAddr
 	cfg.Broker.CertFile, cfg.Broker.KeyFile = cmd.TLSCert, cmd.TLSKey
@@ -114,6 +120,15 @@ type Config struct {
 	Registry  registry.Options
 	Influx    influxdb.Config
 	Logger    *slog.Logger
+	// Roles says which parts run in this process (see roles.go).
+	Roles Roles
+	// Source, when its Broker is set, makes the collector consume from an
+	// external MQTT broker as well as (or instead of) the embedded one.
+	Source mqttsource.Options
+	// EMQXToken, when set, enables the EMQX HTTP authentication and
+	// authorization endpoints of the web role; EMQX must send it as a
+	// bearer token.
+	EMQXToken string
 }
 
 // DefaultConfig returns the components' defaults with their files under dataDir.
@@ -125,6 +140,8 @@ func DefaultConfig(dataDir string) Config {
 		Collector: collector.DefaultOptions(),
 		Registry:  registry.DefaultOptions(),
 		Influx:    influxdb.Config{URL: "http://127.0.0.1:8086", Bucket: "posfleet/autogen"},
+		Roles:     AllRoles,
+		Source:    mqttsource.DefaultOptions(),
 	}
 	cfg.Broker.DataDir = filepath.Join(dataDir, "broker")
 	cfg.Collector.SpoolDir = filepath.Join(dataDir, "spool")
@@ -144,6 +161,10 @@ type Server struct {
 	brk    *broker.Broker
 	http   *http.Server
 	httpLn net.Listener
+
+	src        *mqttsource.Subscriber
+	stopSource context.CancelFunc
+	sourceDone chan struct{}
 }
 
 // NewServer checks cfg; Start opens everything.
@@ -168,6 +189,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			s.Close()
 		}
 	}()
+	if err := s.cfg.Roles.check(s.cfg.Source.Broker != ""); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("serve: data directory: %w", err)
 	}
@@ -192,30 +216,39 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		_, err := s.reg.Get(context.Background(), ref)
 		return err == nil
 	}
-	if s.col, err = collector.New(copts, influxdb.Encoder{}, s.store); err != nil {
-		return err
+	checks := map[string]web.Check{"timeseries": s.store.Ping}
+	if s.cfg.Roles.Collector {
+		if s.col, err = collector.New(copts, influxdb.Encoder{}, s.store); err != nil {
+			return err
+		}
+		checks["collector"] = func(context.Context) error { return s.col.Healthy() }
 	}
-	bopts := s.cfg.Broker
-	bopts.Logger, bopts.Metrics = s.log, s.metrics
-	if s.brk, err = broker.New(bopts, s.reg, s.col, s.col); err != nil {
-		return err
+	if s.cfg.Source.Broker != "" {
+		if err := s.startSource(); err != nil {
+			return err
+		}
+		checks["mqtt_source"] = func(context.Context) error { return s.src.Healthy() }
 	}
-	if err := s.brk.Start(ctx); err != nil {
-		return err
+	if s.cfg.Roles.Broker {
+		bopts := s.cfg.Broker
+		bopts.Logger, bopts.Metrics = s.log, s.metrics
+		if s.brk, err = broker.New(bopts, s.reg, s.col, s.col); err != nil {
+			return err
+		}
+		if err := s.brk.Start(ctx); err != nil {
+			return err
+		}
+		checks["broker"] = func(context.Context) error { return s.brk.Healthy() }
 	}
 	if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("serve: http listener: %w", err)
 	}
 	s.http = &http.Server{
-		Handler: web.Handler(web.Options{
+		Handler: s.withEMQX(web.Handler(web.Options{
 			Logger:   s.log,
 			Gatherer: s.metrics,
-			Checks: map[string]web.Check{
-				"broker":     func(context.Context) error { return s.brk.Healthy() },
-				"collector":  func(context.Context) error { return s.col.Healthy() },
-				"timeseries": s.store.Ping,
-			},
-		}),
+			Checks:   checks,
+		})),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
@@ -224,7 +257,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			s.log.Error("http server stopped", "err", err)
 		}
 	}()
-	s.log.Info("posfleet serving", "mqtt", s.brk.TCPAddr().String(), "http", s.httpLn.Addr().String(), "influx", s.cfg.Influx.URL, "data", s.cfg.DataDir)
+	mqttAddr := "-"
+	if s.brk != nil {
+		mqttAddr = s.brk.TCPAddr().String()
+	}
+	s.log.Info("posfleet serving", "roles", s.cfg.Roles.String(), "mqtt", mqttAddr, "mqtt_source", s.cfg.Source.Broker, "http", s.httpLn.Addr().String(), "influx", s.cfg.Influx.URL, "data", s.cfg.DataDir)
 	return nil
 }
 
@@ -238,8 +275,13 @@ func (s *Server) Run(ctx context.Context) error {
 	return s.Close()
 }
 
-// MQTTAddr is the bound MQTT TCP address.
-func (s *Server) MQTTAddr() net.Addr { return s.brk.TCPAddr() }
+// MQTTAddr is the bound MQTT TCP address, nil without the broker role.
+func (s *Server) MQTTAddr() net.Addr {
+	if s.brk == nil {
+		return nil
+	}
+	return s.brk.TCPAddr()
+}
 
 // HTTPAddr is the bound HTTP address.
 func (s *Server) HTTPAddr() net.Addr { return s.httpLn.Addr() }
@@ -257,6 +299,7 @@ func (s *Server) Close() error {
 		cancel()
 		s.http = nil
 	}
+	s.stopSourceAndWait()
 	if s.brk != nil {
 		errs = append(errs, s.brk.Close())
 		s.brk = nil

@@ -1,0 +1,474 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/collector/mqttsource"
+)
+
+// The external-broker tests run Mosquitto (the Debian package) as a child
+// process. Without it they skip, except in CI, where a missing broker must
+// not pass for a green run.
+
+const collectorPassword = "collector-password-for-tests"
+
+// mosquittoBin returns the mosquitto binary and its dynamic security plugin.
+func mosquittoBin(t *testing.T) (bin, plugin string) {
+	t.Helper()
+	bin, err := exec.LookPath("mosquitto")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/mosquitto"); serr == nil {
+			bin, err = "/usr/sbin/mosquitto", nil
+		}
+	}
+	plugins, _ := filepath.Glob("/usr/lib/*/mosquitto_dynamic_security.so")
+	if len(plugins) == 0 {
+		plugins, _ = filepath.Glob("/usr/lib/mosquitto_dynamic_security.so")
+	}
+	if err != nil || len(plugins) == 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mosquitto (Debian package) with its dynamic security plugin is required in CI: %v", err)
+		}
+		t.Skip("mosquitto not installed (apt-get install mosquitto)")
+	}
+	return bin, plugins[0]
+}
+
+// mosquitto is one Mosquitto broker run by a test.
+type mosquitto struct {
+	addr string
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	done chan struct{}
+}
+
+// startMosquitto runs Mosquitto on a free loopback port with the given
+// security lines (dynsec plugin or acl_file).
+func startMosquitto(t *testing.T, dir, security string) *mosquitto {
+	t.Helper()
+	bin, _ := mosquittoBin(t)
+	addr := freeAddr(t)
+	host, port, _ := net.SplitHostPort(addr)
+	conf := filepath.Join(dir, "mosquitto.conf")
+	body := fmt.Sprintf(`# written by the test
+listener %s %s
+persistence false
+max_inflight_messages 20
+max_queued_messages 100000
+log_dest stderr
+log_type error
+log_type warning
+user root
+%s
+`, port, host, security)
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := &mosquitto{addr: addr, log: &bytes.Buffer{}, done: make(chan struct{})}
+	m.cmd = exec.Command(bin, "-c", conf)
+	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
+	m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := m.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { m.cmd.Wait(); close(m.done) }()
+	t.Cleanup(func() {
+		m.cmd.Process.Kill()
+		<-m.done
+		if t.Failed() {
+			t.Logf("mosquitto log:\n%s", m.log)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return m
+		}
+		select {
+		case <-m.done:
+			t.Fatalf("mosquitto exited at start:\n%s", m.log)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("mosquitto did not listen within 10 s:\n%s", m.log)
+	return nil
+}
+
+// mosquittoFromRegistry provisions n terminals with `posfleet terminals
+// import`, writes Mosquitto's dynamic security file with `posfleet
+// mosquitto dynsec` from the registry and the secrets output, and starts
+// Mosquitto with it.
+func mosquittoFromRegistry(t *testing.T, n int) *mosquitto {
+	t.Helper()
+	_, plugin := mosquittoBin(t)
+	dir := t.TempDir()
+	fleet := filepath.Join(dir, "fleet.csv")
+	secrets := filepath.Join(dir, "secrets.csv")
+	pw := filepath.Join(dir, "collector.pw")
+	dynsec := filepath.Join(dir, "dynamic-security.json")
+	for name, body := range map[string]string{fleet: fleetCSV(n), pw: collectorPassword + "\n"} {
+		if err := os.WriteFile(name, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	for _, args := range [][]string{
+		{"--data-dir", data, "terminals", "import", fleet, "--secrets-out", secrets},
+		{"--data-dir", data, "mosquitto", "dynsec", "--secrets", secrets, "--collector-password-file", pw, "--iterations", "10", "-o", dynsec},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 0 {
+			t.Fatalf("posfleet %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
+		}
+	}
+	return startMosquitto(t, dir, fmt.Sprintf("allow_anonymous false\nplugin %s\nplugin_opt_config_file %s\n", plugin, dynsec))
+}
+
+// collectorServer runs an in-process posfleet with the collector role only,
+// consuming from the external broker.
+func collectorServer(t *testing.T, influx *influxtest.Server, brokerAddr, clientID string) *Server {
+	t.Helper()
+	cfg := DefaultConfig(t.TempDir())
+	cfg.Roles = Roles{Collector: true}
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.Influx.URL, cfg.Influx.Bucket = influx.URL, influxtest.Bucket
+	cfg.Collector.BatchWait = 20 * time.Millisecond
+	cfg.Source.Broker = "tcp://" + brokerAddr
+	cfg.Source.ClientID = clientID
+	cfg.Source.Username, cfg.Source.Password = "posfleet-collector", collectorPassword
+	cfg.Source.RetryMin, cfg.Source.RetryMax = 50*time.Millisecond, time.Second
+	srv, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	waitFor(t, clientID+" subscribed", func() bool { return srv.src.Healthy() == nil })
+	return srv
+}
+
+func hb(seq int) string {
+	ts := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC).Add(time.Duration(seq) * time.Second)
+	return fmt.Sprintf(`{"seq":%d,"ts":%q,"uptime_s":%d}`, seq, ts.Format(time.RFC3339), seq*60)
+}
+
+// seqsByTerminal returns the heartbeat seqs stored per terminal, sorted.
+func seqsByTerminal(t *testing.T, influx *influxtest.Server) map[string][]int {
+	t.Helper()
+	rows := flux(t, influx, fmt.Sprintf(`from(bucket:%q) |> range(start: 2000-01-01T00:00:00Z) |> filter(fn: (r) => r._measurement == "heartbeat" and r._field == "seq")`, influxtest.Bucket))
+	out := map[string][]int{}
+	for _, r := range rows {
+		n, err := strconv.Atoi(r["_value"])
+		if err != nil {
+			t.Fatalf("seq %q: %v", r["_value"], err)
+		}
+		out[r["terminal"]] = append(out[r["terminal"]], n)
+	}
+	for k := range out {
+		slices.Sort(out[k])
+	}
+	return out
+}
+
+// checkExactlyOnce fails unless every terminal's heartbeats 1..perTerminal
+// are stored, each once.
+func checkExactlyOnce(t *testing.T, influx *influxtest.Server, terminals, perTerminal int) {
+	t.Helper()
+	got := seqsByTerminal(t, influx)
+	for i := 1; i <= terminals; i++ {
+		id := fmt.Sprintf("T-%04d", i)
+		seqs := got[id]
+		if len(seqs) != perTerminal {
+			t.Errorf("%s: %d heartbeats stored, want %d", id, len(seqs), perTerminal)
+		}
+		for j, s := range seqs {
+			if s != j+1 {
+				t.Errorf("%s: stored seqs %v, want 1..%d each once", id, seqs, perTerminal)
+				break
+			}
+		}
+	}
+}
+
+// publishFleet connects terminals 1..n to the broker and publishes
+// perTerminal QoS 1 heartbeats from each, concurrently; after each
+// terminal's k-th message, at(k) is called (once per k, by the last
+// terminal to reach it).
+func publishFleet(t *testing.T, addr string, n, perTerminal int, pause time.Duration, at func(k int)) {
+	t.Helper()
+	clients := make([]mqtt.Client, n)
+	for i := range clients {
+		clients[i] = mustConnect(t, addr, i+1)
+	}
+	reached := make([]int, perTerminal+1)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			topic := fmt.Sprintf("fleet/v1/acme/T-%04d/hb", i+1)
+			for seq := 1; seq <= perTerminal; seq++ {
+				tok := c.Publish(topic, 1, false, hb(seq))
+				if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+					errs <- fmt.Errorf("%s seq %d: no PUBACK: %v", topic, seq, tok.Error())
+					return
+				}
+				mu.Lock()
+				reached[seq]++
+				last := reached[seq] == n
+				mu.Unlock()
+				if last && at != nil {
+					at(seq)
+				}
+				time.Sleep(pause)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// TestMosquittoSharedSubscription: two collectors share one subscription
+// on Mosquitto; every message is stored exactly once and both took part.
+func TestMosquittoSharedSubscription(t *testing.T) {
+	const terminals, perTerminal = 10, 30
+	mq := mosquittoFromRegistry(t, terminals)
+	influx := influxtest.Start(t)
+	a := collectorServer(t, influx, mq.addr, "collector-a")
+	b := collectorServer(t, influx, mq.addr, "collector-b")
+
+	publishFleet(t, mq.addr, terminals, perTerminal, 0, nil)
+	total := int64(terminals * perTerminal)
+	waitFor(t, "every heartbeat in InfluxDB", func() bool { return count(t, influx, "heartbeat", "seq") >= total })
+	checkExactlyOnce(t, influx, terminals, perTerminal)
+
+	sa, sb := a.src.Stats(), b.src.Stats()
+	t.Logf("collector a: %+v, collector b: %+v", sa, sb)
+	if sa.Stored == 0 || sb.Stored == 0 {
+		t.Errorf("the load was not shared: a stored %d, b stored %d", sa.Stored, sb.Stored)
+	}
+	if got := sa.Stored + sb.Stored; got < uint64(total) {
+		t.Errorf("collectors stored %d messages, want at least %d", got, total)
+	}
+	if sa.Failed+sb.Failed != 0 {
+		t.Errorf("failed: a %d, b %d", sa.Failed, sb.Failed)
+	}
+
+	t.Run("bad input is acknowledged, not redelivered", func(t *testing.T) {
+		c := mustConnect(t, mq.addr, 1)
+		publish(t, c, "fleet/v1/acme/T-0001/hb", 1, false, `{"seq":"not a number"}`)
+		waitFor(t, "the rejection", func() bool { return a.src.Stats().Rejected+b.src.Stats().Rejected == 1 })
+		time.Sleep(300 * time.Millisecond)
+		if n := a.src.Stats().Rejected + b.src.Stats().Rejected; n != 1 {
+			t.Errorf("rejected %d times, want once", n)
+		}
+	})
+}
+
+// startCollectorProcess runs `posfleet serve --roles collector
+// --mqtt-source …` as a child process and waits until it is subscribed.
+func startCollectorProcess(t *testing.T, bin, dataDir, prefix, brokerAddr, influxURL string) *process {
+	t.Helper()
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.OpenFile(filepath.Join(dataDir, "serve.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := freeAddr(t)
+	cmd := exec.Command(bin, "--data-dir", dataDir, "serve", "--roles", "collector",
+		"--mqtt-source", "tcp://"+brokerAddr, "--mqtt-source-client-prefix", prefix,
+		"--http-addr", httpAddr, "--influx-url", influxURL, "--influx-bucket", influxtest.Bucket, "--batch-wait", "20ms")
+	cmd.Env = append(os.Environ(), "POSFLEET_MQTT_SOURCE_PASSWORD="+collectorPassword)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{}), log: logf}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.kill() })
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + httpAddr + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			b, _ := os.ReadFile(logf.Name())
+			t.Fatalf("collector exited at start:\n%s", b)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	b, _ := os.ReadFile(logf.Name())
+	t.Fatalf("collector not healthy within 30 s:\n%s", b)
+	return nil
+}
+
+// TestMosquittoCollectorKilled: two collector processes share the
+// subscription; one is killed with SIGKILL mid-stream and started again.
+// Every message must end up stored exactly once: what the dead collector
+// had not acknowledged comes again from its session.
+func TestMosquittoCollectorKilled(t *testing.T) {
+	const terminals, perTerminal = 10, 60
+	mq := mosquittoFromRegistry(t, terminals)
+	influx := influxtest.Start(t)
+	bin := binary(t)
+	root := t.TempDir()
+	dirA, dirB := filepath.Join(root, "a"), filepath.Join(root, "b")
+	startCollectorProcess(t, bin, dirA, "ca-", mq.addr, influx.URL)
+	b := startCollectorProcess(t, bin, dirB, "cb-", mq.addr, influx.URL)
+
+	killed := make(chan struct{})
+	publishFleet(t, mq.addr, terminals, perTerminal, 5*time.Millisecond, func(k int) {
+		if k == perTerminal/3 {
+			b.kill()
+			close(killed)
+		}
+	})
+	<-killed
+	startCollectorProcess(t, bin, dirB, "cb-", mq.addr, influx.URL)
+	total := int64(terminals * perTerminal)
+	waitFor(t, "every heartbeat in InfluxDB", func() bool { return count(t, influx, "heartbeat", "seq") >= total })
+	time.Sleep(500 * time.Millisecond) // let any late duplicate land before counting
+	checkExactlyOnce(t, influx, terminals, perTerminal)
+}
+
+// TestMosquittoAuthFromRegistry: Mosquitto configured by posfleet from the
+// registry refuses a wrong secret and an unknown terminal, and drops a
+// publish as another terminal or on the terminal's own cmd topic.
+func TestMosquittoAuthFromRegistry(t *testing.T) {
+	mq := mosquittoFromRegistry(t, 2)
+	for _, c := range []struct{ name, user, password string }{
+		{"wrong secret", "acme:T-0001", secretOf(2)},
+		{"unknown terminal", "acme:T-0404", secretOf(1)},
+		{"collector password for a terminal", "acme:T-0001", collectorPassword},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cl, err := connect(mq.addr, c.user, c.user, c.password)
+			if err == nil {
+				cl.Disconnect(0)
+				t.Fatal("connected")
+			}
+		})
+	}
+
+	// A plain subscriber as the collector sees what Mosquitto let through.
+	seen := make(chan string, 100)
+	obs := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + mq.addr).SetClientID("observer").
+		SetUsername("posfleet-collector").SetPassword(collectorPassword).SetProtocolVersion(4).
+		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { seen <- m.Topic() }))
+	if tok := obs.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("collector user: %v", tok.Error())
+	}
+	defer obs.Disconnect(0)
+	if tok := obs.Subscribe("fleet/v1/#", 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+
+	c1 := mustConnect(t, mq.addr, 1)
+	publish(t, c1, "fleet/v1/acme/T-0002/hb", 1, false, hb(1)) // as another terminal
+	publish(t, c1, "fleet/v1/acme/T-0001/cmd", 1, false, `{}`) // its own downlink
+	publish(t, c1, "fleet/v1/acme/T-0001/hb", 1, false, hb(1)) // allowed: the marker
+	select {
+	case topic := <-seen:
+		if topic != "fleet/v1/acme/T-0001/hb" {
+			t.Errorf("Mosquitto forwarded %s, a publish the registry's rules deny", topic)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the allowed publish never arrived")
+	}
+
+	t.Run("subscribe to another terminal's commands", func(t *testing.T) {
+		tok := c1.Subscribe("fleet/v1/acme/T-0002/cmd", 1, nil)
+		if !tok.WaitTimeout(10 * time.Second) {
+			t.Fatal("no SUBACK")
+		}
+		if q := tok.(*mqtt.SubscribeToken).Result()["fleet/v1/acme/T-0002/cmd"]; q != 0x80 {
+			t.Errorf("SUBACK %#x, want 0x80 (refused)", q)
+		}
+		tok = c1.Subscribe("fleet/v1/acme/T-0001/cmd", 1, nil)
+		if !tok.WaitTimeout(10*time.Second) || tok.(*mqtt.SubscribeToken).Result()["fleet/v1/acme/T-0001/cmd"] != 1 {
+			t.Errorf("own cmd subscription refused: %v", tok.(*mqtt.SubscribeToken).Result())
+		}
+	})
+}
+
+// TestMosquittoACLFile: the ACL file of `posfleet mosquitto acl`, loaded by
+// Mosquitto, lets a terminal publish under its own topics only.
+func TestMosquittoACLFile(t *testing.T) {
+	mosquittoBin(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	provisionDir := filepath.Join(data, "registry.db")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	provision(t, provisionDir, DefaultConfig(data).Registry, 2)
+	acl := filepath.Join(dir, "acl")
+	var out, errb bytes.Buffer
+	if code := run([]string{"--data-dir", data, "mosquitto", "acl", "-o", acl}, &out, &errb); code != 0 {
+		t.Fatalf("mosquitto acl: %d %s", code, errb.String())
+	}
+	// No passwords here: this broker checks the ACL file only.
+	mq := startMosquitto(t, dir, "allow_anonymous true\nacl_file "+acl+"\n")
+
+	seen := make(chan string, 100)
+	obs := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + mq.addr).SetClientID("observer").
+		SetUsername("posfleet-collector").SetProtocolVersion(4).
+		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) { seen <- m.Topic() }))
+	if tok := obs.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatalf("collector user: %v", tok.Error())
+	}
+	defer obs.Disconnect(0)
+	if tok := obs.Subscribe("$share/posfleet/fleet/v1/#", 1, nil); !tok.WaitTimeout(10*time.Second) || tok.(*mqtt.SubscribeToken).Result()["fleet/v1/#"] != 1 { // paho keys shared filters without $share/{group}/
+		t.Fatalf("collector's shared subscription refused: %v %v", tok.Error(), tok.(*mqtt.SubscribeToken).Result())
+	}
+	c1, err := connect(mq.addr, "acme:T-0001", "acme:T-0001", "any")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Disconnect(0)
+	publish(t, c1, "fleet/v1/acme/T-0002/hb", 1, false, hb(1))
+	publish(t, c1, "fleet/v1/other/T-0001/hb", 1, false, hb(1))
+	publish(t, c1, "fleet/v1/acme/T-0001/hb", 1, false, hb(1))
+	select {
+	case topic := <-seen:
+		if topic != "fleet/v1/acme/T-0001/hb" {
+			t.Errorf("Mosquitto forwarded %s, a publish the ACL file denies", topic)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the allowed publish never arrived")
+	}
+}
+
+var _ = mqttsource.Stats{}

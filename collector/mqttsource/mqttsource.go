@@ -1,0 +1,351 @@
+// Package mqttsource feeds the collector from an external MQTT broker (EMQX,
+// HiveMQ, VerneMQ, Mosquitto) instead of, or beside, the embedded one.
+//
+// Every collector process joins one shared subscription
+// ($share/posfleet/fleet/v1/#), so the broker splits the fleet's messages
+// among them. A message is acknowledged (PUBACK) only after the Sink made it
+// durable, so a collector that dies loses nothing the broker considers
+// delivered: the unacknowledged messages stay in its persistent session and
+// come again when it reconnects.
+//
+// STYLE keeps paho in firmware-client, the one place that speaks MQTT as a
+// client. This package is the exception on purpose: a subscriber with manual
+// acknowledgement, a persistent session and a shared subscription shares
+// nothing with a terminal's connection (outbox, will, backoff by device
+// class), and the collector must not depend on the terminal library.
+package mqttsource
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/posfleet/posfleet"
+)
+
+// Sink takes every message of the subscription. It returns nil once the
+// message is durable, a *posfleet.Rejection for bad input, or another error
+// when it cannot store the message now (collector.Collector.Accept).
+type Sink interface {
+	Accept(ctx context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, payload []byte) error
+}
+
+// Options configures a Subscriber. Zero durations take their DefaultOptions value.
+type Options struct {
+	// Broker is the broker's URL: tcp://host:1883, ssl://host:8883 or ws://….
+	Broker string
+	// ClientID must be stable across restarts of one collector (a
+	// StatefulSet pod name, a host name): the persistent session holding
+	// its unacknowledged messages belongs to it.
+	ClientID string
+	// Username and Password are the collector's credentials on the broker.
+	Username, Password string
+	// Filter is what to subscribe to; DefaultOptions gives posfleet.CollectorFilter.
+	Filter string
+	// TLS configures ssl:// connections; nil uses the system's roots.
+	TLS *tls.Config
+	// AcceptTimeout bounds one Sink.Accept; past it the message is treated
+	// as not stored.
+	AcceptTimeout time.Duration
+	// ConnectTimeout bounds CONNECT and SUBSCRIBE.
+	ConnectTimeout time.Duration
+	// KeepAlive is the MQTT keep-alive interval.
+	KeepAlive time.Duration
+	// RetryMin and RetryMax bound the jittered backoff between connection attempts.
+	RetryMin, RetryMax time.Duration
+	// DrainTimeout bounds how long a disconnect waits for Accepts in flight,
+	// so that their acknowledgements still go out.
+	DrainTimeout time.Duration
+	Logger       *slog.Logger
+	Metrics      prometheus.Registerer
+}
+
+// DefaultOptions returns the defaults.
+func DefaultOptions() Options {
+	return Options{
+		Filter: posfleet.CollectorFilter,
+		// The broker's own timeouts for an unacknowledged QoS 1 message are
+		// longer; 30 s lets the spool ride out a slow disk without the
+		// message being handed to this collector twice.
+		AcceptTimeout:  30 * time.Second,
+		ConnectTimeout: 10 * time.Second,
+		KeepAlive:      30 * time.Second,
+		// Fast first retry for a broker restart; capped so that a cluster
+		// coming back is not stormed by every collector at once.
+		RetryMin:     500 * time.Millisecond,
+		RetryMax:     30 * time.Second,
+		DrainTimeout: 5 * time.Second,
+	}
+}
+
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.Filter == "" {
+		o.Filter = d.Filter
+	}
+	for _, p := range []struct{ v, d *time.Duration }{
+		{&o.AcceptTimeout, &d.AcceptTimeout}, {&o.ConnectTimeout, &d.ConnectTimeout},
+		{&o.KeepAlive, &d.KeepAlive}, {&o.RetryMin, &d.RetryMin}, {&o.RetryMax, &d.RetryMax},
+		{&o.DrainTimeout, &d.DrainTimeout},
+	} {
+		if *p.v <= 0 {
+			*p.v = *p.d
+		}
+	}
+	if o.RetryMax < o.RetryMin {
+		o.RetryMax = o.RetryMin
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Stats counts what the subscriber did with the messages it got.
+type Stats struct {
+	Stored   uint64 // accepted by the Sink and acknowledged
+	Rejected uint64 // bad input: acknowledged so the broker does not resend it forever
+	Failed   uint64 // not stored: left unacknowledged, the session restarted
+	Ignored  uint64 // not a terminal's uplink (cmd topics, retained replays): acknowledged
+}
+
+// Subscriber consumes the fleet's messages from an external broker.
+type Subscriber struct {
+	opts Options
+	log  *slog.Logger
+	sink Sink
+
+	connected atomic.Bool
+	stored    atomic.Uint64
+	rejected  atomic.Uint64
+	failed    atomic.Uint64
+	ignored   atomic.Uint64
+	messages  *prometheus.CounterVec
+}
+
+// New checks opts; Run connects.
+func New(opts Options, sink Sink) (*Subscriber, error) {
+	opts = opts.withDefaults()
+	switch {
+	case opts.Broker == "":
+		return nil, errors.New("mqttsource: no broker URL")
+	case opts.ClientID == "":
+		return nil, errors.New("mqttsource: no client ID (it must be stable: the broker keeps unacknowledged messages in its session)")
+	case sink == nil:
+		return nil, errors.New("mqttsource: no sink")
+	}
+	s := &Subscriber{opts: opts, sink: sink, log: opts.Logger.With("component", "mqttsource", "broker", opts.Broker, "client_id", opts.ClientID)}
+	s.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "posfleet_mqttsource_messages_total",
+		Help: "Messages received from the external MQTT broker, by what became of them (stored, rejected, failed, ignored).",
+	}, []string{"result"})
+	for _, r := range []string{"stored", "rejected", "failed", "ignored"} {
+		s.messages.WithLabelValues(r)
+	}
+	if opts.Metrics != nil {
+		connected := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "posfleet_mqttsource_connected",
+			Help: "1 while subscribed to the external MQTT broker.",
+		}, func() float64 {
+			if s.connected.Load() {
+				return 1
+			}
+			return 0
+		})
+		if err := errors.Join(opts.Metrics.Register(s.messages), opts.Metrics.Register(connected)); err != nil {
+			return nil, fmt.Errorf("mqttsource: metrics: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// Run connects, subscribes and hands messages to the Sink until ctx ends,
+// reconnecting with backoff whenever the connection is lost or a message
+// could not be stored. It returns nil when ctx ends.
+func (s *Subscriber) Run(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		err := s.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(start) > s.opts.RetryMax {
+			attempt = 0 // it worked for a while: start the backoff afresh
+		}
+		wait := s.backoff(attempt)
+		s.log.Warn("external broker session ended; reconnecting", "err", err, "in", wait.String())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (s *Subscriber) backoff(n int) time.Duration {
+	d := s.opts.RetryMin << min(n, 16)
+	if d <= 0 || d > s.opts.RetryMax {
+		d = s.opts.RetryMax
+	}
+	// Full jitter in the upper half: collectors that lost the broker
+	// together do not come back together.
+	return d/2 + rand.N(d/2+1)
+}
+
+// session runs one connection: a new paho client each time, so that no
+// acknowledgement of an old connection can reach a new one under a reused
+// packet ID.
+func (s *Subscriber) session(ctx context.Context) error {
+	ended := make(chan error, 1)
+	end := func(err error) {
+		select {
+		case ended <- err:
+		default:
+		}
+	}
+	var inflight sync.WaitGroup
+	// Accepts outlive ctx by up to AcceptTimeout: a message handed over
+	// at shutdown is finished and acknowledged rather than cut off.
+	acceptBase := context.WithoutCancel(ctx)
+	handle := func(_ mqtt.Client, m mqtt.Message) {
+		inflight.Add(1)
+		defer inflight.Done()
+		s.handle(acceptBase, m, end)
+	}
+	o := mqtt.NewClientOptions().
+		AddBroker(s.opts.Broker).
+		SetClientID(s.opts.ClientID).
+		SetUsername(s.opts.Username).
+		SetPassword(s.opts.Password).
+		SetTLSConfig(s.opts.TLS).
+		// The session keeps what this collector was given and has not
+		// acknowledged; it is resent when the collector comes back.
+		SetCleanSession(false).
+		// Acknowledge only once the Sink said the message is durable.
+		SetAutoAckDisabled(true).
+		// Handle messages concurrently so that the spool's group commit
+		// can batch them; the broker's in-flight window (Mosquitto
+		// max_inflight_messages, EMQX max_inflight) bounds how many.
+		SetOrderMatters(false).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetProtocolVersion(4).
+		SetKeepAlive(s.opts.KeepAlive).
+		SetConnectTimeout(s.opts.ConnectTimeout).
+		SetWriteTimeout(s.opts.ConnectTimeout).
+		// With a persistent session, messages can arrive before SUBSCRIBE
+		// is answered; they take the same path.
+		SetDefaultPublishHandler(handle).
+		SetConnectionLostHandler(func(_ mqtt.Client, err error) { end(fmt.Errorf("connection lost: %w", err)) })
+	c := mqtt.NewClient(o)
+	defer func() {
+		s.connected.Store(false)
+		// Let Accepts in flight finish so their acknowledgements are sent;
+		// what is still unacknowledged after that comes again later.
+		done := make(chan struct{})
+		go func() { inflight.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(s.opts.DrainTimeout):
+		}
+		c.Disconnect(250)
+	}()
+
+	if err := wait(ctx, c.Connect(), s.opts.ConnectTimeout); err != nil {
+		return fmt.Errorf("mqttsource: connect %s: %w", s.opts.Broker, err)
+	}
+	tok := c.Subscribe(s.opts.Filter, 1, handle)
+	if err := wait(ctx, tok, s.opts.ConnectTimeout); err != nil {
+		return fmt.Errorf("mqttsource: subscribe %s: %w", s.opts.Filter, err)
+	}
+	if st, ok := tok.(*mqtt.SubscribeToken); ok {
+		// One filter, one result; paho keys a shared filter without its
+		// $share/{group}/ prefix, so look at the values.
+		for _, q := range st.Result() {
+			if q == 0x80 {
+				return fmt.Errorf("mqttsource: subscribe %s: refused by the broker (check the collector user's ACL)", s.opts.Filter)
+			}
+		}
+	}
+	s.connected.Store(true)
+	s.log.Info("subscribed to external broker", "filter", s.opts.Filter)
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-ended:
+		return err
+	}
+}
+
+func wait(ctx context.Context, tok mqtt.Token, timeout time.Duration) error {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-tok.Done():
+		return tok.Error()
+	case <-t.C:
+		return errors.New("timed out")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// handle hands one message to the Sink and acknowledges it when that is
+// final: stored, or refused as bad input. Anything else ends the session
+// unacknowledged, so the broker delivers the message again.
+func (s *Subscriber) handle(base context.Context, m mqtt.Message, end func(error)) {
+	ref, ch, err := posfleet.ParseTopic(m.Topic())
+	// The terminal is named by the topic: the external broker's ACL
+	// (generated by posfleet, or posfleet's HTTP authorization endpoint)
+	// let only that terminal publish there. A retained message is the
+	// broker replaying an old state on subscribe, not something a terminal
+	// just sent; cmd is the server's own downlink.
+	if err != nil || ch == posfleet.ChannelCommand || m.Retained() {
+		s.count(&s.ignored, "ignored")
+		m.Ack()
+		return
+	}
+	ctx, cancel := context.WithTimeout(base, s.opts.AcceptTimeout)
+	err = s.sink.Accept(ctx, ref, ch, m.Payload())
+	cancel()
+	var rej *posfleet.Rejection
+	switch {
+	case err == nil:
+		s.count(&s.stored, "stored")
+		m.Ack()
+	case errors.As(err, &rej):
+		s.count(&s.rejected, "rejected")
+		m.Ack()
+	default:
+		s.count(&s.failed, "failed")
+		s.log.Warn("message not stored; leaving it unacknowledged and reconnecting so that the broker resends it", "terminal", ref.String(), "channel", string(ch), "err", err)
+		end(fmt.Errorf("sink: %w", err))
+	}
+}
+
+func (s *Subscriber) count(n *atomic.Uint64, result string) {
+	n.Add(1)
+	s.messages.WithLabelValues(result).Inc()
+}
+
+// Healthy returns nil while the subscriber is connected and subscribed.
+func (s *Subscriber) Healthy() error {
+	if !s.connected.Load() {
+		return fmt.Errorf("mqttsource: not subscribed at %s", s.opts.Broker)
+	}
+	return nil
+}
+
+// Stats returns the subscriber's counters.
+func (s *Subscriber) Stats() Stats {
+	return Stats{Stored: s.stored.Load(), Rejected: s.rejected.Load(), Failed: s.failed.Load(), Ignored: s.ignored.Load()}
+}
