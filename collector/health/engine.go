@@ -160,7 +160,9 @@ func (e *Engine) observeHeartbeat(s *termState, hb *posfleet.Heartbeat, now int6
 		s.LowBatStreak, s.LowBatSince = 0, 0
 	}
 	if info.Paper == posfleet.PaperOut {
-		if s.PaperOutAt == 0 {
+		// Out since the first heartbeat that said so, or since the first
+		// one after a crew visit that should have refilled it.
+		if s.PaperOutAt == 0 || s.PaperOutAt < s.ServicedAt {
 			s.PaperOutAt = now
 		}
 	} else if info.Paper != "" {
@@ -190,7 +192,11 @@ func (e *Engine) observeFault(s *termState, f *posfleet.Fault, now int64) flagMa
 	of := openFault{Component: intern(f.Component), Code: f.Code, Severity: intern(f.Severity), Detail: f.Detail, At: now}
 	switch {
 	case i >= 0:
-		of.At = s.Faults[i].At // still the same fault, open since then
+		if s.Faults[i].At >= s.ServicedAt {
+			of.At = s.Faults[i].At // still the same fault, open since then
+		}
+		// Raised again after a crew visit: the visit did not fix it, and
+		// that is news.
 		s.Faults[i] = of
 	case len(s.Faults) >= MaxOpenFaults:
 		copy(s.Faults, s.Faults[1:])
@@ -426,7 +432,13 @@ func (e *Engine) SetPolicy(data []byte) error {
 // Policy returns the firmware policy in force (empty before SetPolicy).
 func (e *Engine) Policy() *Policy {
 	if c := e.policy.Load(); c != nil {
-		return c.src
+		// A copy: the policy in force changes only through SetPolicy.
+		p := &Policy{Models: make(map[string]ModelPolicy, len(c.src.Models))}
+		for name, mp := range c.src.Models {
+			mp.Blocked = append([]string(nil), mp.Blocked...)
+			p.Models[name] = mp
+		}
+		return p
 	}
 	return &Policy{Models: map[string]ModelPolicy{}}
 }

@@ -177,19 +177,19 @@ func TestMarkServiced(t *testing.T) {
 			t.Errorf("work list after the visit = %+v", e.WorkList(tenant))
 		}
 		time.Sleep(time.Second)
-		// The old fault repeated is no news; one failure among few
-		// transactions is not enough either.
-		x.fault(posfleet.ComponentPrinter, "JAM", posfleet.SeverityWarning, posfleet.FaultRaised)
+		// Old evidence is not news: heartbeats of before the visit, and one
+		// failure among few transactions.
 		x.txns(3)
 		x.txn(terminalError)
+		x.hb()
 		if x.has(posfleet.FlagTxnFailures) {
 			t.Error("txn_failures back on 4 transactions after the visit")
 		}
 		if x.has(posfleet.FlagHardwareFault) {
-			t.Error("hardware_fault back from the fault that was open during the visit")
+			t.Error("hardware_fault back without the fault raised again")
 		}
-		// New evidence after the visit raises the flags again.
-		x.fault(posfleet.ComponentPrinter, "JAM", posfleet.SeverityWarning, posfleet.FaultCleared)
+		// New evidence after the visit raises the flags again: the printer
+		// jams again, and failures mount.
 		x.fault(posfleet.ComponentPrinter, "JAM", posfleet.SeverityWarning, posfleet.FaultRaised)
 		x.txns(5)
 		x.txn(timeout)
@@ -244,6 +244,27 @@ func TestQueries(t *testing.T) {
 		if fs.Total != 2 || fs.Online != 2 || fs.Flagged[posfleet.FlagFirmwareOutdated] != 1 ||
 			fs.Models["A920"]["2.5.1"] != 1 || fs.Causes[posfleet.CauseCard] != 1 || fs.Approved != 3 {
 			t.Errorf("summary = %+v", fs)
+		}
+	})
+}
+
+func TestMarkServicedPaperStillOut(t *testing.T) {
+	bubble(t, func(t *testing.T, e *health.Engine) {
+		x := newTerm(e, "T1")
+		paperOut := func(h *posfleet.Heartbeat) { h.Paper = posfleet.PaperOut }
+		x.hb(paperOut)
+		time.Sleep(time.Minute)
+		if _, err := e.MarkServiced(x.ref, "", "crew-7", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if x.has(posfleet.FlagReceiptFailures) {
+			t.Fatal("receipt_failures not cleared by the visit")
+		}
+		time.Sleep(time.Minute)
+		x.hb(paperOut)
+		f := x.flag(t, posfleet.FlagReceiptFailures)
+		if !f.Since.Equal(time.Now()) {
+			t.Errorf("since = %v, want the heartbeat after the visit (%v)", f.Since, time.Now())
 		}
 	})
 }

@@ -169,6 +169,15 @@ func (e *Engine) updateIncidents(now int64, counts map[string]*tenantCount) map[
 			}
 		case ti != nil && ti.open != nil:
 			rec := ti.open
+			if tc != nil {
+				// The terminals still failing as the share drops below the
+				// threshold are the tail of the same outage.
+				for _, h := range tc.hit {
+					if _, ok := rec.seen[h.ref]; ok {
+						rec.lastFail = max(rec.lastFail, h.last)
+					}
+				}
+			}
 			rec.Open = false
 			rec.End = tm(max(rec.lastFail, ms(rec.Start)))
 			rec.seen, rec.merchants = nil, nil
