@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/collector/influxdb"
+)
+
+// credential is one provisioned terminal.
+type credential struct {
+	Tenant, Terminal, Secret string
+}
+
+// fleetCredentials names n terminals of tenant acme with fixed secrets (the
+// benchmark's terminals exist only on loopback for the run).
+func fleetCredentials(n int) []credential {
+	cs := make([]credential, n)
+	for i := range cs {
+		cs[i] = credential{"acme", fmt.Sprintf("T-%05d", i+1), fmt.Sprintf("bench-secret-%05d-0123456789abcdef", i+1)}
+	}
+	return cs
+}
+
+// message returns the topic channel and the payload of a terminal's
+// message seq: a heartbeat every tenth message, sales otherwise, as in
+// cmd/posfleet's BenchmarkEndToEnd. Timestamps are base + seq ms, so that
+// every message of a terminal has its own (Telegraf keys points by series
+// and time; posfleet adds seq as nanoseconds anyway).
+func message(seq int64, base time.Time) (posfleet.Channel, []byte) {
+	ts := base.Add(time.Duration(seq) * time.Millisecond).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	if seq%10 == 1 {
+		return posfleet.ChannelHeartbeat, fmt.Appendf(nil, `{"seq":%d,"ts":%q,"uptime_s":%d,"battery_pct":80,"signal_dbm":-80,"net":"4g","host_rtt_ms":400,"paper":"ok"}`, seq, ts, seq)
+	}
+	return posfleet.ChannelTxn, fmt.Appendf(nil, `{"seq":%d,"ts":%q,"id":"TX-%d","type":"sale","entry":"tap","currency":"CNY","amount_entered":1250,"amount_charged":1250,"result":"approved","rc":"00","host_ms":380,"receipt":"printed"}`, seq, ts, seq)
+}
+
+// lineProtocol returns the lines posfleet stores for the messages
+// 1..perTerm of each terminal: the ceiling writes exactly the points the
+// pipeline would.
+func lineProtocol(creds []credential, perTerm int64, base time.Time) ([][]byte, error) {
+	var enc influxdb.Encoder
+	now := time.Now()
+	lines := make([][]byte, 0, int64(len(creds))*perTerm)
+	for seq := int64(1); seq <= perTerm; seq++ {
+		for _, c := range creds {
+			ref := posfleet.TerminalRef{Tenant: c.Tenant, Terminal: c.Terminal}
+			ch, p := message(seq, base)
+			m, err := posfleet.Decode(ref, ch, p, now)
+			if err != nil {
+				return nil, fmt.Errorf("ceiling: decode: %w", err)
+			}
+			l, err := enc.AppendMessage(nil, m)
+			if err != nil {
+				return nil, err
+			}
+			lines = append(lines, l)
+		}
+	}
+	return lines, nil
+}
+
+// publisher is one simulated terminal on a plain paho client: the lean
+// path, so that the load generator costs as little CPU as possible on the
+// machine it shares with the system under test.
+type publisher struct {
+	cred   credential
+	client mqtt.Client
+	prefix string
+	seq    int64
+}
+
+// fleet is the load generator of the throughput scenario.
+type fleet struct {
+	pubs     []*publisher
+	inflight int
+}
+
+// connectFleet connects every terminal to the broker at addr.
+func connectFleet(ctx context.Context, addr string, creds []credential, inflight int) (*fleet, error) {
+	f := &fleet{inflight: inflight}
+	var mu sync.Mutex
+	var firstErr error
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, c := range creds {
+		p := &publisher{cred: c, prefix: posfleet.Topic(posfleet.TerminalRef{Tenant: c.Tenant, Terminal: c.Terminal}, "")}
+		id := c.Tenant + ":" + c.Terminal
+		opts := mqtt.NewClientOptions().AddBroker("tcp://" + addr).
+			SetClientID(id).SetUsername(id).SetPassword(c.Secret).
+			SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
+			SetConnectTimeout(30 * time.Second).SetKeepAlive(60 * time.Second).
+			SetWriteTimeout(30 * time.Second).SetOrderMatters(false)
+		p.client = mqtt.NewClient(opts)
+		f.pubs = append(f.pubs, p)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			tok := p.client.Connect()
+			if !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = fmt.Errorf("connect %s: %v", id, tok.Error())
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		f.close()
+		return nil, firstErr
+	}
+	return f, ctx.Err()
+}
+
+func (f *fleet) close() {
+	for _, p := range f.pubs {
+		if p.client.IsConnected() {
+			p.client.Disconnect(100)
+		}
+	}
+}
+
+// publish sends one message of p with its next seq.
+func (p *publisher) publish(base time.Time) mqtt.Token {
+	p.seq++
+	ch, payload := message(p.seq, base)
+	return p.client.Publish(p.prefix+string(ch), 1, false, payload)
+}
+
+// sendStats counts a phase's publishes.
+type sendStats struct {
+	Published, Acked, Failed int64
+}
+
+// window keeps at most n publishes of one terminal unacknowledged.
+type window struct {
+	toks chan mqtt.Token
+	st   *sendStats
+	mu   *sync.Mutex
+}
+
+func (w window) wait(tok mqtt.Token) {
+	ok := tok.WaitTimeout(30*time.Second) && tok.Error() == nil
+	w.mu.Lock()
+	if ok {
+		w.st.Acked++
+	} else {
+		w.st.Failed++
+	}
+	w.mu.Unlock()
+}
+
+func (w window) push(tok mqtt.Token) {
+	if len(w.toks) == cap(w.toks) {
+		w.wait(<-w.toks)
+	}
+	w.toks <- tok
+}
+
+func (w window) drain() {
+	close(w.toks)
+	for tok := range w.toks {
+		w.wait(tok)
+	}
+}
+
+// maxRate publishes QoS 1 from every terminal as fast as acknowledgements
+// allow (a window of f.inflight per terminal) for d, then waits for the
+// outstanding acknowledgements.
+func (f *fleet) maxRate(ctx context.Context, d time.Duration, base time.Time) sendStats {
+	var st sendStats
+	var mu sync.Mutex
+	var published atomic.Int64
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for _, p := range f.pubs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := window{toks: make(chan mqtt.Token, f.inflight), st: &st, mu: &mu}
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				w.push(p.publish(base))
+				published.Add(1)
+			}
+			w.drain()
+		}()
+	}
+	wg.Wait()
+	st.Published = published.Load()
+	return st
+}
+
+// fixedRate publishes rate messages per second in total, spread evenly
+// over the terminals, for d. It returns the publish time of every message
+// in the order they were published.
+func (f *fleet) fixedRate(ctx context.Context, rate float64, d time.Duration, base time.Time) (sendStats, []time.Time) {
+	var st sendStats
+	var mu sync.Mutex
+	n := len(f.pubs)
+	interval := time.Duration(float64(n) / rate * float64(time.Second))
+	times := make([]time.Time, int(rate*d.Seconds())+2*n+16)
+	var idx atomic.Int64
+	start := time.Now()
+	end := start.Add(d)
+	var wg sync.WaitGroup
+	for i, p := range f.pubs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := window{toks: make(chan mqtt.Token, f.inflight), st: &st, mu: &mu}
+			next := start.Add(interval * time.Duration(i) / time.Duration(n))
+			for next.Before(end) && ctx.Err() == nil {
+				if wait := time.Until(next); wait > 0 {
+					time.Sleep(wait)
+				}
+				k := idx.Add(1) - 1
+				if k >= int64(len(times)) {
+					break
+				}
+				times[k] = time.Now()
+				w.push(p.publish(base))
+				next = next.Add(interval)
+			}
+			w.drain()
+		}()
+	}
+	wg.Wait()
+	st.Published = min(idx.Load(), int64(len(times)))
+	return st, times[:st.Published]
+}
+
+// countSample is one count of the stored messages: the query started at
+// At and found N.
+type countSample struct {
+	At time.Time
+	N  int64
+}
+
+// latencies matches the k-th message published (times, in publish order)
+// with the first count sample that found at least base+k+1 messages: its
+// publish-to-queryable latency, to the resolution of the polling. It
+// assumes messages become queryable in about the order they were
+// published, which holds for every system here (FIFO queues), give or take
+// the concurrency of one batch.
+func latencies(times []time.Time, samples []countSample, base int64) (ms []float64, missing int64) {
+	j := 0
+	for k, t := range times {
+		want := base + int64(k) + 1
+		for j < len(samples) && samples[j].N < want {
+			j++
+		}
+		if j == len(samples) {
+			return ms, int64(len(times) - k)
+		}
+		ms = append(ms, float64(samples[j].At.Sub(t).Microseconds())/1000)
+	}
+	return ms, 0
+}
+
+// percentile returns the q-quantile (0..1) of v (nearest rank).
+func percentile(v []float64, q float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	i := int(q*float64(len(s))+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// itoa is strconv.Itoa for the harness's many small labels.
+func itoa(n int) string { return strconv.Itoa(n) }
