@@ -23,6 +23,7 @@ import (
 	"github.com/posfleet/posfleet/collector/mqttsource"
 	"github.com/posfleet/posfleet/collector/registry"
 	"github.com/posfleet/posfleet/web"
+	"github.com/posfleet/posfleet/web/auth"
 )
 
 // ServeCmd runs the server. Its defaults come from the components' own
@@ -44,6 +45,7 @@ type ServeCmd struct {
 	BatchLines      int           `help:"Lines per InfluxDB write." default:"${batch_lines}" env:"POSFLEET_BATCH_LINES"`
 	BatchWait       time.Duration `help:"Longest wait to fill a write batch." default:"${batch_wait}" env:"POSFLEET_BATCH_WAIT"`
 	MaxSpoolMiB     int64         `name:"max-spool-mib" help:"Spool size (MiB) at which publishes are refused while InfluxDB is down." default:"${max_spool_mib}" env:"POSFLEET_MAX_SPOOL_MIB"`
+	SecureCookies   bool          `help:"Mark session cookies Secure: set it when users reach posfleet over HTTPS (directly or through a proxy)." env:"POSFLEET_SECURE_COOKIES"`
 
 	ScaleOut `embed:""`
 }
@@ -93,6 +95,7 @@ func (cmd *ServeCmd) config(g *Globals) (Config, error) {
 	}
 	cfg.Broker.RatePerSecond, cfg.Broker.RateBurst = cmd.RateLimit, cmd.RateBurst
 	cfg.HTTPAddr = cmd.HTTPAddr
+	cfg.SecureCookies = cmd.SecureCookies
 	cfg.Influx.URL, cfg.Influx.Org, cfg.Influx.Bucket = cmd.InfluxURL, cmd.InfluxOrg, cmd.InfluxBucket
 	cfg.Influx.Token = os.Getenv("POSFLEET_INFLUX_TOKEN")
 	if cmd.InfluxTokenFile != "" {
@@ -113,13 +116,15 @@ func (cmd *ServeCmd) config(g *Globals) (Config, error) {
 
 // Config is everything a Server needs.
 type Config struct {
-	DataDir   string
-	HTTPAddr  string
-	Broker    broker.Options
-	Collector collector.Options
-	Registry  registry.Options
-	Influx    influxdb.Config
-	Logger    *slog.Logger
+	DataDir  string
+	HTTPAddr string
+	// SecureCookies marks session cookies Secure (HTTPS in front of posfleet).
+	SecureCookies bool
+	Broker        broker.Options
+	Collector     collector.Options
+	Registry      registry.Options
+	Influx        influxdb.Config
+	Logger        *slog.Logger
 	// Roles says which parts run in this process (see roles.go).
 	Roles Roles
 	// Source, when its Broker is set, makes the collector consume from an
@@ -155,12 +160,14 @@ type Server struct {
 	log     *slog.Logger
 	metrics *prometheus.Registry
 
-	reg    *registry.Registry
-	store  *influxdb.Store
-	col    *collector.Collector
-	brk    *broker.Broker
-	http   *http.Server
-	httpLn net.Listener
+	reg        *registry.Registry
+	users      *auth.Store
+	sessionKey []byte
+	store      *influxdb.Store
+	col        *collector.Collector
+	brk        *broker.Broker
+	http       *http.Server
+	httpLn     net.Listener
 
 	src        *mqttsource.Subscriber
 	stopSource context.CancelFunc
@@ -203,6 +210,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.reg, err = registry.Open(filepath.Join(s.cfg.DataDir, "registry.db"), ropts); err != nil {
 		return err
 	}
+	if s.users, err = auth.Open(filepath.Join(s.cfg.DataDir, "users.db"), auth.DefaultOptions()); err != nil {
+		return err
+	}
+	if s.sessionKey, err = s.users.SessionKey(); err != nil {
+		return fmt.Errorf("serve: session key: %w", err)
+	}
 	if s.store, err = influxdb.Open(s.cfg.Influx); err != nil {
 		return err
 	}
@@ -243,12 +256,19 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("serve: http listener: %w", err)
 	}
+	wopts := web.Options{
+		Logger:        s.log,
+		Gatherer:      s.metrics,
+		Checks:        checks,
+		Users:         s.users,
+		SessionKey:    s.sessionKey,
+		SecureCookies: s.cfg.SecureCookies,
+	}
+	if s.col != nil {
+		wopts.Events = s.col
+	}
 	s.http = &http.Server{
-		Handler: s.withEMQX(web.Handler(web.Options{
-			Logger:   s.log,
-			Gatherer: s.metrics,
-			Checks:   checks,
-		})),
+		Handler:           s.withEMQX(web.Handler(wopts)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
@@ -315,6 +335,10 @@ func (s *Server) Close() error {
 	if s.reg != nil {
 		errs = append(errs, s.reg.Close())
 		s.reg = nil
+	}
+	if s.users != nil {
+		errs = append(errs, s.users.Close())
+		s.users = nil
 	}
 	return errors.Join(errs...)
 }
