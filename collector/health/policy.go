@@ -7,7 +7,6 @@ import (
 	"io"
 	"regexp"
 	"slices"
-	"sort"
 
 	// Masterminds/semver is the most used and maintained semver library for
 	// Go; it parses the "2.4.1" and "v2.4.1" forms terminals report and orders
@@ -243,14 +242,4 @@ func (c *compiledPolicy) judge(model, firmware string) firmwareVerdict {
 	fv.belowMinimum = cm.minimum != nil && v.LessThan(cm.minimum)
 	fv.blocked = slices.ContainsFunc(cm.blocked, v.Equal)
 	return fv
-}
-
-// modelNames returns the policy's models in order, for stable output.
-func (p *Policy) modelNames() []string {
-	names := make([]string, 0, len(p.Models))
-	for n := range p.Models {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
 }

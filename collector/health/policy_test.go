@@ -208,3 +208,28 @@ func TestConcurrentObserve(t *testing.T) {
 		t.Errorf("summary = %+v", fs)
 	}
 }
+
+func FuzzParsePolicy(f *testing.F) {
+	f.Add([]byte(testPolicy))
+	f.Add([]byte("models:\n  A920:\n    target: 2.5.1\n    blocked: [2.4.0, 2.4.1-rc.1]\n"))
+	f.Add([]byte(`{"models":{"S80":{"target":"v1.2.3","minimum":"1.0.0"}}}`))
+	f.Add([]byte("models:\n  - A920\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := health.ParsePolicy(data)
+		if err != nil {
+			var pe *health.PolicyError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %v is not a *PolicyError", err)
+			}
+			return
+		}
+		// What was accepted is written back in a form that is accepted again.
+		back, err := health.ParsePolicy(p.YAML())
+		if err != nil {
+			t.Fatalf("re-parse of %q: %v", p.YAML(), err)
+		}
+		if fmt.Sprint(back) != fmt.Sprint(p) {
+			t.Fatalf("round trip changed the policy: %v != %v", back, p)
+		}
+	})
+}
