@@ -163,7 +163,8 @@ func DefaultConfig() Config {
 		SuspectMinTerminals: 3,
 		SuspectAlpha:        0.001,
 		// Offline must be noticed within seconds of the deadline, and a tick
-		// over 100,000 terminals costs a few milliseconds.
+		// over 100,000 terminals costs about 40 ms of one core
+		// (BenchmarkTick), under 1% every 5 s.
 		TickInterval: 5 * time.Second,
 	}
 }

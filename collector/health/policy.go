@@ -43,6 +43,7 @@ type PolicyError struct {
 	Reason string
 }
 
+// Error returns the reason with the line, as a user fixing the file needs it.
 func (e *PolicyError) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("firmware policy: line %d: %s", e.Line, e.Reason)
