@@ -40,11 +40,13 @@ type Client struct {
 	invMu sync.Mutex
 	inv   posfleet.Inventory
 
-	running   atomic.Bool
-	closed    atomic.Bool
-	closing   chan struct{}
-	closeOnce sync.Once
-	runDone   chan struct{}
+	running atomic.Bool
+	closed  atomic.Bool
+	runDone chan struct{}
+	// runMu guards cancelRun, Run's way to be stopped by Close without a
+	// goroutine waiting for it (a simulator runs thousands of clients).
+	runMu     sync.Mutex
+	cancelRun context.CancelFunc
 
 	st counters
 }
@@ -73,7 +75,6 @@ func New(cfg Config) (*Client, error) {
 		started: cfg.Now(),
 		notify:  make(chan struct{}, 1),
 		cmds:    make(chan inbound, commandQueue),
-		closing: make(chan struct{}),
 		runDone: make(chan struct{}),
 		inv:     cfg.Inventory,
 	}
@@ -235,10 +236,13 @@ func (c *Client) dropped(ch posfleet.Channel, why string) {
 // to return, and closes the outbox. Messages not yet acknowledged stay in
 // the outbox for the next start.
 func (c *Client) Close() error {
-	c.closeOnce.Do(func() {
-		c.closed.Store(true)
-		close(c.closing)
-	})
+	c.runMu.Lock()
+	c.closed.Store(true)
+	cancel := c.cancelRun
+	c.runMu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 	if c.running.Load() {
 		<-c.runDone
 	}
@@ -254,22 +258,19 @@ func (c *Client) Close() error {
 // outbox in seq order, and carries out commands. It returns nil when
 // stopped, or an error when it could not start.
 func (c *Client) Run(ctx context.Context) error {
-	if c.closed.Load() {
-		return ErrClosed
-	}
 	if !c.running.CompareAndSwap(false, true) {
 		return ErrRunning
 	}
 	defer close(c.runDone)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-c.closing:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	c.runMu.Lock()
+	if c.closed.Load() {
+		c.runMu.Unlock()
+		return ErrClosed
+	}
+	c.cancelRun = cancel
+	c.runMu.Unlock()
 	if err := c.boot(ctx); err != nil && ctx.Err() == nil {
 		return err
 	}

@@ -18,6 +18,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -194,6 +196,7 @@ type SimulateCmd struct {
 	Fsync        bool          `help:"fsync the outbox on every write, as a real terminal does (slower)."`
 	ReconnectMax time.Duration `help:"Longest wait between reconnection attempts." default:"30s"`
 	Progress     time.Duration `help:"Interval of the progress line on stderr (0: none)." default:"1s"`
+	Pprof        string        `help:"Serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060, to measure the simulator itself."`
 }
 
 // Run runs the simulation until interrupted or --duration.
@@ -255,6 +258,14 @@ func (cmd *SimulateCmd) Run(ctx context.Context, g *Globals) error {
 	})
 	if err != nil {
 		return err
+	}
+	if cmd.Pprof != "" {
+		ln, err := net.Listen("tcp", cmd.Pprof)
+		if err != nil {
+			return fmt.Errorf("simulate: --pprof: %w", err)
+		}
+		defer ln.Close()
+		go http.Serve(ln, nil) // net/http/pprof registers on the default mux
 	}
 	if cmd.Duration > 0 {
 		var cancel context.CancelFunc

@@ -383,7 +383,7 @@ func (t *simTerminal) schedule(ctx context.Context, m float64) {
 }
 
 func (t *simTerminal) report(err error) {
-	if err != nil && !errors.Is(err, firmwareclient.ErrClosed) && !errors.Is(err, context.Canceled) {
+	if err != nil && !errors.Is(err, firmwareclient.ErrClosed) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		t.sim.reported.Add(1)
 		t.sim.log.Warn("report failed", "terminal", t.ft.TerminalRef.String(), "err", err)
 	}
