@@ -7,6 +7,9 @@ import (
 	"github.com/posfleet/posfleet"
 )
 
+// clockSkewWindow is how many of the latest live heartbeats clock_skew looks at.
+const clockSkewWindow = 3
+
 // verdict is one flag's state for one terminal.
 type verdict struct {
 	on     bool
@@ -50,8 +53,9 @@ func (e *Engine) judge(s *termState, f int, now int64, pol *compiledPolicy, view
 			if withEv {
 				ev("reason", "last_will", "last_seen", tm(s.LastSeen), "was_selling", wasSelling)
 			}
-		} else if silent := now - s.LastSeen; silent > e.cfg.OfflineAfter.Milliseconds() && s.LastSeen >= cut {
-			v.on, v.at = true, s.LastSeen+e.cfg.OfflineAfter.Milliseconds()
+		} else if silent := now - e.heardAt(s); silent > e.cfg.OfflineAfter.Milliseconds() && s.LastSeen >= cut {
+			silent = now - s.LastSeen
+			v.on, v.at = true, e.heardAt(s)+e.cfg.OfflineAfter.Milliseconds()
 			if withEv {
 				ev("reason", "no_message", "last_seen", tm(s.LastSeen), "silent_s", silent/1000,
 					"threshold_s", int64(e.cfg.OfflineAfter.Seconds()), "was_selling", wasSelling)
@@ -257,14 +261,31 @@ func (e *Engine) judge(s *termState, f int, now int64, pol *compiledPolicy, view
 		}
 
 	case fClockSkew:
-		if s.LastHB.TS == 0 || s.LastHB.At < cut {
+		// ts - received is the clock's offset minus the delivery delay, and
+		// the delay is never negative: the least delayed of the last few
+		// live heartbeats gives the offset, and a terminal that delivers
+		// old heartbeats from its outbox is not taken for a wrong clock.
+		n, skew := 0, int64(0)
+		for j := 0; j < int(s.HBCount) && n < clockSkewWindow; j++ {
+			h := s.HB[(int(s.HBNext)-1-j+2*HeartbeatRing)%HeartbeatRing]
+			if !h.Live || h.At < cut {
+				continue
+			}
+			if off := int64(h.Off); n == 0 || off > skew {
+				skew = off
+			}
+			if n == 0 {
+				v.at = h.At
+			}
+			n++
+		}
+		if n < e.cfg.ClockSkewHeartbeats {
+			v.at = 0
 			break
 		}
-		skew := s.LastHB.TS - s.LastHB.At // positive: the terminal's clock is ahead
-		v.on = abs(skew) > e.cfg.ClockSkew.Milliseconds()
-		v.at = s.LastHB.At
+		v.on = abs(skew) > int64(e.cfg.ClockSkew.Seconds())
 		if withEv {
-			ev("skew_s", skew/1000, "terminal_ts", tm(s.LastHB.TS), "server_ts", tm(s.LastHB.At),
+			ev("skew_s", skew, "heartbeats", n, "terminal_ts", tm(s.LastHB.TS), "server_ts", tm(s.LastHB.At),
 				"threshold_s", int64(e.cfg.ClockSkew.Seconds()))
 		}
 	}
@@ -359,4 +380,13 @@ func percentile(xs []int, p float64) (int, bool) {
 	slices.Sort(s)
 	rank := int(math.Ceil(p*float64(len(s)))) - 1
 	return s[max(rank, 0)], true
+}
+
+// heardAt is the time silence is counted from: the last message, or the
+// last restore for a terminal that was not offline already.
+func (e *Engine) heardAt(s *termState) int64 {
+	if s.Since[fOffline] != 0 {
+		return s.LastSeen
+	}
+	return max(s.LastSeen, e.restoredAt.Load())
 }

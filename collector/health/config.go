@@ -44,6 +44,10 @@ type Site struct {
 
 // Config configures an Engine. Zero fields take their value from DefaultConfig.
 type Config struct {
+	// HeartbeatInterval is how often terminals send a heartbeat
+	// (PROTOCOL.md §1); heartbeats closer together than half of it are a
+	// backlog being delivered, not live readings.
+	HeartbeatInterval time.Duration
 	// OfflineAfter is the silence after which a terminal is offline.
 	OfflineAfter time.Duration
 	// SellingWindow: a terminal that went offline within this time of its
@@ -79,8 +83,11 @@ type Config struct {
 	LowBatteryHeartbeats int
 	HotTempC             float64
 
-	// ClockSkew is how far a heartbeat's ts may be from the server's clock.
-	ClockSkew time.Duration
+	// ClockSkew is how far a terminal's clock may be from the server's;
+	// ClockSkewHeartbeats is how many live heartbeats (of the last three)
+	// must show it.
+	ClockSkew           time.Duration
+	ClockSkewHeartbeats int
 
 	// IncidentWindow, IncidentShare, IncidentMinMerchants and
 	// IncidentMinTerminals: a host incident is open while host-side failures
@@ -119,8 +126,10 @@ type Config struct {
 // DefaultConfig returns the thresholds of PROTOCOL.md §2 and the engine's own defaults.
 func DefaultConfig() Config {
 	return Config{
-		// Three heartbeat intervals of 60 s (PROTOCOL.md §2): one lost
-		// heartbeat on a cellular link is normal, three are not.
+		// PROTOCOL.md §1.
+		HeartbeatInterval: 60 * time.Second,
+		// Three heartbeat intervals (PROTOCOL.md §2): one lost heartbeat on
+		// a cellular link is normal, three are not.
 		OfflineAfter: 180 * time.Second,
 		// A shop that sold in the last hour loses money while its terminal is
 		// down; one idle since yesterday may just be closed.
@@ -149,6 +158,9 @@ func DefaultConfig() Config {
 		// PROTOCOL.md §2: 300 s off breaks certificate and host-side
 		// timestamp checks long before a cashier notices.
 		ClockSkew: 300 * time.Second,
+		// Two, so that the first heartbeat after an outage, taken minutes
+		// before it arrived, is never judged alone.
+		ClockSkewHeartbeats: 2,
 		// PROTOCOL.md §2 incident rule. Three terminals at least, or one
 		// merchant with two small shops could look like an outage.
 		IncidentWindow:       5 * time.Minute,
@@ -186,6 +198,10 @@ func (c Config) withDefaults() Config {
 			*v = def
 		}
 	}
+	if c.OfflineAfter <= 0 && c.HeartbeatInterval > 0 {
+		c.OfflineAfter = 3 * c.HeartbeatInterval
+	}
+	setDur(&c.HeartbeatInterval, d.HeartbeatInterval)
 	setDur(&c.OfflineAfter, d.OfflineAfter)
 	setDur(&c.SellingWindow, d.SellingWindow)
 	setDur(&c.EvidenceWindow, d.EvidenceWindow)
@@ -208,6 +224,8 @@ func (c Config) withDefaults() Config {
 	setInt(&c.LowBatteryHeartbeats, d.LowBatteryHeartbeats)
 	setF(&c.HotTempC, d.HotTempC)
 	setDur(&c.ClockSkew, d.ClockSkew)
+	setInt(&c.ClockSkewHeartbeats, d.ClockSkewHeartbeats)
+	c.ClockSkewHeartbeats = min(c.ClockSkewHeartbeats, 3)
 	setDur(&c.IncidentWindow, d.IncidentWindow)
 	setF(&c.IncidentShare, d.IncidentShare)
 	setInt(&c.IncidentMinMerchants, d.IncidentMinMerchants)

@@ -35,6 +35,12 @@
 // the visit is new evidence: a fault raised again, a heartbeat that still
 // says the paper is out, the next ten transactions.
 //
+// clock_skew compares a heartbeat's ts with the time it was received, but a
+// terminal back from an outage delivers the heartbeats it stored minutes
+// ago. Delivery delay only ever makes ts look older, so the engine takes the
+// least delayed of the last three live heartbeats (not part of a burst) as
+// the clock's offset, and wants at least two of them.
+//
 // # Causes and incidents
 //
 // posfleet.ClassifyTransaction blames each failure on the card, the host,
@@ -72,5 +78,7 @@
 // in under 1.5 s on two cores (BenchmarkRestore). Messages that arrive between the last
 // snapshot and a crash are lost to the engine, not to the store; the next
 // messages of each terminal correct the flags that depend on the latest
-// reading, and the counts of a window may lag by those few messages.
+// reading, and the counts of a window may lag by those few messages. The
+// server heard nothing while it was down, so after Restore a terminal that
+// was online gets a full OfflineAfter from the restore before it is offline.
 package health

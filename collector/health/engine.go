@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,10 @@ type Engine struct {
 	seed   maphash.Seed
 	shards [nShards]shard
 	policy atomic.Pointer[compiledPolicy]
+
+	// restoredAt is when Restore last ran (Unix ms): the server heard
+	// nothing while it was down, so silence is counted from the restore.
+	restoredAt atomic.Int64
 
 	incMu   sync.Mutex
 	tenants map[string]*tenantIncidents // guarded by incMu
@@ -116,7 +121,10 @@ func (e *Engine) Observe(m *posfleet.Message) {
 }
 
 func (e *Engine) observeHeartbeat(s *termState, hb *posfleet.Heartbeat, now int64) flagMask {
-	smp := hbSample{At: now, RTT: -1}
+	smp := hbSample{At: now, RTT: -1, Live: s.LastHB.At == 0 || now-s.LastHB.At >= e.cfg.HeartbeatInterval.Milliseconds()/2}
+	if ts := ms(hb.TS); ts != 0 {
+		smp.Off = int32(max(min((ts-now)/1000, math.MaxInt32), math.MinInt32))
+	}
 	info := hbInfo{At: now, TS: ms(hb.TS), Uptime: -1, Battery: -1, RTT: -1, Pending: -1,
 		Net: intern(hb.Net), Paper: intern(hb.Paper)}
 	if hb.SignalDBm != nil {

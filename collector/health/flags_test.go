@@ -318,12 +318,47 @@ func TestFlags(t *testing.T) {
 			evidence: []string{"temp_c"},
 		},
 		{
-			name:     "clock_skew",
-			flag:     posfleet.FlagClockSkew,
-			raise:    func(x *term) { x.hb(hbSkew(-301 * time.Second)) },
-			below:    func(x *term) { x.hb(hbSkew(299 * time.Second)) },
-			clear:    func(x *term) { x.hb() },
-			evidence: []string{"skew_s", "terminal_ts", "server_ts"},
+			name: "clock_skew behind",
+			flag: posfleet.FlagClockSkew,
+			raise: func(x *term) {
+				x.hb(hbSkew(-301 * time.Second))
+				time.Sleep(time.Minute)
+				x.hb(hbSkew(-301 * time.Second))
+			},
+			below: func(x *term) {
+				x.hb(hbSkew(-299 * time.Second))
+				time.Sleep(time.Minute)
+				x.hb(hbSkew(-299 * time.Second))
+				// One heartbeat alone is never enough.
+				y := newTerm(x.e, "T2")
+				y.hb(hbSkew(-3600 * time.Second))
+				if y.has(posfleet.FlagClockSkew) {
+					panic("clock_skew from one heartbeat")
+				}
+			},
+			clear:    func(x *term) { time.Sleep(time.Minute); x.hb() },
+			evidence: []string{"skew_s", "heartbeats", "terminal_ts", "server_ts"},
+		},
+		{
+			name: "clock_skew ahead",
+			flag: posfleet.FlagClockSkew,
+			raise: func(x *term) {
+				x.hb(hbSkew(301 * time.Second))
+				time.Sleep(time.Minute)
+				x.hb(hbSkew(301 * time.Second))
+			},
+			below: func(x *term) {
+				x.hb(hbSkew(299 * time.Second))
+				time.Sleep(time.Minute)
+				x.hb(hbSkew(299 * time.Second))
+			},
+			clear: func(x *term) {
+				for range 3 {
+					time.Sleep(time.Minute)
+					x.hb()
+				}
+			},
+			evidence: []string{"skew_s"},
 		},
 	}
 	for _, tt := range tests {
@@ -431,4 +466,42 @@ func TestOfflineSinceAndSelling(t *testing.T) {
 			t.Errorf("work list = %+v", e.WorkList(tenant))
 		}
 	})
+}
+
+// TestClockSkewIgnoresDelayedHeartbeats: a terminal back from an outage
+// delivers the heartbeats it stored, with the times they were taken; that
+// is not a wrong clock.
+func TestClockSkewIgnoresDelayedHeartbeats(t *testing.T) {
+	tests := []struct {
+		name    string
+		history bool // live heartbeats before the outage
+	}{
+		{"after live heartbeats", true},
+		{"on a server that never heard from the terminal", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bubble(t, func(t *testing.T, e *health.Engine) {
+				x := newTerm(e, "T1")
+				if tt.history {
+					for range 3 {
+						x.hb()
+						time.Sleep(time.Minute)
+					}
+				}
+				time.Sleep(30 * time.Minute)
+				for k := 30; k > 0; k-- {
+					x.hb(hbSkew(-time.Duration(k) * time.Minute))
+				}
+				if x.has(posfleet.FlagClockSkew) {
+					t.Fatalf("clock_skew from the outbox: %+v", x.flag(t, posfleet.FlagClockSkew))
+				}
+				time.Sleep(time.Minute)
+				x.hb()
+				if x.has(posfleet.FlagClockSkew) {
+					t.Errorf("clock_skew after a live heartbeat: %+v", x.flag(t, posfleet.FlagClockSkew))
+				}
+			})
+		})
+	}
 }

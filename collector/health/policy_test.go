@@ -233,3 +233,38 @@ func FuzzParsePolicy(f *testing.F) {
 		}
 	})
 }
+
+// TestRestoreGrace: the server heard nothing while it was down, so a
+// terminal is not offline until the deadline has passed since the restore;
+// one that was offline already stays offline since the time it went.
+func TestRestoreGrace(t *testing.T) {
+	bubble(t, func(t *testing.T, e *health.Engine) {
+		gone, alive := newTerm(e, "gone"), newTerm(e, "alive")
+		gone.hb()
+		time.Sleep(5 * time.Minute)
+		alive.hb()
+		wentOffline := gone.flag(t, posfleet.FlagOffline).Since
+		var buf bytes.Buffer
+		if err := e.Snapshot(&buf); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Minute) // the server is down
+		r := health.New(health.Config{Now: time.Now})
+		if err := r.Restore(&buf); err != nil {
+			t.Fatal(err)
+		}
+		r.Tick(time.Now())
+		alive.e, gone.e = r, r
+		if alive.has(posfleet.FlagOffline) {
+			t.Error("offline right after the restart")
+		}
+		if f := gone.flag(t, posfleet.FlagOffline); !f.Since.Equal(wentOffline) {
+			t.Errorf("offline since %v, want %v", f.Since, wentOffline)
+		}
+		time.Sleep(181 * time.Second)
+		r.Tick(time.Now())
+		if !alive.has(posfleet.FlagOffline) {
+			t.Error("still not offline after the deadline")
+		}
+	})
+}

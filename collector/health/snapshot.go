@@ -167,6 +167,7 @@ func (e *Engine) Restore(r io.Reader) error {
 		e.shards[i].m = maps[i]
 	}
 	e.policy.Store(pol)
+	e.restoredAt.Store(ms(e.cfg.Now()))
 	e.incMu.Lock()
 	e.tenants = tenants
 	e.publishIncidentsLocked()

@@ -117,8 +117,13 @@ func unpackOutcome(v txnOutcome) (at int64, cause int, hostSide bool) {
 type hbSample struct {
 	At        int64
 	RTT       int32 // -1: absent
+	Off       int32 // ts minus received, in seconds: the clock offset plus the delivery delay
 	Signal    int16
 	HasSignal bool
+	// Live is false for a heartbeat that arrived in a burst, within half
+	// an interval of the one before: the outbox of a terminal that was
+	// offline, delivering readings taken minutes ago.
+	Live bool
 }
 
 // hbInfo is the last heartbeat, for queries and the single-heartbeat rules.
