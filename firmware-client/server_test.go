@@ -3,9 +3,11 @@ package firmwareclient_test
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,8 +86,9 @@ func testLogger(t *testing.T) *slog.Logger {
 // TestAgainstServer runs terminals against the real broker, collector and
 // InfluxDB. The subtests share one server and use a terminal each.
 func TestAgainstServer(t *testing.T) {
-	srv := fleettest.Start(t, 8)
+	srv := fleettest.Start(t, 8, fleettest.WithTLS())
 	t.Run("every channel reaches InfluxDB", func(t *testing.T) { testEveryChannel(t, srv, 1) })
+	t.Run("TLS", func(t *testing.T) { testTLS(t, srv, 5) })
 	t.Run("last will when the connection is cut", func(t *testing.T) { testLastWill(t, srv, 2) })
 	t.Run("commands", func(t *testing.T) { testCommands(t, srv, 3) })
 	t.Run("broker outage and terminal restart", func(t *testing.T) { testOutage(t, srv, 4) })
@@ -133,6 +137,58 @@ func testEveryChannel(t *testing.T, srv *fleettest.Server, i int) {
 	}
 	if cnt := srv.Collector.Counters(ref); cnt.Gaps != 0 || len(cnt.Rejected) != 0 {
 		t.Errorf("server counted gaps or rejections: %+v", cnt)
+	}
+}
+
+func testTLS(t *testing.T, srv *fleettest.Server, i int) {
+	ctx := context.Background()
+	ref := fleettest.Ref(i)
+	var dialed atomic.Int32
+	cases := []struct {
+		name string
+		mod  func(*firmwareclient.Config)
+		ok   bool
+	}{
+		{"trusted", func(cfg *firmwareclient.Config) { cfg.TLS = &tls.Config{RootCAs: srv.RootCAs} }, true},
+		{"own dialer", func(cfg *firmwareclient.Config) {
+			cfg.TLS = &tls.Config{RootCAs: srv.RootCAs}
+			cfg.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				dialed.Add(1)
+				var d net.Dialer
+				return d.DialContext(ctx, network, addr)
+			}
+		}, true},
+		{"untrusted", func(cfg *firmwareclient.Config) {}, false},
+	}
+	// One store for all: the terminal's seq must go on from case to case,
+	// or the server drops its messages as duplicates.
+	dir := t.TempDir()
+	for k, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startTerminal(t, srv.TLSURL(), i, dir, tc.mod)
+			if !tc.ok {
+				fleettest.Eventually(t, 10*time.Second, "a refused handshake", func() bool { return c.Stats().ConnectFailures > 0 })
+				if s := c.Stats(); s.Connects != 0 || !strings.Contains(s.LastError, "certificate") {
+					t.Errorf("connects %d, last error %q: want a certificate error", s.Connects, s.LastError)
+				}
+				return
+			}
+			fleettest.Eventually(t, 10*time.Second, "connection", c.Connected)
+			id := fmt.Sprintf("TLS-%d", k)
+			must(t, c.ReportTransaction(ctx, sale(id, 500)))
+			fleettest.Eventually(t, 10*time.Second, id+" in InfluxDB", func() bool {
+				for _, p := range srv.Points(ctx, "txn", ref) {
+					if p["id"] == id {
+						return true
+					}
+				}
+				return false
+			})
+			c.stop()
+		})
+	}
+	if dialed.Load() == 0 {
+		t.Error("Config.Dial was not used")
 	}
 }
 

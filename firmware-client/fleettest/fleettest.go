@@ -8,9 +8,17 @@ package fleettest
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -43,18 +51,72 @@ type Server struct {
 	Collector *collector.Collector
 	Store     *influxdb.Store
 
-	t      testing.TB
-	dir    string
-	addr   string
-	mu     sync.Mutex
-	broker *broker.Broker
+	// RootCAs trusts the broker's TLS certificate (WithTLS).
+	RootCAs *x509.CertPool
+
+	t        testing.TB
+	dir      string
+	addr     string
+	tlsAddr  string
+	certFile string
+	keyFile  string
+	mu       sync.Mutex
+	broker   *broker.Broker
+}
+
+// Option changes how Start sets the server up.
+type Option func(*Server)
+
+// WithTLS adds an MQTT-over-TLS listener with a self-signed certificate
+// for 127.0.0.1, trusted by RootCAs.
+func WithTLS() Option {
+	return func(s *Server) {
+		s.t.Helper()
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(1),
+			Subject:      pkix.Name{CommonName: "posfleet test broker"},
+			NotBefore:    time.Now().Add(-time.Hour),
+			NotAfter:     time.Now().Add(24 * time.Hour),
+			IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+			KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+			ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+			IsCA:         true, BasicConstraintsValid: true,
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		kb, err := x509.MarshalECPrivateKey(key)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		s.certFile, s.keyFile = filepath.Join(s.dir, "cert.pem"), filepath.Join(s.dir, "key.pem")
+		if err := os.WriteFile(s.certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+			s.t.Fatal(err)
+		}
+		if err := os.WriteFile(s.keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+			s.t.Fatal(err)
+		}
+		cert, _ := x509.ParseCertificate(der)
+		s.RootCAs = x509.NewCertPool()
+		s.RootCAs.AddCert(cert)
+		s.tlsAddr = "127.0.0.1:0"
+	}
 }
 
 // Start provisions terminals 1..n (none for 0), starts everything and stops it when the
 // test ends.
-func Start(t testing.TB, n int) *Server {
+func Start(t testing.TB, n int, options ...Option) *Server {
 	t.Helper()
-	s := &Server{t: t, dir: t.TempDir(), Influx: influxtest.Start(t), addr: "127.0.0.1:0"}
+	s := &Server{t: t, dir: t.TempDir(), addr: "127.0.0.1:0"}
+	for _, o := range options {
+		o(s)
+	}
+	s.Influx = influxtest.Start(t)
 	ropts := registry.DefaultOptions()
 	ropts.HashMemoryKiB = 64 // speed over hardness in tests
 	reg, err := registry.Open(filepath.Join(s.dir, "registry.db"), ropts)
@@ -121,6 +183,9 @@ func (s *Server) StartBroker() {
 	}
 	opts := broker.DefaultOptions()
 	opts.TCPAddr = s.addr
+	if s.certFile != "" {
+		opts.TLSAddr, opts.CertFile, opts.KeyFile = s.tlsAddr, s.certFile, s.keyFile
+	}
 	opts.DataDir = filepath.Join(s.dir, "broker")
 	// No security recorder: these tests do not look at security events.
 	b, err := broker.New(opts, s.Registry, s.Collector, nil)
@@ -144,6 +209,16 @@ func (s *Server) StartBroker() {
 	}
 	s.broker = b
 	s.addr = b.TCPAddr().String()
+	if a := b.TLSAddr(); a != nil {
+		s.tlsAddr = a.String()
+	}
+}
+
+// TLSURL is the broker's TLS address as a terminal's Config.Broker (WithTLS).
+func (s *Server) TLSURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return "ssl://" + s.tlsAddr
 }
 
 // StopBroker stops the broker; terminals lose their connections.
