@@ -111,8 +111,10 @@ type Config struct {
 	// TickInterval is how often Run checks deadlines and windows.
 	TickInterval time.Duration
 
-	// Merchant returns a terminal's merchant, for incidents; nil uses Site's
-	// merchant, or none.
+	// Merchant returns a terminal's merchant, for incidents. It is asked
+	// once per terminal, when the engine first hears from it. Nil uses
+	// Site's merchant; with neither, every terminal counts as a merchant of
+	// its own.
 	Merchant func(posfleet.TerminalRef) string
 	// Site returns where a terminal stands, for the work list; nil or
 	// false leaves the site empty.
@@ -240,7 +242,8 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.Merchant == nil && c.Site != nil {
+	switch {
+	case c.Merchant == nil && c.Site != nil:
 		site := c.Site
 		c.Merchant = func(r posfleet.TerminalRef) string {
 			s, _ := site(r)

@@ -25,11 +25,13 @@ type shard struct {
 // raises the flags and incidents of PROTOCOL.md §2. Its methods are safe for
 // concurrent use.
 type Engine struct {
-	cfg    Config
-	log    *slog.Logger
-	seed   maphash.Seed
-	shards [nShards]shard
-	policy atomic.Pointer[compiledPolicy]
+	cfg Config
+	log *slog.Logger
+	// ownMerchants: no merchant lookup, every terminal is its own merchant.
+	ownMerchants bool
+	seed         maphash.Seed
+	shards       [nShards]shard
+	policy       atomic.Pointer[compiledPolicy]
 
 	// restoredAt is when Restore last ran (Unix ms): the server heard
 	// nothing while it was down, so silence is counted from the restore.
@@ -44,12 +46,14 @@ type Engine struct {
 
 // New returns an Engine with no terminals and an empty firmware policy.
 func New(cfg Config) *Engine {
+	own := cfg.Merchant == nil && cfg.Site == nil
 	cfg = cfg.withDefaults()
 	e := &Engine{
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "health"),
-		seed:    maphash.MakeSeed(),
-		tenants: map[string]*tenantIncidents{},
+		ownMerchants: own,
+		cfg:          cfg,
+		log:          cfg.Logger.With("component", "health"),
+		seed:         maphash.MakeSeed(),
+		tenants:      map[string]*tenantIncidents{},
 	}
 	for i := range e.shards {
 		e.shards[i].m = map[posfleet.TerminalRef]*termState{}
@@ -371,9 +375,13 @@ func (e *Engine) Tick(now time.Time) {
 			}
 			tc.transacted++
 			if s.LastHostFailAt >= win {
-				tc.hit = append(tc.hit, hitTerminal{ref: s.Ref, merchant: s.Merchant,
+				merchant := s.Merchant
+				if e.ownMerchants {
+					merchant = s.Ref.Terminal
+				}
+				tc.hit = append(tc.hit, hitTerminal{ref: s.Ref, merchant: merchant,
 					first: s.HostFailFirst, last: s.LastHostFailAt, run: s.HostFailRun, total: s.HostFails})
-				tc.merchants[s.Merchant] = struct{}{}
+				tc.merchants[merchant] = struct{}{}
 			}
 		}
 		sh.mu.Unlock()

@@ -48,10 +48,17 @@ func TestIncidents(t *testing.T) {
 		{"just under 20 percent", 5, 5, false},
 		{"one terminal alone", 5, 1, false},
 		{"only two merchants", 2, 30, false},
+		{"no merchant lookup: each terminal its own merchant", 0, 30, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bubbleWith(t, health.Config{Merchant: merchantOf(tt.merchants)}, func(t *testing.T, e *health.Engine) {
+			cfg := health.Config{}
+			wantMerchants := tt.hit
+			if tt.merchants > 0 {
+				cfg.Merchant = merchantOf(tt.merchants)
+				wantMerchants = min(tt.merchants, tt.hit)
+			}
+			bubbleWith(t, cfg, func(t *testing.T, e *health.Engine) {
 				// Off the tick grid, so that no tick runs while a round is sent.
 				time.Sleep(time.Second)
 				fleet := outageFleet(e)
@@ -83,7 +90,7 @@ func TestIncidents(t *testing.T) {
 				}
 				inc := incs[0]
 				if !inc.Open || !inc.Start.Equal(outageStart) || inc.TerminalCount != tt.hit ||
-					len(inc.Terminals) != tt.hit || len(inc.Merchants) != min(tt.merchants, tt.hit) || inc.Failures != int64(8*tt.hit) {
+					len(inc.Terminals) != tt.hit || len(inc.Merchants) != wantMerchants || inc.Failures != int64(8*tt.hit) {
 					t.Errorf("incident = %+v", inc)
 				}
 				if flagged != 0 {
