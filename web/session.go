@@ -57,11 +57,13 @@ func (s *sessions) decode(c string) (session, bool) {
 	if !ok {
 		return session{}, false
 	}
-	want, err := base64.RawURLEncoding.DecodeString(sig)
+	// Strict: a non-canonical encoding (other unused low bits in the last
+	// character) is not the cookie that was signed.
+	want, err := base64.RawURLEncoding.Strict().DecodeString(sig)
 	if err != nil || !hmac.Equal(want, s.sign(p)) {
 		return session{}, false
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(p)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(p)
 	if err != nil {
 		return session{}, false
 	}

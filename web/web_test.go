@@ -208,12 +208,31 @@ func TestSessionCookieAttributes(t *testing.T) {
 			t.Errorf("Set-Cookie %q lacks %s", sc, want)
 		}
 	}
-	// A tampered cookie is no session.
+	// A tampered cookie is no session: another payload with the old
+	// signature, or the last character of the signature changed.
+	value := strings.SplitN(strings.TrimPrefix(sc, "posfleet_session="), ";", 2)[0]
+	payload, sig, _ := strings.Cut(value, ".")
+	flip := func(s string, i int) string {
+		b := []byte(s)
+		if b[i] == 'A' {
+			b[i] = 'B'
+		} else {
+			b[i] = 'A'
+		}
+		return string(b)
+	}
+	for _, bad := range []string{flip(payload, 0) + "." + sig, payload + "." + flip(sig, len(sig)-1), payload + "." + sig[:len(sig)-1] + string(sig[len(sig)-1]^1)} {
+		c := browser(t)
+		c.Jar.SetCookies(mustURL(f.srv.URL), []*http.Cookie{{Name: "posfleet_session", Value: bad}})
+		if resp, _ := get(t, c, f.srv.URL+"/security"); resp.StatusCode != http.StatusSeeOther {
+			t.Errorf("tampered cookie %q accepted: %s", bad, resp.Status)
+		}
+	}
+	// The untouched cookie works.
 	c := browser(t)
-	u := mustURL(f.srv.URL)
-	c.Jar.SetCookies(u, []*http.Cookie{{Name: "posfleet_session", Value: strings.Replace(strings.SplitN(strings.TrimPrefix(sc, "posfleet_session="), ";", 2)[0], "a", "b", 1)}})
-	if resp, _ := get(t, c, f.srv.URL+"/security"); resp.StatusCode != http.StatusSeeOther {
-		t.Errorf("tampered cookie accepted: %s", resp.Status)
+	c.Jar.SetCookies(mustURL(f.srv.URL), []*http.Cookie{{Name: "posfleet_session", Value: value}})
+	if resp, _ := get(t, c, f.srv.URL+"/security"); resp.StatusCode != http.StatusOK {
+		t.Errorf("the real cookie: %s", resp.Status)
 	}
 }
 

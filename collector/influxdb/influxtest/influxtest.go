@@ -99,19 +99,30 @@ func Start(tb testing.TB) *Server {
 }
 
 // StartIn runs influxd with its data in dir on free loopback ports and
-// waits until it answers.
+// waits until it answers. Test packages run in parallel, so a port found
+// free can be taken before influxd binds it: then it tries other ports.
 func StartIn(ctx context.Context, bin, dir string) (*Server, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		var port, rpc int
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
+		if rpc, err = freePort(); err != nil {
+			return nil, err
+		}
+		s := &Server{Dir: dir, bin: bin, port: port, rpc: rpc, URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
+		if err = s.start(ctx); err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, errExitedAtStart) {
+			return nil, err
+		}
 	}
-	rpc, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{Dir: dir, bin: bin, port: port, rpc: rpc, URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	return s, s.start(ctx)
+	return nil, err
 }
+
+var errExitedAtStart = errors.New("influxd exited at start")
 
 func (s *Server) start(ctx context.Context) error {
 	conf := filepath.Join(s.Dir, "influxd.conf")
@@ -139,7 +150,10 @@ func (s *Server) start(ctx context.Context) error {
 		}
 		select {
 		case <-s.exit:
-			return fmt.Errorf("influxtest: influxd exited at start; see %s", logf.Name())
+			s.cmd = nil
+			logf.Close()
+			b, _ := os.ReadFile(logf.Name())
+			return fmt.Errorf("influxtest: %w: %s", errExitedAtStart, lastLines(b, 5))
 		default:
 		}
 		resp, err := http.Get(s.URL + "/ping")
@@ -268,4 +282,12 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func lastLines(b []byte, n int) string {
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
 }
