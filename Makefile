@@ -5,7 +5,7 @@ TOOLS := $(CURDIR)/.tools/bin
 INFLUXD := $(TOOLS)/influxd
 INFLUXD_VERSION := v1.8.10
 
-.PHONY: demo test influxd build vet fuzz clean generate generate-check
+.PHONY: demo test influxd build vet fuzz clean generate generate-check deploy-check
 
 demo: influxd build
 	@deploy/demo/run.sh
@@ -45,3 +45,35 @@ fuzz:
 
 clean:
 	rm -rf bin .data
+
+# The deployment files, validated offline (no container engine or cluster
+# runs here; see deploy/README.md for what is and is not checked). Not part
+# of `make test`: the checker's modules (Kubernetes API types, compose-go)
+# are fetched from the Go module proxy the first time.
+DEPLOY_TMP := $(CURDIR)/.tools/deploy-check
+deploy-check:
+	@mkdir -p $(DEPLOY_TMP)
+	@echo "== binary as deploy/Dockerfile builds it (static, CGO off)"
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(DEPLOY_TMP)/ ./cmd/posfleet ./cmd/posterm
+	cd deploy/check && $(GO) run . -static $(DEPLOY_TMP)/posfleet -static $(DEPLOY_TMP)/posterm
+	@echo "== Kubernetes manifests (strict decoding into the API types, references)"
+	@if command -v kubectl >/dev/null; then \
+	  kubectl kustomize deploy/kubernetes > $(DEPLOY_TMP)/kubernetes.yaml && echo "kubectl kustomize: ok"; \
+	  cd deploy/check && $(GO) run . -k8s $(DEPLOY_TMP)/kubernetes.yaml; \
+	else \
+	  echo "kubectl not installed: kustomization not rendered; checking the manifest files"; \
+	  cd deploy/check && $(GO) run . -k8s ../kubernetes; \
+	fi
+	@echo "== compose file (compose-go, the loader of docker compose config)"
+	cd deploy/check && $(GO) run . -compose ../compose.yaml
+	@if docker compose version >/dev/null 2>&1; then docker compose -f deploy/compose.yaml config --quiet && echo "docker compose config: ok"; \
+	  else echo "docker compose: not installed here, skipped (compose-go above is its loader)"; fi
+	@echo "== Grafana dashboard"
+	cd deploy/check && $(GO) run . -grafana ../grafana/posfleet-dashboard.json
+	@echo "== systemd unit"
+	@if command -v systemd-analyze >/dev/null; then \
+	  sed 's#^ExecStart=/usr/local/bin/posfleet#ExecStart=$(DEPLOY_TMP)/posfleet#' deploy/systemd/posfleet.service > $(DEPLOY_TMP)/posfleet.service; \
+	  out=$$(systemd-analyze verify $(DEPLOY_TMP)/posfleet.service 2>&1); \
+	  if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; echo "systemd-analyze verify: ok"; \
+	  systemd-analyze security --offline=true $(DEPLOY_TMP)/posfleet.service | tail -1; \
+	else echo "systemd-analyze not installed: unit not checked"; fi
