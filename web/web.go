@@ -36,7 +36,15 @@ type Options struct {
 	SecureCookies bool
 	// Events gives the latest rejections and security events.
 	Events Events
-	Logger *slog.Logger
+	// Health, Directory, Commander and Commands serve the JSON API; without
+	// Health the API answers only /api/v1/me.
+	Health    Health
+	Directory Directory
+	Commander Commander
+	Commands  CommandLog
+	// SavePolicy keeps a firmware policy that PUT /api/v1/policy accepted.
+	SavePolicy func([]byte) error
+	Logger     *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -77,6 +85,9 @@ func New(opts Options) (*Server, error) {
 		s.sessions = &sessions{key: opts.SessionKey, ttl: opts.SessionTTL, secure: opts.SecureCookies, now: opts.Now}
 		s.mountUI()
 		s.mux.HandleFunc("GET /api/v1/me", s.api(s.handleMe))
+		if opts.Health != nil {
+			s.mountAPI()
+		}
 		s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { writeError(w, s.log, errNotFound) })
 	}
 	return s, nil

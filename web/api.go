@@ -1,0 +1,496 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/broker"
+	"github.com/posfleet/posfleet/collector/commands"
+	"github.com/posfleet/posfleet/collector/health"
+	"github.com/posfleet/posfleet/collector/registry"
+)
+
+// Health is what the API reads and changes of the health engine.
+type Health interface {
+	FleetSummary(tenant string) health.FleetSummary
+	Terminals(tenant string, flag posfleet.FlagName) []health.TerminalHealth
+	Terminal(ref posfleet.TerminalRef) (health.TerminalHealth, bool)
+	WorkList(tenant string) []health.WorkItem
+	MarkServiced(ref posfleet.TerminalRef, note, by string, at time.Time) ([]posfleet.FlagName, error)
+	Incidents(tenant string) []health.Incident
+	Policy() *health.Policy
+	SetPolicy(data []byte) error
+}
+
+// Commander sends commands to terminals (the broker).
+type Commander interface {
+	SendCommand(ctx context.Context, ref posfleet.TerminalRef, cmd posfleet.Command) error
+}
+
+// CommandLog remembers the commands sent and their acks.
+type CommandLog interface {
+	Sent(ref posfleet.TerminalRef, cmd posfleet.Command, by string, at time.Time)
+	List(ref posfleet.TerminalRef) []commands.Record
+}
+
+// Directory is the terminal registry: provisioned terminals and their sites.
+type Directory interface {
+	Get(ctx context.Context, ref posfleet.TerminalRef) (registry.Terminal, error)
+}
+
+// maxBody bounds request bodies: a policy for a few hundred models, a note.
+const maxBody = 256 << 10
+
+// mountAPI adds the JSON API of PROTOCOL.md §3.
+func (s *Server) mountAPI() {
+	s.mux.HandleFunc("GET /api/v1/fleet", s.api(s.handleFleet))
+	s.mux.HandleFunc("GET /api/v1/terminals", s.api(s.handleTerminals))
+	s.mux.HandleFunc("GET /api/v1/terminals/{tenant}/{terminal}", s.api(s.handleTerminal))
+	s.mux.HandleFunc("POST /api/v1/terminals/{tenant}/{terminal}/serviced", s.api(s.handleServiced))
+	s.mux.HandleFunc("POST /api/v1/terminals/{tenant}/{terminal}/commands", s.api(s.handleCommand))
+	s.mux.HandleFunc("GET /api/v1/worklist", s.api(s.handleWorkList))
+	s.mux.HandleFunc("GET /api/v1/incidents", s.api(s.handleIncidents))
+	s.mux.HandleFunc("GET /api/v1/policy", s.api(s.handlePolicy))
+	s.mux.HandleFunc("PUT /api/v1/policy", s.api(s.handlePutPolicy))
+}
+
+func principal(r *http.Request) (p struct {
+	name  string
+	scope string
+	admin bool
+}) {
+	pr, _ := PrincipalFrom(r.Context())
+	p.name, p.scope, p.admin = pr.Name, tenantScope(pr), pr.Admin()
+	return p
+}
+
+// visibleRef returns the terminal of the path if the caller may see its
+// tenant. Another tenant's terminal is "not found", never "forbidden": its
+// existence is none of the caller's business.
+func visibleRef(r *http.Request) (posfleet.TerminalRef, error) {
+	ref := posfleet.TerminalRef{Tenant: r.PathValue("tenant"), Terminal: r.PathValue("terminal")}
+	p, _ := PrincipalFrom(r.Context())
+	if ref.Validate() != nil || !p.Sees(ref.Tenant) {
+		return ref, errNotFound
+	}
+	return ref, nil
+}
+
+func (s *Server) handleFleet(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.opts.Health.FleetSummary(principal(r).scope))
+}
+
+// TerminalSummary is one row of the terminal list.
+type TerminalSummary struct {
+	Tenant   string          `json:"tenant"`
+	Terminal string          `json:"terminal"`
+	Online   bool            `json:"online"`
+	LastSeen time.Time       `json:"last_seen"`
+	Firmware string          `json:"firmware,omitempty"`
+	Site     health.Site     `json:"site"`
+	Flags    []posfleet.Flag `json:"flags"`
+}
+
+// TerminalPage is a page of the terminal list.
+type TerminalPage struct {
+	Total     int               `json:"total"`
+	Page      int               `json:"page"`
+	PerPage   int               `json:"per_page"`
+	Terminals []TerminalSummary `json:"terminals"`
+}
+
+// TerminalFilter is the query of the terminal list.
+type TerminalFilter struct {
+	Flag                    posfleet.FlagName
+	Model, Firmware, Region string
+	Q                       string
+	Online                  *bool
+	Page, PerPage           int
+}
+
+// parseTerminalFilter reads and checks the list's query parameters.
+func parseTerminalFilter(q map[string][]string) (TerminalFilter, error) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return strings.TrimSpace(v[0])
+		}
+		return ""
+	}
+	f := TerminalFilter{Model: get("model"), Firmware: get("firmware"), Region: get("region"), Q: strings.ToLower(get("q")), Page: 1, PerPage: 50}
+	if v := get("flag"); v != "" {
+		fl, err := posfleet.ParseFlagName(v)
+		if err != nil {
+			names := make([]string, len(posfleet.FlagNames))
+			for i, n := range posfleet.FlagNames {
+				names[i] = string(n)
+			}
+			return f, badRequest(fmt.Sprintf("unknown flag %q; flags are %s", v, strings.Join(names, ", ")))
+		}
+		f.Flag = fl
+	}
+	if v := get("online"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return f, badRequest("online: want true or false")
+		}
+		f.Online = &b
+	}
+	if v := get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1_000_000 {
+			return f, badRequest("page: want a whole number from 1")
+		}
+		f.Page = n
+	}
+	if v := get("per_page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			return f, badRequest("per_page: want a whole number from 1 to 500")
+		}
+		f.PerPage = n
+	}
+	return f, nil
+}
+
+func (f TerminalFilter) match(h *health.TerminalHealth) bool {
+	model := h.Model
+	if model == "" {
+		model = h.Site.Model
+	}
+	switch {
+	case f.Model != "" && model != f.Model,
+		f.Firmware != "" && h.Firmware != f.Firmware,
+		f.Region != "" && h.Site.Region != f.Region,
+		f.Online != nil && h.Online != *f.Online:
+		return false
+	}
+	if f.Q != "" {
+		hay := strings.ToLower(h.Tenant + " " + h.Terminal + " " + h.Site.Merchant + " " + h.Site.Site + " " + h.Serial)
+		if !strings.Contains(hay, f.Q) {
+			return false
+		}
+	}
+	return true
+}
+
+// ListTerminals returns a page of a tenant's terminals ("" for all) that
+// match f; the pages share it with the API.
+func ListTerminals(hs Health, tenant string, f TerminalFilter) TerminalPage {
+	all := hs.Terminals(tenant, f.Flag)
+	page := TerminalPage{Page: f.Page, PerPage: f.PerPage, Terminals: []TerminalSummary{}}
+	for i := range all {
+		h := &all[i]
+		if !f.match(h) {
+			continue
+		}
+		page.Total++
+		if page.Total <= (f.Page-1)*f.PerPage || len(page.Terminals) >= f.PerPage {
+			continue
+		}
+		page.Terminals = append(page.Terminals, TerminalSummary{Tenant: h.Tenant, Terminal: h.Terminal, Online: h.Online,
+			LastSeen: h.LastSeen, Firmware: h.Firmware, Site: h.Site, Flags: h.Flags})
+	}
+	return page
+}
+
+func (s *Server) handleTerminals(w http.ResponseWriter, r *http.Request) {
+	f, err := parseTerminalFilter(r.URL.Query())
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ListTerminals(s.opts.Health, principal(r).scope, f))
+}
+
+// TerminalDetail is everything about one terminal.
+type TerminalDetail struct {
+	Provisioned *registry.Terminal     `json:"provisioned,omitempty"`
+	Seen        bool                   `json:"seen"`
+	Health      *health.TerminalHealth `json:"health,omitempty"`
+	Commands    []commands.Record      `json:"commands"`
+}
+
+// TerminalDetails gathers what the registry, the engine and the command
+// log know of ref; errNotFound when none does.
+func (s *Server) TerminalDetails(ctx context.Context, ref posfleet.TerminalRef) (TerminalDetail, error) {
+	d := TerminalDetail{Commands: []commands.Record{}}
+	if s.opts.Directory != nil {
+		if t, err := s.opts.Directory.Get(ctx, ref); err == nil {
+			d.Provisioned = &t
+		} else if !errors.Is(err, registry.ErrNotFound) {
+			return d, err
+		}
+	}
+	if h, ok := s.opts.Health.Terminal(ref); ok {
+		d.Seen, d.Health = true, &h
+	}
+	if d.Provisioned == nil && !d.Seen {
+		return d, errNotFound
+	}
+	if s.opts.Commands != nil {
+		d.Commands = s.opts.Commands.List(ref)
+	}
+	return d, nil
+}
+
+func (s *Server) handleTerminal(w http.ResponseWriter, r *http.Request) {
+	ref, err := visibleRef(r)
+	if err == nil {
+		var d TerminalDetail
+		if d, err = s.TerminalDetails(r.Context(), ref); err == nil {
+			writeJSON(w, http.StatusOK, d)
+			return
+		}
+	}
+	writeError(w, s.log, err)
+}
+
+// decodeBody reads a JSON body of at most maxBody bytes into v, refusing
+// unknown fields so that a misspelt one is an error, not ignored.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &apiError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d KiB", maxBody>>10)}
+		}
+		if errors.Is(err, io.EOF) {
+			return badRequest("empty body: want a JSON object")
+		}
+		return badRequest("malformed JSON: " + err.Error())
+	}
+	if dec.More() {
+		return badRequest("malformed JSON: more than one value")
+	}
+	return nil
+}
+
+// ServicedRequest closes a crew visit.
+type ServicedRequest struct {
+	Note string `json:"note"`
+}
+
+func (s *Server) handleServiced(w http.ResponseWriter, r *http.Request) {
+	ref, err := visibleRef(r)
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	var req ServicedRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	if len(req.Note) > 2000 {
+		writeError(w, s.log, badRequest("note: at most 2000 characters"))
+		return
+	}
+	if posfleet.ContainsPAN([]byte(req.Note)) {
+		writeError(w, s.log, badRequest("note: looks like it holds a card number; card data is never stored"))
+		return
+	}
+	cleared, err := s.opts.Health.MarkServiced(ref, req.Note, principal(r).name, s.opts.Now())
+	if errors.Is(err, health.ErrUnknownTerminal) {
+		err = errNotFound
+	}
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	s.log.Info("terminal serviced", "terminal", ref.String(), "by", principal(r).name, "cleared", len(cleared))
+	writeJSON(w, http.StatusOK, map[string]any{"cleared": cleared})
+}
+
+// CommandRequest asks for a command to be sent: type update_firmware (with
+// an optional target; the policy's target for the terminal's model by
+// default) or reboot.
+type CommandRequest struct {
+	Type   string `json:"type"`
+	Target string `json:"target,omitempty"`
+}
+
+// BuildCommand turns a request into a command for the terminal of model,
+// taking the package URL and checksum from the firmware policy.
+func BuildCommand(req CommandRequest, model string, pol *health.Policy) (posfleet.Command, error) {
+	id := make([]byte, 8)
+	rand.Read(id)
+	cmd := posfleet.Command{ID: "cmd-" + hex.EncodeToString(id), Type: req.Type}
+	switch req.Type {
+	case posfleet.CmdReboot:
+		if req.Target != "" {
+			return cmd, badRequest("target: only for update_firmware")
+		}
+	case posfleet.CmdUpdateFirmware:
+		mp, ok := health.ModelPolicy{}, false
+		if pol != nil {
+			mp, ok = pol.Models[model]
+		}
+		if !ok || mp.URL == "" || mp.SHA256 == "" {
+			return cmd, &apiError{http.StatusConflict, "no_policy", fmt.Sprintf("the firmware policy has no update package (url and sha256) for model %q; set it with PUT /api/v1/policy", model)}
+		}
+		if req.Target != "" && req.Target != mp.Target {
+			return cmd, badRequest(fmt.Sprintf("target: the policy's package for %s is %s; send that target or none", model, mp.Target))
+		}
+		cmd.Target, cmd.URL, cmd.SHA256 = mp.Target, mp.URL, mp.SHA256
+	default:
+		return cmd, badRequest(fmt.Sprintf("type %q: want %s or %s", req.Type, posfleet.CmdUpdateFirmware, posfleet.CmdReboot))
+	}
+	return cmd, nil
+}
+
+// SendCommand builds and sends a command to ref on behalf of by.
+func (s *Server) SendCommand(ctx context.Context, ref posfleet.TerminalRef, req CommandRequest, by string) (posfleet.Command, error) {
+	if s.opts.Commander == nil {
+		return posfleet.Command{}, &apiError{http.StatusServiceUnavailable, "no_broker", "this posfleet process runs no broker; send commands through one that does"}
+	}
+	d, err := s.TerminalDetails(ctx, ref)
+	if err != nil {
+		return posfleet.Command{}, err
+	}
+	model := ""
+	if d.Health != nil {
+		model = d.Health.Model
+	}
+	if model == "" && d.Provisioned != nil {
+		model = d.Provisioned.Model
+	}
+	cmd, err := BuildCommand(req, model, s.opts.Health.Policy())
+	if err != nil {
+		return cmd, err
+	}
+	if err := s.opts.Commander.SendCommand(ctx, ref, cmd); err != nil {
+		if errors.Is(err, broker.ErrNoSession) {
+			return cmd, &apiError{http.StatusConflict, "not_reachable", "the terminal has no session subscribed to its commands (it never connected with a persistent session); nothing was queued"}
+		}
+		return cmd, err
+	}
+	if s.opts.Commands != nil {
+		s.opts.Commands.Sent(ref, cmd, by, s.opts.Now())
+	}
+	s.log.Info("command sent", "terminal", ref.String(), "type", cmd.Type, "id", cmd.ID, "by", by)
+	return cmd, nil
+}
+
+func (s *Server) handleCommand(w http.ResponseWriter, r *http.Request) {
+	ref, err := visibleRef(r)
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	var req CommandRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	cmd, err := s.SendCommand(r.Context(), ref, req, principal(r).name)
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"command": cmd, "status": "queued until the terminal acknowledges it"})
+}
+
+// WorkList returns the work list of a tenant ("" for all), grouped by
+// region and site, most pressing group first.
+func WorkList(hs Health, tenant string) []health.WorkGroup {
+	return health.GroupWorkList(hs.WorkList(tenant))
+}
+
+func (s *Server) handleWorkList(w http.ResponseWriter, r *http.Request) {
+	groups := WorkList(s.opts.Health, principal(r).scope)
+	switch r.URL.Query().Get("format") {
+	case "", "json":
+		writeJSON(w, http.StatusOK, map[string]any{"groups": groups})
+	case "csv":
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="posfleet-worklist-`+s.opts.Now().UTC().Format("2006-01-02")+`.csv"`)
+		if err := WriteWorkListCSV(w, groups); err != nil {
+			s.log.Warn("work list CSV", "err", err)
+		}
+	default:
+		writeError(w, s.log, badRequest("format: want json or csv"))
+	}
+}
+
+// WriteWorkListCSV writes one row per reason of every item: a crew's
+// spreadsheet (encoding/csv quotes what needs quoting).
+func WriteWorkListCSV(w io.Writer, groups []health.WorkGroup) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"priority", "urgent", "region", "site", "merchant", "tenant", "terminal", "model", "firmware", "lat", "lon", "last_seen", "reason", "since", "action"})
+	for _, g := range groups {
+		for _, it := range g.Items {
+			for _, rs := range it.Reasons {
+				cw.Write([]string{
+					strconv.Itoa(it.Priority), strconv.FormatBool(it.Urgent), g.Region, g.Site, it.Merchant,
+					it.Tenant, it.Terminal, it.Model, it.Firmware,
+					strconv.FormatFloat(it.Lat, 'f', -1, 64), strconv.FormatFloat(it.Lon, 'f', -1, 64),
+					it.LastSeen.UTC().Format(time.RFC3339), string(rs.Flag), rs.Since.UTC().Format(time.RFC3339), rs.Action,
+				})
+			}
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func (s *Server) handleIncidents(w http.ResponseWriter, r *http.Request) {
+	inc := s.opts.Health.Incidents(principal(r).scope)
+	sort.SliceStable(inc, func(i, j int) bool { return inc[i].Start.After(inc[j].Start) })
+	writeJSON(w, http.StatusOK, map[string]any{"incidents": inc})
+}
+
+func (s *Server) handlePolicy(w http.ResponseWriter, r *http.Request) {
+	pol := s.opts.Health.Policy()
+	if r.URL.Query().Get("format") == "yaml" {
+		w.Header().Set("Content-Type", "application/yaml")
+		w.Write(pol.YAML())
+		return
+	}
+	writeJSON(w, http.StatusOK, pol)
+}
+
+// handlePutPolicy replaces the firmware policy. The policy covers every
+// tenant's models, so only an administrator may change it.
+func (s *Server) handlePutPolicy(w http.ResponseWriter, r *http.Request) {
+	if !principal(r).admin {
+		writeError(w, s.log, &apiError{http.StatusForbidden, "forbidden", "only an administrator (a user or token of all tenants) may change the firmware policy"})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeError(w, s.log, &apiError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d KiB", maxBody>>10)})
+		return
+	}
+	if err := s.opts.Health.SetPolicy(body); err != nil {
+		var pe *health.PolicyError
+		if errors.As(err, &pe) {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"code": "bad_policy", "message": pe.Error(), "line": pe.Line}})
+			return
+		}
+		writeError(w, s.log, err)
+		return
+	}
+	if s.opts.SavePolicy != nil {
+		if err := s.opts.SavePolicy(body); err != nil {
+			writeError(w, s.log, fmt.Errorf("save policy: %w", err))
+			return
+		}
+	}
+	s.log.Info("firmware policy replaced", "by", principal(r).name)
+	writeJSON(w, http.StatusOK, s.opts.Health.Policy())
+}

@@ -1,0 +1,292 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/collector/commands"
+	"github.com/posfleet/posfleet/collector/health"
+	"github.com/posfleet/posfleet/web"
+	"github.com/posfleet/posfleet/web/auth"
+)
+
+// apiFixture is the web server over a real health engine fed with decoded
+// messages, and tokens of two tenants and an administrator.
+type apiFixture struct {
+	srv                *httptest.Server
+	engine             *health.Engine
+	cmds               *commands.Tracker
+	sent               []posfleet.Command
+	acme, other, admin string
+	now                time.Time
+}
+
+func (f *apiFixture) SendCommand(_ context.Context, _ posfleet.TerminalRef, cmd posfleet.Command) error {
+	f.sent = append(f.sent, cmd)
+	return nil
+}
+
+func newAPIFixture(t *testing.T) *apiFixture {
+	t.Helper()
+	f := &apiFixture{now: time.Now().UTC().Truncate(time.Second)}
+	cfg := health.DefaultConfig()
+	cfg.Now = func() time.Time { return f.now }
+	cfg.Merchant = func(r posfleet.TerminalRef) string { return "M-" + r.Terminal }
+	cfg.Site = func(r posfleet.TerminalRef) (health.Site, bool) {
+		return health.Site{Model: "A920", Merchant: "M-" + r.Terminal, Site: "Shop " + r.Terminal, Region: "north"}, true
+	}
+	f.engine = health.New(cfg)
+	f.cmds = commands.New()
+	users, err := auth.Open(filepath.Join(t.TempDir(), "users.db"), auth.Options{BcryptCost: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { users.Close() })
+	ctx := context.Background()
+	f.acme, _ = users.CreateToken(ctx, "acme-script", "acme")
+	f.other, _ = users.CreateToken(ctx, "other-script", "other")
+	f.admin, _ = users.CreateToken(ctx, "admin", auth.AllTenants)
+	key, _ := users.SessionKey()
+	h, err := web.New(web.Options{Users: users, SessionKey: key, Health: f.engine, Commander: f, Commands: f.cmds, Now: cfg.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = httptest.NewServer(h)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// feed decodes payloads as the collector would and hands them to the engine.
+func (f *apiFixture) feed(t *testing.T, ref posfleet.TerminalRef, ch posfleet.Channel, payload string) {
+	t.Helper()
+	m, err := posfleet.Decode(ref, ch, []byte(payload), f.now)
+	if err != nil {
+		t.Fatalf("%s: %v", payload, err)
+	}
+	f.engine.Observe(m)
+	f.cmds.Observe(m)
+}
+
+func (f *apiFixture) call(t *testing.T, token, method, path, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func errCode(t *testing.T, b []byte) string {
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatalf("error body %s: %v", b, err)
+	}
+	if e.Error.Message == "" {
+		t.Errorf("error without a message: %s", b)
+	}
+	return e.Error.Code
+}
+
+var (
+	t1 = posfleet.TerminalRef{Tenant: "acme", Terminal: "T-1"}
+	t2 = posfleet.TerminalRef{Tenant: "acme", Terminal: "T-2"}
+	o1 = posfleet.TerminalRef{Tenant: "other", Terminal: "T-1"}
+)
+
+func (f *apiFixture) seed(t *testing.T) {
+	ts := func(d time.Duration) string { return f.now.Add(d).Format(time.RFC3339) }
+	for i, ref := range []posfleet.TerminalRef{t1, t2, o1} {
+		f.feed(t, ref, posfleet.ChannelFirmware, fmt.Sprintf(`{"seq":1,"ts":%q,"model":"A920","firmware":"2.4.%d"}`, ts(-time.Minute), i))
+		f.feed(t, ref, posfleet.ChannelHeartbeat, fmt.Sprintf(`{"seq":2,"ts":%q,"battery_pct":80,"paper":"ok","signal_dbm":-70,"host_rtt_ms":300}`, ts(-30*time.Second)))
+	}
+	// T-1 has a printer fault: a maintenance flag with its evidence.
+	f.feed(t, t1, posfleet.ChannelFault, fmt.Sprintf(`{"seq":3,"ts":%q,"component":"printer","code":"PAPER_JAM","severity":"warning","state":"raised"}`, ts(-10*time.Second)))
+}
+
+func TestAPIFleetAndTenantIsolation(t *testing.T) {
+	f := newAPIFixture(t)
+	f.seed(t)
+	code, b := f.call(t, f.acme, "GET", "/api/v1/fleet", "")
+	var fs health.FleetSummary
+	if code != 200 || json.Unmarshal(b, &fs) != nil || fs.Total != 2 || fs.Flagged[posfleet.FlagHardwareFault] != 1 {
+		t.Fatalf("fleet for acme: %d %s", code, b)
+	}
+	code, b = f.call(t, f.admin, "GET", "/api/v1/fleet", "")
+	if json.Unmarshal(b, &fs) != nil || fs.Total != 3 {
+		t.Errorf("fleet for admin: %d %s", code, b)
+	}
+	// Another tenant's terminal is not found, not forbidden; nothing of it leaks.
+	code, b = f.call(t, f.other, "GET", "/api/v1/terminals/acme/T-1", "")
+	if code != 404 || errCode(t, b) != "not_found" || bytes.Contains(b, []byte("PAPER_JAM")) {
+		t.Errorf("other tenant reading acme/T-1: %d %s", code, b)
+	}
+	for _, path := range []string{"/api/v1/terminals/acme/T-1/serviced", "/api/v1/terminals/acme/T-1/commands"} {
+		if code, _ := f.call(t, f.other, "POST", path, `{"type":"reboot","note":"x"}`); code != 404 {
+			t.Errorf("other tenant POST %s: %d", path, code)
+		}
+	}
+	code, b = f.call(t, f.other, "GET", "/api/v1/terminals", "")
+	if code != 200 || bytes.Contains(b, []byte(`"acme"`)) {
+		t.Errorf("other tenant's list holds acme: %s", b)
+	}
+	code, b = f.call(t, f.acme, "GET", "/api/v1/terminals/acme/T-1", "")
+	var d web.TerminalDetail
+	if code != 200 || json.Unmarshal(b, &d) != nil || !d.Seen || !d.Health.Has(posfleet.FlagHardwareFault) || d.Health.Firmware != "2.4.0" {
+		t.Errorf("acme/T-1: %d %s", code, b)
+	}
+	if !bytes.Contains(b, []byte(`"evidence"`)) || !bytes.Contains(b, []byte("PAPER_JAM")) {
+		t.Errorf("flag without its evidence: %s", b)
+	}
+}
+
+func TestAPITerminalFiltersAndPaging(t *testing.T) {
+	f := newAPIFixture(t)
+	f.seed(t)
+	list := func(q string) web.TerminalPage {
+		code, b := f.call(t, f.admin, "GET", "/api/v1/terminals"+q, "")
+		var p web.TerminalPage
+		if code != 200 || json.Unmarshal(b, &p) != nil {
+			t.Fatalf("list %s: %d %s", q, code, b)
+		}
+		return p
+	}
+	cases := []struct {
+		q    string
+		want int
+	}{
+		{"", 3}, {"?flag=hardware_fault", 1}, {"?flag=tamper", 0}, {"?firmware=2.4.1", 1}, {"?model=A920", 3}, {"?model=A80", 0},
+		{"?region=north", 3}, {"?q=shop%20t-2", 1}, {"?q=m-t-1", 2}, {"?online=true", 3}, {"?online=false", 0},
+	}
+	for _, c := range cases {
+		if p := list(c.q); p.Total != c.want {
+			t.Errorf("%s: total %d, want %d", c.q, p.Total, c.want)
+		}
+	}
+	p := list("?per_page=2&page=2")
+	if p.Total != 3 || len(p.Terminals) != 1 || p.Terminals[0].Terminal != "T-1" || p.Terminals[0].Tenant != "other" {
+		t.Errorf("page 2 of 2: %+v", p)
+	}
+	bad := []string{"?flag=nope", "?page=0", "?page=x", "?per_page=501", "?online=maybe"}
+	for _, q := range bad {
+		code, b := f.call(t, f.admin, "GET", "/api/v1/terminals"+q, "")
+		if code != 400 || errCode(t, b) != "bad_request" {
+			t.Errorf("%s: %d %s", q, code, b)
+		}
+	}
+	_, b := f.call(t, f.admin, "GET", "/api/v1/terminals?flag=nope", "")
+	if !bytes.Contains(b, []byte("hardware_fault")) {
+		t.Errorf("unknown flag error does not list the flags: %s", b)
+	}
+}
+
+func TestAPIWorkListAndServiced(t *testing.T) {
+	f := newAPIFixture(t)
+	f.seed(t)
+	code, b := f.call(t, f.acme, "GET", "/api/v1/worklist", "")
+	var wl struct{ Groups []health.WorkGroup }
+	if code != 200 || json.Unmarshal(b, &wl) != nil || len(wl.Groups) != 1 || len(wl.Groups[0].Items) != 1 || wl.Groups[0].Items[0].Terminal != "T-1" {
+		t.Fatalf("work list: %d %s", code, b)
+	}
+	if a := wl.Groups[0].Items[0].Reasons[0].Action; !strings.Contains(strings.ToLower(a), "printer") {
+		t.Errorf("action %q does not tell the crew about the printer", a)
+	}
+	code, b = f.call(t, f.acme, "GET", "/api/v1/worklist?format=csv", "")
+	rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	if code != 200 || err != nil || len(rows) != 2 || rows[0][0] != "priority" || rows[1][6] != "T-1" || rows[1][12] != "hardware_fault" {
+		t.Fatalf("CSV: %d %v %q", code, err, b)
+	}
+	if code, _ := f.call(t, f.acme, "GET", "/api/v1/worklist?format=xml", ""); code != 400 {
+		t.Errorf("format=xml: %d", code)
+	}
+	// Bad serviced requests.
+	for _, body := range []string{"", "{", `{"note":1}`, `{"note":"x","extra":true}`, `{"note":"card 4111111111111111"}`, `{"note":"` + strings.Repeat("x", 300<<10) + `"}`} {
+		code, b := f.call(t, f.acme, "POST", "/api/v1/terminals/acme/T-1/serviced", body)
+		if code != 400 && code != 413 {
+			t.Errorf("serviced with %.30q: %d %s", body, code, b)
+		}
+	}
+	code, b = f.call(t, f.acme, "POST", "/api/v1/terminals/acme/T-1/serviced", `{"note":"cleared the paper jam"}`)
+	if code != 200 || !bytes.Contains(b, []byte("hardware_fault")) {
+		t.Fatalf("serviced: %d %s", code, b)
+	}
+	_, b = f.call(t, f.acme, "GET", "/api/v1/worklist", "")
+	if json.Unmarshal(b, &wl) != nil || len(wl.Groups) != 0 {
+		t.Errorf("work list after the visit: %s", b)
+	}
+	_, b = f.call(t, f.acme, "GET", "/api/v1/terminals/acme/T-1", "")
+	if !bytes.Contains(b, []byte("cleared the paper jam")) {
+		t.Errorf("service history lacks the note: %s", b)
+	}
+	if code, _ := f.call(t, f.acme, "POST", "/api/v1/terminals/acme/T-9/serviced", `{"note":"x"}`); code != 404 {
+		t.Errorf("unknown terminal serviced: %d", code)
+	}
+}
+
+const policy = `models:
+  A920:
+    target: 2.5.1
+    minimum: 2.4.1
+    blocked: [2.4.0]
+    url: https://updates.example.net/a920-2.5.1.bin
+    sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+`
+
+func TestAPIPolicyAndCommands(t *testing.T) {
+	f := newAPIFixture(t)
+	f.seed(t)
+	if code, b := f.call(t, f.acme, "PUT", "/api/v1/policy", policy); code != 403 || errCode(t, b) != "forbidden" {
+		t.Errorf("tenant user PUT policy: %d %s", code, b)
+	}
+	code, b := f.call(t, f.admin, "PUT", "/api/v1/policy", "models:\n  A920:\n    target: not-a-version\n")
+	if code != 400 || !bytes.Contains(b, []byte(`"line": 3`)) {
+		t.Errorf("bad policy: %d %s", code, b)
+	}
+	// No policy yet: an update cannot be sent.
+	if code, b := f.call(t, f.acme, "POST", "/api/v1/terminals/acme/T-1/commands", `{"type":"update_firmware"}`); code != 409 || errCode(t, b) != "no_policy" {
+		t.Errorf("update without a policy: %d %s", code, b)
+	}
+	if code, b := f.call(t, f.admin, "PUT", "/api/v1/policy", policy); code != 200 {
+		t.Fatalf("PUT policy: %d %s", code, b)
+	}
+	_, b = f.call(t, f.acme, "GET", "/api/v1/terminals/acme/T-1", "")
+	if !bytes.Contains(b, []byte("firmware_blocked")) {
+		t.Errorf("2.4.0 is blocked, but no flag: %s", b)
+	}
+	for _, body := range []string{`{"type":"selfdestruct"}`, `{"type":"reboot","target":"1"}`, `{"type":"update_firmware","target":"9.9.9"}`, `{"type":"reboot","x":1}`} {
+		if code, b := f.call(t, f.acme, "POST", "/api/v1/terminals/acme/T-1/commands", body); code != 400 {
+			t.Errorf("command %s: %d %s", body, code, b)
+		}
+	}
+	code, b = f.call(t, f.acme, "POST", "/api/v1/terminals/acme/T-1/commands", `{"type":"update_firmware"}`)
+	if code != 202 || len(f.sent) != 1 || f.sent[0].Target != "2.5.1" || f.sent[0].SHA256 == "" || f.sent[0].URL == "" {
+		t.Fatalf("update: %d %s, sent %+v", code, b, f.sent)
+	}
+	// The terminal answers; the terminal's page shows it.
+	f.feed(t, t1, posfleet.ChannelAck, fmt.Sprintf(`{"seq":9,"ts":%q,"cmd_id":%q,"status":"done"}`, f.now.Format(time.RFC3339), f.sent[0].ID))
+	_, b = f.call(t, f.acme, "GET", "/api/v1/terminals/acme/T-1", "")
+	var d web.TerminalDetail
+	if json.Unmarshal(b, &d) != nil || len(d.Commands) != 1 || d.Commands[0].Status != "done" || d.Commands[0].SentBy != "acme-script" {
+		t.Errorf("commands on the terminal: %s", b)
+	}
+	code, b = f.call(t, f.acme, "GET", "/api/v1/policy", "")
+	if code != 200 || !bytes.Contains(b, []byte("2.5.1")) {
+		t.Errorf("GET policy: %d %s", code, b)
+	}
+}
