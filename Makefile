@@ -46,6 +46,38 @@ fuzz:
 clean:
 	rm -rf bin .data
 
+# End-to-end benchmark (cmd/posbench): InfluxDB's own ceiling, posfleet serve
+# and Mosquitto + Telegraf on one InfluxDB, alternating, repeated; about 5
+# minutes. Results in cmd/posbench/results. Longer or other runs through
+# BENCH_FLAGS, e.g. make bench BENCH_FLAGS="-reps 3 -duration 60s" or
+# make bench BENCH_FLAGS="-scenario connections".
+TELEGRAF := $(TOOLS)/telegraf
+TELEGRAF_VERSION := v1.37.2
+TELEGRAF_TAGS := custom,inputs.mqtt_consumer,outputs.influxdb_v2,parsers.json_v2
+BENCH_FLAGS ?=
+
+.PHONY: bench telegraf mosquitto
+
+bench: influxd telegraf mosquitto
+	$(GO) run ./cmd/posbench -telegraf $(TELEGRAF) $(BENCH_FLAGS)
+
+# Telegraf with only the plugins the benchmark uses. Should the checksum
+# database not know a module of those plugins, the install is retried with
+# it turned off, for this one command only.
+telegraf: $(TELEGRAF)
+$(TELEGRAF):
+	@echo "installing telegraf $(TELEGRAF_VERSION) into $(TOOLS) (first time only, about a minute)..."
+	@mkdir -p $(TOOLS)
+	GOBIN=$(TOOLS) $(GO) install -tags "$(TELEGRAF_TAGS)" github.com/influxdata/telegraf/cmd/telegraf@$(TELEGRAF_VERSION) || \
+	  GOSUMDB=off GOBIN=$(TOOLS) $(GO) install -tags "$(TELEGRAF_TAGS)" github.com/influxdata/telegraf/cmd/telegraf@$(TELEGRAF_VERSION)
+
+# Mosquitto from the distribution; posbench runs its own instance on a
+# loopback port, never the system service.
+mosquitto:
+	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
+	  echo "installing mosquitto (apt-get)..."; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y mosquitto; else sudo apt-get install -y mosquitto; fi; }
+
 # The deployment files, validated offline (no container engine or cluster
 # runs here; see deploy/README.md for what is and is not checked). Not part
 # of `make test`: the checker's modules (Kubernetes API types, compose-go)

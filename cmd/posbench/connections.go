@@ -26,9 +26,10 @@ import (
 
 // Connections is the result of the connections scenario.
 type Connections struct {
-	Terminals        int     `json:"terminals"`
-	HeartbeatSeconds float64 `json:"heartbeat_seconds"`
-	ProvisionSeconds float64 `json:"provision_seconds"`
+	Terminals        int      `json:"terminals"`
+	PosfleetEnv      []string `json:"posfleet_env,omitempty"`
+	HeartbeatSeconds float64  `json:"heartbeat_seconds"`
+	ProvisionSeconds float64  `json:"provision_seconds"`
 	// Initial connection of the fleet (ramped).
 	Connected      int     `json:"connected"`
 	ConnectSeconds float64 `json:"connect_seconds"`
@@ -87,7 +88,7 @@ type genStatus struct {
 
 func benchConnections(ctx context.Context, o options, progress io.Writer) (*Report, error) {
 	rep := newReport(o)
-	c := &Connections{Terminals: o.ConnTerminals, HeartbeatSeconds: o.Heartbeat.Seconds(), IdleWindowSeconds: o.IdleWindow.Seconds()}
+	c := &Connections{Terminals: o.ConnTerminals, HeartbeatSeconds: o.Heartbeat.Seconds(), PosfleetEnv: o.PosfleetEnv, IdleWindowSeconds: o.IdleWindow.Seconds()}
 	rep.Connections = c
 	err := runConnections(ctx, o, progress, c)
 	rep.ElapsedSeconds = time.Since(rep.started).Seconds()
@@ -129,7 +130,7 @@ func runConnections(ctx context.Context, o options, progress io.Writer, c *Conne
 	if err := in.createDB(db); err != nil {
 		return err
 	}
-	ps := &posfleetSystem{bin: o.Posfleet, dir: filepath.Join(work, "server"), influx: in, creds: fleetCredentials(o.ConnTerminals), procs: procs, defaults: true}
+	ps := &posfleetSystem{bin: o.Posfleet, dir: filepath.Join(work, "server"), influx: in, creds: fleetCredentials(o.ConnTerminals), procs: procs, defaults: true, env: o.PosfleetEnv}
 	logf(progress, "provisioning %d terminals and starting posfleet", o.ConnTerminals)
 	t0 := time.Now()
 	if err := ps.provision(ctx); err != nil {
@@ -157,8 +158,17 @@ func runConnections(ctx context.Context, o options, progress io.Writer, c *Conne
 	defer gen.stop(syscall.SIGTERM, 30*time.Second)
 	waitFor := func(what string, within time.Duration, done func(genStatus) bool) (genStatus, error) {
 		deadline := time.Now().Add(within)
+		shown := time.Now()
 		for {
 			st := status()
+			if time.Since(shown) >= 10*time.Second {
+				shown = time.Now()
+				var rss int64
+				if p := ps.PIDs(); len(p) > 0 {
+					rss, _ = memKiB(p[0], "VmRSS")
+				}
+				logf(progress, "%s: %d started, %d connected, %d back since the kill, %d connection failures; server RSS %d MiB", what, st.Started, st.Connected, st.Back, st.Fails, rss>>10)
+			}
 			if done(st) {
 				return st, nil
 			}

@@ -57,10 +57,12 @@ type options struct {
 	ConnectMax    time.Duration
 	// Binaries and places.
 	Posfleet, Influxd, Mosquitto, Telegraf string
-	Out, Work                              string
-	Keep                                   bool
-	Timeout                                time.Duration
-	Quiet                                  bool
+	// PosfleetEnv is added to posfleet's environment (GOMEMLIMIT, GOGC).
+	PosfleetEnv []string
+	Out, Work   string
+	Keep        bool
+	Timeout     time.Duration
+	Quiet       bool
 }
 
 func defaultOptions() options {
@@ -114,6 +116,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.IdleWindow, "idle-window", o.IdleWindow, "CPU measurement window with every terminal connected")
 	fs.DurationVar(&o.ConnectMax, "connect-max", o.ConnectMax, "longest wait for the fleet to connect (and to come back)")
 	fs.StringVar(&o.Posfleet, "posfleet", "", "posfleet binary (default: built from this module)")
+	env := fs.String("posfleet-env", "", "comma-separated NAME=VALUE added to posfleet's environment, e.g. GOMEMLIMIT=700MiB")
 	fs.StringVar(&o.Influxd, "influxd", "", "influxd 1.8 binary (default: .tools/bin/influxd, $POSFLEET_INFLUXD, $PATH)")
 	fs.StringVar(&o.Mosquitto, "mosquitto", "", "mosquitto binary (default: $PATH, /usr/sbin/mosquitto)")
 	fs.StringVar(&o.Telegraf, "telegraf", "", "telegraf binary (default: .tools/bin/telegraf, $PATH)")
@@ -128,6 +131,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var err error
 	if o.CeilingWriters, err = parseInts(*writers); err != nil {
 		return o, fmt.Errorf("-ceiling-writers: %w", err)
+	}
+	if *env != "" {
+		o.PosfleetEnv = strings.Split(*env, ",")
 	}
 	o.Systems = strings.Split(*systems, ",")
 	for _, s := range o.Systems {

@@ -69,6 +69,9 @@ type Report struct {
 func newReport(o options) *Report {
 	r := &Report{Scenario: o.Scenario, Machine: machine(), started: time.Now()}
 	r.Options = map[string]any{"reps": o.Reps}
+	if len(o.PosfleetEnv) > 0 {
+		r.Options["posfleet_env"] = o.PosfleetEnv
+	}
 	if o.Scenario == "throughput" {
 		r.Options["terminals"] = o.Terminals
 		r.Options["inflight_per_terminal"] = o.Inflight

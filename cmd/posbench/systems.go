@@ -43,6 +43,7 @@ type posfleetSystem struct {
 	name     string
 	extra    []string
 	defaults bool
+	env      []string
 }
 
 func (s *posfleetSystem) Name() string {
@@ -107,7 +108,7 @@ func (s *posfleetSystem) Start(ctx context.Context, db string) (string, error) {
 		args = append(args, "--rate-limit", "1000000", "--rate-burst", "1000000")
 	}
 	args = append(args, s.extra...)
-	p, err := s.procs.start(s.Name(), filepath.Join(s.dir, "posfleet.log"), nil, s.bin, args...)
+	p, err := s.procs.start(s.Name(), filepath.Join(s.dir, "posfleet.log"), s.env, s.bin, args...)
 	if err != nil {
 		return "", err
 	}

@@ -93,9 +93,9 @@ func benchThroughput(ctx context.Context, o options, progress io.Writer) (*Repor
 	for _, name := range o.Systems {
 		switch name {
 		case "posfleet":
-			systems = append(systems, &posfleetSystem{bin: o.Posfleet, influx: in, creds: creds, procs: procs})
+			systems = append(systems, &posfleetSystem{bin: o.Posfleet, influx: in, creds: creds, procs: procs, env: o.PosfleetEnv})
 		case "posfleet-interval":
-			systems = append(systems, &posfleetSystem{bin: o.Posfleet, influx: in, creds: creds, procs: procs,
+			systems = append(systems, &posfleetSystem{bin: o.Posfleet, influx: in, creds: creds, procs: procs, env: o.PosfleetEnv,
 				name: "posfleet (fsync interval)", extra: []string{"--fsync", "interval"}})
 		case "telegraf":
 			if o.Telegraf == "" || o.Mosquitto == "" {

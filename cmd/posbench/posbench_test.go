@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+)
+
+// TestTinyRun runs the whole throughput scenario for a few seconds:
+// ceiling, posfleet serve, and Mosquitto+Telegraf when both are installed
+// (they are not in CI, where only posfleet's part must pass).
+func TestTinyRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts InfluxDB and posfleet")
+	}
+	if _, err := influxtest.Binary(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	out := t.TempDir()
+	systems := "posfleet"
+	withTelegraf := false
+	o := defaultOptions()
+	if err := o.binaries(t.Context(), t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	if o.Telegraf != "" && o.Mosquitto != "" {
+		systems, withTelegraf = "posfleet,telegraf", true
+	} else {
+		t.Log("Mosquitto or Telegraf not installed: posfleet only")
+	}
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"-reps", "1", "-terminals", "10", "-duration", "1s", "-latency-duration", "1s",
+		"-ceiling-lines", "2000", "-ceiling-writers", "1", "-systems", systems, "-posfleet", o.Posfleet,
+		"-out", out, "-timeout", "2m", "-drain-max", "30s"}, &stdout, &stderr)
+	t.Log(stderr.String())
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "throughput.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("ceiling", func(t *testing.T) {
+		if len(rep.Ceiling) != 1 || rep.Ceiling[0].Stored != 2000 || rep.Ceiling[0].StoredPerSec <= 0 {
+			t.Errorf("ceiling %+v, want 2000 lines stored", rep.Ceiling)
+		}
+	})
+	check := func(t *testing.T, name string) {
+		var found bool
+		for _, r := range rep.Runs {
+			if r.System != name {
+				continue
+			}
+			found = true
+			switch {
+			case r.Error != "":
+				t.Errorf("%s failed: %s", name, r.Error)
+			case r.Acked == 0 || r.Stored != r.Acked || r.Lost != 0:
+				t.Errorf("%s: %d acked, %d stored, %d lost; want all acknowledged stored", name, r.Acked, r.Stored, r.Lost)
+			case r.LatencyAcked == 0 || r.LatencyStored != r.LatencyAcked || r.P99ms <= 0 || r.P50ms > r.P99ms:
+				t.Errorf("%s latency phase: %d acked, %d stored, p50 %v p99 %v", name, r.LatencyAcked, r.LatencyStored, r.P50ms, r.P99ms)
+			case r.CPUSeconds <= 0 || r.PeakRSSMiB <= 0:
+				t.Errorf("%s: CPU %v s, peak RSS %v MiB: not measured", name, r.CPUSeconds, r.PeakRSSMiB)
+			case !strings.Contains(r.Schema, "tenant") || !strings.Contains(r.Schema, "terminal") || !strings.Contains(r.Schema, "seq"):
+				t.Errorf("%s: stored heartbeat %q lacks tenant, terminal or seq", name, r.Schema)
+			}
+		}
+		if !found {
+			t.Errorf("no %s run in the results", name)
+		}
+	}
+	t.Run("posfleet", func(t *testing.T) { check(t, "posfleet") })
+	t.Run("telegraf", func(t *testing.T) {
+		if !withTelegraf {
+			t.Skip("Mosquitto or Telegraf not installed")
+		}
+		check(t, "mosquitto+telegraf")
+		for _, f := range []string{"mosquitto.conf", "telegraf.conf"} {
+			if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+				t.Errorf("configuration not recorded with the results: %v", err)
+			}
+		}
+	})
+	t.Run("report", func(t *testing.T) {
+		md, err := os.ReadFile(filepath.Join(out, "throughput.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"| posfleet |", "InfluxDB ceiling", "nproc", "Targets:"} {
+			if want == "nproc" {
+				want = "CPUs ("
+			}
+			if !strings.Contains(string(md), want) {
+				t.Errorf("Markdown lacks %q", want)
+			}
+		}
+		if !strings.Contains(stdout.String(), "| posfleet |") {
+			t.Error("the table is not printed")
+		}
+	})
+}
+
+func TestLatencies(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	tests := []struct {
+		name    string
+		times   []time.Time
+		samples []countSample
+		base    int64
+		want    []float64
+		missing int64
+	}{
+		{"each at the first poll counting it", []time.Time{at(0), at(10), at(20)},
+			[]countSample{{at(50), 1}, {at(100), 3}}, 0, []float64{50, 90, 80}, 0},
+		{"base count of earlier messages", []time.Time{at(0), at(10)},
+			[]countSample{{at(50), 5}, {at(60), 6}, {at(70), 7}}, 5, []float64{60, 60}, 0},
+		{"never counted", []time.Time{at(0), at(10), at(20)},
+			[]countSample{{at(50), 1}}, 0, []float64{50}, 2},
+		{"no samples", []time.Time{at(0)}, nil, 0, nil, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, missing := latencies(tt.times, tt.samples, tt.base)
+			if missing != tt.missing || len(got) != len(tt.want) {
+				t.Fatalf("got %v (missing %d), want %v (missing %d)", got, missing, tt.want, tt.missing)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Errorf("latency %d = %v, want %v", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	v := []float64{5, 1, 4, 2, 3, 6, 7, 8, 9, 10}
+	tests := []struct {
+		q    float64
+		want float64
+	}{{0.5, 5}, {0.99, 10}, {1, 10}, {0.1, 1}}
+	for _, tt := range tests {
+		t.Run("", func(t *testing.T) {
+			if got := percentile(v, tt.q); got != tt.want {
+				t.Errorf("percentile(%v) = %v, want %v", tt.q, got, tt.want)
+			}
+		})
+	}
+	if got := percentile(nil, 0.5); got != 0 {
+		t.Errorf("percentile of nothing = %v", got)
+	}
+}
+
+func TestProcReadings(t *testing.T) {
+	// Burn a little CPU so that the reading cannot be a constant.
+	before, err := cpuSeconds(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := 0
+	for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
+		x++
+	}
+	after, _ := cpuSeconds(os.Getpid())
+	if after-before < 0.1 {
+		t.Errorf("CPU seconds grew by %v over 300 ms of spinning (%d)", after-before, x)
+	}
+	hwm, err := memKiB(os.Getpid(), "VmHWM")
+	if err != nil || hwm < 1024 {
+		t.Errorf("VmHWM = %d KiB, %v", hwm, err)
+	}
+	if _, err := memKiB(os.Getpid(), "NoSuchField"); err == nil {
+		t.Error("a missing field is not an error")
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		args []string
+		ok   bool
+	}{
+		{nil, true},
+		{[]string{"-scenario", "connections", "-conn-terminals", "100"}, true},
+		{[]string{"-scenario", "latency"}, false},
+		{[]string{"-systems", "posfleet,emqx"}, false},
+		{[]string{"-ceiling-writers", "2,zero"}, false},
+		{[]string{"-reps", "0"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, err := parseFlags(tt.args, &bytes.Buffer{})
+			if (err == nil) != tt.ok {
+				t.Errorf("err = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
