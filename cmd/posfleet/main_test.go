@@ -38,13 +38,25 @@ func secretOf(i int) string { return fmt.Sprintf("secret-of-terminal-%06d", i) }
 func testServer(t testing.TB, influx *influxtest.Server, terminals int) *Server {
 	t.Helper()
 	dir := t.TempDir()
+	provision(t, filepath.Join(dir, "registry.db"), testConfig(dir, influx).Registry, terminals)
+	return startServer(t, testConfig(dir, influx))
+}
+
+// testConfig is the server's configuration for tests: loopback ports,
+// short batches, cheap hashes.
+func testConfig(dir string, influx *influxtest.Server) Config {
 	cfg := DefaultConfig(dir)
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Broker.TCPAddr = "127.0.0.1:0"
 	cfg.Influx.URL, cfg.Influx.Bucket = influx.URL, influxtest.Bucket
 	cfg.Collector.BatchWait = 20 * time.Millisecond
 	cfg.Registry.HashMemoryKiB = 64 // tests provision many terminals; speed over hardness here
-	provision(t, filepath.Join(dir, "registry.db"), cfg.Registry, terminals)
+	return cfg
+}
+
+// startServer starts a server with cfg and closes it when the test ends.
+func startServer(t testing.TB, cfg Config) *Server {
+	t.Helper()
 	srv, err := NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
