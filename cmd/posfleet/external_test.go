@@ -19,6 +19,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
 	"github.com/posfleet/posfleet/collector/mqttsource"
 )
@@ -472,3 +473,120 @@ func TestMosquittoACLFile(t *testing.T) {
 }
 
 var _ = mqttsource.Stats{}
+
+// labelledScenario is a small fleet with one expected flag per terminal
+// (none for T-0001), each raised by the evidence of a single message, so
+// that it does not depend on which collector got which message.
+var labelledScenario = []struct {
+	flag     posfleet.FlagName // "" for a healthy terminal
+	messages []string          // channel + " " + payload with %d for seq and %s for ts
+}{
+	{"", []string{
+		`fw {"seq":%d,"ts":%q,"model":"A920","serial":"SN-1","firmware":"2.4.1","app":"7.1.0","boot_reason":"power_on"}`,
+		`hb {"seq":%d,"ts":%q,"uptime_s":60,"battery_pct":80,"charging":true,"signal_dbm":-70,"host_rtt_ms":300,"paper":"ok"}`,
+		`txn {"seq":%d,"ts":%q,"id":"TX-1","type":"sale","entry":"chip","currency":"CNY","amount_entered":1000,"amount_charged":1000,"result":"approved","rc":"00","host_ms":500,"receipt":"printed"}`,
+	}},
+	{posfleet.FlagTamper, []string{
+		`fault {"seq":%d,"ts":%q,"component":"secure_element","code":"TAMPER","severity":"critical","state":"raised"}`,
+	}},
+	{posfleet.FlagHardwareFault, []string{
+		`fault {"seq":%d,"ts":%q,"component":"printer","code":"PAPER_JAM","severity":"warning","state":"raised"}`,
+	}},
+	{posfleet.FlagAmountMismatch, []string{
+		`txn {"seq":%d,"ts":%q,"id":"TX-2","type":"sale","entry":"tap","currency":"CNY","amount_entered":5000,"amount_charged":5500,"result":"approved","rc":"00","host_ms":400,"receipt":"printed"}`,
+	}},
+	{posfleet.FlagRefundAnomaly, []string{
+		`txn {"seq":%d,"ts":%q,"id":"TX-3","type":"refund","entry":"chip","currency":"CNY","amount_entered":9000,"amount_charged":9000,"original_id":"TX-0","original_amount":4000,"result":"approved","rc":"00","host_ms":400,"receipt":"printed"}`,
+	}},
+	{posfleet.FlagUpdateFailed, []string{
+		`fw {"seq":%d,"ts":%q,"model":"A920","serial":"SN-6","firmware":"2.4.1","app":"7.1.0","boot_reason":"update","update":{"target":"2.5.0","status":"failed","error":"checksum mismatch"}}`,
+	}},
+}
+
+// playScenario publishes the scenario over MQTT, terminal i+1 for row i,
+// and returns the number of messages.
+func playScenario(t *testing.T, addr string) int {
+	t.Helper()
+	n := 0
+	for i, row := range labelledScenario {
+		c := mustConnect(t, addr, i+1)
+		for j, m := range row.messages {
+			ch, body, _ := strings.Cut(m, " ")
+			ts := time.Now().UTC().Add(time.Duration(j-len(row.messages)) * time.Second).Format(time.RFC3339)
+			publish(t, c, fmt.Sprintf("fleet/v1/acme/T-%04d/%s", i+1, ch), 1, false, fmt.Sprintf(body, j+1, ts))
+			n++
+		}
+	}
+	return n
+}
+
+// flagsOf returns the flags raised for each scenario terminal across the
+// given servers' health engines (a terminal's flags are wherever its
+// messages went).
+func flagsOf(servers ...*Server) map[string][]string {
+	out := map[string][]string{}
+	for i := range labelledScenario {
+		ref := posfleet.TerminalRef{Tenant: "acme", Terminal: fmt.Sprintf("T-%04d", i+1)}
+		var names []string
+		for _, s := range servers {
+			if h, ok := s.engine.Terminal(ref); ok {
+				for _, f := range h.Flags {
+					names = append(names, string(f.Name))
+				}
+			}
+		}
+		slices.Sort(names)
+		out[ref.Terminal] = slices.Compact(names)
+	}
+	return out
+}
+
+// TestMosquittoFlagsEqualEmbedded plays one labelled scenario into the
+// embedded broker and into Mosquitto with two collectors on the shared
+// subscription: the flags are the labels, and the same in both modes.
+func TestMosquittoFlagsEqualEmbedded(t *testing.T) {
+	n := len(labelledScenario)
+	mq := mosquittoFromRegistry(t, n)
+	influx := influxtest.Start(t)
+
+	labels := map[string][]string{}
+	for i, row := range labelledScenario {
+		labels[fmt.Sprintf("T-%04d", i+1)] = nil
+		if row.flag != "" {
+			labels[fmt.Sprintf("T-%04d", i+1)] = []string{string(row.flag)}
+		}
+	}
+	same := func(a, b map[string][]string) bool {
+		for k := range labels {
+			if !slices.Equal(a[k], b[k]) {
+				return false
+			}
+		}
+		return true
+	}
+	// Flags settle when the last message is observed; wait for the
+	// labels, then report any difference.
+	settle := func(what string, servers []*Server, want map[string][]string) map[string][]string {
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) && !same(flagsOf(servers...), want) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		got := flagsOf(servers...)
+		for k := range labels {
+			if !slices.Equal(got[k], want[k]) {
+				t.Errorf("%s: %s flags %v, want %v", what, k, got[k], want[k])
+			}
+		}
+		return got
+	}
+
+	embedded := testServer(t, influx, n)
+	playScenario(t, embedded.MQTTAddr().String())
+	want := settle("embedded", []*Server{embedded}, labels)
+
+	a := collectorServer(t, influx, mq.addr, "flags-a")
+	b := collectorServer(t, influx, mq.addr, "flags-b")
+	playScenario(t, mq.addr)
+	settle("external, two collectors", []*Server{a, b}, want)
+	t.Logf("collector a stored %d, b stored %d", a.src.Stats().Stored, b.src.Stats().Stored)
+}
