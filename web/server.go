@@ -63,11 +63,6 @@ func (s *Server) mountUI() {
 		s.sessions.end(w)
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 	}))
-	s.mux.HandleFunc("GET /{$}", s.page(func(w http.ResponseWriter, r *http.Request, _ layout.Page) {
-		// The fleet overview arrives with the health engine; until then the
-		// security page is what a signed-in user can look at.
-		http.Redirect(w, r, "/security", http.StatusSeeOther)
-	}))
 	s.mux.HandleFunc("GET /security", s.page(s.handleSecurity))
 }
 

@@ -42,6 +42,9 @@ type Options struct {
 	Directory Directory
 	Commander Commander
 	Commands  CommandLog
+	// Series is the time-series store the pages chart from; nil leaves
+	// the charts out.
+	Series Series
 	// SavePolicy keeps a firmware policy that PUT /api/v1/policy accepted.
 	SavePolicy func([]byte) error
 	Logger     *slog.Logger
@@ -84,6 +87,7 @@ func New(opts Options) (*Server, error) {
 		s.tokens, s.signin = opts.Users, opts.Users
 		s.sessions = &sessions{key: opts.SessionKey, ttl: opts.SessionTTL, secure: opts.SecureCookies, now: opts.Now}
 		s.mountUI()
+		s.mountPages()
 		s.mux.HandleFunc("GET /api/v1/me", s.api(s.handleMe))
 		if opts.Health != nil {
 			s.mountAPI()

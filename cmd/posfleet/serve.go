@@ -282,6 +282,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		Users:         s.users,
 		SessionKey:    s.sessionKey,
 		SecureCookies: s.cfg.SecureCookies,
+		Series:        s.store,
 	}
 	if s.col != nil {
 		wopts.Events = s.col
