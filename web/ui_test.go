@@ -1,0 +1,414 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/collector/commands"
+	"github.com/posfleet/posfleet/collector/health"
+	"github.com/posfleet/posfleet/collector/influxdb"
+	"github.com/posfleet/posfleet/web"
+	"github.com/posfleet/posfleet/web/auth"
+)
+
+// fakeSeries stands in for InfluxDB: a falling battery over the second
+// half of the span and a few transactions per result.
+type fakeSeries struct {
+	asked []string // tenant/terminal/span of each TerminalSeries call
+	err   error
+}
+
+func (s *fakeSeries) TerminalSeries(_ context.Context, tenant, terminal string, span time.Duration, end time.Time) (influxdb.TerminalSeries, error) {
+	s.asked = append(s.asked, fmt.Sprintf("%s/%s/%v", tenant, terminal, span))
+	step, bucket := 10*time.Minute, time.Hour
+	if span > 24*time.Hour {
+		step, bucket = time.Hour, 6*time.Hour
+	}
+	ts := influxdb.TerminalSeries{Start: end.Add(-span), End: end, Step: step, Bucket: bucket, TxnsByResult: map[string][]influxdb.Point{}}
+	for i := range 12 {
+		at := end.Add(-span/2 + time.Duration(i)*step)
+		ts.Battery = append(ts.Battery, influxdb.Point{At: at, Value: float64(90 - i)})
+		ts.Signal = append(ts.Signal, influxdb.Point{At: at, Value: -70})
+		ts.HostRTT = append(ts.HostRTT, influxdb.Point{At: at, Value: float64(200 + 10*i)})
+	}
+	for i := range int(span / bucket) {
+		at := ts.Start.Add(time.Duration(i) * bucket)
+		ts.TxnsByResult["approved"] = append(ts.TxnsByResult["approved"], influxdb.Point{At: at, Value: float64(i % 5)})
+		ts.TxnsByResult["declined"] = append(ts.TxnsByResult["declined"], influxdb.Point{At: at, Value: float64(i % 2)})
+		ts.Mismatches = append(ts.Mismatches, influxdb.Point{At: at})
+	}
+	entered, charged := int64(1250), int64(12500)
+	ts.Recent = []influxdb.Txn{{At: end.Add(-time.Minute), ID: "tx-1", Type: "sale", Result: "approved", RC: "00", Currency: "EUR", AmountEntered: &entered, AmountCharged: &charged}}
+	return ts, s.err
+}
+
+func (s *fakeSeries) TransactionCounts(_ context.Context, tenant string, _ time.Duration, _ time.Time) (map[string]int64, error) {
+	if tenant == "acme" {
+		return map[string]int64{"approved": 9, "declined": 1}, s.err
+	}
+	return map[string]int64{"approved": 18, "declined": 2}, s.err
+}
+
+// uiFixture is the web server over a real health engine with people of two
+// tenants and an administrator who sign in with a password.
+type uiFixture struct {
+	*apiFixture
+	series *fakeSeries
+	h      *web.Server
+}
+
+func newUIFixture(t testing.TB) *uiFixture {
+	t.Helper()
+	f := &uiFixture{apiFixture: &apiFixture{now: time.Now().UTC().Truncate(time.Second)}, series: &fakeSeries{}}
+	cfg := health.DefaultConfig()
+	cfg.Now = func() time.Time { return f.now }
+	cfg.Merchant = func(r posfleet.TerminalRef) string { return "M-" + r.Terminal }
+	cfg.Site = func(r posfleet.TerminalRef) (health.Site, bool) {
+		region := "north"
+		if strings.HasSuffix(r.Terminal, "2") {
+			region = "south"
+		}
+		return health.Site{Model: "A920", Merchant: "M-" + r.Terminal, Site: "Shop " + r.Terminal, Region: region}, true
+	}
+	f.engine = health.New(cfg)
+	f.cmds = commands.New()
+	users, err := auth.Open(filepath.Join(t.TempDir(), "users.db"), auth.Options{BcryptCost: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { users.Close() })
+	ctx := context.Background()
+	for _, u := range [][2]string{{"ops-acme", "acme"}, {"ops-other", "other"}, {"root", auth.AllTenants}} {
+		if err := users.AddUser(ctx, u[0], u[1], "correct horse battery"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key, _ := users.SessionKey()
+	f.h, err = web.New(web.Options{Users: users, SessionKey: key, Health: f.engine, Commander: f.apiFixture, Commands: f.cmds,
+		Series: f.series, Now: cfg.Now, SavePolicy: func([]byte) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv = httptest.NewServer(f.h)
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+// session signs user in and returns a client with the session cookie and
+// the CSRF token of the pages' forms.
+func (f *uiFixture) session(t *testing.T, user string) (*http.Client, string) {
+	t.Helper()
+	c := browser(t)
+	resp, _ := post(t, c, f.srv.URL+"/login", url.Values{"name": {user}, "password": {"correct horse battery"}, "next": {"/"}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Fatalf("sign in %s: %s to %q", user, resp.Status, resp.Header.Get("Location"))
+	}
+	resp, page := get(t, c, f.srv.URL+"/")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("overview: %s", resp.Status)
+	}
+	return c, attr(t, page, "csrf")
+}
+
+func (f *uiFixture) page(t *testing.T, c *http.Client, path string, status int) (string, map[string][]string) {
+	t.Helper()
+	resp, body := get(t, c, f.srv.URL+path)
+	if resp.StatusCode != status {
+		t.Fatalf("GET %s: %s, want %d: %.300s", path, resp.Status, status, body)
+	}
+	return body, testIDs(t, body)
+}
+
+func one(t *testing.T, ids map[string][]string, id string) string {
+	t.Helper()
+	if len(ids[id]) != 1 {
+		t.Fatalf("%d elements with data-testid %q, want 1", len(ids[id]), id)
+	}
+	return ids[id][0]
+}
+
+func TestOverviewPage(t *testing.T) {
+	f := newUIFixture(t)
+	f.seed(t)
+	for _, tc := range []struct {
+		user                 string
+		total, online, visit string
+		txns, success        string
+	}{
+		{"ops-acme", "2", "2", "1", "10", "90.0%"},
+		{"root", "3", "3", "1", "20", "90.0%"},
+	} {
+		t.Run(tc.user, func(t *testing.T) {
+			c, _ := f.session(t, tc.user)
+			_, ids := f.page(t, c, "/", 200)
+			stat := func(id string) string { return strings.Fields(one(t, ids, "stat-"+id))[0] }
+			if stat("total") != tc.total || stat("online") != tc.online || stat("offline") != "0" || stat("visit") != tc.visit || stat("incidents") != "0" {
+				t.Errorf("stats: %v", ids)
+			}
+			if got := one(t, ids, "flag-count-hardware_fault"); !strings.HasSuffix(got, "1") {
+				t.Errorf("hardware fault count: %q", got)
+			}
+			if one(t, ids, "txn-total") != tc.txns || one(t, ids, "txn-success") != tc.success || len(ids["txn-cause"]) != 5 {
+				t.Errorf("transactions: %v %v %v", ids["txn-total"], ids["txn-success"], ids["txn-cause"])
+			}
+			if one(t, ids, "adoption-model") != "A920" || one(t, ids, "adoption-share") != "no target" {
+				t.Errorf("adoption: %v", ids["adoption-row"])
+			}
+			if one(t, ids, "nav-overview") != "Overview" || len(ids["incidents-empty"]) != 1 {
+				t.Errorf("nav or incidents: %v", ids)
+			}
+		})
+	}
+	t.Run("series down", func(t *testing.T) {
+		f.series.err = fmt.Errorf("connection refused")
+		defer func() { f.series.err = nil }()
+		c, _ := f.session(t, "ops-acme")
+		body, ids := f.page(t, c, "/", 200)
+		if len(ids["txn-total"]) != 0 || !strings.Contains(body, "did not answer") || one(t, ids, "stat-total") == "" {
+			t.Errorf("overview with InfluxDB down: %v", ids)
+		}
+	})
+}
+
+func TestTerminalsPage(t *testing.T) {
+	f := newUIFixture(t)
+	f.seed(t)
+	c, _ := f.session(t, "ops-acme")
+	for _, tc := range []struct {
+		query string
+		want  []string // terminal IDs, in order
+	}{
+		{"", []string{"T-1", "T-2"}},
+		{"?flag=hardware_fault", []string{"T-1"}},
+		{"?flag=tamper", nil},
+		{"?q=shop+t-2", []string{"T-2"}},
+		{"?region=south", []string{"T-2"}},
+		{"?model=A920&online=true", []string{"T-1", "T-2"}},
+		{"?online=false", nil},
+		{"?firmware=2.4.1", []string{"T-2"}},
+		{"?sort=flags&per_page=1", []string{"T-1"}},
+		{"?per_page=1&page=2", []string{"T-2"}},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			_, ids := f.page(t, c, "/terminals"+tc.query, 200)
+			if strings.Join(ids["terminal-link"], ",") != strings.Join(tc.want, ",") {
+				t.Errorf("terminals %v, want %v", ids["terminal-link"], tc.want)
+			}
+		})
+	}
+	t.Run("badges and paging", func(t *testing.T) {
+		body, ids := f.page(t, c, "/terminals?per_page=1", 200)
+		if one(t, ids, "flag-badge") != "Hardware fault" || len(ids["page-next"]) != 1 || len(ids["page-prev"]) != 0 {
+			t.Errorf("first page: %v", ids)
+		}
+		if !strings.Contains(body, `href="/terminals?page=2&amp;per_page=1"`) || !strings.Contains(body, `href="/terminals/acme/T-1"`) {
+			t.Errorf("links: %s", body)
+		}
+	})
+	for _, q := range []string{"?flag=bogus", "?online=maybe", "?page=0", "?sort=price"} {
+		t.Run(q, func(t *testing.T) {
+			_, ids := f.page(t, c, "/terminals"+q, 400)
+			if one(t, ids, "filter-error") == "" || len(ids["terminal-row"]) != 0 {
+				t.Errorf("bad filter: %v", ids)
+			}
+		})
+	}
+}
+
+func TestTerminalPage(t *testing.T) {
+	f := newUIFixture(t)
+	f.seed(t)
+	// Telemetry is escaped: a fault detail with markup stays text.
+	f.feed(t, t2, posfleet.ChannelFault, fmt.Sprintf(`{"seq":4,"ts":%q,"component":"icc","code":"READ_ERR","severity":"critical","state":"raised","detail":"<script>alert(1)</script>"}`, f.now.Format(time.RFC3339)))
+	c, csrf := f.session(t, "ops-acme")
+
+	body, ids := f.page(t, c, "/terminals/acme/T-1", 200)
+	if one(t, ids, "model") != "A920" || one(t, ids, "merchant") != "M-T-1" || one(t, ids, "online") != "online" || one(t, ids, "firmware") != "2.4.0" {
+		t.Errorf("identity: %v", ids)
+	}
+	if d := one(t, ids, "flag-description"); !strings.Contains(d, "printer PAPER_JAM") {
+		t.Errorf("flag in plain words: %q", d)
+	}
+	if len(ids["flag-hardware_fault"]) != 1 || len(ids["fault-row"]) != 1 || len(ids["commands-empty"]) != 1 || len(ids["service-empty"]) != 1 {
+		t.Errorf("flags, faults, commands, service: %v", ids)
+	}
+	for _, ch := range []string{"battery", "signal", "rtt", "txns"} {
+		if len(ids["chart-"+ch]) != 1 {
+			t.Errorf("no chart %s", ch)
+		}
+	}
+	if !strings.Contains(body, `<path class="line line-battery" d="M`) || !strings.Contains(body, `<rect class="bar-approved"`) {
+		t.Error("the charts draw no line or no bar")
+	}
+	if len(ids["chart-mismatch-empty"]) != 1 || len(ids["txn-row"]) != 1 || !strings.Contains(body, "12.50 EUR") || !strings.Contains(body, "125.00 EUR") {
+		t.Errorf("mismatch chart or recent transactions: %v", ids["txn-row"])
+	}
+	if one(t, ids, "send-update") != "Update firmware" || !strings.Contains(body, `data-testid="send-update" disabled`) {
+		t.Error("update offered without a policy")
+	}
+	f.page(t, c, "/terminals/acme/T-1?range=7d", 200)
+	if got := strings.Join(f.series.asked, " "); got != "acme/T-1/24h0m0s acme/T-1/168h0m0s" {
+		t.Errorf("series asked: %s", got)
+	}
+	if body, _ := f.page(t, c, "/terminals/acme/T-2", 200); strings.Contains(body, "<script>alert") || !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Error("fault detail not escaped")
+	}
+
+	t.Run("another tenant", func(t *testing.T) {
+		for _, p := range []string{"/terminals/other/T-1", "/terminals/acme/T-9", "/terminals/acme/bad%20name"} {
+			f.page(t, c, p, 404)
+		}
+		resp, _ := post(t, c, f.srv.URL+"/terminals/other/T-1/commands", url.Values{"csrf": {csrf}, "type": {"reboot"}})
+		if resp.StatusCode != 404 || len(f.sent) != 0 {
+			t.Errorf("reboot of another tenant's terminal: %s, sent %v", resp.Status, f.sent)
+		}
+	})
+	t.Run("reboot", func(t *testing.T) {
+		resp, _ := post(t, c, f.srv.URL+"/terminals/acme/T-1/commands", url.Values{"type": {"reboot"}})
+		if resp.StatusCode != http.StatusForbidden || len(f.sent) != 0 {
+			t.Fatalf("without CSRF: %s", resp.Status)
+		}
+		resp, _ = post(t, c, f.srv.URL+"/terminals/acme/T-1/commands", url.Values{"csrf": {csrf}, "type": {"reboot"}})
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/terminals/acme/T-1?done=reboot" || len(f.sent) != 1 {
+			t.Fatalf("reboot: %s to %q", resp.Status, resp.Header.Get("Location"))
+		}
+		f.feed(t, t1, posfleet.ChannelAck, fmt.Sprintf(`{"seq":10,"ts":%q,"cmd_id":%q,"status":"done"}`, f.now.Format(time.RFC3339), f.sent[0].ID))
+		_, ids := f.page(t, c, resp.Header.Get("Location"), 200)
+		if !strings.HasPrefix(one(t, ids, "command-type"), "reboot") || one(t, ids, "command-status") != "done" || !strings.Contains(one(t, ids, "notice"), "Reboot sent") {
+			t.Errorf("after reboot: %v", ids)
+		}
+	})
+	t.Run("update refused", func(t *testing.T) {
+		resp, body := post(t, c, f.srv.URL+"/terminals/acme/T-1/commands", url.Values{"csrf": {csrf}, "type": {"update_firmware"}})
+		ids := testIDs(t, body)
+		if resp.StatusCode != http.StatusConflict || !strings.Contains(one(t, ids, "action-error"), "no update package") || len(f.sent) != 1 {
+			t.Errorf("update without a policy: %s %v", resp.Status, ids["action-error"])
+		}
+	})
+	t.Run("visit done", func(t *testing.T) {
+		resp, body := post(t, c, f.srv.URL+"/terminals/acme/T-1/serviced", url.Values{"csrf": {csrf}, "note": {"card 4111111111111111"}})
+		if resp.StatusCode != 400 || !strings.Contains(one(t, testIDs(t, body), "action-error"), "card number") {
+			t.Errorf("note with a card number: %s", resp.Status)
+		}
+		resp, _ = post(t, c, f.srv.URL+"/terminals/acme/T-1/serviced", url.Values{"csrf": {csrf}, "note": {"cleared the paper jam"}})
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/terminals/acme/T-1?done=serviced" {
+			t.Fatalf("serviced: %s to %q", resp.Status, resp.Header.Get("Location"))
+		}
+		_, ids := f.page(t, c, resp.Header.Get("Location"), 200)
+		if !strings.Contains(one(t, ids, "service-row"), "cleared the paper jam") || len(ids["flag-hardware_fault"]) != 0 || len(ids["notice"]) != 1 {
+			t.Errorf("after the visit: %v", ids)
+		}
+	})
+}
+
+func TestFirmwarePage(t *testing.T) {
+	f := newUIFixture(t)
+	f.seed(t)
+	acme, acmeCSRF := f.session(t, "ops-acme")
+	root, rootCSRF := f.session(t, "root")
+
+	_, ids := f.page(t, acme, "/firmware", 200)
+	if len(ids["policy-save"]) != 0 || len(ids["policy-yaml"]) != 1 || len(ids["suspect-empty"]) != 1 || len(ids["adoption-row"]) != 1 {
+		t.Errorf("tenant user's firmware page: %v", ids)
+	}
+	if resp, _ := post(t, acme, f.srv.URL+"/firmware/policy", url.Values{"csrf": {acmeCSRF}, "policy": {policy}}); resp.StatusCode != 403 {
+		t.Errorf("tenant user saves the policy: %s", resp.Status)
+	}
+	resp, body := post(t, root, f.srv.URL+"/firmware/policy", url.Values{"csrf": {rootCSRF}, "policy": {"models:\r\n  A920:\r\n    target: not-a-version\r\n"}})
+	ids = testIDs(t, body)
+	if resp.StatusCode != 400 || !strings.HasPrefix(one(t, ids, "policy-error"), "Line 3:") || !strings.Contains(one(t, ids, "policy-yaml"), "not-a-version") {
+		t.Errorf("bad policy: %s %v", resp.Status, ids["policy-error"])
+	}
+	resp, _ = post(t, root, f.srv.URL+"/firmware/policy", url.Values{"csrf": {rootCSRF}, "policy": {policy}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/firmware?done=policy" {
+		t.Fatalf("policy: %s to %q", resp.Status, resp.Header.Get("Location"))
+	}
+	_, ids = f.page(t, root, "/firmware?done=policy", 200)
+	if one(t, ids, "adoption-share") != "0.0%" || one(t, ids, "adoption-blocked") != "1" || len(ids["notice"]) != 1 {
+		t.Errorf("after the policy: %v", ids)
+	}
+	// The tenant's overview counts its two terminals as needing an update.
+	_, ids = f.page(t, acme, "/", 200)
+	if n := strings.Fields(one(t, ids, "stat-update"))[0]; n != "2" {
+		t.Errorf("need an update: %s", n)
+	}
+	// Bulk update: the tenant's outdated A920s, not the other tenant's.
+	resp, _ = post(t, acme, f.srv.URL+"/firmware/update", url.Values{"csrf": {acmeCSRF}, "model": {"A920"}})
+	if resp.StatusCode != http.StatusSeeOther || len(f.sent) != 2 {
+		t.Fatalf("bulk update: %s, sent %d", resp.Status, len(f.sent))
+	}
+	for _, cmd := range f.sent {
+		if cmd.Type != posfleet.CmdUpdateFirmware || cmd.Target != "2.5.1" {
+			t.Errorf("sent %+v", cmd)
+		}
+	}
+	_, ids = f.page(t, acme, resp.Header.Get("Location"), 200)
+	if n := one(t, ids, "notice"); !strings.Contains(n, "sent to 2 terminals") {
+		t.Errorf("notice: %q", n)
+	}
+}
+
+func TestWorkListPage(t *testing.T) {
+	f := newUIFixture(t)
+	f.seed(t)
+	c, csrf := f.session(t, "ops-acme")
+	body, ids := f.page(t, c, "/worklist", 200)
+	if one(t, ids, "worklist-terminal") != "T-1" || !strings.Contains(strings.ToLower(one(t, ids, "worklist-reason")), "printer") || len(ids["worklist-group"]) != 1 {
+		t.Errorf("work list: %v", ids)
+	}
+	if !strings.Contains(body, `href="/api/v1/worklist?format=csv"`) || !strings.Contains(body, "@media print") && !strings.Contains(body, "posfleet.css") {
+		t.Error("no CSV link or stylesheet")
+	}
+	resp, csv := get(t, c, f.srv.URL+"/api/v1/worklist?format=csv")
+	if resp.StatusCode != 200 || !strings.Contains(csv, "T-1") {
+		t.Errorf("CSV with the session cookie: %s %q", resp.Status, csv)
+	}
+	resp, _ = post(t, c, f.srv.URL+"/terminals/acme/T-1/serviced", url.Values{"csrf": {csrf}, "note": {"paper jam cleared"}, "back": {"worklist"}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/worklist?done=acme%3AT-1" {
+		t.Fatalf("visit done: %s to %q", resp.Status, resp.Header.Get("Location"))
+	}
+	_, ids = f.page(t, c, resp.Header.Get("Location"), 200)
+	if len(ids["worklist-item"]) != 0 || len(ids["worklist-empty"]) != 1 || one(t, ids, "notice") != "Visit to T-1 recorded." {
+		t.Errorf("after the visit: %v", ids)
+	}
+}
+
+func TestIncidentsAndNavigation(t *testing.T) {
+	f := newUIFixture(t)
+	f.seed(t)
+	c, _ := f.session(t, "ops-other")
+	_, ids := f.page(t, c, "/incidents", 200)
+	if len(ids["incidents-empty"]) != 1 || len(ids["incident"]) != 0 {
+		t.Errorf("incidents: %v", ids)
+	}
+	for _, p := range []string{"/", "/terminals", "/terminals/other/T-1", "/worklist", "/firmware", "/incidents", "/security"} {
+		_, ids := f.page(t, c, p, 200)
+		if len(ids["nav"]) != 1 || one(t, ids, "tenant") != "tenant other" {
+			t.Errorf("%s: no navigation", p)
+		}
+	}
+	// Another tenant's terminals never show.
+	_, ids = f.page(t, c, "/terminals", 200)
+	if strings.Join(ids["terminal-link"], ",") != "T-1" || strings.Join(ids["terminal-row"], "") == "" || strings.Contains(strings.Join(ids["terminal-row"], ""), "acme") {
+		t.Errorf("other's terminals: %v", ids["terminal-row"])
+	}
+	// Signed out, every page sends to the sign-in page.
+	anon := browser(t)
+	for _, p := range []string{"/", "/terminals", "/terminals/acme/T-1", "/worklist", "/firmware", "/incidents"} {
+		resp, _ := get(t, anon, f.srv.URL+p)
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login?next=") {
+			t.Errorf("%s signed out: %s to %q", p, resp.Status, resp.Header.Get("Location"))
+		}
+	}
+	if resp, _ := get(t, anon, f.srv.URL+"/static/live.js"); resp.StatusCode != 200 {
+		t.Errorf("live.js: %s", resp.Status)
+	}
+}
