@@ -44,7 +44,8 @@ func main() {
 	k8s := flag.String("k8s", "", "Kubernetes manifests: a multi-document YAML file (kubectl kustomize output) or a directory of them")
 	compose := flag.String("compose", "", "compose file")
 	dashboard := flag.String("grafana", "", "Grafana dashboard JSON")
-	static := flag.String("static", "", "binary that must be statically linked")
+	var static multi
+	flag.Var(&static, "static", "binary that must be statically linked (repeatable)")
 	flag.Parse()
 	var errs []error
 	if *k8s != "" {
@@ -56,8 +57,8 @@ func main() {
 	if *dashboard != "" {
 		errs = append(errs, checkDashboard(*dashboard))
 	}
-	if *static != "" {
-		errs = append(errs, checkStatic(*static))
+	for _, s := range static {
+		errs = append(errs, checkStatic(s))
 	}
 	if err := errors.Join(errs...); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -321,6 +322,12 @@ func checkDashboard(path string) error {
 	}
 	return errors.Join(errs...)
 }
+
+// multi is a repeatable string flag.
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
 func checkStatic(path string) error {
 	f, err := elf.Open(path)
