@@ -2,8 +2,12 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"strings"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -16,7 +20,10 @@ import (
 // It also demotes mochi's "publish packet error" to debug: mochi logs at
 // error level every publish a hook refuses with a reason code, which for
 // posfleet are expected, counted events (ACL denials and rejections of
-// MQTT 5 terminals), not faults of the server.
+// MQTT 5 terminals), not faults of the server. Likewise "error processing
+// packet" when the cause is the peer's connection going away (reset, broken
+// pipe, EOF): terminals on cellular links drop all the time, and the last
+// will already tells the server.
 func redactPackets(h slog.Handler) slog.Handler { return redactor{h} }
 
 type redactor struct{ h slog.Handler }
@@ -25,7 +32,7 @@ func (r redactor) Enabled(ctx context.Context, l slog.Level) bool { return r.h.E
 
 func (r redactor) Handle(ctx context.Context, rec slog.Record) error {
 	level := rec.Level
-	if rec.Message == "publish packet error" {
+	if rec.Message == "publish packet error" || (rec.Message == "error processing packet" && peerGone(rec)) {
 		level = slog.LevelDebug
 		if !r.h.Enabled(ctx, level) {
 			return nil
@@ -79,4 +86,29 @@ func redactAttr(a slog.Attr) slog.Attr {
 func summary(pk *packets.Packet) string {
 	return fmt.Sprintf("type=%d topic=%q qos=%d retain=%t id=%d payload_bytes=%d",
 		pk.FixedHeader.Type, pk.TopicName, pk.FixedHeader.Qos, pk.FixedHeader.Retain, pk.PacketID, len(pk.Payload))
+}
+
+// peerGone reports whether a record's error says the client's connection went away.
+func peerGone(rec slog.Record) bool {
+	gone := false
+	rec.Attrs(func(a slog.Attr) bool {
+		if a.Key != "error" {
+			return true
+		}
+		var msg string
+		if err, ok := a.Value.Any().(error); ok {
+			msg = err.Error()
+		} else {
+			msg = a.Value.String()
+		}
+		gone = errors.Is(asError(a.Value.Any()), io.EOF) || errors.Is(asError(a.Value.Any()), net.ErrClosed) ||
+			strings.Contains(msg, "connection reset by peer") || strings.Contains(msg, "broken pipe") || strings.Contains(msg, "i/o timeout")
+		return false
+	})
+	return gone
+}
+
+func asError(v any) error {
+	err, _ := v.(error)
+	return err
 }
