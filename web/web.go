@@ -45,6 +45,8 @@ type Options struct {
 	// Series is the time-series store the pages chart from; nil leaves
 	// the charts out.
 	Series Series
+	// Provisioner serves POST /api/v1/terminals/import.
+	Provisioner Provisioner
 	// SavePolicy keeps a firmware policy that PUT /api/v1/policy accepted.
 	SavePolicy func([]byte) error
 	Logger     *slog.Logger
@@ -91,6 +93,9 @@ func New(opts Options) (*Server, error) {
 		s.mux.HandleFunc("GET /api/v1/me", s.api(s.handleMe))
 		if opts.Health != nil {
 			s.mountAPI()
+		}
+		if opts.Provisioner != nil {
+			s.mux.HandleFunc("POST /api/v1/terminals/import", s.api(s.handleImport))
 		}
 		s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) { writeError(w, s.log, errNotFound) })
 	}

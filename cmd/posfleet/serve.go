@@ -284,6 +284,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		SecureCookies: s.cfg.SecureCookies,
 		Series:        s.store,
 	}
+	wopts.Provisioner = s.reg
 	if s.col != nil {
 		wopts.Events = s.col
 		wopts.Health, wopts.Directory, wopts.Commands, wopts.SavePolicy = s.engine, s.reg, s.cmds, s.savePolicy

@@ -35,7 +35,7 @@ func (cmd *TerminalsImportCmd) Run(ctx context.Context, g *Globals) error {
 	if err := os.MkdirAll(g.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	reg, err := registry.Open(filepath.Join(g.DataDir, "registry.db"), registry.DefaultOptions())
+	reg, err := openRegistry(g)
 	if err != nil {
 		return err
 	}
@@ -85,7 +85,7 @@ type TerminalsListCmd struct {
 
 // Run prints the terminals as a table.
 func (cmd *TerminalsListCmd) Run(ctx context.Context, g *Globals) error {
-	reg, err := registry.Open(filepath.Join(g.DataDir, "registry.db"), registry.DefaultOptions())
+	reg, err := openRegistry(g)
 	if err != nil {
 		return err
 	}
@@ -104,4 +104,14 @@ func (cmd *TerminalsListCmd) Run(ctx context.Context, g *Globals) error {
 	}
 	fmt.Fprintf(g.Stderr, "%d terminals\n", len(ts))
 	return nil
+}
+
+// openRegistry opens the registry for a command, and says what to do when
+// a running server holds it (bbolt files have one process at a time).
+func openRegistry(g *Globals) (*registry.Registry, error) {
+	reg, err := registry.Open(filepath.Join(g.DataDir, "registry.db"), registry.DefaultOptions())
+	if errors.Is(err, registry.ErrInUse) {
+		return nil, fmt.Errorf("%w\n(posfleet serve holds it: stop it, or provision through the API: curl -H \"Authorization: Bearer $TOKEN\" --data-binary @fleet.csv http://HOST:8080/api/v1/terminals/import)", err)
+	}
+	return reg, err
 }

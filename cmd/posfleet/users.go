@@ -61,7 +61,11 @@ func openAuth(g *Globals) (*auth.Store, error) {
 	if err := os.MkdirAll(g.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	return auth.Open(filepath.Join(g.DataDir, "users.db"), auth.DefaultOptions())
+	s, err := auth.Open(filepath.Join(g.DataDir, "users.db"), auth.DefaultOptions())
+	if err != nil && strings.Contains(err.Error(), "in use") {
+		return nil, fmt.Errorf("%w\n(posfleet serve holds it: users and tokens are managed while the server is stopped)", err)
+	}
+	return s, err
 }
 
 func scope(tenant string, admin bool) string {

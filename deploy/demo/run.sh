@@ -62,26 +62,46 @@ curl -sf -o /dev/null "http://127.0.0.1:$influx_port/ping" || { echo "demo: Infl
 curl -sf -o /dev/null -XPOST "http://127.0.0.1:$influx_port/query" --data-urlencode "q=CREATE DATABASE posfleet"
 
 posfleet=(bin/posfleet --data-dir "$data/server")
-if [ ! -f "$data/secrets.csv" ]; then
-  "${posfleet[@]}" terminals import deploy/demo/terminals.csv --secrets-out "$data/secrets.csv"
+mkdir -p "$data/server"
+if [ ! -f "$data/fleet.csv" ]; then
+  # A simulated fleet of 300 terminals with the field's failures mixed in;
+  # the labels file says which terminal should get which flag.
+  bin/posterm provision -n 300 --tenant demo --out "$data/fleet.csv"
+  "${posfleet[@]}" terminals import "$data/fleet.csv" --secrets-out "$data/secrets.csv" >/dev/null
+  cp deploy/demo/policy.yaml "$data/server/policy.yaml"
 fi
+if [ ! -f "$data/login.txt" ]; then
+  password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=' | head -c 20)
+  POSFLEET_PASSWORD=$password "${posfleet[@]}" users add admin --admin >/dev/null
+  printf 'admin %s\n' "$password" > "$data/login.txt"
+  chmod 600 "$data/login.txt"
+fi
+read -r login_user login_password < "$data/login.txt"
 
 "${posfleet[@]}" serve --mqtt-addr "$mqtt_addr" --http-addr "$http_addr" \
   --influx-url "http://127.0.0.1:$influx_port" --influx-bucket posfleet/autogen \
-  2> >(tee -a "$data/server.log" >&2) &
+  --log-level warn 2> >(tee -a "$data/server.log" >&2) &
 pids+=($!)
 for _ in $(seq 1 60); do
   curl -sf -o /dev/null "http://$http_addr/healthz" && break
   sleep 0.5
 done
 
+# The simulated fleet: a shop's day runs in 24 minutes (time scale 60);
+# heartbeats every 20 s. Its outbox persists, so seq numbers go on across runs.
+bin/posterm simulate --fleet "$data/fleet.csv" --broker "tcp://$mqtt_addr" \
+  --time-scale 60 --heartbeat 20s --store-dir "$data/terminals" --progress 10s \
+  2>"$data/posterm.log" &
+pids+=($!)
+
 cat <<MSG
 
 posfleet demo is running
-  web (health):  http://$http_addr/healthz   metrics: http://$http_addr/metrics
-  login:         none yet: the web UI and its sign-in come with the health engine and UI
-  MQTT:          tcp://$mqtt_addr   terminal credentials: $data/secrets.csv
-  InfluxDB:      http://127.0.0.1:$influx_port  (bucket posfleet/autogen)
-Press Ctrl-C to stop.
+  web:       http://$http_addr/   login: $login_user / $login_password
+  API:       http://$http_addr/api/v1/fleet (with the signed-in session; tokens: stop the demo, then bin/posfleet --data-dir $data/server tokens create NAME --admin)
+  MQTT:      tcp://$mqtt_addr   300 simulated terminals (log: $data/posterm.log)
+  InfluxDB:  http://127.0.0.1:$influx_port  (bucket posfleet/autogen)
+  metrics:   http://$http_addr/metrics   health: http://$http_addr/healthz
+Flags appear within minutes as the simulated day goes on. Press Ctrl-C to stop.
 MSG
 wait "${pids[1]}"
