@@ -412,3 +412,69 @@ func TestIncidentsAndNavigation(t *testing.T) {
 		t.Errorf("live.js: %s", resp.Status)
 	}
 }
+
+// fleetOf feeds n terminals of one tenant to the engine: an inventory and a
+// heartbeat each, a printer fault on one in ten and tamper on one in a
+// hundred; a third run an older firmware.
+func (f *uiFixture) fleetOf(n int) {
+	for i := range n {
+		ref := posfleet.TerminalRef{Tenant: "acme", Terminal: fmt.Sprintf("T%07d", i)}
+		at := f.now.Add(-time.Minute)
+		fw := "2.5.1"
+		if i%3 == 0 {
+			fw = "2.4.1"
+		}
+		f.engine.Observe(&posfleet.Message{Terminal: ref, Channel: posfleet.ChannelFirmware, Received: at,
+			Inventory: &posfleet.Inventory{Header: posfleet.Header{Seq: 1, TS: at}, Model: "A920", Serial: "S", Firmware: fw, App: "1.2.0"}})
+		bat, sig, rtt := 80, -70, 300
+		f.engine.Observe(&posfleet.Message{Terminal: ref, Channel: posfleet.ChannelHeartbeat, Received: at,
+			Heartbeat: &posfleet.Heartbeat{Header: posfleet.Header{Seq: 2, TS: at}, BatteryPct: &bat, SignalDBm: &sig, HostRTTMs: &rtt, Paper: posfleet.PaperOK}})
+		if i%10 == 0 {
+			fault := &posfleet.Fault{Header: posfleet.Header{Seq: 3, TS: at}, Component: posfleet.ComponentPrinter, Code: "PAPER_JAM", Severity: posfleet.SeverityWarning, State: posfleet.FaultRaised}
+			if i%100 == 0 {
+				fault.Component, fault.Code, fault.Severity = posfleet.ComponentSecureElement, "TAMPER", posfleet.SeverityCritical
+			}
+			f.engine.Observe(&posfleet.Message{Terminal: ref, Channel: posfleet.ChannelFault, Received: at, Fault: fault})
+		}
+	}
+}
+
+// benchPages measures the server time of pages over 100,000 terminals: the
+// handler is called directly, without a network in between.
+func benchPages(b *testing.B, paths ...string) {
+	f := newUIFixture(b)
+	f.fleetOf(100_000)
+	if err := f.engine.SetPolicy([]byte(policy)); err != nil {
+		b.Fatal(err)
+	}
+	form := url.Values{"name": {"ops-acme"}, "password": {"correct horse battery"}, "next": {"/"}}
+	req := httptest.NewRequest("POST", "/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec := httptest.NewRecorder()
+	f.h.ServeHTTP(rec, req)
+	cookies := rec.Result().Cookies()
+	if len(cookies) == 0 {
+		b.Fatalf("sign in: %d", rec.Code)
+	}
+	for _, p := range paths {
+		b.Run(strings.TrimPrefix(p, "/"), func(b *testing.B) {
+			for b.Loop() {
+				req := httptest.NewRequest("GET", p, nil)
+				req.AddCookie(cookies[0])
+				rec := httptest.NewRecorder()
+				f.h.ServeHTTP(rec, req)
+				if rec.Code != 200 {
+					b.Fatalf("GET %s: %d", p, rec.Code)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkOverviewPage(b *testing.B) { benchPages(b, "/") }
+
+func BenchmarkTerminalsPage(b *testing.B) {
+	benchPages(b, "/terminals", "/terminals?flag=tamper", "/terminals?q=T00999&page=1", "/terminals?sort=flags&page=100")
+}
+
+func BenchmarkWorkListPage(b *testing.B) { benchPages(b, "/worklist") }
