@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -327,4 +328,22 @@ func writeSummary(w io.Writer, t Totals, elapsed time.Duration) {
 	fmt.Fprintf(w, "  acked rate %.1f msg/s; backlog %d messages (%d bytes) left in the outbox\n", rate, t.Backlog, t.BacklogBytes)
 	fmt.Fprintf(w, "  connects %d, connect failures %d, connections lost %d, commands %d\n", t.Connects, t.ConnectFailures, t.Lost, t.Commands)
 	fmt.Fprintf(w, "  errors: reports refused %d, reports failed %d, terminals stopped %d\n", t.Refused, t.ReportErrors, t.RunErrors)
+	type kv struct {
+		err string
+		n   int
+	}
+	var errs []kv
+	for e, n := range t.LastErrors {
+		errs = append(errs, kv{e, n})
+	}
+	sort.Slice(errs, func(i, j int) bool {
+		return errs[i].n > errs[j].n || errs[i].n == errs[j].n && errs[i].err < errs[j].err
+	})
+	for i, e := range errs {
+		if i == 5 {
+			fmt.Fprintf(w, "  ... and %d other errors\n", len(errs)-5)
+			break
+		}
+		fmt.Fprintf(w, "  last error of %d terminals: %.160s\n", e.n, e.err)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -207,12 +208,15 @@ type Totals struct {
 	Connects, ConnectFailures     uint64
 	Lost, Refused, Commands       uint64
 	RunErrors, ReportErrors       uint64
+	// LastErrors counts the terminals by their latest connection error
+	// (addresses and numbers blanked, so that alike errors group).
+	LastErrors map[string]int
 }
 
 // Totals returns the fleet's counters now.
 func (s *Simulation) Totals() Totals {
 	tot := Totals{Terminals: len(s.terms), Started: int(s.started.Load()),
-		RunErrors: s.runErrs.Load(), ReportErrors: s.reported.Load()}
+		RunErrors: s.runErrs.Load(), ReportErrors: s.reported.Load(), LastErrors: map[string]int{}}
 	for _, t := range s.terms {
 		if t.client == nil {
 			continue
@@ -231,6 +235,9 @@ func (s *Simulation) Totals() Totals {
 		tot.Lost += st.Lost
 		tot.Refused += st.Refused
 		tot.Commands += st.Commands
+		if st.LastError != "" {
+			tot.LastErrors[digits.ReplaceAllString(st.LastError, "#")]++
+		}
 	}
 	return tot
 }
@@ -485,6 +492,8 @@ func (t *simTerminal) transact(ctx context.Context, m float64) {
 	}
 	t.report(t.client.ReportTransaction(ctx, tx))
 }
+
+var digits = regexp.MustCompile(`[0-9]+`)
 
 var cardDeclines = []string{"51", "05", "55", "54", "14", "57"}
 
