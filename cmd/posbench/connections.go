@@ -53,6 +53,7 @@ type Connections struct {
 	BackAtEnd      int     `json:"back_at_end"`
 	StormCPU       float64 `json:"storm_server_cpu_seconds"`
 	ConnectFails   uint64  `json:"generator_connect_failures"`
+	StormFails     uint64  `json:"storm_connect_failures"`
 	StoredPoints   int64   `json:"stored_points"`
 }
 
@@ -67,6 +68,7 @@ func (c *Connections) markdown(b *strings.Builder) {
 	fmt.Fprintf(b, "| back and publishing after the kill: 50%% / 90%% / 99%% / all | %s / %s / %s / %s |\n", secs(c.Back50Seconds), secs(c.Back90Seconds), secs(c.Back99Seconds), secs(c.BackAllSeconds))
 	fmt.Fprintf(b, "| server peak RSS after the restart | %.0f MiB |\n", c.PeakRSSRestartMiB)
 	fmt.Fprintf(b, "| server CPU during the storm | %.1f s |\n", c.StormCPU)
+	fmt.Fprintf(b, "| failed connection attempts (refused, timed out): initial connect / storm | %d / %d |\n", c.ConnectFails-c.StormFails, c.StormFails)
 	b.WriteString("\n")
 }
 
@@ -194,6 +196,7 @@ func runConnections(ctx context.Context, o options, progress io.Writer, c *Conne
 	if err != nil {
 		return err
 	}
+	c.ConnectFails = st.Fails
 	logf(progress, "%d connected in %.1f s; settling, then measuring idle CPU for %v", c.Connected, c.ConnectSeconds, o.IdleWindow)
 	time.Sleep(5 * time.Second)
 	pid := ps.PIDs()[0]
@@ -217,6 +220,7 @@ func runConnections(ctx context.Context, o options, progress io.Writer, c *Conne
 	if _, err := waitFor("generator mark", 30*time.Second, func(s genStatus) bool { return s.Marked }); err != nil {
 		return err
 	}
+	failsAtMark := status().Fails
 	logf(progress, "killing posfleet (SIGKILL) and starting it again")
 	tKill := time.Now()
 	ps.kill()
@@ -238,7 +242,7 @@ func runConnections(ctx context.Context, o options, progress io.Writer, c *Conne
 		}
 		return s.Back >= n
 	})
-	c.BackAtEnd, c.ConnectFails = st.Back, st.Fails
+	c.BackAtEnd, c.ConnectFails, c.StormFails = st.Back, st.Fails, st.Fails-failsAtMark
 	c.StormCPU = usage(pid)
 	c.PeakRSSRestartMiB = peakRSS(pid)
 	logf(progress, "back after the kill: 50%% %s, 90%% %s, 99%% %s, all %s", secs(c.Back50Seconds), secs(c.Back90Seconds), secs(c.Back99Seconds), secs(c.BackAllSeconds))

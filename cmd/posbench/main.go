@@ -76,7 +76,7 @@ func defaultOptions() options {
 		Poll:            100 * time.Millisecond,
 		DrainMax:        3 * time.Minute,
 		CeilingLines:    300_000,
-		CeilingWriters:  []int{2, 4},
+		CeilingWriters:  []int{1, 2, 4},
 		Systems:         []string{"posfleet", "posfleet-interval", "telegraf"},
 		ConnTerminals:   15_000,
 		Heartbeat:       60 * time.Second,

@@ -271,14 +271,16 @@ func (r *Report) Markdown() string {
 		if r.RatioCeiling > 0 {
 			fmt.Fprintf(&b, "posfleet / InfluxDB ceiling: **%.0f%%**.", 100*r.RatioCeiling)
 		}
-		b.WriteString("\n\nPer run:\n\n| rep | system | acked msgs/s | stored msgs/s | stored | lost | CPU s/M | p50 / p99 / max ms | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("\n\nPer run (CPU s/M: the system's own processes, then the load generator and influxd; CPUs busy: the share of all CPUs used by system, generator and influxd, then by every other process of the shared machine, during the maximum-rate phase):\n\n| rep | system | acked msgs/s | stored msgs/s | stored | lost | CPU s/M (generator, influxd) | CPUs busy (others) | p50 / p99 / max ms | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, run := range r.Runs {
 			if run.Error != "" {
-				fmt.Fprintf(&b, "| %d | %s | failed: %s |||||||\n", run.Rep, run.System, run.Error)
+				fmt.Fprintf(&b, "| %d | %s | failed: %s ||||||||\n", run.Rep, run.System, run.Error)
 				continue
 			}
-			fmt.Fprintf(&b, "| %d | %s | %.0f | %.0f | %d | %d | %.1f | %.0f / %.0f / %.0f | %.0f |\n",
-				run.Rep, run.System, run.AckedPerSec, run.StoredPerSec, run.Stored, run.Lost+run.LatencyLost, run.CPUPerMillion, run.P50ms, run.P99ms, run.MaxMs, run.PeakRSSMiB)
+			fmt.Fprintf(&b, "| %d | %s | %.0f | %.0f | %d | %d | %.1f (%.1f, %.1f) | %.0f%% (%.0f%%) | %.0f / %.0f / %.0f | %.0f |\n",
+				run.Rep, run.System, run.AckedPerSec, run.StoredPerSec, run.Stored, run.Lost+run.LatencyLost,
+				run.CPUPerMillion, run.GeneratorCPUPerMillion, run.InfluxCPUPerMillion, 100*run.MachineBusy, 100*run.OthersBusy,
+				run.P50ms, run.P99ms, run.MaxMs, run.PeakRSSMiB)
 		}
 		b.WriteString("\nLatency is publish-to-queryable by time-to-count: the k-th message published is taken as queryable at the first count poll finding k messages (polled every " + fmt.Sprint(r.Options["poll_ms"]) + " ms; the resolution is one poll). CPU is user+system of the pipeline's own processes (posfleet; mosquitto+telegraf) over the maximum-rate phase, per million messages stored.\n")
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -355,4 +357,75 @@ func waitHTTP(ctx context.Context, p *child, url string, within time.Duration) e
 		}
 	}
 	return fmt.Errorf("%s not healthy at %s within %v", p.name, url, within)
+}
+
+// metrics scrapes posfleet's Prometheus metrics and sums each metric over
+// its labels (name → value); nil when posfleet does not answer.
+func (s *posfleetSystem) metrics(ctx context.Context) map[string]float64 {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.http+"/metrics", nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	m := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "posfleet_") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		name := line[:i]
+		if j := strings.IndexByte(name, '{'); j >= 0 {
+			name = name[:j]
+		}
+		var v float64
+		if _, err := fmt.Sscan(line[i+1:], &v); err == nil {
+			m[name] += v
+		}
+	}
+	return m
+}
+
+// PipelineStats are posfleet's own figures over the maximum-rate phase,
+// from its metrics: where the time of a message goes.
+type PipelineStats struct {
+	SpoolCommits       float64 `json:"spool_commits"`
+	MsgsPerCommit      float64 `json:"messages_per_commit"`
+	CommitMeanMs       float64 `json:"commit_mean_ms"`
+	WriteBatches       float64 `json:"influx_write_batches"`
+	LinesPerBatch      float64 `json:"lines_per_batch"`
+	WriteMeanMs        float64 `json:"influx_write_mean_ms"`
+	DuplicatesDropped  float64 `json:"duplicates_dropped"`
+	RejectedByPosfleet float64 `json:"rejected"`
+}
+
+func pipelineStats(before, after map[string]float64, messages int64) *PipelineStats {
+	if before == nil || after == nil {
+		return nil
+	}
+	d := func(k string) float64 { return after[k] - before[k] }
+	p := &PipelineStats{
+		SpoolCommits:       d("posfleet_spool_commit_seconds_count"),
+		WriteBatches:       d("posfleet_write_batches_total"),
+		DuplicatesDropped:  d("posfleet_messages_duplicate_total"),
+		RejectedByPosfleet: d("posfleet_messages_rejected_total"),
+	}
+	if p.SpoolCommits > 0 {
+		p.MsgsPerCommit = float64(messages) / p.SpoolCommits
+		p.CommitMeanMs = 1000 * d("posfleet_spool_commit_seconds_sum") / p.SpoolCommits
+	}
+	if p.WriteBatches > 0 {
+		p.LinesPerBatch = d("posfleet_write_points_total") / p.WriteBatches
+		p.WriteMeanMs = 1000 * d("posfleet_write_seconds_sum") / d("posfleet_write_seconds_count")
+	}
+	return p
 }

@@ -38,6 +38,8 @@ type SystemRun struct {
 	InfluxCPUPerMillion    float64 `json:"influxd_cpu_s_per_million"`
 	MachineBusy            float64 `json:"machine_busy_fraction"`
 	OthersBusy             float64 `json:"other_processes_busy_fraction"`
+	// Pipeline is posfleet's view of the maximum-rate phase (its metrics).
+	Pipeline *PipelineStats `json:"posfleet_pipeline,omitempty"`
 	// Schema is one stored heartbeat point: measurement, tags and fields.
 	Schema string `json:"schema_sample,omitempty"`
 	// Half-rate latency phase.
@@ -244,6 +246,11 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 		}
 
 		logf(progress, "rep %d %s: maximum rate, %d terminals, %v", r, sys.Name(), len(f.pubs), o.Duration)
+		ps, _ := sys.(*posfleetSystem)
+		var m0 map[string]float64
+		if ps != nil {
+			m0 = ps.metrics(ctx)
+		}
 		cpu0 := usage(pids...)
 		gen0, inf0, all0 := usage(os.Getpid()), usage(in.pid()), machineBusy()
 		t0 := time.Now()
@@ -258,6 +265,9 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 		cpu1 := usage(pids...)
 		gen1, inf1, all1 := usage(os.Getpid()), usage(in.pid()), machineBusy()
 		wall := time.Since(t0).Seconds()
+		if ps != nil {
+			res.Pipeline = pipelineStats(m0, ps.metrics(ctx), st.Published)
+		}
 		res.Published, res.Acked, res.PublishFailed = st.Published, st.Acked, st.Failed
 		res.Stored = n - 1
 		res.Lost = max(0, res.Acked-res.Stored)
@@ -281,6 +291,10 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 		logf(progress, "rep %d %s: %d acked (%.0f/s), %d stored in %.2f s (%.0f/s), %d lost, CPU s/M: %.1f (generator %.1f, influxd %.1f), CPUs %.0f%% busy with these, %.0f%% with other processes",
 			r, sys.Name(), res.Acked, res.AckedPerSec, res.Stored, res.StoreSeconds, res.StoredPerSec, res.Lost, res.CPUPerMillion,
 			res.GeneratorCPUPerMillion, res.InfluxCPUPerMillion, 100*res.MachineBusy, 100*res.OthersBusy)
+		if p := res.Pipeline; p != nil {
+			logf(progress, "rep %d %s: %.0f spool commits of %.1f messages, %.2f ms each; %.0f InfluxDB writes of %.0f lines, %.1f ms each",
+				r, sys.Name(), p.SpoolCommits, p.MsgsPerCommit, p.CommitMeanMs, p.WriteBatches, p.LinesPerBatch, p.WriteMeanMs)
+		}
 		if res.StoredPerSec < 1 {
 			return errors.New("nothing stored at maximum rate")
 		}
