@@ -42,7 +42,7 @@ type Chart struct {
 
 // Geometry of the drawing in viewBox units.
 const (
-	W, H                   = 600.0, 170.0
+	W, H                   = 480.0, 160.0
 	left, right, top, foot = 44.0, 8.0, 8.0, 20.0
 )
 
@@ -67,20 +67,22 @@ type Tick struct {
 // Drawing is a chart laid out for the template.
 type Drawing struct {
 	Chart
-	Empty  bool
-	Paths  []Path
-	Rects  []Rect
-	YTicks []Tick
-	XTicks []Tick
-	Grid   []string // y of horizontal grid lines
-	Legend []Series
+	Empty   bool
+	Paths   []Path
+	Rects   []Rect
+	YTicks  []Tick
+	XTicks  []Tick
+	Grid    []string // y of horizontal grid lines
+	X1, X2  string   // where the grid lines start and end
+	ViewBox string
+	Legend  []Series
 }
 
 func f(v float64) string { return strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64) }
 
 // Layout computes the drawing of c.
 func (c Chart) Layout() Drawing {
-	d := Drawing{Chart: c}
+	d := Drawing{Chart: c, X1: f(left), X2: f(W - right), ViewBox: "0 0 " + f(W) + " " + f(H)}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	n := 0
 	for _, s := range c.Lines {
@@ -94,13 +96,14 @@ func (c Chart) Layout() Drawing {
 		stacks = make([]float64, int(c.End.Sub(c.Start)/c.Bucket))
 		for _, s := range c.Bars {
 			for _, p := range s.Points {
-				if i := int(p.At.Sub(c.Start) / c.Bucket); i >= 0 && i < len(stacks) && p.Value > 0 {
-					stacks[i] += p.Value
+				if i := int(p.At.Sub(c.Start) / c.Bucket); i >= 0 && i < len(stacks) {
+					// A zero is a count too: no mismatch in an hour is news.
+					stacks[i] += max(p.Value, 0)
 					n++
 				}
 			}
 		}
-		lo = 0
+		lo, hi = 0, max(hi, 1)
 		for _, v := range stacks {
 			hi = max(hi, v)
 		}
@@ -119,6 +122,10 @@ func (c Chart) Layout() Drawing {
 		lo, hi = lo-1, hi+1
 	}
 	lo, hi, step := niceRange(lo, hi)
+	if stacks != nil && step < 1 {
+		// Bars count things: no half transactions on the axis.
+		hi, step = math.Ceil(hi), 1
+	}
 	span := c.End.Sub(c.Start).Seconds()
 	x := func(t time.Time) float64 { return left + (W-left-right)*t.Sub(c.Start).Seconds()/span }
 	y := func(v float64) float64 { return top + (H-top-foot)*(1-(v-lo)/(hi-lo)) }
@@ -194,5 +201,5 @@ func label(v, step float64) string {
 	if step >= 1 || v == math.Trunc(v) {
 		return strconv.FormatFloat(math.Round(v), 'f', -1, 64)
 	}
-	return strconv.FormatFloat(v, 'f', 1, 64)
+	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64)
 }
