@@ -16,6 +16,7 @@ import (
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/collector/health"
 	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/web/auth"
 )
 
 // TestBrowserPages: terminals publish over MQTT into the real server and
@@ -35,6 +36,20 @@ func TestBrowserPages(t *testing.T) {
 	token, err := srv.users.CreateToken(ctx, "check", "acme")
 	if err != nil {
 		t.Fatal(err)
+	}
+	admin, err := srv.users.CreateToken(ctx, "admin", auth.AllTenants)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The policy: 2.4.3 is the target, 2.4.1 (T-0001's) is blocked.
+	if code, b := apiCall(t, srv, admin, "PUT", "/api/v1/policy", `models:
+  A920:
+    target: 2.4.3
+    blocked: [2.4.1]
+    url: https://updates.example.net/a920-2.4.3.bin
+    sha256: 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+`); code != 200 {
+		t.Fatalf("policy: %d %s", code, b)
 	}
 	addr := srv.MQTTAddr().String()
 	now := time.Now().UTC().Truncate(time.Second)
@@ -170,8 +185,8 @@ func TestBrowserPages(t *testing.T) {
 	if d := eval(`document.querySelector('[data-testid="chart-battery"] path').getAttribute("d")`); !strings.HasPrefix(d, "M") || strings.Count(d, "L") < 5 {
 		t.Errorf("battery line: %q", d)
 	}
-	if !strings.Contains(text("flag-description"), "printer PAPER_JAM") {
-		t.Errorf("flag in words: %q", text("flag-description"))
+	if words := eval(`Array.from(document.querySelectorAll('[data-testid="flag-description"]')).map(e => e.textContent).join(" | ")`); !strings.Contains(words, "printer PAPER_JAM") || !strings.Contains(words, "a version the policy blocks") {
+		t.Errorf("flags in words: %q", words)
 	}
 	shoot(t, bctx, "terminal")
 
@@ -184,7 +199,23 @@ func TestBrowserPages(t *testing.T) {
 	if !strings.HasPrefix(text("command-type"), "reboot") || text("command-status") != "done" {
 		t.Errorf("reboot listed as %q, %q", text("command-type"), text("command-status"))
 	}
-	shoot(t, bctx, "terminal-after-reboot")
+	// The update goes out with the policy's target and is acknowledged too.
+	do("update", chromedp.Click(byID("send-update")))
+	waitAt("done=update_firmware")
+	deadline = time.Now().Add(15 * time.Second)
+	statuses := func() string {
+		return eval(`Array.from(document.querySelectorAll('[data-testid="command-status"]')).map(e => e.textContent.trim()).join(",")`)
+	}
+	for statuses() != "done,done" && time.Now().Before(deadline) {
+		time.Sleep(300 * time.Millisecond)
+		do("reload", chromedp.Reload(), chromedp.WaitVisible(byID("command-status")))
+	}
+	types := eval(`Array.from(document.querySelectorAll('[data-testid="command-type"]')).map(e => e.textContent.trim().split(/\s+/).slice(0, 3).join(" ")).join(",")`)
+	// Newest first.
+	if !strings.HasPrefix(types, "update_firmware → 2.4.3,reboot cmd-") || statuses() != "done,done" {
+		t.Errorf("commands: %q, statuses %q", types, statuses())
+	}
+	shoot(t, bctx, "terminal-after-commands")
 	do("7 days", chromedp.Click(byID("range-7d")))
 	waitAt("range=7d")
 	do("7 days chart", chromedp.WaitVisible(byID("chart-battery")))
