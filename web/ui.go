@@ -446,8 +446,9 @@ func bucketLabel(d time.Duration) string {
 	return strconv.Itoa(int(d.Hours())) + " h"
 }
 
-// formError shows a refused action on the page it came from: an apiError
-// with its status; anything else is a server error page.
+// actionRefused returns the status and message of an action the API
+// helpers refused (an apiError), to show on the page the form came from;
+// false for anything else, which is a server error.
 func (s *Server) actionRefused(err error) (int, string, bool) {
 	var ae *apiError
 	if errors.As(err, &ae) {
@@ -585,16 +586,25 @@ func (s *Server) handleBulkUpdateForm(w http.ResponseWriter, r *http.Request, fr
 		refuse(http.StatusBadRequest, "Choose a model.")
 		return
 	}
+	// Nothing can go out without a broker or without a package for the
+	// model: say so once rather than once per terminal.
+	if s.opts.Commander == nil {
+		refuse(http.StatusServiceUnavailable, "This posfleet process runs no broker; send updates through one that does.")
+		return
+	}
+	if _, err := BuildCommand(CommandRequest{Type: posfleet.CmdUpdateFirmware}, model, s.opts.Health.Policy()); err != nil {
+		_, msg, _ := s.actionRefused(err)
+		refuse(http.StatusConflict, msg)
+		return
+	}
 	page := ListTerminals(s.opts.Health, scope(r), TerminalFilter{Flag: posfleet.FlagFirmwareOutdated, Model: model, Firmware: fw, Page: 1, PerPage: maxBulk})
 	sent, failed := 0, 0
 	for _, t := range page.Terminals {
-		_, err := s.SendCommand(r.Context(), posfleet.TerminalRef{Tenant: t.Tenant, Terminal: t.Terminal}, CommandRequest{Type: posfleet.CmdUpdateFirmware}, principal(r).name)
-		if err != nil {
-			if status, msg, ok := s.actionRefused(err); ok && (status == http.StatusServiceUnavailable || (status == http.StatusConflict && sent == 0 && failed == 0 && strings.Contains(msg, "policy"))) {
-				// No broker, or no package for the model: nothing can go out.
-				refuse(status, msg)
-				return
-			}
+		ref := posfleet.TerminalRef{Tenant: t.Tenant, Terminal: t.Terminal}
+		if _, err := s.SendCommand(r.Context(), ref, CommandRequest{Type: posfleet.CmdUpdateFirmware}, principal(r).name); err != nil {
+			// Typically a terminal that never connected with a persistent
+			// session; the others still get theirs.
+			s.log.Info("bulk update: not sent", "terminal", ref.String(), "err", err)
 			failed++
 			continue
 		}

@@ -340,6 +340,11 @@ func TestFirmwarePage(t *testing.T) {
 	if n := strings.Fields(one(t, ids, "stat-update"))[0]; n != "2" {
 		t.Errorf("need an update: %s", n)
 	}
+	// A model without an update package: nothing is sent.
+	resp, body = post(t, acme, f.srv.URL+"/firmware/update", url.Values{"csrf": {acmeCSRF}, "model": {"A80"}})
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(one(t, testIDs(t, body), "action-error"), "no update package") || len(f.sent) != 0 {
+		t.Errorf("bulk update of a model without a package: %s, sent %d", resp.Status, len(f.sent))
+	}
 	// Bulk update: the tenant's outdated A920s, not the other tenant's.
 	resp, _ = post(t, acme, f.srv.URL+"/firmware/update", url.Values{"csrf": {acmeCSRF}, "model": {"A920"}})
 	if resp.StatusCode != http.StatusSeeOther || len(f.sent) != 2 {
