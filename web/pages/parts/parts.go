@@ -264,14 +264,11 @@ func Money(v *int64, currency string) string {
 	if v == nil {
 		return "–"
 	}
-	return fmt.Sprintf("%d.%02d %s", *v/100, abs(*v%100), currency)
-}
-
-func abs(v int64) int64 {
-	if v < 0 {
-		return -v
+	sign, n := "", *v
+	if n < 0 {
+		sign, n = "-", -n
 	}
-	return v
+	return fmt.Sprintf("%s%d.%02d %s", sign, n/100, n%100, currency)
 }
 
 // FlagsHref is the terminal list filtered to a flag.
