@@ -387,6 +387,47 @@ func TestWorkListPage(t *testing.T) {
 	}
 }
 
+// TestIncidentPage: the bank's host fails for four merchants' terminals at
+// once; the incident shows on the overview and on the incidents page with
+// its numbers, and not to another tenant.
+func TestIncidentPage(t *testing.T) {
+	f := newUIFixture(t)
+	seq := 0
+	txn := func(ref posfleet.TerminalRef, ago time.Duration, result, rc string) {
+		seq++
+		code := ""
+		if rc != "" {
+			code = fmt.Sprintf(`,"rc":%q`, rc)
+		}
+		f.feed(t, ref, posfleet.ChannelTxn, fmt.Sprintf(`{"seq":%d,"ts":%q,"id":"tx-%d","type":"sale","currency":"EUR","amount_entered":100,"result":%q%s}`,
+			seq, f.now.Add(-ago).Format(time.RFC3339), seq, result, code))
+	}
+	for i := 1; i <= 4; i++ {
+		ref := posfleet.TerminalRef{Tenant: "acme", Terminal: fmt.Sprintf("T-%d", i)}
+		for k := range 5 {
+			txn(ref, time.Duration(30-k)*time.Minute, "approved", "00")
+		}
+		for k := range 4 {
+			txn(ref, time.Duration(4-k)*time.Minute/2, "timeout", "")
+			txn(ref, time.Duration(4-k)*time.Minute/2, "declined", "91")
+		}
+	}
+	f.engine.Tick(f.now)
+	acme, _ := f.session(t, "ops-acme")
+	_, ids := f.page(t, acme, "/incidents", 200)
+	if len(ids["incident"]) != 1 || !strings.Contains(ids["incident"][0], "4 merchants, 4 terminals") || !strings.Contains(ids["incident"][0], "open") {
+		t.Fatalf("incidents: %v", ids["incident"])
+	}
+	_, ids = f.page(t, acme, "/", 200)
+	if len(ids["incident-row"]) != 1 || strings.Fields(one(t, ids, "stat-incidents"))[0] != "1" {
+		t.Errorf("overview incidents: %v", ids["incident-row"])
+	}
+	other, _ := f.session(t, "ops-other")
+	if _, ids := f.page(t, other, "/incidents", 200); len(ids["incident"]) != 0 {
+		t.Errorf("another tenant sees the incident: %v", ids["incident"])
+	}
+}
+
 func TestIncidentsAndNavigation(t *testing.T) {
 	f := newUIFixture(t)
 	f.seed(t)
