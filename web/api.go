@@ -26,6 +26,8 @@ import (
 type Health interface {
 	FleetSummary(tenant string) health.FleetSummary
 	Terminals(tenant string, flag posfleet.FlagName) []health.TerminalHealth
+	Rows(tenant string, flag posfleet.FlagName) []health.Row
+	Site(ref posfleet.TerminalRef) (health.Site, bool)
 	Terminal(ref posfleet.TerminalRef) (health.TerminalHealth, bool)
 	WorkList(tenant string) []health.WorkItem
 	MarkServiced(ref posfleet.TerminalRef, note, by string, at time.Time) ([]posfleet.FlagName, error)
@@ -164,20 +166,27 @@ func parseTerminalFilter(q map[string][]string) (TerminalFilter, error) {
 	return f, nil
 }
 
-func (f TerminalFilter) match(h *health.TerminalHealth) bool {
-	model := h.Model
-	if model == "" {
-		model = h.Site.Model
-	}
+// match reports whether a row passes the filter. The site is looked up
+// only when a filter needs it (region, text), since it is a registry read.
+func (f TerminalFilter) match(hs Health, r *health.Row) bool {
 	switch {
-	case f.Model != "" && model != f.Model,
-		f.Firmware != "" && h.Firmware != f.Firmware,
-		f.Region != "" && h.Site.Region != f.Region,
-		f.Online != nil && h.Online != *f.Online:
+	case f.Model != "" && r.Model != f.Model,
+		f.Firmware != "" && r.Firmware != f.Firmware,
+		f.Online != nil && r.Online != *f.Online:
+		return false
+	}
+	if f.Region == "" && f.Q == "" {
+		return true
+	}
+	site, _ := hs.Site(r.Ref)
+	if f.Model != "" && r.Model == "" && site.Model != f.Model {
+		return false
+	}
+	if f.Region != "" && site.Region != f.Region {
 		return false
 	}
 	if f.Q != "" {
-		hay := strings.ToLower(h.Tenant + " " + h.Terminal + " " + h.Site.Merchant + " " + h.Site.Site + " " + h.Serial)
+		hay := strings.ToLower(r.Ref.Tenant + " " + r.Ref.Terminal + " " + r.Merchant + " " + site.Merchant + " " + site.Site + " " + r.Serial)
 		if !strings.Contains(hay, f.Q) {
 			return false
 		}
@@ -185,18 +194,29 @@ func (f TerminalFilter) match(h *health.TerminalHealth) bool {
 	return true
 }
 
-// ListTerminals returns a page of a tenant's terminals ("" for all) that
-// match f; the pages share it with the API.
-func ListTerminals(hs Health, tenant string, f TerminalFilter) TerminalPage {
-	all := hs.Terminals(tenant, f.Flag)
-	page := TerminalPage{Page: f.Page, PerPage: f.PerPage, Terminals: []TerminalSummary{}}
-	for i := range all {
-		h := &all[i]
-		if !f.match(h) {
-			continue
+// MatchingRows returns the rows of a tenant's terminals ("" for all) that
+// pass f, in terminal order.
+func MatchingRows(hs Health, tenant string, f TerminalFilter) []health.Row {
+	rows := hs.Rows(tenant, f.Flag)
+	out := rows[:0]
+	for i := range rows {
+		if f.match(hs, &rows[i]) {
+			out = append(out, rows[i])
 		}
-		page.Total++
-		if page.Total <= (f.Page-1)*f.PerPage || len(page.Terminals) >= f.PerPage {
+	}
+	return out
+}
+
+// ListTerminals returns a page of a tenant's terminals ("" for all) that
+// match f. Only the page's rows get their full health.
+func ListTerminals(hs Health, tenant string, f TerminalFilter) TerminalPage {
+	rows := MatchingRows(hs, tenant, f)
+	page := TerminalPage{Total: len(rows), Page: f.Page, PerPage: f.PerPage, Terminals: []TerminalSummary{}}
+	lo := min((f.Page-1)*f.PerPage, len(rows))
+	hi := min(lo+f.PerPage, len(rows))
+	for _, r := range rows[lo:hi] {
+		h, ok := hs.Terminal(r.Ref)
+		if !ok {
 			continue
 		}
 		page.Terminals = append(page.Terminals, TerminalSummary{Tenant: h.Tenant, Terminal: h.Terminal, Online: h.Online,

@@ -204,28 +204,24 @@ func txnResults(counts map[string]int64) []string {
 // terminalSorts are the orders of the terminal list.
 var terminalSorts = []string{"terminal", "last_seen", "flags"}
 
-// listTerminals is ListTerminals with an order: it pages over the full
-// health of the matching terminals so that rows show the model a terminal
-// reported, and so that it can sort.
+// listTerminals is ListTerminals with an order: it filters and sorts the
+// cheap rows, and gets the full health (reported model, site, flags with
+// evidence) of the page's rows only.
 func listTerminals(hs Health, tenant string, f TerminalFilter, order string) (int, []health.TerminalHealth) {
-	all := hs.Terminals(tenant, f.Flag)
-	match := make([]*health.TerminalHealth, 0, len(all))
-	for i := range all {
-		if f.match(&all[i]) {
-			match = append(match, &all[i])
-		}
-	}
+	match := MatchingRows(hs, tenant, f)
 	switch order {
 	case "last_seen": // the longest silent first
-		slices.SortStableFunc(match, func(a, b *health.TerminalHealth) int { return a.LastSeen.Compare(b.LastSeen) })
+		slices.SortStableFunc(match, func(a, b health.Row) int { return a.LastSeen.Compare(b.LastSeen) })
 	case "flags": // the most flagged first
-		slices.SortStableFunc(match, func(a, b *health.TerminalHealth) int { return len(b.Flags) - len(a.Flags) })
+		slices.SortStableFunc(match, func(a, b health.Row) int { return len(b.Flags) - len(a.Flags) })
 	}
 	lo := min((f.Page-1)*f.PerPage, len(match))
 	hi := min(lo+f.PerPage, len(match))
 	out := make([]health.TerminalHealth, 0, hi-lo)
-	for _, h := range match[lo:hi] {
-		out = append(out, *h)
+	for _, r := range match[lo:hi] {
+		if h, ok := hs.Terminal(r.Ref); ok {
+			out = append(out, h)
+		}
 	}
 	return len(match), out
 }
