@@ -256,7 +256,7 @@ func (c *Client) Close() error {
 // Run connects and keeps the terminal connected until ctx ends or Close is
 // called: it reports the boot inventory, sends heartbeats, delivers the
 // outbox in seq order, and carries out commands. It returns nil when
-// stopped, or an error when it could not start.
+// stopped, ErrRunning when called twice and ErrClosed after Close.
 func (c *Client) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return ErrRunning
@@ -271,9 +271,7 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 	c.cancelRun = cancel
 	c.runMu.Unlock()
-	if err := c.boot(ctx); err != nil && ctx.Err() == nil {
-		return err
-	}
+	c.boot(ctx)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); c.heartbeats(ctx) }()
@@ -285,21 +283,22 @@ func (c *Client) Run(ctx context.Context) error {
 }
 
 // boot reports what a terminal reports when it starts: the outcome of a
-// command that restarted it, its inventory, and a first heartbeat.
-func (c *Client) boot(ctx context.Context) error {
+// command that restarted it, its inventory, and a first heartbeat. Nothing
+// here stops the client from running: a full outbox or a storage error is
+// logged and counted, and the connection still delivers what there is.
+func (c *Client) boot(ctx context.Context) {
 	if err := c.finishPending(ctx); err != nil {
-		return err
+		c.log.Error("outcome of the command before the restart not reported", "err", err)
 	}
 	inv := c.Inventory()
 	if inv.Model != "" {
 		if err := c.ReportInventory(ctx, inv); err != nil {
-			return err
+			c.log.Error("boot inventory not reported", "err", err)
 		}
 	}
 	if c.cfg.HeartbeatInterval > 0 {
 		c.heartbeat(ctx)
 	}
-	return nil
 }
 
 func (c *Client) heartbeats(ctx context.Context) {

@@ -106,8 +106,11 @@ func (c *Client) handle(ctx context.Context, topic string, payload []byte) {
 	}
 }
 
+// ack answers a command. The answer goes to the outbox even when ctx has
+// ended (the terminal shutting down in the middle of a download): the
+// server learns the outcome at the next start instead of never.
 func (c *Client) ack(ctx context.Context, id, status, detail string) {
-	if err := c.reportAck(ctx, id, status, detail); err != nil {
+	if err := c.reportAck(context.WithoutCancel(ctx), id, status, detail); err != nil {
 		c.log.Error("ack not reported", "cmd_id", id, "status", status, "err", err)
 	}
 }
@@ -117,7 +120,7 @@ func (c *Client) reportUpdate(ctx context.Context, inv posfleet.Inventory, targe
 		why = why[:posfleet.MaxFaultDetail]
 	}
 	inv.Update = &posfleet.UpdateAttempt{Target: target, Status: status, Error: why}
-	if err := c.ReportInventory(ctx, inv); err != nil {
+	if err := c.ReportInventory(context.WithoutCancel(ctx), inv); err != nil {
 		c.log.Error("inventory not reported", "err", err)
 	}
 }

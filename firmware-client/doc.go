@@ -30,6 +30,14 @@
 // heartbeats first, then faults, inventories and acks, and transactions last,
 // and counts and logs each message given up.
 //
+// The outbox file is also the terminal's only record of its seq: put
+// StoreDir on storage that survives reboots and updates. A terminal whose
+// outbox is wiped (a factory reset) starts again at seq 1, and the server
+// drops its messages as duplicates until the seq passes the last one it saw;
+// re-provisioning such a terminal under a new ID avoids that. A message
+// given up because the outbox was full leaves a gap in seq, which the
+// server counts: a message was lost, and the gap says so.
+//
 // Reports are checked with posfleet.Decode before they are stored: a
 // message the server would refuse (a value out of range, anything that looks
 // like a card number) is refused at once with the reason, and never sent.
@@ -48,7 +56,11 @@
 // Config.Reboot. Each is answered on ack with accepted, then done or failed
 // with the reason, and followed by a new inventory (boot_reason update or
 // user, and the update's outcome). A malformed command, or one whose topic
-// is not the terminal's own, is answered rejected.
+// is not the terminal's own, is answered rejected (the broker's ACL already
+// keeps other terminals' commands away; the check is a second line). A
+// payload that is not even JSON carries no id to answer and is only logged.
+// A command redelivered by MQTT after it was carried out is not carried out
+// again: the outbox remembers the last 100 command IDs.
 //
 // This is the only posfleet package that imports the MQTT client library
 // (paho).
