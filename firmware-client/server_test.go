@@ -91,6 +91,7 @@ func TestAgainstServer(t *testing.T) {
 	t.Run("TLS", func(t *testing.T) { testTLS(t, srv, 5) })
 	t.Run("last will when the connection is cut", func(t *testing.T) { testLastWill(t, srv, 2) })
 	t.Run("commands", func(t *testing.T) { testCommands(t, srv, 3) })
+	t.Run("command queued while offline, slow flash", func(t *testing.T) { testQueuedCommand(t, srv, 6) })
 	t.Run("broker outage and terminal restart", func(t *testing.T) { testOutage(t, srv, 4) })
 }
 
@@ -372,6 +373,63 @@ func testCommands(t *testing.T, srv *fleettest.Server, i int) {
 				t.Errorf("ack of %s %q, want %q...", tc.id, got, tc.want)
 			}
 		}
+	})
+}
+
+// testQueuedCommand: a command sent while the terminal is off reaches it
+// when it comes back (persistent session), and a slow Flash does not stop
+// the terminal's telemetry: commands run off the MQTT receive loop.
+func testQueuedCommand(t *testing.T, srv *fleettest.Server, i int) {
+	ctx := context.Background()
+	ref := fleettest.Ref(i)
+	dir := t.TempDir()
+	pkg := []byte("firmware 3.0.0")
+	sum := sha256.Sum256(pkg)
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(pkg) }))
+	t.Cleanup(web.Close)
+
+	c := startTerminal(t, srv.URL(), i, dir, nil)
+	fleettest.Eventually(t, 10*time.Second, "first connection", c.Connected)
+	c.stop()
+	must(t, srv.SendCommand(ctx, ref, posfleet.Command{ID: "CMD-Q1", Type: posfleet.CmdUpdateFirmware, Target: "3.0.0",
+		URL: web.URL + "/3.0.0.bin", SHA256: hex.EncodeToString(sum[:])}))
+
+	release := make(chan struct{})
+	flashing := make(chan struct{})
+	c = startTerminal(t, srv.URL(), i, dir, func(cfg *firmwareclient.Config) {
+		cfg.Flash = func(ctx context.Context, u firmwareclient.Update) error {
+			close(flashing)
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	})
+	select {
+	case <-flashing:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the queued command did not arrive")
+	}
+	// While Flash blocks, the terminal still reports and is acknowledged.
+	must(t, c.ReportTransaction(ctx, sale("Q-1", 700)))
+	fleettest.Eventually(t, 10*time.Second, "a sale acknowledged during the flash", func() bool {
+		for _, p := range srv.Points(ctx, "txn", ref) {
+			if p["id"] == "Q-1" {
+				return true
+			}
+		}
+		return false
+	})
+	close(release)
+	fleettest.Eventually(t, 10*time.Second, "update done", func() bool {
+		for _, p := range srv.Points(ctx, "ack", ref) {
+			if p["cmd_id"] == "CMD-Q1" && p["status"] == posfleet.AckDone {
+				return true
+			}
+		}
+		return false
 	})
 }
 
