@@ -75,6 +75,8 @@ func TestTinyRun(t *testing.T) {
 				t.Errorf("%s latency phase: %d acked, %d stored, p50 %v p99 %v", name, r.LatencyAcked, r.LatencyStored, r.P50ms, r.P99ms)
 			case r.CPUSeconds <= 0 || r.PeakRSSMiB <= 0:
 				t.Errorf("%s: CPU %v s, peak RSS %v MiB: not measured", name, r.CPUSeconds, r.PeakRSSMiB)
+			case name == "posfleet" && (r.Pipeline == nil || r.Pipeline.SpoolCommits < 1 || r.Pipeline.WriteBatches < 1):
+				t.Errorf("posfleet's metrics not read: %+v", r.Pipeline)
 			case !strings.Contains(r.Schema, "tenant") || !strings.Contains(r.Schema, "terminal") || !strings.Contains(r.Schema, "seq"):
 				t.Errorf("%s: stored heartbeat %q lacks tenant, terminal or seq", name, r.Schema)
 			}

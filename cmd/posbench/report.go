@@ -147,7 +147,7 @@ func (r *Report) summarize() {
 		ceil = append(ceil, v)
 	}
 	r.CeilingMedian = median(ceil)
-	r.Summary = nil
+	r.Summary, r.Targets, r.RatioTelegraf, r.RatioCeiling = nil, nil, 0, 0
 	for _, name := range []string{"posfleet", "posfleet (fsync interval)", "mosquitto+telegraf"} {
 		var s Summary
 		var rates, p50, cpu []float64
@@ -281,6 +281,18 @@ func (r *Report) Markdown() string {
 				run.Rep, run.System, run.AckedPerSec, run.StoredPerSec, run.Stored, run.Lost+run.LatencyLost,
 				run.CPUPerMillion, run.GeneratorCPUPerMillion, run.InfluxCPUPerMillion, 100*run.MachineBusy, 100*run.OthersBusy,
 				run.P50ms, run.P99ms, run.MaxMs, run.PeakRSSMiB)
+		}
+		first := true
+		for _, run := range r.Runs {
+			p := run.Pipeline
+			if p == nil {
+				continue
+			}
+			if first {
+				b.WriteString("\nposfleet's own figures over the maximum-rate phase (from its /metrics):\n\n| rep | system | spool commits | messages per commit | commit (write+fsync) mean | InfluxDB writes | lines per write | write mean |\n|---|---|---|---|---|---|---|---|\n")
+				first = false
+			}
+			fmt.Fprintf(&b, "| %d | %s | %.0f | %.1f | %.2f ms | %.0f | %.0f | %.0f ms |\n", run.Rep, run.System, p.SpoolCommits, p.MsgsPerCommit, p.CommitMeanMs, p.WriteBatches, p.LinesPerBatch, p.WriteMeanMs)
 		}
 		b.WriteString("\nLatency is publish-to-queryable by time-to-count: the k-th message published is taken as queryable at the first count poll finding k messages (polled every " + fmt.Sprint(r.Options["poll_ms"]) + " ms; the resolution is one poll). CPU is user+system of the pipeline's own processes (posfleet; mosquitto+telegraf) over the maximum-rate phase, per million messages stored.\n")
 	}

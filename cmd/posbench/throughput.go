@@ -76,6 +76,8 @@ func benchThroughput(ctx context.Context, o options, progress io.Writer) (*Repor
 		return nil, err
 	}
 	rep := newReport(o)
+	// Whatever happens, the report has the summary of what was measured.
+	defer rep.summarize()
 	procs := &children{}
 	defer procs.stopAll()
 
@@ -167,7 +169,6 @@ func benchThroughput(ctx context.Context, o options, progress io.Writer) (*Repor
 			}
 		}
 	}
-	rep.summarize()
 	return rep, nil
 }
 
