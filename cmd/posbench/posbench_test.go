@@ -169,18 +169,23 @@ func TestPercentile(t *testing.T) {
 }
 
 func TestProcReadings(t *testing.T) {
-	// Burn a little CPU so that the reading cannot be a constant.
+	// Burn CPU until the reading grows by 0.1 s: on a loaded machine that
+	// takes longer than 0.1 s of wall time, so the bound is a generous 20 s
+	// rather than a fixed spin (a fixed spin flakes when the CPU is shared).
 	before, err := cpuSeconds(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := 0
-	for start := time.Now(); time.Since(start) < 300*time.Millisecond; {
-		x++
+	x, grown := 0, 0.0
+	for start := time.Now(); time.Since(start) < 20*time.Second && grown < 0.1; {
+		for range 1_000_000 {
+			x++
+		}
+		after, _ := cpuSeconds(os.Getpid())
+		grown = after - before
 	}
-	after, _ := cpuSeconds(os.Getpid())
-	if after-before < 0.1 {
-		t.Errorf("CPU seconds grew by %v over 300 ms of spinning (%d)", after-before, x)
+	if grown < 0.1 {
+		t.Errorf("CPU seconds grew by only %v in 20 s of spinning (%d)", grown, x)
 	}
 	hwm, err := memKiB(os.Getpid(), "VmHWM")
 	if err != nil || hwm < 1024 {
