@@ -62,10 +62,17 @@ type Server struct {
 	keyFile  string
 	mu       sync.Mutex
 	broker   *broker.Broker
+	observe  func(*posfleet.Message)
 }
 
 // Option changes how Start sets the server up.
 type Option func(*Server)
+
+// WithObserver hands every accepted message to f as well (a health
+// engine, say), as posfleet serve does.
+func WithObserver(f func(*posfleet.Message)) Option {
+	return func(s *Server) { s.observe = f }
+}
 
 // WithTLS adds an MQTT-over-TLS listener with a self-signed certificate
 // for 127.0.0.1, trusted by RootCAs.
@@ -141,6 +148,7 @@ func Start(t testing.TB, n int, options ...Option) *Server {
 	copts := collector.DefaultOptions()
 	copts.SpoolDir = filepath.Join(s.dir, "spool")
 	copts.BatchWait = 20 * time.Millisecond
+	copts.OnAccepted = s.observe
 	copts.IsKnown = func(ref posfleet.TerminalRef) bool {
 		_, err := reg.Get(context.Background(), ref)
 		return err == nil
@@ -188,7 +196,7 @@ func (s *Server) StartBroker() {
 	}
 	opts.DataDir = filepath.Join(s.dir, "broker")
 	// No security recorder: these tests do not look at security events.
-	b, err := broker.New(opts, s.Registry, s.Collector, nil)
+	b, err := broker.New(opts, s.Registry, s.Collector, s.Collector)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -200,7 +208,7 @@ func (s *Server) StartBroker() {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
-		if b, err = broker.New(opts, s.Registry, s.Collector, nil); err != nil {
+		if b, err = broker.New(opts, s.Registry, s.Collector, s.Collector); err != nil {
 			s.t.Fatal(err)
 		}
 	}
