@@ -41,9 +41,18 @@ func TestHealthFlagsMatchLabels(t *testing.T) {
 	// about once in 13 transactions: over a 40 s run one terminal in ten would
 	// show none. The test is about detection, not about the dice, so its
 	// terminals refund more often.
+	//
+	// Likewise the weak link's 6% timeouts: PROTOCOL §2 flags txn_failures
+	// at 20% of as few as 10 transactions, and 2 timeouts among a weak
+	// terminal's first 10 happen to one such terminal in eight. That flag
+	// would then be right by the protocol, but not what the label says; the
+	// test keeps the weak link's signal and slow host and drops its timeouts.
 	for i := range scen.Scenarios {
-		if scen.Scenarios[i].Name == "refund_anomaly" {
+		switch scen.Scenarios[i].Name {
+		case "refund_anomaly":
 			scen.Scenarios[i].Behavior = json.RawMessage(`{"refund_rate": 0.3, "refund_over_rate": 0.8}`)
+		case "weak_signal_slow_host":
+			scen.Scenarios[i].Behavior = json.RawMessage(`{"net": "2g", "signal_dbm": [-117, -107], "host_ms": [2500, 7000], "timeout_rate": 0}`)
 		}
 	}
 	const n = 100
@@ -62,6 +71,12 @@ func TestHealthFlagsMatchLabels(t *testing.T) {
 	cfg.HeartbeatInterval = time.Second
 	cfg.OfflineAfter = 3 * time.Second
 	cfg.TickInterval = 250 * time.Millisecond
+	// PROTOCOL §2's minimum of 10 transactions lets a healthy terminal's
+	// 0.7% of chance failures reach 20% now and then (2 of its first 10:
+	// about one healthy terminal in 500); the threshold is configurable, and
+	// 20 makes that one in 100,000 while a failing reader (a third of its
+	// payments fail) is still caught within its first 20.
+	cfg.TxnMinimum = 20
 	cfg.Merchant = func(r posfleet.TerminalRef) string { return merchants[r] }
 	engine := health.New(cfg)
 	if err := engine.SetPolicy([]byte(testPolicy)); err != nil {
