@@ -31,7 +31,7 @@ import (
 const collectorPassword = "collector-password-for-tests"
 
 // mosquittoBin returns the mosquitto binary and its dynamic security plugin.
-func mosquittoBin(t *testing.T) (bin, plugin string) {
+func mosquittoBin(t testing.TB) (bin, plugin string) {
 	t.Helper()
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
@@ -62,10 +62,15 @@ type mosquitto struct {
 
 // startMosquitto runs Mosquitto on a free loopback port with the given
 // security lines (dynsec plugin or acl_file).
-func startMosquitto(t *testing.T, dir, security string) *mosquitto {
+func startMosquitto(t testing.TB, dir, security string) *mosquitto {
 	t.Helper()
 	bin, _ := mosquittoBin(t)
-	addr := freeAddr(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
 	host, port, _ := net.SplitHostPort(addr)
 	conf := filepath.Join(dir, "mosquitto.conf")
 	body := fmt.Sprintf(`# written by the test
@@ -117,7 +122,7 @@ user root
 // import`, writes Mosquitto's dynamic security file with `posfleet
 // mosquitto dynsec` from the registry and the secrets output, and starts
 // Mosquitto with it.
-func mosquittoFromRegistry(t *testing.T, n int) *mosquitto {
+func mosquittoFromRegistry(t testing.TB, n int) *mosquitto {
 	t.Helper()
 	_, plugin := mosquittoBin(t)
 	dir := t.TempDir()
@@ -145,7 +150,7 @@ func mosquittoFromRegistry(t *testing.T, n int) *mosquitto {
 
 // collectorServer runs an in-process posfleet with the collector role only,
 // consuming from the external broker.
-func collectorServer(t *testing.T, influx *influxtest.Server, brokerAddr, clientID string) *Server {
+func collectorServer(t testing.TB, influx *influxtest.Server, brokerAddr, clientID string) *Server {
 	t.Helper()
 	cfg := DefaultConfig(t.TempDir())
 	cfg.Roles = Roles{Collector: true}
@@ -164,7 +169,11 @@ func collectorServer(t *testing.T, influx *influxtest.Server, brokerAddr, client
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	waitFor(t, clientID+" subscribed", func() bool { return srv.src.Healthy() == nil })
+	for deadline := time.Now().Add(30 * time.Second); srv.src.Healthy() != nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not subscribed within 30 s", clientID)
+		}
+	}
 	return srv
 }
 
@@ -589,4 +598,96 @@ func TestMosquittoFlagsEqualEmbedded(t *testing.T) {
 	playScenario(t, mq.addr)
 	settle("external, two collectors", []*Server{a, b}, want)
 	t.Logf("collector a stored %d, b stored %d", a.src.Stats().Stored, b.src.Stats().Stored)
+}
+
+// BenchmarkExternalBroker measures messages per second from 100 terminals
+// publishing QoS 1 to Mosquitto, through two collectors on the shared
+// subscription (each acknowledging after its spool), into InfluxDB: the
+// clock stops when InfluxDB holds every message. Compare with
+// BenchmarkEndToEnd, the embedded broker. Run with -benchtime=1x.
+//
+//	go test ./cmd/posfleet -run '^$' -bench ExternalBroker -benchtime 1x
+func BenchmarkExternalBroker(b *testing.B) {
+	const (
+		terminals = 100
+		perTerm   = 300
+		inflight  = 16
+	)
+	mq := mosquittoFromRegistry(b, terminals)
+	influx := influxtest.Start(b)
+	col := []*Server{collectorServer(b, influx, mq.addr, "bench-a"), collectorServer(b, influx, mq.addr, "bench-b")}
+	clients := make([]mqtt.Client, terminals)
+	for i := range clients {
+		id := fmt.Sprintf("acme:T-%04d", i+1)
+		c, err := connect(mq.addr, id, id, secretOf(i+1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Disconnect(0)
+		clients[i] = c
+	}
+	base := time.Now().UTC().Add(-time.Hour)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			window := make(chan mqtt.Token, inflight)
+			topic := fmt.Sprintf("fleet/v1/acme/T-%04d/txn", i+1)
+			for seq := 1; seq <= perTerm; seq++ {
+				ts := base.Add(time.Duration(seq) * time.Second).Format(time.RFC3339)
+				payload := fmt.Sprintf(`{"seq":%d,"ts":%q,"id":"TX-%d","type":"sale","entry":"tap","currency":"CNY","amount_entered":1250,"amount_charged":1250,"result":"approved","rc":"00","host_ms":380,"receipt":"printed"}`, seq, ts, seq)
+				if len(window) == cap(window) {
+					if tok := <-window; !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+						b.Errorf("publish: %v", tok.Error())
+						return
+					}
+				}
+				window <- c.Publish(topic, 1, false, payload)
+			}
+			close(window)
+			for tok := range window {
+				if !tok.WaitTimeout(30*time.Second) || tok.Error() != nil {
+					b.Errorf("publish: %v", tok.Error())
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	total := int64(terminals * perTerm)
+	for {
+		n, err := influx.Count(context.Background(), "txn", "seq")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n >= total {
+			break
+		}
+		if time.Since(start) > 90*time.Second {
+			b.Fatalf("only %d of %d stored; collectors: %+v %+v; duplicates %v %v", n, total, col[0].src.Stats(), col[1].src.Stats(),
+				metricOf(col[0], "posfleet_messages_duplicate_total"), metricOf(col[1], "posfleet_messages_duplicate_total"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stored := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(total)/stored.Seconds(), "stored_msgs/s")
+	b.Logf("%d terminals, %d QoS 1 messages via Mosquitto and 2 collectors (stored %d and %d): all queryable in InfluxDB in %v",
+		terminals, total, col[0].src.Stats().Stored, col[1].src.Stats().Stored, stored.Round(time.Millisecond))
+}
+
+func metricOf(s *Server, name string) float64 {
+	mfs, _ := s.metrics.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			v := 0.0
+			for _, m := range mf.Metric {
+				v += m.GetCounter().GetValue()
+			}
+			return v
+		}
+	}
+	return -1
 }

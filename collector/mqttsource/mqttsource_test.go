@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -44,7 +45,7 @@ func startMosquitto(t *testing.T) string {
 	l.Close()
 	_, port, _ := net.SplitHostPort(addr)
 	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
-	body := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nuser root\n", port)
+	body := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\nlog_dest stderr\nlog_type error\nuser root\n", port)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -193,5 +194,86 @@ func TestNewChecksOptions(t *testing.T) {
 				t.Error("no error")
 			}
 		})
+	}
+}
+
+// orderSink records, per terminal, seqs that arrive after a higher one. It
+// takes longer for some messages than for others, so that handling
+// finishes out of order.
+type orderSink struct {
+	mu       sync.Mutex
+	last     map[string]int
+	reversed int
+	n        int
+}
+
+func (s *orderSink) Accept(_ context.Context, ref posfleet.TerminalRef, _ posfleet.Channel, p []byte) error {
+	seq, _ := strconv.Atoi(string(p))
+	time.Sleep(time.Duration(seq%7) * time.Millisecond)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.n++
+	if seq <= s.last[ref.String()] {
+		s.reversed++
+	}
+	s.last[ref.String()] = seq
+	return nil
+}
+
+// TestDeliveryOrder: a terminal's messages reach the sink in the order it
+// sent them, while messages are handled concurrently and finish out of
+// order. Acknowledging out of order makes Mosquitto 2.0 reorder what it
+// delivers next, by dozens of seqs, which the collector's duplicate filter
+// would drop as old: this is the regression test for that loss.
+func TestDeliveryOrder(t *testing.T) {
+	const terminals, perTerminal = 20, 100
+	addr := startMosquitto(t)
+	sk := &orderSink{last: map[string]int{}}
+	opts := mqttsource.DefaultOptions()
+	opts.Broker, opts.ClientID = "tcp://"+addr, "collector-order"
+	sub, err := mqttsource.New(opts, sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { sub.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "subscribed", func() bool { return sub.Healthy() == nil })
+
+	var wg sync.WaitGroup
+	for i := 0; i < terminals; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("terminal-%d", i)).SetProtocolVersion(4))
+			if tok := c.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				t.Errorf("connect: %v", tok.Error())
+				return
+			}
+			defer c.Disconnect(0)
+			window := make(chan mqtt.Token, 16)
+			for seq := 1; seq <= perTerminal; seq++ {
+				if len(window) == cap(window) {
+					(<-window).WaitTimeout(10 * time.Second)
+				}
+				window <- c.Publish(fmt.Sprintf("fleet/v1/acme/T-%04d/hb", i), 1, false, strconv.Itoa(seq))
+			}
+			close(window)
+			for tok := range window {
+				tok.WaitTimeout(10 * time.Second)
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, "every message", func() bool {
+		sk.mu.Lock()
+		defer sk.mu.Unlock()
+		return sk.n >= terminals*perTerminal
+	})
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if sk.reversed != 0 || sk.n != terminals*perTerminal {
+		t.Errorf("%d messages, %d of them after a higher seq of their terminal; want %d, none", sk.n, sk.reversed, terminals*perTerminal)
 	}
 }
