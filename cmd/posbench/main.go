@@ -32,6 +32,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
 )
 
 // options are the command line.
@@ -170,7 +172,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		progress = io.Discard
 	}
 	if o.Out == "" {
-		root, err := moduleRoot()
+		root, err := influxtest.ModuleRoot()
 		if err != nil {
 			fmt.Fprintln(stderr, "posbench:", err)
 			return 1
@@ -205,7 +207,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // binaries resolves every program a scenario needs. A missing posfleet is
 // built from this module.
 func (o *options) binaries(ctx context.Context, work string) error {
-	root, _ := moduleRoot()
+	root, _ := influxtest.ModuleRoot()
 	if o.Posfleet == "" {
 		o.Posfleet = filepath.Join(work, "posfleet")
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", o.Posfleet, "github.com/posfleet/posfleet/cmd/posfleet")

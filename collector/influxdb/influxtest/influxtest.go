@@ -47,7 +47,7 @@ func Binary() (string, error) {
 	if p := os.Getenv("POSFLEET_INFLUXD"); p != "" {
 		return p, nil
 	}
-	if root, err := moduleRoot(); err == nil {
+	if root, err := ModuleRoot(); err == nil {
 		p := filepath.Join(root, ".tools", "bin", "influxd")
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
@@ -59,7 +59,9 @@ func Binary() (string, error) {
 	return "", errors.New("influxd not found: run `make influxd` (installs InfluxDB 1.8.10 into .tools/bin) or set POSFLEET_INFLUXD")
 }
 
-func moduleRoot() (string, error) {
+// ModuleRoot finds the directory holding go.mod above the working directory,
+// where .tools/bin is.
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
