@@ -25,7 +25,6 @@ import (
 // Health is what the API reads and changes of the health engine.
 type Health interface {
 	FleetSummary(tenant string) health.FleetSummary
-	Terminals(tenant string, flag posfleet.FlagName) []health.TerminalHealth
 	Rows(tenant string, flag posfleet.FlagName) []health.Row
 	Site(ref posfleet.TerminalRef) (health.Site, bool)
 	Terminal(ref posfleet.TerminalRef) (health.TerminalHealth, bool)

@@ -65,8 +65,8 @@ func scope(r *http.Request) string { return principal(r).scope }
 func terminalsWith(hs Health, tenant string, flags ...posfleet.FlagName) int {
 	seen := map[posfleet.TerminalRef]struct{}{}
 	for _, f := range flags {
-		for _, h := range hs.Terminals(tenant, f) {
-			seen[posfleet.TerminalRef{Tenant: h.Tenant, Terminal: h.Terminal}] = struct{}{}
+		for _, r := range hs.Rows(tenant, f) {
+			seen[r.Ref] = struct{}{}
 		}
 	}
 	return len(seen)

@@ -11,6 +11,7 @@ influx_port=${POSFLEET_DEMO_INFLUX_PORT:-18086}
 http_addr=${POSFLEET_DEMO_HTTP:-127.0.0.1:8080}
 mqtt_addr=${POSFLEET_DEMO_MQTT:-127.0.0.1:1883}
 mkdir -p "$data/influxd"
+command -v curl >/dev/null || { echo "demo: curl is needed (apt-get install curl)" >&2; exit 1; }
 
 pids=()
 cleanup() {
