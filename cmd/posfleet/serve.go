@@ -48,6 +48,7 @@ type ServeCmd struct {
 	BatchWait       time.Duration `help:"Longest wait to fill a write batch." default:"${batch_wait}" env:"POSFLEET_BATCH_WAIT"`
 	MaxSpoolMiB     int64         `name:"max-spool-mib" help:"Spool size (MiB) at which publishes are refused while InfluxDB is down." default:"${max_spool_mib}" env:"POSFLEET_MAX_SPOOL_MIB"`
 	SecureCookies   bool          `help:"Mark session cookies Secure: set it when users reach posfleet over HTTPS (directly or through a proxy)." env:"POSFLEET_SECURE_COOKIES"`
+	PprofAddr       string        `name:"pprof-addr" help:"Debugging aid, off when empty: serve Go's runtime profiles (/debug/pprof/: heap, goroutines, CPU) on this address, a listener of their own. Keep it on loopback (e.g. 127.0.0.1:6060): the profiles need no login and show the process's internals." env:"POSFLEET_PPROF_ADDR" placeholder:"HOST:PORT"`
 
 	ScaleOut `embed:""`
 }
@@ -98,6 +99,7 @@ func (cmd *ServeCmd) config(g *Globals) (Config, error) {
 	cfg.Broker.RatePerSecond, cfg.Broker.RateBurst = cmd.RateLimit, cmd.RateBurst
 	cfg.HTTPAddr = cmd.HTTPAddr
 	cfg.SecureCookies = cmd.SecureCookies
+	cfg.PprofAddr = cmd.PprofAddr
 	cfg.Influx.URL, cfg.Influx.Org, cfg.Influx.Bucket = cmd.InfluxURL, cmd.InfluxOrg, cmd.InfluxBucket
 	cfg.Influx.Token = os.Getenv("POSFLEET_INFLUX_TOKEN")
 	if cmd.InfluxTokenFile != "" {
@@ -138,6 +140,9 @@ type Config struct {
 	// authorization endpoints of the web role; EMQX must send it as a
 	// bearer token.
 	EMQXToken string
+	// PprofAddr, when set, serves net/http/pprof on a listener of its own
+	// (see pprof.go); "" leaves it off.
+	PprofAddr string
 }
 
 // DefaultConfig returns the components' defaults with their files under dataDir.
@@ -175,6 +180,8 @@ type Server struct {
 	brk        *broker.Broker
 	http       *http.Server
 	httpLn     net.Listener
+	pprof      *http.Server
+	pprofLn    net.Listener
 
 	engine     *health.Engine
 	cmds       *commands.Tracker
@@ -216,6 +223,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.metrics = prometheus.NewRegistry()
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if s.cfg.PprofAddr != "" {
+		// Before the slow parts (loading the health snapshot and the broker
+		// sessions), so that they can be profiled too.
+		if err := s.startPprof(); err != nil {
+			return err
+		}
+	}
 
 	ropts := s.cfg.Registry
 	ropts.Logger = s.log
@@ -344,6 +358,7 @@ func (s *Server) Close() error {
 		cancel()
 		s.http = nil
 	}
+	errs = append(errs, s.stopPprof())
 	s.stopSourceAndWait()
 	if s.brk != nil {
 		errs = append(errs, s.brk.Close())
