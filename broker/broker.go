@@ -231,6 +231,7 @@ type Broker struct {
 	opts    Options
 	auth    Authenticator
 	sink    Sink
+	submit  func(context.Context, posfleet.TerminalRef, posfleet.Channel, []byte, func(error)) error
 	sec     SecurityRecorder
 	log     *slog.Logger
 	tlsConf *tls.Config
@@ -272,11 +273,12 @@ func New(opts Options, auth Authenticator, sink Sink, sec SecurityRecorder) (*Br
 		log = slog.New(slog.DiscardHandler)
 	}
 	b := &Broker{
-		opts: opts,
-		auth: auth,
-		sink: sink,
-		sec:  sec,
-		log:  log.With("component", "broker"),
+		opts:   opts,
+		auth:   auth,
+		sink:   sink,
+		submit: submitter(sink),
+		sec:    sec,
+		log:    log.With("component", "broker"),
 	}
 	if opts.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(opts.CertFile, opts.KeyFile)

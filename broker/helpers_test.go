@@ -395,6 +395,8 @@ func (rc *rawClient) read(timeout time.Duration) (packets.Packet, error) {
 		err = pk.ConnackDecode(body)
 	case packets.Puback:
 		err = pk.PubackDecode(body)
+	case packets.Pubrec:
+		err = pk.PubrecDecode(body)
 	case packets.Suback:
 		err = pk.SubackDecode(body)
 	case packets.Publish:

@@ -21,6 +21,8 @@ type session struct {
 	cmdTopic    string
 	statusTopic string
 	limiter     *rate.Limiter // nil: no limit
+	acks        *ackQueue
+	hctx        handOffCtx // used by the connection's read loop only
 }
 
 // sessionOf returns the session of an authenticated client, nil for anything
@@ -103,6 +105,8 @@ func (h *policy) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		ref:         ref,
 		cmdTopic:    posfleet.Topic(ref, posfleet.ChannelCommand),
 		statusTopic: posfleet.Topic(ref, posfleet.ChannelStatus),
+		acks:        newAckQueue(cl),
+		hctx:        handOffCtx{Context: b.baseCtx, timeout: b.opts.AcceptTimeout},
 	}
 	if b.opts.RatePerSecond > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(b.opts.RatePerSecond), b.opts.RateBurst)
@@ -210,8 +214,15 @@ func (h *policy) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet 
 }
 
 // OnPublish handles a terminal's publish: rate limit, ownership, then the
-// Sink. mochi acknowledges a QoS 1 publish only after this returns, which is
-// what makes "acknowledged" mean "durable".
+// Sink. A QoS 1 publish is acknowledged only once the Sink has it durable,
+// which is what makes "acknowledged" mean "durable".
+//
+// Messages go to the Sink without waiting (see Submitter) and the
+// connection's ackQueue writes each PUBACK when its message is stored, in
+// arrival order; OnPublish then returns ErrRejectPacket so that mochi
+// neither acknowledges nor forwards it. status and fw, which mochi must
+// retain, wait instead until the message is durable and leave the PUBACK and
+// the retaining to mochi; they are rare (connect, boot).
 func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	b := h.b
 	if cl.Net.Inline {
@@ -225,6 +236,21 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 		// Closing: leave the message unacknowledged, the terminal resends it.
 		return pk, packets.ErrRejectPacket
 	}
+	qos1 := pk.FixedHeader.Qos == 1
+	// Room for this acknowledgement: a terminal has at most ReceiveMaximum
+	// messages in the broker's hands. mochi acknowledges QoS 2 (no terminal
+	// needs it, but a client may send it), after every earlier
+	// acknowledgement.
+	defer s.hctx.reset()
+	room := b.opts.ReceiveMaximum
+	if pk.FixedHeader.Qos == 2 {
+		room = 1
+	}
+	if pk.FixedHeader.Qos > 0 {
+		if err := s.acks.waitRoom(&s.hctx, room); err != nil {
+			return pk, b.stuck(cl, s, err)
+		}
+	}
 
 	ref, ch, err := posfleet.ParseTopic(pk.TopicName)
 	if err != nil || ref != s.ref || ch == posfleet.ChannelCommand {
@@ -232,49 +258,138 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 		b.m.publishes.WithLabelValues("denied").Inc()
 		b.security(posfleet.SecurityPublishDenied, s.ref, s.ref.String(), pk.TopicName, cl.Net.Remote)
 		b.log.Debug("publish denied", "terminal", s.ref.String(), "topic", truncate(pk.TopicName, maxEventTopic))
-		return pk, drop(cl, pk, packets.ErrNotAuthorized)
+		return pk, s.refuse(pk, packets.ErrNotAuthorized)
 	}
 
-	ctx, cancel := context.WithTimeout(b.baseCtx, b.opts.AcceptTimeout)
-	err = b.sink.Accept(ctx, ref, ch, pk.Payload)
-	cancel()
-	var rej *posfleet.Rejection
-	switch {
-	case err == nil:
-		b.m.publishes.WithLabelValues("accepted").Inc()
+	if retained(ch) || pk.FixedHeader.Qos == 2 {
 		// status and fw are retained (PROTOCOL.md §1), whatever flag the
 		// terminal set; nothing else is, so the broker never holds a
-		// transaction.
-		pk.FixedHeader.Retain = ch == posfleet.ChannelStatus || ch == posfleet.ChannelFirmware
-		return pk, nil
-	case errors.As(err, &rej):
-		b.m.publishes.WithLabelValues("rejected").Inc()
-		b.log.Debug("message rejected", "terminal", ref.String(), "channel", string(ch), "reason", string(rej.Reason))
-		return pk, drop(cl, pk, packets.ErrPayloadFormatInvalid)
-	default:
-		b.m.publishes.WithLabelValues("failed").Inc()
-		if b.closing.Load() {
-			return pk, packets.ErrRejectPacket
+		// transaction. mochi acknowledges these, after every earlier
+		// acknowledgement.
+		if qos1 {
+			if err := s.acks.waitRoom(&s.hctx, 1); err != nil {
+				return pk, b.stuck(cl, s, err)
+			}
 		}
-		b.log.Warn("sink cannot store message; disconnecting terminal so that it resends", "terminal", ref.String(), "channel", string(ch), "err", err)
+		ctx, cancel := context.WithTimeout(b.baseCtx, b.opts.AcceptTimeout)
+		err := b.sink.Accept(ctx, ref, ch, pk.Payload)
+		cancel()
+		if err != nil {
+			return pk, b.notStored(cl, s, pk, ch, err)
+		}
+		b.m.publishes.WithLabelValues("accepted").Inc()
+		pk.FixedHeader.Retain = retained(ch)
+		return pk, nil
+	}
+
+	var k uint64
+	if qos1 {
+		k = s.acks.add(pk.PacketID)
+	}
+	err = b.submit(&s.hctx, ref, ch, pk.Payload, func(err error) {
+		if err != nil {
+			b.m.publishes.WithLabelValues("failed").Inc()
+			s.acks.fail()
+			b.cannotStore(cl, s, ch, err)
+			return
+		}
+		b.m.publishes.WithLabelValues("accepted").Inc()
+		if qos1 {
+			s.acks.settle(k, packets.CodeSuccess)
+		}
+	})
+	if err != nil {
+		var rej *posfleet.Rejection
+		if qos1 && errors.As(err, &rej) {
+			// Refuse, in order, through the entry added above. Any other
+			// error fails the queue (notStored): nothing more is
+			// acknowledged on this connection.
+			s.acks.settle(k, refusal(s, packets.ErrPayloadFormatInvalid))
+		}
+		return pk, b.notStored(cl, s, pk, ch, err)
+	}
+	return pk, packets.ErrRejectPacket
+}
+
+// retained tells the channels the broker retains.
+func retained(ch posfleet.Channel) bool {
+	return ch == posfleet.ChannelStatus || ch == posfleet.ChannelFirmware
+}
+
+// refusal is the PUBACK code of a dropped message: MQTT 5 terminals learn
+// why; MQTT 3.1.1 has no code, and a success makes the terminal move on.
+func refusal(s *session, code packets.Code) packets.Code {
+	if s.acks.v5 {
+		return code
+	}
+	return packets.CodeSuccess
+}
+
+// refuse drops a publish, acknowledged in order, and returns what OnPublish
+// returns to mochi: QoS 1 goes through the queue; QoS 2 is mochi's to
+// answer (its queue is empty then), with the code for MQTT 5 and as an
+// ignored message otherwise.
+func (s *session) refuse(pk packets.Packet, code packets.Code) error {
+	switch pk.FixedHeader.Qos {
+	case 1:
+		s.acks.settle(s.acks.add(pk.PacketID), refusal(s, code))
+	case 2:
+		if s.acks.v5 {
+			return code
+		}
+		return packets.CodeSuccessIgnore
+	}
+	return packets.ErrRejectPacket
+}
+
+// notStored handles a publish the Sink did not take: bad input is counted
+// and refused (the connection stays); anything else leaves it
+// unacknowledged and disconnects the terminal so that it resends.
+func (b *Broker) notStored(cl *mqtt.Client, s *session, pk packets.Packet, ch posfleet.Channel, err error) error {
+	var rej *posfleet.Rejection
+	if errors.As(err, &rej) {
+		b.m.publishes.WithLabelValues("rejected").Inc()
+		b.log.Debug("message rejected", "terminal", s.ref.String(), "channel", string(ch), "reason", string(rej.Reason))
+		// An asynchronous publish has its refusal settled already; one that
+		// waited has none, since mochi did not get to acknowledge it.
+		if retained(ch) || pk.FixedHeader.Qos == 2 {
+			return s.refuse(pk, packets.ErrPayloadFormatInvalid)
+		}
+		return packets.ErrRejectPacket
+	}
+	b.m.publishes.WithLabelValues("failed").Inc()
+	s.acks.fail()
+	b.cannotStore(cl, s, ch, err)
+	return packets.ErrRejectPacket
+}
+
+// stuck handles a publish that found no room to be acknowledged in time:
+// its terminal's earlier messages are not stored after AcceptTimeout.
+func (b *Broker) stuck(cl *mqtt.Client, s *session, err error) error {
+	if errors.Is(err, errAckQueueFailed) {
+		return packets.ErrRejectPacket // already being disconnected
+	}
+	s.acks.fail()
+	b.cannotStore(cl, s, "", err)
+	return packets.ErrRejectPacket
+}
+
+// cannotStore disconnects a terminal whose message could not be stored, so
+// that it resends after reconnecting. It may run on the Sink's goroutine, so
+// the disconnect, which writes to the network, gets a goroutine of its own.
+func (b *Broker) cannotStore(cl *mqtt.Client, s *session, ch posfleet.Channel, err error) {
+	if b.closing.Load() {
+		return
+	}
+	b.log.Warn("sink cannot store message; disconnecting terminal so that it resends", "terminal", s.ref.String(), "channel", string(ch), "err", err)
+	go func() {
 		if cl.Properties.ProtocolVersion == 5 {
 			_ = b.srv.DisconnectClient(cl, packets.ErrServerBusy)
 		} else {
 			// MQTT 3.1.1 has no server DISCONNECT; closing is the signal.
 			cl.Stop(errSinkUnavailable)
 		}
-		return pk, packets.ErrRejectPacket
-	}
-}
-
-// drop returns what makes mochi drop a publish but keep the connection: for
-// MQTT 5 QoS 1/2 the reason code the PUBACK carries; otherwise an ignore,
-// which mochi acknowledges without storing, retaining or forwarding.
-func drop(cl *mqtt.Client, pk packets.Packet, code packets.Code) error {
-	if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 {
-		return code
-	}
-	return packets.CodeSuccessIgnore
+	}()
 }
 
 // OnWillSent hands a terminal's last will, its {"online":false} status, to

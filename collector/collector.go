@@ -185,9 +185,15 @@ type terminalState struct {
 	security map[posfleet.SecurityKind]int64
 }
 
+// commit is one spool record on its way through the committer.
 type commit struct {
-	rec  []byte
-	done chan error
+	rec []byte
+	// For a terminal's message: the message, its terminal's state and the
+	// submitter's answer; nil for events.
+	msg    *posfleet.Message
+	st     *terminalState
+	answer func(error)
+	pooled bool // from c.pool, returned there once answered
 }
 
 // recentEvents is how many rejections and security events are kept for the vendor.
@@ -227,7 +233,7 @@ func New(opts Options, enc PointEncoder, w PointWriter) (*Collector, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
-	c.pool.New = func() any { return &commit{done: make(chan error, 1)} }
+	c.pool.New = func() any { return &commit{pooled: true} }
 	c.metrics = newMetrics(opts.Metrics, c)
 	if err := c.recover(); err != nil {
 		sp.close()
@@ -290,7 +296,30 @@ func (c *Collector) state(ref posfleet.TerminalRef) *terminalState {
 // was a duplicate, dropped silently), a *posfleet.Rejection for bad input,
 // which is counted and stored without its payload, or another error when
 // the message could not be stored now and must not be acknowledged.
+//
+// Accept is Submit followed by a wait for its answer.
 func (c *Collector) Accept(ctx context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, payload []byte) error {
+	answer := make(chan error, 1)
+	if err := c.Submit(ctx, ref, ch, payload, func(err error) { answer <- err }); err != nil {
+		return err
+	}
+	return <-answer
+}
+
+// Submit is Accept without the wait, for a caller that keeps reading while
+// earlier messages are written (the broker acknowledges a publish when its
+// spool write completes, so one connection can have many in one group
+// commit).
+//
+// It returns a *posfleet.Rejection for bad input, or an error (ErrClosed,
+// ErrSpoolFull, ctx's) when it cannot take the message now; done is then
+// never called. Otherwise it returns nil and calls done exactly once: with
+// nil when the message is durable or was a duplicate, or with the error
+// that kept it from the spool. done may run before Submit returns (a
+// duplicate) or on the collector's completion goroutine, in the order the
+// messages were submitted; it must not block. ctx bounds only the hand-off
+// to the spool writer.
+func (c *Collector) Submit(ctx context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, payload []byte, done func(error)) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
@@ -303,29 +332,27 @@ func (c *Collector) Accept(ctx context.Context, ref posfleet.TerminalRef, ch pos
 		}
 		return err
 	}
-	return c.accept(ctx, msg)
-}
-
-func (c *Collector) accept(ctx context.Context, msg *posfleet.Message) error {
 	h := msg.Header()
 	st := c.state(msg.Terminal)
-	st.mu.Lock()
-	defer st.mu.Unlock()
 	if h.Seq > 0 {
-		isNew, gap := st.seq.check(h.Seq)
+		// A seq already durable is a redelivery: answer at once. One still
+		// on its way to the spool is written again (the point is
+		// idempotent) and complete sorts out which copy counts.
+		st.mu.Lock()
+		isNew, _ := st.seq.check(h.Seq)
 		if !isNew {
 			st.dups++
-			c.metrics.duplicates.Inc()
-			return nil
 		}
-		if gap > 0 {
-			st.gaps += gap
-			c.metrics.gaps.Add(float64(gap))
+		st.mu.Unlock()
+		if !isNew {
+			c.metrics.duplicates.Inc()
+			done(nil)
+			return nil
 		}
 	}
 	cm := c.pool.Get().(*commit)
 	rec := appendRecord(cm.rec[:0], msg.Terminal.String(), h.Seq, nil)
-	rec, err := c.enc.AppendMessage(rec, msg)
+	rec, err = c.enc.AppendMessage(rec, msg)
 	if err != nil {
 		// The decoder accepted it but the store cannot hold it (a timestamp
 		// outside what InfluxDB can represent, say): bad input all the same.
@@ -334,46 +361,81 @@ func (c *Collector) accept(ctx context.Context, msg *posfleet.Message) error {
 		c.reject(ctx, msg.Terminal, msg.Channel, rej, msg.Received)
 		return rej
 	}
-	cm.rec = rec
-	if err := c.commit(ctx, cm); err != nil {
-		return err
-	}
-	if h.Seq > 0 {
-		st.seq.mark(h.Seq)
-	}
-	c.metrics.accepted.WithLabelValues(string(msg.Channel)).Inc()
-	if c.opts.OnAccepted != nil {
-		c.opts.OnAccepted(msg)
-	}
-	return nil
+	cm.rec, cm.msg, cm.st, cm.answer = rec, msg, st, done
+	return c.handOff(ctx, cm)
 }
 
-// commit hands a record to the committer and waits until it is durable.
-func (c *Collector) commit(ctx context.Context, cm *commit) error {
+// complete runs, in submission order, once a commit's spool write is over:
+// it counts the message and feeds the health engine, unless an earlier
+// copy of the same seq got there first, then answers the submitter.
+func (c *Collector) complete(cm *commit, err error) {
+	if err == nil && cm.msg != nil {
+		seq := cm.msg.Header().Seq
+		isNew, gap := true, int64(0)
+		if seq > 0 {
+			cm.st.mu.Lock()
+			if isNew, gap = cm.st.seq.check(seq); isNew {
+				cm.st.seq.mark(seq)
+				cm.st.gaps += gap
+			} else {
+				cm.st.dups++
+			}
+			cm.st.mu.Unlock()
+		}
+		switch {
+		case !isNew:
+			c.metrics.duplicates.Inc()
+		default:
+			if gap > 0 {
+				c.metrics.gaps.Add(float64(gap))
+			}
+			c.metrics.accepted.WithLabelValues(string(cm.msg.Channel)).Inc()
+			if c.opts.OnAccepted != nil {
+				c.opts.OnAccepted(cm.msg)
+			}
+		}
+	}
+	if cm.answer != nil {
+		cm.answer(err)
+	}
+	if cm.pooled {
+		cm.rec, cm.msg, cm.st, cm.answer = cm.rec[:0], nil, nil, nil
+		c.pool.Put(cm)
+	}
+}
+
+// handOff gives a record to the committer. The committer owns it from
+// then on and answers it through complete.
+func (c *Collector) handOff(ctx context.Context, cm *commit) error {
 	c.gate.RLock()
 	defer c.gate.RUnlock()
+	fail := func(err error) error {
+		cm.msg, cm.st, cm.answer = nil, nil, nil
+		if cm.pooled {
+			c.pool.Put(cm)
+		}
+		return err
+	}
 	if c.closed.Load() {
-		c.pool.Put(cm)
-		return ErrClosed
+		return fail(ErrClosed)
 	}
 	if c.spoolBytes.Load() > c.opts.MaxSpoolBytes {
-		c.pool.Put(cm)
-		return ErrSpoolFull
+		return fail(ErrSpoolFull)
 	}
 	select {
 	case c.commits <- cm:
-	case <-c.closing:
-		c.pool.Put(cm)
-		return ErrClosed
-	case <-ctx.Done():
-		c.pool.Put(cm)
-		return ctx.Err()
+		return nil
+	default:
 	}
-	// Once handed over, the committer owns the record until it answers:
-	// wait for it even if ctx ends, so the record is not reused while written.
-	err := <-cm.done
-	c.pool.Put(cm)
-	return err
+	// The committer is behind: wait, as long as ctx allows.
+	select {
+	case c.commits <- cm:
+		return nil
+	case <-c.closing:
+		return fail(ErrClosed)
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
 }
 
 func (c *Collector) reject(ctx context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, rej *posfleet.Rejection, at time.Time) {
@@ -399,7 +461,8 @@ func (c *Collector) reject(ctx context.Context, ref posfleet.TerminalRef, ch pos
 		return
 	}
 	cm.rec = rec
-	if err := c.commit(ctx, cm); err != nil {
+	// Not waited for: the answer to bad input does not depend on it.
+	if err := c.handOff(ctx, cm); err != nil {
 		c.log.Warn("rejection not stored", "err", err)
 	}
 }
@@ -436,14 +499,14 @@ func (c *Collector) RecordSecurity(ev posfleet.SecurityEvent) {
 		return
 	}
 	// Hand it to the committer without waiting for the fsync: an attacker's
-	// flood must not slow the broker. Nobody reads done (buffered).
+	// flood must not slow the broker.
 	c.gate.RLock()
 	defer c.gate.RUnlock()
 	if c.closed.Load() {
 		return
 	}
 	select {
-	case c.commits <- &commit{rec: b, done: make(chan error, 1)}:
+	case c.commits <- &commit{rec: b}:
 	default:
 		c.metrics.securityDropped.Inc()
 	}
@@ -465,26 +528,36 @@ func (c *Collector) uniqueTime(t time.Time) time.Time {
 }
 
 // commitLoop writes records to the spool, as many per write (and fsync) as
-// have arrived meanwhile.
+// have arrived meanwhile, and passes each written group to completeLoop, so
+// that the next write starts while the last group is being answered.
 func (c *Collector) commitLoop() {
 	defer c.done.Done()
+	groups := make(chan committed, 2)
+	c.done.Add(1)
+	go c.completeLoop(groups)
+	defer close(groups)
+
 	var (
-		batch   wal.Batch
-		pending []*commit
-		recs    [][]byte
+		batch wal.Batch
+		recs  [][]byte
 	)
-	const maxGroup = 1024
+	// A group is bounded so that one write stays a few MiB at most; with
+	// asynchronous acknowledgements every terminal can have many records in
+	// one group.
+	const maxGroup = 4096
 	for {
+		var pending []*commit
 		select {
 		case cm := <-c.commits:
-			pending = append(pending[:0], cm)
+			pending = append(make([]*commit, 0, 64), cm)
 		case <-c.closing:
 			// Answer whatever was handed over before Close.
 			for {
 				select {
 				case cm := <-c.commits:
-					cm.done <- ErrClosed
+					pending = append(pending, cm)
 				default:
+					groups <- committed{pending, ErrClosed}
 					return
 				}
 			}
@@ -517,8 +590,23 @@ func (c *Collector) commitLoop() {
 			c.log.Error("spool write failed", "err", err)
 			c.metrics.spoolErrors.Inc()
 		}
-		for _, cm := range pending {
-			cm.done <- err
+		groups <- committed{pending, err}
+	}
+}
+
+// committed is a group of records written to the spool together, and the
+// outcome of the write.
+type committed struct {
+	cms []*commit
+	err error
+}
+
+// completeLoop answers written groups in order.
+func (c *Collector) completeLoop(groups <-chan committed) {
+	defer c.done.Done()
+	for g := range groups {
+		for _, cm := range g.cms {
+			c.complete(cm, g.err)
 		}
 	}
 }
