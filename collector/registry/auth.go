@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/posfleet/posfleet"
 	bolt "go.etcd.io/bbolt"
@@ -90,8 +91,15 @@ func verifySecret(encoded string, secret []byte) (bool, error) {
 // unknown; the caller refuses the connection either way.
 //
 // A successful slow verification is remembered as an HMAC of the secret under
-// a process-random key, so that reconnects skip argon2id; the entry is dropped
-// when Import changes the terminal's secret.
+// the cache key, so that reconnects skip argon2id; the entry is dropped when
+// Import changes the terminal's secret. With Options.CacheKeyFile the entry
+// is also written to the registry file in the background (see persister), so
+// that the cache survives a restart: the moment every terminal reconnects at
+// once. Only secrets of at least minPersistedSecretLen characters are
+// written: whoever steals both the key file and the registry can test guesses
+// against a written entry at HMAC speed, which is hopeless against the 256
+// random bits of a generated secret but not against a short secret an
+// operator chose.
 func (r *Registry) Authenticate(ctx context.Context, username string, password []byte) (posfleet.TerminalRef, error) {
 	ref, err := posfleet.ParseClientID(username)
 	if err != nil {
@@ -145,6 +153,7 @@ func (r *Registry) Authenticate(ctx context.Context, username string, password [
 	case <-ctx.Done():
 		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: waiting to verify: %w", ref, ctx.Err())
 	}
+	r.slowVerifies.Add(1)
 	ok, err := verifySecret(hash, password)
 	<-r.verifySem
 	if err != nil {
@@ -156,24 +165,33 @@ func (r *Registry) Authenticate(ctx context.Context, username string, password [
 	}
 
 	r.cacheMu.Lock()
+	// The same epoch check guards the disk: an entry that is not cached
+	// after a change is not queued either. (The writer checks the stored
+	// hash again in its own transaction, for a change that commits after
+	// this point.)
 	if r.cacheEpoch == epoch {
 		r.cache[ref] = mac
+		if r.persist != nil && utf8.RuneCount(password) >= minPersistedSecretLen {
+			r.persist.add(ref, pendingEntry{mac: mac, hash: hash})
+		}
 	}
 	r.cacheMu.Unlock()
 	return ref, nil
 }
 
-func (r *Registry) mac(secret []byte) [32]byte {
+func (r *Registry) mac(secret []byte) [macLen]byte {
 	h := hmac.New(sha256.New, r.cacheKey)
 	h.Write(secret)
-	var out [32]byte
+	var out [macLen]byte
 	h.Sum(out[:0])
 	return out
 }
 
 // forget drops the cached credentials of terminals whose secret changed and
 // moves the epoch on, so that a verification in flight against an old hash
-// does not cache its result. Call it after the change is committed.
+// does not cache (or queue for the disk) its result. Call it after the change
+// is committed; the persisted entries must be deleted in the transaction of
+// the change itself.
 func (r *Registry) forget(refs []posfleet.TerminalRef) {
 	if len(refs) == 0 {
 		return

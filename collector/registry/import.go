@@ -324,7 +324,7 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, emit func([]Credent
 	var rotated []posfleet.TerminalRef
 	now := time.Now().UTC()
 	err = r.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTerminals)
+		b, verified := tx.Bucket(bucketTerminals), tx.Bucket(bucketVerified)
 		for i, row := range rows {
 			prev, err := getRecord(b, row.ref)
 			if err != nil {
@@ -343,6 +343,13 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, emit func([]Credent
 			rec.Lat, rec.Lon = row.lat, row.lon
 			if h, ok := hashOf[i]; ok {
 				rec.SecretHash = h
+				// In this transaction, not after it: a persisted entry
+				// of the old secret must not outlive the change, even
+				// by a crash. (A new terminal has none, unless left by
+				// an older posfleet; deleting costs nothing.)
+				if err := verified.Delete(key(row.ref)); err != nil {
+					return fmt.Errorf("drop verified credential of %s: %w", row.ref, err)
+				}
 			}
 			switch {
 			case prev == nil:

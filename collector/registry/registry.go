@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/posfleet/posfleet"
@@ -41,6 +42,27 @@ type Options struct {
 	// reconnect storm or a flood of wrong secrets queues instead of thrashing
 	// the CPU and the memory (each verification holds HashMemoryKiB).
 	MaxConcurrentVerify int
+
+	// CacheKeyFile, when set, makes the cache of verified credentials survive
+	// restarts, so that a fleet reconnecting after a restart is not held up
+	// by one slow argon2id verification per terminal. It is the path of a
+	// file holding the cache's HMAC key (32 random bytes), created with mode
+	// 0600 if missing; Open refuses a key file of another size or readable
+	// by group or others. The entries themselves are stored in the registry
+	// file; a new key file (for example after deleting it) drops them.
+	//
+	// The key lives outside the registry file on purpose: a copy of the
+	// registry alone, such as a backup, must not let anyone test guesses at
+	// a secret faster than argon2id allows. Whoever has both files can test
+	// guesses at HMAC speed against persisted entries, so only secrets of at
+	// least 32 characters are persisted (posfleet generates 256-bit random
+	// ones of 43 characters); shorter ones, possibly chosen by an operator
+	// and weak, stay in memory only and are verified slowly once after each
+	// restart.
+	//
+	// "" keeps the cache in memory only, under a key that changes with every
+	// process.
+	CacheKeyFile string
 
 	// Logger receives import summaries and storage problems; nil discards.
 	Logger *slog.Logger
@@ -145,12 +167,26 @@ type Registry struct {
 	// hashes secrets outside the write transaction, then applies.
 	importMu sync.Mutex
 
-	cacheMu  sync.Mutex
-	cacheKey []byte // process-random HMAC key; the cache never holds secrets
-	cache    map[posfleet.TerminalRef][32]byte
+	cacheMu sync.Mutex
+	// cacheKey is the HMAC key of the cache, from Options.CacheKeyFile or
+	// else process-random; the cache never holds secrets.
+	cacheKey []byte
+	cache    map[posfleet.TerminalRef][macLen]byte
 	// cacheEpoch changes whenever a secret changes, so that a verification
 	// that read the old hash cannot cache its result after the change.
 	cacheEpoch uint64
+
+	// persist writes verified credentials to disk; nil without
+	// Options.CacheKeyFile.
+	persist *persister
+
+	// slowVerifies counts argon2id verifications and persistBatches the
+	// writer's transactions, so that tests can tell a cache hit from a
+	// verification, and see the batching, without timing.
+	slowVerifies, persistBatches atomic.Int64
+	// testHookBeforePersist, when set by a test, runs in the writer before
+	// it takes the pending entries.
+	testHookBeforePersist func()
 }
 
 // Open opens the registry file at path, creating it (mode 0600) if needed.
@@ -170,6 +206,14 @@ func Open(path string, opts Options) (*Registry, error) {
 			return err
 		}
 		if _, err := tx.CreateBucketIfNotExists(bucketTerminals); err != nil {
+			return err
+		}
+		// Created even without a key file, so that Import can always delete
+		// the entry of a secret it changes (an import from the command line
+		// opens the registry without the server's key file). An older
+		// posfleet ignores the bucket; entries it left stale are dropped by
+		// their hash tag at load.
+		if _, err := tx.CreateBucketIfNotExists(bucketVerified); err != nil {
 			return err
 		}
 		if v := meta.Get(keySchema); v != nil {
@@ -192,16 +236,37 @@ func Open(path string, opts Options) (*Registry, error) {
 		opts:      opts,
 		log:       opts.Logger.With("component", "registry"),
 		verifySem: make(chan struct{}, opts.MaxConcurrentVerify),
-		cacheKey:  make([]byte, 32),
-		cache:     make(map[posfleet.TerminalRef][32]byte),
+		cache:     make(map[posfleet.TerminalRef][macLen]byte),
 	}
-	rand.Read(r.cacheKey) // never fails (crypto/rand docs)
+	if opts.CacheKeyFile == "" {
+		r.cacheKey = make([]byte, cacheKeyLen)
+		rand.Read(r.cacheKey) // never fails (crypto/rand docs)
+	} else {
+		// After the file lock, so that two processes never race to create
+		// the key of one registry.
+		key, created, err := loadCacheKey(opts.CacheKeyFile)
+		if err == nil {
+			r.cacheKey = key
+			err = r.loadVerified(created)
+		}
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("registry: open %s: %w", path, err)
+		}
+		if created {
+			r.log.Info("new credential cache key; terminals are verified slowly once", "key_file", opts.CacheKeyFile)
+		}
+		r.persist = newPersister()
+		go r.runPersister()
+	}
 	r.dummyHash = r.hashSecret([]byte(generateSecret()))
 	return r, nil
 }
 
-// Close releases the file and its lock.
+// Close writes the verified credentials still pending, then releases the
+// file and its lock.
 func (r *Registry) Close() error {
+	r.stopPersister()
 	if err := r.db.Close(); err != nil {
 		return fmt.Errorf("registry: close %s: %w", r.path, err)
 	}

@@ -952,6 +952,42 @@ func BenchmarkAuthenticate(b *testing.B) {
 		})
 	})
 
+	// After a restart with Options.CacheKeyFile: every terminal verified
+	// before the restart, none verified again. A pool of terminals is
+	// reused, as provisioning b.N of them would take longer than the
+	// benchmark; small hash parameters make the provisioning quick, and the
+	// warm path never runs the hash.
+	b.Run("persisted", func(b *testing.B) {
+		const pool = 1000
+		dir := b.TempDir()
+		path := filepath.Join(dir, "registry.db")
+		opts := registry.Options{HashMemoryKiB: 64, CacheKeyFile: filepath.Join(dir, "cache.key")}
+		r := openAt(b, path, opts)
+		creds := provision(b, r, pool)
+		for _, c := range creds {
+			if err := auth(r, c.TerminalRef, c.Secret); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := r.Close(); err != nil {
+			b.Fatal(err)
+		}
+		r = openAt(b, path, opts)
+		verified := registry.SlowVerifications(r)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			c := creds[i%pool]
+			if err := auth(r, c.TerminalRef, c.Secret); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		if n := registry.SlowVerifications(r) - verified; n != 0 {
+			b.Errorf("%d slow verifications after reopen, want 0", n)
+		}
+	})
+
 	b.Run("cached", func(b *testing.B) {
 		r := open(b, registry.Options{})
 		c := provision(b, r, 1)[0]
