@@ -255,7 +255,7 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	ref, ch, err := posfleet.ParseTopic(pk.TopicName)
 	if err != nil || ref != s.ref || ch == posfleet.ChannelCommand {
 		b.m.aclDenials.WithLabelValues("publish").Inc()
-		b.m.publishes.WithLabelValues("denied").Inc()
+		b.m.denied.Inc()
 		b.security(posfleet.SecurityPublishDenied, s.ref, s.ref.String(), pk.TopicName, cl.Net.Remote)
 		b.log.Debug("publish denied", "terminal", s.ref.String(), "topic", truncate(pk.TopicName, maxEventTopic))
 		return pk, s.refuse(pk, packets.ErrNotAuthorized)
@@ -277,7 +277,7 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 		if err != nil {
 			return pk, b.notStored(cl, s, pk, ch, err)
 		}
-		b.m.publishes.WithLabelValues("accepted").Inc()
+		b.m.accepted.Inc()
 		pk.FixedHeader.Retain = retained(ch)
 		return pk, nil
 	}
@@ -288,12 +288,12 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	}
 	err = b.submit(&s.hctx, ref, ch, pk.Payload, func(err error) {
 		if err != nil {
-			b.m.publishes.WithLabelValues("failed").Inc()
+			b.m.failed.Inc()
 			s.acks.fail()
 			b.cannotStore(cl, s, ch, err)
 			return
 		}
-		b.m.publishes.WithLabelValues("accepted").Inc()
+		b.m.accepted.Inc()
 		if qos1 {
 			s.acks.settle(k, packets.CodeSuccess)
 		}
@@ -348,7 +348,7 @@ func (s *session) refuse(pk packets.Packet, code packets.Code) error {
 func (b *Broker) notStored(cl *mqtt.Client, s *session, pk packets.Packet, ch posfleet.Channel, err error) error {
 	var rej *posfleet.Rejection
 	if errors.As(err, &rej) {
-		b.m.publishes.WithLabelValues("rejected").Inc()
+		b.m.rejected.Inc()
 		b.log.Debug("message rejected", "terminal", s.ref.String(), "channel", string(ch), "reason", string(rej.Reason))
 		// An asynchronous publish has its refusal settled already; one that
 		// waited has none, since mochi did not get to acknowledge it.
@@ -357,7 +357,7 @@ func (b *Broker) notStored(cl *mqtt.Client, s *session, pk packets.Packet, ch po
 		}
 		return packets.ErrRejectPacket
 	}
-	b.m.publishes.WithLabelValues("failed").Inc()
+	b.m.failed.Inc()
 	s.acks.fail()
 	b.cannotStore(cl, s, ch, err)
 	return packets.ErrRejectPacket
@@ -406,13 +406,13 @@ func (h *policy) OnWillSent(cl *mqtt.Client, pk packets.Packet) {
 	var rej *posfleet.Rejection
 	switch {
 	case err == nil:
-		b.m.publishes.WithLabelValues("accepted").Inc()
+		b.m.accepted.Inc()
 		b.log.Debug("last will delivered", "terminal", s.ref.String())
 	case errors.As(err, &rej):
-		b.m.publishes.WithLabelValues("rejected").Inc()
+		b.m.rejected.Inc()
 		b.log.Info("last will rejected", "terminal", s.ref.String(), "reason", string(rej.Reason))
 	default:
-		b.m.publishes.WithLabelValues("failed").Inc()
+		b.m.failed.Inc()
 		b.log.Warn("sink cannot store last will", "terminal", s.ref.String(), "err", err)
 	}
 }

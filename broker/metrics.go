@@ -14,7 +14,9 @@ type metrics struct {
 	authFailures prometheus.Counter
 	aclDenials   *prometheus.CounterVec // kind: publish, subscribe, will
 	publishes    *prometheus.CounterVec // result: accepted, rejected, failed, denied
-	rateLimited  prometheus.Counter
+	// publishes' children, looked up once: the accepted one counts every message.
+	accepted, rejected, failed, denied prometheus.Counter
+	rateLimited                        prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, connected func() int) (*metrics, error) {
@@ -43,9 +45,10 @@ func newMetrics(reg prometheus.Registerer, connected func() int) (*metrics, erro
 	for _, k := range []string{"publish", "subscribe", "will"} {
 		m.aclDenials.WithLabelValues(k)
 	}
-	for _, r := range []string{"accepted", "rejected", "failed", "denied"} {
-		m.publishes.WithLabelValues(r)
-	}
+	m.accepted = m.publishes.WithLabelValues("accepted")
+	m.rejected = m.publishes.WithLabelValues("rejected")
+	m.failed = m.publishes.WithLabelValues("failed")
+	m.denied = m.publishes.WithLabelValues("denied")
 	if reg == nil {
 		return m, nil
 	}

@@ -99,6 +99,10 @@ type Options struct {
 	// BatchLines lines or its oldest line waited BatchWait.
 	BatchLines int
 	BatchWait  time.Duration
+	// Writers is how many batches are written to the store at once. The
+	// store takes concurrent writes faster than one after the other, and
+	// the next batch is gathered while they are under way.
+	Writers int
 	// RetryMin and RetryMax bound the backoff between attempts while the
 	// store is unavailable.
 	RetryMin, RetryMax time.Duration
@@ -135,7 +139,11 @@ func DefaultOptions() Options {
 		// InfluxDB's own guidance: 5,000 lines per write.
 		BatchLines: 5000,
 		// Low enough that data is queryable within a second.
-		BatchWait:    200 * time.Millisecond,
+		BatchWait: 200 * time.Millisecond,
+		// Two: InfluxDB's ceiling on a 2-core machine is reached with two
+		// concurrent writers (make bench tries 1, 2 and 4); more only queue
+		// up inside InfluxDB.
+		Writers:      2,
 		RetryMin:     100 * time.Millisecond,
 		RetryMax:     10 * time.Second,
 		FlushTimeout: 10 * time.Second,
@@ -172,6 +180,7 @@ type Collector struct {
 	rejections *ring[RejectionEvent]
 	security   *ring[SecurityRecord]
 
+	deadMu   sync.Mutex            // the dead-letter file
 	writeErr atomic.Pointer[error] // last write error, nil after a success
 	acked    atomic.Uint64         // mirror of spool.acked for Stats
 }
@@ -207,6 +216,12 @@ func New(opts Options, enc PointEncoder, w PointWriter) (*Collector, error) {
 	}
 	if opts.BatchLines < 1 || opts.BatchWait <= 0 || opts.RetryMin <= 0 || opts.RetryMax < opts.RetryMin {
 		return nil, fmt.Errorf("collector: batch and retry settings must be positive")
+	}
+	if opts.Writers == 0 {
+		opts.Writers = DefaultOptions().Writers
+	}
+	if opts.Writers < 1 || opts.Writers > 64 {
+		return nil, fmt.Errorf("collector: Writers %d: want 1..64", opts.Writers)
 	}
 	sp, err := openSpool(opts.SpoolDir, opts.SegmentBytes, opts.Fsync == FsyncInterval)
 	if err != nil {
@@ -389,7 +404,7 @@ func (c *Collector) complete(cm *commit, err error) {
 			if gap > 0 {
 				c.metrics.gaps.Add(float64(gap))
 			}
-			c.metrics.accepted.WithLabelValues(string(cm.msg.Channel)).Inc()
+			c.metrics.acceptedBy[cm.msg.Channel].Inc()
 			if c.opts.OnAccepted != nil {
 				c.opts.OnAccepted(cm.msg)
 			}

@@ -10,6 +10,7 @@ type metrics struct {
 	reg             prometheus.Registerer
 	collectors      []prometheus.Collector
 	accepted        *prometheus.CounterVec
+	acceptedBy      map[posfleet.Channel]prometheus.Counter // accepted's children, looked up once
 	rejected        *prometheus.CounterVec
 	security        *prometheus.CounterVec
 	securityDropped prometheus.Counter
@@ -72,8 +73,9 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 	for _, r := range posfleet.Reasons {
 		m.rejected.WithLabelValues(string(r))
 	}
+	m.acceptedBy = make(map[posfleet.Channel]prometheus.Counter, len(posfleet.UplinkChannels))
 	for _, ch := range posfleet.UplinkChannels {
-		m.accepted.WithLabelValues(string(ch))
+		m.acceptedBy[ch] = m.accepted.WithLabelValues(string(ch))
 	}
 	m.writeErrors.WithLabelValues("unavailable")
 	m.writeErrors.WithLabelValues("rejected")

@@ -10,9 +10,11 @@ import (
 )
 
 // writeLoop drains the spool to the store: it gathers up to BatchLines
-// entries (or what arrived within BatchWait), writes them, and acknowledges
-// them in the spool only when the store accepted the batch. While the store
-// is down it retries the same batch with backoff; nothing is skipped.
+// entries (or what arrived within BatchWait) and hands the batch to one of
+// Options.Writers concurrent writes, gathering the next meanwhile. Batches
+// are acknowledged in the spool in order, each only when it and every
+// batch before it are stored. While the store is down a write retries its
+// batch with backoff; nothing is skipped.
 func (c *Collector) writeLoop() {
 	defer c.done.Done()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -29,10 +31,21 @@ func (c *Collector) writeLoop() {
 		}
 	}()
 
-	var (
-		buf   []byte
-		lines int
-	)
+	// inOrder holds the batches being written, oldest first; its capacity
+	// bounds the writes in flight. ackLoop acknowledges them in that order.
+	inOrder := make(chan *batch, c.opts.Writers)
+	// free recycles batch buffers (a few MiB each) from ackLoop.
+	free := make(chan []byte, c.opts.Writers+1)
+	acked := make(chan struct{})
+	go func() {
+		defer close(acked)
+		c.ackLoop(inOrder, free)
+	}()
+	defer func() {
+		close(inOrder)
+		<-acked
+	}()
+
 	next := c.spool.acked + 1
 	for {
 		last := c.spool.last.Load()
@@ -52,31 +65,34 @@ func (c *Collector) writeLoop() {
 		}
 		// Gather a batch: what is there now, then wait up to BatchWait for
 		// more while it is not full.
-		buf, lines = buf[:0], 0
-		var size int64
+		bt := &batch{done: make(chan bool, 1)}
+		select {
+		case bt.buf = <-free:
+		default:
+		}
 		end := next - 1
 		var deadline <-chan time.Time
 		var timer *time.Timer
-		for lines < c.opts.BatchLines {
+		for bt.lines < c.opts.BatchLines {
 			last = c.spool.last.Load()
-			for end < last && lines < c.opts.BatchLines {
+			for end < last && bt.lines < c.opts.BatchLines {
 				b, err := c.spool.read(end + 1)
 				if err != nil {
 					c.log.Error("spool read failed", "err", err)
 					c.metrics.spoolErrors.Inc()
 					break
 				}
-				size += int64(len(b))
+				bt.size += int64(len(b))
 				r, err := parseRecord(b)
 				if err != nil {
 					c.log.Error("spool entry skipped", "index", end+1, "err", err)
 				} else {
-					buf = append(buf, r.Lines...)
-					lines++
+					bt.buf = append(bt.buf, r.Lines...)
+					bt.lines++
 				}
 				end++
 			}
-			if lines >= c.opts.BatchLines || c.closed.Load() {
+			if bt.lines >= c.opts.BatchLines || c.closed.Load() {
 				break
 			}
 			if deadline == nil {
@@ -99,16 +115,47 @@ func (c *Collector) writeLoop() {
 		if end < next {
 			continue
 		}
-		if !c.store(ctx, buf, lines) {
-			return // closing and the store is still down: the spool keeps it
+		bt.end = end
+		select {
+		case inOrder <- bt: // a write slot is free
+		case <-ctx.Done():
+			return
 		}
-		if err := c.spool.ack(end, size); err != nil {
+		go func() { bt.done <- c.store(ctx, bt.buf, bt.lines) }()
+		next = end + 1
+	}
+}
+
+// batch is one write to the store: the spool entries up to end.
+type batch struct {
+	buf   []byte
+	lines int
+	size  int64 // spool bytes
+	end   uint64
+	done  chan bool // the outcome of store
+}
+
+// ackLoop acknowledges written batches in the spool, in order. After a
+// batch that was not stored (closing with the store down) it acknowledges
+// nothing more: the spool keeps the rest for the next start.
+func (c *Collector) ackLoop(inOrder <-chan *batch, free chan<- []byte) {
+	stopped := false
+	for bt := range inOrder {
+		ok := <-bt.done
+		select {
+		case free <- bt.buf[:0]:
+		default:
+		}
+		if !ok || stopped {
+			stopped = true
+			continue
+		}
+		if err := c.spool.ack(bt.end, bt.size); err != nil {
 			c.log.Error("spool acknowledgement failed", "err", err)
 			c.metrics.spoolErrors.Inc()
 		}
-		c.acked.Store(end)
-		c.spoolBytes.Add(-size)
-		next = end + 1
+		c.acked.Store(bt.end)
+		c.spoolBytes.Add(-bt.size)
 	}
 }
 
@@ -184,6 +231,8 @@ func nthLineEnd(b []byte, n int) int {
 // deadLetter keeps a line the store refused, so it is neither retried
 // forever nor silently gone.
 func (c *Collector) deadLetter(line []byte) {
+	c.deadMu.Lock() // concurrent writes may each find a bad line
+	defer c.deadMu.Unlock()
 	c.metrics.deadLetters.Inc()
 	c.log.Error("store refused a line; kept in the dead-letter file", "file", filepath.Join(c.opts.SpoolDir, "dead-letter.lp"))
 	f, err := os.OpenFile(filepath.Join(c.opts.SpoolDir, "dead-letter.lp"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)

@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
-
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/collector/influxdb"
 )
@@ -68,12 +66,9 @@ func lineProtocol(creds []credential, perTerm int64, base time.Time) ([][]byte, 
 	return lines, nil
 }
 
-// publisher is one simulated terminal on a plain paho client: the lean
-// path, so that the load generator costs as little CPU as possible on the
-// machine it shares with the system under test.
+// publisher is one simulated terminal.
 type publisher struct {
-	cred   credential
-	client mqtt.Client
+	client pubClient
 	prefix string
 	seq    int64
 }
@@ -84,36 +79,35 @@ type fleet struct {
 	inflight int
 }
 
-// connectFleet connects every terminal to the broker at addr.
-func connectFleet(ctx context.Context, addr string, creds []credential, inflight int) (*fleet, error) {
-	f := &fleet{inflight: inflight}
+// connectFleet connects every terminal to the broker at addr with the
+// generator named (generatorRaw or generatorPaho).
+func connectFleet(ctx context.Context, addr string, creds []credential, inflight int, generator string) (*fleet, error) {
+	dial := dialRaw
+	if generator == generatorPaho {
+		dial = dialPaho
+	}
+	f := &fleet{inflight: inflight, pubs: make([]*publisher, len(creds))}
 	var mu sync.Mutex
 	var firstErr error
 	sem := make(chan struct{}, 16)
 	var wg sync.WaitGroup
-	for _, c := range creds {
-		p := &publisher{cred: c, prefix: posfleet.Topic(posfleet.TerminalRef{Tenant: c.Tenant, Terminal: c.Terminal}, "")}
-		id := c.Tenant + ":" + c.Terminal
-		opts := mqtt.NewClientOptions().AddBroker("tcp://" + addr).
-			SetClientID(id).SetUsername(id).SetPassword(c.Secret).
-			SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
-			SetConnectTimeout(30 * time.Second).SetKeepAlive(60 * time.Second).
-			SetWriteTimeout(30 * time.Second).SetOrderMatters(false)
-		p.client = mqtt.NewClient(opts)
-		f.pubs = append(f.pubs, p)
+	for i, c := range creds {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			tok := p.client.Connect()
-			if !tok.WaitTimeout(60*time.Second) || tok.Error() != nil {
-				mu.Lock()
+			id := c.Tenant + ":" + c.Terminal
+			client, err := dial(addr, id, c.Secret)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
 				if firstErr == nil {
-					firstErr = fmt.Errorf("connect %s: %v", id, tok.Error())
+					firstErr = err
 				}
-				mu.Unlock()
+				return
 			}
+			f.pubs[i] = &publisher{client: client, prefix: posfleet.Topic(posfleet.TerminalRef{Tenant: c.Tenant, Terminal: c.Terminal}, "")}
 		}()
 	}
 	wg.Wait()
@@ -126,17 +120,17 @@ func connectFleet(ctx context.Context, addr string, creds []credential, inflight
 
 func (f *fleet) close() {
 	for _, p := range f.pubs {
-		if p.client.IsConnected() {
-			p.client.Disconnect(100)
+		if p != nil {
+			p.client.Close()
 		}
 	}
 }
 
 // publish sends one message of p with its next seq.
-func (p *publisher) publish(base time.Time) mqtt.Token {
+func (p *publisher) publish(base time.Time) token {
 	p.seq++
 	ch, payload := message(p.seq, base)
-	return p.client.Publish(p.prefix+string(ch), 1, false, payload)
+	return p.client.Publish(p.prefix+string(ch), payload)
 }
 
 // sendStats counts a phase's publishes.
@@ -146,12 +140,17 @@ type sendStats struct {
 
 // window keeps at most n publishes of one terminal unacknowledged.
 type window struct {
-	toks chan mqtt.Token
-	st   *sendStats
-	mu   *sync.Mutex
+	toks  chan token
+	flush func()
+	st    *sendStats
+	mu    *sync.Mutex
 }
 
-func (w window) wait(tok mqtt.Token) {
+func newWindow(n int, p *publisher, st *sendStats, mu *sync.Mutex) window {
+	return window{toks: make(chan token, n), flush: p.client.Flush, st: st, mu: mu}
+}
+
+func (w window) wait(tok token) {
 	ok := tok.WaitTimeout(30*time.Second) && tok.Error() == nil
 	w.mu.Lock()
 	if ok {
@@ -162,14 +161,18 @@ func (w window) wait(tok mqtt.Token) {
 	w.mu.Unlock()
 }
 
-func (w window) push(tok mqtt.Token) {
+// push adds tok; when the window is full it sends what is buffered and
+// waits for the oldest acknowledgement.
+func (w window) push(tok token) {
 	if len(w.toks) == cap(w.toks) {
+		w.flush()
 		w.wait(<-w.toks)
 	}
 	w.toks <- tok
 }
 
 func (w window) drain() {
+	w.flush()
 	close(w.toks)
 	for tok := range w.toks {
 		w.wait(tok)
@@ -189,7 +192,7 @@ func (f *fleet) maxRate(ctx context.Context, d time.Duration, base time.Time) se
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := window{toks: make(chan mqtt.Token, f.inflight), st: &st, mu: &mu}
+			w := newWindow(f.inflight, p, &st, &mu)
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				w.push(p.publish(base))
 				published.Add(1)
@@ -203,8 +206,8 @@ func (f *fleet) maxRate(ctx context.Context, d time.Duration, base time.Time) se
 }
 
 // fixedRate publishes rate messages per second in total, spread evenly
-// over the terminals, for d. It returns the publish time of every message
-// in the order they were published.
+// over the terminals, for d, each sent at once. It returns the publish time
+// of every message in the order they were published.
 func (f *fleet) fixedRate(ctx context.Context, rate float64, d time.Duration, base time.Time) (sendStats, []time.Time) {
 	var st sendStats
 	var mu sync.Mutex
@@ -219,7 +222,7 @@ func (f *fleet) fixedRate(ctx context.Context, rate float64, d time.Duration, ba
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w := window{toks: make(chan mqtt.Token, f.inflight), st: &st, mu: &mu}
+			w := newWindow(f.inflight, p, &st, &mu)
 			next := start.Add(interval * time.Duration(i) / time.Duration(n))
 			for next.Before(end) && ctx.Err() == nil {
 				if wait := time.Until(next); wait > 0 {
@@ -231,6 +234,7 @@ func (f *fleet) fixedRate(ctx context.Context, rate float64, d time.Duration, ba
 				}
 				times[k] = time.Now()
 				w.push(p.publish(base))
+				p.client.Flush()
 				next = next.Add(interval)
 			}
 			w.drain()

@@ -43,6 +43,7 @@ type options struct {
 	// Throughput scenario.
 	Terminals       int
 	Inflight        int
+	Generator       string
 	Duration        time.Duration
 	LatencyDuration time.Duration
 	Poll            time.Duration
@@ -73,6 +74,7 @@ func defaultOptions() options {
 		Reps:            2,
 		Terminals:       100,
 		Inflight:        16,
+		Generator:       generatorRaw,
 		Duration:        10 * time.Second,
 		LatencyDuration: 10 * time.Second,
 		Poll:            100 * time.Millisecond,
@@ -104,6 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.Reps, "reps", o.Reps, "repetitions (systems alternate their order)")
 	fs.IntVar(&o.Terminals, "terminals", o.Terminals, "simulated terminals of the throughput scenario")
 	fs.IntVar(&o.Inflight, "inflight", o.Inflight, "unacknowledged QoS 1 publishes per terminal")
+	fs.StringVar(&o.Generator, "generator", o.Generator, "load generator: raw (MQTT 3.1.1 over TCP with paho's packet codec, each terminal's window in one write: cheap, so the systems get the CPU) or paho (the paho client)")
 	fs.DurationVar(&o.Duration, "duration", o.Duration, "publishing time of the maximum-rate phase")
 	fs.DurationVar(&o.LatencyDuration, "latency-duration", o.LatencyDuration, "publishing time of the half-rate latency phase")
 	fs.DurationVar(&o.Poll, "poll", o.Poll, "InfluxDB count polling period in the latency phase")
@@ -146,6 +149,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case o.Scenario != "throughput" && o.Scenario != "connections":
 		return o, fmt.Errorf("-scenario: want throughput or connections, not %q", o.Scenario)
+	case o.Generator != generatorRaw && o.Generator != generatorPaho:
+		return o, fmt.Errorf("-generator %q: want %s or %s", o.Generator, generatorRaw, generatorPaho)
 	case o.Reps < 1 || o.Terminals < 1 || o.Inflight < 1 || o.CeilingLines < 0 || o.ConnTerminals < 1:
 		return o, errors.New("-reps, -terminals, -inflight, -conn-terminals must be positive")
 	case o.Duration <= 0 || o.LatencyDuration <= 0 || o.Poll <= 0 || o.Heartbeat < time.Second:

@@ -80,7 +80,7 @@ func newReport(o options) *Report {
 		r.Options["poll_ms"] = o.Poll.Milliseconds()
 		r.Options["ceiling_lines"] = o.CeilingLines
 		r.Options["ceiling_writers"] = o.CeilingWriters
-		r.Options["load_generator"] = "in-process plain paho publishers (one MQTT connection per terminal, QoS 1, clean session)"
+		r.Options["load_generator"] = generatorDescription(o.Generator)
 	} else {
 		r.Options["terminals"] = o.ConnTerminals
 		r.Options["heartbeat_s"] = o.Heartbeat.Seconds()

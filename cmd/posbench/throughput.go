@@ -215,7 +215,7 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 		if err != nil {
 			return err
 		}
-		f, err := connectFleet(ctx, addr, creds, o.Inflight)
+		f, err := connectFleet(ctx, addr, creds, o.Inflight, o.Generator)
 		if err != nil {
 			return err
 		}
@@ -231,6 +231,7 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 			for time.Now().Before(deadline) {
 				p0.seq = 0
 				tok := p0.publish(base1)
+				p0.client.Flush()
 				if !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 					return fmt.Errorf("warm-up publish: %v", tok.Error())
 				}
@@ -288,7 +289,7 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 			res.MachineBusy = ours / wall / float64(runtime.NumCPU())
 			res.OthersBusy = max(0, all1-all0-ours) / wall / float64(runtime.NumCPU())
 		}
-		res.Schema = in.schemaSample(ctx, res.DB, p0.cred.Terminal)
+		res.Schema = in.schemaSample(ctx, res.DB, creds[0].Terminal)
 		logf(progress, "rep %d %s: %d acked (%.0f/s), %d stored in %.2f s (%.0f/s), %d lost, CPU s/M: %.1f (generator %.1f, influxd %.1f), CPUs %.0f%% busy with these, %.0f%% with other processes",
 			r, sys.Name(), res.Acked, res.AckedPerSec, res.Stored, res.StoreSeconds, res.StoredPerSec, res.Lost, res.CPUPerMillion,
 			res.GeneratorCPUPerMillion, res.InfluxCPUPerMillion, 100*res.MachineBusy, 100*res.OthersBusy)

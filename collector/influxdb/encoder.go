@@ -49,6 +49,10 @@ func PointTime(h posfleet.Header) time.Time {
 func (Encoder) AppendMessage(dst []byte, m *posfleet.Message) ([]byte, error) {
 	var e lineprotocol.Encoder
 	e.SetBuffer(dst)
+	// Measurement names and keys below are constants in the order line
+	// protocol wants (TestEncoderKeysValid checks them strictly); values are
+	// still escaped. Skipping the checks is a tenth of the encoding's CPU.
+	e.SetLax(true)
 	ref := m.Terminal
 	switch {
 	case m.Heartbeat != nil:
