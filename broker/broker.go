@@ -72,10 +72,12 @@ type Authenticator interface {
 // for bad input (the broker drops it but keeps the connection), or another error when it cannot
 // store it now.
 //
-// Accept is called synchronously on the terminal's own read loop, so a slow
-// Sink slows that terminal only; it must honour ctx, which ends at
+// Accept is called on the terminal's own read loop, so a slow Sink slows
+// that terminal only; it must honour ctx, which ends at
 // Options.AcceptTimeout and at Close. payload is not reused by the broker and
-// must not be modified.
+// must not be modified. A Sink that is also a Submitter gets most messages
+// through Submit instead, without the read loop waiting for each; Accept
+// then serves the retained channels (status, fw), QoS 2 and last wills.
 type Sink interface {
 	Accept(ctx context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, payload []byte) error
 }
@@ -142,10 +144,10 @@ func DefaultOptions() Options {
 		// connection being cut; anything larger is not a posfleet message, and
 		// the limit bounds what one connection makes the broker allocate.
 		MaxPacketBytes: 64 << 10,
-		// The broker handles a terminal's publishes one at a time anyway (the
-		// Sink call is synchronous), so a larger window only fills buffers; 128
-		// still lets a terminal pipeline an offline store without waiting for
-		// each acknowledgement.
+		// A terminal may have this many messages in the broker's hands (being
+		// spooled, not yet acknowledged): enough to pipeline an offline store
+		// through a few group commits, and a bound on what one connection
+		// makes the broker hold.
 		ReceiveMaximum: 128,
 		// Downlink is only commands, a handful per terminal; mochi's default of
 		// 8192 allocates 64 KiB of channel per idle connection.
