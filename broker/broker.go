@@ -25,9 +25,11 @@
 //   - When the Sink cannot store a message, the terminal is disconnected
 //     without an acknowledgement (MQTT 5: DISCONNECT 0x89 server busy), so it
 //     resends after reconnecting.
-//   - status and fw are retained whatever retain flag the terminal set;
-//     nothing else is. No terminal can subscribe to uplink topics, so uplink
-//     messages are never forwarded.
+//   - Nothing is retained, whatever retain flag a terminal set (PROTOCOL.md
+//     has status and fw published retained): no client may subscribe to
+//     uplink topics, so a retained copy could never be read, and every
+//     terminal's latest status and fw are in the health engine and
+//     InfluxDB. Uplink messages are never forwarded either.
 //   - Commands reach terminals that subscribed to their cmd topic; those with
 //     a persistent session (MQTT 3.1.1 clean session false, MQTT 5 session
 //     expiry > 0) get them after an absence, across broker restarts when a
@@ -77,7 +79,7 @@ type Authenticator interface {
 // Options.AcceptTimeout and at Close. payload is not reused by the broker and
 // must not be modified. A Sink that is also a Submitter gets most messages
 // through Submit instead, without the read loop waiting for each; Accept
-// then serves the retained channels (status, fw), QoS 2 and last wills.
+// then serves QoS 2 publishes and last wills.
 type Sink interface {
 	Accept(ctx context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, payload []byte) error
 }
@@ -104,8 +106,8 @@ type Options struct {
 	TLSAddr string
 	// CertFile and KeyFile are the PEM certificate chain and key of the TLS listener.
 	CertFile, KeyFile string
-	// DataDir holds broker.db: persistent sessions, retained messages and
-	// queued commands. "" keeps them in memory only.
+	// DataDir holds broker.db: persistent sessions and queued commands. ""
+	// keeps them in memory only.
 	DataDir string
 	// MaxPacketBytes is the hard MQTT packet limit; a client sending a larger
 	// packet is disconnected.
@@ -402,10 +404,9 @@ func (b *Broker) serverOptions() *mqtt.Options {
 	caps.MaximumClientWritesPending = int32(b.opts.MaxClientWritesPending)
 	caps.ReceiveMaximum = uint16(b.opts.ReceiveMaximum)
 	caps.MaximumPacketSize = uint32(b.opts.MaxPacketBytes)
-	// mochi's default deletes retained messages and queued messages older
-	// than a day. A terminal's retained fw is published on boot only, and a
-	// command queued for a terminal that is offline for a week must still
-	// reach it (PROTOCOL.md §1), so nothing expires by age.
+	// mochi's default deletes queued messages older than a day; a command
+	// queued for a terminal that is offline for a week must still reach it
+	// (PROTOCOL.md §1), so nothing expires by age.
 	caps.MaximumMessageExpiryInterval = 0
 	// A terminal publishes on six topics; mochi's default of 65535 aliases lets
 	// one connection make the broker hold 65535 topic strings.

@@ -1,7 +1,7 @@
 package broker
 
 // Retained returns the retained message of topic, for tests that check
-// retained messages survive a restart (no terminal may subscribe to them).
+// the broker keeps none (no client may subscribe to uplink topics).
 func (b *Broker) Retained(topic string) ([]byte, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()

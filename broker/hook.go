@@ -124,8 +124,10 @@ func (h *policy) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		} else {
 			// The server should learn at once that the terminal is gone; a
 			// delayed will would also be sent by mochi's event loop, outside
-			// OnWillSent for clean sessions.
+			// OnWillSent for clean sessions. Nothing is retained (see
+			// OnPublish).
 			cl.Properties.Will.WillDelayInterval = 0
+			cl.Properties.Will.Retain = false
 		}
 	}
 	c.sess.Store(s)
@@ -220,9 +222,9 @@ func (h *policy) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet 
 // Messages go to the Sink without waiting (see Submitter) and the
 // connection's ackQueue writes each PUBACK when its message is stored, in
 // arrival order; OnPublish then returns ErrRejectPacket so that mochi
-// neither acknowledges nor forwards it. status and fw, which mochi must
-// retain, wait instead until the message is durable and leave the PUBACK and
-// the retaining to mochi; they are rare (connect, boot).
+// neither acknowledges, retains nor forwards it (no client may read uplink
+// topics). QoS 2, which no terminal needs, waits instead until the message
+// is durable and leaves the handshake to mochi.
 func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	b := h.b
 	if cl.Net.Inline {
@@ -261,16 +263,8 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 		return pk, s.refuse(pk, packets.ErrNotAuthorized)
 	}
 
-	if retained(ch) || pk.FixedHeader.Qos == 2 {
-		// status and fw are retained (PROTOCOL.md §1), whatever flag the
-		// terminal set; nothing else is, so the broker never holds a
-		// transaction. mochi acknowledges these, after every earlier
-		// acknowledgement.
-		if qos1 {
-			if err := s.acks.waitRoom(&s.hctx, 1); err != nil {
-				return pk, b.stuck(cl, s, err)
-			}
-		}
+	if pk.FixedHeader.Qos == 2 {
+		// mochi acknowledges QoS 2, after every earlier acknowledgement.
 		ctx, cancel := context.WithTimeout(b.baseCtx, b.opts.AcceptTimeout)
 		err := b.sink.Accept(ctx, ref, ch, pk.Payload)
 		cancel()
@@ -278,7 +272,7 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 			return pk, b.notStored(cl, s, pk, ch, err)
 		}
 		b.m.accepted.Inc()
-		pk.FixedHeader.Retain = retained(ch)
+		pk.FixedHeader.Retain = false
 		return pk, nil
 	}
 
@@ -309,11 +303,6 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 		return pk, b.notStored(cl, s, pk, ch, err)
 	}
 	return pk, packets.ErrRejectPacket
-}
-
-// retained tells the channels the broker retains.
-func retained(ch posfleet.Channel) bool {
-	return ch == posfleet.ChannelStatus || ch == posfleet.ChannelFirmware
 }
 
 // refusal is the PUBACK code of a dropped message: MQTT 5 terminals learn
@@ -350,9 +339,9 @@ func (b *Broker) notStored(cl *mqtt.Client, s *session, pk packets.Packet, ch po
 	if errors.As(err, &rej) {
 		b.m.rejected.Inc()
 		b.log.Debug("message rejected", "terminal", s.ref.String(), "channel", string(ch), "reason", string(rej.Reason))
-		// An asynchronous publish has its refusal settled already; one that
-		// waited has none, since mochi did not get to acknowledge it.
-		if retained(ch) || pk.FixedHeader.Qos == 2 {
+		// An asynchronous publish has its refusal settled already; a QoS 2
+		// one has none, since mochi did not get to acknowledge it.
+		if pk.FixedHeader.Qos == 2 {
 			return s.refuse(pk, packets.ErrPayloadFormatInvalid)
 		}
 		return packets.ErrRejectPacket

@@ -19,8 +19,9 @@ import (
 
 // store wraps mochi's bolt storage hook so that it keeps only what the broker
 // needs across a restart: persistent sessions (client records and granted
-// subscriptions), retained messages, and commands in flight to terminals with
-// persistent sessions.
+// subscriptions) and commands in flight to terminals with persistent
+// sessions. The broker retains nothing (see OnPublish); retained messages an
+// earlier version stored are deleted at start-up.
 //
 // mochi's hook writes, with one fsync each, an in-flight record for every QoS 1
 // message a terminal publishes (and deletes it a moment later), a client
@@ -43,7 +44,6 @@ type store struct {
 	stopped  bool
 	closeErr error
 	sessions map[string]*storedSession // by client ID
-	retained map[string]uint64         // topic → hash of the stored message
 }
 
 // storedSession is what the file holds for one client.
@@ -57,7 +57,6 @@ func newStore(closing *atomic.Bool) *store {
 	return &store{
 		closing:  closing,
 		sessions: make(map[string]*storedSession),
-		retained: make(map[string]uint64),
 	}
 }
 
@@ -72,7 +71,6 @@ func (s *store) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnSubscribed, mqtt.OnUnsubscribed,
-		mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
 		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped,
 		mqtt.OnClientExpired,
 		mqtt.StoredClients, mqtt.StoredSubscriptions,
@@ -254,48 +252,6 @@ func (s *store) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 	s.forget(cl.ID)
 }
 
-// OnRetainMessage stores a retained message that changed, or removes one.
-// While the broker closes it stores nothing: the retained wills of the
-// terminals it disconnects would cost an fsync each and are of no use to a
-// restarted broker, which the terminals reconnect to.
-func (s *store) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
-	if s.closing.Load() {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return
-	}
-	old, stored := s.retained[pk.TopicName]
-	if r == -1 {
-		if stored {
-			s.Hook.OnRetainMessage(cl, pk, r)
-			delete(s.retained, pk.TopicName)
-		}
-		return
-	}
-	h := hashMessage(pk.TopicName, pk.Payload, pk.FixedHeader.Qos, 0)
-	if stored && old == h {
-		return
-	}
-	s.Hook.OnRetainMessage(cl, pk, r)
-	s.retained[pk.TopicName] = h
-}
-
-// OnRetainedExpired removes an expired retained message.
-func (s *store) OnRetainedExpired(topic string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopped {
-		return
-	}
-	if _, ok := s.retained[topic]; ok {
-		s.Hook.OnRetainedExpired(topic)
-		delete(s.retained, topic)
-	}
-}
-
 // OnQosPublish stores a command in flight to a terminal with a persistent
 // session. mochi calls it for the acknowledgements of inbound QoS 1/2
 // messages too; those are not publishes and are skipped.
@@ -404,18 +360,17 @@ func (s *store) StoredInflightMessages() ([]storage.Message, error) {
 	return keep, nil
 }
 
-// StoredRetainedMessages implements mqtt.Hook and seeds the write cache.
+// StoredRetainedMessages implements mqtt.Hook: it deletes the retained
+// messages an earlier version stored and restores none.
 func (s *store) StoredRetainedMessages() ([]storage.Message, error) {
 	v, err := s.Hook.StoredRetainedMessages()
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, m := range v {
-		s.retained[m.TopicName] = hashMessage(m.TopicName, m.Payload, m.FixedHeader.Qos, 0)
+		s.Hook.OnRetainedExpired(m.TopicName)
 	}
-	return v, nil
+	return nil, nil
 }
 
 // clientRecord builds the record mochi's bolt hook stores for cl.
