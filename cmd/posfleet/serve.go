@@ -38,6 +38,7 @@ type ServeCmd struct {
 	HTTPAddr        string        `name:"http-addr" help:"HTTP listener: web UI, API, /healthz, /metrics." default:":8080" env:"POSFLEET_HTTP_ADDR"`
 	RateLimit       float64       `help:"Messages per second one terminal may publish before it is slowed down." default:"${rate}" env:"POSFLEET_RATE_LIMIT"`
 	RateBurst       int           `help:"Messages one terminal may publish in a burst (an offline store flushing)." default:"${burst}" env:"POSFLEET_RATE_BURST"`
+	ReceiveMaximum  int           `help:"QoS 1 messages one terminal may have in the broker's hands, spooled but not yet acknowledged." default:"${receive_max}" env:"POSFLEET_RECEIVE_MAXIMUM"`
 	InfluxURL       string        `name:"influx-url" help:"InfluxDB URL (v2 API; InfluxDB 2.x, or 1.8 with flux-enabled)." default:"http://127.0.0.1:8086" env:"POSFLEET_INFLUX_URL"`
 	InfluxOrg       string        `name:"influx-org" help:"InfluxDB organisation (ignored by InfluxDB 1.8)." env:"POSFLEET_INFLUX_ORG"`
 	InfluxBucket    string        `name:"influx-bucket" help:"InfluxDB bucket; on InfluxDB 1.8 'database/retention-policy'." default:"posfleet/autogen" env:"POSFLEET_INFLUX_BUCKET"`
@@ -46,6 +47,7 @@ type ServeCmd struct {
 	FsyncInterval   time.Duration `help:"fsync period with --fsync=interval." default:"${fsync_interval}" env:"POSFLEET_FSYNC_INTERVAL"`
 	BatchLines      int           `help:"Lines per InfluxDB write." default:"${batch_lines}" env:"POSFLEET_BATCH_LINES"`
 	BatchWait       time.Duration `help:"Longest wait to fill a write batch." default:"${batch_wait}" env:"POSFLEET_BATCH_WAIT"`
+	InfluxWriters   int           `name:"influx-writers" help:"InfluxDB writes under way at once (the next batch is gathered meanwhile)." default:"${writers}" env:"POSFLEET_INFLUX_WRITERS"`
 	MaxSpoolMiB     int64         `name:"max-spool-mib" help:"Spool size (MiB) at which publishes are refused while InfluxDB is down." default:"${max_spool_mib}" env:"POSFLEET_MAX_SPOOL_MIB"`
 	SecureCookies   bool          `help:"Mark session cookies Secure: set it when users reach posfleet over HTTPS (directly or through a proxy)." env:"POSFLEET_SECURE_COOKIES"`
 	PprofAddr       string        `name:"pprof-addr" help:"Debugging aid, off when empty: serve Go's runtime profiles (/debug/pprof/: heap, goroutines, CPU) on this address, a listener of their own. Keep it on loopback (e.g. 127.0.0.1:6060): the profiles need no login and show the process's internals." env:"POSFLEET_PPROF_ADDR" placeholder:"HOST:PORT"`
@@ -62,6 +64,8 @@ func defaultVars() kong.Vars {
 		"mqtt_tls_addr":  b.TLSAddr,
 		"rate":           fmt.Sprint(b.RatePerSecond),
 		"burst":          fmt.Sprint(b.RateBurst),
+		"receive_max":    fmt.Sprint(b.ReceiveMaximum),
+		"writers":        fmt.Sprint(c.Writers),
 		"fsync":          c.Fsync,
 		"fsync_interval": c.FsyncInterval.String(),
 		"batch_lines":    fmt.Sprint(c.BatchLines),
@@ -97,6 +101,7 @@ func (cmd *ServeCmd) config(g *Globals) (Config, error) {
 		return cfg, errors.New("serve: --tls-cert and --tls-key go together")
 	}
 	cfg.Broker.RatePerSecond, cfg.Broker.RateBurst = cmd.RateLimit, cmd.RateBurst
+	cfg.Broker.ReceiveMaximum = cmd.ReceiveMaximum
 	cfg.HTTPAddr = cmd.HTTPAddr
 	cfg.SecureCookies = cmd.SecureCookies
 	cfg.PprofAddr = cmd.PprofAddr
@@ -112,8 +117,15 @@ func (cmd *ServeCmd) config(g *Globals) (Config, error) {
 	cfg.Collector.Fsync, cfg.Collector.FsyncInterval = cmd.Fsync, cmd.FsyncInterval
 	cfg.Collector.BatchLines, cfg.Collector.BatchWait = cmd.BatchLines, cmd.BatchWait
 	cfg.Collector.MaxSpoolBytes = cmd.MaxSpoolMiB << 20
+	cfg.Collector.Writers = cmd.InfluxWriters
 	if cmd.BatchLines < 1 || cmd.BatchWait <= 0 || cmd.MaxSpoolMiB < 1 || cmd.RateLimit <= 0 || cmd.RateBurst < 1 {
 		return cfg, errors.New("serve: --batch-lines, --batch-wait, --max-spool-mib, --rate-limit and --rate-burst must be positive")
+	}
+	if cmd.ReceiveMaximum < 1 || cmd.ReceiveMaximum > 65535 {
+		return cfg, fmt.Errorf("serve: --receive-maximum %d: want 1..65535", cmd.ReceiveMaximum)
+	}
+	if cmd.InfluxWriters < 1 || cmd.InfluxWriters > 64 {
+		return cfg, fmt.Errorf("serve: --influx-writers %d: want 1..64", cmd.InfluxWriters)
 	}
 	return cfg, nil
 }
