@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -337,7 +339,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.brk != nil {
 		mqttAddr = s.brk.TCPAddr().String()
 	}
-	s.log.Info("posfleet serving", "roles", s.cfg.Roles.String(), "mqtt", mqttAddr, "mqtt_source", s.cfg.Source.Broker, "http", s.httpLn.Addr().String(), "influx", s.cfg.Influx.URL, "data", s.cfg.DataDir)
+	memLimit := "none (set GOMEMLIMIT)"
+	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+		memLimit = fmt.Sprintf("%d MiB", l>>20)
+	}
+	s.log.Info("posfleet serving", "memory_limit", memLimit, "roles", s.cfg.Roles.String(), "mqtt", mqttAddr, "mqtt_source", s.cfg.Source.Broker, "http", s.httpLn.Addr().String(), "influx", s.cfg.Influx.URL, "data", s.cfg.DataDir)
 	return nil
 }
 
