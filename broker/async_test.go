@@ -77,17 +77,9 @@ func startHeld(t *testing.T, mod func(*broker.Options)) (*heldSink, string) {
 		mod(&opts)
 	}
 	sink := newHeldSink()
-	b, err := broker.New(opts, newFakeAuth(), sink, &recSecurity{})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := b.Start(ctx); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	return sink, b.TCPAddr().String()
+	e := &env{sink: &sink.recSink, custom: sink, sec: &recSecurity{}, auth: newFakeAuth()}
+	e.startWith(t, opts)
+	return sink, e.addr
 }
 
 // sendQoS1 publishes without waiting for the acknowledgement.

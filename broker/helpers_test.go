@@ -147,11 +147,12 @@ func (r *recSecurity) kind(k posfleet.SecurityKind) []posfleet.SecurityEvent {
 
 // env is a running broker with its fakes.
 type env struct {
-	b    *broker.Broker
-	sink *recSink
-	sec  *recSecurity
-	auth *fakeAuth
-	addr string
+	b      *broker.Broker
+	sink   *recSink
+	custom broker.Sink // used instead of sink when set
+	sec    *recSecurity
+	auth   *fakeAuth
+	addr   string
 }
 
 // testLogger logs to stderr with POSFLEET_TEST_LOG=1, else nowhere.
@@ -183,7 +184,11 @@ func start(t testing.TB, mod func(*broker.Options)) *env {
 
 func (e *env) startWith(t testing.TB, opts broker.Options) {
 	t.Helper()
-	b, err := broker.New(opts, e.auth, e.sink, e.sec)
+	var sink broker.Sink = e.sink
+	if e.custom != nil {
+		sink = e.custom
+	}
+	b, err := broker.New(opts, e.auth, sink, e.sec)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
