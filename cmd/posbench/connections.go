@@ -58,7 +58,11 @@ type Connections struct {
 }
 
 func (c *Connections) markdown(b *strings.Builder) {
-	fmt.Fprintf(b, "Connections: %d terminals (firmware-client library, heartbeat every %.0f s, the library's default reconnect backoff), each its own MQTT connection to `posfleet serve` (default settings) on loopback, from a separate generator process.\n\n", c.Terminals, c.HeartbeatSeconds)
+	settings := "default settings"
+	if len(c.PosfleetEnv) > 0 {
+		settings = "default settings, environment " + strings.Join(c.PosfleetEnv, " ")
+	}
+	fmt.Fprintf(b, "Connections: %d terminals (firmware-client library, heartbeat every %.0f s, the library's default reconnect backoff), each its own MQTT connection to `posfleet serve` (%s) on loopback, from a separate generator process.\n\n", c.Terminals, c.HeartbeatSeconds, settings)
 	b.WriteString("| measure | value |\n|---|---|\n")
 	fmt.Fprintf(b, "| connected | %d of %d (in %.1f s, ramped) |\n", c.Connected, c.Terminals, c.ConnectSeconds)
 	fmt.Fprintf(b, "| server RSS: no terminal / all connected / peak | %.0f / %.0f / %.0f MiB |\n", c.BaselineRSSMiB, c.ConnectedRSSMiB, c.PeakRSSMiB)
