@@ -34,11 +34,24 @@ func fleetCredentials(n int) []credential {
 // every message of a terminal has its own (Telegraf keys points by series
 // and time; posfleet adds seq as nanoseconds anyway).
 func message(seq int64, base time.Time) (posfleet.Channel, []byte) {
-	ts := base.Add(time.Duration(seq) * time.Millisecond).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	// Built with appends rather than fmt: the generator shares the CPU with
+	// the system under test, so every microsecond per message counts.
+	b := make([]byte, 0, 256)
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendInt(b, seq, 10)
+	b = append(b, `,"ts":"`...)
+	b = base.Add(time.Duration(seq)*time.Millisecond).UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	b = append(b, '"')
 	if seq%10 == 1 {
-		return posfleet.ChannelHeartbeat, fmt.Appendf(nil, `{"seq":%d,"ts":%q,"uptime_s":%d,"battery_pct":80,"signal_dbm":-80,"net":"4g","host_rtt_ms":400,"paper":"ok"}`, seq, ts, seq)
+		b = append(b, `,"uptime_s":`...)
+		b = strconv.AppendInt(b, seq, 10)
+		b = append(b, `,"battery_pct":80,"signal_dbm":-80,"net":"4g","host_rtt_ms":400,"paper":"ok"}`...)
+		return posfleet.ChannelHeartbeat, b
 	}
-	return posfleet.ChannelTxn, fmt.Appendf(nil, `{"seq":%d,"ts":%q,"id":"TX-%d","type":"sale","entry":"tap","currency":"CNY","amount_entered":1250,"amount_charged":1250,"result":"approved","rc":"00","host_ms":380,"receipt":"printed"}`, seq, ts, seq)
+	b = append(b, `,"id":"TX-`...)
+	b = strconv.AppendInt(b, seq, 10)
+	b = append(b, `","type":"sale","entry":"tap","currency":"CNY","amount_entered":1250,"amount_charged":1250,"result":"approved","rc":"00","host_ms":380,"receipt":"printed"}`...)
+	return posfleet.ChannelTxn, b
 }
 
 // lineProtocol returns the lines posfleet stores for the messages

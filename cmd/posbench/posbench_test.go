@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
 )
 
@@ -215,5 +217,27 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("err = %v, want ok=%v", err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestMessage checks the generator's payloads: what the fmt templates they
+// replace produced, and valid by the protocol.
+func TestMessage(t *testing.T) {
+	base := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	for _, seq := range []int64{1, 2, 11, 999_999} {
+		ts := base.Add(time.Duration(seq) * time.Millisecond).Format("2006-01-02T15:04:05.000Z07:00")
+		ch, got := message(seq, base)
+		want := fmt.Sprintf(`{"seq":%d,"ts":%q,"id":"TX-%d","type":"sale","entry":"tap","currency":"CNY","amount_entered":1250,"amount_charged":1250,"result":"approved","rc":"00","host_ms":380,"receipt":"printed"}`, seq, ts, seq)
+		wantCh := posfleet.ChannelTxn
+		if seq%10 == 1 {
+			want = fmt.Sprintf(`{"seq":%d,"ts":%q,"uptime_s":%d,"battery_pct":80,"signal_dbm":-80,"net":"4g","host_rtt_ms":400,"paper":"ok"}`, seq, ts, seq)
+			wantCh = posfleet.ChannelHeartbeat
+		}
+		if ch != wantCh || string(got) != want {
+			t.Errorf("message(%d) = %s %s, want %s %s", seq, ch, got, wantCh, want)
+		}
+		if _, err := posfleet.Decode(posfleet.TerminalRef{Tenant: "acme", Terminal: "T-00001"}, ch, got, base); err != nil {
+			t.Errorf("message(%d) refused: %v", seq, err)
+		}
 	}
 }
