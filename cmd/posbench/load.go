@@ -153,17 +153,18 @@ type sendStats struct {
 
 // window keeps at most n publishes of one terminal unacknowledged.
 type window struct {
-	toks  chan token
+	n     int
+	toks  []token // oldest first
 	flush func()
 	st    *sendStats
 	mu    *sync.Mutex
 }
 
-func newWindow(n int, p *publisher, st *sendStats, mu *sync.Mutex) window {
-	return window{toks: make(chan token, n), flush: p.client.Flush, st: st, mu: mu}
+func newWindow(n int, p *publisher, st *sendStats, mu *sync.Mutex) *window {
+	return &window{n: n, toks: make([]token, 0, n), flush: p.client.Flush, st: st, mu: mu}
 }
 
-func (w window) wait(tok token) {
+func (w *window) wait(tok token) {
 	ok := tok.WaitTimeout(30*time.Second) && tok.Error() == nil
 	w.mu.Lock()
 	if ok {
@@ -174,21 +175,36 @@ func (w window) wait(tok token) {
 	w.mu.Unlock()
 }
 
-// push adds tok; when the window is full it sends what is buffered and
-// waits for the oldest acknowledgement.
-func (w window) push(tok token) {
-	if len(w.toks) == cap(w.toks) {
-		w.flush()
-		w.wait(<-w.toks)
-	}
-	w.toks <- tok
+// pop waits for the oldest publish and removes it.
+func (w *window) pop() {
+	w.wait(w.toks[0])
+	w.toks = append(w.toks[:0], w.toks[1:]...)
 }
 
-func (w window) drain() {
+// push adds tok; when the window is full it sends what is buffered, waits
+// for the oldest acknowledgement and takes every later one that has come
+// too, so that the next publishes go out together instead of one per write.
+func (w *window) push(tok token) {
+	if len(w.toks) == w.n {
+		w.flush()
+		w.pop()
+	more:
+		for len(w.toks) > 0 {
+			select {
+			case <-w.toks[0].Done():
+				w.pop()
+			default:
+				break more
+			}
+		}
+	}
+	w.toks = append(w.toks, tok)
+}
+
+func (w *window) drain() {
 	w.flush()
-	close(w.toks)
-	for tok := range w.toks {
-		w.wait(tok)
+	for len(w.toks) > 0 {
+		w.pop()
 	}
 }
 

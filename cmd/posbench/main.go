@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -66,6 +67,7 @@ type options struct {
 	Keep        bool
 	Timeout     time.Duration
 	Quiet       bool
+	CPUProfile  string
 }
 
 func defaultOptions() options {
@@ -130,6 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.Keep, "keep", false, "keep the working directory")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound of the whole run")
 	fs.BoolVar(&o.Quiet, "quiet", false, "no progress lines")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of posbench itself (the load generator) to this file")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -175,6 +178,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	progress := stderr
 	if o.Quiet {
 		progress = io.Discard
+	}
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "posbench: -cpuprofile:", err)
+			return 1
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}()
 	}
 	if o.Out == "" {
 		root, err := influxtest.ModuleRoot()

@@ -28,6 +28,7 @@ const (
 // token is a publish's acknowledgement, as both generators report it.
 type token interface {
 	WaitTimeout(time.Duration) bool
+	Done() <-chan struct{}
 	Error() error
 }
 
@@ -94,6 +95,8 @@ func (t *rawToken) WaitTimeout(d time.Duration) bool {
 		return false
 	}
 }
+
+func (t *rawToken) Done() <-chan struct{} { return t.done }
 
 func (t *rawToken) Error() error { return t.err }
 
