@@ -263,7 +263,7 @@ func readSecrets(path string) (map[posfleet.TerminalRef]string, error) {
 }
 
 func listTerminals(ctx context.Context, g *Globals) ([]posfleet.TerminalRef, error) {
-	reg, err := registry.Open(filepath.Join(g.DataDir, "registry.db"), registry.DefaultOptions())
+	reg, err := registry.Open(filepath.Join(g.DataDir, "registry.db"), registryOptions(g.DataDir, registry.DefaultOptions()))
 	if err != nil {
 		return nil, err
 	}

@@ -245,13 +245,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 	}
 
-	ropts := s.cfg.Registry
+	ropts := registryOptions(s.cfg.DataDir, s.cfg.Registry)
 	ropts.Logger = s.log
-	if ropts.CacheKeyFile == "" {
-		// Terminals verified before a restart reconnect without argon2id:
-		// the whole fleet comes back at once after one (see CacheKeyFile).
-		ropts.CacheKeyFile = filepath.Join(s.cfg.DataDir, "credential-cache.key")
-	}
 	if s.reg, err = registry.Open(filepath.Join(s.cfg.DataDir, "registry.db"), ropts); err != nil {
 		return err
 	}

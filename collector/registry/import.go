@@ -345,9 +345,16 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, emit func([]Credent
 				rec.SecretHash = h
 				// In this transaction, not after it: a persisted entry
 				// of the old secret must not outlive the change, even
-				// by a crash. (A new terminal has none, unless left by
-				// an older posfleet; deleting costs nothing.)
-				if err := verified.Delete(key(row.ref)); err != nil {
+				// by a crash. The import knows the new secret, so it
+				// stores the new one's entry right away where it may
+				// (see minPersistedSecretLen): a fleet provisioned and
+				// then connecting all at once skips argon2id as after a
+				// restart.
+				if r.persist != nil && utf8.RuneCountInString(row.secret) >= minPersistedSecretLen {
+					if err := verified.Put(key(row.ref), verifiedValue(r.mac([]byte(row.secret)), h)); err != nil {
+						return fmt.Errorf("store verified credential of %s: %w", row.ref, err)
+					}
+				} else if err := verified.Delete(key(row.ref)); err != nil {
 					return fmt.Errorf("drop verified credential of %s: %w", row.ref, err)
 				}
 			}

@@ -45,7 +45,9 @@ type Options struct {
 
 	// CacheKeyFile, when set, makes the cache of verified credentials survive
 	// restarts, so that a fleet reconnecting after a restart is not held up
-	// by one slow argon2id verification per terminal. It is the path of a
+	// by one slow argon2id verification per terminal. Import stores the entry
+	// of every secret it sets, so a fleet provisioned and then connecting all
+	// at once skips argon2id too. It is the path of a
 	// file holding the cache's HMAC key (32 random bytes), created with mode
 	// 0600 if missing; Open refuses a key file of another size or readable
 	// by group or others. The entries themselves are stored in the registry

@@ -247,21 +247,21 @@ func TestPersistedCache(t *testing.T) {
 		}
 	})
 
-	t.Run("import changing a secret deletes its entry at once", func(t *testing.T) {
+	t.Run("import stores the entry of the secret it sets, replacing the old one", func(t *testing.T) {
 		s := newPersistedSetup(t)
 		r := s.open(t)
 		creds := secrets(importFile(t, r, "good.csv").Credentials)
 		t1, t2 := ref("acme", "T-0001"), ref("acme", "T-0002")
-		auth(r, t1, creds[t1])
-		auth(r, t2, creds[t2])
 		r = s.reopen(t, r)
+		// Generated secrets are 43 characters: a freshly provisioned fleet
+		// connects without argon2id.
+		if n, err := authCounting(r, t2, creds[t2]); err != nil || n != 0 {
+			t.Errorf("imported T-0002 after reopen: %v, %d slow verifications; want 0", err, n)
+		}
 
 		const newSecret = "a-rotated-secret-of-more-than-32-bytes"
 		if _, err := importString(r, header+",secret\nacme,T-0001,A920,Shop,Pier 1,north,,,"+newSecret+"\n"); err != nil {
 			t.Fatal(err)
-		}
-		if got := persisted(t, r); slices.Contains(got, t1.String()) || !slices.Contains(got, t2.String()) {
-			t.Errorf("persisted after rotating T-0001: %v, want T-0002 only", got)
 		}
 		if err := auth(r, t1, creds[t1]); !errors.Is(err, registry.ErrBadCredentials) {
 			t.Errorf("old secret after rotation: %v, want ErrBadCredentials", err)
@@ -270,11 +270,27 @@ func TestPersistedCache(t *testing.T) {
 		if err := auth(r, t1, creds[t1]); !errors.Is(err, registry.ErrBadCredentials) {
 			t.Errorf("old secret after rotation and reopen: %v, want ErrBadCredentials", err)
 		}
-		if n, err := authCounting(r, t1, newSecret); err != nil || n != 1 {
-			t.Errorf("new secret: %v, %d slow verifications; want 1", err, n)
+		if n, err := authCounting(r, t1, newSecret); err != nil || n != 0 {
+			t.Errorf("new secret: %v, %d slow verifications; want 0 (stored by the import)", err, n)
 		}
 		if n, err := authCounting(r, t2, creds[t2]); err != nil || n != 0 {
 			t.Errorf("untouched T-0002: %v, %d slow verifications; want 0", err, n)
+		}
+
+		// A secret too short to persist: the import deletes the entry.
+		const short = "short-secret-17ch"
+		if _, err := importString(r, header+",secret\nacme,T-0001,A920,Shop,Pier 1,north,,,"+short+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		if got := persisted(t, r); slices.Contains(got, t1.String()) || !slices.Contains(got, t2.String()) {
+			t.Errorf("persisted after rotating T-0001 to a short secret: %v, want T-0002 and not T-0001", got)
+		}
+		r = s.reopen(t, r)
+		if err := auth(r, t1, newSecret); !errors.Is(err, registry.ErrBadCredentials) {
+			t.Errorf("previous secret after the second rotation: %v, want ErrBadCredentials", err)
+		}
+		if n, err := authCounting(r, t1, short); err != nil || n != 1 {
+			t.Errorf("short secret: %v, %d slow verifications; want 1", err, n)
 		}
 	})
 
@@ -354,14 +370,15 @@ func TestPersistedCache(t *testing.T) {
 		if err := r.Close(); err != nil {
 			t.Fatal(err)
 		}
-		// Read the file itself: Open would drop such an entry by its tag
-		// anyway, which is the second line of defence, not this one.
-		if v := rawVerified(t, s.db, t1, nil); v != nil {
-			t.Error("entry of the old secret written after the rotation")
-		}
+		// The import stored the new secret's entry. Had the writer put the
+		// old one over it afterwards, Open would drop it by its tag (the
+		// second line of defence) and the new secret would need argon2id.
 		r = s.open(t)
 		if err := auth(r, t1, creds[t1]); !errors.Is(err, registry.ErrBadCredentials) {
 			t.Errorf("old secret: %v, want ErrBadCredentials", err)
+		}
+		if n, err := authCounting(r, t1, "a-rotated-secret-of-more-than-32-bytes"); err != nil || n != 0 {
+			t.Errorf("new secret: %v, %d slow verifications; want 0: its entry was overwritten", err, n)
 		}
 	})
 
