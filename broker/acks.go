@@ -130,9 +130,12 @@ func (q *ackQueue) settle(k uint64, code packets.Code) {
 }
 
 // fail stops acknowledging on this connection: what is pending stays
-// unacknowledged and is resent by the terminal after it reconnects.
-func (q *ackQueue) fail() {
+// unacknowledged and is resent by the terminal after it reconnects. It
+// reports whether this call stopped it, so that one failure, not every
+// message pending behind it, disconnects the terminal.
+func (q *ackQueue) fail() bool {
 	q.mu.Lock()
+	first := !q.failed
 	q.failed = true
 	q.entries = nil
 	q.mu.Unlock()
@@ -140,6 +143,7 @@ func (q *ackQueue) fail() {
 	case q.room <- struct{}{}:
 	default:
 	}
+	return first
 }
 
 // write sends the ready acknowledgements at the front, in order, until none

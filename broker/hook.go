@@ -223,8 +223,8 @@ func (h *policy) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet 
 // connection's ackQueue writes each PUBACK when its message is stored, in
 // arrival order; OnPublish then tells mochi the message is handled (see
 // handled), so that mochi neither acknowledges, retains nor forwards it (no
-// client may read uplink topics). QoS 2, which no terminal needs, waits instead until the message
-// is durable and leaves the handshake to mochi.
+// client may read uplink topics). QoS 2, which no terminal needs, waits
+// instead until the message is durable and leaves the handshake to mochi.
 func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	b := h.b
 	if cl.Net.Inline {
@@ -283,8 +283,9 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	err = b.submit(&s.hctx, ref, ch, pk.Payload, func(err error) {
 		if err != nil {
 			b.m.failed.Inc()
-			s.acks.fail()
-			b.cannotStore(cl, s, ch, err)
+			if s.acks.fail() {
+				b.cannotStore(cl, s, ch, err)
+			}
 			return
 		}
 		b.m.accepted.Inc()
@@ -357,8 +358,9 @@ func (b *Broker) notStored(cl *mqtt.Client, s *session, pk packets.Packet, ch po
 		return packets.ErrRejectPacket
 	}
 	b.m.failed.Inc()
-	s.acks.fail()
-	b.cannotStore(cl, s, ch, err)
+	if s.acks.fail() {
+		b.cannotStore(cl, s, ch, err)
+	}
 	return packets.ErrRejectPacket
 }
 
@@ -368,8 +370,9 @@ func (b *Broker) stuck(cl *mqtt.Client, s *session, err error) error {
 	if errors.Is(err, errAckQueueFailed) {
 		return packets.ErrRejectPacket // already being disconnected
 	}
-	s.acks.fail()
-	b.cannotStore(cl, s, "", err)
+	if s.acks.fail() {
+		b.cannotStore(cl, s, "", err)
+	}
 	return packets.ErrRejectPacket
 }
 
