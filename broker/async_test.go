@@ -82,18 +82,6 @@ func startHeld(t *testing.T, mod func(*broker.Options)) (*heldSink, string) {
 	return sink, e.addr
 }
 
-// sendQoS1 publishes without waiting for the acknowledgement.
-func (rc *rawClient) sendQoS1(topic, payload string) uint16 {
-	id := rc.nextID()
-	rc.send(packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
-		TopicName:   topic,
-		Payload:     []byte(payload),
-		PacketID:    id,
-	})
-	return id
-}
-
 // expectAcks reads PUBACKs and checks their packet IDs and reason codes, in order.
 func (rc *rawClient) expectAcks(t *testing.T, ids []uint16, codes []byte) {
 	t.Helper()

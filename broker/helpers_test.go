@@ -441,9 +441,8 @@ func (rc *rawClient) nextID() uint16 {
 	return rc.id
 }
 
-// publish1 publishes with QoS 1 and returns the PUBACK.
-func (rc *rawClient) publish1(topic, payload string) packets.Packet {
-	rc.t.Helper()
+// sendQoS1 publishes without waiting for the acknowledgement.
+func (rc *rawClient) sendQoS1(topic, payload string) uint16 {
 	id := rc.nextID()
 	rc.send(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1},
@@ -451,6 +450,13 @@ func (rc *rawClient) publish1(topic, payload string) packets.Packet {
 		Payload:     []byte(payload),
 		PacketID:    id,
 	})
+	return id
+}
+
+// publish1 publishes with QoS 1 and returns the PUBACK.
+func (rc *rawClient) publish1(topic, payload string) packets.Packet {
+	rc.t.Helper()
+	id := rc.sendQoS1(topic, payload)
 	ack := rc.expect(packets.Puback)
 	if ack.PacketID != id {
 		rc.t.Fatalf("PUBACK for packet %d, want %d", ack.PacketID, id)

@@ -259,10 +259,8 @@ func TestPersistedCache(t *testing.T) {
 			t.Errorf("imported T-0002 after reopen: %v, %d slow verifications; want 0", err, n)
 		}
 
-		const newSecret = "a-rotated-secret-of-more-than-32-bytes"
-		if _, err := importString(r, header+",secret\nacme,T-0001,A920,Shop,Pier 1,north,,,"+newSecret+"\n"); err != nil {
-			t.Fatal(err)
-		}
+		const newSecret = rotatedSecret
+		rotateT1(t, r, newSecret)
 		if err := auth(r, t1, creds[t1]); !errors.Is(err, registry.ErrBadCredentials) {
 			t.Errorf("old secret after rotation: %v, want ErrBadCredentials", err)
 		}
@@ -279,9 +277,7 @@ func TestPersistedCache(t *testing.T) {
 
 		// A secret too short to persist: the import deletes the entry.
 		const short = "short-secret-17ch"
-		if _, err := importString(r, header+",secret\nacme,T-0001,A920,Shop,Pier 1,north,,,"+short+"\n"); err != nil {
-			t.Fatal(err)
-		}
+		rotateT1(t, r, short)
 		if got := persisted(t, r); slices.Contains(got, t1.String()) || !slices.Contains(got, t2.String()) {
 			t.Errorf("persisted after rotating T-0001 to a short secret: %v, want T-0002 and not T-0001", got)
 		}
@@ -308,9 +304,7 @@ func TestPersistedCache(t *testing.T) {
 		if n, err := authCounting(plain, t1, creds[t1]); err != nil || n != 1 {
 			t.Errorf("without a key file: %v, %d slow verifications; want 1 (memory only)", err, n)
 		}
-		if _, err := importString(plain, header+",secret\nacme,T-0001,A920,Shop,Pier 1,north,,,a-rotated-secret-of-more-than-32-bytes\n"); err != nil {
-			t.Fatal(err)
-		}
+		rotateT1(t, plain, rotatedSecret)
 		if got := persisted(t, plain); slices.Contains(got, t1.String()) {
 			t.Errorf("persisted after rotation: %v", got)
 		}
@@ -336,9 +330,7 @@ func TestPersistedCache(t *testing.T) {
 			t.Fatal("no entry persisted")
 		}
 		plain := openAt(t, s.db, registry.Options{HashMemoryKiB: 64})
-		if _, err := importString(plain, header+",secret\nacme,T-0001,A920,Shop,Pier 1,north,,,a-rotated-secret-of-more-than-32-bytes\n"); err != nil {
-			t.Fatal(err)
-		}
+		rotateT1(t, plain, rotatedSecret)
 		plain.Close()
 		rawVerified(t, s.db, t1, old)
 
@@ -363,9 +355,7 @@ func TestPersistedCache(t *testing.T) {
 		// The verification is queued and the writer held: the rotation
 		// commits between the two.
 		waitFor(t, held)
-		if _, err := importString(r, header+",secret\nacme,T-0001,A920,Shop,Pier 1,north,,,a-rotated-secret-of-more-than-32-bytes\n"); err != nil {
-			t.Fatal(err)
-		}
+		rotateT1(t, r, rotatedSecret)
 		release()
 		if err := r.Close(); err != nil {
 			t.Fatal(err)
@@ -377,7 +367,7 @@ func TestPersistedCache(t *testing.T) {
 		if err := auth(r, t1, creds[t1]); !errors.Is(err, registry.ErrBadCredentials) {
 			t.Errorf("old secret: %v, want ErrBadCredentials", err)
 		}
-		if n, err := authCounting(r, t1, "a-rotated-secret-of-more-than-32-bytes"); err != nil || n != 0 {
+		if n, err := authCounting(r, t1, rotatedSecret); err != nil || n != 0 {
 			t.Errorf("new secret: %v, %d slow verifications; want 0: its entry was overwritten", err, n)
 		}
 	})
@@ -530,5 +520,16 @@ func BenchmarkOpenPersisted(b *testing.B) {
 			b.Fatal(err)
 		}
 		r.Close()
+	}
+}
+
+// rotatedSecret is what rotateT1 usually sets: long enough to be persisted.
+const rotatedSecret = "a-rotated-secret-of-more-than-32-bytes"
+
+// rotateT1 gives acme:T-0001 a new secret through an import.
+func rotateT1(t *testing.T, r *registry.Registry, secret string) {
+	t.Helper()
+	if _, err := importString(r, header+",secret\nacme,T-0001,A920,Shop,Pier 1,north,,,"+secret+"\n"); err != nil {
+		t.Fatal(err)
 	}
 }
