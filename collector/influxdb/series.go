@@ -160,6 +160,10 @@ func (s *Store) TerminalSeries(ctx context.Context, tenant, terminal string, spa
 
 // TransactionCounts counts a tenant's transactions ("" for every tenant)
 // by result over the span ending at end.
+//
+// The range is written to the nanosecond: cut to the second, it would leave
+// out the transactions of the current second (a point's time is the
+// terminal's ts plus seq nanoseconds).
 func (s *Store) TransactionCounts(ctx context.Context, tenant string, span time.Duration, end time.Time) (map[string]int64, error) {
 	filter := `r._measurement == "txn" and r._field == "seq"`
 	if tenant != "" {
@@ -169,7 +173,7 @@ func (s *Store) TransactionCounts(ctx context.Context, tenant string, span time.
   |> range(start: %s, stop: %s)
   |> filter(fn: (r) => %s)
   |> group(columns: ["result"])
-  |> count()`, fluxString(s.Bucket()), end.Add(-span).UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339), filter))
+  |> count()`, fluxString(s.Bucket()), end.Add(-span).UTC().Format(time.RFC3339Nano), end.UTC().Format(time.RFC3339Nano), filter))
 	if err != nil {
 		return nil, fmt.Errorf("transaction counts of %q: %w", tenant, err)
 	}

@@ -120,6 +120,27 @@ func TestTerminalSeries(t *testing.T) {
 			}
 		}
 	})
+	t.Run("counts up to the nanosecond", func(t *testing.T) {
+		// A transaction at a whole second is stored seq nanoseconds after
+		// it; counted a moment later, within the same second, it must show.
+		at := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+		m, err := posfleet.Decode(posfleet.TerminalRef{Tenant: "now", Terminal: "T-1"}, posfleet.ChannelTxn,
+			fmt.Appendf(nil, `{"seq":7,"ts":%q,"id":"tx-n","type":"sale","currency":"EUR","amount_entered":700,"result":"approved","rc":"00"}`, at.Format(time.RFC3339)), at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := (influxdb.Encoder{}).AppendMessage(nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.WriteLines(ctx, line); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.TransactionCounts(ctx, "now", 24*time.Hour, at.Add(500*time.Millisecond))
+		if err != nil || got["approved"] != 1 {
+			t.Errorf("counted in the same second: %v, %v; want 1 approved", got, err)
+		}
+	})
 	t.Run("quoting", func(t *testing.T) {
 		s, err := st.TerminalSeries(ctx, `ac"me`, `T-1${x}\`, 24*time.Hour, end)
 		if err != nil || len(s.Battery) != 0 {
