@@ -221,3 +221,22 @@ func hex4(b []byte) (rune, bool) {
 	}
 	return r, true
 }
+
+// ContainsCardData reports whether s, a text from outside posfleet (a topic
+// segment, a username or client ID, a note, a provisioning or policy field),
+// holds a card number in any layout. Every such value passes it before it is
+// stored, logged, spooled or shown.
+func ContainsCardData(s string) bool { return ContainsPAN([]byte(s)) }
+
+// Redact returns s when it holds no card data, and otherwise a fixed marker
+// that keeps none of its digits, safe to log, store and show.
+func Redact(s string) string {
+	if ContainsCardData(s) {
+		return RedactedMarker
+	}
+	return s
+}
+
+// RedactedMarker stands in for a value withheld because it looked like card
+// data.
+const RedactedMarker = "(withheld: looked like card data)"
