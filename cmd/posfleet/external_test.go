@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -64,6 +65,14 @@ type mosquitto struct {
 // security lines (dynsec plugin or acl_file).
 func startMosquitto(t testing.TB, dir, security string) *mosquitto {
 	t.Helper()
+	return startMosquittoAs(t, dir, "root", security)
+}
+
+// startMosquittoAs is startMosquitto with the user Mosquitto drops to
+// (mosquitto.conf 'user'); the tests run as root keep root unless they
+// test what the packaged user can read.
+func startMosquittoAs(t testing.TB, dir, runAs, security string) *mosquitto {
+	t.Helper()
 	bin, _ := mosquittoBin(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -81,9 +90,9 @@ max_queued_messages 100000
 log_dest stderr
 log_type error
 log_type warning
-user root
+user %s
 %s
-`, port, host, security)
+`, port, host, runAs, security)
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -124,8 +133,23 @@ user root
 // Mosquitto with it.
 func mosquittoFromRegistry(t testing.TB, n int) *mosquitto {
 	t.Helper()
+	return mosquittoFromRegistryAs(t, n, "root")
+}
+
+// mosquittoFromRegistryAs is mosquittoFromRegistry with the user Mosquitto
+// drops to; its directory is opened to that user for reading.
+func mosquittoFromRegistryAs(t testing.TB, n int, runAs string) *mosquitto {
+	t.Helper()
 	_, plugin := mosquittoBin(t)
 	dir := t.TempDir()
+	if runAs != "root" {
+		// t.TempDir's directories are 0700; the user must reach the file.
+		for _, d := range []string{filepath.Dir(dir), dir} {
+			if err := os.Chmod(d, 0o711); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	fleet := filepath.Join(dir, "fleet.csv")
 	secrets := filepath.Join(dir, "secrets.csv")
 	pw := filepath.Join(dir, "collector.pw")
@@ -145,7 +169,55 @@ func mosquittoFromRegistry(t testing.TB, n int) *mosquitto {
 			t.Fatalf("posfleet %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errb.String())
 		}
 	}
-	return startMosquitto(t, dir, fmt.Sprintf("allow_anonymous false\nplugin %s\nplugin_opt_config_file %s\n", plugin, dynsec))
+	return startMosquittoAs(t, dir, runAs, fmt.Sprintf("allow_anonymous false\nplugin %s\nplugin_opt_config_file %s\n", plugin, dynsec))
+}
+
+// TestMosquittoClientIDBound: with the dynamic security file of `posfleet
+// mosquitto dynsec`, Mosquitto refuses a terminal's username and secret
+// under another terminal's client ID (which would take over that
+// terminal's session and have its messages stored as the other's), and
+// accepts them under the terminal's own.
+func TestMosquittoClientIDBound(t *testing.T) {
+	mq := mosquittoFromRegistry(t, 2)
+	for _, c := range []struct {
+		name, clientID string
+		ok             bool
+	}{
+		{"another terminal's client ID", "acme:T-0002", false},
+		{"another tenant's terminal", "other:T-0001", false},
+		{"a client ID of its own choosing", "anything", false},
+		{"its own client ID", "acme:T-0001", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cl, err := connect(mq.addr, c.clientID, "acme:T-0001", secretOf(1))
+			if err == nil {
+				cl.Disconnect(0)
+			}
+			if (err == nil) != c.ok {
+				t.Errorf("connect as acme:T-0001 with client ID %s: err = %v, want accepted %v", c.clientID, err, c.ok)
+			}
+		})
+	}
+}
+
+// TestMosquittoReadsDynsecAsItsUser: Mosquitto started as root drops to
+// its packaged user 'mosquitto' before loading the dynamic security
+// plugin; the file `posfleet mosquitto dynsec` writes as root (mode 0600)
+// is given to that user, so Mosquitto reads it and terminals connect.
+func TestMosquittoReadsDynsecAsItsUser(t *testing.T) {
+	mosquittoBin(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to start Mosquitto as the mosquitto user")
+	}
+	if _, err := user.Lookup(mosquittoUser); err != nil {
+		t.Skipf("no user %s: %v", mosquittoUser, err)
+	}
+	mq := mosquittoFromRegistryAs(t, 1, mosquittoUser)
+	cl, err := connect(mq.addr, "acme:T-0001", "acme:T-0001", secretOf(1))
+	if err != nil {
+		t.Fatalf("a provisioned terminal was refused by Mosquitto running as %s: %v", mosquittoUser, err)
+	}
+	cl.Disconnect(0)
 }
 
 // collectorServer runs an in-process posfleet with the collector role only,

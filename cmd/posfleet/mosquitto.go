@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/posfleet/posfleet"
@@ -97,6 +99,7 @@ type MosquittoDynsecCmd struct {
 	CollectorPasswordFile string `help:"File holding the collectors' password on the broker." required:"" type:"existingfile"`
 	Iterations            int    `help:"PBKDF2-SHA512 iterations of the stored hashes. posfleet's secrets are 256 random bits, so a low count costs an attacker nothing useful and saves broker CPU at reconnect storms." default:"1000"`
 	Output                string `short:"o" help:"Output file ('-' for standard output); written with mode 0600 through a temporary file." default:"-"`
+	Owner                 string `help:"User to own the output file, which holds the secrets' hashes and is mode 0600: Mosquitto reads it after dropping root for its 'user' (default mosquitto). Empty: when run as root, the 'mosquitto' user if it exists, else the user running the command." placeholder:"USER"`
 }
 
 // Run writes the dynamic security file.
@@ -120,7 +123,17 @@ func (cmd *MosquittoDynsecCmd) Run(ctx context.Context, g *Globals) error {
 	if missing > 0 {
 		fmt.Fprintf(g.Stderr, "posfleet: %d provisioned terminals have no secret in %s and are left out (they cannot connect until their secret is given)\n", missing, cmd.Secrets)
 	}
-	return writeOutput(cmd.Output, 0o600, g.Stdout, func(w io.Writer) error {
+	var owner *fileOwner
+	if cmd.Output != "-" {
+		owner, err = dynsecOwner(cmd.Owner, os.Geteuid(), user.Lookup)
+		if err != nil {
+			return err
+		}
+		if owner == nil && os.Geteuid() == 0 {
+			fmt.Fprintf(g.Stderr, "posfleet: no user %q here: %s stays owned by root with mode 0600, which Mosquitto running as its own user cannot read (give --owner)\n", mosquittoUser, cmd.Output)
+		}
+	}
+	return writeOwnedOutput(cmd.Output, 0o600, owner, g.Stdout, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(cfg)
@@ -136,7 +149,11 @@ type dynsec struct {
 }
 
 type dynsecClient struct {
-	Username   string          `json:"username"`
+	Username string `json:"username"`
+	// ClientID, when set, is the only client ID the plugin accepts with
+	// this username: without it anyone with a terminal's secret could
+	// connect under another terminal's client ID and take over its session.
+	ClientID   string          `json:"clientid,omitempty"`
 	TextName   string          `json:"textName,omitempty"`
 	Password   string          `json:"password"`
 	Salt       string          `json:"salt"`
@@ -180,18 +197,20 @@ func MosquittoDynsec(terms []posfleet.TerminalRef, secrets map[posfleet.Terminal
 		// against what a client may subscribe to.
 		DefaultACLAccess: map[string]bool{"publishClientSend": false, "publishClientReceive": true, "subscribe": false, "unsubscribe": true},
 	}
-	add := func(user, password, role string, acls []dynsecACL) error {
+	add := func(user, clientID, password, role string, acls []dynsecACL) error {
 		c, err := dynsecHash(password, iterations)
 		if err != nil {
 			return err
 		}
-		c.Username, c.Roles = user, []dynsecRoleRef{{Rolename: role}}
+		c.Username, c.ClientID, c.Roles = user, clientID, []dynsecRoleRef{{Rolename: role}}
 		cfg.Clients = append(cfg.Clients, c)
 		cfg.Roles = append(cfg.Roles, dynsecRole{Rolename: role, ACLs: acls})
 		return nil
 	}
 	root := posfleet.TopicRoot
-	if err := add(collectorUser, collectorPassword, "posfleet-collector", []dynsecACL{
+	// The collectors share one account under client IDs of their own
+	// (--mqtt-source-client-prefix plus a name), so theirs is not bound.
+	if err := add(collectorUser, "", collectorPassword, "posfleet-collector", []dynsecACL{
 		{ACLType: "subscribePattern", Topic: posfleet.CollectorFilter, Allow: true},
 		{ACLType: "subscribePattern", Topic: root + "/#", Allow: true},
 		{ACLType: "publishClientReceive", Topic: root + "/#", Allow: true},
@@ -209,8 +228,9 @@ func MosquittoDynsec(terms []posfleet.TerminalRef, secrets map[posfleet.Terminal
 		own := root + "/" + r.Tenant + "/" + r.Terminal
 		cmd := posfleet.Topic(r, posfleet.ChannelCommand)
 		// The deny of cmd outranks the allow of the rest (higher priority
-		// first), as posfleet.MayPublish has it.
-		if err := add(r.String(), secret, "terminal/"+r.String(), []dynsecACL{
+		// first), as posfleet.MayPublish has it. The client ID is bound to
+		// the username, as the embedded broker requires (PROTOCOL §1).
+		if err := add(r.String(), r.String(), secret, "terminal/"+r.String(), []dynsecACL{
 			{ACLType: "publishClientSend", Topic: cmd, Priority: 1, Allow: false},
 			{ACLType: "publishClientSend", Topic: own + "/+", Allow: true},
 			{ACLType: "subscribePattern", Topic: cmd, Allow: true},
@@ -279,9 +299,62 @@ func listTerminals(ctx context.Context, g *Globals) ([]posfleet.TerminalRef, err
 	return refs, nil
 }
 
+// mosquittoUser is the user the Debian and upstream packages run Mosquitto
+// as (mosquitto.conf 'user', default "mosquitto").
+const mosquittoUser = "mosquitto"
+
+// fileOwner is the owner given to an output file.
+type fileOwner struct {
+	Name     string
+	UID, GID int
+}
+
+// dynsecOwner decides who owns the dynamic security file. Mosquitto
+// started as root drops to its 'user' before it loads the plugin, so a
+// file of mode 0600 owned by root is unreadable to it, and the plugin also
+// rewrites the file when its control topic changes anything. owner names
+// the user explicitly (an unknown user is an error); empty means the
+// 'mosquitto' user when running as root (euid 0) and that user exists, and
+// otherwise no change (nil): the file belongs to whoever wrote it.
+func dynsecOwner(owner string, euid int, lookup func(string) (*user.User, error)) (*fileOwner, error) {
+	name := owner
+	if name == "" {
+		if euid != 0 {
+			return nil, nil
+		}
+		name = mosquittoUser
+	}
+	u, err := lookup(name)
+	if err != nil {
+		if owner == "" {
+			var unknown user.UnknownUserError
+			if errors.As(err, &unknown) {
+				return nil, nil
+			}
+		}
+		return nil, fmt.Errorf("mosquitto dynsec: owner %q: %w", name, err)
+	}
+	uid, err := strconv.Atoi(u.Uid)
+	if err != nil {
+		return nil, fmt.Errorf("mosquitto dynsec: owner %q: uid %q: %w", name, u.Uid, err)
+	}
+	gid, err := strconv.Atoi(u.Gid)
+	if err != nil {
+		return nil, fmt.Errorf("mosquitto dynsec: owner %q: gid %q: %w", name, u.Gid, err)
+	}
+	return &fileOwner{Name: name, UID: uid, GID: gid}, nil
+}
+
 // writeOutput writes to stdout for "-", else to a temporary file renamed
 // over path, so that a broker reloading it never reads half a file.
 func writeOutput(path string, mode os.FileMode, stdout io.Writer, write func(io.Writer) error) error {
+	return writeOwnedOutput(path, mode, nil, stdout, write)
+}
+
+// writeOwnedOutput is writeOutput that also gives the file to owner
+// (unless nil) before it takes the place of path, so that the file is
+// never readable to the wrong user nor unreadable to the right one.
+func writeOwnedOutput(path string, mode os.FileMode, owner *fileOwner, stdout io.Writer, write func(io.Writer) error) error {
 	if path == "-" {
 		return write(stdout)
 	}
@@ -297,6 +370,12 @@ func writeOutput(path string, mode os.FileMode, stdout io.Writer, write func(io.
 	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return err
+	}
+	if owner != nil {
+		if err := tmp.Chown(owner.UID, owner.GID); err != nil {
+			tmp.Close()
+			return fmt.Errorf("give %s to %s: %w", path, owner.Name, err)
+		}
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
