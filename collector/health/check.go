@@ -263,8 +263,9 @@ func (e *Engine) judge(s *termState, f int, now int64, pol *compiledPolicy, view
 	case fClockSkew:
 		// ts - received is the clock's offset minus the delivery delay, and
 		// the delay is never negative: the least delayed of the last few
-		// live heartbeats gives the offset, and a terminal that delivers
-		// old heartbeats from its outbox is not taken for a wrong clock.
+		// live heartbeats (liveHeartbeat) gives the offset, and a terminal
+		// that delivers old heartbeats from its outbox is not taken for a
+		// wrong clock.
 		n, skew := 0, int64(0)
 		for j := 0; j < int(s.HBCount) && n < clockSkewWindow; j++ {
 			h := s.HB[(int(s.HBNext)-1-j+2*HeartbeatRing)%HeartbeatRing]

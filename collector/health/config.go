@@ -45,8 +45,9 @@ type Site struct {
 // Config configures an Engine. Zero fields take their value from DefaultConfig.
 type Config struct {
 	// HeartbeatInterval is how often terminals send a heartbeat
-	// (PROTOCOL.md §1); heartbeats closer together than half of it are a
-	// backlog being delivered, not live readings.
+	// (PROTOCOL.md §1); it sets OfflineAfter when that is not given.
+	// Terminals may send heartbeats more often: clock_skew tells live
+	// heartbeats from a backlog by their delivery, not by their interval.
 	HeartbeatInterval time.Duration
 	// OfflineAfter is the silence after which a terminal is offline.
 	OfflineAfter time.Duration

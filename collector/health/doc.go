@@ -37,9 +37,22 @@
 //
 // clock_skew compares a heartbeat's ts with the time it was received, but a
 // terminal back from an outage delivers the heartbeats it stored minutes
-// ago. Delivery delay only ever makes ts look older, so the engine takes the
-// least delayed of the last three live heartbeats (not part of a burst) as
-// the clock's offset, and wants at least two of them.
+// ago. So only live heartbeats count, whatever the terminal's heartbeat
+// interval: a heartbeat is live when the time between its arrival and the
+// previous heartbeat's arrival matches the time between their timestamps
+// (within 5 s and within half the timestamps' gap), that is when it was
+// delivered with the same delay as the one before. The terminal's clock
+// offset cancels out of that comparison, so a wrong clock stays judged. A
+// replayed backlog fails it: it arrives in a burst after the reconnect, its
+// arrivals milliseconds apart and its timestamps an interval apart, and the
+// first message after a reconnect arrives an outage after the previous one
+// with a timestamp an interval after it. The first heartbeat ever heard
+// counts as live. Delivery delay only ever makes ts look older, so the
+// engine takes the least delayed of the last three live heartbeats as the
+// clock's offset, and wants at least two of them. Transactions
+// (offline:true or not) and other channels are not used: only heartbeats
+// are sent on a schedule. A clock corrected by a jump is judged again from
+// the heartbeat after the jump.
 //
 // # Causes and incidents
 //

@@ -125,7 +125,7 @@ func (e *Engine) Observe(m *posfleet.Message) {
 }
 
 func (e *Engine) observeHeartbeat(s *termState, hb *posfleet.Heartbeat, now int64) flagMask {
-	smp := hbSample{At: now, RTT: -1, Live: s.LastHB.At == 0 || now-s.LastHB.At >= e.cfg.HeartbeatInterval.Milliseconds()/2}
+	smp := hbSample{At: now, RTT: -1, Live: liveHeartbeat(s.LastHB, ms(hb.TS), now)}
 	if ts := ms(hb.TS); ts != 0 {
 		smp.Off = int32(max(min((ts-now)/1000, math.MaxInt32), math.MinInt32))
 	}
@@ -181,6 +181,44 @@ func (e *Engine) observeHeartbeat(s *termState, hb *posfleet.Heartbeat, now int6
 		s.PaperOutAt = 0
 	}
 	return mReceiptFailures | mWeakNetwork | mBattery | mClockSkew
+}
+
+// liveJitter is how much more or less time may pass between two
+// heartbeats' arrivals than between their timestamps for the second to
+// count as live: the network's jitter and the second-resolution of ts.
+const liveJitter = 5 * time.Second
+
+// liveHeartbeat tells whether a heartbeat with timestamp ts (terminal
+// clock, Unix ms, 0 if absent) received at now was sent live, that is
+// delivered with the same small delay as the heartbeat before it (prev),
+// rather than replayed from the outbox of a terminal back from an outage.
+//
+// Between two heartbeats, (now - prev.At) - (ts - prev.TS) is the change
+// in delivery delay: the clock's offset cancels out, and so does the
+// heartbeat interval, whatever the terminal's is. Live heartbeats keep it
+// within the jitter. A replayed backlog does not: it arrives in a burst
+// (its arrivals a few milliseconds apart, its timestamps an interval
+// apart), and the first message after a reconnect arrives an outage after
+// the last one before it while its timestamp is an interval after. The
+// tolerance is at most half the timestamps' gap, so that a burst of
+// heartbeats taken seconds apart is a burst too. The first heartbeat ever
+// heard has nothing to compare with and counts as live; clock_skew never
+// judges on one heartbeat (ClockSkewHeartbeats, default 2), and since
+// delay only makes ts look older, the verdict takes the least delayed.
+// A clock that jumps (corrected by NTP) breaks the chain once too: the
+// heartbeat after the jump is live again.
+func liveHeartbeat(prev hbInfo, ts, now int64) bool {
+	if prev.At == 0 {
+		return true
+	}
+	if ts == 0 || prev.TS == 0 {
+		return false
+	}
+	dts := ts - prev.TS
+	if dts <= 0 {
+		return false
+	}
+	return abs((now-prev.At)-dts) <= min(dts/2, liveJitter.Milliseconds())
 }
 
 func isTamper(f *posfleet.Fault) bool {

@@ -336,7 +336,14 @@ func TestFlags(t *testing.T) {
 					panic("clock_skew from one heartbeat")
 				}
 			},
-			clear:    func(x *term) { time.Sleep(time.Minute); x.hb() },
+			// The heartbeat after the clock's jump breaks the chain of
+			// live heartbeats; the one after it is live again.
+			clear: func(x *term) {
+				for range 2 {
+					time.Sleep(time.Minute)
+					x.hb()
+				}
+			},
 			evidence: []string{"skew_s", "heartbeats", "terminal_ts", "server_ts"},
 		},
 		{
@@ -352,8 +359,9 @@ func TestFlags(t *testing.T) {
 				time.Sleep(time.Minute)
 				x.hb(hbSkew(299 * time.Second))
 			},
+			// Three live heartbeats after the one of the clock's jump.
 			clear: func(x *term) {
-				for range 3 {
+				for range 4 {
 					time.Sleep(time.Minute)
 					x.hb()
 				}
@@ -501,6 +509,79 @@ func TestClockSkewIgnoresDelayedHeartbeats(t *testing.T) {
 				if x.has(posfleet.FlagClockSkew) {
 					t.Errorf("clock_skew after a live heartbeat: %+v", x.flag(t, posfleet.FlagClockSkew))
 				}
+			})
+		})
+	}
+}
+
+// TestClockSkewWhateverTheInterval: clock_skew is judged on live
+// heartbeats whatever the terminal's heartbeat interval (the engine's
+// HeartbeatInterval is 60 s; `make demo`'s simulator sends every 20 s, and
+// a terminal may send every few seconds), while a backlog replayed after
+// an outage, in a burst or drained slowly, is never taken for a wrong
+// clock at any interval.
+func TestClockSkewWhateverTheInterval(t *testing.T) {
+	for _, every := range []time.Duration{5 * time.Second, 20 * time.Second, 45 * time.Second, time.Minute, 5 * time.Minute} {
+		t.Run(every.String(), func(t *testing.T) {
+			for _, skew := range []time.Duration{-20 * time.Minute, 20 * time.Minute, -301 * time.Second} {
+				t.Run("raised at "+skew.String(), func(t *testing.T) {
+					bubble(t, func(t *testing.T, e *health.Engine) {
+						x := newTerm(e, "T1")
+						for range 3 {
+							x.hb(hbSkew(skew))
+							time.Sleep(every)
+						}
+						synctest.Wait()
+						if !x.has(posfleet.FlagClockSkew) {
+							t.Fatalf("no clock_skew after three heartbeats %v apart %v off", every, skew)
+						}
+						if got := x.flag(t, posfleet.FlagClockSkew).Evidence["skew_s"]; got != int64(skew.Seconds()) {
+							t.Errorf("skew_s = %v, want %d", got, int64(skew.Seconds()))
+						}
+					})
+				})
+			}
+			t.Run("backlog in a burst", func(t *testing.T) {
+				bubble(t, func(t *testing.T, e *health.Engine) {
+					x := newTerm(e, "T1")
+					for range 3 {
+						x.hb()
+						time.Sleep(every)
+					}
+					// Offline for 30 minutes, storing a heartbeat every
+					// interval, delivered all at once on reconnect.
+					outage := 30 * time.Minute
+					time.Sleep(outage)
+					for k := int(outage / every); k > 0; k-- {
+						x.hb(hbSkew(-time.Duration(k) * every))
+					}
+					if x.has(posfleet.FlagClockSkew) {
+						t.Fatalf("clock_skew from the outbox: %+v", x.flag(t, posfleet.FlagClockSkew))
+					}
+					for range 3 {
+						time.Sleep(every)
+						x.hb()
+						if x.has(posfleet.FlagClockSkew) {
+							t.Fatalf("clock_skew after live heartbeats: %+v", x.flag(t, posfleet.FlagClockSkew))
+						}
+					}
+				})
+			})
+			t.Run("backlog drained slowly", func(t *testing.T) {
+				bubble(t, func(t *testing.T, e *health.Engine) {
+					x := newTerm(e, "T1")
+					x.hb()
+					time.Sleep(every)
+					time.Sleep(20 * time.Minute)
+					// A poor link: one stored heartbeat every 2 s.
+					for k := int(20 * time.Minute / every); k > 0; k-- {
+						x.hb(hbSkew(-time.Duration(k)*every - 2*time.Second*time.Duration(int(20*time.Minute/every)-k)))
+						time.Sleep(2 * time.Second)
+						if x.has(posfleet.FlagClockSkew) {
+							t.Fatalf("clock_skew while the outbox drains: %+v", x.flag(t, posfleet.FlagClockSkew))
+						}
+					}
+				})
 			})
 		})
 	}

@@ -120,9 +120,9 @@ type hbSample struct {
 	Off       int32 // ts minus received, in seconds: the clock offset plus the delivery delay
 	Signal    int16
 	HasSignal bool
-	// Live is false for a heartbeat that arrived in a burst, within half
-	// an interval of the one before: the outbox of a terminal that was
-	// offline, delivering readings taken minutes ago.
+	// Live is false for a heartbeat whose delivery delay differs from the
+	// one before it (liveHeartbeat): the outbox of a terminal that was
+	// offline, delivering readings taken minutes ago in a burst.
 	Live bool
 }
 
