@@ -102,6 +102,9 @@ type TerminalSummary struct {
 	Firmware string          `json:"firmware,omitempty"`
 	Site     health.Site     `json:"site"`
 	Flags    []posfleet.Flag `json:"flags"`
+	// NeverConnected marks a provisioned terminal that never connected
+	// (online false, last_seen the zero time, site from the registry).
+	NeverConnected bool `json:"never_connected,omitempty"`
 }
 
 // TerminalPage is a page of the terminal list.
@@ -117,9 +120,20 @@ type TerminalFilter struct {
 	Flag                    posfleet.FlagName
 	Model, Firmware, Region string
 	Q                       string
-	Online                  *bool
-	Page, PerPage           int
+	// Online and State filter by state; Online (the older parameter)
+	// matches only terminals that connected, as the fleet summary's
+	// online and offline counts do.
+	Online        *bool
+	State         string
+	Page, PerPage int
 }
+
+// Terminal states of the list's state filter.
+const (
+	StateOnline         = "online"
+	StateOffline        = "offline"
+	StateNeverConnected = "never_connected"
+)
 
 // parseTerminalFilter reads and checks the list's query parameters.
 func parseTerminalFilter(q map[string][]string) (TerminalFilter, error) {
@@ -148,6 +162,12 @@ func parseTerminalFilter(q map[string][]string) (TerminalFilter, error) {
 		}
 		f.Online = &b
 	}
+	switch v := get("state"); v {
+	case "", StateOnline, StateOffline, StateNeverConnected:
+		f.State = v
+	default:
+		return f, badRequest("state: want online, offline or never_connected")
+	}
 	if v := get("page"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1_000_000 {
@@ -171,7 +191,10 @@ func (f TerminalFilter) match(hs Health, r *health.Row) bool {
 	switch {
 	case f.Model != "" && r.Model != f.Model,
 		f.Firmware != "" && r.Firmware != f.Firmware,
-		f.Online != nil && r.Online != *f.Online:
+		f.Online != nil && (r.NeverConnected || r.Online != *f.Online),
+		f.State == StateOnline && !r.Online,
+		f.State == StateOffline && (r.Online || r.NeverConnected),
+		f.State == StateNeverConnected && !r.NeverConnected:
 		return false
 	}
 	if f.Region == "" && f.Q == "" {
@@ -214,6 +237,12 @@ func ListTerminals(hs Health, tenant string, f TerminalFilter) TerminalPage {
 	lo := min((f.Page-1)*f.PerPage, len(rows))
 	hi := min(lo+f.PerPage, len(rows))
 	for _, r := range rows[lo:hi] {
+		if r.NeverConnected {
+			site, _ := hs.Site(r.Ref)
+			page.Terminals = append(page.Terminals, TerminalSummary{Tenant: r.Ref.Tenant, Terminal: r.Ref.Terminal,
+				Site: site, Flags: []posfleet.Flag{}, NeverConnected: true})
+			continue
+		}
 		h, ok := hs.Terminal(r.Ref)
 		if !ok {
 			continue

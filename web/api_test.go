@@ -290,3 +290,75 @@ func TestAPIPolicyAndCommands(t *testing.T) {
 		t.Errorf("GET policy: %d %s", code, b)
 	}
 }
+
+// TestAPINeverConnected: provisioned terminals that never connected are in
+// the fleet summary (never_connected, counted in total) and in the list
+// (never_connected: true, with their site), filtered by
+// ?state=never_connected; the online filter and the rows of terminals
+// that connected are as before.
+func TestAPINeverConnected(t *testing.T) {
+	f := newAPIFixture(t)
+	f.seed(t)
+	f.engine.Provision(t1, posfleet.TerminalRef{Tenant: "acme", Terminal: "T-9"}, posfleet.TerminalRef{Tenant: "other", Terminal: "T-8"})
+
+	code, b := f.call(t, f.acme, "GET", "/api/v1/fleet", "")
+	var fs struct {
+		Total, Online, Offline int
+		NeverConnected         *int `json:"never_connected"`
+	}
+	if code != 200 || json.Unmarshal(b, &fs) != nil || fs.NeverConnected == nil || *fs.NeverConnected != 1 || fs.Total != 3 || fs.Online != 2 || fs.Offline != 0 {
+		t.Fatalf("fleet for acme: %d %s", code, b)
+	}
+	code, b = f.call(t, f.admin, "GET", "/api/v1/fleet", "")
+	if json.Unmarshal(b, &fs) != nil || *fs.NeverConnected != 2 || fs.Total != 5 {
+		t.Errorf("fleet for admin: %d %s", code, b)
+	}
+
+	list := func(token, q string) (web.TerminalPage, []byte) {
+		code, b := f.call(t, token, "GET", "/api/v1/terminals"+q, "")
+		var p web.TerminalPage
+		if code != 200 || json.Unmarshal(b, &p) != nil {
+			t.Fatalf("list %s: %d %s", q, code, b)
+		}
+		return p, b
+	}
+	ids := func(p web.TerminalPage) string {
+		var out []string
+		for _, s := range p.Terminals {
+			out = append(out, s.Tenant+":"+s.Terminal)
+		}
+		return strings.Join(out, ",")
+	}
+	for _, c := range []struct{ token, q, want string }{
+		{f.admin, "", "acme:T-1,acme:T-2,acme:T-9,other:T-1,other:T-8"},
+		{f.acme, "", "acme:T-1,acme:T-2,acme:T-9"},
+		{f.admin, "?state=never_connected", "acme:T-9,other:T-8"},
+		{f.other, "?state=never_connected", "other:T-8"},
+		{f.admin, "?state=online", "acme:T-1,acme:T-2,other:T-1"},
+		{f.admin, "?state=offline", ""},
+		{f.admin, "?online=true", "acme:T-1,acme:T-2,other:T-1"},
+		{f.admin, "?online=false", ""},
+		{f.admin, "?flag=hardware_fault", "acme:T-1"},
+		{f.admin, "?region=north&state=never_connected", "acme:T-9,other:T-8"},
+		{f.admin, "?q=t-9", "acme:T-9"},
+	} {
+		if p, _ := list(c.token, c.q); ids(p) != c.want || p.Total != len(p.Terminals) {
+			t.Errorf("%s: %s (total %d), want %s", c.q, ids(p), p.Total, c.want)
+		}
+	}
+	p, raw := list(f.acme, "?state=never_connected")
+	if s := p.Terminals[0]; !s.NeverConnected || s.Online || !s.LastSeen.IsZero() || s.Site.Site != "Shop T-9" || s.Flags == nil {
+		t.Errorf("never-connected row: %+v", s)
+	}
+	if !bytes.Contains(raw, []byte(`"never_connected": true`)) {
+		t.Errorf("no never_connected in %s", raw)
+	}
+	// Rows of terminals that connected carry no new field.
+	_, raw = list(f.acme, "?state=online")
+	if bytes.Contains(raw, []byte("never_connected")) {
+		t.Errorf("a connected terminal's row changed: %s", raw)
+	}
+	if code, b := f.call(t, f.admin, "GET", "/api/v1/terminals?state=lost", ""); code != 400 || errCode(t, b) != "bad_request" || !bytes.Contains(b, []byte("never_connected")) {
+		t.Errorf("?state=lost: %d %s", code, b)
+	}
+}

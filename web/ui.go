@@ -150,8 +150,9 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request, frame la
 	}
 	v.Stats = []overview.Stat{
 		{Label: "terminals", TestID: "total", Href: "/terminals", N: fs.Total},
-		{Label: "online", TestID: "online", Href: "/terminals?online=true", N: fs.Online, Class: "good"},
-		{Label: "offline", TestID: "offline", Href: "/terminals?online=false", N: fs.Offline, Class: "bad"},
+		{Label: "online", TestID: "online", Href: "/terminals?state=online", N: fs.Online, Class: "good"},
+		{Label: "offline", TestID: "offline", Href: "/terminals?state=offline", N: fs.Offline, Class: "bad"},
+		{Label: "never connected", TestID: "never-connected", Href: "/terminals?state=never_connected", N: fs.NeverConnected, Class: "bad"},
 		{Label: "need an update", TestID: "update", Href: "/firmware", N: behind, Class: "update"},
 		{Label: "need a visit", TestID: "visit", Href: "/worklist", N: visit, Class: "maintenance"},
 		{Label: "under investigation", TestID: "investigate", Href: "/terminals?flag=amount_mismatch", N: terminalsWith(s.opts.Health, tenant, flagsOfKind(posfleet.KindInvestigate)...), Class: "investigate"},
@@ -204,10 +205,17 @@ func txnResults(counts map[string]int64) []string {
 // terminalSorts are the orders of the terminal list.
 var terminalSorts = []string{"terminal", "last_seen", "flags"}
 
+// listedTerminal is a terminal of the list page: its health, or for a
+// provisioned terminal that never connected, its identity and site.
+type listedTerminal struct {
+	health.TerminalHealth
+	NeverConnected bool
+}
+
 // listTerminals is ListTerminals with an order: it filters and sorts the
 // cheap rows, and gets the full health (reported model, site, flags with
 // evidence) of the page's rows only.
-func listTerminals(hs Health, tenant string, f TerminalFilter, order string) (int, []health.TerminalHealth) {
+func listTerminals(hs Health, tenant string, f TerminalFilter, order string) (int, []listedTerminal) {
 	match := MatchingRows(hs, tenant, f)
 	switch order {
 	case "last_seen": // the longest silent first
@@ -217,10 +225,16 @@ func listTerminals(hs Health, tenant string, f TerminalFilter, order string) (in
 	}
 	lo := min((f.Page-1)*f.PerPage, len(match))
 	hi := min(lo+f.PerPage, len(match))
-	out := make([]health.TerminalHealth, 0, hi-lo)
+	out := make([]listedTerminal, 0, hi-lo)
 	for _, r := range match[lo:hi] {
+		if r.NeverConnected {
+			site, _ := hs.Site(r.Ref)
+			out = append(out, listedTerminal{TerminalHealth: health.TerminalHealth{Ref: r.Ref, Tenant: r.Ref.Tenant,
+				Terminal: r.Ref.Terminal, Site: site}, NeverConnected: true})
+			continue
+		}
 		if h, ok := hs.Terminal(r.Ref); ok {
-			out = append(out, h)
+			out = append(out, listedTerminal{TerminalHealth: h})
 		}
 	}
 	return len(match), out
@@ -230,7 +244,7 @@ func (s *Server) handleTerminalsPage(w http.ResponseWriter, r *http.Request, fra
 	frame.Title = "Terminals"
 	q := r.URL.Query()
 	v := terminals.View{Frame: frame, Now: s.opts.Now(), Filter: terminals.Filter{Flag: q.Get("flag"), Model: q.Get("model"),
-		Firmware: q.Get("firmware"), Region: q.Get("region"), Online: q.Get("online"), Q: q.Get("q"), Sort: q.Get("sort")},
+		Firmware: q.Get("firmware"), Region: q.Get("region"), Online: q.Get("online"), State: q.Get("state"), Q: q.Get("q"), Sort: q.Get("sort")},
 		Sorts: terminalSorts}
 	f, err := parseTerminalFilter(q)
 	if err == nil && v.Filter.Sort != "" && !slices.Contains(terminalSorts, v.Filter.Sort) {
@@ -254,7 +268,7 @@ func (s *Server) handleTerminalsPage(w http.ResponseWriter, r *http.Request, fra
 		}
 		v.Rows = append(v.Rows, terminals.Row{Tenant: h.Tenant, Terminal: h.Terminal, Href: parts.TerminalHref(h.Tenant, h.Terminal),
 			Online: h.Online, LastSeen: h.LastSeen, Model: model, Firmware: h.Firmware, Merchant: h.Site.Merchant,
-			Site: h.Site.Site, Region: h.Site.Region, Flags: h.Flags})
+			Site: h.Site.Site, Region: h.Site.Region, Flags: h.Flags, NeverConnected: h.NeverConnected})
 	}
 	pageHref := func(n int) string {
 		u := url.Values{}

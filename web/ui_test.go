@@ -536,3 +536,49 @@ func BenchmarkTerminalsPage(b *testing.B) {
 }
 
 func BenchmarkWorkListPage(b *testing.B) { benchPages(b, "/worklist") }
+
+// TestNeverConnectedPages: the overview counts provisioned terminals that
+// never connected and links to the list filtered to them, where they show
+// as "never connected".
+func TestNeverConnectedPages(t *testing.T) {
+	f := newUIFixture(t)
+	f.seed(t)
+	f.engine.Provision(posfleet.TerminalRef{Tenant: "acme", Terminal: "T-9"}, posfleet.TerminalRef{Tenant: "other", Terminal: "T-8"})
+	c, _ := f.session(t, "ops-acme")
+
+	body, ids := f.page(t, c, "/", 200)
+	stat := func(id string) string { return strings.Fields(one(t, ids, "stat-"+id))[0] }
+	if stat("never-connected") != "1" || stat("total") != "3" || stat("online") != "2" || stat("offline") != "0" {
+		t.Errorf("stats: %v", ids)
+	}
+	if !strings.Contains(body, `href="/terminals?state=never_connected"`) {
+		t.Error("the never-connected count links nowhere")
+	}
+
+	for _, tc := range []struct {
+		query string
+		want  []string
+		never int
+	}{
+		{"", []string{"T-1", "T-2", "T-9"}, 1},
+		{"?state=never_connected", []string{"T-9"}, 1},
+		{"?state=online", []string{"T-1", "T-2"}, 0},
+		{"?state=offline", nil, 0},
+		{"?online=false", nil, 0},
+		{"?sort=last_seen", []string{"T-9", "T-1", "T-2"}, 1},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			body, ids := f.page(t, c, "/terminals"+tc.query, 200)
+			if strings.Join(ids["terminal-link"], ",") != strings.Join(tc.want, ",") || len(ids["never-connected"]) != tc.never {
+				t.Errorf("terminals %v (never connected %v), want %v", ids["terminal-link"], ids["never-connected"], tc.want)
+			}
+			if tc.never > 0 && one(t, ids, "never-connected") != "never connected" {
+				t.Errorf("state shown: %v", ids["never-connected"])
+			}
+			if tc.query == "?state=never_connected" && !strings.Contains(body, `<option value="never_connected" selected>`) {
+				t.Error("the state filter does not show never connected")
+			}
+		})
+	}
+	f.page(t, c, "/terminals?state=lost", 400)
+}

@@ -104,3 +104,72 @@ func TestHealthOverMQTTAndRestart(t *testing.T) {
 	}
 	t.Logf("restarted and serving the restored flags in %v", time.Since(start).Round(time.Millisecond))
 }
+
+// TestNeverConnectedFromRegistry: `posfleet serve` counts the provisioned
+// terminals that never connected, from the registry at start and from
+// imports through the API, until their first message, and again after a
+// restart.
+func TestNeverConnectedFromRegistry(t *testing.T) {
+	influx := influxtest.Start(t)
+	dir := t.TempDir()
+	cfg := testConfig(dir, influx)
+	provision(t, filepath.Join(dir, "registry.db"), cfg.Registry, 2) // acme:T-0001, acme:T-0002, other:T-0001
+	srv := startServer(t, cfg)
+	token, err := srv.users.CreateToken(context.Background(), "test", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fleet := func(srv *Server) (total, online, never int) {
+		t.Helper()
+		code, b := apiCall(t, srv, token, "GET", "/api/v1/fleet", "")
+		var fs struct {
+			Total, Online  int
+			NeverConnected int `json:"never_connected"`
+		}
+		if code != 200 || json.Unmarshal(b, &fs) != nil {
+			t.Fatalf("fleet: %d %s", code, b)
+		}
+		return fs.Total, fs.Online, fs.NeverConnected
+	}
+	if total, online, never := fleet(srv); total != 2 || online != 0 || never != 2 {
+		t.Errorf("at start: total %d online %d never connected %d, want 2 0 2", total, online, never)
+	}
+
+	c := mustConnect(t, srv.MQTTAddr().String(), 1)
+	publish(t, c, "fleet/v1/acme/T-0001/hb", 1, false, fmt.Sprintf(`{"seq":1,"ts":%q}`, time.Now().UTC().Format(time.RFC3339)))
+	waitFor(t, "T-0001 online", func() bool { _, online, _ := fleet(srv); return online == 1 })
+	if total, _, never := fleet(srv); total != 2 || never != 1 {
+		t.Errorf("after T-0001's heartbeat: total %d never connected %d, want 2 1", total, never)
+	}
+
+	req, _ := http.NewRequest("POST", "http://"+srv.HTTPAddr().String()+"/api/v1/terminals/import",
+		strings.NewReader("tenant,terminal,model,merchant,site,region,lat,lon\nacme,T-0009,A920,Merchant 9,Shop 9,north,31.2,121.4\n"))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "text/csv")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		t.Fatalf("import: %s", resp.Status)
+	}
+	if total, _, never := fleet(srv); total != 3 || never != 2 {
+		t.Errorf("after importing T-0009: total %d never connected %d, want 3 2", total, never)
+	}
+	code, b := apiCall(t, srv, token, "GET", "/api/v1/terminals?state=never_connected", "")
+	var page web.TerminalPage
+	if code != 200 || json.Unmarshal(b, &page) != nil || page.Total != 2 || page.Terminals[0].Terminal != "T-0002" ||
+		page.Terminals[1].Terminal != "T-0009" || page.Terminals[1].Site.Merchant != "Merchant 9" {
+		t.Errorf("never-connected list: %d %s", code, b)
+	}
+
+	c.Disconnect(100)
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	srv = startServer(t, cfg)
+	if total, _, never := fleet(srv); total != 3 || never != 2 {
+		t.Errorf("after a restart: total %d never connected %d, want 3 2", total, never)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -71,6 +72,15 @@ func (s *Server) startHealth(ctx context.Context) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("serve: firmware policy: %w", err)
 	}
+
+	// Provisioned terminals that never connected are counted and listed
+	// (never_connected); imports through the API add theirs as they come
+	// (provisionNotifier).
+	refs, err := s.reg.Refs(ctx)
+	if err != nil {
+		return fmt.Errorf("serve: provisioned terminals: %w", err)
+	}
+	eng.Provision(refs...)
 
 	s.engine, s.cmds = eng, commands.New()
 	hctx, cancel := context.WithCancel(context.Background())
@@ -145,4 +155,28 @@ func (s *Server) closeHealth() error {
 	err := s.saveSnapshot()
 	s.engine = nil
 	return err
+}
+
+// provisionNotifier is the registry's Import that also tells the health
+// engine of the terminals it added, so that they count as never connected
+// until their first message.
+type provisionNotifier struct {
+	reg    *registry.Registry
+	engine *health.Engine
+}
+
+// Import provisions through the registry, then tells the engine.
+func (p provisionNotifier) Import(ctx context.Context, in io.Reader, emit func([]registry.Credential) error) (registry.ImportResult, error) {
+	res, err := p.reg.Import(ctx, in, emit)
+	if err != nil {
+		return res, err
+	}
+	// Every new terminal gets a credential; the others are either known
+	// to the engine already or rotated ones, which Provision skips.
+	refs := make([]posfleet.TerminalRef, len(res.Credentials))
+	for i, c := range res.Credentials {
+		refs[i] = c.TerminalRef
+	}
+	p.engine.Provision(refs...)
+	return res, nil
 }

@@ -316,6 +316,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.col != nil {
 		wopts.Events = s.col
 		wopts.Health, wopts.Directory, wopts.Commands, wopts.SavePolicy = s.engine, s.reg, s.cmds, s.savePolicy
+		wopts.Provisioner = provisionNotifier{reg: s.reg, engine: s.engine}
 	}
 	if s.brk != nil {
 		wopts.Commander = s.brk

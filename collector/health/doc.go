@@ -54,6 +54,16 @@
 // are sent on a schedule. A clock corrected by a jump is judged again from
 // the heartbeat after the jump.
 //
+// # Terminals that never connected
+//
+// The engine keeps state only for terminals it has heard from, but a
+// provisioned terminal that never connected is one a vendor has to chase.
+// Provision gives the engine the registry's terminals (the server does at
+// start and after each import through the API); until its first message a
+// terminal is counted in FleetSummary.NeverConnected (and in Total, not in
+// Online or Offline) and listed by Rows with NeverConnected set. It has no
+// flags: no rule has evidence yet.
+//
 // # Causes and incidents
 //
 // posfleet.ClassifyTransaction blames each failure on the card, the host,

@@ -19,6 +19,9 @@ const nShards = 64
 type shard struct {
 	mu sync.Mutex
 	m  map[posfleet.TerminalRef]*termState
+	// prov holds provisioned terminals not yet heard from (Provision);
+	// a terminal leaves it with its first message.
+	prov map[posfleet.TerminalRef]struct{}
 }
 
 // Engine keeps the health state of every terminal it has heard from and
@@ -91,6 +94,7 @@ func (e *Engine) Observe(m *posfleet.Message) {
 		if s = sh.m[m.Terminal]; s == nil {
 			s = &termState{Ref: m.Terminal, Merchant: merchant, FirstSeen: now}
 			sh.m[m.Terminal] = s
+			delete(sh.prov, m.Terminal)
 		}
 	}
 	defer sh.mu.Unlock()

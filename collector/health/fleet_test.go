@@ -268,3 +268,71 @@ func TestMarkServicedPaperStillOut(t *testing.T) {
 		}
 	})
 }
+
+// TestNeverConnected: a provisioned terminal that never sent a message is
+// counted in the fleet summary (never_connected, part of total) and listed
+// by Rows until its first message; Provision leaves terminals the engine
+// has heard from alone, and a restored snapshot takes the terminals it
+// holds out of the count.
+func TestNeverConnected(t *testing.T) {
+	bubble(t, func(t *testing.T, e *health.Engine) {
+		x := newTerm(e, "T1")
+		x.hb()
+		other := posfleet.TerminalRef{Tenant: "other", Terminal: "T1"}
+		e.Provision(ref("T1"), ref("T2"), ref("T3"), other)
+		e.Provision(ref("T2")) // again: still one
+
+		type counts struct{ total, online, offline, never int }
+		summary := func(tenant string) counts {
+			fs := e.FleetSummary(tenant)
+			return counts{fs.Total, fs.Online, fs.Offline, fs.NeverConnected}
+		}
+		never := func(tenant string) []string {
+			var out []string
+			for _, r := range e.Rows(tenant, "") {
+				if r.NeverConnected {
+					if r.Online || !r.LastSeen.IsZero() || len(r.Flags) != 0 {
+						t.Errorf("never-connected row %+v", r)
+					}
+					out = append(out, r.Ref.String())
+				}
+			}
+			return out
+		}
+		if got, want := summary(tenant), (counts{3, 1, 0, 2}); got != want {
+			t.Errorf("acme summary %+v, want %+v", got, want)
+		}
+		if got, want := summary(""), (counts{4, 1, 0, 3}); got != want {
+			t.Errorf("fleet summary %+v, want %+v", got, want)
+		}
+		if got := strings.Join(never(tenant), ","); got != "acme:T2,acme:T3" {
+			t.Errorf("never-connected rows %s, want acme:T2,acme:T3", got)
+		}
+		if rows := e.Rows(tenant, posfleet.FlagOffline); len(rows) != 0 {
+			t.Errorf("a flag filter lists %+v", rows)
+		}
+
+		newTerm(e, "T2").hb()
+		if got, want := summary(tenant), (counts{3, 2, 0, 1}); got != want {
+			t.Errorf("after T2's first heartbeat: %+v, want %+v", got, want)
+		}
+		if got := strings.Join(never(tenant), ","); got != "acme:T3" {
+			t.Errorf("never-connected rows %s, want acme:T3", got)
+		}
+
+		// A snapshot holding T3 (heard from elsewhere) takes it out.
+		src := health.New(health.Config{Now: time.Now})
+		newTerm(src, "T3").hb()
+		newTerm(src, "T2").hb()
+		var b strings.Builder
+		if err := src.Snapshot(&b); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Restore(strings.NewReader(b.String())); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := summary(""), (counts{3, 2, 0, 1}); got != want {
+			t.Errorf("after restore: %+v, want %+v", got, want)
+		}
+	})
+}

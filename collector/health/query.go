@@ -245,12 +245,17 @@ func (e *Engine) Terminals(tenant string, flag posfleet.FlagName) []TerminalHeal
 
 // FleetSummary is the state of a tenant's fleet at a glance (PROTOCOL.md §3, GET /api/v1/fleet).
 type FleetSummary struct {
-	Total   int                       `json:"total"`
-	Online  int                       `json:"online"`
-	Offline int                       `json:"offline"`
-	Flagged map[posfleet.FlagName]int `json:"flagged"`
-	Models  map[string]map[string]int `json:"models"` // model → firmware → terminals
-	Causes  map[posfleet.Cause]int64  `json:"failed_by_cause"`
+	// Total counts the terminals heard from and the provisioned ones never
+	// heard from: Online + Offline + NeverConnected.
+	Total   int `json:"total"`
+	Online  int `json:"online"`
+	Offline int `json:"offline"`
+	// NeverConnected counts provisioned terminals (Engine.Provision) that
+	// never sent a message; they have no flags, model or firmware yet.
+	NeverConnected int                       `json:"never_connected"`
+	Flagged        map[posfleet.FlagName]int `json:"flagged"`
+	Models         map[string]map[string]int `json:"models"` // model → firmware → terminals
+	Causes         map[posfleet.Cause]int64  `json:"failed_by_cause"`
 	// Approved counts approved transactions fleet-wide.
 	Approved        int64             `json:"approved"`
 	OpenIncidents   []Incident        `json:"open_incidents"`
@@ -293,6 +298,10 @@ func (e *Engine) FleetSummary(tenant string) FleetSummary {
 		for c := 1; c < nCauses; c++ {
 			fs.Causes[causeByIndex[c]] += int64(s.Causes[c])
 		}
+	})
+	e.eachNeverConnected(tenant, func(posfleet.TerminalRef) {
+		fs.Total++
+		fs.NeverConnected++
 	})
 	for _, inc := range e.Incidents(tenant) {
 		if inc.Open {

@@ -20,10 +20,14 @@ type Row struct {
 	Serial   string
 	Merchant string
 	Flags    []posfleet.FlagName
+	// NeverConnected marks a provisioned terminal never heard from: not
+	// online, zero LastSeen, nothing reported.
+	NeverConnected bool
 }
 
 // Rows returns the terminals of tenant ("" for every tenant) that have
-// flag raised (any terminal for ""), sorted by tenant and terminal ID. A
+// flag raised (any terminal for "", including the provisioned ones never
+// heard from), sorted by tenant and terminal ID. A
 // flag whose window moved on since the last Tick may still be listed until
 // the next Tick clears it (Config.TickInterval); Terminal judges it afresh.
 func (e *Engine) Rows(tenant string, flag posfleet.FlagName) []Row {
@@ -48,6 +52,11 @@ func (e *Engine) Rows(tenant string, flag posfleet.FlagName) []Row {
 		}
 		out = append(out, r)
 	})
+	if fi < 0 {
+		e.eachNeverConnected(tenant, func(ref posfleet.TerminalRef) {
+			out = append(out, Row{Ref: ref, NeverConnected: true})
+		})
+	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Ref.Tenant != out[j].Ref.Tenant {
 			return out[i].Ref.Tenant < out[j].Ref.Tenant

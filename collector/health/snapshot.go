@@ -165,6 +165,11 @@ func (e *Engine) Restore(r io.Reader) error {
 	}
 	for i := range e.shards {
 		e.shards[i].m = maps[i]
+		for ref := range e.shards[i].prov {
+			if _, heard := maps[i][ref]; heard {
+				delete(e.shards[i].prov, ref)
+			}
+		}
 	}
 	e.policy.Store(pol)
 	e.restoredAt.Store(ms(e.cfg.Now()))

@@ -390,6 +390,27 @@ func (r *Registry) List(ctx context.Context, tenant string) ([]Terminal, error) 
 	return out, nil
 }
 
+// Refs returns the IDs of every provisioned terminal, sorted by tenant and
+// terminal ID. It reads only the keys: the health engine takes the whole
+// fleet's IDs at start (100,000 terminals) and needs nothing else.
+func (r *Registry) Refs(ctx context.Context) ([]posfleet.TerminalRef, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("registry: refs: %w", err)
+	}
+	var out []posfleet.TerminalRef
+	err := r.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketTerminals).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			out = append(out, refFromKey(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("registry: refs: %w", err)
+	}
+	return out, nil
+}
+
 // Count returns the number of provisioned terminals.
 func (r *Registry) Count(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {

@@ -18,6 +18,7 @@
         set("total", f.total);
         set("online", f.online);
         set("offline", f.offline);
+        set("never-connected", f.never_connected);
         set("incidents", (f.open_incidents || []).length);
         Object.keys(f.flagged || {}).forEach(function (k) { set("flag-" + k, f.flagged[k]); });
         document.documentElement.setAttribute("data-refreshed", new Date().toISOString());
