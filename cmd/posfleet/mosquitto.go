@@ -99,7 +99,7 @@ type MosquittoDynsecCmd struct {
 	CollectorPasswordFile string `help:"File holding the collectors' password on the broker." required:"" type:"existingfile"`
 	Iterations            int    `help:"PBKDF2-SHA512 iterations of the stored hashes. posfleet's secrets are 256 random bits, so a low count costs an attacker nothing useful and saves broker CPU at reconnect storms." default:"1000"`
 	Output                string `short:"o" help:"Output file ('-' for standard output); written with mode 0600 through a temporary file." default:"-"`
-	Owner                 string `help:"User to own the output file, which holds the secrets' hashes and is mode 0600: Mosquitto reads it after dropping root for its 'user' (default mosquitto). Empty: when run as root, the 'mosquitto' user if it exists, else the user running the command." placeholder:"USER"`
+	Owner                 string `help:"User to own the output file, which holds the secrets' hashes and is mode 0600: Mosquitto reads it after dropping root for its 'user' (default mosquitto). Empty: when run as root, the 'mosquitto' user if it exists, else the user running the command. Not used with -o -." placeholder:"USER"`
 }
 
 // Run writes the dynamic security file.
@@ -311,8 +311,7 @@ type fileOwner struct {
 
 // dynsecOwner decides who owns the dynamic security file. Mosquitto
 // started as root drops to its 'user' before it loads the plugin, so a
-// file of mode 0600 owned by root is unreadable to it, and the plugin also
-// rewrites the file when its control topic changes anything. owner names
+// file of mode 0600 owned by root is unreadable to it. owner names
 // the user explicitly (an unknown user is an error); empty means the
 // 'mosquitto' user when running as root (euid 0) and that user exists, and
 // otherwise no change (nil): the file belongs to whoever wrote it.
