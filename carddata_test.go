@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -362,4 +363,73 @@ func BenchmarkContainsCardData(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestIdentifiersWithholdCardData: a card number as a terminal ID, a topic
+// level, a username or a note never gets through as a value to store.
+func TestIdentifiersWithholdCardData(t *testing.T) {
+	dotted := groups(pan16, ".", 4)
+	t.Run("ValidID", func(t *testing.T) {
+		for _, id := range []string{pan16, dotted, "T-" + pan16, groups(pan16, "_", 4)} {
+			if posfleet.ValidID(id) {
+				t.Errorf("an ID holding a card number is valid")
+			}
+		}
+		for _, id := range []string{"T-0001", "SN0820123456", "T20261122-000187"} {
+			if !posfleet.ValidID(id) {
+				t.Errorf("ValidID(%q) = false", id)
+			}
+		}
+	})
+	t.Run("ParseClientID", func(t *testing.T) {
+		_, err := posfleet.ParseClientID("acme:" + pan16)
+		if err == nil || strings.Contains(err.Error(), pan16) {
+			t.Errorf("ParseClientID of a card number: %v (nil, or holding the digits)", err != nil)
+		}
+	})
+	t.Run("ParseTopic terminal", func(t *testing.T) {
+		if _, _, err := posfleet.ParseTopic("fleet/v1/acme/" + pan16 + "/hb"); err == nil {
+			t.Error("a card number parsed as a terminal ID")
+		}
+	})
+	t.Run("ParseTopic channel", func(t *testing.T) {
+		for _, seg := range []string{pan16, dotted, fullwidth(pan16)} {
+			_, ch, err := posfleet.ParseTopic("fleet/v1/acme/t2/" + seg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(ch) != posfleet.RedactedMarker {
+				t.Errorf("a channel holding a card number came back as it was")
+			}
+		}
+		if _, ch, _ := posfleet.ParseTopic("fleet/v1/acme/t2/gps"); ch != "gps" {
+			t.Errorf("an unknown channel without card data came back as %q", ch)
+		}
+	})
+	t.Run("SecurityEvent", func(t *testing.T) {
+		ev := posfleet.SecurityEvent{
+			Kind:     posfleet.SecurityAuthFailed,
+			Terminal: posfleet.TerminalRef{Tenant: "acme", Terminal: pan16},
+			Username: "acme:" + pan16,
+			Topic:    "fleet/v1/acme/t2/" + dotted + "/#",
+			Remote:   "127.0.0.1:4000",
+		}.Redacted()
+		if ev.Terminal != (posfleet.TerminalRef{}) || ev.Username != posfleet.RedactedMarker || ev.Topic != posfleet.RedactedMarker || ev.Remote != "127.0.0.1:4000" {
+			t.Errorf("Redacted kept card data or lost the address: terminal zero %v, username %v, topic %v, remote %q",
+				ev.Terminal == (posfleet.TerminalRef{}), ev.Username == posfleet.RedactedMarker, ev.Topic == posfleet.RedactedMarker, ev.Remote)
+		}
+	})
+	t.Run("ValidateNote", func(t *testing.T) {
+		for _, f := range cardForms {
+			if err := posfleet.ValidateNote("visit: " + f.make(pan16)); !errors.Is(err, posfleet.ErrNoteCardData) {
+				t.Errorf("a note with a %s: %v", f.name, err)
+			}
+		}
+		if err := posfleet.ValidateNote(strings.Repeat("a", posfleet.MaxNoteLen+1)); !errors.Is(err, posfleet.ErrNoteTooLong) {
+			t.Errorf("a long note: %v", err)
+		}
+		if err := posfleet.ValidateNote("replaced printer, 3 rolls, 2026-11-22 10:15"); err != nil {
+			t.Errorf("a plain note: %v", err)
+		}
+	})
 }

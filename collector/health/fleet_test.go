@@ -1,6 +1,7 @@
 package health_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -265,6 +266,23 @@ func TestMarkServicedPaperStillOut(t *testing.T) {
 		f := x.flag(t, posfleet.FlagReceiptFailures)
 		if !f.Since.Equal(time.Now()) {
 			t.Errorf("since = %v, want the heartbeat after the visit (%v)", f.Since, time.Now())
+		}
+	})
+}
+
+// TestMarkServicedRefusesCardData: the engine itself refuses a note holding
+// a card number (posfleet.ValidateNote) and records nothing.
+func TestMarkServicedRefusesCardData(t *testing.T) {
+	bubble(t, func(t *testing.T, e *health.Engine) {
+		x := newTerm(e, "T1")
+		x.hb()
+		pan := testPAN()
+		_, err := e.MarkServiced(x.ref, "card "+pan[:4]+"."+pan[4:8]+"."+pan[8:12]+"."+pan[12:]+" stuck in reader", "crew-7", time.Now())
+		if !errors.Is(err, posfleet.ErrNoteCardData) {
+			t.Fatalf("err = %v, want ErrNoteCardData", err)
+		}
+		if h, _ := x.e.Terminal(x.ref); len(h.Service) != 0 {
+			t.Errorf("a visit was recorded: %d", len(h.Service))
 		}
 	})
 }
