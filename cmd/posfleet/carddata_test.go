@@ -214,7 +214,7 @@ func TestCardDataNowhere(t *testing.T) {
 			if l.topic {
 				// The last topic level (an unknown channel) and the
 				// terminal level (an ACL denial).
-				publish(t, c, "fleet/v1/acme/T-0001/"+v, 1, false, `{"online":true}`)
+				publish(t, c, "fleet/v1/acme/T-0001/"+v, 1, true, `{"online":true}`) // retained: must not be kept either
 				publish(t, c, "fleet/v1/acme/"+v+"/hb", 1, false, `{"online":true}`)
 				topics++
 				security++
