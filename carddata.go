@@ -39,11 +39,14 @@ import (
 //     digits start with 4, 5 or 6; 15 digits not with 35, 86 or 99, which
 //     are IMEIs). Every candidate card number of the rules below passes the
 //     same check.
-//  2. Grouped: 2 to 4 long runs joined by gaps, 13–19 digits together,
-//     optionally followed by one run of 1–3 digits joined by a gap, passing
-//     Luhn: 4-4-4-4 and 4-4-4-4-n with any separators ("4111.1111…",
-//     "/", ",", "_", double spaces, tabs), 8+8, 6+13, 4-6-5, 4-6-4, and the
-//     same layouts inside a longer chain of groups or after other numbers.
+//  2. Grouped: 2 to 4 long runs joined by gaps, optionally followed by one
+//     run of 1–3 digits joined by a gap, 13–19 digits together (15–19 when
+//     there are only two groups: a date and a sequence number,
+//     "20261122-000187", make 14), passing Luhn: 4-4-4-4 and 4-4-4-4-n with
+//     any separators ("4111.1111…", "/", ",", "_", double spaces, tabs),
+//     8+8, 6+13, 4-6-5, 4-6-4, 4-6-3, and the same layouts inside a longer
+//     chain of groups or after other numbers. The first and last group must
+//     not touch a letter: such a group is part of a word (a UUID).
 //  3. Glued: a run that is a card number with something run into it —
 //     a length or tag in front: two digits equal to the PAN's length (ISO
 //     8583 LLVAR: "F2=16…", "2" and "=" being a letter and a gap) or a BCD
@@ -51,8 +54,17 @@ import (
 //     "5A08…"), three digits "0NN" (LLLVAR), four digits starting "57" (EMV
 //     tag 57 with its length byte, track-2 equivalent "5713…D…"); or an
 //     expiry behind: 4 digits holding a month 01–12 (MMYY or YYMM), or 7
-//     (YYMM and a service code starting 1, 2, 5 or 6) — each candidate PAN
-//     13–19 digits passing Luhn.
+//     (YYMM and a service code starting 1, 2, 5 or 6). The candidate PAN
+//     must start with 2–6 (the major networks). A run of 19 digits starting
+//     with 1 is a Unix time in nanoseconds, not "17" and a 17-digit PAN.
+//     A run of more than 26 digits is not read (it would hold a Luhn-valid
+//     window almost always).
+//
+// Rules 1 and 3 do not apply to a digit run inside a hex word of 32
+// characters or more with letters in it (a hash, a key), unless it follows
+// an EMV tag and length ("5A08", "57", "5A0A"): the digit runs of a SHA-256
+// are random.
+//
 //  4. Byte dumps: runs of exactly 2 digits joined by single separators
 //     ("5A 08 41 11 …", "41:11:…") are read as one run, to which rules 1 and
 //     3 apply.
@@ -65,8 +77,9 @@ import (
 // UUIDs and hex hashes (letters split them, and their bytes do not decode to
 // text), phone numbers (fewer than 13 digits, or groups of 3), amounts,
 // base64, and IMEIs. Not caught: a card number split by letters, groups of
-// 1–3 digits other than byte dumps, base64 or other encodings of a card
-// number.
+// 1–3 digits other than byte dumps, a 13- or 14-digit card number in two
+// groups, "17" glued to a 17-digit card number, a card number inside a run
+// of more than 26 digits, base64 or other encodings of a card number.
 //
 // The rule errs on the side of refusing: a list of four-digit numbers
 // ("2024, 2025, 2026, 2027") that happens to pass Luhn is refused, one time
