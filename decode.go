@@ -52,8 +52,8 @@ func decode(ch Channel, payload []byte) (*Message, *Rejection) {
 	}
 	// Card data is looked for before anything else, so that a payload with
 	// a card number is counted as such whatever else is wrong with it.
-	if jsonPAN(payload) || (bytes.Contains(payload, []byte(`\u`)) && containsEscapedPAN(payload)) {
-		return nil, &Rejection{Reason: ReasonCardData, Detail: "PAN-like number (13-19 digits passing Luhn)"}
+	if jsonCardData(payload) {
+		return nil, &Rejection{Reason: ReasonCardData, Detail: "card data (a card number in some layout; see ContainsCardData)"}
 	}
 	if !utf8.Valid(payload) {
 		return nil, &Rejection{Reason: ReasonNotJSON, Detail: "invalid UTF-8"}

@@ -59,45 +59,6 @@ func ContainsPAN(b []byte) bool {
 	return false
 }
 
-// jsonPAN is ContainsPAN for a JSON text: strings are scanned whole, numbers
-// by their integer part only (see the rules above). On invalid JSON it
-// still scans every byte, as a string or as a number.
-func jsonPAN(b []byte) bool {
-	for i := 0; i < len(b); {
-		switch c := b[i]; {
-		case c == '"':
-			j := i + 1
-			for j < len(b) && b[j] != '"' {
-				if b[j] == '\\' {
-					j++
-				}
-				j++
-			}
-			j = min(j, len(b))
-			if ContainsPAN(b[i+1 : j]) {
-				return true
-			}
-			i = j + 1
-		case isDigit(c):
-			j := i
-			for j < len(b) && isDigit(b[j]) {
-				j++
-			}
-			if n := j - i; n >= 13 && n <= 19 && luhn(b[i:j]) {
-				return true
-			}
-			// The fraction and exponent belong to the same number.
-			for j < len(b) && (isDigit(b[j]) || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || b[j] == '+' || b[j] == '-') {
-				j++
-			}
-			i = j
-		default:
-			i++
-		}
-	}
-	return false
-}
-
 // printedPAN reports whether a printed card layout starting with the
 // four-digit group at b[start:] passes Luhn.
 func printedPAN(b []byte, start int) bool {
@@ -130,7 +91,7 @@ func printedPAN(b []byte, start int) bool {
 
 // luhn reports whether the digits of b pass the Luhn (mod 10) check; other
 // bytes (the separators of a printed number) are skipped.
-func luhn(b []byte) bool {
+func luhn[T string | []byte](b T) bool {
 	sum, double := 0, false
 	for i := len(b) - 1; i >= 0; i-- {
 		c := b[i]
@@ -151,54 +112,6 @@ func luhn(b []byte) bool {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-// containsEscapedPAN reports whether the JSON text b holds a PAN-like number
-// once its string escapes are decoded: "\u0034\u0031..." must not slip
-// through. Rather than parse the JSON, it decodes every escape in place and
-// scans the result. For valid JSON that is the same as scanning every
-// decoded string (string contents stay between their quotes, which no
-// number can cross); for invalid JSON it still scans everything, which is
-// what the card_data check, done before the syntax check, needs.
-func containsEscapedPAN(b []byte) bool {
-	out := make([]byte, 0, len(b)) // escapes only shrink
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if c != '\\' || i+1 == len(b) {
-			out = append(out, c)
-			continue
-		}
-		i++
-		switch e := b[i]; e {
-		case 'u':
-			r, ok := hex4(b[i+1:])
-			if !ok {
-				out = append(out, '\\', e)
-				continue
-			}
-			i += 4
-			// Only ASCII can be a digit or a separator; anything else, a
-			// surrogate half included, is one non-digit byte to the
-			// scanner, which ends a run just as the real rune would.
-			if r < 0x80 && r != '"' && r != '\\' {
-				out = append(out, byte(r))
-			} else {
-				out = append(out, 0xff)
-			}
-		case 'b', 'f', 'n', 'r', 't':
-			out = append(out, ' '-1) // a control character: not a separator
-		case '"', '\\':
-			// Not a digit, and not a quote or backslash either, so that
-			// jsonPAN still sees the strings where they are.
-			out = append(out, 0xff)
-		default: // \/ stands for itself; anything else is invalid JSON, kept as is
-			if e != '/' {
-				out = append(out, '\\')
-			}
-			out = append(out, e)
-		}
-	}
-	return jsonPAN(out)
-}
 
 // hex4 decodes the four hex digits at the start of b.
 func hex4(b []byte) (rune, bool) {
@@ -221,22 +134,3 @@ func hex4(b []byte) (rune, bool) {
 	}
 	return r, true
 }
-
-// ContainsCardData reports whether s, a text from outside posfleet (a topic
-// segment, a username or client ID, a note, a provisioning or policy field),
-// holds a card number in any layout. Every such value passes it before it is
-// stored, logged, spooled or shown.
-func ContainsCardData(s string) bool { return ContainsPAN([]byte(s)) }
-
-// Redact returns s when it holds no card data, and otherwise a fixed marker
-// that keeps none of its digits, safe to log, store and show.
-func Redact(s string) string {
-	if ContainsCardData(s) {
-		return RedactedMarker
-	}
-	return s
-}
-
-// RedactedMarker stands in for a value withheld because it looked like card
-// data.
-const RedactedMarker = "(withheld: looked like card data)"

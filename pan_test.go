@@ -227,7 +227,7 @@ func FuzzContainsPAN(f *testing.F) {
 		if len(p) > posfleet.MaxPayloadBytes {
 			return
 		}
-		want = containsPANRef(strings.ToValidUTF8(s, "\ufffd"))
+		want = posfleet.ContainsCardData(strings.ToValidUTF8(s, "\ufffd"))
 		_, err := posfleet.Decode(testRef, posfleet.ChannelStatus, []byte(p), testReceived)
 		if got := isReason(err, posfleet.ReasonCardData); got != want {
 			t.Fatalf("Decode of %q escaped: %v, want card data %v", s, err, want)

@@ -26,3 +26,15 @@ type SecurityEvent struct {
 	Topic    string // the denied topic or filter, if any
 	Remote   string // the client's network address
 }
+
+// Redacted returns e with card data withheld from every value the client
+// chose: the username and topic become RedactedMarker, and a terminal whose
+// IDs hold card data becomes the zero TerminalRef (as for a username that
+// does not parse).
+func (e SecurityEvent) Redacted() SecurityEvent {
+	e.Username, e.Topic, e.Remote = Redact(e.Username), Redact(e.Topic), Redact(e.Remote)
+	if ContainsCardData(e.Terminal.Tenant) || ContainsCardData(e.Terminal.Terminal) {
+		e.Terminal = TerminalRef{}
+	}
+	return e
+}

@@ -10,11 +10,17 @@ import (
 const MaxIDLen = 64
 
 // ErrInvalidID is returned for a tenant or terminal ID outside the protocol's
-// alphabet (A-Z a-z 0-9 . _ -) or length (1–64).
-var ErrInvalidID = errors.New("invalid id: want 1-64 characters of A-Z a-z 0-9 . _ -")
+// alphabet (A-Z a-z 0-9 . _ -) or length (1–64), or holding card data.
+var ErrInvalidID = errors.New("invalid id: want 1-64 characters of A-Z a-z 0-9 . _ -, no card number")
 
-// ValidID reports whether s is a valid tenant or terminal ID.
+// ValidID reports whether s is a valid tenant or terminal ID. An ID that
+// holds card data (ContainsCardData) is not: IDs are stored, logged and
+// shown everywhere, as tags, spool keys and page text.
 func ValidID(s string) bool {
+	return validIDChars(s) && !ContainsCardData(s)
+}
+
+func validIDChars(s string) bool {
 	if len(s) == 0 || len(s) > MaxIDLen {
 		return false
 	}
@@ -41,10 +47,10 @@ func (r TerminalRef) String() string { return r.Tenant + ":" + r.Terminal }
 // Validate returns an error when either ID is invalid.
 func (r TerminalRef) Validate() error {
 	if !ValidID(r.Tenant) {
-		return fmt.Errorf("tenant %q: %w", r.Tenant, ErrInvalidID)
+		return fmt.Errorf("tenant %q: %w", Redact(r.Tenant), ErrInvalidID)
 	}
 	if !ValidID(r.Terminal) {
-		return fmt.Errorf("terminal %q: %w", r.Terminal, ErrInvalidID)
+		return fmt.Errorf("terminal %q: %w", Redact(r.Terminal), ErrInvalidID)
 	}
 	return nil
 }
@@ -54,7 +60,7 @@ func (r TerminalRef) Validate() error {
 func ParseClientID(s string) (TerminalRef, error) {
 	tenant, terminal, ok := strings.Cut(s, ":")
 	if !ok {
-		return TerminalRef{}, fmt.Errorf("client id %q: want {tenant}:{terminal}", s)
+		return TerminalRef{}, fmt.Errorf("client id %q: want {tenant}:{terminal}", Redact(s))
 	}
 	r := TerminalRef{Tenant: tenant, Terminal: terminal}
 	if err := r.Validate(); err != nil {

@@ -45,7 +45,9 @@ func Topic(r TerminalRef, c Channel) string {
 
 // ParseTopic splits a topic into the terminal it belongs to and its channel.
 // The channel is returned as found, known or not: an unknown channel is a
-// rejection reason of its own (see Decode), not a malformed topic.
+// rejection reason of its own (see Decode), not a malformed topic. An
+// unknown channel holding card data is returned as RedactedMarker: it is
+// stored and shown with the rejection.
 func ParseTopic(topic string) (TerminalRef, Channel, error) {
 	rest, ok := strings.CutPrefix(topic, TopicRoot+"/")
 	if !ok {
@@ -60,5 +62,9 @@ func ParseTopic(topic string) (TerminalRef, Channel, error) {
 	if r.Validate() != nil {
 		return TerminalRef{}, "", ErrNotFleetTopic
 	}
-	return r, Channel(ch), nil
+	c := Channel(ch)
+	if !c.Uplink() && c != ChannelCommand {
+		c = Channel(Redact(ch))
+	}
+	return r, c, nil
 }

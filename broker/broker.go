@@ -276,6 +276,9 @@ func New(opts Options, auth Authenticator, sink Sink, sec SecurityRecorder) (*Br
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// Topics, usernames and client IDs come from outside: card data in any
+	// of them is withheld from the log (see redactPackets).
+	log = slog.New(redactPackets(log.Handler()))
 	b := &Broker{
 		opts:   opts,
 		auth:   auth,

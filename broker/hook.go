@@ -457,7 +457,11 @@ func (b *Broker) security(kind posfleet.SecurityKind, ref posfleet.TerminalRef, 
 
 // truncate cuts s to at most n bytes and makes it valid UTF-8 (a cut may
 // split a sequence, and a hostile client may send anything).
+// Every value it cuts comes from a client, to be logged or stored: card data
+// is withheld first, before the cut (a card number cut in two is no longer
+// found, and its first digits would be kept).
 func truncate(s string, n int) string {
+	s = posfleet.Redact(s)
 	if len(s) > n {
 		s = s[:n]
 	}

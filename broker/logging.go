@@ -11,11 +11,16 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/posfleet/posfleet"
 )
 
-// redactPackets wraps the handler of mochi's logger so that packets and wills
-// appear as a summary without payload: a payload is whatever a terminal sent,
-// and a rejected one may hold card data that must never reach a log.
+// redactPackets wraps the handler of the broker's and mochi's loggers so that
+// packets and wills appear as a summary without payload: a payload is
+// whatever a terminal sent, and a rejected one may hold card data that must
+// never reach a log. Every other value from outside (a topic, a username, a
+// client ID, an error quoting one) passes posfleet.Redact: an attribute that
+// holds card data is logged as posfleet.RedactedMarker.
 //
 // It also demotes mochi's "publish packet error" to debug: mochi logs at
 // error level every publish a hook refuses with a reason code, which for
@@ -65,6 +70,8 @@ func redactAttr(a slog.Attr) slog.Attr {
 			red[i] = redactAttr(x)
 		}
 		return slog.Group(a.Key, red...)
+	case slog.KindString:
+		return slog.String(a.Key, posfleet.Redact(a.Value.String()))
 	case slog.KindAny, slog.KindLogValuer:
 	default:
 		return a
@@ -78,14 +85,24 @@ func redactAttr(a slog.Attr) slog.Attr {
 		}
 		return slog.String(a.Key, summary(v))
 	case mqtt.Will:
-		return slog.String(a.Key, fmt.Sprintf("will topic=%q qos=%d retain=%t payload_bytes=%d", v.TopicName, v.Qos, v.Retain, len(v.Payload)))
+		return slog.String(a.Key, fmt.Sprintf("will topic=%q qos=%d retain=%t payload_bytes=%d", posfleet.Redact(v.TopicName), v.Qos, v.Retain, len(v.Payload)))
+	case error:
+		if posfleet.ContainsCardData(v.Error()) {
+			return slog.String(a.Key, posfleet.RedactedMarker)
+		}
+	case fmt.Stringer:
+		if posfleet.ContainsCardData(v.String()) {
+			return slog.String(a.Key, posfleet.RedactedMarker)
+		}
+	case string:
+		return slog.String(a.Key, posfleet.Redact(v))
 	}
 	return a
 }
 
 func summary(pk *packets.Packet) string {
 	return fmt.Sprintf("type=%d topic=%q qos=%d retain=%t id=%d payload_bytes=%d",
-		pk.FixedHeader.Type, pk.TopicName, pk.FixedHeader.Qos, pk.FixedHeader.Retain, pk.PacketID, len(pk.Payload))
+		pk.FixedHeader.Type, posfleet.Redact(pk.TopicName), pk.FixedHeader.Qos, pk.FixedHeader.Retain, pk.PacketID, len(pk.Payload))
 }
 
 // peerGone reports whether a record's error says the client's connection went away.

@@ -454,6 +454,7 @@ func (c *Collector) handOff(ctx context.Context, cm *commit) error {
 }
 
 func (c *Collector) reject(ctx context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, rej *posfleet.Rejection, at time.Time) {
+	ch = posfleet.Channel(posfleet.Redact(string(ch))) // the topic's last level, as the terminal wrote it
 	ev := RejectionEvent{Time: c.uniqueTime(at), Terminal: ref, Channel: ch, Reason: rej.Reason, Field: rej.Field}
 	c.metrics.rejected.WithLabelValues(string(rej.Reason)).Inc()
 	st := c.state(ref)
@@ -485,6 +486,7 @@ func (c *Collector) reject(ctx context.Context, ref posfleet.TerminalRef, ch pos
 // RecordSecurity counts and stores a security event. It does not block on
 // the disk: the broker calls it on its packet path.
 func (c *Collector) RecordSecurity(ev posfleet.SecurityEvent) {
+	ev = ev.Redacted() // nothing the client chose may carry card data into the spool, the store or the pages
 	if c.closed.Load() {
 		return
 	}

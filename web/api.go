@@ -343,12 +343,8 @@ func (s *Server) handleServiced(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.log, err)
 		return
 	}
-	if len(req.Note) > 2000 {
-		writeError(w, s.log, badRequest("note: at most 2000 characters"))
-		return
-	}
-	if posfleet.ContainsPAN([]byte(req.Note)) {
-		writeError(w, s.log, badRequest("note: looks like it holds a card number; card data is never stored"))
+	if err := posfleet.ValidateNote(req.Note); err != nil {
+		writeError(w, s.log, badRequest(err.Error()))
 		return
 	}
 	cleared, err := s.opts.Health.MarkServiced(ref, req.Note, principal(r).name, s.opts.Now())

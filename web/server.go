@@ -10,6 +10,7 @@ import (
 
 	"github.com/a-h/templ"
 
+	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/collector"
 	"github.com/posfleet/posfleet/web/auth"
 	"github.com/posfleet/posfleet/web/pages/layout"
@@ -76,7 +77,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.signin.SignIn(r.Context(), name, password)
 	if err != nil {
-		s.log.Info("sign-in refused", "user", name, "remote", r.RemoteAddr)
+		s.log.Info("sign-in refused", "user", posfleet.Redact(name), "remote", r.RemoteAddr)
 		s.render(w, r, http.StatusUnauthorized, login.Page(login.View{Name: name, Next: next, Error: "Wrong user name or password."}))
 		return
 	}

@@ -488,10 +488,10 @@ func (s *Server) handleCommandForm(w http.ResponseWriter, r *http.Request, frame
 
 // checkNote refuses a visit note that is too long or holds a card number.
 func checkNote(note string) error {
-	if len(note) > 2000 {
-		return badRequest("The note is too long: at most 2000 characters.")
-	}
-	if posfleet.ContainsPAN([]byte(note)) {
+	switch err := posfleet.ValidateNote(note); {
+	case errors.Is(err, posfleet.ErrNoteTooLong):
+		return badRequest(fmt.Sprintf("The note is too long: at most %d characters.", posfleet.MaxNoteLen))
+	case err != nil:
 		return badRequest("The note looks like it holds a card number; card data is never stored. Leave it out.")
 	}
 	return nil

@@ -1,6 +1,7 @@
 package health_test
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -333,6 +334,23 @@ func TestNeverConnected(t *testing.T) {
 		}
 		if got, want := summary(""), (counts{3, 2, 0, 1}); got != want {
 			t.Errorf("after restore: %+v, want %+v", got, want)
+		}
+	})
+}
+
+// TestMarkServicedRefusesCardData: the engine itself refuses a note holding
+// a card number (posfleet.ValidateNote) and records nothing.
+func TestMarkServicedRefusesCardData(t *testing.T) {
+	bubble(t, func(t *testing.T, e *health.Engine) {
+		x := newTerm(e, "T1")
+		x.hb()
+		pan := testPAN()
+		_, err := e.MarkServiced(x.ref, "card "+pan[:4]+"."+pan[4:8]+"."+pan[8:12]+"."+pan[12:]+" stuck in reader", "crew-7", time.Now())
+		if !errors.Is(err, posfleet.ErrNoteCardData) {
+			t.Fatalf("err = %v, want ErrNoteCardData", err)
+		}
+		if h, _ := x.e.Terminal(x.ref); len(h.Service) != 0 {
+			t.Errorf("a visit was recorded: %d", len(h.Service))
 		}
 	})
 }

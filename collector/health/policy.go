@@ -7,6 +7,7 @@ import (
 	"io"
 	"regexp"
 	"slices"
+	"strings"
 
 	// Masterminds/semver is the most used and maintained semver library for
 	// Go; it parses the "2.4.1" and "v2.4.1" forms terminals report and orders
@@ -14,6 +15,8 @@ import (
 	// of dotted numbers gets wrong ("2.5.0-rc.1" < "2.5.0").
 	"github.com/Masterminds/semver/v3"
 	"gopkg.in/yaml.v3"
+
+	"github.com/posfleet/posfleet"
 )
 
 // Policy is the firmware policy of PROTOCOL.md §2: per terminal model, the
@@ -63,11 +66,16 @@ func ParsePolicy(data []byte) (*Policy, error) {
 			return &Policy{Models: map[string]ModelPolicy{}}, nil
 		}
 		// yaml.v3 syntax errors already read "yaml: line N: ...".
-		return nil, &PolicyError{Reason: err.Error()}
+		return nil, &PolicyError{Reason: posfleet.Redact(err.Error())}
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
+	}
+	// Before any message quotes a key or value: card data is refused
+	// wherever it is, and never repeated.
+	if line := cardDataLine(root); line != 0 {
+		return nil, &PolicyError{Line: line, Reason: "looks like it holds a card number; card data is never stored"}
 	}
 	p := &Policy{Models: map[string]ModelPolicy{}}
 	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
@@ -177,6 +185,26 @@ func parseModelPolicy(model string, n *yaml.Node) (ModelPolicy, error) {
 		return fail(n.Line, "url and sha256 go together: a terminal must verify what it downloads")
 	}
 	return mp, nil
+}
+
+// cardDataLine returns the line of the first key or value under n that holds
+// card data (posfleet.ContainsCardData), or 0. A firmware image's sha256,
+// 64 hex digits with a letter among them, is a hash and not checked: its
+// digit runs are random, and no layout of a card number has that shape.
+func cardDataLine(n *yaml.Node) int {
+	if n.Kind == yaml.ScalarNode && posfleet.ContainsCardData(n.Value) {
+		return n.Line
+	}
+	for i, c := range n.Content {
+		if n.Kind == yaml.MappingNode && i%2 == 1 && n.Content[i-1].Value == "sha256" &&
+			sha256Hex.MatchString(c.Value) && strings.ContainsAny(strings.ToLower(c.Value), "abcdef") {
+			continue
+		}
+		if line := cardDataLine(c); line != 0 {
+			return line
+		}
+	}
+	return 0
 }
 
 // YAML returns the policy as a YAML document that ParsePolicy reads back.

@@ -268,3 +268,41 @@ func TestRestoreGrace(t *testing.T) {
 		}
 	})
 }
+
+// testPAN is a card number built from a public test prefix, never pasted.
+func testPAN() string {
+	for d := '0'; d <= '9'; d++ {
+		if s := "411111111111111" + string(d); posfleet.ContainsCardData(s) {
+			return s
+		}
+	}
+	panic("unreachable")
+}
+
+// TestParsePolicyRefusesCardData: a card number in any key or value of the
+// policy is refused, and the error does not repeat it; a sha256 passes.
+func TestParsePolicyRefusesCardData(t *testing.T) {
+	pan := testPAN()
+	dotted := pan[:4] + "." + pan[4:8] + "." + pan[8:12] + "." + pan[12:]
+	const sum = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	for name, doc := range map[string]string{
+		"in the url":        "models:\n  A920:\n    target: 2.5.1\n    url: https://x/" + dotted + ".bin\n    sha256: " + sum + "\n",
+		"as the model name": "models:\n  \"" + pan + "\":\n    target: 2.5.1\n",
+		"as a blocked item": "models:\n  A920:\n    target: 2.5.1\n    blocked: [\"" + pan + "\"]\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := health.ParsePolicy([]byte(doc))
+			var pe *health.PolicyError
+			if !errors.As(err, &pe) || !strings.Contains(err.Error(), "card") {
+				t.Fatalf("err = %v, want a *PolicyError about card data", err != nil)
+			}
+			if strings.Contains(err.Error(), pan[:12]) {
+				t.Error("card digits found in the error")
+			}
+		})
+	}
+	p, err := health.ParsePolicy([]byte("models:\n  A920:\n    target: 2.5.1\n    url: https://x/a.bin\n    sha256: " + sum + "\n"))
+	if err != nil || p.Models["A920"].SHA256 != sum {
+		t.Errorf("a plain policy: %v", err)
+	}
+}

@@ -315,7 +315,13 @@ func (e *Engine) FleetSummary(tenant string) FleetSummary {
 // MarkServiced records a crew visit to ref at time at and clears its
 // maintenance flags: from now on only evidence that arrives after at counts
 // for them. It returns the flags it cleared.
+//
+// A note posfleet.ValidateNote refuses is an error (wrapping its reason):
+// nothing is recorded.
 func (e *Engine) MarkServiced(ref posfleet.TerminalRef, note, by string, at time.Time) ([]posfleet.FlagName, error) {
+	if err := posfleet.ValidateNote(note); err != nil {
+		return nil, fmt.Errorf("mark %s serviced: %w", ref, err)
+	}
 	if at.IsZero() {
 		at = e.cfg.Now()
 	}

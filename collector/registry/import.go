@@ -187,11 +187,11 @@ func parseFile(in io.Reader) ([]row, error) {
 		r := row{line: line}
 		r.ref.Tenant = field(colTenant)
 		if !posfleet.ValidID(r.ref.Tenant) {
-			bad(line, colTenant, "%q: %v", r.ref.Tenant, posfleet.ErrInvalidID)
+			bad(line, colTenant, "%q: %v", posfleet.Redact(r.ref.Tenant), posfleet.ErrInvalidID)
 		}
 		r.ref.Terminal = field(colTerminal)
 		if !posfleet.ValidID(r.ref.Terminal) {
-			bad(line, colTerminal, "%q: %v", r.ref.Terminal, posfleet.ErrInvalidID)
+			bad(line, colTerminal, "%q: %v", posfleet.Redact(r.ref.Terminal), posfleet.ErrInvalidID)
 		}
 		for _, t := range []struct {
 			name string
@@ -236,8 +236,11 @@ func parseFile(in io.Reader) ([]row, error) {
 }
 
 // checkText accepts what can be shown in a page, a CSV work list and a log
-// line as is.
+// line as is, and holds no card data.
 func checkText(s string) error {
+	if posfleet.ContainsCardData(s) {
+		return errors.New("looks like it holds a card number; card data is never stored")
+	}
 	if !utf8.ValidString(s) {
 		return errors.New("want valid UTF-8")
 	}

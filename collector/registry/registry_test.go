@@ -406,6 +406,10 @@ func TestImportRowRules(t *testing.T) {
 		{"too few fields", "acme,T-1,A920,Shop,Pier 1,north,,", ""},
 		{"too many fields", "acme,T-1,A920,Shop,Pier 1,north,,,,", ""},
 		{"bare quote", `acme,T-1,A"920,Shop,Pier 1,north,,,`, ""},
+		{"merchant with a card number", "acme,T-1,A920,Shop " + dottedPAN() + ",Pier 1,north,,,", "merchant"},
+		{"site with a card number", "acme,T-1,A920,Shop,Pier " + strings.ReplaceAll(dottedPAN(), ".", "") + ",north,,,", "site"},
+		{"model with a card number", "acme,T-1," + strings.ReplaceAll(dottedPAN(), ".", " ") + ",Shop,Pier 1,north,,,", "model"},
+		{"terminal a card number", "acme," + strings.ReplaceAll(dottedPAN(), ".", "") + ",A920,Shop,Pier 1,north,,,", "terminal"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1004,4 +1008,15 @@ func BenchmarkAuthenticate(b *testing.B) {
 			}
 		}
 	})
+}
+
+// dottedPAN is a card number built from a public test prefix, printed with
+// dots.
+func dottedPAN() string {
+	for d := '0'; d <= '9'; d++ {
+		if s := "411111111111111" + string(d); posfleet.ContainsCardData(s) {
+			return s[:4] + "." + s[4:8] + "." + s[8:12] + "." + s[12:]
+		}
+	}
+	panic("unreachable")
 }
