@@ -23,7 +23,16 @@ type session struct {
 	limiter     *rate.Limiter // nil: no limit
 	acks        *ackQueue
 	hctx        handOffCtx // used by the connection's read loop only
+	// deniedTopic is the topic of a publish OnPacketRead renamed to
+	// deniedTopicMarker; the read loop sets it and OnPublish, next on the
+	// same goroutine, takes it.
+	deniedTopic string
 }
+
+// deniedTopicMarker replaces a publish topic that mochi would drop without
+// calling any hook (see OnPacketRead). It passes mochi's checks and fails
+// posfleet's ACL like any foreign topic.
+const deniedTopicMarker = "$posfleet/denied"
 
 // sessionOf returns the session of an authenticated client, nil for anything
 // else (the inline client, sessions restored from the store, a client still
@@ -55,7 +64,7 @@ func (h *policy) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck,
 		mqtt.OnSessionEstablished, mqtt.OnDisconnect,
-		mqtt.OnSubscribe, mqtt.OnPublish, mqtt.OnWillSent:
+		mqtt.OnSubscribe, mqtt.OnPublish, mqtt.OnWillSent, mqtt.OnPacketRead:
 		return true
 	}
 	return false
@@ -215,6 +224,25 @@ func (h *policy) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet 
 	return pk
 }
 
+// OnPacketRead lets OnPublish see publishes mochi would drop unseen: mochi
+// drops a publish to a topic it deems invalid for publishing ($SYS/...,
+// wildcards) before any hook, without acknowledging it, so a QoS 1 sender
+// waits for a PUBACK forever and no security event is recorded. Such a
+// publish gets deniedTopicMarker as topic, the real one kept in the
+// session, and is denied by OnPublish like any foreign topic.
+func (h *policy) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Publish || pk.TopicName == "" || mqtt.IsValidFilter(pk.TopicName, true) {
+		return pk, nil
+	}
+	s := sessionOf(cl)
+	if s == nil {
+		return pk, nil
+	}
+	s.deniedTopic = pk.TopicName
+	pk.TopicName = deniedTopicMarker
+	return pk, nil
+}
+
 // OnPublish handles a terminal's publish: rate limit, ownership, then the
 // Sink. A QoS 1 publish is acknowledged only once the Sink has it durable,
 // which is what makes "acknowledged" mean "durable".
@@ -234,6 +262,8 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	if s == nil {
 		return pk, packets.ErrRejectPacket
 	}
+	deniedTopic := s.deniedTopic
+	s.deniedTopic = ""
 	if err := b.throttle(s); err != nil {
 		// Closing: leave the message unacknowledged, the terminal resends it.
 		return pk, packets.ErrRejectPacket
@@ -256,10 +286,14 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 
 	ref, ch, err := posfleet.ParseTopic(pk.TopicName)
 	if err != nil || ref != s.ref || ch == posfleet.ChannelCommand {
+		topic := pk.TopicName
+		if topic == deniedTopicMarker && deniedTopic != "" {
+			topic = deniedTopic
+		}
 		b.m.aclDenials.WithLabelValues("publish").Inc()
 		b.m.denied.Inc()
-		b.security(posfleet.SecurityPublishDenied, s.ref, s.ref.String(), pk.TopicName, cl.Net.Remote)
-		b.log.Debug("publish denied", "terminal", s.ref.String(), "topic", truncate(pk.TopicName, maxEventTopic))
+		b.security(posfleet.SecurityPublishDenied, s.ref, s.ref.String(), topic, cl.Net.Remote)
+		b.log.Debug("publish denied", "terminal", s.ref.String(), "topic", truncate(topic, maxEventTopic))
 		return pk, s.refuse(pk, packets.ErrNotAuthorized)
 	}
 
