@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -97,9 +98,14 @@ func (h *policy) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 
 	ctx, cancel := context.WithTimeout(b.baseCtx, b.opts.ConnectTimeout)
-	got, err := b.auth.Authenticate(ctx, username, pk.Connect.Password)
+	got, err := b.authenticate(ctx, username, pk.Connect.Password, cl.Net.Remote)
 	cancel()
 	switch {
+	case err != nil && throttled(err):
+		b.m.authThrottled.Inc()
+		b.security(posfleet.SecurityAuthThrottled, ref, username, "", cl.Net.Remote)
+		b.log.Debug("connect refused without checking", "reason", err.Error(), "username", truncate(username, maxEventUsername), "remote", cl.Net.Remote)
+		return h.refuse(cl, packets.ErrConnectionRateExceeded)
 	case err != nil && unavailable(err):
 		b.log.Warn("cannot authenticate terminal now", "terminal", ref.String(), "err", err)
 		return h.refuse(cl, packets.ErrServerUnavailable)
@@ -147,13 +153,41 @@ func (h *policy) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 // end the connection.
 func (h *policy) refuse(cl *mqtt.Client, code packets.Code) error {
 	ack := code
-	if code == packets.ErrBadUsernameOrPassword && cl.Properties.ProtocolVersion < 5 {
-		// mochi maps 0x86 to the MQTT 3.1.1 return code 5 "not authorized";
-		// the protocol promises code 4 "bad user name or password".
-		ack = packets.ErrMalformedUsernameOrPassword
+	if cl.Properties.ProtocolVersion < 5 {
+		switch code {
+		case packets.ErrBadUsernameOrPassword:
+			// mochi maps 0x86 to the MQTT 3.1.1 return code 5 "not
+			// authorized"; the protocol promises code 4 "bad user name or
+			// password".
+			ack = packets.ErrMalformedUsernameOrPassword
+		case packets.ErrConnectionRateExceeded:
+			// MQTT 3.1.1 has no such code; "server unavailable" makes the
+			// client retry later.
+			ack = packets.ErrServerUnavailable
+		}
 	}
 	_ = h.b.srv.SendConnack(cl, ack, false, nil)
 	return code
+}
+
+// authenticate asks the Authenticator, with the client's address when it
+// takes one.
+func (b *Broker) authenticate(ctx context.Context, username string, password []byte, remote string) (posfleet.TerminalRef, error) {
+	if sa, ok := b.auth.(SourceAuthenticator); ok {
+		var src netip.Addr
+		if ap, err := netip.ParseAddrPort(remote); err == nil {
+			src = ap.Addr()
+		}
+		return sa.AuthenticateFrom(ctx, username, password, src)
+	}
+	return b.auth.Authenticate(ctx, username, password)
+}
+
+// throttled tells an attempt refused for being over a budget (see
+// Authenticator).
+func throttled(err error) bool {
+	var t interface{ Throttled() bool }
+	return errors.As(err, &t) && t.Throttled()
 }
 
 // unavailable tells an Authenticator that could not decide from one that said no.

@@ -144,8 +144,10 @@ func (r *Registry) AuthenticateFrom(ctx context.Context, username string, passwo
 	// refusal for being over one tells nothing about existence either.
 	now := time.Now()
 	failed := false // set when the verification ran and refused
+	var src *budgetEntry
 	if source.IsValid() {
-		src, ok := r.sources.start(sourceKey(source), now)
+		var ok bool
+		src, ok = r.sources.start(sourceKey(source), now)
 		if !ok {
 			return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: %w", ref, &throttledError{"source " + sourceKey(source)})
 		}
@@ -179,14 +181,20 @@ func (r *Registry) AuthenticateFrom(ctx context.Context, username string, passwo
 	if err := ctx.Err(); err != nil {
 		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: %w", ref, err)
 	}
+	release, err := r.sources.run(ctx, src)
+	if err != nil {
+		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: waiting to verify: %w", ref, err)
+	}
 	select {
 	case r.verifySem <- struct{}{}:
 	case <-ctx.Done():
+		release()
 		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: waiting to verify: %w", ref, ctx.Err())
 	}
 	r.slowVerifies.Add(1)
 	match, err := verifySecret(hash, password)
 	<-r.verifySem
+	release()
 	if err != nil {
 		r.log.Error("authenticate: stored secret hash unusable", "terminal", ref.String(), "err", err)
 		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: %w", ref, err)

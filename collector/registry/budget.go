@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"sync"
@@ -37,10 +38,17 @@ func (e *throttledError) Throttled() bool { return true }
 // The number of keys is bounded: when the map is full, keys whose bucket is
 // full again and that have nothing under way are dropped (they carry no
 // information); if none can be, new keys share one overflow bucket.
+//
+// With slots > 0, a key also has at most that many verifications running
+// at once; more wait for their turn. A source then never holds every
+// verification slot of the registry, so a terminal connecting from
+// elsewhere during a flood gets one at once instead of queuing behind the
+// flood's, which crawl while the CPU handles the flood's connections.
 type budget struct {
 	limit rate.Limit
 	burst int
 	max   int
+	slots int
 
 	mu        sync.Mutex
 	keys      map[string]*budgetEntry
@@ -50,22 +58,33 @@ type budget struct {
 
 type budgetEntry struct {
 	lim     *rate.Limiter
-	pending int // verifications under way
+	pending int           // verifications under way
+	running chan struct{} // with slots: the key's verifications running
+}
+
+func (b *budget) newEntry() *budgetEntry {
+	e := &budgetEntry{lim: rate.NewLimiter(b.limit, b.burst)}
+	if b.slots > 0 {
+		e.running = make(chan struct{}, b.slots)
+	}
+	return e
 }
 
 // newBudget returns a budget of perSecond failures a second with bursts of
 // burst, or nil (no bound) when perSecond is negative.
-func newBudget(perSecond float64, burst, max int) *budget {
+func newBudget(perSecond float64, burst, max, slots int) *budget {
 	if perSecond < 0 {
 		return nil
 	}
-	return &budget{
-		limit:    rate.Limit(perSecond),
-		burst:    burst,
-		max:      max,
-		keys:     make(map[string]*budgetEntry),
-		overflow: &budgetEntry{lim: rate.NewLimiter(rate.Limit(perSecond), burst)},
+	b := &budget{
+		limit: rate.Limit(perSecond),
+		burst: burst,
+		max:   max,
+		slots: slots,
+		keys:  make(map[string]*budgetEntry),
 	}
+	b.overflow = b.newEntry()
+	return b
 }
 
 // start reports whether a verification for key may start now. If it may,
@@ -84,7 +103,7 @@ func (b *budget) start(key string, now time.Time) (*budgetEntry, bool) {
 		if len(b.keys) >= b.max {
 			e = b.overflow
 		} else {
-			e = &budgetEntry{lim: rate.NewLimiter(b.limit, b.burst)}
+			e = b.newEntry()
 			b.keys[key] = e
 		}
 	}
@@ -93,6 +112,20 @@ func (b *budget) start(key string, now time.Time) (*budgetEntry, bool) {
 	}
 	e.pending++
 	return e, true
+}
+
+// run waits for one of e's slots (none without slots) and returns the
+// function that gives it back.
+func (b *budget) run(ctx context.Context, e *budgetEntry) (release func(), err error) {
+	if b == nil || e == nil || e.running == nil {
+		return func() {}, nil
+	}
+	select {
+	case e.running <- struct{}{}:
+		return func() { <-e.running }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // done ends a verification start allowed; a failure takes a token.

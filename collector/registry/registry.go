@@ -40,7 +40,9 @@ type Options struct {
 
 	// MaxConcurrentVerify bounds simultaneous slow hash verifications so a
 	// reconnect storm or a flood of wrong secrets queues instead of thrashing
-	// the CPU and the memory (each verification holds HashMemoryKiB).
+	// the CPU and the memory (each verification holds HashMemoryKiB). One
+	// source address (see AuthenticateFrom) gets half of them at most, so
+	// that others always find one.
 	MaxConcurrentVerify int
 
 	// SourceFailuresPerSecond and SourceFailureBurst are the budget of
@@ -113,20 +115,24 @@ func DefaultOptions() Options {
 		// One slow verification per core keeps each at full speed; more would
 		// only share the cores and multiply the memory held at once.
 		MaxConcurrentVerify: runtime.NumCPU(),
-		// One wrong secret a second per address, in bursts of 20: a flood
-		// from one address spends at most 20 verifications at once (about
-		// 70 ms of both cores) and then one a second, while terminals
-		// behind one NAT with a wrong secret, retrying every few seconds,
-		// still get their answer. Successes are free, so a NAT full of
-		// good terminals reconnecting is never held back.
+		// One wrong secret a second per address, in bursts of 5: a flood
+		// from one address spends at most 5 verifications at once and then
+		// one a second, while terminals behind one NAT with a wrong
+		// secret, retrying every few seconds, still get their answer.
+		// Successes are free, so a NAT full of good terminals reconnecting
+		// is never held back. The burst is small because each verification
+		// under a flood costs far more than its 4 ms alone: its 4 MiB make
+		// the garbage collector scan every connection's stack; with bursts
+		// of 10-20 a terminal connecting during a flood of 1,000 CONNECTs
+		// waited 0.7-1.2 s, with 1-5 about 0.2-0.4 s (TestWrongPasswordFlood).
 		SourceFailuresPerSecond: 1,
-		SourceFailureBurst:      20,
-		// Ten wrong secrets in a row, then one every ten seconds: a
+		SourceFailureBurst:      5,
+		// Five wrong secrets in a row, then one every ten seconds: a
 		// terminal misprovisioned and retrying every 10 s still gets
 		// "bad username or password", and guessing one terminal's secret
 		// from a botnet goes at 8,640 guesses a day.
 		UsernameFailuresPerSecond: 0.1,
-		UsernameFailureBurst:      10,
+		UsernameFailureBurst:      5,
 		// About 200 bytes each: 100,000 keys are 20 MiB per budget at most.
 		MaxBudgetKeys: 100_000,
 	}
@@ -304,8 +310,8 @@ func Open(path string, opts Options) (*Registry, error) {
 		opts:      opts,
 		log:       opts.Logger.With("component", "registry"),
 		verifySem: make(chan struct{}, opts.MaxConcurrentVerify),
-		sources:   newBudget(opts.SourceFailuresPerSecond, opts.SourceFailureBurst, opts.MaxBudgetKeys),
-		usernames: newBudget(opts.UsernameFailuresPerSecond, opts.UsernameFailureBurst, opts.MaxBudgetKeys),
+		sources:   newBudget(opts.SourceFailuresPerSecond, opts.SourceFailureBurst, opts.MaxBudgetKeys, max(1, opts.MaxConcurrentVerify/2)),
+		usernames: newBudget(opts.UsernameFailuresPerSecond, opts.UsernameFailureBurst, opts.MaxBudgetKeys, 0),
 		cache:     make(map[posfleet.TerminalRef][macLen]byte),
 	}
 	if opts.CacheKeyFile == "" {
