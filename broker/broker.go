@@ -26,6 +26,8 @@
 //   - A denied or rejected publish is acknowledged and dropped for MQTT 3.1.1
 //     and QoS 0; an MQTT 5 terminal gets PUBACK reason 0x87 (not authorized)
 //     or 0x99 (payload format invalid). The connection stays either way.
+//     A publish to $SYS/... or to a topic with wildcards, which mochi would
+//     drop unacknowledged and unseen, is denied the same way.
 //   - When the Sink cannot store a message, the terminal is disconnected
 //     without an acknowledgement (MQTT 5: DISCONNECT 0x89 server busy), so it
 //     resends after reconnecting.
