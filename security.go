@@ -11,6 +11,10 @@ const (
 	SecurityPublishDenied   SecurityKind = "acl_publish_denied"
 	SecuritySubscribeDenied SecurityKind = "acl_subscribe_denied"
 	SecurityWillDenied      SecurityKind = "will_denied"
+	// SecurityAuthThrottled is a CONNECT refused without checking its
+	// secret: its source address or username was over its budget of failed
+	// attempts.
+	SecurityAuthThrottled SecurityKind = "auth_throttled"
 )
 
 // SecurityEvent is a refused connection or a denied publish or subscribe,

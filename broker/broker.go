@@ -16,12 +16,18 @@
 //     username. When the Authenticator cannot decide (registry down) the
 //     answer is "server unavailable" (3 / 0x88), so terminals retry instead
 //     of reporting bad credentials.
+//   - A CONNECT from a source address or for a username over its budget of
+//     failed attempts (see SourceAuthenticator) is refused at once with
+//     "connection rate exceeded" (MQTT 5 reason 0x9F; MQTT 3.1.1 return code
+//     3, server unavailable, the only code a client takes as "retry later").
 //   - A last will on any topic but the terminal's own status topic is dropped
 //     and recorded as will_denied; the connection is accepted. Will delays are
 //     ignored: the server wants to know at once.
 //   - A denied or rejected publish is acknowledged and dropped for MQTT 3.1.1
 //     and QoS 0; an MQTT 5 terminal gets PUBACK reason 0x87 (not authorized)
 //     or 0x99 (payload format invalid). The connection stays either way.
+//     A publish to $SYS/... or to a topic with wildcards, which mochi would
+//     drop unacknowledged and unseen, is denied the same way.
 //   - When the Sink cannot store a message, the terminal is disconnected
 //     without an acknowledgement (MQTT 5: DISCONNECT 0x89 server busy), so it
 //     resends after reconnecting.
@@ -44,6 +50,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -65,8 +72,21 @@ import (
 // Temporary() bool returning true, means the check could not be made (the
 // registry is unavailable): the terminal is then told "server unavailable"
 // instead of "bad username or password", and no security event is recorded.
+// An error with a method Throttled() bool returning true means the attempt
+// was refused without checking the secret, because its source or username
+// failed too often: the terminal is told "connection rate exceeded" (MQTT 5
+// 0x9F; MQTT 3.1.1 has no such code and gets "server unavailable", 3), so
+// that it retries later, and an auth_throttled event is recorded.
 type Authenticator interface {
 	Authenticate(ctx context.Context, username string, password []byte) (posfleet.TerminalRef, error)
+}
+
+// SourceAuthenticator is an Authenticator that also weighs where an attempt
+// comes from (to bound the work spent on one source's failures). The broker
+// calls AuthenticateFrom with the client's address when its Authenticator
+// has it.
+type SourceAuthenticator interface {
+	AuthenticateFrom(ctx context.Context, username string, password []byte, source netip.Addr) (posfleet.TerminalRef, error)
 }
 
 // Sink takes every uplink message the broker accepted from a terminal. It returns nil once the

@@ -138,6 +138,11 @@ func TestPublishDenied(t *testing.T) {
 		{"own cmd topic", posfleet.Topic(termA, posfleet.ChannelCommand)},
 		{"outside fleet", "telemetry/acme/T-0001"},
 		{"too deep", posfleet.Topic(termA, posfleet.ChannelHeartbeat) + "/x"},
+		// mochi drops these before any hook unless the broker steps in.
+		{"$SYS", "$SYS/x"},
+		{"$SYS any case", "$sys/broker/clients"},
+		{"other $ topic", "$posfleet/x"},
+		{"wildcard", "fleet/v1/acme/+/hb"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,16 @@ type session struct {
 	limiter     *rate.Limiter // nil: no limit
 	acks        *ackQueue
 	hctx        handOffCtx // used by the connection's read loop only
+	// deniedTopic is the topic of a publish OnPacketRead renamed to
+	// deniedTopicMarker; the read loop sets it and OnPublish, next on the
+	// same goroutine, takes it.
+	deniedTopic string
 }
+
+// deniedTopicMarker replaces a publish topic that mochi would drop without
+// calling any hook (see OnPacketRead). It passes mochi's checks and fails
+// posfleet's ACL like any foreign topic.
+const deniedTopicMarker = "$posfleet/denied"
 
 // sessionOf returns the session of an authenticated client, nil for anything
 // else (the inline client, sessions restored from the store, a client still
@@ -55,7 +65,7 @@ func (h *policy) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck,
 		mqtt.OnSessionEstablished, mqtt.OnDisconnect,
-		mqtt.OnSubscribe, mqtt.OnPublish, mqtt.OnWillSent:
+		mqtt.OnSubscribe, mqtt.OnPublish, mqtt.OnWillSent, mqtt.OnPacketRead:
 		return true
 	}
 	return false
@@ -88,9 +98,14 @@ func (h *policy) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 
 	ctx, cancel := context.WithTimeout(b.baseCtx, b.opts.ConnectTimeout)
-	got, err := b.auth.Authenticate(ctx, username, pk.Connect.Password)
+	got, err := b.authenticate(ctx, username, pk.Connect.Password, cl.Net.Remote)
 	cancel()
 	switch {
+	case err != nil && throttled(err):
+		b.m.authThrottled.Inc()
+		b.security(posfleet.SecurityAuthThrottled, ref, username, "", cl.Net.Remote)
+		b.log.Debug("connect refused without checking", "reason", err.Error(), "username", truncate(username, maxEventUsername), "remote", cl.Net.Remote)
+		return h.refuse(cl, packets.ErrConnectionRateExceeded)
 	case err != nil && unavailable(err):
 		b.log.Warn("cannot authenticate terminal now", "terminal", ref.String(), "err", err)
 		return h.refuse(cl, packets.ErrServerUnavailable)
@@ -138,13 +153,41 @@ func (h *policy) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 // end the connection.
 func (h *policy) refuse(cl *mqtt.Client, code packets.Code) error {
 	ack := code
-	if code == packets.ErrBadUsernameOrPassword && cl.Properties.ProtocolVersion < 5 {
-		// mochi maps 0x86 to the MQTT 3.1.1 return code 5 "not authorized";
-		// the protocol promises code 4 "bad user name or password".
-		ack = packets.ErrMalformedUsernameOrPassword
+	if cl.Properties.ProtocolVersion < 5 {
+		switch code {
+		case packets.ErrBadUsernameOrPassword:
+			// mochi maps 0x86 to the MQTT 3.1.1 return code 5 "not
+			// authorized"; the protocol promises code 4 "bad user name or
+			// password".
+			ack = packets.ErrMalformedUsernameOrPassword
+		case packets.ErrConnectionRateExceeded:
+			// MQTT 3.1.1 has no such code; "server unavailable" makes the
+			// client retry later.
+			ack = packets.ErrServerUnavailable
+		}
 	}
 	_ = h.b.srv.SendConnack(cl, ack, false, nil)
 	return code
+}
+
+// authenticate asks the Authenticator, with the client's address when it
+// takes one.
+func (b *Broker) authenticate(ctx context.Context, username string, password []byte, remote string) (posfleet.TerminalRef, error) {
+	if sa, ok := b.auth.(SourceAuthenticator); ok {
+		var src netip.Addr
+		if ap, err := netip.ParseAddrPort(remote); err == nil {
+			src = ap.Addr()
+		}
+		return sa.AuthenticateFrom(ctx, username, password, src)
+	}
+	return b.auth.Authenticate(ctx, username, password)
+}
+
+// throttled tells an attempt refused for being over a budget (see
+// Authenticator).
+func throttled(err error) bool {
+	var t interface{ Throttled() bool }
+	return errors.As(err, &t) && t.Throttled()
 }
 
 // unavailable tells an Authenticator that could not decide from one that said no.
@@ -215,6 +258,25 @@ func (h *policy) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet 
 	return pk
 }
 
+// OnPacketRead lets OnPublish see publishes mochi would drop unseen: mochi
+// drops a publish to a topic it deems invalid for publishing ($SYS/...,
+// wildcards) before any hook, without acknowledging it, so a QoS 1 sender
+// waits for a PUBACK forever and no security event is recorded. Such a
+// publish gets deniedTopicMarker as topic, the real one kept in the
+// session, and is denied by OnPublish like any foreign topic.
+func (h *policy) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Publish || pk.TopicName == "" || mqtt.IsValidFilter(pk.TopicName, true) {
+		return pk, nil
+	}
+	s := sessionOf(cl)
+	if s == nil {
+		return pk, nil
+	}
+	s.deniedTopic = pk.TopicName
+	pk.TopicName = deniedTopicMarker
+	return pk, nil
+}
+
 // OnPublish handles a terminal's publish: rate limit, ownership, then the
 // Sink. A QoS 1 publish is acknowledged only once the Sink has it durable,
 // which is what makes "acknowledged" mean "durable".
@@ -234,6 +296,8 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	if s == nil {
 		return pk, packets.ErrRejectPacket
 	}
+	deniedTopic := s.deniedTopic
+	s.deniedTopic = ""
 	if err := b.throttle(s); err != nil {
 		// Closing: leave the message unacknowledged, the terminal resends it.
 		return pk, packets.ErrRejectPacket
@@ -256,10 +320,14 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 
 	ref, ch, err := posfleet.ParseTopic(pk.TopicName)
 	if err != nil || ref != s.ref || ch == posfleet.ChannelCommand {
+		topic := pk.TopicName
+		if topic == deniedTopicMarker && deniedTopic != "" {
+			topic = deniedTopic
+		}
 		b.m.aclDenials.WithLabelValues("publish").Inc()
 		b.m.denied.Inc()
-		b.security(posfleet.SecurityPublishDenied, s.ref, s.ref.String(), pk.TopicName, cl.Net.Remote)
-		b.log.Debug("publish denied", "terminal", s.ref.String(), "topic", truncate(pk.TopicName, maxEventTopic))
+		b.security(posfleet.SecurityPublishDenied, s.ref, s.ref.String(), topic, cl.Net.Remote)
+		b.log.Debug("publish denied", "terminal", s.ref.String(), "topic", truncate(topic, maxEventTopic))
 		return pk, s.refuse(pk, packets.ErrNotAuthorized)
 	}
 

@@ -17,6 +17,7 @@ type metrics struct {
 	// publishes' children, looked up once: the accepted one counts every message.
 	accepted, rejected, failed, denied prometheus.Counter
 	rateLimited                        prometheus.Counter
+	authThrottled                      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, connected func() int) (*metrics, error) {
@@ -37,6 +38,10 @@ func newMetrics(reg prometheus.Registerer, connected func() int) (*metrics, erro
 			Name: "posfleet_broker_publishes_total",
 			Help: "Terminal publishes and last wills handled, by result: accepted (stored by the sink), rejected (bad input), failed (sink could not store), denied (ACL).",
 		}, []string{"result"}),
+		authThrottled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "posfleet_broker_auth_throttled_total",
+			Help: "CONNECTs refused without checking the secret: their source address or username was over its budget of failed attempts.",
+		}),
 		rateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "posfleet_broker_rate_limited_total",
 			Help: "Publishes delayed because the terminal was over its rate.",
@@ -56,7 +61,7 @@ func newMetrics(reg prometheus.Registerer, connected func() int) (*metrics, erro
 		Name: "posfleet_broker_connections",
 		Help: "Terminals connected now.",
 	}, func() float64 { return float64(connected()) })
-	for _, c := range []prometheus.Collector{connections, m.connects, m.authFailures, m.aclDenials, m.publishes, m.rateLimited} {
+	for _, c := range []prometheus.Collector{connections, m.connects, m.authFailures, m.aclDenials, m.publishes, m.rateLimited, m.authThrottled} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

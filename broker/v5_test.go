@@ -51,6 +51,8 @@ func TestMQTT5(t *testing.T) {
 		{"accepted", own, hb(1), 0x00},
 		{"another terminal", posfleet.Topic(termB, posfleet.ChannelHeartbeat), hb(2), packets.ErrNotAuthorized.Code},
 		{"own cmd", posfleet.Topic(termA, posfleet.ChannelCommand), hb(3), packets.ErrNotAuthorized.Code},
+		{"$SYS", "$SYS/x", hb(3), packets.ErrNotAuthorized.Code},
+		{"wildcard", "fleet/v1/acme/#", hb(3), packets.ErrNotAuthorized.Code},
 		{"rejected by sink", own, "garbage", packets.ErrPayloadFormatInvalid.Code},
 		{"accepted after refusals", own, hb(4), 0x00},
 	}
@@ -64,8 +66,8 @@ func TestMQTT5(t *testing.T) {
 	if got := e.sink.of(termA, posfleet.ChannelHeartbeat); strings.Join(got, "|") != hb(1)+"|"+hb(4) {
 		t.Errorf("sink has %q", got)
 	}
-	if n := len(e.sec.kind(posfleet.SecurityPublishDenied)); n != 2 {
-		t.Errorf("%d acl_publish_denied events, want 2", n)
+	if evs := e.sec.kind(posfleet.SecurityPublishDenied); len(evs) != 4 || evs[2].Topic != "$SYS/x" {
+		t.Errorf("acl_publish_denied events %+v, want 4, the third for $SYS/x", evs)
 	}
 
 	t.Run("subscribe", func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +63,10 @@ type RejectionEvent struct {
 	Channel  posfleet.Channel
 	Reason   posfleet.Reason
 	Field    string
+	// Count is how many rejections of this terminal, channel and reason
+	// the record stands for: 1 (or 0, read as 1) for a single one, more for
+	// the summary of an aggregation window (see Options.EventWindow).
+	Count int64
 }
 
 // SecurityRecord is a security event as stored: Known says whether the
@@ -70,6 +75,10 @@ type RejectionEvent struct {
 type SecurityRecord struct {
 	posfleet.SecurityEvent
 	Known bool
+	// Count is how many events of this kind, name and source address the
+	// record stands for: 1 (or 0, read as 1) for a single event, more for
+	// the summary of an aggregation window (see Options.EventWindow).
+	Count int64
 }
 
 // Fsync policies of Options.Fsync.
@@ -108,6 +117,15 @@ type Options struct {
 	RetryMin, RetryMax time.Duration
 	// FlushTimeout bounds how long Close waits for the spool to drain.
 	FlushTimeout time.Duration
+	// EventWindow is the aggregation window of security events and
+	// rejections: the first event of a kind from one source (terminal or
+	// username, and address) is stored at once, the rest of the window as
+	// one point with a count. Zero takes the default.
+	EventWindow time.Duration
+	// MaxEventKeys bounds the sources aggregated at once, for security
+	// events and rejections each; past it, events are aggregated per kind
+	// without their source. Zero takes the default.
+	MaxEventKeys int
 	// IsKnown tells whether a terminal is provisioned (for security events);
 	// nil takes every terminal as unknown.
 	IsKnown func(posfleet.TerminalRef) bool
@@ -147,8 +165,22 @@ func DefaultOptions() Options {
 		RetryMin:     100 * time.Millisecond,
 		RetryMax:     10 * time.Second,
 		FlushTimeout: 10 * time.Second,
+		// Short enough that the Security page and the store show a flood's
+		// size within seconds; long enough that a flood of thousands of
+		// events a second costs one point per source every few seconds.
+		EventWindow: 10 * time.Second,
+		// Far more sources than misbehave at once in a real fleet; at about
+		// 300 bytes a key, 10,000 keys are 3 MiB per aggregator.
+		MaxEventKeys: 10_000,
 	}
 }
+
+// Bounds of the event aggregation options.
+const (
+	minEventWindow  = 10 * time.Millisecond
+	maxEventWindow  = time.Hour
+	maxMaxEventKeys = 1_000_000
+)
 
 // Collector validates, deduplicates and spools messages, and writes the
 // spool to the store.
@@ -179,6 +211,13 @@ type Collector struct {
 
 	rejections *ring[RejectionEvent]
 	security   *ring[SecurityRecord]
+
+	// secAgg and rejAgg aggregate events per source (see aggregator);
+	// eventLoop stores their windows' points until aggStop closes.
+	secAgg  *aggregator[securityKey, SecurityRecord]
+	rejAgg  *aggregator[rejectionKey, RejectionEvent]
+	aggStop chan struct{}
+	aggDone sync.WaitGroup
 
 	deadMu   sync.Mutex            // the dead-letter file
 	writeErr atomic.Pointer[error] // last write error, nil after a success
@@ -223,6 +262,18 @@ func New(opts Options, enc PointEncoder, w PointWriter) (*Collector, error) {
 	if opts.Writers < 1 || opts.Writers > 64 {
 		return nil, fmt.Errorf("collector: Writers %d: want 1..64", opts.Writers)
 	}
+	if opts.EventWindow == 0 {
+		opts.EventWindow = DefaultOptions().EventWindow
+	}
+	if opts.EventWindow < minEventWindow || opts.EventWindow > maxEventWindow {
+		return nil, fmt.Errorf("collector: EventWindow %v: want %v..%v", opts.EventWindow, minEventWindow, maxEventWindow)
+	}
+	if opts.MaxEventKeys == 0 {
+		opts.MaxEventKeys = DefaultOptions().MaxEventKeys
+	}
+	if opts.MaxEventKeys < 1 || opts.MaxEventKeys > maxMaxEventKeys {
+		return nil, fmt.Errorf("collector: MaxEventKeys %d: want 1..%d", opts.MaxEventKeys, maxMaxEventKeys)
+	}
 	sp, err := openSpool(opts.SpoolDir, opts.SegmentBytes, opts.Fsync == FsyncInterval)
 	if err != nil {
 		return nil, err
@@ -240,6 +291,9 @@ func New(opts Options, enc PointEncoder, w PointWriter) (*Collector, error) {
 		terminals:  make(map[posfleet.TerminalRef]*terminalState),
 		rejections: newRing[RejectionEvent](recentEvents),
 		security:   newRing[SecurityRecord](recentEvents),
+		secAgg:     newAggregator(opts.EventWindow, opts.MaxEventKeys, otherSecurity),
+		rejAgg:     newAggregator(opts.EventWindow, opts.MaxEventKeys, otherRejection),
+		aggStop:    make(chan struct{}),
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -261,6 +315,8 @@ func New(opts Options, enc PointEncoder, w PointWriter) (*Collector, error) {
 		c.done.Add(1)
 		go c.syncLoop()
 	}
+	c.aggDone.Add(1)
+	go c.eventLoop()
 	return c, nil
 }
 
@@ -453,9 +509,8 @@ func (c *Collector) handOff(ctx context.Context, cm *commit) error {
 	}
 }
 
-func (c *Collector) reject(ctx context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, rej *posfleet.Rejection, at time.Time) {
+func (c *Collector) reject(_ context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, rej *posfleet.Rejection, at time.Time) {
 	ch = posfleet.Channel(posfleet.Redact(string(ch))) // the topic's last level, as the terminal wrote it
-	ev := RejectionEvent{Time: c.uniqueTime(at), Terminal: ref, Channel: ch, Reason: rej.Reason, Field: rej.Field}
 	c.metrics.rejected.WithLabelValues(string(rej.Reason)).Inc()
 	st := c.state(ref)
 	st.mu.Lock()
@@ -464,42 +519,59 @@ func (c *Collector) reject(ctx context.Context, ref posfleet.TerminalRef, ch pos
 	}
 	st.rejected[rej.Reason]++
 	st.mu.Unlock()
-
-	c.rejections.add(ev)
-
 	c.log.Debug("message rejected", "terminal", ref.String(), "channel", string(ch), "reason", string(rej.Reason), "field", rej.Field)
-	cm := c.pool.Get().(*commit)
-	rec := appendRecord(cm.rec[:0], ref.String(), 0, nil)
-	rec, err := c.enc.AppendRejection(rec, ev)
-	if err != nil {
-		c.pool.Put(cm)
-		c.log.Warn("rejection not stored", "err", err)
-		return
+
+	ev := RejectionEvent{Time: at, Terminal: ref, Channel: ch, Reason: rej.Reason, Field: rej.Field}
+	out, store, full := c.rejAgg.add(rejectionKey{rej.Reason, ref, ch}, ev, c.now())
+	if full {
+		c.metrics.rejectionsDropped.WithLabelValues(dropAggregatorFull).Inc()
 	}
-	cm.rec = rec
-	// Not waited for: the answer to bad input does not depend on it.
-	if err := c.handOff(ctx, cm); err != nil {
-		c.log.Warn("rejection not stored", "err", err)
+	if store {
+		c.storeRejection(out, 1, nil)
 	}
 }
 
-// RecordSecurity counts and stores a security event. It does not block on
-// the disk: the broker calls it on its packet path.
+// rejectionKey is what rejections are aggregated by.
+type rejectionKey struct {
+	reason   posfleet.Reason
+	terminal posfleet.TerminalRef
+	channel  posfleet.Channel
+}
+
+// otherRejection is the catch-all of a reason when the aggregator is full.
+func otherRejection(k rejectionKey, ev RejectionEvent) (rejectionKey, RejectionEvent) {
+	return rejectionKey{reason: k.reason}, RejectionEvent{Time: ev.Time, Reason: ev.Reason}
+}
+
+// storeRejection keeps a rejection (or a window's summary of count of them)
+// among the latest and hands it to the spool without waiting. done, if
+// set, is called once the record is written or dropped.
+func (c *Collector) storeRejection(ev RejectionEvent, count int64, done func()) {
+	ev.Time, ev.Count = c.uniqueTime(ev.Time), count
+	c.rejections.add(ev)
+	rec, err := c.enc.AppendRejection(appendRecord(nil, ev.Terminal.String(), 0, nil), ev)
+	if err != nil {
+		c.log.Warn("rejection not stored", "err", err)
+		if done != nil {
+			done()
+		}
+		return
+	}
+	if reason := c.handOffEvent(rec, done); reason != "" {
+		c.metrics.rejectionsDropped.WithLabelValues(reason).Inc()
+	}
+}
+
+// RecordSecurity counts a security event and stores it, aggregated per
+// source (see Options.EventWindow). It does not block on the disk: the
+// broker calls it on its packet path.
 func (c *Collector) RecordSecurity(ev posfleet.SecurityEvent) {
 	ev = ev.Redacted() // nothing the client chose may carry card data into the spool, the store or the pages
 	if c.closed.Load() {
 		return
 	}
 	c.metrics.security.WithLabelValues(string(ev.Kind)).Inc()
-	ev.Time = c.uniqueTime(ev.Time)
-	if posfleet.ContainsPAN([]byte(ev.Username)) {
-		ev.Username = "(withheld: looked like card data)"
-	}
-	if posfleet.ContainsPAN([]byte(ev.Topic)) {
-		ev.Topic = "(withheld: looked like card data)"
-	}
 	rec := SecurityRecord{SecurityEvent: ev, Known: c.opts.IsKnown != nil && ev.Terminal != (posfleet.TerminalRef{}) && c.opts.IsKnown(ev.Terminal)}
-	c.security.add(rec)
 	if rec.Known { // per-terminal counts only for real terminals: made-up names must not grow memory
 		st := c.state(rec.Terminal)
 		st.mu.Lock()
@@ -509,23 +581,153 @@ func (c *Collector) RecordSecurity(ev posfleet.SecurityEvent) {
 		st.security[rec.Kind]++
 		st.mu.Unlock()
 	}
-	b := appendRecord(nil, rec.Terminal.String(), 0, nil)
-	b, err := c.enc.AppendSecurity(b, rec)
+	k := securityKey{kind: rec.Kind, terminal: rec.Terminal, username: rec.Username, source: sourceHost(rec.Remote)}
+	out, store, full := c.secAgg.add(k, rec, c.now())
+	if full {
+		c.metrics.securityDropped.WithLabelValues(dropAggregatorFull).Inc()
+	}
+	if store {
+		c.storeSecurity(out, 1, nil)
+	}
+}
+
+// securityKey is what security events are aggregated by: the source's
+// address without its port, which changes with every connection.
+type securityKey struct {
+	kind     posfleet.SecurityKind
+	terminal posfleet.TerminalRef
+	username string
+	source   string
+}
+
+// otherSecurity is the catch-all of a kind when the aggregator is full.
+func otherSecurity(k securityKey, ev SecurityRecord) (securityKey, SecurityRecord) {
+	return securityKey{kind: k.kind}, SecurityRecord{SecurityEvent: posfleet.SecurityEvent{Time: ev.Time, Kind: ev.Kind, Username: otherSources}}
+}
+
+// otherSources is the username of a catch-all security record.
+const otherSources = "(other sources)"
+
+// sourceHost returns the host of a host:port address, or addr itself.
+func sourceHost(addr string) string {
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		return host
+	}
+	return addr
+}
+
+// storeSecurity keeps a security record (or a window's summary of count of
+// them) among the latest and hands it to the spool without waiting. done,
+// if set, is called once the record is written or dropped.
+func (c *Collector) storeSecurity(rec SecurityRecord, count int64, done func()) {
+	rec.Time, rec.Count = c.uniqueTime(rec.Time), count
+	c.security.add(rec)
+	b, err := c.enc.AppendSecurity(appendRecord(nil, rec.Terminal.String(), 0, nil), rec)
 	if err != nil {
 		c.log.Warn("security event not stored", "err", err)
+		if done != nil {
+			done()
+		}
 		return
 	}
-	// Hand it to the committer without waiting for the fsync: an attacker's
-	// flood must not slow the broker.
-	c.gate.RLock()
-	defer c.gate.RUnlock()
-	if c.closed.Load() {
-		return
+	if reason := c.handOffEvent(b, done); reason != "" {
+		c.metrics.securityDropped.WithLabelValues(reason).Inc()
+	}
+}
+
+// Reasons an event is not stored, the label of the dropped-events metrics.
+const (
+	dropSpoolFull      = "spool_full"      // the spool is over Options.MaxSpoolBytes
+	dropQueueFull      = "queue_full"      // the committer is behind (a flood)
+	dropAggregatorFull = "aggregator_full" // counted under its kind, without its source
+	dropClosed         = "closed"
+)
+
+// handOffEvent gives an event's record to the committer without waiting:
+// an attacker's flood must not slow the broker, and an event is refused
+// like a publish once the spool is over its cap. It returns why the record
+// was dropped, "" when it was handed over. done, if set, is called once the
+// record is written or dropped.
+func (c *Collector) handOffEvent(rec []byte, done func()) (dropped string) {
+	var answer func(error)
+	if done != nil {
+		answer = func(error) { done() }
+		defer func() {
+			if dropped != "" {
+				done()
+			}
+		}()
+	}
+	if c.spoolBytes.Load() > c.opts.MaxSpoolBytes {
+		return dropSpoolFull
+	}
+	if done == nil { // Close hands its last events over itself, the committer still running
+		c.gate.RLock()
+		defer c.gate.RUnlock()
+		if c.closed.Load() {
+			return dropClosed
+		}
 	}
 	select {
-	case c.commits <- &commit{rec: b}:
+	case c.commits <- &commit{rec: rec, answer: answer}:
+		return ""
 	default:
-		c.metrics.securityDropped.Inc()
+		return dropQueueFull
+	}
+}
+
+// eventLoop stores the aggregation windows' points as windows end.
+func (c *Collector) eventLoop() {
+	defer c.aggDone.Done()
+	// A quarter window: a window's point is stored at most a quarter window
+	// late.
+	t := time.NewTicker(c.opts.EventWindow / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			c.storeDueEvents()
+		case <-c.aggStop:
+			return
+		}
+	}
+}
+
+// storeDueEvents stores the points of the windows that ended.
+func (c *Collector) storeDueEvents() {
+	now := c.now()
+	for _, s := range c.secAgg.due(now, false) {
+		c.storeSecurity(s.ev, s.count, nil)
+	}
+	for _, s := range c.rejAgg.due(now, false) {
+		c.storeRejection(s.ev, s.count, nil)
+	}
+}
+
+// flushEvents stores the counts of every open aggregation window and waits
+// (at most Options.FlushTimeout) until they are written: Close calls it
+// while the committer still runs.
+func (c *Collector) flushEvents() {
+	close(c.aggStop)
+	c.aggDone.Wait()
+	var wg sync.WaitGroup
+	now := c.now()
+	sec, rej := c.secAgg.due(now, true), c.rejAgg.due(now, true)
+	wg.Add(len(sec) + len(rej))
+	for _, s := range sec {
+		c.storeSecurity(s.ev, s.count, wg.Done)
+	}
+	for _, s := range rej {
+		c.storeRejection(s.ev, s.count, wg.Done)
+	}
+	written := make(chan struct{})
+	go func() { wg.Wait(); close(written) }()
+	t := time.NewTimer(c.opts.FlushTimeout)
+	defer t.Stop()
+	select {
+	case <-written:
+	case <-t.C:
+		c.log.Warn("event counts not stored before close")
 	}
 }
 
@@ -662,6 +864,7 @@ func (c *Collector) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	c.flushEvents()
 	c.gate.Lock() // every Accept under way has its answer
 	close(c.closing)
 	c.gate.Unlock()

@@ -13,16 +13,18 @@ type metrics struct {
 	acceptedBy      map[posfleet.Channel]prometheus.Counter // accepted's children, looked up once
 	rejected        *prometheus.CounterVec
 	security        *prometheus.CounterVec
-	securityDropped prometheus.Counter
-	duplicates      prometheus.Counter
-	gaps            prometheus.Counter
-	commitSeconds   prometheus.Histogram
-	spoolErrors     prometheus.Counter
-	batches         prometheus.Counter
-	points          prometheus.Counter
-	writeErrors     *prometheus.CounterVec
-	writeSeconds    prometheus.Histogram
-	deadLetters     prometheus.Counter
+	securityDropped *prometheus.CounterVec
+	// rejectionsDropped counts rejections not stored, by reason.
+	rejectionsDropped *prometheus.CounterVec
+	duplicates        prometheus.Counter
+	gaps              prometheus.Counter
+	commitSeconds     prometheus.Histogram
+	spoolErrors       prometheus.Counter
+	batches           prometheus.Counter
+	points            prometheus.Counter
+	writeErrors       *prometheus.CounterVec
+	writeSeconds      prometheus.Histogram
+	deadLetters       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
@@ -37,9 +39,12 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 		security: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "posfleet_security_events_total", Help: "Refused connections and ACL denials, by kind.",
 		}, []string{"kind"}),
-		securityDropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "posfleet_security_events_unstored_total", Help: "Security events counted but not stored because the spool queue was full (a flood).",
-		}),
+		securityDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "posfleet_security_events_dropped_total", Help: "Security events counted but not stored (spool_full, queue_full), or stored without their source (aggregator_full).",
+		}, []string{"reason"}),
+		rejectionsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "posfleet_rejections_dropped_total", Help: "Rejected messages counted but not stored (spool_full, queue_full), or stored without their terminal (aggregator_full).",
+		}, []string{"reason"}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "posfleet_messages_duplicate_total", Help: "Messages dropped because their seq was already seen.",
 		}),
@@ -77,6 +82,10 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 	for _, ch := range posfleet.UplinkChannels {
 		m.acceptedBy[ch] = m.accepted.WithLabelValues(string(ch))
 	}
+	for _, r := range []string{dropSpoolFull, dropQueueFull, dropAggregatorFull} {
+		m.securityDropped.WithLabelValues(r)
+		m.rejectionsDropped.WithLabelValues(r)
+	}
 	m.writeErrors.WithLabelValues("unavailable")
 	m.writeErrors.WithLabelValues("rejected")
 	depth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -85,7 +94,7 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 	bytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "posfleet_spool_bytes", Help: "Bytes of spool entries not yet in the time-series store.",
 	}, func() float64 { return float64(c.spoolBytes.Load()) })
-	m.collectors = []prometheus.Collector{m.accepted, m.rejected, m.security, m.securityDropped, m.duplicates, m.gaps,
+	m.collectors = []prometheus.Collector{m.accepted, m.rejected, m.security, m.securityDropped, m.rejectionsDropped, m.duplicates, m.gaps,
 		m.commitSeconds, m.spoolErrors, m.batches, m.points, m.writeErrors, m.writeSeconds, m.deadLetters, depth, bytes}
 	if reg != nil {
 		for _, col := range m.collectors {

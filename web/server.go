@@ -149,17 +149,19 @@ func (s *Server) handleSecurity(w http.ResponseWriter, r *http.Request, frame la
 		scope := tenantScope(p)
 		reasons := map[string]int{}
 		for _, e := range s.opts.Events.RecentRejections(scope, 200) {
-			v.Rejections = append(v.Rejections, security.Rejection{Time: e.Time, Terminal: e.Terminal.String(), Channel: string(e.Channel), Reason: string(e.Reason), Field: e.Field})
-			reasons[string(e.Reason)]++
+			n := max(e.Count, 1)
+			v.Rejections = append(v.Rejections, security.Rejection{Time: e.Time, Terminal: e.Terminal.String(), Channel: string(e.Channel), Reason: string(e.Reason), Field: e.Field, Count: n})
+			reasons[string(e.Reason)] += int(n)
 		}
 		kinds := map[string]int{}
 		for _, e := range s.opts.Events.RecentSecurity(scope, 200) {
-			ev := security.Event{Time: e.Time, Kind: string(e.Kind), Username: e.Username, Topic: e.Topic, Remote: e.Remote}
+			n := max(e.Count, 1)
+			ev := security.Event{Time: e.Time, Kind: string(e.Kind), Username: e.Username, Topic: e.Topic, Remote: e.Remote, Count: n}
 			if e.Known {
 				ev.Terminal = e.Terminal.String()
 			}
 			v.Events = append(v.Events, ev)
-			kinds[string(e.Kind)]++
+			kinds[string(e.Kind)] += int(n)
 		}
 		v.ByReason, v.ByKind = sortedCounts(reasons), sortedCounts(kinds)
 	}

@@ -58,6 +58,12 @@ func TestConfigErrors(t *testing.T) {
 		{"zero batch", func(t *testing.T) []string {
 			return []string{"--data-dir", t.TempDir(), "serve", "--batch-lines", "0"}
 		}, "must be positive"},
+		{"zero event window", func(t *testing.T) []string {
+			return []string{"--data-dir", t.TempDir(), "serve", "--event-window", "0s"}
+		}, "--event-window"},
+		{"zero auth burst", func(t *testing.T) []string {
+			return []string{"--data-dir", t.TempDir(), "serve", "--auth-source-burst", "0"}
+		}, "--auth-source-burst"},
 		{"unknown command", func(t *testing.T) []string { return []string{"fly"} }, "unexpected argument fly"},
 	}
 	for _, tc := range cases {

@@ -33,26 +33,32 @@ import (
 // ServeCmd runs the server. Its defaults come from the components' own
 // DefaultOptions (see defaultVars), so that there is one place per default.
 type ServeCmd struct {
-	MQTTAddr        string        `name:"mqtt-addr" help:"MQTT listener (TCP)." default:"${mqtt_addr}" env:"POSFLEET_MQTT_ADDR"`
-	MQTTTLSAddr     string        `name:"mqtt-tls-addr" help:"MQTT listener (TLS), used when --tls-cert and --tls-key are set." default:"${mqtt_tls_addr}" env:"POSFLEET_MQTT_TLS_ADDR"`
-	TLSCert         string        `help:"TLS certificate (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_CERT"`
-	TLSKey          string        `help:"TLS private key (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_KEY"`
-	HTTPAddr        string        `name:"http-addr" help:"HTTP listener: web UI, API, /healthz, /metrics." default:":8080" env:"POSFLEET_HTTP_ADDR"`
-	RateLimit       float64       `help:"Messages per second one terminal may publish before it is slowed down." default:"${rate}" env:"POSFLEET_RATE_LIMIT"`
-	RateBurst       int           `help:"Messages one terminal may publish in a burst (an offline store flushing)." default:"${burst}" env:"POSFLEET_RATE_BURST"`
-	ReceiveMaximum  int           `help:"QoS 1 messages one terminal may have in the broker's hands, spooled but not yet acknowledged." default:"${receive_max}" env:"POSFLEET_RECEIVE_MAXIMUM"`
-	InfluxURL       string        `name:"influx-url" help:"InfluxDB URL (v2 API; InfluxDB 2.x, or 1.8 with flux-enabled)." default:"http://127.0.0.1:8086" env:"POSFLEET_INFLUX_URL"`
-	InfluxOrg       string        `name:"influx-org" help:"InfluxDB organisation (ignored by InfluxDB 1.8)." env:"POSFLEET_INFLUX_ORG"`
-	InfluxBucket    string        `name:"influx-bucket" help:"InfluxDB bucket; on InfluxDB 1.8 'database/retention-policy'." default:"posfleet/autogen" env:"POSFLEET_INFLUX_BUCKET"`
-	InfluxTokenFile string        `name:"influx-token-file" help:"File holding the InfluxDB token (or set POSFLEET_INFLUX_TOKEN; 1.8: user:password). Never a flag: flags show in process listings." type:"path" env:"POSFLEET_INFLUX_TOKEN_FILE"`
-	Fsync           string        `help:"Spool durability: 'always' (fsync before every acknowledgement, group commit) or 'interval' (process crash safe; an OS crash loses up to --fsync-interval)." default:"${fsync}" enum:"always,interval" env:"POSFLEET_FSYNC"`
-	FsyncInterval   time.Duration `help:"fsync period with --fsync=interval." default:"${fsync_interval}" env:"POSFLEET_FSYNC_INTERVAL"`
-	BatchLines      int           `help:"Lines per InfluxDB write." default:"${batch_lines}" env:"POSFLEET_BATCH_LINES"`
-	BatchWait       time.Duration `help:"Longest wait to fill a write batch." default:"${batch_wait}" env:"POSFLEET_BATCH_WAIT"`
-	InfluxWriters   int           `name:"influx-writers" help:"InfluxDB writes under way at once (the next batch is gathered meanwhile)." default:"${writers}" env:"POSFLEET_INFLUX_WRITERS"`
-	MaxSpoolMiB     int64         `name:"max-spool-mib" help:"Spool size (MiB) at which publishes are refused while InfluxDB is down." default:"${max_spool_mib}" env:"POSFLEET_MAX_SPOOL_MIB"`
-	SecureCookies   bool          `help:"Mark session cookies Secure: set it when users reach posfleet over HTTPS (directly or through a proxy)." env:"POSFLEET_SECURE_COOKIES"`
-	PprofAddr       string        `name:"pprof-addr" help:"Debugging aid, off when empty: serve Go's runtime profiles (/debug/pprof/: heap, goroutines, CPU) on this address, a listener of their own. Keep it on loopback (e.g. 127.0.0.1:6060): the profiles need no login and show the process's internals." env:"POSFLEET_PPROF_ADDR" placeholder:"HOST:PORT"`
+	MQTTAddr             string        `name:"mqtt-addr" help:"MQTT listener (TCP)." default:"${mqtt_addr}" env:"POSFLEET_MQTT_ADDR"`
+	MQTTTLSAddr          string        `name:"mqtt-tls-addr" help:"MQTT listener (TLS), used when --tls-cert and --tls-key are set." default:"${mqtt_tls_addr}" env:"POSFLEET_MQTT_TLS_ADDR"`
+	TLSCert              string        `help:"TLS certificate (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_CERT"`
+	TLSKey               string        `help:"TLS private key (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_KEY"`
+	HTTPAddr             string        `name:"http-addr" help:"HTTP listener: web UI, API, /healthz, /metrics." default:":8080" env:"POSFLEET_HTTP_ADDR"`
+	RateLimit            float64       `help:"Messages per second one terminal may publish before it is slowed down." default:"${rate}" env:"POSFLEET_RATE_LIMIT"`
+	RateBurst            int           `help:"Messages one terminal may publish in a burst (an offline store flushing)." default:"${burst}" env:"POSFLEET_RATE_BURST"`
+	ReceiveMaximum       int           `help:"QoS 1 messages one terminal may have in the broker's hands, spooled but not yet acknowledged." default:"${receive_max}" env:"POSFLEET_RECEIVE_MAXIMUM"`
+	InfluxURL            string        `name:"influx-url" help:"InfluxDB URL (v2 API; InfluxDB 2.x, or 1.8 with flux-enabled)." default:"http://127.0.0.1:8086" env:"POSFLEET_INFLUX_URL"`
+	InfluxOrg            string        `name:"influx-org" help:"InfluxDB organisation (ignored by InfluxDB 1.8)." env:"POSFLEET_INFLUX_ORG"`
+	InfluxBucket         string        `name:"influx-bucket" help:"InfluxDB bucket; on InfluxDB 1.8 'database/retention-policy'." default:"posfleet/autogen" env:"POSFLEET_INFLUX_BUCKET"`
+	InfluxTokenFile      string        `name:"influx-token-file" help:"File holding the InfluxDB token (or set POSFLEET_INFLUX_TOKEN; 1.8: user:password). Never a flag: flags show in process listings." type:"path" env:"POSFLEET_INFLUX_TOKEN_FILE"`
+	Fsync                string        `help:"Spool durability: 'always' (fsync before every acknowledgement, group commit) or 'interval' (process crash safe; an OS crash loses up to --fsync-interval)." default:"${fsync}" enum:"always,interval" env:"POSFLEET_FSYNC"`
+	FsyncInterval        time.Duration `help:"fsync period with --fsync=interval." default:"${fsync_interval}" env:"POSFLEET_FSYNC_INTERVAL"`
+	BatchLines           int           `help:"Lines per InfluxDB write." default:"${batch_lines}" env:"POSFLEET_BATCH_LINES"`
+	BatchWait            time.Duration `help:"Longest wait to fill a write batch." default:"${batch_wait}" env:"POSFLEET_BATCH_WAIT"`
+	InfluxWriters        int           `name:"influx-writers" help:"InfluxDB writes under way at once (the next batch is gathered meanwhile)." default:"${writers}" env:"POSFLEET_INFLUX_WRITERS"`
+	MaxSpoolMiB          int64         `name:"max-spool-mib" help:"Spool size (MiB) at which publishes are refused while InfluxDB is down." default:"${max_spool_mib}" env:"POSFLEET_MAX_SPOOL_MIB"`
+	EventWindow          time.Duration `help:"Aggregation window of security events and rejections: the first from a source is stored at once, the rest of the window as one point with a count." default:"${event_window}" env:"POSFLEET_EVENT_WINDOW"`
+	MaxEventSources      int           `help:"Sources (terminal or username, and address) aggregated at once; past it, events are aggregated per kind without their source." default:"${max_event_keys}" env:"POSFLEET_MAX_EVENT_SOURCES"`
+	AuthSourceFailures   float64       `help:"Failed CONNECTs per second one source address (IPv6: /64) may cost an argon2id verification; over it, CONNECTs are refused at once. Negative: no bound." default:"${auth_source_rate}" env:"POSFLEET_AUTH_SOURCE_FAILURES"`
+	AuthSourceBurst      int           `help:"Failed CONNECTs one source address may make in a burst (verifications under way included)." default:"${auth_source_burst}" env:"POSFLEET_AUTH_SOURCE_BURST"`
+	AuthUsernameFailures float64       `help:"Failed CONNECTs per second one username may cost an argon2id verification; terminals already verified since the start (or ever, with the cache key file) are never refused by it. Negative: no bound." default:"${auth_username_rate}" env:"POSFLEET_AUTH_USERNAME_FAILURES"`
+	AuthUsernameBurst    int           `help:"Failed CONNECTs one username may make in a burst." default:"${auth_username_burst}" env:"POSFLEET_AUTH_USERNAME_BURST"`
+	SecureCookies        bool          `help:"Mark session cookies Secure: set it when users reach posfleet over HTTPS (directly or through a proxy)." env:"POSFLEET_SECURE_COOKIES"`
+	PprofAddr            string        `name:"pprof-addr" help:"Debugging aid, off when empty: serve Go's runtime profiles (/debug/pprof/: heap, goroutines, CPU) on this address, a listener of their own. Keep it on loopback (e.g. 127.0.0.1:6060): the profiles need no login and show the process's internals." env:"POSFLEET_PPROF_ADDR" placeholder:"HOST:PORT"`
 
 	ScaleOut `embed:""`
 }
@@ -60,19 +66,25 @@ type ServeCmd struct {
 // defaultVars fills the ${…} defaults of the command line from the
 // components' DefaultOptions.
 func defaultVars() kong.Vars {
-	b, c := broker.DefaultOptions(), collector.DefaultOptions()
+	b, c, r := broker.DefaultOptions(), collector.DefaultOptions(), registry.DefaultOptions()
 	return kong.Vars{
-		"mqtt_addr":      b.TCPAddr,
-		"mqtt_tls_addr":  b.TLSAddr,
-		"rate":           fmt.Sprint(b.RatePerSecond),
-		"burst":          fmt.Sprint(b.RateBurst),
-		"receive_max":    fmt.Sprint(b.ReceiveMaximum),
-		"writers":        fmt.Sprint(c.Writers),
-		"fsync":          c.Fsync,
-		"fsync_interval": c.FsyncInterval.String(),
-		"batch_lines":    fmt.Sprint(c.BatchLines),
-		"batch_wait":     c.BatchWait.String(),
-		"max_spool_mib":  fmt.Sprint(c.MaxSpoolBytes >> 20),
+		"event_window":        c.EventWindow.String(),
+		"max_event_keys":      fmt.Sprint(c.MaxEventKeys),
+		"auth_source_rate":    fmt.Sprint(r.SourceFailuresPerSecond),
+		"auth_source_burst":   fmt.Sprint(r.SourceFailureBurst),
+		"auth_username_rate":  fmt.Sprint(r.UsernameFailuresPerSecond),
+		"auth_username_burst": fmt.Sprint(r.UsernameFailureBurst),
+		"mqtt_addr":           b.TCPAddr,
+		"mqtt_tls_addr":       b.TLSAddr,
+		"rate":                fmt.Sprint(b.RatePerSecond),
+		"burst":               fmt.Sprint(b.RateBurst),
+		"receive_max":         fmt.Sprint(b.ReceiveMaximum),
+		"writers":             fmt.Sprint(c.Writers),
+		"fsync":               c.Fsync,
+		"fsync_interval":      c.FsyncInterval.String(),
+		"batch_lines":         fmt.Sprint(c.BatchLines),
+		"batch_wait":          c.BatchWait.String(),
+		"max_spool_mib":       fmt.Sprint(c.MaxSpoolBytes >> 20),
 	}
 }
 
@@ -120,6 +132,12 @@ func (cmd *ServeCmd) config(g *Globals) (Config, error) {
 	cfg.Collector.BatchLines, cfg.Collector.BatchWait = cmd.BatchLines, cmd.BatchWait
 	cfg.Collector.MaxSpoolBytes = cmd.MaxSpoolMiB << 20
 	cfg.Collector.Writers = cmd.InfluxWriters
+	cfg.Collector.EventWindow, cfg.Collector.MaxEventKeys = cmd.EventWindow, cmd.MaxEventSources
+	if cmd.EventWindow <= 0 || cmd.MaxEventSources < 1 || cmd.AuthSourceFailures == 0 || cmd.AuthSourceBurst < 1 || cmd.AuthUsernameFailures == 0 || cmd.AuthUsernameBurst < 1 {
+		return cfg, errors.New("serve: --event-window, --max-event-sources, --auth-source-burst and --auth-username-burst must be positive, --auth-source-failures and --auth-username-failures not zero")
+	}
+	cfg.Registry.SourceFailuresPerSecond, cfg.Registry.SourceFailureBurst = cmd.AuthSourceFailures, cmd.AuthSourceBurst
+	cfg.Registry.UsernameFailuresPerSecond, cfg.Registry.UsernameFailureBurst = cmd.AuthUsernameFailures, cmd.AuthUsernameBurst
 	if cmd.BatchLines < 1 || cmd.BatchWait <= 0 || cmd.MaxSpoolMiB < 1 || cmd.RateLimit <= 0 || cmd.RateBurst < 1 {
 		return cfg, errors.New("serve: --batch-lines, --batch-wait, --max-spool-mib, --rate-limit and --rate-burst must be positive")
 	}

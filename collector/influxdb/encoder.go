@@ -157,7 +157,8 @@ func (Encoder) AppendMessage(dst []byte, m *posfleet.Message) ([]byte, error) {
 	return e.Bytes(), nil
 }
 
-// AppendRejection appends the line that counts one rejected message. The
+// AppendRejection appends the line that counts rejected messages (one, or a
+// window's worth: RejectionEvent.Count). The
 // payload is never stored: it may hold card data.
 func (Encoder) AppendRejection(dst []byte, r collector.RejectionEvent) ([]byte, error) {
 	var e lineprotocol.Encoder
@@ -167,7 +168,7 @@ func (Encoder) AppendRejection(dst []byte, r collector.RejectionEvent) ([]byte, 
 	addTag(&e, "reason", string(r.Reason))
 	addTag(&e, "tenant", r.Terminal.Tenant)
 	addTag(&e, "terminal", r.Terminal.Terminal)
-	e.AddField("count", lineprotocol.IntValue(1))
+	e.AddField("count", lineprotocol.IntValue(max(r.Count, 1)))
 	addString(&e, "field", r.Field)
 	e.EndLine(r.Time)
 	if err := e.Err(); err != nil {
@@ -176,7 +177,8 @@ func (Encoder) AppendRejection(dst []byte, r collector.RejectionEvent) ([]byte, 
 	return e.Bytes(), nil
 }
 
-// AppendSecurity appends the line of one security event.
+// AppendSecurity appends the line of a security event (one, or a window's
+// worth: SecurityRecord.Count).
 func (Encoder) AppendSecurity(dst []byte, ev collector.SecurityRecord) ([]byte, error) {
 	var e lineprotocol.Encoder
 	e.SetBuffer(dst)
@@ -188,7 +190,7 @@ func (Encoder) AppendSecurity(dst []byte, ev collector.SecurityRecord) ([]byte, 
 	}
 	addTag(&e, "tenant", tenant)
 	addTag(&e, "terminal", terminal)
-	e.AddField("count", lineprotocol.IntValue(1))
+	e.AddField("count", lineprotocol.IntValue(max(ev.Count, 1)))
 	addString(&e, "remote", ev.Remote)
 	addString(&e, "topic", ev.Topic)
 	addString(&e, "username", ev.Username)

@@ -9,7 +9,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/posfleet/posfleet"
@@ -101,7 +103,19 @@ func verifySecret(encoded string, secret []byte) (bool, error) {
 // random bits of a generated secret but not against a short secret an
 // operator chose.
 func (r *Registry) Authenticate(ctx context.Context, username string, password []byte) (posfleet.TerminalRef, error) {
-	ref, err := posfleet.ParseClientID(username)
+	return r.AuthenticateFrom(ctx, username, password, netip.Addr{})
+}
+
+// AuthenticateFrom is Authenticate for an attempt from source (an invalid
+// Addr when unknown), which bounds the argon2id work spent on failures per
+// source and per username: an attempt over either budget (see
+// Options.SourceFailuresPerSecond) is refused at once with an error
+// wrapping ErrThrottled, without a verification, so that a flood of wrong
+// secrets from one place neither takes the CPU nor keeps other terminals
+// waiting for a verification slot. A terminal whose credentials are cached
+// is let in whatever the budgets say.
+func (r *Registry) AuthenticateFrom(ctx context.Context, username string, password []byte, source netip.Addr) (ref posfleet.TerminalRef, err error) {
+	ref, err = posfleet.ParseClientID(username)
 	if err != nil {
 		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate: %w (%v)", ErrBadCredentials, err)
 	}
@@ -126,6 +140,25 @@ func (r *Registry) Authenticate(ctx context.Context, username string, password [
 	// fast would tell a prober that the terminal exists and recently
 	// connected; take the slow path like everyone else.
 
+	// The budgets apply alike to known and unknown terminals, so that a
+	// refusal for being over one tells nothing about existence either.
+	now := time.Now()
+	failed := false // set when the verification ran and refused
+	var src *budgetEntry
+	if source.IsValid() {
+		var ok bool
+		src, ok = r.sources.start(sourceKey(source), now)
+		if !ok {
+			return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: %w", ref, &throttledError{"source " + sourceKey(source)})
+		}
+		defer func() { r.sources.done(src, failed, time.Now()) }()
+	}
+	usr, ok := r.usernames.start(ref.String(), now)
+	if !ok {
+		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: %w", ref, &throttledError{"username"})
+	}
+	defer func() { r.usernames.done(usr, failed, time.Now()) }()
+
 	var hash string
 	err = r.db.View(func(tx *bolt.Tx) error {
 		rec, err := getRecord(tx.Bucket(bucketTerminals), ref)
@@ -148,19 +181,26 @@ func (r *Registry) Authenticate(ctx context.Context, username string, password [
 	if err := ctx.Err(); err != nil {
 		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: %w", ref, err)
 	}
+	release, err := r.sources.run(ctx, src)
+	if err != nil {
+		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: waiting to verify: %w", ref, err)
+	}
 	select {
 	case r.verifySem <- struct{}{}:
 	case <-ctx.Done():
+		release()
 		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: waiting to verify: %w", ref, ctx.Err())
 	}
 	r.slowVerifies.Add(1)
-	ok, err := verifySecret(hash, password)
+	match, err := verifySecret(hash, password)
 	<-r.verifySem
+	release()
 	if err != nil {
 		r.log.Error("authenticate: stored secret hash unusable", "terminal", ref.String(), "err", err)
 		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: %w", ref, err)
 	}
-	if !known || !ok {
+	if !known || !match {
+		failed = true
 		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: %w", ref, ErrBadCredentials)
 	}
 

@@ -40,8 +40,29 @@ type Options struct {
 
 	// MaxConcurrentVerify bounds simultaneous slow hash verifications so a
 	// reconnect storm or a flood of wrong secrets queues instead of thrashing
-	// the CPU and the memory (each verification holds HashMemoryKiB).
+	// the CPU and the memory (each verification holds HashMemoryKiB). One
+	// source address (see AuthenticateFrom) gets half of them at most, so
+	// that others always find one.
 	MaxConcurrentVerify int
+
+	// SourceFailuresPerSecond and SourceFailureBurst are the budget of
+	// failed slow verifications per source address (per /64 for IPv6), a
+	// token bucket: a source over it is refused at once, without a
+	// verification, until the bucket refills. Verifications under way count
+	// against the burst, and successes cost nothing. A negative rate removes
+	// the bound. Only callers that give the source (AuthenticateFrom) are
+	// bound by it.
+	SourceFailuresPerSecond float64
+	SourceFailureBurst      int
+	// UsernameFailuresPerSecond and UsernameFailureBurst are the same
+	// budget per username, against guessing one terminal's secret from
+	// many sources. A terminal whose credentials are cached (it connected
+	// since the start, or with CacheKeyFile ever) is never refused by it.
+	UsernameFailuresPerSecond float64
+	UsernameFailureBurst      int
+	// MaxBudgetKeys bounds the sources and usernames tracked, each; past
+	// it, new ones share one budget.
+	MaxBudgetKeys int
 
 	// CacheKeyFile, when set, makes the cache of verified credentials survive
 	// restarts, so that a fleet reconnecting after a restart is not held up
@@ -94,7 +115,37 @@ func DefaultOptions() Options {
 		// One slow verification per core keeps each at full speed; more would
 		// only share the cores and multiply the memory held at once.
 		MaxConcurrentVerify: runtime.NumCPU(),
+		// One wrong secret a second per address, in bursts of 5: a flood
+		// from one address spends at most 5 verifications at once and then
+		// one a second, while terminals behind one NAT with a wrong
+		// secret, retrying every few seconds, still get their answer.
+		// Successes are free, so a NAT full of good terminals reconnecting
+		// is never held back. The burst is small because each verification
+		// under a flood costs far more than its 4 ms alone: its 4 MiB make
+		// the garbage collector scan every connection's stack; with bursts
+		// of 10-20 a terminal connecting during a flood of 1,000 CONNECTs
+		// waited 0.7-1.2 s, with 1-5 about 0.2-0.4 s (TestWrongPasswordFlood).
+		SourceFailuresPerSecond: 1,
+		SourceFailureBurst:      5,
+		// Five wrong secrets in a row, then one every ten seconds: a
+		// terminal misprovisioned and retrying every 10 s still gets
+		// "bad username or password", and guessing one terminal's secret
+		// from a botnet goes at 8,640 guesses a day.
+		UsernameFailuresPerSecond: 0.1,
+		UsernameFailureBurst:      5,
+		// About 200 bytes each: 100,000 keys are 20 MiB per budget at most.
+		MaxBudgetKeys: 100_000,
 	}
+}
+
+func (o Options) validate() error {
+	switch {
+	case o.SourceFailureBurst < 1 || o.UsernameFailureBurst < 1:
+		return fmt.Errorf("registry: failure bursts must be at least 1")
+	case o.MaxBudgetKeys < 1:
+		return fmt.Errorf("registry: MaxBudgetKeys %d: want at least 1", o.MaxBudgetKeys)
+	}
+	return nil
 }
 
 func (o Options) withDefaults() Options {
@@ -110,6 +161,21 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxConcurrentVerify <= 0 {
 		o.MaxConcurrentVerify = d.MaxConcurrentVerify
+	}
+	if o.SourceFailuresPerSecond == 0 {
+		o.SourceFailuresPerSecond = d.SourceFailuresPerSecond
+	}
+	if o.SourceFailureBurst == 0 {
+		o.SourceFailureBurst = d.SourceFailureBurst
+	}
+	if o.UsernameFailuresPerSecond == 0 {
+		o.UsernameFailuresPerSecond = d.UsernameFailuresPerSecond
+	}
+	if o.UsernameFailureBurst == 0 {
+		o.UsernameFailureBurst = d.UsernameFailureBurst
+	}
+	if o.MaxBudgetKeys == 0 {
+		o.MaxBudgetKeys = d.MaxBudgetKeys
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -161,6 +227,9 @@ type Registry struct {
 
 	// verifySem bounds the slow argon2id verifications.
 	verifySem chan struct{}
+	// sources and usernames bound the failed verifications per source
+	// address and per username (nil: no bound).
+	sources, usernames *budget
 	// dummyHash is verified for unknown terminals so that their refusal takes
 	// as long as a wrong secret for a known one.
 	dummyHash string
@@ -195,6 +264,9 @@ type Registry struct {
 // It fails with ErrInUse when another process has the file open.
 func Open(path string, opts Options) (*Registry, error) {
 	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("registry %s is %w", path, ErrInUse)
@@ -238,6 +310,8 @@ func Open(path string, opts Options) (*Registry, error) {
 		opts:      opts,
 		log:       opts.Logger.With("component", "registry"),
 		verifySem: make(chan struct{}, opts.MaxConcurrentVerify),
+		sources:   newBudget(opts.SourceFailuresPerSecond, opts.SourceFailureBurst, opts.MaxBudgetKeys, max(1, opts.MaxConcurrentVerify/2)),
+		usernames: newBudget(opts.UsernameFailuresPerSecond, opts.UsernameFailureBurst, opts.MaxBudgetKeys, 0),
 		cache:     make(map[posfleet.TerminalRef][macLen]byte),
 	}
 	if opts.CacheKeyFile == "" {

@@ -1,0 +1,42 @@
+package security_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posfleet/posfleet/web/pages/security"
+)
+
+// TestPageShowsAggregatedCounts: a row standing for a window of events
+// shows how many, a single event shows no count.
+func TestPageShowsAggregatedCounts(t *testing.T) {
+	at := time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
+	v := security.View{
+		Events: []security.Event{
+			{Time: at, Kind: "auth_failed", Username: "acme:T-1", Remote: "192.0.2.7:4000", Count: 1999},
+			{Time: at, Kind: "auth_failed", Username: "acme:T-1", Remote: "192.0.2.7:4001", Count: 1},
+		},
+		Rejections: []security.Rejection{{Time: at, Terminal: "acme:T-1", Channel: "hb", Reason: "not_json", Count: 749}},
+	}
+	var b bytes.Buffer
+	if err := security.Page(v).Render(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, tc := range []struct{ testid, want string }{
+		{"security-row-count", "1999"},
+		{"rejection-row-count", "749"},
+	} {
+		t.Run(tc.testid, func(t *testing.T) {
+			if n := strings.Count(page, `data-testid="`+tc.testid+`"`); n != 1 {
+				t.Fatalf("%d elements %s, want 1", n, tc.testid)
+			}
+			if !strings.Contains(page, tc.want) {
+				t.Errorf("count %s not shown", tc.want)
+			}
+		})
+	}
+}
