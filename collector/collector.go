@@ -187,9 +187,10 @@ type Collector struct {
 
 type terminalState struct {
 	mu       sync.Mutex
-	seq      seqWindow
+	seq      seqFilter
 	gaps     int64
 	dups     int64
+	resets   int64
 	rejected map[posfleet.Reason]int64
 	security map[posfleet.SecurityKind]int64
 }
@@ -283,7 +284,7 @@ func (c *Collector) recover() error {
 		}
 		if r.Seq > 0 {
 			if ref, err := posfleet.ParseClientID(r.Ref); err == nil {
-				c.state(ref).seq.mark(r.Seq)
+				c.state(ref).seq.observe(r.Seq, r.TS)
 			}
 		}
 	}
@@ -354,19 +355,19 @@ func (c *Collector) Submit(ctx context.Context, ref posfleet.TerminalRef, ch pos
 		// on its way to the spool is written again (the point is
 		// idempotent) and complete sorts out which copy counts.
 		st.mu.Lock()
-		isNew, _ := st.seq.check(h.Seq)
-		if !isNew {
+		v, _ := st.seq.check(h.Seq, h.TS.UnixMilli())
+		if v == seqDuplicate {
 			st.dups++
 		}
 		st.mu.Unlock()
-		if !isNew {
+		if v == seqDuplicate {
 			c.metrics.duplicates.Inc()
 			done(nil)
 			return nil
 		}
 	}
 	cm := c.pool.Get().(*commit)
-	rec := appendRecord(cm.rec[:0], msg.Terminal.String(), h.Seq, nil)
+	rec := appendRecord(cm.rec[:0], msg.Terminal.String(), h.Seq, h.TS.UnixMilli(), nil)
 	rec, err = c.enc.AppendMessage(rec, msg)
 	if err != nil {
 		// The decoder accepted it but the store cannot hold it (a timestamp
@@ -385,22 +386,29 @@ func (c *Collector) Submit(ctx context.Context, ref posfleet.TerminalRef, ch pos
 // copy of the same seq got there first, then answers the submitter.
 func (c *Collector) complete(cm *commit, err error) {
 	if err == nil && cm.msg != nil {
-		seq := cm.msg.Header().Seq
-		isNew, gap := true, int64(0)
-		if seq > 0 {
+		h := cm.msg.Header()
+		v, gap := seqNew, int64(0)
+		if h.Seq > 0 {
+			ts := h.TS.UnixMilli()
 			cm.st.mu.Lock()
-			if isNew, gap = cm.st.seq.check(seq); isNew {
-				cm.st.seq.mark(seq)
-				cm.st.gaps += gap
-			} else {
+			switch v, gap = cm.st.seq.check(h.Seq, ts); v {
+			case seqDuplicate:
 				cm.st.dups++
+			case seqReset:
+				cm.st.resets++
 			}
+			cm.st.seq.mark(h.Seq, ts, v)
+			cm.st.gaps += gap
 			cm.st.mu.Unlock()
 		}
-		switch {
-		case !isNew:
+		switch v {
+		case seqDuplicate:
 			c.metrics.duplicates.Inc()
 		default:
+			if v == seqReset {
+				c.metrics.seqResets.Inc()
+				c.log.Info("terminal seq reset: counting again from a lower seq", "terminal", cm.msg.Terminal.String(), "seq", h.Seq)
+			}
 			if gap > 0 {
 				c.metrics.gaps.Add(float64(gap))
 			}
@@ -468,7 +476,7 @@ func (c *Collector) reject(ctx context.Context, ref posfleet.TerminalRef, ch pos
 
 	c.log.Debug("message rejected", "terminal", ref.String(), "channel", string(ch), "reason", string(rej.Reason), "field", rej.Field)
 	cm := c.pool.Get().(*commit)
-	rec := appendRecord(cm.rec[:0], ref.String(), 0, nil)
+	rec := appendRecord(cm.rec[:0], ref.String(), 0, 0, nil)
 	rec, err := c.enc.AppendRejection(rec, ev)
 	if err != nil {
 		c.pool.Put(cm)
@@ -507,7 +515,7 @@ func (c *Collector) RecordSecurity(ev posfleet.SecurityEvent) {
 		st.security[rec.Kind]++
 		st.mu.Unlock()
 	}
-	b := appendRecord(nil, rec.Terminal.String(), 0, nil)
+	b := appendRecord(nil, rec.Terminal.String(), 0, 0, nil)
 	b, err := c.enc.AppendSecurity(b, rec)
 	if err != nil {
 		c.log.Warn("security event not stored", "err", err)
@@ -707,8 +715,12 @@ func (c *Collector) Stats() Stats {
 // TerminalCounters are one terminal's message counters since start.
 type TerminalCounters struct {
 	Gaps, Duplicates int64
-	Rejected         map[posfleet.Reason]int64
-	Security         map[posfleet.SecurityKind]int64
+	// SeqResets counts the times the terminal started counting its seq
+	// again from a lower value (a wiped outbox, a re-provisioning); see
+	// seqFilter for the rule.
+	SeqResets int64
+	Rejected  map[posfleet.Reason]int64
+	Security  map[posfleet.SecurityKind]int64
 }
 
 // Counters returns a terminal's counters.
@@ -721,7 +733,7 @@ func (c *Collector) Counters(ref posfleet.TerminalRef) TerminalCounters {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	tc := TerminalCounters{Gaps: st.gaps, Duplicates: st.dups, Rejected: make(map[posfleet.Reason]int64, len(st.rejected))}
+	tc := TerminalCounters{Gaps: st.gaps, Duplicates: st.dups, SeqResets: st.resets, Rejected: make(map[posfleet.Reason]int64, len(st.rejected))}
 	for k, v := range st.rejected {
 		tc.Rejected[k] = v
 	}

@@ -16,6 +16,7 @@ type metrics struct {
 	securityDropped prometheus.Counter
 	duplicates      prometheus.Counter
 	gaps            prometheus.Counter
+	seqResets       prometheus.Counter
 	commitSeconds   prometheus.Histogram
 	spoolErrors     prometheus.Counter
 	batches         prometheus.Counter
@@ -45,6 +46,9 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 		}),
 		gaps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "posfleet_seq_gaps_total", Help: "Seq numbers skipped by terminals: messages never delivered.",
+		}),
+		seqResets: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "posfleet_seq_resets_total", Help: "Times a terminal started counting its seq again from a lower value (wiped outbox, re-provisioning).",
 		}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "posfleet_spool_commit_seconds", Help: "Time to write (and fsync) one group of spool entries.",
@@ -85,7 +89,7 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 	bytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "posfleet_spool_bytes", Help: "Bytes of spool entries not yet in the time-series store.",
 	}, func() float64 { return float64(c.spoolBytes.Load()) })
-	m.collectors = []prometheus.Collector{m.accepted, m.rejected, m.security, m.securityDropped, m.duplicates, m.gaps,
+	m.collectors = []prometheus.Collector{m.accepted, m.rejected, m.security, m.securityDropped, m.duplicates, m.gaps, m.seqResets,
 		m.commitSeconds, m.spoolErrors, m.batches, m.points, m.writeErrors, m.writeSeconds, m.deadLetters, depth, bytes}
 	if reg != nil {
 		for _, col := range m.collectors {

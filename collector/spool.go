@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,21 +37,34 @@ type spool struct {
 	segment   int64
 }
 
-// spoolRecord is one entry: the terminal and seq it came from (so that the
-// duplicate filter can be rebuilt from the spool after a crash) and its
-// line protocol.
+// spoolRecord is one entry: the terminal, seq and timestamp it came from
+// (so that the duplicate filter can be rebuilt from the spool after a
+// crash) and its line protocol.
 //
-//	uvarint len(ref) | ref | uvarint seq | line protocol...
+//	uvarint len(ref) | ref | uvarint seq | [0x00 | varint ts] | line protocol...
+//
+// ts (Unix milliseconds) is there when seq > 0; the 0x00 before it tells it
+// from the line protocol of records written before it existed, which
+// starts with a measurement name.
 type spoolRecord struct {
 	Ref   string
 	Seq   int64
+	TS    int64 // Unix milliseconds; noTS when the record has none
 	Lines []byte
 }
 
-func appendRecord(dst []byte, ref string, seq int64, lines []byte) []byte {
+// noTS is the timestamp of a record without one: later than any, so that
+// the duplicate filter never takes a copy for a reset on its account.
+const noTS = math.MaxInt64
+
+func appendRecord(dst []byte, ref string, seq, tsMilli int64, lines []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(ref)))
 	dst = append(dst, ref...)
 	dst = binary.AppendUvarint(dst, uint64(seq))
+	if seq > 0 {
+		dst = append(dst, 0)
+		dst = binary.AppendVarint(dst, tsMilli)
+	}
 	return append(dst, lines...)
 }
 
@@ -64,10 +78,18 @@ func parseRecord(b []byte) (spoolRecord, error) {
 	ref := string(b[k : k+int(n)])
 	b = b[k+int(n):]
 	seq, k := binary.Uvarint(b)
-	if k <= 0 {
+	if k <= 0 || seq > math.MaxInt64 {
 		return spoolRecord{}, errBadRecord
 	}
-	return spoolRecord{Ref: ref, Seq: int64(seq), Lines: b[k:]}, nil
+	b = b[k:]
+	ts := int64(noTS)
+	if len(b) > 0 && b[0] == 0 {
+		if ts, k = binary.Varint(b[1:]); k <= 0 {
+			return spoolRecord{}, errBadRecord
+		}
+		b = b[1+k:]
+	}
+	return spoolRecord{Ref: ref, Seq: int64(seq), TS: ts, Lines: b}, nil
 }
 
 func openSpool(dir string, segmentBytes int, noSync bool) (*spool, error) {
