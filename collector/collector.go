@@ -182,6 +182,7 @@ type Collector struct {
 
 	deadMu   sync.Mutex            // the dead-letter file
 	writeErr atomic.Pointer[error] // last write error, nil after a success
+	spoolErr atomic.Pointer[error] // last spool write error, nil after a success
 	acked    atomic.Uint64         // mirror of spool.acked for Stats
 }
 
@@ -251,6 +252,12 @@ func New(opts Options, enc PointEncoder, w PointWriter) (*Collector, error) {
 	}
 	c.pool.New = func() any { return &commit{pooled: true} }
 	c.metrics = newMetrics(opts.Metrics, c)
+	if d := sp.damage; d != nil {
+		c.metrics.spoolDamaged.Add(float64(d.Regions))
+		c.log.Warn("spool was damaged (a torn write); intact entries kept, damage set aside",
+			"damaged_regions", d.Regions, "unreadable_bytes", d.Bytes, "entries_salvaged_after_damage", d.Salvaged,
+			"rewritten_from_index", d.From, "set_aside_in", d.Dir)
+	}
 	if err := c.recover(); err != nil {
 		sp.close()
 		return nil, err
@@ -609,9 +616,13 @@ func (c *Collector) commitLoop() {
 			case c.wake <- struct{}{}:
 			default:
 			}
+			c.spoolErr.Store(nil)
 		} else {
-			c.log.Error("spool write failed", "err", err)
+			// The whole group is refused (no PUBACK): the spool cut its log
+			// back to before it, so nothing of it is durable.
+			c.log.Error("spool write failed; refusing the messages of this write", "err", err, "messages", len(pending))
 			c.metrics.spoolErrors.Inc()
+			c.spoolErr.Store(&err)
 		}
 		groups <- committed{pending, err}
 	}
@@ -642,8 +653,13 @@ func (c *Collector) syncLoop() {
 		select {
 		case <-t.C:
 			if err := c.spool.sync(); err != nil {
-				c.log.Error("spool fsync failed", "err", err)
+				// With --fsync=interval the entries since the last good
+				// fsync are acknowledged already; they stay in the log, but
+				// a crash of the OS now could lose them. Not retried as if
+				// nothing happened: said loudly, and /healthz fails.
+				c.log.Error("spool fsync failed: messages acknowledged since the last fsync may not survive an OS crash", "err", err)
 				c.metrics.spoolErrors.Inc()
+				c.spoolErr.Store(&err)
 			}
 		case <-c.closing:
 			return
@@ -686,6 +702,9 @@ func (c *Collector) Close() error {
 func (c *Collector) Healthy() error {
 	if c.closed.Load() {
 		return ErrClosed
+	}
+	if p := c.spoolErr.Load(); p != nil {
+		return fmt.Errorf("collector: spool not writable: %w", *p)
 	}
 	if p := c.writeErr.Load(); p != nil {
 		return fmt.Errorf("collector: store unavailable: %w", *p)

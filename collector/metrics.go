@@ -19,6 +19,7 @@ type metrics struct {
 	seqResets       prometheus.Counter
 	commitSeconds   prometheus.Histogram
 	spoolErrors     prometheus.Counter
+	spoolDamaged    prometheus.Counter
 	batches         prometheus.Counter
 	points          prometheus.Counter
 	writeErrors     *prometheus.CounterVec
@@ -57,6 +58,9 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 		spoolErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "posfleet_spool_errors_total", Help: "Spool read, write or fsync failures.",
 		}),
+		spoolDamaged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "posfleet_spool_damaged_total", Help: "Damaged stretches of the spool (torn writes) found at start; intact entries were kept, the damage moved to spool/damaged-<time>/.",
+		}),
 		batches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "posfleet_write_batches_total", Help: "Batches the time-series store accepted.",
 		}),
@@ -90,7 +94,7 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 		Name: "posfleet_spool_bytes", Help: "Bytes of spool entries not yet in the time-series store.",
 	}, func() float64 { return float64(c.spoolBytes.Load()) })
 	m.collectors = []prometheus.Collector{m.accepted, m.rejected, m.security, m.securityDropped, m.duplicates, m.gaps, m.seqResets,
-		m.commitSeconds, m.spoolErrors, m.batches, m.points, m.writeErrors, m.writeSeconds, m.deadLetters, depth, bytes}
+		m.commitSeconds, m.spoolErrors, m.spoolDamaged, m.batches, m.points, m.writeErrors, m.writeSeconds, m.deadLetters, depth, bytes}
 	if reg != nil {
 		for _, col := range m.collectors {
 			reg.MustRegister(col)
