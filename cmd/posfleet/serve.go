@@ -222,7 +222,8 @@ func NewServer(cfg Config) (*Server, error) {
 // Start opens the registry, the store, the collector, the broker and the
 // HTTP listener, in the order data flows backwards, so that nothing is
 // accepted before there is somewhere to put it. Listeners are bound when
-// it returns.
+// it returns. InfluxDB is not waited for: the spool is the somewhere, and
+// pingStore only logs whether InfluxDB answers.
 func (s *Server) Start(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
