@@ -139,6 +139,9 @@ type spoolDamage struct {
 // segments into dir/damaged-<time>/. It returns nil when the log is
 // intact.
 func repairLog(dir, logDir string, segmentBytes int) (*spoolDamage, error) {
+	if err := finishRepairs(dir, logDir); err != nil {
+		return nil, fmt.Errorf("spool: finish an interrupted repair: %w", err)
+	}
 	segs, err := listSegments(logDir, &wal.Options{AllowEmpty: true, LogFormat: wal.Binary, SegmentSize: segmentBytes, DirPerms: 0o700, FilePerms: 0o600})
 	if err != nil {
 		return nil, err
@@ -230,41 +233,166 @@ func repairLog(dir, logDir string, segmentBytes int) (*spoolDamage, error) {
 		}
 		return rb.finish()
 	}()
-	if werr != nil {
-		// No room (the disk that caused the damage may still be full):
-		// set aside the damaged segments whole, so the log opens, and
-		// keep everything in the damaged directory.
-		for _, p := range rb.files {
-			os.Remove(p)
+	if werr == nil {
+		// The rebuilt segments are on disk; from here on the swap is
+		// written down, so that a crash in the middle of it is finished
+		// at the next start (finishRepairs) instead of leaving the log
+		// without its tail.
+		names := make([]string, len(rb.files))
+		for i, p := range rb.files {
+			names[i] = strings.TrimSuffix(filepath.Base(p), ".rebuilt")
 		}
-		rb.files = nil
-		d.Salvaged = 0
+		if werr = writeMarker(d.Dir, start, names); werr == nil {
+			if err := finishSwap(d.Dir, logDir, start, names); err != nil {
+				return nil, fmt.Errorf("spool: repair: %w", err)
+			}
+			return d, nil
+		}
+		os.Remove(filepath.Join(d.Dir, markerName))
 	}
+	// No room (the disk that caused the damage may still be full): set
+	// aside the damaged segments whole, so the log opens, and keep
+	// everything in the damaged directory.
+	for _, p := range rb.files {
+		os.Remove(p)
+	}
+	d.Salvaged = 0
 	for _, sg := range segs[from:] {
-		if err := os.Rename(sg.path, filepath.Join(d.Dir, filepath.Base(sg.path))); err != nil {
+		if err := moveAside(sg.path, d.Dir); err != nil {
 			return nil, fmt.Errorf("spool: repair: set aside %s: %w", sg.path, err)
 		}
 	}
-	if len(rb.files) == 0 {
-		// An empty segment keeps the index where it was: the log goes on
-		// from start, not from 1.
-		f, err := os.OpenFile(filepath.Join(logDir, fmt.Sprintf("%020d", start)), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("spool: repair: %w", err)
-		}
-		f.Close()
-	}
-	for _, p := range rb.files {
-		if err := os.Rename(p, filepath.Join(logDir, strings.TrimSuffix(filepath.Base(p), ".rebuilt"))); err != nil {
-			return nil, fmt.Errorf("spool: repair: %w", err)
-		}
+	// An empty segment keeps the index where it was: the log goes on from
+	// start, not from 1.
+	if err := emptySegment(logDir, start); err != nil {
+		return nil, fmt.Errorf("spool: repair: %w", err)
 	}
 	syncDir(logDir)
 	syncDir(d.Dir)
-	if werr != nil {
-		return d, fmt.Errorf("spool: repair: intact entries kept only in %s: %w", d.Dir, werr)
+	return d, fmt.Errorf("spool: repair: intact entries kept only in %s: %w", d.Dir, werr)
+}
+
+// markerName is the file in a damaged directory that says its rebuilt
+// segments are complete and are to replace the log's from an index on:
+// the index on the first line, then the segments' names.
+const markerName = "REBUILT"
+
+func writeMarker(dmgDir string, start uint64, names []string) error {
+	body := strconv.FormatUint(start, 10) + "\n" + strings.Join(names, "\n")
+	f, err := os.OpenFile(filepath.Join(dmgDir, markerName), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
 	}
-	return d, nil
+	if _, err := f.WriteString(body); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	syncDir(dmgDir)
+	return nil
+}
+
+// finishRepairs completes the swaps of repairs a crash interrupted.
+func finishRepairs(dir, logDir string) error {
+	dirs, _ := filepath.Glob(filepath.Join(dir, "damaged-*"))
+	sort.Strings(dirs)
+	for _, dmg := range dirs {
+		b, err := os.ReadFile(filepath.Join(dmg, markerName))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		lines := strings.Split(string(b), "\n")
+		start, err := strconv.ParseUint(lines[0], 10, 64)
+		if err != nil {
+			return fmt.Errorf("%s: %w", filepath.Join(dmg, markerName), err)
+		}
+		var names []string
+		for _, l := range lines[1:] {
+			if l != "" {
+				names = append(names, l)
+			}
+		}
+		if err := finishSwap(dmg, logDir, start, names); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finishSwap moves the log's segments from start on into dmgDir and the
+// rebuilt ones (names, each waiting as <name>.rebuilt in dmgDir) into the
+// log, then removes the marker. Run again after a crash, it does what is
+// left: a segment in the log is an original as long as its rebuilt
+// namesake is still waiting, or when it has no rebuilt namesake at all.
+func finishSwap(dmgDir, logDir string, start uint64, names []string) error {
+	rebuilt := make(map[string]bool, len(names))
+	for _, n := range names {
+		rebuilt[n] = true
+	}
+	segs, err := listSegments(logDir, nil)
+	if err != nil {
+		return err
+	}
+	for _, sg := range segs {
+		base := filepath.Base(sg.path)
+		if sg.index < start {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dmgDir, base+".rebuilt")); err == nil || !rebuilt[base] {
+			if err := moveAside(sg.path, dmgDir); err != nil {
+				return err
+			}
+		}
+	}
+	for _, n := range names {
+		err := os.Rename(filepath.Join(dmgDir, n+".rebuilt"), filepath.Join(logDir, n))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if len(names) == 0 {
+		if err := emptySegment(logDir, start); err != nil {
+			return err
+		}
+	}
+	syncDir(logDir)
+	syncDir(dmgDir)
+	if err := os.Remove(filepath.Join(dmgDir, markerName)); err != nil {
+		return err
+	}
+	syncDir(dmgDir)
+	return nil
+}
+
+// moveAside renames a segment into dmgDir without replacing a file of the
+// same name there.
+func moveAside(path, dmgDir string) error {
+	dst := filepath.Join(dmgDir, filepath.Base(path))
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(dst); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		dst = filepath.Join(dmgDir, fmt.Sprintf("%s.%d", filepath.Base(path), i))
+	}
+	return os.Rename(path, dst)
+}
+
+// emptySegment creates an empty segment starting at index, unless there is one.
+func emptySegment(logDir string, index uint64) error {
+	f, err := os.OpenFile(filepath.Join(logDir, fmt.Sprintf("%020d", index)), os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 func countEntries(b []byte) int {
