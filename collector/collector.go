@@ -221,14 +221,16 @@ type Collector struct {
 
 	deadMu   sync.Mutex            // the dead-letter file
 	writeErr atomic.Pointer[error] // last write error, nil after a success
+	spoolErr atomic.Pointer[error] // last spool write error, nil after a success
 	acked    atomic.Uint64         // mirror of spool.acked for Stats
 }
 
 type terminalState struct {
 	mu       sync.Mutex
-	seq      seqWindow
+	seq      seqFilter
 	gaps     int64
 	dups     int64
+	resets   int64
 	rejected map[posfleet.Reason]int64
 	security map[posfleet.SecurityKind]int64
 }
@@ -304,6 +306,12 @@ func New(opts Options, enc PointEncoder, w PointWriter) (*Collector, error) {
 	}
 	c.pool.New = func() any { return &commit{pooled: true} }
 	c.metrics = newMetrics(opts.Metrics, c)
+	if d := sp.damage; d != nil {
+		c.metrics.spoolDamaged.Add(float64(d.Regions))
+		c.log.Warn("spool was damaged (a torn write); intact entries kept, damage set aside",
+			"damaged_regions", d.Regions, "unreadable_bytes", d.Bytes, "entries_salvaged_after_damage", d.Salvaged,
+			"rewritten_from_index", d.From, "set_aside_in", d.Dir)
+	}
 	if err := c.recover(); err != nil {
 		sp.close()
 		return nil, err
@@ -339,7 +347,7 @@ func (c *Collector) recover() error {
 		}
 		if r.Seq > 0 {
 			if ref, err := posfleet.ParseClientID(r.Ref); err == nil {
-				c.state(ref).seq.mark(r.Seq)
+				c.state(ref).seq.observe(r.Seq, r.TS)
 			}
 		}
 	}
@@ -410,19 +418,19 @@ func (c *Collector) Submit(ctx context.Context, ref posfleet.TerminalRef, ch pos
 		// on its way to the spool is written again (the point is
 		// idempotent) and complete sorts out which copy counts.
 		st.mu.Lock()
-		isNew, _ := st.seq.check(h.Seq)
-		if !isNew {
+		v, _ := st.seq.check(h.Seq, h.TS.UnixMilli())
+		if v == seqDuplicate {
 			st.dups++
 		}
 		st.mu.Unlock()
-		if !isNew {
+		if v == seqDuplicate {
 			c.metrics.duplicates.Inc()
 			done(nil)
 			return nil
 		}
 	}
 	cm := c.pool.Get().(*commit)
-	rec := appendRecord(cm.rec[:0], msg.Terminal.String(), h.Seq, nil)
+	rec := appendRecord(cm.rec[:0], msg.Terminal.String(), h.Seq, h.TS.UnixMilli(), nil)
 	rec, err = c.enc.AppendMessage(rec, msg)
 	if err != nil {
 		// The decoder accepted it but the store cannot hold it (a timestamp
@@ -441,22 +449,29 @@ func (c *Collector) Submit(ctx context.Context, ref posfleet.TerminalRef, ch pos
 // copy of the same seq got there first, then answers the submitter.
 func (c *Collector) complete(cm *commit, err error) {
 	if err == nil && cm.msg != nil {
-		seq := cm.msg.Header().Seq
-		isNew, gap := true, int64(0)
-		if seq > 0 {
+		h := cm.msg.Header()
+		v, gap := seqNew, int64(0)
+		if h.Seq > 0 {
+			ts := h.TS.UnixMilli()
 			cm.st.mu.Lock()
-			if isNew, gap = cm.st.seq.check(seq); isNew {
-				cm.st.seq.mark(seq)
-				cm.st.gaps += gap
-			} else {
+			switch v, gap = cm.st.seq.check(h.Seq, ts); v {
+			case seqDuplicate:
 				cm.st.dups++
+			case seqReset:
+				cm.st.resets++
 			}
+			cm.st.seq.mark(h.Seq, ts, v)
+			cm.st.gaps += gap
 			cm.st.mu.Unlock()
 		}
-		switch {
-		case !isNew:
+		switch v {
+		case seqDuplicate:
 			c.metrics.duplicates.Inc()
 		default:
+			if v == seqReset {
+				c.metrics.seqResets.Inc()
+				c.log.Info("terminal seq reset: counting again from a lower seq", "terminal", cm.msg.Terminal.String(), "seq", h.Seq)
+			}
 			if gap > 0 {
 				c.metrics.gaps.Add(float64(gap))
 			}
@@ -549,7 +564,7 @@ func otherRejection(k rejectionKey, ev RejectionEvent) (rejectionKey, RejectionE
 func (c *Collector) storeRejection(ev RejectionEvent, count int64, done func()) {
 	ev.Time, ev.Count = c.uniqueTime(ev.Time), count
 	c.rejections.add(ev)
-	rec, err := c.enc.AppendRejection(appendRecord(nil, ev.Terminal.String(), 0, nil), ev)
+	rec, err := c.enc.AppendRejection(appendRecord(nil, ev.Terminal.String(), 0, 0, nil), ev)
 	if err != nil {
 		c.log.Warn("rejection not stored", "err", err)
 		if done != nil {
@@ -622,7 +637,7 @@ func sourceHost(addr string) string {
 func (c *Collector) storeSecurity(rec SecurityRecord, count int64, done func()) {
 	rec.Time, rec.Count = c.uniqueTime(rec.Time), count
 	c.security.add(rec)
-	b, err := c.enc.AppendSecurity(appendRecord(nil, rec.Terminal.String(), 0, nil), rec)
+	b, err := c.enc.AppendSecurity(appendRecord(nil, rec.Terminal.String(), 0, 0, nil), rec)
 	if err != nil {
 		c.log.Warn("security event not stored", "err", err)
 		if done != nil {
@@ -805,9 +820,13 @@ func (c *Collector) commitLoop() {
 			case c.wake <- struct{}{}:
 			default:
 			}
+			c.spoolErr.Store(nil)
 		} else {
-			c.log.Error("spool write failed", "err", err)
+			// The whole group is refused (no PUBACK): the spool cut its log
+			// back to before it, so nothing of it is durable.
+			c.log.Error("spool write failed; refusing the messages of this write", "err", err, "messages", len(pending))
 			c.metrics.spoolErrors.Inc()
+			c.spoolErr.Store(&err)
 		}
 		groups <- committed{pending, err}
 	}
@@ -838,8 +857,13 @@ func (c *Collector) syncLoop() {
 		select {
 		case <-t.C:
 			if err := c.spool.sync(); err != nil {
-				c.log.Error("spool fsync failed", "err", err)
+				// With --fsync=interval the entries since the last good
+				// fsync are acknowledged already; they stay in the log, but
+				// a crash of the OS now could lose them. Not retried as if
+				// nothing happened: said loudly, and /healthz fails.
+				c.log.Error("spool fsync failed: messages acknowledged since the last fsync may not survive an OS crash", "err", err)
 				c.metrics.spoolErrors.Inc()
+				c.spoolErr.Store(&err)
 			}
 		case <-c.closing:
 			return
@@ -884,6 +908,9 @@ func (c *Collector) Healthy() error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
+	if p := c.spoolErr.Load(); p != nil {
+		return fmt.Errorf("collector: spool not writable: %w", *p)
+	}
 	if p := c.writeErr.Load(); p != nil {
 		return fmt.Errorf("collector: store unavailable: %w", *p)
 	}
@@ -912,8 +939,12 @@ func (c *Collector) Stats() Stats {
 // TerminalCounters are one terminal's message counters since start.
 type TerminalCounters struct {
 	Gaps, Duplicates int64
-	Rejected         map[posfleet.Reason]int64
-	Security         map[posfleet.SecurityKind]int64
+	// SeqResets counts the times the terminal started counting its seq
+	// again from a lower value (a wiped outbox, a re-provisioning); see
+	// seqFilter for the rule.
+	SeqResets int64
+	Rejected  map[posfleet.Reason]int64
+	Security  map[posfleet.SecurityKind]int64
 }
 
 // Counters returns a terminal's counters.
@@ -926,7 +957,7 @@ func (c *Collector) Counters(ref posfleet.TerminalRef) TerminalCounters {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	tc := TerminalCounters{Gaps: st.gaps, Duplicates: st.dups, Rejected: make(map[posfleet.Reason]int64, len(st.rejected))}
+	tc := TerminalCounters{Gaps: st.gaps, Duplicates: st.dups, SeqResets: st.resets, Rejected: make(map[posfleet.Reason]int64, len(st.rejected))}
 	for k, v := range st.rejected {
 		tc.Rejected[k] = v
 	}

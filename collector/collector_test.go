@@ -312,8 +312,9 @@ func TestSpoolSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
+	base := time.Now().Add(-time.Minute)
 	for seq := int64(1); seq <= 50; seq++ {
-		if err := c1.Accept(ctx, term, posfleet.ChannelHeartbeat, hb(seq, time.Now())); err != nil {
+		if err := c1.Accept(ctx, term, posfleet.ChannelHeartbeat, hb(seq, base.Add(time.Duration(seq)*time.Second))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -324,8 +325,9 @@ func TestSpoolSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	c2 := newCollector(t, opts, st)
-	// The duplicate filter came back from the spool: seq 50 again is dropped.
-	if err := c2.Accept(ctx, term, posfleet.ChannelHeartbeat, hb(50, time.Now())); err != nil {
+	// The duplicate filter came back from the spool: seq 50 again (a
+	// redelivery: the same message) is dropped.
+	if err := c2.Accept(ctx, term, posfleet.ChannelHeartbeat, hb(50, base.Add(50*time.Second))); err != nil {
 		t.Fatal(err)
 	}
 	if n := waitCount(t, srv, "heartbeat", "seq", 50); n != 50 {
@@ -528,5 +530,64 @@ func TestSubmitPipelined(t *testing.T) {
 	}
 	if cnt := c.Counters(term); cnt.Duplicates != 2 || cnt.Gaps != 1 {
 		t.Errorf("duplicates=%d gaps=%d, want 2 and 1", cnt.Duplicates, cnt.Gaps)
+	}
+}
+
+// TestSeqNeverDropsWhatWasNotStored: messages far below the highest seq that
+// were never seen are stored, a terminal counting again from 1 (or sending
+// one bogus seq far ahead) is not silenced, and only real copies are dropped.
+func TestSeqNeverDropsWhatWasNotStored(t *testing.T) {
+	base := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
+	at := func(sec int64) time.Time { return base.Add(time.Duration(sec) * time.Second) }
+	type msg struct {
+		seq int64
+		ts  time.Time
+	}
+	run := func(from, to int64, ts func(int64) time.Time) []msg {
+		var out []msg
+		for s := from; s <= to; s++ {
+			out = append(out, msg{s, ts(s)})
+		}
+		return out
+	}
+	cases := []struct {
+		name              string
+		msgs              []msg
+		stored, dups, rst int
+	}{
+		{"late messages far below the high mark", append(run(20000, 20099, at),
+			msg{19990, at(19990)}, msg{19950, at(19950)}, msg{19900, at(19900)}, msg{19800, at(19800)},
+			msg{19800, at(19800)}, msg{20050, at(20050)}), 104, 2, 0},
+		{"one bogus seq far ahead, then the real ones", append(append(run(1, 10, at),
+			msg{900001, at(11)}), run(11, 400, func(s int64) time.Time { return at(s + 1) })...), 401, 0, 1},
+		{"outbox wiped: counting again from 1", append(append(run(1, 300, at),
+			run(1, 50, func(s int64) time.Time { return at(10000 + s) })...), msg{20, at(10020)}), 350, 1, 1},
+		// The filter starts over at a reset: a late copy from before it is
+		// stored again, which the store keeps as one point.
+		{"copy from before a reset", append(append(run(1, 300, at),
+			run(1, 50, func(s int64) time.Time { return at(10000 + s) })...), msg{300, at(300)}), 351, 0, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &flakyWriter{}
+			c := newCollector(t, testOptions(t), w)
+			ctx := context.Background()
+			for _, m := range tc.msgs {
+				if err := c.Accept(ctx, term, posfleet.ChannelHeartbeat, hb(m.seq, m.ts)); err != nil {
+					t.Fatalf("seq %d: %v", m.seq, err)
+				}
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for c.Stats().SpoolEntries > 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			w.mu.Lock()
+			stored := len(w.stored)
+			w.mu.Unlock()
+			cnt := c.Counters(term)
+			if stored != tc.stored || cnt.Duplicates != int64(tc.dups) || cnt.SeqResets != int64(tc.rst) {
+				t.Errorf("stored %d, duplicates %d, resets %d; want %d, %d, %d", stored, cnt.Duplicates, cnt.SeqResets, tc.stored, tc.dups, tc.rst)
+			}
+		})
 	}
 }

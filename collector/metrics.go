@@ -18,8 +18,10 @@ type metrics struct {
 	rejectionsDropped *prometheus.CounterVec
 	duplicates        prometheus.Counter
 	gaps              prometheus.Counter
+	seqResets         prometheus.Counter
 	commitSeconds     prometheus.Histogram
 	spoolErrors       prometheus.Counter
+	spoolDamaged      prometheus.Counter
 	batches           prometheus.Counter
 	points            prometheus.Counter
 	writeErrors       *prometheus.CounterVec
@@ -51,12 +53,18 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 		gaps: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "posfleet_seq_gaps_total", Help: "Seq numbers skipped by terminals: messages never delivered.",
 		}),
+		seqResets: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "posfleet_seq_resets_total", Help: "Times a terminal started counting its seq again from a lower value (wiped outbox, re-provisioning).",
+		}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "posfleet_spool_commit_seconds", Help: "Time to write (and fsync) one group of spool entries.",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
 		}),
 		spoolErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "posfleet_spool_errors_total", Help: "Spool read, write or fsync failures.",
+		}),
+		spoolDamaged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "posfleet_spool_damaged_total", Help: "Damaged stretches of the spool (torn writes) found at start; intact entries were kept, the damage moved to spool/damaged-<time>/.",
 		}),
 		batches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "posfleet_write_batches_total", Help: "Batches the time-series store accepted.",
@@ -94,8 +102,8 @@ func newMetrics(reg prometheus.Registerer, c *Collector) *metrics {
 	bytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "posfleet_spool_bytes", Help: "Bytes of spool entries not yet in the time-series store.",
 	}, func() float64 { return float64(c.spoolBytes.Load()) })
-	m.collectors = []prometheus.Collector{m.accepted, m.rejected, m.security, m.securityDropped, m.rejectionsDropped, m.duplicates, m.gaps,
-		m.commitSeconds, m.spoolErrors, m.batches, m.points, m.writeErrors, m.writeSeconds, m.deadLetters, depth, bytes}
+	m.collectors = []prometheus.Collector{m.accepted, m.rejected, m.security, m.securityDropped, m.rejectionsDropped, m.duplicates, m.gaps, m.seqResets,
+		m.commitSeconds, m.spoolErrors, m.spoolDamaged, m.batches, m.points, m.writeErrors, m.writeSeconds, m.deadLetters, depth, bytes}
 	if reg != nil {
 		for _, col := range m.collectors {
 			reg.MustRegister(col)

@@ -4,10 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/tidwall/wal"
@@ -26,31 +28,52 @@ import (
 // progress are written again; the measurement schema makes that idempotent
 // (see influxdb.PointTime).
 type spool struct {
+	// mu guards log, which a failed write replaces (see rollback); nil
+	// while the log could not be reopened, and append tries again.
+	mu        sync.RWMutex
 	log       *wal.Log
+	opts      wal.Options
 	dir       string
+	logDir    string
 	ackedFile string
 	first     uint64        // first index physically in the log
 	last      atomic.Uint64 // last index written; written by the committer only
 	acked     uint64        // every index <= acked is in the store
 	sinceTrim int64         // bytes acknowledged since the last truncation
 	segment   int64
+	// damage is what openSpool found and repaired, for the collector to
+	// log and count; nil when the log was intact.
+	damage *spoolDamage
 }
 
-// spoolRecord is one entry: the terminal and seq it came from (so that the
-// duplicate filter can be rebuilt from the spool after a crash) and its
-// line protocol.
+// spoolRecord is one entry: the terminal, seq and timestamp it came from
+// (so that the duplicate filter can be rebuilt from the spool after a
+// crash) and its line protocol.
 //
-//	uvarint len(ref) | ref | uvarint seq | line protocol...
+//	uvarint len(ref) | ref | uvarint seq | [0x00 | varint ts] | line protocol...
+//
+// ts (Unix milliseconds) is there when seq > 0; the 0x00 before it tells it
+// from the line protocol of records written before it existed, which
+// starts with a measurement name.
 type spoolRecord struct {
 	Ref   string
 	Seq   int64
+	TS    int64 // Unix milliseconds; noTS when the record has none
 	Lines []byte
 }
 
-func appendRecord(dst []byte, ref string, seq int64, lines []byte) []byte {
+// noTS is the timestamp of a record without one: later than any, so that
+// the duplicate filter never takes a copy for a reset on its account.
+const noTS = math.MaxInt64
+
+func appendRecord(dst []byte, ref string, seq, tsMilli int64, lines []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(ref)))
 	dst = append(dst, ref...)
 	dst = binary.AppendUvarint(dst, uint64(seq))
+	if seq > 0 {
+		dst = append(dst, 0)
+		dst = binary.AppendVarint(dst, tsMilli)
+	}
 	return append(dst, lines...)
 }
 
@@ -64,30 +87,57 @@ func parseRecord(b []byte) (spoolRecord, error) {
 	ref := string(b[k : k+int(n)])
 	b = b[k+int(n):]
 	seq, k := binary.Uvarint(b)
-	if k <= 0 {
+	if k <= 0 || seq > math.MaxInt64 {
 		return spoolRecord{}, errBadRecord
 	}
-	return spoolRecord{Ref: ref, Seq: int64(seq), Lines: b[k:]}, nil
+	b = b[k:]
+	ts := int64(noTS)
+	if len(b) > 0 && b[0] == 0 {
+		if ts, k = binary.Varint(b[1:]); k <= 0 {
+			return spoolRecord{}, errBadRecord
+		}
+		b = b[1+k:]
+	}
+	return spoolRecord{Ref: ref, Seq: int64(seq), TS: ts, Lines: b}, nil
 }
 
+// openSpool opens the spool in dir. A log damaged by a torn write (a crash
+// in the middle of one, or a full disk under an older version) is
+// repaired first: every intact entry stays, the damage is moved to
+// dir/damaged-<time>/ and reported in s.damage. Only an error reading or
+// renaming files keeps it from opening.
 func openSpool(dir string, segmentBytes int, noSync bool) (*spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	log, err := wal.Open(filepath.Join(dir, "log"), &wal.Options{
-		NoSync:      noSync,
-		SegmentSize: segmentBytes,
-		LogFormat:   wal.Binary,
-		// Entries are copied into a batch right away; no need for a copy per read.
-		NoCopy:     true,
-		AllowEmpty: true,
-		DirPerms:   0o700,
-		FilePerms:  0o600,
-	})
+	s := &spool{
+		dir:       dir,
+		logDir:    filepath.Join(dir, "log"),
+		ackedFile: filepath.Join(dir, "acked"),
+		segment:   int64(segmentBytes),
+		opts: wal.Options{
+			NoSync:      noSync,
+			SegmentSize: segmentBytes,
+			LogFormat:   wal.Binary,
+			// Entries are copied into a batch right away; no need for a copy per read.
+			NoCopy:     true,
+			AllowEmpty: true,
+			DirPerms:   0o700,
+			FilePerms:  0o600,
+		},
+	}
+	damage, err := repairLog(dir, s.logDir, segmentBytes)
+	if damage == nil && err != nil {
+		return nil, fmt.Errorf("spool: check %s: %w", dir, err)
+	}
+	// With damage and an error, the damaged segments are set aside and the
+	// log opens without them: the server starts, the error is logged.
+	s.damage = damage
+	log, err := wal.Open(s.logDir, &s.opts)
 	if err != nil {
 		return nil, fmt.Errorf("spool: open %s: %w", dir, err)
 	}
-	s := &spool{log: log, dir: dir, ackedFile: filepath.Join(dir, "acked"), segment: int64(segmentBytes)}
+	s.log = log
 	if s.first, err = log.FirstIndex(); err != nil {
 		log.Close()
 		return nil, fmt.Errorf("spool: %w", err)
@@ -102,32 +152,99 @@ func openSpool(dir string, segmentBytes int, noSync bool) (*spool, error) {
 		s.first = last + 1
 	}
 	s.acked = s.first - 1
+	maxAcked := last
+	if damage != nil && damage.From > 0 {
+		// Entries from damage.From on may have moved: write them again
+		// rather than take them as stored.
+		maxAcked = min(last, damage.From-1)
+	}
 	if b, err := os.ReadFile(s.ackedFile); err == nil {
-		if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && v >= s.acked && v <= last {
+		if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && v >= s.acked && v <= maxAcked {
 			s.acked = v
 		}
 	}
 	return s, nil
 }
 
+// errSpoolBroken is returned while the log could not be reopened after a
+// failed write.
+var errSpoolBroken = errors.New("spool: log unavailable after a failed write")
+
 // append writes records as consecutive entries in one batch (one fsync
 // unless the log was opened with noSync) and returns the last index.
+//
+// A failed write or fsync fails the whole batch, and the log is cut back
+// to the entries before it (rollback) before anything else is written:
+// tidwall/wal keeps the failed entries in memory and a torn entry in the
+// file, and would write the next batch after them. An fsync error is
+// never retried: the kernel may have dropped the pages it could not
+// write, so a later fsync could succeed without them on disk.
 func (s *spool) append(b *wal.Batch, recs [][]byte) (uint64, error) {
-	b.Clear()
 	last := s.last.Load()
+	s.mu.RLock()
+	log := s.log
+	s.mu.RUnlock()
+	if log == nil {
+		s.mu.Lock()
+		err := s.rollback(last)
+		s.mu.Unlock()
+		if err != nil {
+			return last, err
+		}
+		log = s.log
+	}
+	b.Clear()
 	idx := last
 	for _, r := range recs {
 		idx++
 		b.Write(idx, r)
 	}
-	if err := s.log.WriteBatch(b); err != nil {
-		return last, fmt.Errorf("spool: write: %w", err)
+	if err := log.WriteBatch(b); err != nil {
+		werr := fmt.Errorf("spool: write: %w", err)
+		s.mu.Lock()
+		if rerr := s.rollback(last); rerr != nil {
+			werr = errors.Join(werr, rerr)
+		}
+		s.mu.Unlock()
+		return last, werr
 	}
 	s.last.Store(idx)
 	return idx, nil
 }
 
+// rollback closes the log, cuts the files back to entry last and opens
+// them again. Callers hold s.mu.
+func (s *spool) rollback(last uint64) error {
+	if s.log != nil {
+		// Close fsyncs first and fails (leaving the file open) when the
+		// disk does; the handle is given up either way.
+		s.log.Close()
+		s.log = nil
+	}
+	if err := truncateLog(s.logDir, last, &s.opts); err != nil {
+		return fmt.Errorf("%w: cut back to %d: %w", errSpoolBroken, last, err)
+	}
+	log, err := wal.Open(s.logDir, &s.opts)
+	if err != nil {
+		return fmt.Errorf("%w: reopen: %w", errSpoolBroken, err)
+	}
+	if li, err := log.LastIndex(); err != nil || li != last {
+		log.Close()
+		return fmt.Errorf("%w: reopened at %d, want %d (%v)", errSpoolBroken, li, last, err)
+	}
+	if fi, err := log.FirstIndex(); err == nil && fi > s.first {
+		s.first = fi
+	}
+	s.log = log
+	return nil
+}
+
 func (s *spool) read(idx uint64) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.log == nil {
+		return nil, errSpoolBroken
+	}
 	b, err := s.log.Read(idx)
 	if err != nil {
 		return nil, fmt.Errorf("spool: read %d: %w", idx, err)
@@ -148,14 +265,37 @@ func (s *spool) ack(idx uint64, bytes int64) error {
 	if s.sinceTrim < s.segment && idx != s.last.Load() {
 		return nil
 	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.log == nil {
+		return nil // trimmed once the log is back
+	}
 	s.sinceTrim = 0
 	if err := s.log.TruncateFront(idx + 1); err != nil {
+		// A trim that failed half-way leaves wal refusing everything; the
+		// next write's rollback reopens the log, which finishes the trim.
 		return fmt.Errorf("spool: trim: %w", err)
 	}
 	s.first = idx + 1
 	return nil
 }
 
-func (s *spool) sync() error { return s.log.Sync() }
+func (s *spool) sync() error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.log == nil {
+		return errSpoolBroken
+	}
+	return s.log.Sync()
+}
 
-func (s *spool) close() error { return s.log.Close() }
+func (s *spool) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.log == nil {
+		return nil
+	}
+	err := s.log.Close()
+	s.log = nil
+	return err
+}

@@ -71,6 +71,7 @@ func (c *Collector) writeLoop() {
 		default:
 		}
 		end := next - 1
+		readFailed := false
 		var deadline <-chan time.Time
 		var timer *time.Timer
 		for bt.lines < c.opts.BatchLines {
@@ -80,6 +81,7 @@ func (c *Collector) writeLoop() {
 				if err != nil {
 					c.log.Error("spool read failed", "err", err)
 					c.metrics.spoolErrors.Inc()
+					readFailed = true
 					break
 				}
 				bt.size += int64(len(b))
@@ -92,7 +94,7 @@ func (c *Collector) writeLoop() {
 				}
 				end++
 			}
-			if bt.lines >= c.opts.BatchLines || c.closed.Load() {
+			if bt.lines >= c.opts.BatchLines || c.closed.Load() || readFailed {
 				break
 			}
 			if deadline == nil {
@@ -113,6 +115,13 @@ func (c *Collector) writeLoop() {
 			timer.Stop()
 		}
 		if end < next {
+			if readFailed { // the log is being repaired: wait, do not spin
+				select {
+				case <-time.After(c.opts.RetryMin):
+				case <-ctx.Done():
+					return
+				}
+			}
 			continue
 		}
 		bt.end = end

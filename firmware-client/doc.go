@@ -32,11 +32,12 @@
 //
 // The outbox file is also the terminal's only record of its seq: put
 // StoreDir on storage that survives reboots and updates. A terminal whose
-// outbox is wiped (a factory reset) starts again at seq 1, and the server
-// drops its messages as duplicates until the seq passes the last one it saw;
-// re-provisioning such a terminal under a new ID avoids that. A message
-// given up because the outbox was full leaves a gap in seq, which the
-// server counts: a message was lost, and the gap says so.
+// outbox is wiped (a factory reset) starts again at seq 1; the server
+// recognises the restart (a seen seq stamped later than the newest message,
+// or one more than an outbox below it), stores the messages and counts a
+// seq reset for the terminal. A message given up because the outbox was
+// full leaves a gap in seq, which the server counts: a message was lost,
+// and the gap says so.
 //
 // Reports are checked with posfleet.Decode before they are stored: a
 // message the server would refuse (a value out of range, anything that looks

@@ -240,7 +240,8 @@ func NewServer(cfg Config) (*Server, error) {
 // Start opens the registry, the store, the collector, the broker and the
 // HTTP listener, in the order data flows backwards, so that nothing is
 // accepted before there is somewhere to put it. Listeners are bound when
-// it returns.
+// it returns. InfluxDB is not waited for: the spool is the somewhere, and
+// pingStore only logs whether InfluxDB answers.
 func (s *Server) Start(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
@@ -276,10 +277,6 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	if s.store, err = influxdb.Open(s.cfg.Influx); err != nil {
 		return err
-	}
-	if err := s.store.Ping(ctx); err != nil {
-		// Not fatal: the spool keeps everything until InfluxDB is back.
-		s.log.Warn("InfluxDB not reachable at start; spooling until it is", "err", err)
 	}
 	copts := s.cfg.Collector
 	copts.Logger, copts.Metrics = s.log, s.metrics
@@ -344,8 +341,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	hs, ln := s.http, s.httpLn // Close clears s.http, maybe before this goroutine runs
 	go func() {
-		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
 		}
 	}()
@@ -357,8 +355,28 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
 		memLimit = fmt.Sprintf("%d MiB", l>>20)
 	}
+	// InfluxDB is asked only now, in the background: a store that is down
+	// or hangs must not keep the listeners closed (the spool exists so
+	// that it need not). /healthz reports it as "timeseries" meanwhile.
+	go s.pingStore(s.store)
 	s.log.Info("posfleet serving", "memory_limit", memLimit, "roles", s.cfg.Roles.String(), "mqtt", mqttAddr, "mqtt_source", s.cfg.Source.Broker, "http", s.httpLn.Addr().String(), "influx", s.cfg.Influx.URL, "data", s.cfg.DataDir)
 	return nil
+}
+
+// storePingTimeout bounds the start-up check of InfluxDB; the client's
+// own request timeout (30 s by default) is far too long to wait for a log line.
+const storePingTimeout = 5 * time.Second
+
+// pingStore logs whether InfluxDB answers at start. It never blocks start-up.
+func (s *Server) pingStore(store *influxdb.Store) {
+	ctx, cancel := context.WithTimeout(context.Background(), storePingTimeout)
+	defer cancel()
+	if err := store.Ping(ctx); err != nil {
+		// Not fatal: the spool keeps everything until InfluxDB is back.
+		s.log.Warn("InfluxDB not reachable at start; spooling until it is", "err", err)
+		return
+	}
+	s.log.Info("InfluxDB reachable", "url", s.cfg.Influx.URL)
 }
 
 // Run starts the server and serves until ctx ends, then closes it.
