@@ -446,7 +446,10 @@ func (s *Server) handleWorkList(w http.ResponseWriter, r *http.Request) {
 }
 
 // WriteWorkListCSV writes one row per reason of every item: a crew's
-// spreadsheet (encoding/csv quotes what needs quoting).
+// spreadsheet (encoding/csv quotes what needs quoting). Text cells pass
+// through csvText so that a spreadsheet never reads one as a formula; the
+// numeric cells (priority, lat, lon) are formatted here from numbers, so a
+// negative latitude stays a number.
 func WriteWorkListCSV(w io.Writer, groups []health.WorkGroup) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"priority", "urgent", "region", "site", "merchant", "tenant", "terminal", "model", "firmware", "lat", "lon", "last_seen", "reason", "since", "action"})
@@ -454,16 +457,27 @@ func WriteWorkListCSV(w io.Writer, groups []health.WorkGroup) error {
 		for _, it := range g.Items {
 			for _, rs := range it.Reasons {
 				cw.Write([]string{
-					strconv.Itoa(it.Priority), strconv.FormatBool(it.Urgent), g.Region, g.Site, it.Merchant,
-					it.Tenant, it.Terminal, it.Model, it.Firmware,
+					strconv.Itoa(it.Priority), strconv.FormatBool(it.Urgent), csvText(g.Region), csvText(g.Site), csvText(it.Merchant),
+					csvText(it.Tenant), csvText(it.Terminal), csvText(it.Model), csvText(it.Firmware),
 					strconv.FormatFloat(it.Lat, 'f', -1, 64), strconv.FormatFloat(it.Lon, 'f', -1, 64),
-					it.LastSeen.UTC().Format(time.RFC3339), string(rs.Flag), rs.Since.UTC().Format(time.RFC3339), rs.Action,
+					it.LastSeen.UTC().Format(time.RFC3339), csvText(string(rs.Flag)), rs.Since.UTC().Format(time.RFC3339), csvText(rs.Action),
 				})
 			}
 		}
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// csvText neutralises a text cell that a spreadsheet would take for a
+// formula (OWASP's CSV injection rule): one starting with =, +, -, @, a tab
+// or a carriage return gets a leading single quote, which spreadsheets
+// show as text. Merchant names and firmware strings come from outside.
+func csvText(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
 }
 
 func (s *Server) handleIncidents(w http.ResponseWriter, r *http.Request) {

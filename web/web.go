@@ -31,6 +31,9 @@ type Options struct {
 	SessionKey []byte
 	// SessionTTL is how long a sign-in lasts: a working day.
 	SessionTTL time.Duration
+	// SignInLimits bound password guessing; zero fields take
+	// DefaultSignInLimits.
+	SignInLimits SignInLimits
 	// SecureCookies marks cookies Secure: set it when posfleet is served
 	// over HTTPS (directly or behind a proxy).
 	SecureCookies bool
@@ -79,7 +82,7 @@ func New(opts Options) (*Server, error) {
 	if g == nil {
 		g = prometheus.DefaultGatherer
 	}
-	s := &Server{opts: opts, log: log.With("component", "web"), mux: http.NewServeMux(), limiter: newSignInLimiter()}
+	s := &Server{opts: opts, log: log.With("component", "web"), mux: http.NewServeMux(), limiter: newSignInLimiter(opts.SignInLimits, opts.Now)}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	if opts.Users != nil {
