@@ -2,15 +2,20 @@ package web_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/posfleet/posfleet/collector/health"
 	"github.com/posfleet/posfleet/web"
+	"github.com/posfleet/posfleet/web/auth"
 )
 
 // TestOpenRedirectTable: after sign-in, next= leads only to a path of this
@@ -95,5 +100,333 @@ func TestWorkListCSVNeutralisesFormulas(t *testing.T) {
 	}
 	if got := rows[1][4]; got != `'=HYPERLINK("https://evil.example","x")` {
 		t.Errorf("merchant cell %q: want the value behind a single quote", got)
+	}
+}
+
+const loginCSRF = "abcdefghijklmnopqrstuvwx" // 24 characters, as the server makes them
+
+// loginFrom posts the sign-in form to h as a browser at addr would, with
+// the form's CSRF cookie and any further cookies (a device cookie).
+func loginFrom(h http.Handler, addr, name, password string, cookies ...*http.Cookie) *httptest.ResponseRecorder {
+	form := url.Values{"name": {name}, "password": {password}, "csrf": {loginCSRF}}
+	req := httptest.NewRequest("POST", "/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.RemoteAddr = addr
+	req.AddCookie(&http.Cookie{Name: "posfleet_login", Value: loginCSRF})
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func cookieOf(rec *httptest.ResponseRecorder, name string) *http.Cookie {
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+const (
+	right = "correct horse battery"
+	wrong = "guess guess guess"
+)
+
+// TestSignInNoLockOut: guessing a user's password from one address does
+// not lock the user out elsewhere; guessing from many addresses spends the
+// user's own budget, which a correct password from a browser where the
+// user signed in before still passes.
+func TestSignInNoLockOut(t *testing.T) {
+	f := newFixture(t)
+	h := f.srv.Config.Handler
+	// The real user signs in once from her laptop: it becomes known.
+	rec := loginFrom(h, "192.0.2.50:4000", "ops-acme", right)
+	device := cookieOf(rec, "posfleet_device")
+	if rec.Code != http.StatusSeeOther || device == nil {
+		t.Fatalf("first sign-in: %d, device cookie %v", rec.Code, device)
+	}
+	for i := range 7 {
+		rec = loginFrom(h, "192.0.2.1:1000", "ops-acme", wrong)
+		if i >= 5 && rec.Code != http.StatusTooManyRequests {
+			t.Fatalf("guess %d from one address: %d, want 429", i+1, rec.Code)
+		}
+	}
+	if rec := loginFrom(h, "192.0.2.1:1000", "ops-acme", right); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("right password from the guessing address: %d, want 429", rec.Code)
+	}
+	if rec := loginFrom(h, "192.0.2.2:1000", "ops-acme", right); rec.Code != http.StatusSeeOther {
+		t.Errorf("right password from another address: %d, want 303", rec.Code)
+	}
+	// Guesses spread over addresses spend the name's budget (10 tries).
+	for i := range 12 {
+		loginFrom(h, "198.51.100."+strconv.Itoa(i+1)+":1000", "ops-acme", wrong)
+	}
+	if rec := loginFrom(h, "203.0.113.9:1000", "ops-acme", wrong); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("guess from a fresh address after the name's budget is spent: %d, want 429", rec.Code)
+	}
+	if rec := loginFrom(h, "192.0.2.77:1000", "ops-acme", right, device); rec.Code != http.StatusSeeOther {
+		t.Errorf("right password from the known device: %d, want 303", rec.Code)
+	}
+	// A device cookie of another user does not help.
+	if rec := loginFrom(h, "192.0.2.78:1000", "root", wrong, device); rec.Code != http.StatusUnauthorized {
+		t.Errorf("another user with ops-acme's device cookie: %d, want 401", rec.Code)
+	}
+}
+
+// TestSignInLimiterEvictionKeepsBudgets: a flood of junk sign-ins from
+// another address cannot make the limiter forget a spent budget.
+func TestSignInLimiterEvictionKeepsBudgets(t *testing.T) {
+	f := newFixture(t)
+	h := f.srv.Config.Handler
+	for range 6 {
+		loginFrom(h, "192.0.2.1:1000", "root", wrong)
+	}
+	if rec := loginFrom(h, "192.0.2.1:1000", "root", wrong); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("after 6 guesses: %d, want 429", rec.Code)
+	}
+	for i := range 30000 {
+		loginFrom(h, "192.0.2.2:1000", "junk-"+strconv.Itoa(i), wrong)
+	}
+	for i := range 5 {
+		if rec := loginFrom(h, "192.0.2.1:1000", "root", wrong); rec.Code != http.StatusTooManyRequests {
+			t.Fatalf("guess %d at root after the junk flood: %d, want 429", i+1, rec.Code)
+		}
+	}
+}
+
+// TestSignInLimiterFailsClosed: when every remembered address is still
+// draining its budget, a new address is refused rather than one forgotten.
+func TestSignInLimiterFailsClosed(t *testing.T) {
+	f := newFixture(t)
+	key, _ := f.users.SessionKey()
+	h, err := web.New(web.Options{Users: f.users, SessionKey: key, SignInLimits: web.SignInLimits{Addresses: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		loginFrom(h, "192.0.2."+strconv.Itoa(i+1)+":1000", "root", wrong)
+	}
+	if rec := loginFrom(h, "192.0.2.9:1000", "ops-acme", right); rec.Code != http.StatusTooManyRequests {
+		t.Errorf("a fourth address while three are draining: %d, want 429", rec.Code)
+	}
+	if rec := loginFrom(h, "192.0.2.1:1000", "ops-acme", right); rec.Code != http.StatusSeeOther {
+		t.Errorf("a remembered address: %d, want 303", rec.Code)
+	}
+}
+
+// TestSignInFormCSRF: the sign-in form must echo its cookie's token.
+func TestSignInFormCSRF(t *testing.T) {
+	f := newFixture(t)
+	for _, tc := range []struct {
+		name          string
+		cookie, field string
+		want          int
+	}{
+		{"no token", "", "", http.StatusForbidden},
+		{"no cookie", "", loginCSRF, http.StatusForbidden},
+		{"other token", loginCSRF, strings.Repeat("y", 24), http.StatusForbidden},
+		{"matching", loginCSRF, loginCSRF, http.StatusSeeOther},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			form := url.Values{"name": {"root"}, "password": {right}}
+			if tc.field != "" {
+				form.Set("csrf", tc.field)
+			}
+			req, _ := http.NewRequest("POST", f.srv.URL+"/login", strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tc.cookie != "" {
+				req.AddCookie(&http.Cookie{Name: "posfleet_login", Value: tc.cookie})
+			}
+			resp, err := browser(t).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("%s: %s, want %d", tc.name, resp.Status, tc.want)
+			}
+		})
+	}
+}
+
+// session signs in name and returns the session cookie.
+func sessionCookie(t *testing.T, h http.Handler, name string) *http.Cookie {
+	t.Helper()
+	rec := loginFrom(h, "192.0.2.200:1000", name, right)
+	c := cookieOf(rec, "posfleet_session")
+	if rec.Code != http.StatusSeeOther || c == nil {
+		t.Fatalf("sign in %s: %d", name, rec.Code)
+	}
+	return c
+}
+
+func getWith(h http.Handler, path string, c *http.Cookie) int {
+	req := httptest.NewRequest("GET", path, nil)
+	req.AddCookie(c)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec.Code
+}
+
+// TestSessionsEnd: signing out, a password change (across a restart),
+// disabling and deleting a user end its sessions at once.
+func TestSessionsEnd(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	h := f.srv.Config.Handler
+	restart := func() http.Handler {
+		key, _ := f.users.SessionKey()
+		h, err := web.New(web.Options{Users: f.users, SessionKey: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	t.Run("sign out", func(t *testing.T) {
+		c := browser(t)
+		page := signIn(t, f, c, "ops-acme")
+		var sess *http.Cookie
+		for _, ck := range c.Jar.Cookies(mustURL(f.srv.URL)) {
+			if ck.Name == "posfleet_session" {
+				sess = ck
+			}
+		}
+		if resp, _ := post(t, c, f.srv.URL+"/logout", url.Values{"csrf": {attr(t, page, "csrf")}}); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("logout: %s", resp.Status)
+		}
+		if code := getWith(h, "/security", sess); code != http.StatusSeeOther {
+			t.Errorf("a copy of the signed-out cookie: %d, want 303 to sign in", code)
+		}
+		if code := getWith(restart(), "/security", sess); code != http.StatusSeeOther {
+			t.Errorf("the signed-out cookie after a restart: %d", code)
+		}
+	})
+	t.Run("password change", func(t *testing.T) {
+		sess := sessionCookie(t, h, "ops-acme")
+		if code := getWith(h, "/security", sess); code != http.StatusOK {
+			t.Fatalf("fresh session: %d", code)
+		}
+		if err := f.users.SetPassword(ctx, "ops-acme", right); err != nil {
+			t.Fatal(err)
+		}
+		if code := getWith(restart(), "/security", sess); code != http.StatusSeeOther {
+			t.Errorf("session from before the password change, after a restart: %d", code)
+		}
+		if code := getWith(h, "/api/v1/me", sess); code != http.StatusUnauthorized {
+			t.Errorf("session from before the password change, API: %d", code)
+		}
+		if code := getWith(h, "/security", sessionCookie(t, h, "ops-acme")); code != http.StatusOK {
+			t.Errorf("a new session: %d", code)
+		}
+	})
+	t.Run("disable and enable", func(t *testing.T) {
+		sess := sessionCookie(t, h, "ops-acme")
+		if err := f.users.SetDisabled(ctx, "ops-acme", true); err != nil {
+			t.Fatal(err)
+		}
+		if code := getWith(h, "/security", sess); code != http.StatusSeeOther {
+			t.Errorf("session of a disabled user: %d", code)
+		}
+		if rec := loginFrom(h, "192.0.2.201:1000", "ops-acme", right); rec.Code != http.StatusUnauthorized {
+			t.Errorf("sign-in of a disabled user: %d", rec.Code)
+		}
+		if err := f.users.SetDisabled(ctx, "ops-acme", false); err != nil {
+			t.Fatal(err)
+		}
+		if code := getWith(h, "/security", sess); code != http.StatusSeeOther {
+			t.Errorf("the old session came back with enabling: %d", code)
+		}
+		sessionCookie(t, h, "ops-acme")
+	})
+	t.Run("delete", func(t *testing.T) {
+		if err := f.users.AddUser(ctx, "temp", "acme", right); err != nil {
+			t.Fatal(err)
+		}
+		sess := sessionCookie(t, h, "temp")
+		if err := f.users.DeleteUser(ctx, "temp"); err != nil {
+			t.Fatal(err)
+		}
+		if code := getWith(h, "/security", sess); code != http.StatusSeeOther {
+			t.Errorf("session of a deleted user: %d", code)
+		}
+		// A new user of the same name does not inherit the old session.
+		if err := f.users.AddUser(ctx, "temp", "acme", right); err != nil {
+			t.Fatal(err)
+		}
+		if code := getWith(h, "/security", sess); code != http.StatusSeeOther {
+			t.Errorf("session of a deleted user, name taken again: %d", code)
+		}
+	})
+}
+
+// TestUserAdminAPI: administrators disable, enable, list and delete users
+// through the API while the server holds the store; others may not.
+func TestUserAdminAPI(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	admin, err := f.users.CreateToken(ctx, "ops", auth.AllTenants)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(token, method, path string) (int, string) {
+		req, _ := http.NewRequest(method, f.srv.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	h := f.srv.Config.Handler
+	sess := sessionCookie(t, h, "ops-acme")
+	for _, tc := range []struct {
+		token, method, path string
+		want                int
+	}{
+		{f.token, "POST", "/api/v1/users/ops-acme/disable", http.StatusForbidden},
+		{f.token, "GET", "/api/v1/users", http.StatusForbidden},
+		{admin, "GET", "/api/v1/users", http.StatusOK},
+		{admin, "POST", "/api/v1/users/nobody/disable", http.StatusNotFound},
+		{admin, "POST", "/api/v1/users/ops-acme/disable", http.StatusOK},
+	} {
+		if code, body := call(tc.token, tc.method, tc.path); code != tc.want {
+			t.Errorf("%s %s: %d %s, want %d", tc.method, tc.path, code, body, tc.want)
+		}
+	}
+	if code := getWith(h, "/security", sess); code != http.StatusSeeOther {
+		t.Errorf("session of a user disabled through the API: %d", code)
+	}
+	if _, body := call(admin, "GET", "/api/v1/users"); !strings.Contains(body, `"disabled": true`) {
+		t.Errorf("user list: %s", body)
+	}
+	call(admin, "POST", "/api/v1/users/ops-acme/enable")
+	sess = sessionCookie(t, h, "ops-acme")
+	if code, body := call(admin, "DELETE", "/api/v1/users/ops-acme"); code != http.StatusOK {
+		t.Errorf("delete: %d %s", code, body)
+	}
+	if code := getWith(h, "/security", sess); code != http.StatusSeeOther {
+		t.Errorf("session of a user deleted through the API: %d", code)
+	}
+}
+
+// TestBearerSchemeCaseInsensitive: RFC 6750 leaves the scheme's case free.
+func TestBearerSchemeCaseInsensitive(t *testing.T) {
+	f := newFixture(t)
+	for _, scheme := range []string{"Bearer", "bearer", "BEARER"} {
+		req, _ := http.NewRequest("GET", f.srv.URL+"/api/v1/me", nil)
+		req.Header.Set("Authorization", scheme+" "+f.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: %s", scheme, resp.Status)
+		}
 	}
 }

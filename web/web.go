@@ -94,6 +94,9 @@ func New(opts Options) (*Server, error) {
 		s.mountUI()
 		s.mountPages()
 		s.mux.HandleFunc("GET /api/v1/me", s.api(s.handleMe))
+		if ua, ok := opts.Users.(UserAdmin); ok {
+			s.mountUserAdmin(ua)
+		}
 		if opts.Health != nil {
 			s.mountAPI()
 		}

@@ -191,7 +191,9 @@ func (s *Store) AddUser(ctx context.Context, name, tenant, password string) erro
 	if err != nil {
 		return fmt.Errorf("auth: hash: %w", err)
 	}
-	rec := userRecord{Name: name, Tenant: tenant, Hash: hash, Created: s.opts.Now().UTC()}
+	// A random first epoch: a user removed and added again under the same
+	// name does not take over the old user's sessions.
+	rec := userRecord{Name: name, Tenant: tenant, Hash: hash, Created: s.opts.Now().UTC(), Epoch: binary.BigEndian.Uint64(random(8)) >> 1}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUsers)
 		if b.Get([]byte(name)) != nil {
