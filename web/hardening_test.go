@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/collector/health"
 	"github.com/posfleet/posfleet/web"
 	"github.com/posfleet/posfleet/web/auth"
@@ -428,5 +430,113 @@ func TestBearerSchemeCaseInsensitive(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("%s: %s", scheme, resp.Status)
 		}
+	}
+}
+
+// TestAPIKeysAreCaseSensitive: Go's decoder would take {"Note":…} for
+// note; every JSON body of the API refuses keys that match a field only
+// in another case, and unknown keys.
+func TestAPIKeysAreCaseSensitive(t *testing.T) {
+	f := newAPIFixture(t)
+	f.seed(t)
+	for _, tc := range []struct {
+		path, body string
+		want       int
+	}{
+		{"/api/v1/terminals/acme/T-1/serviced", `{"Note":"fixed"}`, 400},
+		{"/api/v1/terminals/acme/T-1/serviced", `{"NOTE":"fixed"}`, 400},
+		{"/api/v1/terminals/acme/T-1/serviced", `{"note":"fixed","Note":"x"}`, 400},
+		{"/api/v1/terminals/acme/T-1/serviced", `{"note":"fixed"}`, 200},
+		{"/api/v1/terminals/acme/T-1/commands", `{"Type":"reboot"}`, 400},
+		{"/api/v1/terminals/acme/T-1/commands", `{"type":"reboot","Target":""}`, 400},
+		{"/api/v1/terminals/acme/T-1/commands", `{"type":"reboot"}`, 202},
+	} {
+		t.Run(tc.body, func(t *testing.T) {
+			if code, b := f.call(t, f.acme, "POST", tc.path, tc.body); code != tc.want {
+				t.Errorf("%s %s: %d %s, want %d", tc.path, tc.body, code, b, tc.want)
+			}
+		})
+	}
+}
+
+// TestEMQXKeysAreCaseSensitive: the EMQX endpoints too.
+func TestEMQXKeysAreCaseSensitive(t *testing.T) {
+	h := web.EMQXHandler(web.EMQXOptions{Token: "t"})
+	for _, tc := range []struct {
+		body string
+		want int
+	}{
+		{`{"Username":"acme:T-1","clientid":"acme:T-1","password":"x"}`, 400},
+		{`{"username":"acme:T-1","ClientID":"acme:T-1","password":"x"}`, 400},
+	} {
+		req := httptest.NewRequest("POST", "/emqx/authn", strings.NewReader(tc.body))
+		req.Header.Set("Authorization", "Bearer t")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("%s: %d, want %d", tc.body, rec.Code, tc.want)
+		}
+	}
+}
+
+// TestPolicyScopedToTenant: a tenant reads the policy entries of the
+// models its terminals run, not other tenants' models, URLs or checksums.
+func TestPolicyScopedToTenant(t *testing.T) {
+	f := newAPIFixture(t)
+	f.seed(t)
+	o2 := posfleet.TerminalRef{Tenant: "other", Terminal: "T-2"}
+	f.feed(t, o2, posfleet.ChannelFirmware, fmt.Sprintf(`{"seq":1,"ts":%q,"model":"S300","firmware":"1.0.0"}`, f.now.Add(-time.Minute).Format(time.RFC3339)))
+	both := policy + `  S300:
+    target: 1.1.0
+    url: https://secret.other.example/s300-1.1.0.bin
+    sha256: ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff
+`
+	if code, b := f.call(t, f.admin, "PUT", "/api/v1/policy", both); code != 200 {
+		t.Fatalf("PUT policy: %d %s", code, b)
+	}
+	for _, path := range []string{"/api/v1/policy", "/api/v1/policy?format=yaml"} {
+		_, b := f.call(t, f.acme, "GET", path, "")
+		if bytes.Contains(b, []byte("S300")) || bytes.Contains(b, []byte("secret.other")) || !bytes.Contains(b, []byte("A920")) {
+			t.Errorf("acme reads %s: %s", path, b)
+		}
+		_, b = f.call(t, f.other, "GET", path, "")
+		if !bytes.Contains(b, []byte("S300")) || !bytes.Contains(b, []byte("A920")) {
+			t.Errorf("other reads %s: %s", path, b)
+		}
+		_, b = f.call(t, f.admin, "GET", path, "")
+		if !bytes.Contains(b, []byte("S300")) || !bytes.Contains(b, []byte("A920")) {
+			t.Errorf("admin reads %s: %s", path, b)
+		}
+	}
+}
+
+// TestPolicyURLsChecked: a policy's package URLs must be https (http only
+// with AllowHTTPFirmware).
+func TestPolicyURLsChecked(t *testing.T) {
+	f := newAPIFixture(t)
+	withURL := func(u string) string {
+		return "models:\n  A920:\n    target: 2.5.1\n    url: " + u + "\n    sha256: " + strings.Repeat("0", 64) + "\n"
+	}
+	for _, tc := range []struct {
+		url  string
+		want int
+	}{
+		{"javascript:alert(31)", 400},
+		{"'javascript://x/%0aalert(31)'", 400},
+		{"data:text/html,x", 400},
+		{"file:///etc/passwd", 400},
+		{"ftp://fw.example/a.bin", 400},
+		{"http://fw.example/a.bin", 400},
+		{"https://user:pw@fw.example/a.bin", 400},
+		{"https:///a.bin", 400},
+		{"/relative/a.bin", 400},
+		{"https://fw.example/a.bin", 200},
+		{"HTTPS://fw.example/a.bin", 200},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			if code, b := f.call(t, f.admin, "PUT", "/api/v1/policy", withURL(tc.url)); code != tc.want {
+				t.Errorf("url %s: %d %s, want %d", tc.url, code, b, tc.want)
+			}
+		})
 	}
 }

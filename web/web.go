@@ -52,7 +52,10 @@ type Options struct {
 	Provisioner Provisioner
 	// SavePolicy keeps a firmware policy that PUT /api/v1/policy accepted.
 	SavePolicy func([]byte) error
-	Logger     *slog.Logger
+	// AllowHTTPFirmware accepts http:// package URLs in the firmware
+	// policy; by default only https:// ones are.
+	AllowHTTPFirmware bool
+	Logger            *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
