@@ -540,3 +540,57 @@ func TestPolicyURLsChecked(t *testing.T) {
 		})
 	}
 }
+
+// TestMetricsNeedCredentials: /metrics answers the metrics token or an
+// administrator, nobody else; /healthz says status words, not errors.
+func TestMetricsNeedCredentials(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	admin, _ := f.users.CreateToken(ctx, "ops", auth.AllTenants)
+	key, _ := f.users.SessionKey()
+	failing := func(context.Context) error {
+		return fmt.Errorf("ping http://influx.internal.example:8086 bucket posfleet/autogen: connection refused")
+	}
+	h, err := web.New(web.Options{Users: f.users, SessionKey: key, MetricsToken: "metrics-secret-0123456789",
+		Checks: map[string]web.Check{"timeseries": failing, "collector": func(context.Context) error { return nil }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for _, tc := range []struct {
+		name, auth string
+		want       int
+	}{
+		{"none", "", http.StatusUnauthorized},
+		{"wrong token", "Bearer nope", http.StatusUnauthorized},
+		{"tenant token", "Bearer " + f.token, http.StatusForbidden},
+		{"admin token", "Bearer " + admin, http.StatusOK},
+		{"metrics token", "Bearer metrics-secret-0123456789", http.StatusOK},
+		{"metrics token, lower-case scheme", "bearer metrics-secret-0123456789", http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", srv.URL+"/metrics", nil)
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("%s: %s, want %d", tc.name, resp.Status, tc.want)
+			}
+			if tc.want == http.StatusOK && !strings.Contains(string(b), "# HELP") {
+				t.Errorf("%s: no metrics in %.200s", tc.name, b)
+			}
+		})
+	}
+	resp, body := get(t, http.DefaultClient, srv.URL+"/healthz")
+	if resp.StatusCode != http.StatusServiceUnavailable || strings.Contains(body, "influx") || strings.Contains(body, "bucket") ||
+		!strings.Contains(body, `"timeseries": "down"`) || !strings.Contains(body, `"collector": "ok"`) {
+		t.Errorf("healthz: %s %s", resp.Status, body)
+	}
+}

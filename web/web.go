@@ -6,6 +6,7 @@ package web
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -24,6 +25,10 @@ type Options struct {
 	Checks map[string]Check
 	// Gatherer is what /metrics exposes; nil means the default registry.
 	Gatherer prometheus.Gatherer
+	// MetricsToken, when set, is a bearer token that may read /metrics
+	// (Prometheus's authorization.credentials_file). /metrics also answers
+	// an administrator's API token or session; nobody else.
+	MetricsToken string
 	// Users signs people in and checks API tokens; nil serves only
 	// /healthz and /metrics.
 	Users Users
@@ -86,7 +91,7 @@ func New(opts Options) (*Server, error) {
 		g = prometheus.DefaultGatherer
 	}
 	s := &Server{opts: opts, log: log.With("component", "web"), mux: http.NewServeMux(), limiter: newSignInLimiter(opts.SignInLimits, opts.Now)}
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	s.mux.Handle("GET /metrics", s.metricsAuth(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	if opts.Users != nil {
 		if len(opts.SessionKey) < 16 {
@@ -111,6 +116,31 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
+// metricsAuth lets the metrics token or an administrator read h.
+func (s *Server) metricsAuth(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tok, ok := bearerToken(r.Header.Get("Authorization")); ok && s.opts.MetricsToken != "" &&
+			subtle.ConstantTimeCompare([]byte(tok), []byte(s.opts.MetricsToken)) == 1 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if s.sessions == nil {
+			writeError(w, s.log, errUnauthorized)
+			return
+		}
+		r, err := s.authenticate(r)
+		if err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		if !principal(r).admin {
+			writeError(w, s.log, errAdminOnly)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
@@ -118,8 +148,11 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	body := map[string]string{}
 	for name, check := range s.opts.Checks {
 		if err := check(ctx); err != nil {
+			// Status words only: /healthz needs no credentials, and the
+			// error names internal addresses (the InfluxDB URL, its
+			// bucket). The log has the detail.
 			status = http.StatusServiceUnavailable
-			body[name] = err.Error()
+			body[name] = "down"
 			s.log.Warn("health check failed", "check", name, "err", err)
 		} else {
 			body[name] = "ok"

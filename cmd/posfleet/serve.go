@@ -17,6 +17,8 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/broker"
@@ -33,26 +35,29 @@ import (
 // ServeCmd runs the server. Its defaults come from the components' own
 // DefaultOptions (see defaultVars), so that there is one place per default.
 type ServeCmd struct {
-	MQTTAddr        string        `name:"mqtt-addr" help:"MQTT listener (TCP)." default:"${mqtt_addr}" env:"POSFLEET_MQTT_ADDR"`
-	MQTTTLSAddr     string        `name:"mqtt-tls-addr" help:"MQTT listener (TLS), used when --tls-cert and --tls-key are set." default:"${mqtt_tls_addr}" env:"POSFLEET_MQTT_TLS_ADDR"`
-	TLSCert         string        `help:"TLS certificate (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_CERT"`
-	TLSKey          string        `help:"TLS private key (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_KEY"`
-	HTTPAddr        string        `name:"http-addr" help:"HTTP listener: web UI, API, /healthz, /metrics." default:":8080" env:"POSFLEET_HTTP_ADDR"`
-	RateLimit       float64       `help:"Messages per second one terminal may publish before it is slowed down." default:"${rate}" env:"POSFLEET_RATE_LIMIT"`
-	RateBurst       int           `help:"Messages one terminal may publish in a burst (an offline store flushing)." default:"${burst}" env:"POSFLEET_RATE_BURST"`
-	ReceiveMaximum  int           `help:"QoS 1 messages one terminal may have in the broker's hands, spooled but not yet acknowledged." default:"${receive_max}" env:"POSFLEET_RECEIVE_MAXIMUM"`
-	InfluxURL       string        `name:"influx-url" help:"InfluxDB URL (v2 API; InfluxDB 2.x, or 1.8 with flux-enabled)." default:"http://127.0.0.1:8086" env:"POSFLEET_INFLUX_URL"`
-	InfluxOrg       string        `name:"influx-org" help:"InfluxDB organisation (ignored by InfluxDB 1.8)." env:"POSFLEET_INFLUX_ORG"`
-	InfluxBucket    string        `name:"influx-bucket" help:"InfluxDB bucket; on InfluxDB 1.8 'database/retention-policy'." default:"posfleet/autogen" env:"POSFLEET_INFLUX_BUCKET"`
-	InfluxTokenFile string        `name:"influx-token-file" help:"File holding the InfluxDB token (or set POSFLEET_INFLUX_TOKEN; 1.8: user:password). Never a flag: flags show in process listings." type:"path" env:"POSFLEET_INFLUX_TOKEN_FILE"`
-	Fsync           string        `help:"Spool durability: 'always' (fsync before every acknowledgement, group commit) or 'interval' (process crash safe; an OS crash loses up to --fsync-interval)." default:"${fsync}" enum:"always,interval" env:"POSFLEET_FSYNC"`
-	FsyncInterval   time.Duration `help:"fsync period with --fsync=interval." default:"${fsync_interval}" env:"POSFLEET_FSYNC_INTERVAL"`
-	BatchLines      int           `help:"Lines per InfluxDB write." default:"${batch_lines}" env:"POSFLEET_BATCH_LINES"`
-	BatchWait       time.Duration `help:"Longest wait to fill a write batch." default:"${batch_wait}" env:"POSFLEET_BATCH_WAIT"`
-	InfluxWriters   int           `name:"influx-writers" help:"InfluxDB writes under way at once (the next batch is gathered meanwhile)." default:"${writers}" env:"POSFLEET_INFLUX_WRITERS"`
-	MaxSpoolMiB     int64         `name:"max-spool-mib" help:"Spool size (MiB) at which publishes are refused while InfluxDB is down." default:"${max_spool_mib}" env:"POSFLEET_MAX_SPOOL_MIB"`
-	SecureCookies   bool          `help:"Mark session cookies Secure: set it when users reach posfleet over HTTPS (directly or through a proxy)." env:"POSFLEET_SECURE_COOKIES"`
-	PprofAddr       string        `name:"pprof-addr" help:"Debugging aid, off when empty: serve Go's runtime profiles (/debug/pprof/: heap, goroutines, CPU) on this address, a listener of their own. Keep it on loopback (e.g. 127.0.0.1:6060): the profiles need no login and show the process's internals." env:"POSFLEET_PPROF_ADDR" placeholder:"HOST:PORT"`
+	MQTTAddr         string        `name:"mqtt-addr" help:"MQTT listener (TCP)." default:"${mqtt_addr}" env:"POSFLEET_MQTT_ADDR"`
+	MQTTTLSAddr      string        `name:"mqtt-tls-addr" help:"MQTT listener (TLS), used when --tls-cert and --tls-key are set." default:"${mqtt_tls_addr}" env:"POSFLEET_MQTT_TLS_ADDR"`
+	TLSCert          string        `help:"TLS certificate (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_CERT"`
+	TLSKey           string        `help:"TLS private key (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_KEY"`
+	HTTPAddr         string        `name:"http-addr" help:"HTTP listener: web UI, API, /healthz, /metrics (with credentials)." default:":8080" env:"POSFLEET_HTTP_ADDR"`
+	HTTPMaxConns     int           `name:"http-max-connections" help:"HTTP connections served at once; further ones wait for a free slot." default:"${http_max_conns}" env:"POSFLEET_HTTP_MAX_CONNECTIONS"`
+	MetricsTokenFile string        `name:"metrics-token-file" help:"File holding a bearer token that may read /metrics on --http-addr (Prometheus: authorization.credentials_file). Administrators' API tokens may read it too." type:"path" env:"POSFLEET_METRICS_TOKEN_FILE"`
+	MetricsAddr      string        `name:"metrics-addr" help:"Off when empty: serve /metrics without credentials on this address, a listener of its own. Keep it on loopback or a port only Prometheus reaches (e.g. 127.0.0.1:9090)." env:"POSFLEET_METRICS_ADDR" placeholder:"HOST:PORT"`
+	RateLimit        float64       `help:"Messages per second one terminal may publish before it is slowed down." default:"${rate}" env:"POSFLEET_RATE_LIMIT"`
+	RateBurst        int           `help:"Messages one terminal may publish in a burst (an offline store flushing)." default:"${burst}" env:"POSFLEET_RATE_BURST"`
+	ReceiveMaximum   int           `help:"QoS 1 messages one terminal may have in the broker's hands, spooled but not yet acknowledged." default:"${receive_max}" env:"POSFLEET_RECEIVE_MAXIMUM"`
+	InfluxURL        string        `name:"influx-url" help:"InfluxDB URL (v2 API; InfluxDB 2.x, or 1.8 with flux-enabled)." default:"http://127.0.0.1:8086" env:"POSFLEET_INFLUX_URL"`
+	InfluxOrg        string        `name:"influx-org" help:"InfluxDB organisation (ignored by InfluxDB 1.8)." env:"POSFLEET_INFLUX_ORG"`
+	InfluxBucket     string        `name:"influx-bucket" help:"InfluxDB bucket; on InfluxDB 1.8 'database/retention-policy'." default:"posfleet/autogen" env:"POSFLEET_INFLUX_BUCKET"`
+	InfluxTokenFile  string        `name:"influx-token-file" help:"File holding the InfluxDB token (or set POSFLEET_INFLUX_TOKEN; 1.8: user:password). Never a flag: flags show in process listings." type:"path" env:"POSFLEET_INFLUX_TOKEN_FILE"`
+	Fsync            string        `help:"Spool durability: 'always' (fsync before every acknowledgement, group commit) or 'interval' (process crash safe; an OS crash loses up to --fsync-interval)." default:"${fsync}" enum:"always,interval" env:"POSFLEET_FSYNC"`
+	FsyncInterval    time.Duration `help:"fsync period with --fsync=interval." default:"${fsync_interval}" env:"POSFLEET_FSYNC_INTERVAL"`
+	BatchLines       int           `help:"Lines per InfluxDB write." default:"${batch_lines}" env:"POSFLEET_BATCH_LINES"`
+	BatchWait        time.Duration `help:"Longest wait to fill a write batch." default:"${batch_wait}" env:"POSFLEET_BATCH_WAIT"`
+	InfluxWriters    int           `name:"influx-writers" help:"InfluxDB writes under way at once (the next batch is gathered meanwhile)." default:"${writers}" env:"POSFLEET_INFLUX_WRITERS"`
+	MaxSpoolMiB      int64         `name:"max-spool-mib" help:"Spool size (MiB) at which publishes are refused while InfluxDB is down." default:"${max_spool_mib}" env:"POSFLEET_MAX_SPOOL_MIB"`
+	SecureCookies    bool          `help:"Mark session cookies Secure: set it when users reach posfleet over HTTPS (directly or through a proxy)." env:"POSFLEET_SECURE_COOKIES"`
+	PprofAddr        string        `name:"pprof-addr" help:"Debugging aid, off when empty: serve Go's runtime profiles (/debug/pprof/: heap, goroutines, CPU) on this address, a listener of their own. Keep it on loopback (e.g. 127.0.0.1:6060): the profiles need no login and show the process's internals." env:"POSFLEET_PPROF_ADDR" placeholder:"HOST:PORT"`
 
 	ScaleOut `embed:""`
 }
@@ -73,6 +78,7 @@ func defaultVars() kong.Vars {
 		"batch_lines":    fmt.Sprint(c.BatchLines),
 		"batch_wait":     c.BatchWait.String(),
 		"max_spool_mib":  fmt.Sprint(c.MaxSpoolBytes >> 20),
+		"http_max_conns": fmt.Sprint(DefaultHTTPLimits().MaxConns),
 	}
 }
 
@@ -105,6 +111,22 @@ func (cmd *ServeCmd) config(g *Globals) (Config, error) {
 	cfg.Broker.RatePerSecond, cfg.Broker.RateBurst = cmd.RateLimit, cmd.RateBurst
 	cfg.Broker.ReceiveMaximum = cmd.ReceiveMaximum
 	cfg.HTTPAddr = cmd.HTTPAddr
+	if cmd.HTTPMaxConns < 1 {
+		return cfg, fmt.Errorf("serve: --http-max-connections %d: want at least 1", cmd.HTTPMaxConns)
+	}
+	cfg.HTTP.MaxConns = cmd.HTTPMaxConns
+	cfg.MetricsAddr = cmd.MetricsAddr
+	cfg.MetricsToken = os.Getenv("POSFLEET_METRICS_TOKEN")
+	if cmd.MetricsTokenFile != "" {
+		b, err := os.ReadFile(cmd.MetricsTokenFile)
+		if err != nil {
+			return cfg, fmt.Errorf("serve: metrics token: %w", err)
+		}
+		cfg.MetricsToken = strings.TrimSpace(string(b))
+	}
+	if cfg.MetricsToken != "" && len(cfg.MetricsToken) < 16 {
+		return cfg, errors.New("serve: the metrics token is shorter than 16 characters; make a long random one (openssl rand -hex 32)")
+	}
 	cfg.SecureCookies = cmd.SecureCookies
 	cfg.PprofAddr = cmd.PprofAddr
 	cfg.Influx.URL, cfg.Influx.Org, cfg.Influx.Bucket = cmd.InfluxURL, cmd.InfluxOrg, cmd.InfluxBucket
@@ -132,10 +154,55 @@ func (cmd *ServeCmd) config(g *Globals) (Config, error) {
 	return cfg, nil
 }
 
+// HTTPLimits bound what one HTTP client can hold: slow or idle clients
+// are cut off, and the number of connections is capped.
+type HTTPLimits struct {
+	// ReadHeaderTimeout: a request's headers must arrive within it.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout: the whole request, body included (a terminal import
+	// of a large fleet's CSV over a slow link is the longest).
+	ReadTimeout time.Duration
+	// WriteTimeout: from the end of the request's headers to the end of
+	// the answer (the largest is a work-list CSV).
+	WriteTimeout time.Duration
+	// IdleTimeout: a keep-alive connection waiting for its next request.
+	IdleTimeout time.Duration
+	// MaxConns is how many connections are served at once; the kernel
+	// queues further ones until a slot frees.
+	MaxConns int
+	// MaxHeaderBytes bounds a request's headers.
+	MaxHeaderBytes int
+}
+
+// DefaultHTTPLimits returns the limits of the HTTP listeners.
+func DefaultHTTPLimits() HTTPLimits {
+	return HTTPLimits{
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		// Browsers keep a connection for the next click; a minute covers
+		// reading a page.
+		IdleTimeout: time.Minute,
+		// Far above what the people and scripts of one fleet use (a
+		// browser opens six), low enough that a flood of connections
+		// runs into it before into the file-descriptor limit.
+		MaxConns:       1000,
+		MaxHeaderBytes: 64 << 10,
+	}
+}
+
 // Config is everything a Server needs.
 type Config struct {
 	DataDir  string
 	HTTPAddr string
+	// HTTP bounds the HTTP listeners' clients.
+	HTTP HTTPLimits
+	// MetricsToken, when set, is a bearer token that may read /metrics on
+	// HTTPAddr (administrators' API tokens may too).
+	MetricsToken string
+	// MetricsAddr, when set, serves /metrics without credentials on a
+	// listener of its own (loopback, or a port only Prometheus reaches).
+	MetricsAddr string
 	// SecureCookies marks session cookies Secure (HTTPS in front of posfleet).
 	SecureCookies bool
 	Broker        broker.Options
@@ -164,6 +231,7 @@ func DefaultConfig(dataDir string) Config {
 	cfg := Config{
 		DataDir:   dataDir,
 		HTTPAddr:  ":8080",
+		HTTP:      DefaultHTTPLimits(),
 		Broker:    broker.DefaultOptions(),
 		Collector: collector.DefaultOptions(),
 		Registry:  registry.DefaultOptions(),
@@ -194,6 +262,8 @@ type Server struct {
 	brk        *broker.Broker
 	http       *http.Server
 	httpLn     net.Listener
+	metricsSrv *http.Server
+	metricsLn  net.Listener
 	pprof      *http.Server
 	pprofLn    net.Listener
 
@@ -303,6 +373,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("serve: http listener: %w", err)
 	}
+	s.httpLn = netutil.LimitListener(s.httpLn, s.cfg.HTTP.maxConns())
 	wopts := web.Options{
 		Logger:        s.log,
 		Gatherer:      s.metrics,
@@ -311,6 +382,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		SessionKey:    s.sessionKey,
 		SecureCookies: s.cfg.SecureCookies,
 		Series:        s.store,
+		MetricsToken:  s.cfg.MetricsToken,
 	}
 	wopts.Provisioner = s.reg
 	if s.col != nil {
@@ -320,16 +392,17 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.brk != nil {
 		wopts.Commander = s.brk
 	}
-	s.http = &http.Server{
-		Handler:           s.withEMQX(web.Handler(wopts)),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	s.http = s.cfg.HTTP.server(s.withEMQX(web.Handler(wopts)), s.log)
 	go func() {
 		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
 		}
 	}()
+	if s.cfg.MetricsAddr != "" {
+		if err := s.startMetrics(); err != nil {
+			return err
+		}
+	}
 	mqttAddr := "-"
 	if s.brk != nil {
 		mqttAddr = s.brk.TCPAddr().String()
@@ -363,6 +436,54 @@ func (s *Server) MQTTAddr() net.Addr {
 // HTTPAddr is the bound HTTP address.
 func (s *Server) HTTPAddr() net.Addr { return s.httpLn.Addr() }
 
+// server makes an http.Server with the limits.
+func (l HTTPLimits) server(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		ReadTimeout:       l.ReadTimeout,
+		WriteTimeout:      l.WriteTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+func (l HTTPLimits) maxConns() int {
+	if l.MaxConns < 1 {
+		return DefaultHTTPLimits().MaxConns
+	}
+	return l.MaxConns
+}
+
+// startMetrics serves /metrics without credentials on a listener of its
+// own, for a Prometheus that reaches it where nobody else does.
+func (s *Server) startMetrics() error {
+	ln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("serve: metrics listener: %w", err)
+	}
+	s.metricsLn = netutil.LimitListener(ln, 64)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
+	s.metricsSrv = s.cfg.HTTP.server(mux, s.log)
+	go func() {
+		if err := s.metricsSrv.Serve(s.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	s.log.Info("metrics served without credentials", "addr", ln.Addr().String())
+	return nil
+}
+
+// MetricsAddr is the bound address of the metrics listener, nil when off.
+func (s *Server) MetricsAddr() net.Addr {
+	if s.metricsLn == nil {
+		return nil
+	}
+	return s.metricsLn.Addr()
+}
+
 // Registry gives tests and commands the terminal registry.
 func (s *Server) Registry() *registry.Registry { return s.reg }
 
@@ -375,6 +496,10 @@ func (s *Server) Close() error {
 		errs = append(errs, s.http.Shutdown(ctx))
 		cancel()
 		s.http = nil
+	}
+	if s.metricsSrv != nil {
+		errs = append(errs, s.metricsSrv.Close())
+		s.metricsSrv = nil
 	}
 	errs = append(errs, s.stopPprof())
 	s.stopSourceAndWait()
