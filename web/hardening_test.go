@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -538,6 +539,30 @@ func TestPolicyURLsChecked(t *testing.T) {
 				t.Errorf("url %s: %d %s, want %d", tc.url, code, b, tc.want)
 			}
 		})
+	}
+	// With AllowHTTPFirmware, http is accepted; other schemes still not.
+	users, err := auth.Open(filepath.Join(t.TempDir(), "users.db"), auth.Options{BcryptCost: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer users.Close()
+	admin, _ := users.CreateToken(context.Background(), "admin", auth.AllTenants)
+	key, _ := users.SessionKey()
+	h, err := web.New(web.Options{Users: users, SessionKey: key, Health: f.engine, AllowHTTPFirmware: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		url  string
+		want int
+	}{{"http://fw.example/a.bin", 200}, {"javascript:alert(31)", 400}} {
+		req := httptest.NewRequest("PUT", "/api/v1/policy", strings.NewReader(withURL(tc.url)))
+		req.Header.Set("Authorization", "Bearer "+admin)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("AllowHTTPFirmware, url %s: %d %s, want %d", tc.url, rec.Code, rec.Body, tc.want)
+		}
 	}
 }
 

@@ -29,8 +29,8 @@ type Options struct {
 	// (Prometheus's authorization.credentials_file). /metrics also answers
 	// an administrator's API token or session; nobody else.
 	MetricsToken string
-	// Users signs people in and checks API tokens; nil serves only
-	// /healthz and /metrics.
+	// Users signs people in, checks API tokens and sessions; nil serves
+	// only /healthz and /metrics (the latter then to MetricsToken alone).
 	Users Users
 	// SessionKey signs session cookies (32 random bytes, kept across restarts).
 	SessionKey []byte

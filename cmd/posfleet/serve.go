@@ -35,29 +35,30 @@ import (
 // ServeCmd runs the server. Its defaults come from the components' own
 // DefaultOptions (see defaultVars), so that there is one place per default.
 type ServeCmd struct {
-	MQTTAddr         string        `name:"mqtt-addr" help:"MQTT listener (TCP)." default:"${mqtt_addr}" env:"POSFLEET_MQTT_ADDR"`
-	MQTTTLSAddr      string        `name:"mqtt-tls-addr" help:"MQTT listener (TLS), used when --tls-cert and --tls-key are set." default:"${mqtt_tls_addr}" env:"POSFLEET_MQTT_TLS_ADDR"`
-	TLSCert          string        `help:"TLS certificate (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_CERT"`
-	TLSKey           string        `help:"TLS private key (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_KEY"`
-	HTTPAddr         string        `name:"http-addr" help:"HTTP listener: web UI, API, /healthz, /metrics (with credentials)." default:":8080" env:"POSFLEET_HTTP_ADDR"`
-	HTTPMaxConns     int           `name:"http-max-connections" help:"HTTP connections served at once; further ones wait for a free slot." default:"${http_max_conns}" env:"POSFLEET_HTTP_MAX_CONNECTIONS"`
-	MetricsTokenFile string        `name:"metrics-token-file" help:"File holding a bearer token that may read /metrics on --http-addr (Prometheus: authorization.credentials_file). Administrators' API tokens may read it too." type:"path" env:"POSFLEET_METRICS_TOKEN_FILE"`
-	MetricsAddr      string        `name:"metrics-addr" help:"Off when empty: serve /metrics without credentials on this address, a listener of its own. Keep it on loopback or a port only Prometheus reaches (e.g. 127.0.0.1:9090)." env:"POSFLEET_METRICS_ADDR" placeholder:"HOST:PORT"`
-	RateLimit        float64       `help:"Messages per second one terminal may publish before it is slowed down." default:"${rate}" env:"POSFLEET_RATE_LIMIT"`
-	RateBurst        int           `help:"Messages one terminal may publish in a burst (an offline store flushing)." default:"${burst}" env:"POSFLEET_RATE_BURST"`
-	ReceiveMaximum   int           `help:"QoS 1 messages one terminal may have in the broker's hands, spooled but not yet acknowledged." default:"${receive_max}" env:"POSFLEET_RECEIVE_MAXIMUM"`
-	InfluxURL        string        `name:"influx-url" help:"InfluxDB URL (v2 API; InfluxDB 2.x, or 1.8 with flux-enabled)." default:"http://127.0.0.1:8086" env:"POSFLEET_INFLUX_URL"`
-	InfluxOrg        string        `name:"influx-org" help:"InfluxDB organisation (ignored by InfluxDB 1.8)." env:"POSFLEET_INFLUX_ORG"`
-	InfluxBucket     string        `name:"influx-bucket" help:"InfluxDB bucket; on InfluxDB 1.8 'database/retention-policy'." default:"posfleet/autogen" env:"POSFLEET_INFLUX_BUCKET"`
-	InfluxTokenFile  string        `name:"influx-token-file" help:"File holding the InfluxDB token (or set POSFLEET_INFLUX_TOKEN; 1.8: user:password). Never a flag: flags show in process listings." type:"path" env:"POSFLEET_INFLUX_TOKEN_FILE"`
-	Fsync            string        `help:"Spool durability: 'always' (fsync before every acknowledgement, group commit) or 'interval' (process crash safe; an OS crash loses up to --fsync-interval)." default:"${fsync}" enum:"always,interval" env:"POSFLEET_FSYNC"`
-	FsyncInterval    time.Duration `help:"fsync period with --fsync=interval." default:"${fsync_interval}" env:"POSFLEET_FSYNC_INTERVAL"`
-	BatchLines       int           `help:"Lines per InfluxDB write." default:"${batch_lines}" env:"POSFLEET_BATCH_LINES"`
-	BatchWait        time.Duration `help:"Longest wait to fill a write batch." default:"${batch_wait}" env:"POSFLEET_BATCH_WAIT"`
-	InfluxWriters    int           `name:"influx-writers" help:"InfluxDB writes under way at once (the next batch is gathered meanwhile)." default:"${writers}" env:"POSFLEET_INFLUX_WRITERS"`
-	MaxSpoolMiB      int64         `name:"max-spool-mib" help:"Spool size (MiB) at which publishes are refused while InfluxDB is down." default:"${max_spool_mib}" env:"POSFLEET_MAX_SPOOL_MIB"`
-	SecureCookies    bool          `help:"Mark session cookies Secure: set it when users reach posfleet over HTTPS (directly or through a proxy)." env:"POSFLEET_SECURE_COOKIES"`
-	PprofAddr        string        `name:"pprof-addr" help:"Debugging aid, off when empty: serve Go's runtime profiles (/debug/pprof/: heap, goroutines, CPU) on this address, a listener of their own. Keep it on loopback (e.g. 127.0.0.1:6060): the profiles need no login and show the process's internals." env:"POSFLEET_PPROF_ADDR" placeholder:"HOST:PORT"`
+	MQTTAddr          string        `name:"mqtt-addr" help:"MQTT listener (TCP)." default:"${mqtt_addr}" env:"POSFLEET_MQTT_ADDR"`
+	MQTTTLSAddr       string        `name:"mqtt-tls-addr" help:"MQTT listener (TLS), used when --tls-cert and --tls-key are set." default:"${mqtt_tls_addr}" env:"POSFLEET_MQTT_TLS_ADDR"`
+	TLSCert           string        `help:"TLS certificate (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_CERT"`
+	TLSKey            string        `help:"TLS private key (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_KEY"`
+	HTTPAddr          string        `name:"http-addr" help:"HTTP listener: web UI, API, /healthz, /metrics (with credentials)." default:":8080" env:"POSFLEET_HTTP_ADDR"`
+	HTTPMaxConns      int           `name:"http-max-connections" help:"HTTP connections served at once; further ones wait for a free slot." default:"${http_max_conns}" env:"POSFLEET_HTTP_MAX_CONNECTIONS"`
+	MetricsTokenFile  string        `name:"metrics-token-file" help:"File holding a bearer token that may read /metrics on --http-addr (Prometheus: authorization.credentials_file). Administrators' API tokens may read it too." type:"path" env:"POSFLEET_METRICS_TOKEN_FILE"`
+	MetricsAddr       string        `name:"metrics-addr" help:"Off when empty: serve /metrics without credentials on this address, a listener of its own. Keep it on loopback or a port only Prometheus reaches (e.g. 127.0.0.1:9090)." env:"POSFLEET_METRICS_ADDR" placeholder:"HOST:PORT"`
+	RateLimit         float64       `help:"Messages per second one terminal may publish before it is slowed down." default:"${rate}" env:"POSFLEET_RATE_LIMIT"`
+	RateBurst         int           `help:"Messages one terminal may publish in a burst (an offline store flushing)." default:"${burst}" env:"POSFLEET_RATE_BURST"`
+	ReceiveMaximum    int           `help:"QoS 1 messages one terminal may have in the broker's hands, spooled but not yet acknowledged." default:"${receive_max}" env:"POSFLEET_RECEIVE_MAXIMUM"`
+	InfluxURL         string        `name:"influx-url" help:"InfluxDB URL (v2 API; InfluxDB 2.x, or 1.8 with flux-enabled)." default:"http://127.0.0.1:8086" env:"POSFLEET_INFLUX_URL"`
+	InfluxOrg         string        `name:"influx-org" help:"InfluxDB organisation (ignored by InfluxDB 1.8)." env:"POSFLEET_INFLUX_ORG"`
+	InfluxBucket      string        `name:"influx-bucket" help:"InfluxDB bucket; on InfluxDB 1.8 'database/retention-policy'." default:"posfleet/autogen" env:"POSFLEET_INFLUX_BUCKET"`
+	InfluxTokenFile   string        `name:"influx-token-file" help:"File holding the InfluxDB token (or set POSFLEET_INFLUX_TOKEN; 1.8: user:password). Never a flag: flags show in process listings." type:"path" env:"POSFLEET_INFLUX_TOKEN_FILE"`
+	Fsync             string        `help:"Spool durability: 'always' (fsync before every acknowledgement, group commit) or 'interval' (process crash safe; an OS crash loses up to --fsync-interval)." default:"${fsync}" enum:"always,interval" env:"POSFLEET_FSYNC"`
+	FsyncInterval     time.Duration `help:"fsync period with --fsync=interval." default:"${fsync_interval}" env:"POSFLEET_FSYNC_INTERVAL"`
+	BatchLines        int           `help:"Lines per InfluxDB write." default:"${batch_lines}" env:"POSFLEET_BATCH_LINES"`
+	BatchWait         time.Duration `help:"Longest wait to fill a write batch." default:"${batch_wait}" env:"POSFLEET_BATCH_WAIT"`
+	InfluxWriters     int           `name:"influx-writers" help:"InfluxDB writes under way at once (the next batch is gathered meanwhile)." default:"${writers}" env:"POSFLEET_INFLUX_WRITERS"`
+	MaxSpoolMiB       int64         `name:"max-spool-mib" help:"Spool size (MiB) at which publishes are refused while InfluxDB is down." default:"${max_spool_mib}" env:"POSFLEET_MAX_SPOOL_MIB"`
+	AllowHTTPFirmware bool          `name:"allow-http-firmware" help:"Accept http:// package URLs in the firmware policy (by default only https://). The terminals still check each package's SHA-256." env:"POSFLEET_ALLOW_HTTP_FIRMWARE"`
+	SecureCookies     bool          `help:"Mark session cookies Secure: set it when users reach posfleet over HTTPS (directly or through a proxy)." env:"POSFLEET_SECURE_COOKIES"`
+	PprofAddr         string        `name:"pprof-addr" help:"Debugging aid, off when empty: serve Go's runtime profiles (/debug/pprof/: heap, goroutines, CPU) on this address, a listener of their own. Keep it on loopback (e.g. 127.0.0.1:6060): the profiles need no login and show the process's internals." env:"POSFLEET_PPROF_ADDR" placeholder:"HOST:PORT"`
 
 	ScaleOut `embed:""`
 }
@@ -128,6 +129,7 @@ func (cmd *ServeCmd) config(g *Globals) (Config, error) {
 		return cfg, errors.New("serve: the metrics token is shorter than 16 characters; make a long random one (openssl rand -hex 32)")
 	}
 	cfg.SecureCookies = cmd.SecureCookies
+	cfg.AllowHTTPFirmware = cmd.AllowHTTPFirmware
 	cfg.PprofAddr = cmd.PprofAddr
 	cfg.Influx.URL, cfg.Influx.Org, cfg.Influx.Bucket = cmd.InfluxURL, cmd.InfluxOrg, cmd.InfluxBucket
 	cfg.Influx.Token = os.Getenv("POSFLEET_INFLUX_TOKEN")
@@ -205,11 +207,13 @@ type Config struct {
 	MetricsAddr string
 	// SecureCookies marks session cookies Secure (HTTPS in front of posfleet).
 	SecureCookies bool
-	Broker        broker.Options
-	Collector     collector.Options
-	Registry      registry.Options
-	Influx        influxdb.Config
-	Logger        *slog.Logger
+	// AllowHTTPFirmware accepts http:// package URLs in the firmware policy.
+	AllowHTTPFirmware bool
+	Broker            broker.Options
+	Collector         collector.Options
+	Registry          registry.Options
+	Influx            influxdb.Config
+	Logger            *slog.Logger
 	// Roles says which parts run in this process (see roles.go).
 	Roles Roles
 	// Source, when its Broker is set, makes the collector consume from an
@@ -375,14 +379,15 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.httpLn = netutil.LimitListener(s.httpLn, s.cfg.HTTP.maxConns())
 	wopts := web.Options{
-		Logger:        s.log,
-		Gatherer:      s.metrics,
-		Checks:        checks,
-		Users:         s.users,
-		SessionKey:    s.sessionKey,
-		SecureCookies: s.cfg.SecureCookies,
-		Series:        s.store,
-		MetricsToken:  s.cfg.MetricsToken,
+		Logger:            s.log,
+		Gatherer:          s.metrics,
+		Checks:            checks,
+		Users:             s.users,
+		SessionKey:        s.sessionKey,
+		SecureCookies:     s.cfg.SecureCookies,
+		Series:            s.store,
+		MetricsToken:      s.cfg.MetricsToken,
+		AllowHTTPFirmware: s.cfg.AllowHTTPFirmware,
 	}
 	wopts.Provisioner = s.reg
 	if s.col != nil {
