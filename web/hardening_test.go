@@ -163,6 +163,10 @@ func TestSignInNoLockOut(t *testing.T) {
 	if rec := loginFrom(h, "192.0.2.2:1000", "ops-acme", right); rec.Code != http.StatusSeeOther {
 		t.Errorf("right password from another address: %d, want 303", rec.Code)
 	}
+	// Behind one proxy address, the known device has a budget of its own.
+	if rec := loginFrom(h, "192.0.2.1:1000", "ops-acme", right, device); rec.Code != http.StatusSeeOther {
+		t.Errorf("right password from the known device at the guessing address: %d, want 303", rec.Code)
+	}
 	// Guesses spread over addresses spend the name's budget (10 tries).
 	for i := range 12 {
 		loginFrom(h, "198.51.100."+strconv.Itoa(i+1)+":1000", "ops-acme", wrong)

@@ -17,9 +17,13 @@ import (
 //   - per address and user name: a handful of tries, then one every
 //     12 s, so one address cannot guess one user's password quickly;
 //   - per user name, over every address: a slow budget against guessing
-//     spread over many addresses. A correct password from a browser where
-//     the user signed in before (the device cookie) passes it, so that a
-//     stranger guessing from elsewhere cannot lock the user out.
+//     spread over many addresses.
+//
+// A browser where the user signed in before (its signed device cookie
+// names the user) has a budget of its own instead of these three, as
+// large as the per-address-and-name one: a stranger guessing the user's
+// password, from anywhere (even through the same proxy address), cannot
+// spend it, so the user is never locked out of the devices it uses.
 //
 // A try is charged only when it fails: a correct password gets its tokens
 // back. Budgets of names that are no user share one bucket, and the
@@ -156,12 +160,16 @@ func take(now time.Time, lims ...*rate.Limiter) (*signInTry, bool) {
 func full(l *rate.Limiter, now time.Time) bool { return l.TokensAt(now) >= float64(l.Burst()) }
 
 // try claims a sign-in's budgets: name is the name tried, exists whether it
-// is a user, knownDevice whether the browser signed in as it before. It
-// returns false when a budget is spent.
-func (l *signInLimiter) try(addr, name string, exists, knownDevice bool) (*signInTry, bool) {
+// is a user, device the ID of the browser's device cookie when it signed
+// in as name before ("" otherwise). It returns false when a budget is
+// spent.
+func (l *signInLimiter) try(addr, device, name string, exists bool) (*signInTry, bool) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if device != "" {
+		addr = "device " + device
+	}
 	el := l.byAddr[addr]
 	if el == nil {
 		if len(l.byAddr) >= l.cfg.Addresses {
@@ -196,9 +204,11 @@ func (l *signInLimiter) try(addr, name string, exists, knownDevice bool) (*signI
 	}
 	lims := []*rate.Limiter{e.lim, an}
 	switch {
+	case device != "":
+		lims = []*rate.Limiter{an}
 	case !exists:
 		lims = append(lims, l.unknown)
-	case !knownDevice:
+	default:
 		nl := l.names[name]
 		if nl == nil {
 			nl = rate.NewLimiter(rate.Every(l.cfg.NameEvery), l.cfg.NameBurst)

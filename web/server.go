@@ -99,7 +99,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	try, ok := s.limiter.try(clientAddress(r), name, s.opts.Users.UserExists(ctx, name), s.sessions.knownDevice(r, name))
+	try, ok := s.limiter.try(clientAddress(r), s.sessions.knownDevice(r, name), name, s.opts.Users.UserExists(ctx, name))
 	if !ok {
 		s.log.Info("sign-in refused: too many attempts", "user", shown, "remote", r.RemoteAddr)
 		s.loginPage(w, r, http.StatusTooManyRequests, login.View{Name: shown, Next: next, Error: errTooMany.Message})
@@ -119,7 +119,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	try.refund()
 	s.sessions.start(w, p)
-	s.sessions.markDevice(w, p.Name)
+	s.sessions.markDevice(w, r, p.Name)
 	s.log.Info("signed in", "user", p.Name, "tenant", p.Tenant)
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }

@@ -116,23 +116,33 @@ const deviceCookie = "posfleet_device"
 const deviceTTL = 365 * 24 * time.Hour
 
 type device struct {
+	ID      string `json:"i"`
 	Name    string `json:"n"`
 	Expires int64  `json:"e"`
 }
 
-// knownDevice reports whether r comes from a browser where name signed in.
-func (s *sessions) knownDevice(r *http.Request, name string) bool {
+// knownDevice returns the device ID of r's browser when name signed in
+// there before, "" otherwise.
+func (s *sessions) knownDevice(r *http.Request, name string) string {
 	c, err := r.Cookie(deviceCookie)
 	if err != nil {
-		return false
+		return ""
 	}
 	var d device
-	return s.open("device", c.Value, &d) && d.Name == name && s.now().Unix() < d.Expires
+	if !s.open("device", c.Value, &d) || d.Name != name || d.ID == "" || s.now().Unix() >= d.Expires {
+		return ""
+	}
+	return d.ID
 }
 
-// markDevice sets the device cookie for name.
-func (s *sessions) markDevice(w http.ResponseWriter, name string) {
-	v := s.seal("device", device{Name: name, Expires: s.now().Add(deviceTTL).Unix()})
+// markDevice sets the device cookie for name, keeping the browser's
+// device ID when it had one for name.
+func (s *sessions) markDevice(w http.ResponseWriter, r *http.Request, name string) {
+	id := s.knownDevice(r, name)
+	if id == "" {
+		id = randomString(12)
+	}
+	v := s.seal("device", device{ID: id, Name: name, Expires: s.now().Add(deviceTTL).Unix()})
 	http.SetCookie(w, &http.Cookie{Name: deviceCookie, Value: v, Path: "/login", MaxAge: int(deviceTTL / time.Second),
 		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
 }
