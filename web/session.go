@@ -106,10 +106,10 @@ func (s *sessions) end(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
 }
 
-// deviceCookie marks a browser where a user signed in before: a correct
-// password from it passes the per-name sign-in budget, so that a stranger
-// guessing a user's password cannot lock the user out of the devices it
-// uses (see limiter.go).
+// deviceCookie marks a browser where a user signed in before: sign-ins
+// from it as that user have a budget of their own (limiter.go), so that a
+// stranger guessing the user's password cannot lock the user out of the
+// devices it uses.
 const deviceCookie = "posfleet_device"
 
 // deviceTTL is how long a browser stays known without signing in again.
