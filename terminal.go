@@ -36,9 +36,10 @@ func validIDChars(s string) bool {
 }
 
 // TerminalRef identifies one terminal: its tenant and its terminal ID.
+// Its JSON keys are lower case like the rest of the API's.
 type TerminalRef struct {
-	Tenant   string
-	Terminal string
+	Tenant   string `json:"tenant"`
+	Terminal string `json:"terminal"`
 }
 
 // String returns the terminal's MQTT client ID and username, "{tenant}:{terminal}".

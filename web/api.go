@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/csv"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -262,7 +264,8 @@ func (s *Server) handleTerminals(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ListTerminals(s.opts.Health, principal(r).scope, f))
 }
 
-// TerminalDetail is everything about one terminal.
+// TerminalDetail is everything about one terminal (the API answers it as
+// terminalDetailJSON).
 type TerminalDetail struct {
 	Provisioned *registry.Terminal     `json:"provisioned,omitempty"`
 	Seen        bool                   `json:"seen"`
@@ -293,12 +296,39 @@ func (s *Server) TerminalDetails(ctx context.Context, ref posfleet.TerminalRef) 
 	return d, nil
 }
 
+// ProvisionedTerminal is a terminal's registry entry as the API shows it.
+type ProvisionedTerminal struct {
+	Tenant   string    `json:"tenant"`
+	Terminal string    `json:"terminal"`
+	Model    string    `json:"model"`
+	Merchant string    `json:"merchant"`
+	Site     string    `json:"site"`
+	Region   string    `json:"region"`
+	Lat      *float64  `json:"lat,omitempty"`
+	Lon      *float64  `json:"lon,omitempty"`
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
+}
+
+// terminalDetailJSON is TerminalDetail as the API shows it.
+type terminalDetailJSON struct {
+	Provisioned *ProvisionedTerminal   `json:"provisioned,omitempty"`
+	Seen        bool                   `json:"seen"`
+	Health      *health.TerminalHealth `json:"health,omitempty"`
+	Commands    []commands.Record      `json:"commands"`
+}
+
 func (s *Server) handleTerminal(w http.ResponseWriter, r *http.Request) {
 	ref, err := visibleRef(r)
 	if err == nil {
 		var d TerminalDetail
 		if d, err = s.TerminalDetails(r.Context(), ref); err == nil {
-			writeJSON(w, http.StatusOK, d)
+			out := terminalDetailJSON{Seen: d.Seen, Health: d.Health, Commands: d.Commands}
+			if p := d.Provisioned; p != nil {
+				out.Provisioned = &ProvisionedTerminal{Tenant: p.Tenant, Terminal: p.Terminal, Model: p.Model, Merchant: p.Merchant,
+					Site: p.Site, Region: p.Region, Lat: p.Lat, Lon: p.Lon, Created: p.Created, Updated: p.Updated}
+			}
+			writeJSON(w, http.StatusOK, out)
 			return
 		}
 	}
@@ -306,16 +336,24 @@ func (s *Server) handleTerminal(w http.ResponseWriter, r *http.Request) {
 }
 
 // decodeBody reads a JSON body of at most maxBody bytes into v, refusing
-// unknown fields so that a misspelt one is an error, not ignored.
+// unknown fields so that a misspelt one is an error, not ignored, and
+// keys that match a field only in another case (checkKeys).
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return &apiError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d KiB", maxBody>>10)}
 		}
+		return badRequest("reading the body: " + err.Error())
+	}
+	if err := checkKeys(body, reflect.TypeOf(v), false); err != nil {
+		return badRequest("malformed JSON: " + err.Error())
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) {
 			return badRequest("empty body: want a JSON object")
 		}
@@ -471,7 +509,10 @@ func (s *Server) handleWorkList(w http.ResponseWriter, r *http.Request) {
 }
 
 // WriteWorkListCSV writes one row per reason of every item: a crew's
-// spreadsheet (encoding/csv quotes what needs quoting).
+// spreadsheet (encoding/csv quotes what needs quoting). Text cells pass
+// through csvText so that a spreadsheet never reads one as a formula; the
+// numeric cells (priority, lat, lon) are formatted here from numbers, so a
+// negative latitude stays a number.
 func WriteWorkListCSV(w io.Writer, groups []health.WorkGroup) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"priority", "urgent", "region", "site", "merchant", "tenant", "terminal", "model", "firmware", "lat", "lon", "last_seen", "reason", "since", "action"})
@@ -479,16 +520,27 @@ func WriteWorkListCSV(w io.Writer, groups []health.WorkGroup) error {
 		for _, it := range g.Items {
 			for _, rs := range it.Reasons {
 				cw.Write([]string{
-					strconv.Itoa(it.Priority), strconv.FormatBool(it.Urgent), g.Region, g.Site, it.Merchant,
-					it.Tenant, it.Terminal, it.Model, it.Firmware,
+					strconv.Itoa(it.Priority), strconv.FormatBool(it.Urgent), csvText(g.Region), csvText(g.Site), csvText(it.Merchant),
+					csvText(it.Tenant), csvText(it.Terminal), csvText(it.Model), csvText(it.Firmware),
 					strconv.FormatFloat(it.Lat, 'f', -1, 64), strconv.FormatFloat(it.Lon, 'f', -1, 64),
-					it.LastSeen.UTC().Format(time.RFC3339), string(rs.Flag), rs.Since.UTC().Format(time.RFC3339), rs.Action,
+					it.LastSeen.UTC().Format(time.RFC3339), csvText(string(rs.Flag)), rs.Since.UTC().Format(time.RFC3339), csvText(rs.Action),
 				})
 			}
 		}
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// csvText neutralises a text cell that a spreadsheet would take for a
+// formula (OWASP's CSV injection rule): one starting with =, +, -, @, a tab
+// or a carriage return gets a leading single quote, which spreadsheets
+// show as text. Merchant names and firmware strings come from outside.
+func csvText(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
 }
 
 func (s *Server) handleIncidents(w http.ResponseWriter, r *http.Request) {
@@ -498,7 +550,8 @@ func (s *Server) handleIncidents(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handlePolicy(w http.ResponseWriter, r *http.Request) {
-	pol := s.opts.Health.Policy()
+	p := principal(r)
+	pol := s.policyFor(p.scope, p.admin)
 	if r.URL.Query().Get("format") == "yaml" {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(pol.YAML())
@@ -520,7 +573,11 @@ func (s *Server) handlePutPolicy(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.log, &apiError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d KiB", maxBody>>10)})
 		return
 	}
-	if err := s.opts.Health.SetPolicy(body); err != nil {
+	err = s.checkPolicyURLs(body)
+	if err == nil {
+		err = s.opts.Health.SetPolicy(body)
+	}
+	if err != nil {
 		var pe *health.PolicyError
 		if errors.As(err, &pe) {
 			writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"code": "bad_policy", "message": pe.Error(), "line": pe.Line}})

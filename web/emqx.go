@@ -5,8 +5,10 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -98,8 +100,16 @@ func EMQXHandler(opts EMQXOptions) http.Handler {
 				return
 			}
 			var req emqxRequest
-			dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxEMQXRequest))
-			if err := dec.Decode(&req); err != nil {
+			// Keys must match exactly (EMQX sends lower-case ones); other
+			// keys an operator added to the request template pass.
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxEMQXRequest))
+			if err == nil {
+				err = checkKeys(body, reflect.TypeFor[emqxRequest](), true)
+			}
+			if err == nil {
+				err = json.Unmarshal(body, &req)
+			}
+			if err != nil {
 				results.WithLabelValues(endpoint, "bad_request").Inc()
 				http.Error(w, "want a JSON object", http.StatusBadRequest)
 				return

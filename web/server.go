@@ -1,12 +1,15 @@
 package web
 
 import (
+	"context"
 	"embed"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/a-h/templ"
 
@@ -25,6 +28,10 @@ var staticFS embed.FS
 type Users interface {
 	TokenVerifier
 	SignInChecker
+	SessionChecker
+	// UserExists reports whether name is a user: the sign-in budgets of
+	// existing users are kept apart, those of other names share one.
+	UserExists(ctx context.Context, name string) bool
 }
 
 // Events gives the latest rejected messages and security events.
@@ -57,39 +64,87 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) mountUI() {
 	s.mux.Handle("GET /static/", http.FileServerFS(staticFS))
 	s.mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
-		s.render(w, r, http.StatusOK, login.Page(login.View{Next: safeNext(r.URL.Query().Get("next"))}))
+		s.loginPage(w, r, http.StatusOK, login.View{Next: safeNext(r.URL.Query().Get("next"))})
 	})
 	s.mux.HandleFunc("POST /login", s.handleSignIn)
 	s.mux.HandleFunc("POST /logout", s.page(func(w http.ResponseWriter, r *http.Request, _ layout.Page) {
+		// The cookie is ended for good, not only removed from this browser:
+		// a copy of it no longer counts either.
+		if v, ok := sessionFrom(r.Context()); ok {
+			if err := s.opts.Users.EndSession(r.Context(), v.ID, time.Unix(v.Expires, 0)); err != nil {
+				s.renderError(w, r, err)
+				return
+			}
+			s.log.Info("signed out", "user", v.Name)
+		}
 		s.sessions.end(w)
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 	}))
 	s.mux.HandleFunc("GET /security", s.page(s.handleSecurity))
 }
 
+// loginPage renders the sign-in form with the browser's CSRF token.
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, status int, v login.View) {
+	v.CSRF = s.sessions.loginToken(w, r)
+	s.render(w, r, status, login.Page(v))
+}
+
 func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
 	name, password := r.PostFormValue("name"), r.PostFormValue("password")
 	next := safeNext(r.PostFormValue("next"))
-	if !s.limiter.allow(r, name) {
-		s.render(w, r, http.StatusTooManyRequests, login.Page(login.View{Name: name, Next: next, Error: errTooMany.Message}))
+	shown := posfleet.Redact(name)
+	if !loginTokenOK(r) {
+		s.loginPage(w, r, http.StatusForbidden, login.View{Name: shown, Next: next, Error: "The sign-in form was stale or came from another site; sign in again."})
 		return
 	}
-	p, err := s.signin.SignIn(r.Context(), name, password)
+	ctx := r.Context()
+	try, ok := s.limiter.try(clientAddress(r), s.sessions.knownDevice(r, name), name, s.opts.Users.UserExists(ctx, name))
+	if !ok {
+		s.log.Info("sign-in refused: too many attempts", "user", shown, "remote", r.RemoteAddr)
+		s.loginPage(w, r, http.StatusTooManyRequests, login.View{Name: shown, Next: next, Error: errTooMany.Message})
+		return
+	}
+	p, err := s.signin.SignIn(ctx, name, password)
 	if err != nil {
-		s.log.Info("sign-in refused", "user", posfleet.Redact(name), "remote", r.RemoteAddr)
-		s.render(w, r, http.StatusUnauthorized, login.Page(login.View{Name: name, Next: next, Error: "Wrong user name or password."}))
+		if !errors.Is(err, auth.ErrBadCredentials) {
+			try.refund() // the store failed, not the guess
+			s.log.Error("sign-in failed", "err", err)
+			s.renderError(w, r, err)
+			return
+		}
+		s.log.Info("sign-in refused", "user", shown, "remote", r.RemoteAddr)
+		s.loginPage(w, r, http.StatusUnauthorized, login.View{Name: shown, Next: next, Error: "Wrong user name or password."})
 		return
 	}
+	try.refund()
 	s.sessions.start(w, p)
+	s.sessions.markDevice(w, r, p.Name)
 	s.log.Info("signed in", "user", p.Name, "tenant", p.Tenant)
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// safeNext keeps a post-sign-in redirect on this site.
+// safeNext keeps a post-sign-in redirect on this site: a path that starts
+// with one "/" not followed by another, with no backslash (browsers read
+// "/\\host" as "//host", another site), no scheme or host once parsed and no
+// control characters (which browsers strip before reading the URL).
+// Anything else is "/".
 func safeNext(next string) string {
+	if len(next) < 1 || next[0] != '/' || len(next) > 2048 {
+		return "/"
+	}
+	if len(next) > 1 && next[1] == '/' {
+		return "/"
+	}
+	for _, c := range next {
+		// A backslash anywhere: http.Redirect cleans the path, which turns
+		// "/x/../\\host" into "/\\host".
+		if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) || c == '\\' {
+			return "/"
+		}
+	}
 	u, err := url.Parse(next)
-	if next == "" || err != nil || u.IsAbs() || u.Host != "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" || u.User != nil {
 		return "/"
 	}
 	return next

@@ -8,13 +8,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/posfleet/posfleet/web/auth"
 )
@@ -30,6 +26,10 @@ type session struct {
 	Tenant  string `json:"t"`
 	Expires int64  `json:"e"`
 	CSRF    string `json:"c"`
+	// ID names the session, so that signing out can end it for good;
+	// Epoch is the user's session generation at sign-in (auth.Principal).
+	ID    string `json:"i"`
+	Epoch uint64 `json:"g"`
 }
 
 // sessions signs and checks session cookies.
@@ -40,45 +40,61 @@ type sessions struct {
 	now    func() time.Time
 }
 
-func (s *sessions) encode(v session) string {
+func (s *sessions) encode(v session) string { return s.seal("", v) }
+
+// seal signs v as a cookie value; purpose keeps the signatures of one kind
+// of cookie from being valid for another (a device cookie is no session).
+func (s *sessions) seal(purpose string, v any) string {
 	payload, _ := json.Marshal(v)
 	p := base64.RawURLEncoding.EncodeToString(payload)
-	return p + "." + base64.RawURLEncoding.EncodeToString(s.sign(p))
+	return p + "." + base64.RawURLEncoding.EncodeToString(s.sign(purpose, p))
 }
 
-func (s *sessions) sign(p string) []byte {
+func (s *sessions) sign(purpose, p string) []byte {
 	m := hmac.New(sha256.New, s.key)
+	if purpose != "" {
+		m.Write([]byte(purpose + "|"))
+	}
 	m.Write([]byte(p))
 	return m.Sum(nil)
 }
 
-func (s *sessions) decode(c string) (session, bool) {
+// open checks a sealed cookie value and decodes it into v.
+func (s *sessions) open(purpose, c string, v any) bool {
 	p, sig, ok := strings.Cut(c, ".")
 	if !ok {
-		return session{}, false
+		return false
 	}
 	// Strict: a non-canonical encoding (other unused low bits in the last
 	// character) is not the cookie that was signed.
 	want, err := base64.RawURLEncoding.Strict().DecodeString(sig)
-	if err != nil || !hmac.Equal(want, s.sign(p)) {
-		return session{}, false
+	if err != nil || !hmac.Equal(want, s.sign(purpose, p)) {
+		return false
 	}
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(p)
 	if err != nil {
-		return session{}, false
+		return false
 	}
+	return json.Unmarshal(raw, v) == nil
+}
+
+func (s *sessions) decode(c string) (session, bool) {
 	var v session
-	if json.Unmarshal(raw, &v) != nil || s.now().Unix() >= v.Expires {
+	if !s.open("", c, &v) || s.now().Unix() >= v.Expires {
 		return session{}, false
 	}
 	return v, true
 }
 
+func randomString(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
 // start sets the cookie of a new session for p.
 func (s *sessions) start(w http.ResponseWriter, p auth.Principal) session {
-	csrf := make([]byte, 18)
-	rand.Read(csrf)
-	v := session{Name: p.Name, Tenant: p.Tenant, Expires: s.now().Add(s.ttl).Unix(), CSRF: base64.RawURLEncoding.EncodeToString(csrf)}
+	v := session{Name: p.Name, Tenant: p.Tenant, Expires: s.now().Add(s.ttl).Unix(), CSRF: randomString(18), ID: randomString(16), Epoch: p.Epoch}
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: s.encode(v), Path: "/",
 		MaxAge: int(s.ttl / time.Second), HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode,
@@ -88,6 +104,77 @@ func (s *sessions) start(w http.ResponseWriter, p auth.Principal) session {
 
 func (s *sessions) end(w http.ResponseWriter) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+}
+
+// deviceCookie marks a browser where a user signed in before: sign-ins
+// from it as that user have a budget of their own (limiter.go), so that a
+// stranger guessing the user's password cannot lock the user out of the
+// devices it uses.
+const deviceCookie = "posfleet_device"
+
+// deviceTTL is how long a browser stays known without signing in again.
+const deviceTTL = 365 * 24 * time.Hour
+
+type device struct {
+	ID      string `json:"i"`
+	Name    string `json:"n"`
+	Expires int64  `json:"e"`
+}
+
+// knownDevice returns the device ID of r's browser when name signed in
+// there before, "" otherwise.
+func (s *sessions) knownDevice(r *http.Request, name string) string {
+	c, err := r.Cookie(deviceCookie)
+	if err != nil {
+		return ""
+	}
+	var d device
+	if !s.open("device", c.Value, &d) || d.Name != name || d.ID == "" || s.now().Unix() >= d.Expires {
+		return ""
+	}
+	return d.ID
+}
+
+// markDevice sets the device cookie for name, keeping the browser's
+// device ID when it had one for name.
+func (s *sessions) markDevice(w http.ResponseWriter, r *http.Request, name string) {
+	id := s.knownDevice(r, name)
+	if id == "" {
+		id = randomString(12)
+	}
+	v := s.seal("device", device{ID: id, Name: name, Expires: s.now().Add(deviceTTL).Unix()})
+	http.SetCookie(w, &http.Cookie{Name: deviceCookie, Value: v, Path: "/login", MaxAge: int(deviceTTL / time.Second),
+		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
+}
+
+// loginCookie carries the sign-in form's CSRF token (a double-submit
+// cookie): the form must echo it, which a page of another site cannot
+// read, so it cannot sign a browser in to an account of its choosing.
+const loginCookie = "posfleet_login"
+
+// loginToken returns the browser's sign-in CSRF token, setting a new one
+// when it has none.
+func (s *sessions) loginToken(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(loginCookie); err == nil && len(c.Value) == 24 {
+		return c.Value
+	}
+	tok := randomString(18)
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: tok, Path: "/login", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
+	return tok
+}
+
+// loginTokenOK reports whether a sign-in form echoes the browser's token.
+func loginTokenOK(r *http.Request) bool {
+	c, err := r.Cookie(loginCookie)
+	got := r.PostFormValue("csrf")
+	return err == nil && c.Value != "" && hmac.Equal([]byte(got), []byte(c.Value))
+}
+
+// SessionChecker says whether a signed session cookie still counts, and
+// ends one on sign-out.
+type SessionChecker interface {
+	CheckSession(ctx context.Context, name string, epoch uint64, id string) error
+	EndSession(ctx context.Context, id string, expires time.Time) error
 }
 
 // TokenVerifier checks API tokens.
@@ -124,11 +211,11 @@ func sessionFrom(ctx context.Context) (session, bool) {
 // requests need none, since browsers never send the header by themselves.
 func (s *Server) authenticate(r *http.Request) (*http.Request, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
-		tok, ok := strings.CutPrefix(h, "Bearer ")
+		tok, ok := bearerToken(h)
 		if !ok {
 			return r, errUnauthorized
 		}
-		p, err := s.tokens.VerifyToken(r.Context(), strings.TrimSpace(tok))
+		p, err := s.tokens.VerifyToken(r.Context(), tok)
 		if err != nil {
 			if errors.Is(err, auth.ErrBadToken) {
 				return r, errUnauthorized
@@ -145,6 +232,12 @@ func (s *Server) authenticate(r *http.Request) (*http.Request, error) {
 	if !ok {
 		return r, errUnauthorized
 	}
+	if err := s.opts.Users.CheckSession(r.Context(), v.Name, v.Epoch, v.ID); err != nil {
+		if errors.Is(err, auth.ErrSessionEnded) {
+			return r, errUnauthorized
+		}
+		return r, err
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		got := r.Header.Get("X-CSRF-Token")
 		if got == "" {
@@ -154,51 +247,17 @@ func (s *Server) authenticate(r *http.Request) (*http.Request, error) {
 			return r, errCSRF
 		}
 	}
-	ctx := context.WithValue(r.Context(), principalKey, auth.Principal{Name: v.Name, Tenant: v.Tenant})
+	ctx := context.WithValue(r.Context(), principalKey, auth.Principal{Name: v.Name, Tenant: v.Tenant, Epoch: v.Epoch})
 	return r.WithContext(context.WithValue(ctx, sessionKey, v)), nil
 }
 
-// signInLimiter slows down password guessing: a few tries per minute per
-// client address and per user name, with a small burst for typos. The maps
-// are bounded; when full, the oldest half is forgotten.
-type signInLimiter struct {
-	mu      sync.Mutex
-	byKey   map[string]*rate.Limiter
-	every   rate.Limit
-	burst   int
-	maxKeys int
-}
-
-func newSignInLimiter() *signInLimiter {
-	return &signInLimiter{byKey: map[string]*rate.Limiter{}, every: rate.Every(12 * time.Second), burst: 5, maxKeys: 10000}
-}
-
-func (l *signInLimiter) allow(r *http.Request, name string) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
+// bearerToken takes the token of an Authorization header. The scheme is
+// case-insensitive (RFC 7235 §2.1, RFC 6750 §2.1): "bearer x" is "Bearer x".
+func bearerToken(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(h), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ok := true
-	for _, k := range []string{"ip:" + host, "user:" + name} {
-		lim := l.byKey[k]
-		if lim == nil {
-			if len(l.byKey) >= l.maxKeys {
-				n := 0
-				for k := range l.byKey {
-					delete(l.byKey, k)
-					if n++; n >= l.maxKeys/2 {
-						break
-					}
-				}
-			}
-			lim = rate.NewLimiter(l.every, l.burst)
-			l.byKey[k] = lim
-		}
-		if !lim.Allow() {
-			ok = false
-		}
-	}
-	return ok
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
 }

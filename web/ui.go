@@ -532,9 +532,7 @@ func (s *Server) firmwareView(r *http.Request, frame layout.Page) firmware.View 
 	pol := s.opts.Health.Policy()
 	fs := s.opts.Health.FleetSummary(tenant)
 	v := firmware.View{Frame: frame, Admin: principal(r).admin, Suspect: fs.SuspectFirmware, Models: adoption(fs.Models, pol)}
-	if pol != nil {
-		v.Policy = string(pol.YAML())
-	}
+	v.Policy = string(s.policyFor(tenant, principal(r).admin).YAML())
 	return v
 }
 
@@ -560,7 +558,11 @@ func (s *Server) handlePolicyForm(w http.ResponseWriter, r *http.Request, frame 
 		s.renderError(w, r, &apiError{http.StatusRequestEntityTooLarge, "too_large", "the policy is too long"})
 		return
 	}
-	if err := s.opts.Health.SetPolicy([]byte(body)); err != nil {
+	err := s.checkPolicyURLs([]byte(body))
+	if err == nil {
+		err = s.opts.Health.SetPolicy([]byte(body))
+	}
+	if err != nil {
 		v := s.firmwareView(r, frame)
 		v.Policy = body
 		var pe *health.PolicyError

@@ -108,7 +108,7 @@ func newUIFixture(t testing.TB) *uiFixture {
 func (f *uiFixture) session(t *testing.T, user string) (*http.Client, string) {
 	t.Helper()
 	c := browser(t)
-	resp, _ := post(t, c, f.srv.URL+"/login", url.Values{"name": {user}, "password": {"correct horse battery"}, "next": {"/"}})
+	resp, _ := postLogin(t, f.srv.URL, c, url.Values{"name": {user}, "password": {"correct horse battery"}, "next": {"/"}})
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
 		t.Fatalf("sign in %s: %s to %q", user, resp.Status, resp.Header.Get("Location"))
 	}
@@ -494,9 +494,11 @@ func benchPages(b *testing.B, paths ...string) {
 	if err := f.engine.SetPolicy([]byte(policy)); err != nil {
 		b.Fatal(err)
 	}
-	form := url.Values{"name": {"ops-acme"}, "password": {"correct horse battery"}, "next": {"/"}}
+	csrf := strings.Repeat("x", 24)
+	form := url.Values{"name": {"ops-acme"}, "password": {"correct horse battery"}, "next": {"/"}, "csrf": {csrf}}
 	req := httptest.NewRequest("POST", "/login", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: "posfleet_login", Value: csrf})
 	rec := httptest.NewRecorder()
 	f.h.ServeHTTP(rec, req)
 	cookies := rec.Result().Cookies()

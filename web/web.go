@@ -6,6 +6,7 @@ package web
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -24,13 +25,20 @@ type Options struct {
 	Checks map[string]Check
 	// Gatherer is what /metrics exposes; nil means the default registry.
 	Gatherer prometheus.Gatherer
-	// Users signs people in and checks API tokens; nil serves only
-	// /healthz and /metrics.
+	// MetricsToken, when set, is a bearer token that may read /metrics
+	// (Prometheus's authorization.credentials_file). /metrics also answers
+	// an administrator's API token or session; nobody else.
+	MetricsToken string
+	// Users signs people in, checks API tokens and sessions; nil serves
+	// only /healthz and /metrics (the latter then to MetricsToken alone).
 	Users Users
 	// SessionKey signs session cookies (32 random bytes, kept across restarts).
 	SessionKey []byte
 	// SessionTTL is how long a sign-in lasts: a working day.
 	SessionTTL time.Duration
+	// SignInLimits bound password guessing; zero fields take
+	// DefaultSignInLimits.
+	SignInLimits SignInLimits
 	// SecureCookies marks cookies Secure: set it when posfleet is served
 	// over HTTPS (directly or behind a proxy).
 	SecureCookies bool
@@ -49,7 +57,10 @@ type Options struct {
 	Provisioner Provisioner
 	// SavePolicy keeps a firmware policy that PUT /api/v1/policy accepted.
 	SavePolicy func([]byte) error
-	Logger     *slog.Logger
+	// AllowHTTPFirmware accepts http:// package URLs in the firmware
+	// policy; by default only https:// ones are.
+	AllowHTTPFirmware bool
+	Logger            *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -79,8 +90,8 @@ func New(opts Options) (*Server, error) {
 	if g == nil {
 		g = prometheus.DefaultGatherer
 	}
-	s := &Server{opts: opts, log: log.With("component", "web"), mux: http.NewServeMux(), limiter: newSignInLimiter()}
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	s := &Server{opts: opts, log: log.With("component", "web"), mux: http.NewServeMux(), limiter: newSignInLimiter(opts.SignInLimits, opts.Now)}
+	s.mux.Handle("GET /metrics", s.metricsAuth(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	if opts.Users != nil {
 		if len(opts.SessionKey) < 16 {
@@ -91,6 +102,9 @@ func New(opts Options) (*Server, error) {
 		s.mountUI()
 		s.mountPages()
 		s.mux.HandleFunc("GET /api/v1/me", s.api(s.handleMe))
+		if ua, ok := opts.Users.(UserAdmin); ok {
+			s.mountUserAdmin(ua)
+		}
 		if opts.Health != nil {
 			s.mountAPI()
 		}
@@ -102,6 +116,31 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
+// metricsAuth lets the metrics token or an administrator read h.
+func (s *Server) metricsAuth(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tok, ok := bearerToken(r.Header.Get("Authorization")); ok && s.opts.MetricsToken != "" &&
+			subtle.ConstantTimeCompare([]byte(tok), []byte(s.opts.MetricsToken)) == 1 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if s.sessions == nil {
+			writeError(w, s.log, errUnauthorized)
+			return
+		}
+		r, err := s.authenticate(r)
+		if err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		if !principal(r).admin {
+			writeError(w, s.log, errAdminOnly)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
@@ -109,8 +148,11 @@ func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	body := map[string]string{}
 	for name, check := range s.opts.Checks {
 		if err := check(ctx); err != nil {
+			// Status words only: /healthz needs no credentials, and the
+			// error names internal addresses (the InfluxDB URL, its
+			// bucket). The log has the detail.
 			status = http.StatusServiceUnavailable
-			body[name] = err.Error()
+			body[name] = "down"
 			s.log.Warn("health check failed", "check", name, "err", err)
 		} else {
 			body[name] = "ok"

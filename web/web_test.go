@@ -144,9 +144,18 @@ func attr(t *testing.T, page, name string) string {
 	return rest[:strings.IndexByte(rest, '"')]
 }
 
+// postLogin signs in as a browser does: it loads the sign-in page (which
+// sets the form's CSRF cookie) and posts the form with the token.
+func postLogin(t *testing.T, base string, c *http.Client, form url.Values) (*http.Response, string) {
+	t.Helper()
+	_, page := get(t, c, base+"/login")
+	form.Set("csrf", attr(t, page, "csrf"))
+	return post(t, c, base+"/login", form)
+}
+
 func signIn(t *testing.T, f *fixture, c *http.Client, user string) string {
 	t.Helper()
-	resp, _ := post(t, c, f.srv.URL+"/login", url.Values{"name": {user}, "password": {"correct horse battery"}, "next": {"/security"}})
+	resp, _ := postLogin(t, f.srv.URL, c, url.Values{"name": {user}, "password": {"correct horse battery"}, "next": {"/security"}})
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/security" {
 		t.Fatalf("sign in: %s to %q", resp.Status, resp.Header.Get("Location"))
 	}
@@ -169,7 +178,7 @@ func TestSignInFlow(t *testing.T) {
 	if resp.StatusCode != 200 || len(ids["signin-name"]) != 1 || len(ids["signin-password"]) != 1 || len(ids["nav"]) != 0 {
 		t.Fatalf("sign-in page: %s %v", resp.Status, ids)
 	}
-	resp, page = post(t, c, f.srv.URL+"/login", url.Values{"name": {"ops-acme"}, "password": {"wrong password!!"}})
+	resp, page = postLogin(t, f.srv.URL, c, url.Values{"name": {"ops-acme"}, "password": {"wrong password!!"}})
 	if resp.StatusCode != http.StatusUnauthorized || len(testIDs(t, page)["signin-error"]) != 1 {
 		t.Fatalf("wrong password: %s", resp.Status)
 	}
@@ -201,7 +210,7 @@ func mustURL(s string) *url.URL { u, _ := url.Parse(s); return u }
 
 func TestSessionCookieAttributes(t *testing.T) {
 	f := newFixture(t)
-	resp, _ := post(t, browser(t), f.srv.URL+"/login", url.Values{"name": {"ops-acme"}, "password": {"correct horse battery"}})
+	resp, _ := postLogin(t, f.srv.URL, browser(t), url.Values{"name": {"ops-acme"}, "password": {"correct horse battery"}})
 	sc := resp.Header.Get("Set-Cookie")
 	for _, want := range []string{"posfleet_session=", "HttpOnly", "SameSite=Lax", "Path=/"} {
 		if !strings.Contains(sc, want) {
@@ -241,13 +250,13 @@ func TestSignInRateLimited(t *testing.T) {
 	c := browser(t)
 	var last *http.Response
 	for range 7 {
-		last, _ = post(t, c, f.srv.URL+"/login", url.Values{"name": {"ops-acme"}, "password": {"guess guess guess"}})
+		last, _ = postLogin(t, f.srv.URL, c, url.Values{"name": {"ops-acme"}, "password": {"guess guess guess"}})
 	}
 	if last.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("7th wrong attempt: %s, want 429", last.Status)
 	}
 	// Even the right password waits now: the limit is per user and address.
-	if resp, _ := post(t, c, f.srv.URL+"/login", url.Values{"name": {"ops-acme"}, "password": {"correct horse battery"}}); resp.StatusCode != http.StatusTooManyRequests {
+	if resp, _ := postLogin(t, f.srv.URL, c, url.Values{"name": {"ops-acme"}, "password": {"correct horse battery"}}); resp.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("right password during the lock-out: %s", resp.Status)
 	}
 }
@@ -255,7 +264,7 @@ func TestSignInRateLimited(t *testing.T) {
 func TestOpenRedirectRefused(t *testing.T) {
 	f := newFixture(t)
 	for _, next := range []string{"https://evil.example/", "//evil.example/x", "javascript:alert(1)"} {
-		resp, _ := post(t, browser(t), f.srv.URL+"/login", url.Values{"name": {"root"}, "password": {"correct horse battery"}, "next": {next}})
+		resp, _ := postLogin(t, f.srv.URL, browser(t), url.Values{"name": {"root"}, "password": {"correct horse battery"}, "next": {next}})
 		if loc := resp.Header.Get("Location"); loc != "/" {
 			t.Errorf("next=%q redirected to %q", next, loc)
 		}

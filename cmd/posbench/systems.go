@@ -32,14 +32,15 @@ type system interface {
 // posfleetSystem is `posfleet serve`, a child process with its own data
 // directory, provisioned through `posfleet terminals import`.
 type posfleetSystem struct {
-	bin, dir string
-	influx   *influx
-	creds    []credential
-	procs    *children
-	mqtt     string
-	http     string
-	db       string
-	proc     *child
+	bin, dir    string
+	influx      *influx
+	creds       []credential
+	procs       *children
+	mqtt        string
+	http        string
+	metricsAddr string // the credential-free metrics listener (--metrics-addr)
+	db          string
+	proc        *child
 	// name is the label; extra are further serve flags; defaults keeps
 	// the per-terminal rate limit (the connections scenario).
 	name     string
@@ -98,11 +99,11 @@ func (s *posfleetSystem) Start(ctx context.Context, db string) (string, error) {
 		if err := s.provision(ctx); err != nil {
 			return "", err
 		}
-		s.mqtt, s.http = freeAddr(), freeAddr()
+		s.mqtt, s.http, s.metricsAddr = freeAddr(), freeAddr(), freeAddr()
 	}
 	s.db = db
 	args := []string{"--data-dir", filepath.Join(s.dir, "data"), "--log-level", "warn", "serve",
-		"--mqtt-addr", s.mqtt, "--http-addr", s.http,
+		"--mqtt-addr", s.mqtt, "--http-addr", s.http, "--metrics-addr", s.metricsAddr,
 		"--influx-url", s.influx.srv.URL, "--influx-bucket", bucket(db)}
 	if !s.defaults {
 		// The throughput scenario measures the pipeline, not the
@@ -362,7 +363,7 @@ func waitHTTP(ctx context.Context, p *child, url string, within time.Duration) e
 // metrics scrapes posfleet's Prometheus metrics and sums each metric over
 // its labels (name → value); nil when posfleet does not answer.
 func (s *posfleetSystem) metrics(ctx context.Context) map[string]float64 {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.http+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.metricsAddr+"/metrics", nil)
 	if err != nil {
 		return nil
 	}

@@ -42,11 +42,15 @@ func testServer(t testing.TB, influx *influxtest.Server, terminals int) *Server 
 	return startServer(t, testConfig(dir, influx))
 }
 
+// testMetricsToken reads /metrics in the tests.
+const testMetricsToken = "test-metrics-token-0123456789"
+
 // testConfig is the server's configuration for tests: loopback ports,
 // short batches, cheap hashes.
 func testConfig(dir string, influx *influxtest.Server) Config {
 	cfg := DefaultConfig(dir)
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.MetricsToken = testMetricsToken
 	cfg.Broker.TCPAddr = "127.0.0.1:0"
 	cfg.Influx.URL, cfg.Influx.Bucket = influx.URL, influxtest.Bucket
 	cfg.Collector.BatchWait = 20 * time.Millisecond
@@ -127,7 +131,9 @@ func publish(t *testing.T, c mqtt.Client, topic string, qos byte, retained bool,
 // exactly as exposed), 0 when absent.
 func metric(t *testing.T, srv *Server, sample string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + srv.HTTPAddr().String() + "/metrics")
+	req, _ := http.NewRequest("GET", "http://"+srv.HTTPAddr().String()+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+testMetricsToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

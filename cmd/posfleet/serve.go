@@ -17,6 +17,8 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/broker"
@@ -37,7 +39,10 @@ type ServeCmd struct {
 	MQTTTLSAddr          string        `name:"mqtt-tls-addr" help:"MQTT listener (TLS), used when --tls-cert and --tls-key are set." default:"${mqtt_tls_addr}" env:"POSFLEET_MQTT_TLS_ADDR"`
 	TLSCert              string        `help:"TLS certificate (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_CERT"`
 	TLSKey               string        `help:"TLS private key (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_KEY"`
-	HTTPAddr             string        `name:"http-addr" help:"HTTP listener: web UI, API, /healthz, /metrics." default:":8080" env:"POSFLEET_HTTP_ADDR"`
+	HTTPAddr             string        `name:"http-addr" help:"HTTP listener: web UI, API, /healthz, /metrics (with credentials)." default:":8080" env:"POSFLEET_HTTP_ADDR"`
+	HTTPMaxConns         int           `name:"http-max-connections" help:"HTTP connections served at once; further ones wait for a free slot." default:"${http_max_conns}" env:"POSFLEET_HTTP_MAX_CONNECTIONS"`
+	MetricsTokenFile     string        `name:"metrics-token-file" help:"File holding a bearer token that may read /metrics on --http-addr (Prometheus: authorization.credentials_file). Administrators' API tokens may read it too." type:"path" env:"POSFLEET_METRICS_TOKEN_FILE"`
+	MetricsAddr          string        `name:"metrics-addr" help:"Off when empty: serve /metrics without credentials on this address, a listener of its own. Keep it on loopback or a port only Prometheus reaches (e.g. 127.0.0.1:9090)." env:"POSFLEET_METRICS_ADDR" placeholder:"HOST:PORT"`
 	RateLimit            float64       `help:"Messages per second one terminal may publish before it is slowed down." default:"${rate}" env:"POSFLEET_RATE_LIMIT"`
 	RateBurst            int           `help:"Messages one terminal may publish in a burst (an offline store flushing)." default:"${burst}" env:"POSFLEET_RATE_BURST"`
 	ReceiveMaximum       int           `help:"QoS 1 messages one terminal may have in the broker's hands, spooled but not yet acknowledged." default:"${receive_max}" env:"POSFLEET_RECEIVE_MAXIMUM"`
@@ -57,6 +62,7 @@ type ServeCmd struct {
 	AuthSourceBurst      int           `help:"Failed CONNECTs one source address may make in a burst (verifications under way included)." default:"${auth_source_burst}" env:"POSFLEET_AUTH_SOURCE_BURST"`
 	AuthUsernameFailures float64       `help:"Failed CONNECTs per second one username may cost an argon2id verification; terminals already verified since the start (or ever, with the cache key file) are never refused by it. Negative: no bound." default:"${auth_username_rate}" env:"POSFLEET_AUTH_USERNAME_FAILURES"`
 	AuthUsernameBurst    int           `help:"Failed CONNECTs one username may make in a burst." default:"${auth_username_burst}" env:"POSFLEET_AUTH_USERNAME_BURST"`
+	AllowHTTPFirmware    bool          `name:"allow-http-firmware" help:"Accept http:// package URLs in the firmware policy (by default only https://). The terminals still check each package's SHA-256." env:"POSFLEET_ALLOW_HTTP_FIRMWARE"`
 	SecureCookies        bool          `help:"Mark session cookies Secure: set it when users reach posfleet over HTTPS (directly or through a proxy)." env:"POSFLEET_SECURE_COOKIES"`
 	PprofAddr            string        `name:"pprof-addr" help:"Debugging aid, off when empty: serve Go's runtime profiles (/debug/pprof/: heap, goroutines, CPU) on this address, a listener of their own. Keep it on loopback (e.g. 127.0.0.1:6060): the profiles need no login and show the process's internals." env:"POSFLEET_PPROF_ADDR" placeholder:"HOST:PORT"`
 
@@ -85,6 +91,7 @@ func defaultVars() kong.Vars {
 		"batch_lines":         fmt.Sprint(c.BatchLines),
 		"batch_wait":          c.BatchWait.String(),
 		"max_spool_mib":       fmt.Sprint(c.MaxSpoolBytes >> 20),
+		"http_max_conns":      fmt.Sprint(DefaultHTTPLimits().MaxConns),
 	}
 }
 
@@ -117,7 +124,24 @@ func (cmd *ServeCmd) config(g *Globals) (Config, error) {
 	cfg.Broker.RatePerSecond, cfg.Broker.RateBurst = cmd.RateLimit, cmd.RateBurst
 	cfg.Broker.ReceiveMaximum = cmd.ReceiveMaximum
 	cfg.HTTPAddr = cmd.HTTPAddr
+	if cmd.HTTPMaxConns < 1 {
+		return cfg, fmt.Errorf("serve: --http-max-connections %d: want at least 1", cmd.HTTPMaxConns)
+	}
+	cfg.HTTP.MaxConns = cmd.HTTPMaxConns
+	cfg.MetricsAddr = cmd.MetricsAddr
+	cfg.MetricsToken = os.Getenv("POSFLEET_METRICS_TOKEN")
+	if cmd.MetricsTokenFile != "" {
+		b, err := os.ReadFile(cmd.MetricsTokenFile)
+		if err != nil {
+			return cfg, fmt.Errorf("serve: metrics token: %w", err)
+		}
+		cfg.MetricsToken = strings.TrimSpace(string(b))
+	}
+	if cfg.MetricsToken != "" && len(cfg.MetricsToken) < 16 {
+		return cfg, errors.New("serve: the metrics token is shorter than 16 characters; make a long random one (openssl rand -hex 32)")
+	}
 	cfg.SecureCookies = cmd.SecureCookies
+	cfg.AllowHTTPFirmware = cmd.AllowHTTPFirmware
 	cfg.PprofAddr = cmd.PprofAddr
 	cfg.Influx.URL, cfg.Influx.Org, cfg.Influx.Bucket = cmd.InfluxURL, cmd.InfluxOrg, cmd.InfluxBucket
 	cfg.Influx.Token = os.Getenv("POSFLEET_INFLUX_TOKEN")
@@ -150,17 +174,64 @@ func (cmd *ServeCmd) config(g *Globals) (Config, error) {
 	return cfg, nil
 }
 
+// HTTPLimits bound what one HTTP client can hold: slow or idle clients
+// are cut off, and the number of connections is capped.
+type HTTPLimits struct {
+	// ReadHeaderTimeout: a request's headers must arrive within it.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout: the whole request, body included (a terminal import
+	// of a large fleet's CSV over a slow link is the longest).
+	ReadTimeout time.Duration
+	// WriteTimeout: from the end of the request's headers to the end of
+	// the answer (the largest is a work-list CSV).
+	WriteTimeout time.Duration
+	// IdleTimeout: a keep-alive connection waiting for its next request.
+	IdleTimeout time.Duration
+	// MaxConns is how many connections are served at once; the kernel
+	// queues further ones until a slot frees.
+	MaxConns int
+	// MaxHeaderBytes bounds a request's headers.
+	MaxHeaderBytes int
+}
+
+// DefaultHTTPLimits returns the limits of the HTTP listeners.
+func DefaultHTTPLimits() HTTPLimits {
+	return HTTPLimits{
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		// Browsers keep a connection for the next click; a minute covers
+		// reading a page.
+		IdleTimeout: time.Minute,
+		// Far above what the people and scripts of one fleet use (a
+		// browser opens six), low enough that a flood of connections
+		// runs into it before into the file-descriptor limit.
+		MaxConns:       1000,
+		MaxHeaderBytes: 64 << 10,
+	}
+}
+
 // Config is everything a Server needs.
 type Config struct {
 	DataDir  string
 	HTTPAddr string
+	// HTTP bounds the HTTP listeners' clients.
+	HTTP HTTPLimits
+	// MetricsToken, when set, is a bearer token that may read /metrics on
+	// HTTPAddr (administrators' API tokens may too).
+	MetricsToken string
+	// MetricsAddr, when set, serves /metrics without credentials on a
+	// listener of its own (loopback, or a port only Prometheus reaches).
+	MetricsAddr string
 	// SecureCookies marks session cookies Secure (HTTPS in front of posfleet).
 	SecureCookies bool
-	Broker        broker.Options
-	Collector     collector.Options
-	Registry      registry.Options
-	Influx        influxdb.Config
-	Logger        *slog.Logger
+	// AllowHTTPFirmware accepts http:// package URLs in the firmware policy.
+	AllowHTTPFirmware bool
+	Broker            broker.Options
+	Collector         collector.Options
+	Registry          registry.Options
+	Influx            influxdb.Config
+	Logger            *slog.Logger
 	// Roles says which parts run in this process (see roles.go).
 	Roles Roles
 	// Source, when its Broker is set, makes the collector consume from an
@@ -182,6 +253,7 @@ func DefaultConfig(dataDir string) Config {
 	cfg := Config{
 		DataDir:   dataDir,
 		HTTPAddr:  ":8080",
+		HTTP:      DefaultHTTPLimits(),
 		Broker:    broker.DefaultOptions(),
 		Collector: collector.DefaultOptions(),
 		Registry:  registry.DefaultOptions(),
@@ -212,6 +284,8 @@ type Server struct {
 	brk        *broker.Broker
 	http       *http.Server
 	httpLn     net.Listener
+	metricsSrv *http.Server
+	metricsLn  net.Listener
 	pprof      *http.Server
 	pprofLn    net.Listener
 
@@ -318,14 +392,17 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("serve: http listener: %w", err)
 	}
+	s.httpLn = netutil.LimitListener(s.httpLn, s.cfg.HTTP.maxConns())
 	wopts := web.Options{
-		Logger:        s.log,
-		Gatherer:      s.metrics,
-		Checks:        checks,
-		Users:         s.users,
-		SessionKey:    s.sessionKey,
-		SecureCookies: s.cfg.SecureCookies,
-		Series:        s.store,
+		Logger:            s.log,
+		Gatherer:          s.metrics,
+		Checks:            checks,
+		Users:             s.users,
+		SessionKey:        s.sessionKey,
+		SecureCookies:     s.cfg.SecureCookies,
+		Series:            s.store,
+		MetricsToken:      s.cfg.MetricsToken,
+		AllowHTTPFirmware: s.cfg.AllowHTTPFirmware,
 	}
 	wopts.Provisioner = s.reg
 	if s.col != nil {
@@ -336,17 +413,18 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.brk != nil {
 		wopts.Commander = s.brk
 	}
-	s.http = &http.Server{
-		Handler:           s.withEMQX(web.Handler(wopts)),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	s.http = s.cfg.HTTP.server(s.withEMQX(web.Handler(wopts)), s.log)
 	hs, ln := s.http, s.httpLn // Close clears s.http, maybe before this goroutine runs
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
 		}
 	}()
+	if s.cfg.MetricsAddr != "" {
+		if err := s.startMetrics(); err != nil {
+			return err
+		}
+	}
 	mqttAddr := "-"
 	if s.brk != nil {
 		mqttAddr = s.brk.TCPAddr().String()
@@ -400,6 +478,54 @@ func (s *Server) MQTTAddr() net.Addr {
 // HTTPAddr is the bound HTTP address.
 func (s *Server) HTTPAddr() net.Addr { return s.httpLn.Addr() }
 
+// server makes an http.Server with the limits.
+func (l HTTPLimits) server(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		ReadTimeout:       l.ReadTimeout,
+		WriteTimeout:      l.WriteTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+func (l HTTPLimits) maxConns() int {
+	if l.MaxConns < 1 {
+		return DefaultHTTPLimits().MaxConns
+	}
+	return l.MaxConns
+}
+
+// startMetrics serves /metrics without credentials on a listener of its
+// own, for a Prometheus that reaches it where nobody else does.
+func (s *Server) startMetrics() error {
+	ln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("serve: metrics listener: %w", err)
+	}
+	s.metricsLn = netutil.LimitListener(ln, 64)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
+	s.metricsSrv = s.cfg.HTTP.server(mux, s.log)
+	go func() {
+		if err := s.metricsSrv.Serve(s.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	s.log.Info("metrics served without credentials", "addr", ln.Addr().String())
+	return nil
+}
+
+// MetricsAddr is the bound address of the metrics listener, nil when off.
+func (s *Server) MetricsAddr() net.Addr {
+	if s.metricsLn == nil {
+		return nil
+	}
+	return s.metricsLn.Addr()
+}
+
 // Registry gives tests and commands the terminal registry.
 func (s *Server) Registry() *registry.Registry { return s.reg }
 
@@ -412,6 +538,10 @@ func (s *Server) Close() error {
 		errs = append(errs, s.http.Shutdown(ctx))
 		cancel()
 		s.http = nil
+	}
+	if s.metricsSrv != nil {
+		errs = append(errs, s.metricsSrv.Close())
+		s.metricsSrv = nil
 	}
 	errs = append(errs, s.stopPprof())
 	s.stopSourceAndWait()

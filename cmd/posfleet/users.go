@@ -15,9 +15,69 @@ import (
 
 // UsersCmd manages the people who sign in to the web UI and the API.
 type UsersCmd struct {
-	Add    UsersAddCmd    `cmd:"" help:"Add a user of one tenant (or --admin for all). The password is read from POSFLEET_PASSWORD or standard input, never from a flag."`
-	List   UsersListCmd   `cmd:"" help:"List users."`
-	Passwd UsersPasswdCmd `cmd:"" help:"Set a user's password (from POSFLEET_PASSWORD or standard input)."`
+	Add     UsersAddCmd     `cmd:"" help:"Add a user of one tenant (or --admin for all). The password is read from POSFLEET_PASSWORD or standard input, never from a flag."`
+	List    UsersListCmd    `cmd:"" help:"List users."`
+	Passwd  UsersPasswdCmd  `cmd:"" help:"Set a user's password (from POSFLEET_PASSWORD or standard input); the user's sessions end."`
+	Disable UsersDisableCmd `cmd:"" help:"Disable a user: it can no longer sign in and its sessions end at once."`
+	Enable  UsersEnableCmd  `cmd:"" help:"Enable a disabled user again (its old sessions stay ended)."`
+	Delete  UsersDeleteCmd  `cmd:"" help:"Delete a user; its sessions end at once."`
+}
+
+// UsersDisableCmd disables a user.
+type UsersDisableCmd struct {
+	Name string `arg:"" help:"User name."`
+}
+
+// UsersEnableCmd enables a user.
+type UsersEnableCmd struct {
+	Name string `arg:"" help:"User name."`
+}
+
+// UsersDeleteCmd deletes a user.
+type UsersDeleteCmd struct {
+	Name string `arg:"" help:"User name."`
+}
+
+// Run disables the user.
+func (cmd *UsersDisableCmd) Run(ctx context.Context, g *Globals) error {
+	return withAuth(g, func(s *auth.Store) error {
+		if err := s.SetDisabled(ctx, cmd.Name, true); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.Stdout, "user %s disabled\n", cmd.Name)
+		return nil
+	})
+}
+
+// Run enables the user.
+func (cmd *UsersEnableCmd) Run(ctx context.Context, g *Globals) error {
+	return withAuth(g, func(s *auth.Store) error {
+		if err := s.SetDisabled(ctx, cmd.Name, false); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.Stdout, "user %s enabled\n", cmd.Name)
+		return nil
+	})
+}
+
+// Run deletes the user.
+func (cmd *UsersDeleteCmd) Run(ctx context.Context, g *Globals) error {
+	return withAuth(g, func(s *auth.Store) error {
+		if err := s.DeleteUser(ctx, cmd.Name); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.Stdout, "user %s deleted\n", cmd.Name)
+		return nil
+	})
+}
+
+func withAuth(g *Globals, f func(*auth.Store) error) error {
+	s, err := openAuth(g)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return f(s)
 }
 
 // TokensCmd manages API tokens.
@@ -63,7 +123,7 @@ func openAuth(g *Globals) (*auth.Store, error) {
 	}
 	s, err := auth.Open(filepath.Join(g.DataDir, "users.db"), auth.DefaultOptions())
 	if err != nil && strings.Contains(err.Error(), "in use") {
-		return nil, fmt.Errorf("%w\n(posfleet serve holds it: users and tokens are managed while the server is stopped)", err)
+		return nil, fmt.Errorf("%w\n(posfleet serve holds it: manage users and tokens while the server is stopped, or disable, enable and delete users through the API: POST /api/v1/users/NAME/disable, POST /api/v1/users/NAME/enable, DELETE /api/v1/users/NAME with an administrator's token)", err)
 	}
 	return s, err
 }
@@ -136,9 +196,13 @@ func (cmd *UsersListCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tTENANT\tCREATED")
+	fmt.Fprintln(tw, "NAME\tTENANT\tCREATED\tSTATE")
 	for _, u := range users {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", u.Name, u.Tenant, u.Created.Format("2006-01-02 15:04"))
+		state := "enabled"
+		if u.Disabled {
+			state = "disabled"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, u.Tenant, u.Created.Format("2006-01-02 15:04"), state)
 	}
 	return tw.Flush()
 }

@@ -102,7 +102,7 @@ posfleet demo is running
   API:       http://$http_addr/api/v1/fleet (with the signed-in session; tokens: stop the demo, then bin/posfleet --data-dir $data/server tokens create NAME --admin)
   MQTT:      tcp://$mqtt_addr   300 simulated terminals (log: $data/posterm.log)
   InfluxDB:  http://127.0.0.1:$influx_port  (bucket posfleet/autogen)
-  metrics:   http://$http_addr/metrics   health: http://$http_addr/healthz
+  metrics:   http://$http_addr/metrics (signed in as the administrator)   health: http://$http_addr/healthz
 Flags appear within minutes as the simulated day goes on. Press Ctrl-C to stop.
 MSG
 wait "${pids[1]}"

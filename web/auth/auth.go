@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -32,6 +33,10 @@ type Principal struct {
 	Name   string
 	Tenant string // a tenant ID, or AllTenants
 	Token  bool   // authenticated by an API token rather than a password
+	// Epoch is the user's session generation when it signed in: a session
+	// cookie carries it, and a password change, disabling or removal moves
+	// the user's epoch on, which ends every older session at once.
+	Epoch uint64
 }
 
 // Sees reports whether p may see tenant's terminals.
@@ -46,6 +51,9 @@ var (
 	ErrBadToken       = errors.New("auth: unknown or revoked token")
 	ErrExists         = errors.New("auth: already exists")
 	ErrNotFound       = errors.New("auth: not found")
+	// ErrSessionEnded is a session cookie that no longer counts: signed
+	// out, or its user's password changed, disabled or removed since.
+	ErrSessionEnded = errors.New("auth: session ended")
 )
 
 // MinPasswordLen is the shortest password a user may have.
@@ -77,6 +85,9 @@ var (
 	bucketTokens = []byte("tokens")
 	bucketMeta   = []byte("meta")
 	keySession   = []byte("session-key")
+	// bucketEnded holds the IDs of signed-out sessions until the time
+	// their cookie would have expired anyway.
+	bucketEnded = []byte("ended-sessions")
 )
 
 type userRecord struct {
@@ -84,6 +95,10 @@ type userRecord struct {
 	Tenant  string    `json:"tenant"`
 	Hash    []byte    `json:"hash"`
 	Created time.Time `json:"created"`
+	// Epoch is the session generation: sessions signed in at another epoch
+	// are over.
+	Epoch    uint64 `json:"epoch,omitempty"`
+	Disabled bool   `json:"disabled,omitempty"`
 }
 
 type tokenRecord struct {
@@ -110,7 +125,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("auth: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketUsers, bucketTokens, bucketMeta} {
+		for _, b := range [][]byte{bucketUsers, bucketTokens, bucketMeta, bucketEnded} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -176,7 +191,9 @@ func (s *Store) AddUser(ctx context.Context, name, tenant, password string) erro
 	if err != nil {
 		return fmt.Errorf("auth: hash: %w", err)
 	}
-	rec := userRecord{Name: name, Tenant: tenant, Hash: hash, Created: s.opts.Now().UTC()}
+	// A random first epoch: a user removed and added again under the same
+	// name does not take over the old user's sessions.
+	rec := userRecord{Name: name, Tenant: tenant, Hash: hash, Created: s.opts.Now().UTC(), Epoch: binary.BigEndian.Uint64(random(8)) >> 1}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUsers)
 		if b.Get([]byte(name)) != nil {
@@ -199,6 +216,11 @@ func (s *Store) SetPassword(ctx context.Context, name, password string) error {
 	if err != nil {
 		return fmt.Errorf("auth: hash: %w", err)
 	}
+	return s.updateUser(name, func(rec *userRecord) { rec.Hash = hash; rec.Epoch++ })
+}
+
+// updateUser changes a user's record in one transaction.
+func (s *Store) updateUser(name string, change func(*userRecord)) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketUsers)
 		v := b.Get([]byte(name))
@@ -209,13 +231,104 @@ func (s *Store) SetPassword(ctx context.Context, name, password string) error {
 		if err := json.Unmarshal(v, &rec); err != nil {
 			return err
 		}
-		rec.Hash = hash
+		change(&rec)
 		nv, err := json.Marshal(rec)
 		if err != nil {
 			return err
 		}
 		return b.Put([]byte(name), nv)
 	})
+}
+
+// SetDisabled disables a user (it can no longer sign in, and its sessions
+// end at once) or enables it again.
+func (s *Store) SetDisabled(ctx context.Context, name string, disabled bool) error {
+	return s.updateUser(name, func(rec *userRecord) {
+		if disabled && !rec.Disabled {
+			rec.Epoch++
+		}
+		rec.Disabled = disabled
+	})
+}
+
+// DeleteUser removes a user; its sessions end at once, since
+// CheckSession finds no user.
+func (s *Store) DeleteUser(ctx context.Context, name string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketUsers)
+		if b.Get([]byte(name)) == nil {
+			return fmt.Errorf("auth: user %q: %w", name, ErrNotFound)
+		}
+		return b.Delete([]byte(name))
+	})
+}
+
+// UserExists reports whether name is a user (enabled or not).
+func (s *Store) UserExists(ctx context.Context, name string) bool {
+	found := false
+	s.db.View(func(tx *bolt.Tx) error {
+		found = tx.Bucket(bucketUsers).Get([]byte(name)) != nil
+		return nil
+	})
+	return found
+}
+
+// CheckSession reports whether a session of name, signed in at epoch and
+// known by id, still counts: the user exists, is enabled, is at the same
+// epoch, and the session was not signed out. ErrSessionEnded when not.
+func (s *Store) CheckSession(ctx context.Context, name string, epoch uint64, id string) error {
+	if id == "" {
+		return ErrSessionEnded
+	}
+	ended := false
+	var rec userRecord
+	found := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ended = tx.Bucket(bucketEnded).Get([]byte(id)) != nil
+		v := tx.Bucket(bucketUsers).Get([]byte(name))
+		if v == nil {
+			return nil
+		}
+		found = true
+		return json.Unmarshal(v, &rec)
+	})
+	if err != nil {
+		return fmt.Errorf("auth: read session: %w", err)
+	}
+	if ended || !found || rec.Disabled || rec.Epoch != epoch {
+		return ErrSessionEnded
+	}
+	return nil
+}
+
+// EndSession records that the session id was signed out; it is kept until
+// expires, when the cookie would no longer count anyway. Expired entries
+// are dropped on the way.
+func (s *Store) EndSession(ctx context.Context, id string, expires time.Time) error {
+	if id == "" {
+		return nil
+	}
+	now := s.opts.Now().Unix()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEnded)
+		var old [][]byte
+		b.ForEach(func(k, v []byte) error {
+			if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) < now {
+				old = append(old, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return b.Put([]byte(id), binary.BigEndian.AppendUint64(nil, uint64(expires.Unix())))
+	})
+	if err != nil {
+		return fmt.Errorf("auth: end session: %w", err)
+	}
+	return nil
 }
 
 // SignIn checks a user's password. An unknown user costs as much as a
@@ -238,29 +351,30 @@ func (s *Store) SignIn(ctx context.Context, name, password string) (Principal, e
 	if found {
 		hash = rec.Hash
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !found {
+	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !found || rec.Disabled {
 		return Principal{}, ErrBadCredentials
 	}
-	return Principal{Name: rec.Name, Tenant: rec.Tenant}, nil
+	return Principal{Name: rec.Name, Tenant: rec.Tenant, Epoch: rec.Epoch}, nil
 }
 
 // User is a user as listed (no hash).
 type User struct {
-	Name    string
-	Tenant  string
-	Created time.Time
+	Name     string    `json:"name"`
+	Tenant   string    `json:"tenant"`
+	Created  time.Time `json:"created"`
+	Disabled bool      `json:"disabled"`
 }
 
 // Users lists the users.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
-	var out []User
+	out := []User{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketUsers).ForEach(func(_, v []byte) error {
 			var rec userRecord
 			if err := json.Unmarshal(v, &rec); err != nil {
 				return err
 			}
-			out = append(out, User{Name: rec.Name, Tenant: rec.Tenant, Created: rec.Created})
+			out = append(out, User{Name: rec.Name, Tenant: rec.Tenant, Created: rec.Created, Disabled: rec.Disabled})
 			return nil
 		})
 	})

@@ -148,3 +148,97 @@ func TestManyTokensVerify(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionsEndInStore: a session counts while its user exists, is
+// enabled and at the same epoch, and the session was not ended; ended
+// sessions are kept only until their expiry.
+func TestSessionsEndInStore(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	path := filepath.Join(t.TempDir(), "users.db")
+	s, err := auth.Open(path, auth.Options{BcryptCost: 4, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	const pw = "correct horse battery"
+	if err := s.AddUser(ctx, "alice", "acme", pw); err != nil {
+		t.Fatal(err)
+	}
+	signIn := func() auth.Principal {
+		t.Helper()
+		p, err := s.SignIn(ctx, "alice", pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := signIn()
+	check := func(epoch uint64, id string) error { return s.CheckSession(ctx, "alice", epoch, id) }
+	if err := check(p.Epoch, "s1"); err != nil {
+		t.Fatalf("fresh session: %v", err)
+	}
+	for _, tc := range []struct {
+		name  string
+		epoch uint64
+		id    string
+	}{{"other epoch", p.Epoch + 1, "s1"}, {"no id", p.Epoch, ""}} {
+		if err := check(tc.epoch, tc.id); !errors.Is(err, auth.ErrSessionEnded) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	if err := s.EndSession(ctx, "s1", now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(p.Epoch, "s1"); !errors.Is(err, auth.ErrSessionEnded) {
+		t.Errorf("ended session: %v", err)
+	}
+	if err := check(p.Epoch, "s2"); err != nil {
+		t.Errorf("another session of the same user: %v", err)
+	}
+	if err := s.SetPassword(ctx, "alice", pw); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(p.Epoch, "s2"); !errors.Is(err, auth.ErrSessionEnded) {
+		t.Errorf("session from before a password change: %v", err)
+	}
+	p = signIn()
+	if err := s.SetDisabled(ctx, "alice", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(p.Epoch, "s3"); !errors.Is(err, auth.ErrSessionEnded) {
+		t.Errorf("session of a disabled user: %v", err)
+	}
+	if _, err := s.SignIn(ctx, "alice", pw); !errors.Is(err, auth.ErrBadCredentials) {
+		t.Errorf("sign-in of a disabled user: %v", err)
+	}
+	if err := s.SetDisabled(ctx, "alice", false); err != nil {
+		t.Fatal(err)
+	}
+	p = signIn()
+	if err := s.DeleteUser(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(p.Epoch, "s4"); !errors.Is(err, auth.ErrSessionEnded) {
+		t.Errorf("session of a deleted user: %v", err)
+	}
+	if s.UserExists(ctx, "alice") {
+		t.Error("deleted user still exists")
+	}
+	if err := s.DeleteUser(ctx, "alice"); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("deleting twice: %v", err)
+	}
+	// Ended sessions are dropped once past their expiry: s1 is gone after
+	// another sign-out two hours later, so the set stays small.
+	now = now.Add(2 * time.Hour)
+	if err := s.EndSession(ctx, "s5", now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddUser(ctx, "alice", "acme", pw); err != nil {
+		t.Fatal(err)
+	}
+	p = signIn()
+	if err := check(p.Epoch, "s1"); err != nil {
+		t.Errorf("an ID ended and expired long ago: %v (want it forgotten)", err)
+	}
+}
