@@ -936,16 +936,9 @@ func (c *Collector) Stats() Stats {
 	}
 }
 
-// TerminalCounters are one terminal's message counters since start.
-type TerminalCounters struct {
-	Gaps, Duplicates int64
-	// SeqResets counts the times the terminal started counting its seq
-	// again from a lower value (a wiped outbox, a re-provisioning); see
-	// seqFilter for the rule.
-	SeqResets int64
-	Rejected  map[posfleet.Reason]int64
-	Security  map[posfleet.SecurityKind]int64
-}
+// TerminalCounters are one terminal's message counters since start (see
+// seqFilter for the reset rule).
+type TerminalCounters = posfleet.MessageCounts
 
 // Counters returns a terminal's counters.
 func (c *Collector) Counters(ref posfleet.TerminalRef) TerminalCounters {

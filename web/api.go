@@ -271,6 +271,9 @@ type TerminalDetail struct {
 	Seen        bool                   `json:"seen"`
 	Health      *health.TerminalHealth `json:"health,omitempty"`
 	Commands    []commands.Record      `json:"commands"`
+	// Messages are the collector's counters of the terminal's messages;
+	// nil on a process without the collector.
+	Messages *posfleet.MessageCounts `json:"messages,omitempty"`
 }
 
 // TerminalDetails gathers what the registry, the engine and the command
@@ -293,6 +296,10 @@ func (s *Server) TerminalDetails(ctx context.Context, ref posfleet.TerminalRef) 
 	if s.opts.Commands != nil {
 		d.Commands = s.opts.Commands.List(ref)
 	}
+	if s.opts.Events != nil {
+		m := s.opts.Events.Counters(ref)
+		d.Messages = &m
+	}
 	return d, nil
 }
 
@@ -312,10 +319,11 @@ type ProvisionedTerminal struct {
 
 // terminalDetailJSON is TerminalDetail as the API shows it.
 type terminalDetailJSON struct {
-	Provisioned *ProvisionedTerminal   `json:"provisioned,omitempty"`
-	Seen        bool                   `json:"seen"`
-	Health      *health.TerminalHealth `json:"health,omitempty"`
-	Commands    []commands.Record      `json:"commands"`
+	Provisioned *ProvisionedTerminal    `json:"provisioned,omitempty"`
+	Seen        bool                    `json:"seen"`
+	Health      *health.TerminalHealth  `json:"health,omitempty"`
+	Commands    []commands.Record       `json:"commands"`
+	Messages    *posfleet.MessageCounts `json:"messages,omitempty"`
 }
 
 func (s *Server) handleTerminal(w http.ResponseWriter, r *http.Request) {
@@ -323,7 +331,7 @@ func (s *Server) handleTerminal(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		var d TerminalDetail
 		if d, err = s.TerminalDetails(r.Context(), ref); err == nil {
-			out := terminalDetailJSON{Seen: d.Seen, Health: d.Health, Commands: d.Commands}
+			out := terminalDetailJSON{Seen: d.Seen, Health: d.Health, Commands: d.Commands, Messages: d.Messages}
 			if p := d.Provisioned; p != nil {
 				out.Provisioned = &ProvisionedTerminal{Tenant: p.Tenant, Terminal: p.Terminal, Model: p.Model, Merchant: p.Merchant,
 					Site: p.Site, Region: p.Region, Lat: p.Lat, Lon: p.Lon, Created: p.Created, Updated: p.Updated}

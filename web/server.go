@@ -38,6 +38,9 @@ type Users interface {
 type Events interface {
 	RecentRejections(tenant string, n int) []collector.RejectionEvent
 	RecentSecurity(tenant string, n int) []collector.SecurityRecord
+	// Counters are a terminal's message counters since the collector
+	// started: gaps, duplicates, seq resets, rejections, security events.
+	Counters(ref posfleet.TerminalRef) posfleet.MessageCounts
 }
 
 // Server is posfleet's HTTP side: pages, API, health and metrics.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -350,6 +351,9 @@ func (s *Server) terminalPage(w http.ResponseWriter, r *http.Request, frame layo
 			v.Heartbeat = heartbeatFacts(hb)
 		}
 	}
+	if m := d.Messages; m != nil {
+		v.Messages = messageFacts(*m)
+	}
 	v.Identity = append([]terminal.Fact{{Label: "Model", Value: orDash(model), TestID: "model"}}, v.Identity...)
 	v.Site = []terminal.Fact{
 		{Label: "Merchant", Value: orDash(site.Merchant), TestID: "merchant"},
@@ -645,4 +649,54 @@ func (s *Server) handleIncidentsPage(w http.ResponseWriter, r *http.Request, fra
 	inc := s.opts.Health.Incidents(scope(r))
 	slices.SortStableFunc(inc, func(a, b health.Incident) int { return b.Start.Compare(a.Start) })
 	s.render(w, r, http.StatusOK, incidents.Page(incidents.View{Frame: frame, Now: s.opts.Now(), Incidents: inc}))
+}
+
+// messageFacts says what the pipeline did with a terminal's messages
+// besides storing them.
+func messageFacts(m posfleet.MessageCounts) []terminal.Fact {
+	count := func(n int64, byWhat string) string {
+		if n == 0 {
+			return "none"
+		}
+		if byWhat == "" {
+			return strconv.FormatInt(n, 10)
+		}
+		return strconv.FormatInt(n, 10) + " (" + byWhat + ")"
+	}
+	return []terminal.Fact{
+		{Label: "Rejected", Value: count(sumCounts(m.Rejected), joinCounts(m.Rejected)), TestID: "msg-rejected"},
+		{Label: "Security events", Value: count(sumCounts(m.Security), joinCounts(m.Security)), TestID: "msg-security"},
+		{Label: "Seq gaps", Value: count(m.Gaps, ""), TestID: "msg-gaps"},
+		{Label: "Duplicates dropped", Value: count(m.Duplicates, ""), TestID: "msg-duplicates"},
+		{Label: "Seq restarts", Value: count(m.SeqResets, ""), TestID: "msg-seq-resets"},
+	}
+}
+
+func sumCounts[K ~string](m map[K]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// joinCounts lists counts by key, largest first: "not_json 3, card_data 1".
+func joinCounts[K ~string](m map[K]int64) string {
+	keys := make([]K, 0, len(m))
+	for k, v := range m {
+		if v > 0 {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = string(k) + " " + strconv.FormatInt(m[k], 10)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -179,4 +182,43 @@ func count(t *testing.T, influx *influxtest.Server, measurement, field string) i
 		t.Fatal(err)
 	}
 	return n
+}
+
+// sum adds up an integer field of a measurement: the events an aggregated
+// point stands for (its count field).
+func sum(t *testing.T, influx *influxtest.Server, measurement, field string) int64 {
+	t.Helper()
+	rows := flux(t, influx, fmt.Sprintf(`from(bucket:%q) |> range(start: 2000-01-01T00:00:00Z) |> filter(fn: (r) => r._measurement == %q and r._field == %q) |> group() |> sum()`, influxtest.Bucket, measurement, field))
+	if len(rows) == 0 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(rows[0]["_value"], 10, 64)
+	return n
+}
+
+// signInWeb signs a user in through the sign-in form (with its CSRF token)
+// and returns a client holding the session.
+func signInWeb(t *testing.T, base, name, password string) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	resp, err := c.Get(base + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no CSRF token on the sign-in page (status %d)", resp.StatusCode)
+	}
+	resp, err = c.PostForm(base+"/login", url.Values{"name": {name}, "password": {password}, "csrf": {string(m[1])}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path == "/login" {
+		t.Fatalf("sign in as %s: %s at %s", name, resp.Status, resp.Request.URL.Path)
+	}
+	return c
 }
