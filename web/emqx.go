@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"reflect"
 	"time"
 
@@ -23,6 +24,13 @@ import (
 // refuses the credentials.
 type Authenticator interface {
 	Authenticate(ctx context.Context, username string, password []byte) (posfleet.TerminalRef, error)
+}
+
+// SourceAuthenticator is an Authenticator that also bounds the failed
+// verifications of each client address (the registry): EMQX passes the
+// terminal's address as peerhost.
+type SourceAuthenticator interface {
+	AuthenticateFrom(ctx context.Context, username string, password []byte, source netip.Addr) (posfleet.TerminalRef, error)
 }
 
 // EMQXOptions configures the EMQX HTTP authentication and authorization endpoints.
@@ -48,12 +56,15 @@ const (
 
 // emqxRequest is what EMQX is configured to send (see deploy/README.md):
 //
-//	authn: {"username":"${username}","password":"${password}","clientid":"${clientid}"}
+//	authn: {"username":"${username}","password":"${password}","clientid":"${clientid}","peerhost":"${peerhost}"}
 //	authz: {"username":"${username}","clientid":"${clientid}","topic":"${topic}","action":"${action}"}
 type emqxRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
 	ClientID string `json:"clientid"`
+	// PeerHost is the terminal's address: failed verifications are
+	// bounded per address as on the embedded broker. Optional.
+	PeerHost string `json:"peerhost"`
 	Topic    string `json:"topic"`
 	Action   string `json:"action"`
 }
@@ -143,7 +154,13 @@ func EMQXHandler(opts EMQXOptions) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		got, err := opts.Authenticator.Authenticate(ctx, req.Username, []byte(req.Password))
+		var got posfleet.TerminalRef
+		src, perr := netip.ParseAddr(req.PeerHost)
+		if sa, ok := opts.Authenticator.(SourceAuthenticator); ok && perr == nil {
+			got, err = sa.AuthenticateFrom(ctx, req.Username, []byte(req.Password), src.Unmap())
+		} else {
+			got, err = opts.Authenticator.Authenticate(ctx, req.Username, []byte(req.Password))
+		}
 		switch {
 		case err != nil && emqxUnavailable(err):
 			return "", err

@@ -168,3 +168,35 @@ func TestEMQXAuthnUnavailable(t *testing.T) {
 		t.Errorf("status %d, want 503", status)
 	}
 }
+
+// TestEMQXBoundsFailuresPerPeer: failed verifications through EMQX are
+// bounded per terminal address (peerhost) as on the embedded broker: once
+// an address has spent its budget on wrong secrets, even a right secret
+// from it is refused without a verification, while another address gets in.
+func TestEMQXBoundsFailuresPerPeer(t *testing.T) {
+	srv := emqxServer(t)
+	authn := func(user, password, peer string) string {
+		t.Helper()
+		body, _ := json.Marshal(map[string]string{"username": user, "password": password, "clientid": user, "peerhost": peer})
+		code, result := emqxPost(t, srv.URL+"/emqx/authn", emqxToken, string(body))
+		if code != http.StatusOK {
+			t.Fatalf("authn: %d", code)
+		}
+		return result
+	}
+	// Three wrong secrets for each of two terminals: within each username's
+	// budget, over the address's (5 in a burst).
+	for i := 0; i < 3; i++ {
+		for _, user := range []string{"acme:T-0001", "acme:T-0002"} {
+			if got := authn(user, "wrong secret, long enough", "192.0.2.7"); got != "deny" {
+				t.Fatalf("wrong secret: %s", got)
+			}
+		}
+	}
+	if got := authn("acme:T-0001", secret1, "192.0.2.7"); got != "deny" {
+		t.Errorf("right secret from an address over its budget: %s, want deny", got)
+	}
+	if got := authn("acme:T-0001", secret1, "198.51.100.9"); got != "allow" {
+		t.Errorf("right secret from another address: %s, want allow", got)
+	}
+}
