@@ -1,11 +1,6 @@
 package web
 
 import (
-	"fmt"
-	"net/url"
-	"slices"
-	"strings"
-
 	"github.com/posfleet/posfleet/collector/health"
 )
 
@@ -33,46 +28,11 @@ func (s *Server) policyFor(scope string, admin bool) *health.Policy {
 }
 
 // checkPolicyURLs refuses a policy whose package URLs a terminal should
-// not fetch: only https, or http when Options.AllowHTTPFirmware is set,
-// with a host and no user or password. The terminals download what the
-// URL says and run it (after the SHA-256 check); javascript: and the like
-// would also be shown as links.
+// not fetch (health.Policy.CheckURLs).
 func (s *Server) checkPolicyURLs(body []byte) error {
 	pol, err := health.ParsePolicy(body)
 	if err != nil {
 		return err // the engine reports it again, with its line
 	}
-	for _, model := range slices.Sorted(mapsKeys(pol.Models)) {
-		raw := pol.Models[model].URL
-		if raw == "" {
-			continue
-		}
-		u, err := url.Parse(raw)
-		scheme := ""
-		if err == nil {
-			scheme = strings.ToLower(u.Scheme)
-		}
-		switch {
-		case err != nil || u.Host == "" || u.Opaque != "":
-			return &health.PolicyError{Reason: fmt.Sprintf("model %s: url %q: want an absolute https URL with a host", model, raw)}
-		case u.User != nil:
-			return &health.PolicyError{Reason: fmt.Sprintf("model %s: url: no user name or password in the URL", model)}
-		case scheme == "https", scheme == "http" && s.opts.AllowHTTPFirmware:
-		case scheme == "http":
-			return &health.PolicyError{Reason: fmt.Sprintf("model %s: url %q: http is refused (start posfleet with --allow-http-firmware to allow it); use https", model, raw)}
-		default:
-			return &health.PolicyError{Reason: fmt.Sprintf("model %s: url %q: scheme %q refused; want https", model, raw, u.Scheme)}
-		}
-	}
-	return nil
-}
-
-func mapsKeys[M ~map[string]V, V any](m M) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
+	return pol.CheckURLs(s.opts.AllowHTTPFirmware)
 }

@@ -69,6 +69,13 @@ func (s *Server) startHealth(ctx context.Context) error {
 		if err := eng.SetPolicy(b); err != nil {
 			return fmt.Errorf("serve: %s: %w", filepath.Join(s.cfg.DataDir, policyFile), err)
 		}
+		// A policy written before package URLs were checked: serve, but say
+		// loudly that its update commands would carry such a URL.
+		if pol := eng.Policy(); pol != nil {
+			if err := pol.CheckURLs(s.cfg.AllowHTTPFirmware); err != nil {
+				s.log.Error("firmware policy has a package URL terminals should not fetch; correct it (PUT /api/v1/policy or the Firmware page)", "file", filepath.Join(s.cfg.DataDir, policyFile), "err", err)
+			}
+		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("serve: firmware policy: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -271,4 +273,35 @@ func (c *compiledPolicy) judge(model, firmware string) firmwareVerdict {
 	fv.belowMinimum = cm.minimum != nil && v.LessThan(cm.minimum)
 	fv.blocked = slices.ContainsFunc(cm.blocked, v.Equal)
 	return fv
+}
+
+// CheckURLs refuses package URLs a terminal should not fetch: only https,
+// or http when allowHTTP is set, with a host and no user or password. The
+// terminals download what the URL says and run it (after the SHA-256
+// check), and the pages show it as a link, where javascript: and the like
+// would run.
+func (p *Policy) CheckURLs(allowHTTP bool) error {
+	for _, model := range slices.Sorted(maps.Keys(p.Models)) {
+		raw := p.Models[model].URL
+		if raw == "" {
+			continue
+		}
+		u, err := url.Parse(raw)
+		scheme := ""
+		if err == nil {
+			scheme = strings.ToLower(u.Scheme)
+		}
+		switch {
+		case err != nil || u.Host == "" || u.Opaque != "":
+			return &PolicyError{Reason: fmt.Sprintf("model %s: url %q: want an absolute https URL with a host", model, raw)}
+		case u.User != nil:
+			return &PolicyError{Reason: fmt.Sprintf("model %s: url: no user name or password in the URL", model)}
+		case scheme == "https", scheme == "http" && allowHTTP:
+		case scheme == "http":
+			return &PolicyError{Reason: fmt.Sprintf("model %s: url %q: http is refused (start posfleet with --allow-http-firmware to allow it); use https", model, raw)}
+		default:
+			return &PolicyError{Reason: fmt.Sprintf("model %s: url %q: scheme %q refused; want https", model, raw, u.Scheme)}
+		}
+	}
+	return nil
 }

@@ -306,3 +306,30 @@ func TestParsePolicyRefusesCardData(t *testing.T) {
 		t.Errorf("a plain policy: %v", err)
 	}
 }
+
+// TestPolicyCheckURLs: package URLs are absolute https URLs with a host and
+// no user; http only when allowed.
+func TestPolicyCheckURLs(t *testing.T) {
+	for _, tc := range []struct {
+		url       string
+		allowHTTP bool
+		ok        bool
+	}{
+		{"https://fw.example.com/a920-2.4.1.bin", false, true},
+		{"HTTPS://fw.example.com/x", false, true},
+		{"http://fw.example.com/x", false, false},
+		{"http://fw.example.com/x", true, true},
+		{"javascript:alert(31)", true, false},
+		{"data:text/html,x", true, false},
+		{"file:///etc/passwd", true, false},
+		{"/relative/path.bin", true, false},
+		{"https://user:pw@fw.example.com/x", false, false},
+		{"ftp://fw.example.com/x", true, false},
+	} {
+		pol := &health.Policy{Models: map[string]health.ModelPolicy{"A920": {Target: "2.4.1", URL: tc.url}}}
+		err := pol.CheckURLs(tc.allowHTTP)
+		if (err == nil) != tc.ok {
+			t.Errorf("%q (allow http %v): err = %v, want ok %v", tc.url, tc.allowHTTP, err, tc.ok)
+		}
+	}
+}
