@@ -354,3 +354,34 @@ func TestMarkServicedRefusesCardData(t *testing.T) {
 		}
 	})
 }
+
+// TestRestoreWithholdsCardData: a snapshot holding a visit note with a card
+// number (written by a release whose guard missed its layout) is restored
+// with the note withheld.
+func TestRestoreWithholdsCardData(t *testing.T) {
+	bubble(t, func(t *testing.T, e *health.Engine) {
+		x := newTerm(e, "T1")
+		x.hb()
+		pan := testPAN()
+		health.PlantServiceNote(e, x.ref, "card "+pan[:4]+"."+pan[4:8]+"."+pan[8:12]+"."+pan[12:]+" stuck")
+		health.PlantServiceNote(e, x.ref, "replaced the printer, 2 rolls")
+		var b strings.Builder
+		if err := e.Snapshot(&b); err != nil {
+			t.Fatal(err)
+		}
+		back := health.New(health.Config{Now: time.Now})
+		if err := back.Restore(strings.NewReader(b.String())); err != nil {
+			t.Fatal(err)
+		}
+		h, _ := back.Terminal(x.ref)
+		if len(h.Service) != 2 {
+			t.Fatalf("%d visits restored, want 2", len(h.Service))
+		}
+		if h.Service[0].Note != posfleet.RedactedMarker {
+			t.Error("the card number's note came back from the snapshot")
+		}
+		if h.Service[1].Note != "replaced the printer, 2 rolls" {
+			t.Errorf("a plain note became %q", h.Service[1].Note)
+		}
+	})
+}

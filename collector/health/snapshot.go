@@ -133,6 +133,7 @@ func (e *Engine) Restore(r io.Reader) error {
 		if s.Ref == (posfleet.TerminalRef{}) {
 			continue
 		}
+		s.withholdCardData()
 		maps[e.shardIndex(s.Ref)][s.Ref] = s
 	}
 	tenants := map[string]*tenantIncidents{}
@@ -188,5 +189,17 @@ func sortIncidentRecs(l []*incidentRec) {
 		for j := i; j > 0 && l[j].Start.Before(l[j-1].Start); j-- {
 			l[j], l[j-1] = l[j-1], l[j]
 		}
+	}
+}
+
+// withholdCardData replaces visit notes and fault details that hold card
+// data with posfleet.RedactedMarker: a snapshot written by a release whose
+// guard missed some layouts must not bring them back to the pages.
+func (s *termState) withholdCardData() {
+	for i := range s.Service {
+		s.Service[i].Note = posfleet.Redact(s.Service[i].Note)
+	}
+	for i := range s.Faults {
+		s.Faults[i].Detail = posfleet.Redact(s.Faults[i].Detail)
 	}
 }
