@@ -115,34 +115,83 @@ func TestCrashAndOutageLoseNothing(t *testing.T) {
 	influx := influxtest.Start(t)
 	dataDir := t.TempDir()
 	const terminals = 20
-	csvPath := filepath.Join(dataDir, "fleet.csv")
-	if err := os.WriteFile(csvPath, []byte(fleetCSV(terminals)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(bin, "--data-dir", dataDir, "terminals", "import", csvPath, "--secrets-out", filepath.Join(dataDir, "secrets.csv")).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), fmt.Sprintf("%d added", terminals+1)) {
-		t.Fatalf("terminals import: %v\n%s", err, out)
-	}
+	importFleet(t, bin, dataDir, terminals)
 	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
 	proc := startServe(t, bin, dataDir, mqttAddr, httpAddr, influx.URL)
+	fleet := startHeartbeatFleet(mqttAddr, terminals)
+	step := func(d time.Duration, what string) {
+		time.Sleep(d)
+		t.Log(what)
+	}
+	step(3*time.Second, "stopping InfluxDB for 30 s")
+	influx.Stop()
+	step(7*time.Second, "killing posfleet serve with SIGKILL")
+	proc.kill()
+	step(2*time.Second, "starting posfleet serve again")
+	proc = startServe(t, bin, dataDir, mqttAddr, httpAddr, influx.URL)
+	step(21*time.Second, "starting InfluxDB again")
+	if err := influx.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	step(3*time.Second, "stopping the terminals")
+	total := fleet.stop()
+	assertStoredOnce(t, influx, fleet)
+	t.Logf("%d acknowledged messages from %d terminals through a 30 s InfluxDB outage and a SIGKILL: all stored exactly once", total, terminals)
 
-	var (
-		mu    sync.Mutex
-		acked = make([]int64, terminals+1) // highest seq acknowledged per terminal; seqs are acknowledged in order
-		wg    sync.WaitGroup
-	)
-	stop := make(chan struct{})
+	// A graceful stop flushes and exits 0.
+	proc.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-proc.done:
+		if code := proc.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Errorf("exit code after SIGTERM = %d", code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("posfleet serve did not stop within 20 s of SIGTERM")
+	}
+	if _, err := http.Get("http://" + httpAddr + "/healthz"); err == nil {
+		t.Error("still serving HTTP after SIGTERM")
+	}
+}
+
+// importFleet provisions terminals 1..n of fleetCSV with `posfleet terminals
+// import` into dataDir.
+func importFleet(t *testing.T, bin, dataDir string, n int) {
+	t.Helper()
+	csvPath := filepath.Join(t.TempDir(), "fleet.csv")
+	if err := os.WriteFile(csvPath, []byte(fleetCSV(n)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "--data-dir", dataDir, "terminals", "import", csvPath, "--secrets-out", filepath.Join(t.TempDir(), "secrets.csv")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), fmt.Sprintf("%d added", n+1)) {
+		t.Fatalf("terminals import: %v\n%s", err, out)
+	}
+}
+
+// heartbeatFleet is terminals 1..n publishing numbered QoS 1 heartbeats,
+// about 50 a second each. A heartbeat without a PUBACK within 3 s is
+// refused: the terminal resends the same seq on a new connection, as a real
+// one resends from its store, so seqs are acknowledged in order.
+type heartbeatFleet struct {
+	mu      sync.Mutex
+	acked   []int64 // highest seq acknowledged per terminal
+	refused int     // publishes without a PUBACK (resent)
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func startHeartbeatFleet(mqttAddr string, n int) *heartbeatFleet {
+	f := &heartbeatFleet{acked: make([]int64, n+1), done: make(chan struct{})}
 	base := time.Now().UTC().Add(-time.Hour)
-	for i := 1; i <= terminals; i++ {
-		wg.Add(1)
+	for i := 1; i <= n; i++ {
+		f.wg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer f.wg.Done()
 			id := fmt.Sprintf("acme:T-%04d", i)
 			topic := fmt.Sprintf("fleet/v1/acme/T-%04d/hb", i)
 			var c mqtt.Client
 			for seq := int64(1); ; {
 				select {
-				case <-stop:
+				case <-f.done:
 					if c != nil {
 						c.Disconnect(0)
 					}
@@ -159,67 +208,66 @@ func TestCrashAndOutageLoseNothing(t *testing.T) {
 				}
 				payload := fmt.Sprintf(`{"seq":%d,"ts":%q,"uptime_s":%d}`, seq, base.Add(time.Duration(seq)*time.Second).Format(time.RFC3339), seq)
 				tok := c.Publish(topic, 1, false, payload)
-				if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-					c.Disconnect(0) // resend the same seq on a new connection
+				if !tok.WaitTimeout(3*time.Second) || tok.Error() != nil {
+					f.mu.Lock()
+					f.refused++
+					f.mu.Unlock()
+					c.Disconnect(0)
 					c = nil
+					time.Sleep(100 * time.Millisecond)
 					continue
 				}
-				mu.Lock()
-				acked[i] = seq
-				mu.Unlock()
+				f.mu.Lock()
+				f.acked[i] = seq
+				f.mu.Unlock()
 				seq++
 				time.Sleep(20 * time.Millisecond)
 			}
 		}()
 	}
-	step := func(d time.Duration, what string) {
-		time.Sleep(d)
-		t.Log(what)
-	}
-	step(3*time.Second, "stopping InfluxDB for 30 s")
-	influx.Stop()
-	step(7*time.Second, "killing posfleet serve with SIGKILL")
-	proc.kill()
-	step(2*time.Second, "starting posfleet serve again")
-	proc = startServe(t, bin, dataDir, mqttAddr, httpAddr, influx.URL)
-	step(21*time.Second, "starting InfluxDB again")
-	if err := influx.Restart(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	step(3*time.Second, "stopping the terminals")
-	close(stop)
-	wg.Wait()
+	return f
+}
 
-	var total int64
-	for i := 1; i <= terminals; i++ {
-		total += acked[i]
+// total is the number of heartbeats acknowledged so far.
+func (f *heartbeatFleet) total() (n int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, a := range f.acked {
+		n += a
 	}
-	waitFor(t, "every acknowledged message in InfluxDB", func() bool { return count(t, influx, "heartbeat", "seq") >= total })
-	if n := count(t, influx, "heartbeat", "seq"); n != total {
-		t.Fatalf("InfluxDB holds %d heartbeats, terminals got %d acknowledgements", n, total)
+	return n
+}
+
+// refusals is the number of publishes refused so far.
+func (f *heartbeatFleet) refusals() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.refused
+}
+
+// stop ends the terminals and returns the heartbeats acknowledged.
+func (f *heartbeatFleet) stop() int64 {
+	close(f.done)
+	f.wg.Wait()
+	return f.total()
+}
+
+// assertStoredOnce checks that InfluxDB holds every heartbeat the stopped
+// fleet got a PUBACK for, exactly once: per terminal, as many distinct
+// seqs as acknowledged, and as many points in all.
+func assertStoredOnce(t *testing.T, influx *influxtest.Server, f *heartbeatFleet) {
+	t.Helper()
+	want := f.total()
+	waitFor(t, "every acknowledged message in InfluxDB", func() bool { return count(t, influx, "heartbeat", "seq") >= want })
+	if n := count(t, influx, "heartbeat", "seq"); n != want {
+		t.Fatalf("InfluxDB holds %d heartbeats, terminals got %d acknowledgements", n, want)
 	}
-	// Exactly once, per terminal: as many points as distinct seqs 1..acked.
 	rows := flux(t, influx, fmt.Sprintf(`from(bucket:%q) |> range(start: 2000-01-01T00:00:00Z) |> filter(fn: (r) => r._measurement == "heartbeat" and r._field == "seq") |> group(columns: ["terminal"]) |> distinct() |> count()`, influxtest.Bucket))
 	for _, r := range rows {
 		var i int
 		fmt.Sscanf(r["terminal"], "T-%d", &i)
-		if want := fmt.Sprint(acked[i]); r["_value"] != want {
-			t.Errorf("%s: %s distinct seqs stored, %s acknowledged", r["terminal"], r["_value"], want)
+		if w := fmt.Sprint(f.acked[i]); r["_value"] != w {
+			t.Errorf("%s: %s distinct seqs stored, %s acknowledged", r["terminal"], r["_value"], w)
 		}
-	}
-	t.Logf("%d acknowledged messages from %d terminals through a 30 s InfluxDB outage and a SIGKILL: all stored exactly once", total, terminals)
-
-	// A graceful stop flushes and exits 0.
-	proc.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-proc.done:
-		if code := proc.cmd.ProcessState.ExitCode(); code != 0 {
-			t.Errorf("exit code after SIGTERM = %d", code)
-		}
-	case <-time.After(20 * time.Second):
-		t.Error("posfleet serve did not stop within 20 s of SIGTERM")
-	}
-	if _, err := http.Get("http://" + httpAddr + "/healthz"); err == nil {
-		t.Error("still serving HTTP after SIGTERM")
 	}
 }

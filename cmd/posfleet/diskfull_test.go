@@ -3,18 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 	"unsafe"
-
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
 )
@@ -124,76 +118,10 @@ func TestDiskFullWhileInfluxDown(t *testing.T) {
 	dataDir, fault := smallDisk(t)
 	t.Logf("disk full: %s", fault)
 	const terminals = 10
-	csvPath := filepath.Join(t.TempDir(), "fleet.csv")
-	if err := os.WriteFile(csvPath, []byte(fleetCSV(terminals)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(bin, "--data-dir", dataDir, "terminals", "import", csvPath, "--secrets-out", filepath.Join(t.TempDir(), "secrets.csv")).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), fmt.Sprintf("%d added", terminals+1)) {
-		t.Fatalf("terminals import: %v\n%s", err, out)
-	}
+	importFleet(t, bin, dataDir, terminals)
 	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
 	proc := startServe(t, bin, dataDir, mqttAddr, httpAddr, influx.URL)
-
-	var (
-		mu      sync.Mutex
-		acked   = make([]int64, terminals+1) // highest seq acknowledged per terminal, in order
-		refused int                          // publishes without a PUBACK (resent)
-		wg      sync.WaitGroup
-	)
-	stop := make(chan struct{})
-	base := time.Now().UTC().Add(-time.Hour)
-	for i := 1; i <= terminals; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			id := fmt.Sprintf("acme:T-%04d", i)
-			topic := fmt.Sprintf("fleet/v1/acme/T-%04d/hb", i)
-			var c mqtt.Client
-			for seq := int64(1); ; {
-				select {
-				case <-stop:
-					if c != nil {
-						c.Disconnect(0)
-					}
-					return
-				default:
-				}
-				if c == nil {
-					var err error
-					if c, err = connect(mqttAddr, id, id, secretOf(i)); err != nil {
-						c = nil
-						time.Sleep(200 * time.Millisecond)
-						continue
-					}
-				}
-				payload := fmt.Sprintf(`{"seq":%d,"ts":%q,"uptime_s":%d}`, seq, base.Add(time.Duration(seq)*time.Second).Format(time.RFC3339), seq)
-				tok := c.Publish(topic, 1, false, payload)
-				if !tok.WaitTimeout(3*time.Second) || tok.Error() != nil {
-					mu.Lock()
-					refused++
-					mu.Unlock()
-					c.Disconnect(0) // resend the same seq on a new connection
-					c = nil
-					time.Sleep(100 * time.Millisecond)
-					continue
-				}
-				mu.Lock()
-				acked[i] = seq
-				mu.Unlock()
-				seq++
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
-	}
-	total := func() (n int64) {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, a := range acked {
-			n += a
-		}
-		return n
-	}
+	fleet := startHeartbeatFleet(mqttAddr, terminals)
 	step := func(d time.Duration, what string) {
 		time.Sleep(d)
 		t.Log(what)
@@ -203,12 +131,10 @@ func TestDiskFullWhileInfluxDown(t *testing.T) {
 	step(3*time.Second, "filling the disk for 10 s")
 	fault.fill(t, proc.cmd.Process.Pid)
 	time.Sleep(time.Second) // what was under way settles
-	before := total()
+	before := fleet.total()
 	time.Sleep(9 * time.Second)
-	during := total() - before
-	mu.Lock()
-	refusedWhileFull := refused
-	mu.Unlock()
+	during := fleet.total() - before
+	refusedWhileFull := fleet.refusals()
 	fault.free(t, proc.cmd.Process.Pid)
 	t.Logf("disk freed: %d acknowledged while full, %d publishes refused so far", during, refusedWhileFull)
 	if refusedWhileFull == 0 {
@@ -222,21 +148,7 @@ func TestDiskFullWhileInfluxDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	step(2*time.Second, "stopping the terminals")
-	close(stop)
-	wg.Wait()
-
-	want := total()
-	waitFor(t, "every acknowledged message in InfluxDB", func() bool { return count(t, influx, "heartbeat", "seq") >= want })
-	if n := count(t, influx, "heartbeat", "seq"); n != want {
-		t.Fatalf("InfluxDB holds %d heartbeats, terminals got %d acknowledgements", n, want)
-	}
-	rows := flux(t, influx, fmt.Sprintf(`from(bucket:%q) |> range(start: 2000-01-01T00:00:00Z) |> filter(fn: (r) => r._measurement == "heartbeat" and r._field == "seq") |> group(columns: ["terminal"]) |> distinct() |> count()`, influxtest.Bucket))
-	for _, r := range rows {
-		var i int
-		fmt.Sscanf(r["terminal"], "T-%d", &i)
-		if w := fmt.Sprint(acked[i]); r["_value"] != w {
-			t.Errorf("%s: %s distinct seqs stored, %s acknowledged", r["terminal"], r["_value"], w)
-		}
-	}
+	want := fleet.stop()
+	assertStoredOnce(t, influx, fleet)
 	t.Logf("%d acknowledged messages through InfluxDB down, the disk full for 10 s and a SIGKILL: all stored exactly once", want)
 }
