@@ -13,8 +13,8 @@ import (
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/collector"
-	"github.com/posfleet/posfleet/collector/influxdb"
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/influxdb"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
 )
 
 var term = posfleet.TerminalRef{Tenant: "acme", Terminal: "T-0001"}

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/posfleet/posfleet/collector/health"
+	"github.com/posfleet/posfleet/health"
 )
 
 // policyFor is the part of the firmware policy a caller may read. The

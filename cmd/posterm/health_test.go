@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/health"
 	"github.com/posfleet/posfleet/firmware-client/fleettest"
+	"github.com/posfleet/posfleet/health"
 )
 
 // testPolicy: every model should run 2.4.1. No version is blocked, so the

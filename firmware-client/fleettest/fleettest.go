@@ -28,9 +28,9 @@ import (
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/broker"
 	"github.com/posfleet/posfleet/collector"
-	"github.com/posfleet/posfleet/collector/influxdb"
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
-	"github.com/posfleet/posfleet/collector/registry"
+	"github.com/posfleet/posfleet/influxdb"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
+	"github.com/posfleet/posfleet/registry"
 )
 
 // Tenant is the tenant of the provisioned terminals.

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/commands"
+	"github.com/posfleet/posfleet/commands"
 )
 
 func ack(ref posfleet.TerminalRef, id, status string, at time.Time) *posfleet.Message {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/health"
+	"github.com/posfleet/posfleet/health"
 )
 
 const testPolicy = `

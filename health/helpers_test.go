@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/health"
+	"github.com/posfleet/posfleet/health"
 )
 
 const tenant = "acme"

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/registry"
+	"github.com/posfleet/posfleet/registry"
 )
 
 func openAt(t testing.TB, path string, opts registry.Options) *registry.Registry {

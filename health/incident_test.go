@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/health"
+	"github.com/posfleet/posfleet/health"
 )
 
 // outageFleet is 30 terminals; terminal i belongs to merchant i % merchants.

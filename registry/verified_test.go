@@ -13,7 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/registry"
+	"github.com/posfleet/posfleet/registry"
 	bolt "go.etcd.io/bbolt"
 )
 

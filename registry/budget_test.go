@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/posfleet/posfleet/collector/registry"
+	"github.com/posfleet/posfleet/registry"
 )
 
 var (

@@ -8,7 +8,7 @@ import (
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/influxdb"
+	"github.com/posfleet/posfleet/influxdb"
 )
 
 // TestEncoderKeysValid checks what the encoder's lax mode no longer checks

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/influxdb"
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/influxdb"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
 )
 
 // TestTerminalSeries writes a day of one terminal's heartbeats and

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/health"
+	"github.com/posfleet/posfleet/health"
 )
 
 func TestParsePolicy(t *testing.T) {

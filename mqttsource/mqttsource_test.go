@@ -18,7 +18,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/mqttsource"
+	"github.com/posfleet/posfleet/mqttsource"
 )
 
 // startMosquitto runs Mosquitto (Debian package) with anonymous access on a
