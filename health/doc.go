@@ -4,8 +4,8 @@
 //
 // # Feeding it
 //
-// Engine.Observe takes every durable, non-duplicate message (the collector's
-// OnAccepted hook). It takes one shard lock, does a bounded amount of work
+// Engine.Observe takes every durable, non-duplicate message (it is a
+// collector.Observer in collector.Options.Observers). It takes one shard lock, does a bounded amount of work
 // and allocates nothing on the steady path, so it can run on the collector's
 // goroutines. Engine.Run (or Tick, in tests) checks what changes with time
 // alone: offline deadlines, evidence leaving the 24-hour windows, incidents.

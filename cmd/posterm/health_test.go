@@ -105,7 +105,7 @@ func TestHealthFlagsMatchLabels(t *testing.T) {
 	if err := engine.SetPolicy([]byte(testPolicy)); err != nil {
 		t.Fatal(err)
 	}
-	srv := fleettest.Start(t, 0, fleettest.WithObserver(engine.Observe))
+	srv := fleettest.Start(t, 0, fleettest.WithObserver(engine))
 	var buf bytes.Buffer
 	WriteFleet(&buf, fleet)
 	srv.Import(buf.String())
