@@ -95,6 +95,14 @@ const (
 	FsyncInterval = "interval"
 )
 
+// Observer consumes the messages the collector accepted: each one once,
+// after it is durable, never a duplicate (the health engine, the command
+// tracker). Observe runs on the collector's commit path: it must not
+// block.
+type Observer interface {
+	Observe(*posfleet.Message)
+}
+
 // Options configures a Collector.
 type Options struct {
 	SpoolDir      string
@@ -129,11 +137,12 @@ type Options struct {
 	// IsKnown tells whether a terminal is provisioned (for security events);
 	// nil takes every terminal as unknown.
 	IsKnown func(posfleet.TerminalRef) bool
-	// OnAccepted, if set, is called with every message once it is durable
-	// and not a duplicate (the health engine's feed). It must not block.
-	OnAccepted func(*posfleet.Message)
-	Logger     *slog.Logger
-	Metrics    prometheus.Registerer
+	// Observers are given every message once it is durable and not a
+	// duplicate, in this order (the health engine and the command
+	// tracker in posfleet serve).
+	Observers []Observer
+	Logger    *slog.Logger
+	Metrics   prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -476,8 +485,8 @@ func (c *Collector) complete(cm *commit, err error) {
 				c.metrics.gaps.Add(float64(gap))
 			}
 			c.metrics.acceptedBy[cm.msg.Channel].Inc()
-			if c.opts.OnAccepted != nil {
-				c.opts.OnAccepted(cm.msg)
+			for _, o := range c.opts.Observers {
+				o.Observe(cm.msg)
 			}
 		}
 	}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/collector"
-	"github.com/posfleet/posfleet/collector/influxdb"
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/influxdb"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
 )
 
 var term = posfleet.TerminalRef{Tenant: "acme", Terminal: "T-0001"}
@@ -473,17 +473,13 @@ func TestSecurityEvents(t *testing.T) {
 // TestSubmitPipelined submits without waiting, as the broker does: answers
 // come in submission order, a seq submitted twice while the first copy is
 // still on its way is stored and fed to the health engine once, and Close
-// answers everything handed over.
+// answers everything handed over. Every observer sees each accepted
+// message once.
 func TestSubmitPipelined(t *testing.T) {
 	srv, st := startInflux(t)
 	opts := testOptions(t)
-	var mu sync.Mutex
-	var observed []int64
-	opts.OnAccepted = func(m *posfleet.Message) {
-		mu.Lock()
-		observed = append(observed, m.Header().Seq)
-		mu.Unlock()
-	}
+	engine, cmds := &seqObserver{}, &seqObserver{}
+	opts.Observers = []collector.Observer{engine, cmds}
 	c := newCollector(t, opts, st)
 	ctx := context.Background()
 	ts := time.Now().UTC()
@@ -523,10 +519,10 @@ func TestSubmitPipelined(t *testing.T) {
 	if n := waitCount(t, srv, "heartbeat", "seq", 5); n != 5 {
 		t.Fatalf("stored %d heartbeats, want 5 (1,2,3,4,6)", n)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if fmt.Sprint(observed) != "[1 2 3 4 6]" {
-		t.Errorf("health engine saw %v, want [1 2 3 4 6]", observed)
+	for name, o := range map[string]*seqObserver{"first observer": engine, "second observer": cmds} {
+		if got := o.String(); got != "[1 2 3 4 6]" {
+			t.Errorf("%s saw %v, want [1 2 3 4 6]", name, got)
+		}
 	}
 	if cnt := c.Counters(term); cnt.Duplicates != 2 || cnt.Gaps != 1 {
 		t.Errorf("duplicates=%d gaps=%d, want 2 and 1", cnt.Duplicates, cnt.Gaps)
@@ -590,4 +586,22 @@ func TestSeqNeverDropsWhatWasNotStored(t *testing.T) {
 			}
 		})
 	}
+}
+
+// seqObserver is a collector.Observer that records the seqs it is given.
+type seqObserver struct {
+	mu   sync.Mutex
+	seqs []int64
+}
+
+func (o *seqObserver) Observe(m *posfleet.Message) {
+	o.mu.Lock()
+	o.seqs = append(o.seqs, m.Header().Seq)
+	o.mu.Unlock()
+}
+
+func (o *seqObserver) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return fmt.Sprint(o.seqs)
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/collector"
-	"github.com/posfleet/posfleet/collector/influxdb"
+	"github.com/posfleet/posfleet/influxdb"
 )
 
 var errDown = errors.New("connection refused")

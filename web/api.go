@@ -19,9 +19,9 @@ import (
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/broker"
-	"github.com/posfleet/posfleet/collector/commands"
-	"github.com/posfleet/posfleet/collector/health"
-	"github.com/posfleet/posfleet/collector/registry"
+	"github.com/posfleet/posfleet/commands"
+	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/registry"
 )
 
 // Health is what the API reads and changes of the health engine.

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/commands"
-	"github.com/posfleet/posfleet/collector/health"
+	"github.com/posfleet/posfleet/commands"
+	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/web"
 	"github.com/posfleet/posfleet/web/auth"
 )

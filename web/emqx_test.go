@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/registry"
+	"github.com/posfleet/posfleet/registry"
 	"github.com/posfleet/posfleet/web"
 )
 

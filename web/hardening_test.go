@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/health"
+	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/web"
 	"github.com/posfleet/posfleet/web/auth"
 )

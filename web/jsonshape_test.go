@@ -13,9 +13,9 @@ import (
 	"unicode"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/commands"
-	"github.com/posfleet/posfleet/collector/health"
-	"github.com/posfleet/posfleet/collector/registry"
+	"github.com/posfleet/posfleet/commands"
+	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/registry"
 	"github.com/posfleet/posfleet/web"
 	"github.com/posfleet/posfleet/web/auth"
 )

@@ -1,7 +1,7 @@
 package web
 
 import (
-	"github.com/posfleet/posfleet/collector/health"
+	"github.com/posfleet/posfleet/health"
 )
 
 // policyFor is the part of the firmware policy a caller may read. The

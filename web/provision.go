@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/posfleet/posfleet/collector/registry"
+	"github.com/posfleet/posfleet/registry"
 )
 
 // Provisioner provisions terminals from a CSV file (PROTOCOL.md §4).

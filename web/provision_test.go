@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/registry"
+	"github.com/posfleet/posfleet/registry"
 	"github.com/posfleet/posfleet/web"
 	"github.com/posfleet/posfleet/web/auth"
 )

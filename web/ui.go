@@ -16,8 +16,8 @@ import (
 	"github.com/Masterminds/semver/v3"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/health"
-	"github.com/posfleet/posfleet/collector/influxdb"
+	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/influxdb"
 	"github.com/posfleet/posfleet/web/pages/chart"
 	"github.com/posfleet/posfleet/web/pages/firmware"
 	"github.com/posfleet/posfleet/web/pages/incidents"

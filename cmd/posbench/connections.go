@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
 	firmwareclient "github.com/posfleet/posfleet/firmware-client"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
 )
 
 // Connections is the result of the connections scenario.

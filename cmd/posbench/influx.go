@@ -15,7 +15,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
 )
 
 // influx is the one InfluxDB server of a run. Every system and repetition

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/influxdb"
+	"github.com/posfleet/posfleet/influxdb"
 )
 
 // credential is one provisioned terminal.

@@ -34,7 +34,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
 )
 
 // options are the command line.

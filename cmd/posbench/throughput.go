@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
 )
 
 // SystemRun is one system's measurements in one repetition.

@@ -10,7 +10,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
 )
 
 // BenchmarkEndToEnd measures messages per second from 100 terminals, each

@@ -12,7 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
 )
 
 // browser starts headless Chromium (Debian's chromium) for a test. It is

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
 )
 
 // TestExampleConfig loads deploy/posfleet.example.yaml through the real

@@ -10,7 +10,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
 )
 
 // diskFault fills and frees the disk under a server's data directory.

@@ -21,8 +21,8 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
-	"github.com/posfleet/posfleet/collector/mqttsource"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
+	"github.com/posfleet/posfleet/mqttsource"
 )
 
 // The external-broker tests run Mosquitto (the Debian package) as a child

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/commands"
-	"github.com/posfleet/posfleet/collector/health"
-	"github.com/posfleet/posfleet/collector/registry"
+	"github.com/posfleet/posfleet/commands"
+	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/registry"
 )
 
 // The health engine keeps its state in memory and in a snapshot file

@@ -18,8 +18,8 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
-	"github.com/posfleet/posfleet/collector/registry"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
+	"github.com/posfleet/posfleet/registry"
 )
 
 // fleetCSV provisions n terminals of tenant acme with known secrets, and one

@@ -19,7 +19,7 @@ import (
 	"strings"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/registry"
+	"github.com/posfleet/posfleet/registry"
 )
 
 // MosquittoCmd writes Mosquitto's access configuration from the registry,

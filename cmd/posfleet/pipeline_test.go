@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
 )
 
 // TestEveryChannelOverMQTT publishes one message of every channel from a

@@ -10,7 +10,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/posfleet/posfleet/collector/mqttsource"
+	"github.com/posfleet/posfleet/mqttsource"
 	"github.com/posfleet/posfleet/web"
 )
 

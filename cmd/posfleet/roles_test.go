@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
 )
 
 func TestParseRoles(t *testing.T) {

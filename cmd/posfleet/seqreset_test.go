@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
 )
 
 // TestSeqResetOnTerminalPage: a terminal that starts counting its seq from 1

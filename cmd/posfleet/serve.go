@@ -23,11 +23,11 @@ import (
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/broker"
 	"github.com/posfleet/posfleet/collector"
-	"github.com/posfleet/posfleet/collector/commands"
-	"github.com/posfleet/posfleet/collector/health"
-	"github.com/posfleet/posfleet/collector/influxdb"
-	"github.com/posfleet/posfleet/collector/mqttsource"
-	"github.com/posfleet/posfleet/collector/registry"
+	"github.com/posfleet/posfleet/commands"
+	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/influxdb"
+	"github.com/posfleet/posfleet/mqttsource"
+	"github.com/posfleet/posfleet/registry"
 	"github.com/posfleet/posfleet/web"
 	"github.com/posfleet/posfleet/web/auth"
 )
@@ -311,6 +311,13 @@ func NewServer(cfg Config) (*Server, error) {
 	return &Server{cfg: cfg, log: log}, nil
 }
 
+// The collector hands every accepted message to the health engine and the
+// command tracker (Start: collector.Options.Observers).
+var (
+	_ collector.Observer = (*health.Engine)(nil)
+	_ collector.Observer = (*commands.Tracker)(nil)
+)
+
 // Start opens the registry, the store, the collector, the broker and the
 // HTTP listener, in the order data flows backwards, so that nothing is
 // accepted before there is somewhere to put it. Listeners are bound when
@@ -363,10 +370,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		if err := s.startHealth(ctx); err != nil {
 			return err
 		}
-		copts.OnAccepted = func(m *posfleet.Message) {
-			s.engine.Observe(m)
-			s.cmds.Observe(m)
-		}
+		copts.Observers = []collector.Observer{s.engine, s.cmds}
 		if s.col, err = collector.New(copts, influxdb.Encoder{}, s.store); err != nil {
 			return err
 		}

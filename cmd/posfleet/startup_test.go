@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
 )
 
 // hungInflux is a fake InfluxDB that accepts connections and never answers.

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"text/tabwriter"
 
-	"github.com/posfleet/posfleet/collector/registry"
+	"github.com/posfleet/posfleet/registry"
 )
 
 // TerminalsCmd groups the provisioning commands.

@@ -14,8 +14,8 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/health"
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
+	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
 	"github.com/posfleet/posfleet/web/auth"
 )
 

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/health"
 	"github.com/posfleet/posfleet/firmware-client/fleettest"
+	"github.com/posfleet/posfleet/health"
 )
 
 // testPolicy: every model should run 2.4.1. No version is blocked, so the
@@ -105,7 +105,7 @@ func TestHealthFlagsMatchLabels(t *testing.T) {
 	if err := engine.SetPolicy([]byte(testPolicy)); err != nil {
 		t.Fatal(err)
 	}
-	srv := fleettest.Start(t, 0, fleettest.WithObserver(engine.Observe))
+	srv := fleettest.Start(t, 0, fleettest.WithObserver(engine))
 	var buf bytes.Buffer
 	WriteFleet(&buf, fleet)
 	srv.Import(buf.String())

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
-	"github.com/posfleet/posfleet/collector/registry"
 	"github.com/posfleet/posfleet/firmware-client/fleettest"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
+	"github.com/posfleet/posfleet/registry"
 )
 
 // TestScenarioFile: the built-in file loads, and broken files are refused

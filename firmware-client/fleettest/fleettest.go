@@ -28,9 +28,9 @@ import (
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/broker"
 	"github.com/posfleet/posfleet/collector"
-	"github.com/posfleet/posfleet/collector/influxdb"
-	"github.com/posfleet/posfleet/collector/influxdb/influxtest"
-	"github.com/posfleet/posfleet/collector/registry"
+	"github.com/posfleet/posfleet/influxdb"
+	"github.com/posfleet/posfleet/influxdb/influxtest"
+	"github.com/posfleet/posfleet/registry"
 )
 
 // Tenant is the tenant of the provisioned terminals.
@@ -54,24 +54,25 @@ type Server struct {
 	// RootCAs trusts the broker's TLS certificate (WithTLS).
 	RootCAs *x509.CertPool
 
-	t        testing.TB
-	dir      string
-	addr     string
-	tlsAddr  string
-	certFile string
-	keyFile  string
-	mu       sync.Mutex
-	broker   *broker.Broker
-	observe  func(*posfleet.Message)
+	t         testing.TB
+	dir       string
+	addr      string
+	tlsAddr   string
+	certFile  string
+	keyFile   string
+	mu        sync.Mutex
+	broker    *broker.Broker
+	observers []collector.Observer
 }
 
 // Option changes how Start sets the server up.
 type Option func(*Server)
 
-// WithObserver hands every accepted message to f as well (a health
-// engine, say), as posfleet serve does.
-func WithObserver(f func(*posfleet.Message)) Option {
-	return func(s *Server) { s.observe = f }
+// WithObserver hands every accepted message to o as well (a health
+// engine, say), as posfleet serve does; observers are called in the order
+// given.
+func WithObserver(o collector.Observer) Option {
+	return func(s *Server) { s.observers = append(s.observers, o) }
 }
 
 // WithTLS adds an MQTT-over-TLS listener with a self-signed certificate
@@ -148,7 +149,7 @@ func Start(t testing.TB, n int, options ...Option) *Server {
 	copts := collector.DefaultOptions()
 	copts.SpoolDir = filepath.Join(s.dir, "spool")
 	copts.BatchWait = 20 * time.Millisecond
-	copts.OnAccepted = s.observe
+	copts.Observers = s.observers
 	copts.IsKnown = func(ref posfleet.TerminalRef) bool {
 		_, err := reg.Get(context.Background(), ref)
 		return err == nil

@@ -19,9 +19,9 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector/commands"
-	"github.com/posfleet/posfleet/collector/health"
-	"github.com/posfleet/posfleet/collector/influxdb"
+	"github.com/posfleet/posfleet/commands"
+	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/influxdb"
 	"github.com/posfleet/posfleet/web/pages/chart"
 	"github.com/posfleet/posfleet/web/pages/layout"
 	"github.com/posfleet/posfleet/web/pages/parts"

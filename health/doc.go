@@ -1,0 +1,107 @@
+// Package health is posfleet's health engine: from every accepted uplink
+// message to the flags, incidents, firmware findings and work list of
+// PROTOCOL.md §2.
+//
+// # Feeding it
+//
+// Engine.Observe takes every durable, non-duplicate message (it is a
+// collector.Observer in collector.Options.Observers). It takes one shard lock, does a bounded amount of work
+// and allocates nothing on the steady path, so it can run on the collector's
+// goroutines. Engine.Run (or Tick, in tests) checks what changes with time
+// alone: offline deadlines, evidence leaving the 24-hour windows, incidents.
+// The message's Received time (the server's clock) is "now" for everything a
+// message changes; Config.Now is the clock of ticks and queries.
+//
+// # Memory
+//
+// A terminal's state is fixed in size: the last 50 transaction outcomes
+// packed into 8 bytes each, the last 10 heartbeats, and for each 24-hour rule
+// the last EvidenceRing events (allocated only when such an event happens).
+// A "N in 24 h" rule is exact as long as N ≤ EvidenceRing, which Config
+// enforces. BenchmarkMemoryPerTerminal measures the whole at about 1.4 KiB.
+//
+// # Flags and their clearing rules
+//
+// Every flag is recomputed from the state, so it clears as soon as its
+// evidence is gone: a heartbeat or any message ends offline; a new inventory
+// ends the firmware flags; the 24-hour flags clear when their last event is
+// 24 h old; txn_failures when failures fall below the rate in the last 50;
+// hardware_fault when the fault is cleared; weak_network, battery and
+// clock_skew with the next heartbeats that are fine. tamper is the exception:
+// a terminal that reports tamper and later "clears" it is not trusted again
+// until a crew has seen it, so it clears only with MarkServiced.
+// MarkServiced clears every maintenance flag by ignoring, for those flags,
+// all evidence received before the visit. What the terminal reports after
+// the visit is new evidence: a fault raised again, a heartbeat that still
+// says the paper is out, the next ten transactions.
+//
+// clock_skew compares a heartbeat's ts with the time it was received, but a
+// terminal back from an outage delivers the heartbeats it stored minutes
+// ago. So only live heartbeats count, whatever the terminal's heartbeat
+// interval: a heartbeat is live when the time between its arrival and the
+// previous heartbeat's arrival matches the time between their timestamps
+// (within 5 s and within half the timestamps' gap), that is when it was
+// delivered with the same delay as the one before. The terminal's clock
+// offset cancels out of that comparison, so a wrong clock stays judged. A
+// replayed backlog fails it: it arrives in a burst after the reconnect, its
+// arrivals milliseconds apart and its timestamps an interval apart, and the
+// first message after a reconnect arrives an outage after the previous one
+// with a timestamp an interval after it. The first heartbeat ever heard
+// counts as live. Delivery delay only ever makes ts look older, so the
+// engine takes the least delayed of the last three live heartbeats as the
+// clock's offset, and wants at least two of them. Transactions
+// (offline:true or not) and other channels are not used: only heartbeats
+// are sent on a schedule. A clock corrected by a jump is judged again from
+// the heartbeat after the jump.
+//
+// # Terminals that never connected
+//
+// The engine keeps state only for terminals it has heard from, but a
+// provisioned terminal that never connected is one a vendor has to chase.
+// Provision gives the engine the registry's terminals (the server does at
+// start and after each import through the API); until its first message a
+// terminal is counted in FleetSummary.NeverConnected (and in Total, not in
+// Online or Offline) and listed by Rows with NeverConnected set. It has no
+// flags: no rule has evidence yet.
+//
+// # Causes and incidents
+//
+// posfleet.ClassifyTransaction blames each failure on the card, the host,
+// the network, the terminal or the operator from the transaction alone; a
+// timeout is the network's. A fleet incident is open while host-side failures
+// (91, 96, 68, timeouts) hit at least 20% of the tenant's terminals that
+// transacted in the last 5 minutes, across at least 3 merchants. Each
+// transaction outcome keeps a "host-side" bit, and txn_failures skips the
+// host-side failures that fall inside an incident (from its first failure to
+// its last), including those that arrived before the incident was detected.
+// A single terminal timing out while the others are fine opens no incident,
+// so its timeouts count against it.
+//
+// # Suspect firmware
+//
+// For each model, each firmware version's rate of amount mismatches (per
+// approved sale) and of terminal-caused failures (per transaction) is
+// compared with the rest of the model's fleet by a one-sided two-proportion
+// z-test with a pooled variance: the textbook test for "is this rate higher
+// than that one", cheap, and accurate when every expected cell count is at
+// least 5. Below that the normal approximation overstates significance, and
+// Fisher's exact test (one-sided, hypergeometric) is used instead. A version
+// needs at least 200 transactions and events on at least 3 terminals (one
+// careless cashier is not a software bug), and the default significance level
+// is 0.001 because the test is repeated for every model, version and metric
+// every time someone looks. Counts are per terminal since it got its current
+// firmware.
+//
+// # Restarts
+//
+// Snapshot and Restore write and read the whole state with encoding/gob.
+// The server snapshots periodically and at shutdown and restores at start:
+// rebuilding the same flags from InfluxDB would mean replaying 24 hours of
+// every terminal's messages, while a snapshot of 100,000 terminals restores
+// in under 1.5 s on two cores (BenchmarkRestore). Messages that arrive between the last
+// snapshot and a crash are lost to the engine, not to the store; the next
+// messages of each terminal correct the flags that depend on the latest
+// reading, and the counts of a window may lag by those few messages. The
+// server heard nothing while it was down, so after Restore a terminal that
+// was online gets a full OfflineAfter from the restore before it is offline.
+package health
