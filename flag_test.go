@@ -45,11 +45,24 @@ func TestFlagKinds(t *testing.T) {
 		posfleet.FlagWeakNetwork: posfleet.KindMaintenance, posfleet.FlagBattery: posfleet.KindMaintenance,
 		posfleet.FlagClockSkew: posfleet.KindMaintenance,
 	}
-	if len(posfleet.FlagNames) != len(want) {
-		t.Fatalf("FlagNames has %d flags, want %d", len(posfleet.FlagNames), len(want))
+	for f := range want {
+		if posfleet.FlagIndex(f) < 0 {
+			t.Errorf("%s is not in FlagSpecs", f)
+		}
 	}
-	for _, f := range posfleet.FlagNames {
+	seen := map[posfleet.FlagName]bool{}
+	for i, f := range posfleet.FlagNames {
 		t.Run(string(f), func(t *testing.T) {
+			if seen[f] {
+				t.Errorf("%s is twice in FlagSpecs", f)
+			}
+			seen[f] = true
+			if _, ok := want[f]; !ok {
+				t.Fatalf("%s has no expected kind in this test", f)
+			}
+			if posfleet.FlagIndex(f) != i || posfleet.FlagSpecs[i].Name != f {
+				t.Errorf("FlagIndex = %d, want %d", posfleet.FlagIndex(f), i)
+			}
 			if got := f.Kind(); got != want[f] {
 				t.Errorf("Kind = %q, want %q", got, want[f])
 			}

@@ -29,7 +29,7 @@ func (e *Engine) check(s *termState, f int, now int64, pol *compiledPolicy, view
 // (ServicedAt): the crew fixed what was there, only news counts.
 func (e *Engine) judge(s *termState, f int, now int64, pol *compiledPolicy, view *incidentView, withEv bool) verdict {
 	cut := int64(0)
-	if posfleet.FlagNames[f].Kind() == posfleet.KindMaintenance {
+	if posfleet.FlagSpecs[f].Kind == posfleet.KindMaintenance {
 		cut = s.ServicedAt
 	}
 	dayAgo := now - e.cfg.EvidenceWindow.Milliseconds()

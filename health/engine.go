@@ -184,7 +184,7 @@ func (e *Engine) observeHeartbeat(s *termState, hb *posfleet.Heartbeat, now int6
 	} else if info.Paper != "" {
 		s.PaperOutAt = 0
 	}
-	return mReceiptFailures | mWeakNetwork | mBattery | mClockSkew
+	return mHeartbeat
 }
 
 // liveJitter is how much more or less time may pass between two
@@ -364,7 +364,7 @@ func (e *Engine) observeTxn(s *termState, t *posfleet.Transaction, now int64) fl
 			s.Refund.add(ev)
 		}
 	}
-	return mAmountMismatch | mTxnFailures | mReceiptFailures | mRefundAnomaly
+	return mTxn
 }
 
 func resultNote(t *posfleet.Transaction) string {

@@ -68,16 +68,68 @@ func hbSkew(d time.Duration) func(*posfleet.Heartbeat) {
 // raises it, evidence just below the threshold does not, and it clears when
 // the evidence goes.
 func TestFlags(t *testing.T) {
+	for _, tt := range flagCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Run("raised", func(t *testing.T) {
+				bubble(t, func(t *testing.T, e *health.Engine) {
+					x := newTerm(e, "T1")
+					tt.raise(x)
+					synctest.Wait()
+					f := x.flag(t, tt.flag)
+					if f.Kind != tt.flag.Kind() || f.Since.IsZero() {
+						t.Errorf("flag = %+v", f)
+					}
+					for _, k := range tt.evidence {
+						if _, ok := f.Evidence[k]; !ok {
+							t.Errorf("evidence has no %q: %v", k, f.Evidence)
+						}
+					}
+				})
+			})
+			t.Run("not raised below the threshold", func(t *testing.T) {
+				bubble(t, func(t *testing.T, e *health.Engine) {
+					x := newTerm(e, "T1")
+					tt.below(x)
+					synctest.Wait()
+					if x.has(tt.flag) {
+						t.Errorf("flag %s raised: %+v", tt.flag, x.flag(t, tt.flag))
+					}
+				})
+			})
+			t.Run("cleared", func(t *testing.T) {
+				bubble(t, func(t *testing.T, e *health.Engine) {
+					x := newTerm(e, "T1")
+					tt.raise(x)
+					synctest.Wait()
+					if !x.has(tt.flag) {
+						t.Fatalf("flag %s not raised", tt.flag)
+					}
+					tt.clear(x)
+					synctest.Wait()
+					if x.has(tt.flag) {
+						t.Errorf("flag %s not cleared: %+v", tt.flag, x.flag(t, tt.flag))
+					}
+				})
+			})
+		})
+	}
+}
+
+// flagCase is one way of raising a flag: evidence that raises it, evidence
+// just below the threshold, and what clears it.
+type flagCase struct {
+	name  string
+	flag  posfleet.FlagName
+	raise func(*term)
+	below func(*term)
+	clear func(*term)
+	// evidence keys the raised flag must carry
+	evidence []string
+}
+
+func flagCases() []flagCase {
 	day := 24*time.Hour + time.Minute
-	tests := []struct {
-		name  string
-		flag  posfleet.FlagName
-		raise func(*term)
-		below func(*term)
-		clear func(*term)
-		// evidence keys the raised flag must carry
-		evidence []string
-	}{
+	return []flagCase{
 		{
 			name:     "offline by silence",
 			flag:     posfleet.FlagOffline,
@@ -369,62 +421,26 @@ func TestFlags(t *testing.T) {
 			evidence: []string{"skew_s"},
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Run("raised", func(t *testing.T) {
-				bubble(t, func(t *testing.T, e *health.Engine) {
-					x := newTerm(e, "T1")
-					tt.raise(x)
-					synctest.Wait()
-					f := x.flag(t, tt.flag)
-					if f.Kind != tt.flag.Kind() || f.Since.IsZero() {
-						t.Errorf("flag = %+v", f)
-					}
-					for _, k := range tt.evidence {
-						if _, ok := f.Evidence[k]; !ok {
-							t.Errorf("evidence has no %q: %v", k, f.Evidence)
-						}
-					}
-				})
-			})
-			t.Run("not raised below the threshold", func(t *testing.T) {
-				bubble(t, func(t *testing.T, e *health.Engine) {
-					x := newTerm(e, "T1")
-					tt.below(x)
-					synctest.Wait()
-					if x.has(tt.flag) {
-						t.Errorf("flag %s raised: %+v", tt.flag, x.flag(t, tt.flag))
-					}
-				})
-			})
-			t.Run("cleared", func(t *testing.T) {
-				bubble(t, func(t *testing.T, e *health.Engine) {
-					x := newTerm(e, "T1")
-					tt.raise(x)
-					synctest.Wait()
-					if !x.has(tt.flag) {
-						t.Fatalf("flag %s not raised", tt.flag)
-					}
-					tt.clear(x)
-					synctest.Wait()
-					if x.has(tt.flag) {
-						t.Errorf("flag %s not cleared: %+v", tt.flag, x.flag(t, tt.flag))
-					}
-				})
-			})
-		})
-	}
 }
 
 func TestFlagsCoverProtocol(t *testing.T) {
-	// Every flag of PROTOCOL.md §2 has a case in TestFlags; this guards the
-	// table against a flag added to the vocabulary without a test.
-	src := []posfleet.FlagName{}
-	for _, f := range posfleet.FlagNames {
-		src = append(src, f)
+	// Every flag of the vocabulary has a case in TestFlags: a flag added to
+	// posfleet.FlagSpecs without a test fails here.
+	covered := map[posfleet.FlagName]bool{}
+	for _, c := range flagCases() {
+		covered[c.flag] = true
 	}
-	if len(src) != 13 {
-		t.Errorf("PROTOCOL.md §2 has 13 flags, the vocabulary %d", len(src))
+	for _, f := range posfleet.FlagNames {
+		t.Run(string(f), func(t *testing.T) {
+			if !covered[f] {
+				t.Errorf("TestFlags has no case for %s", f)
+			}
+		})
+	}
+	for f := range covered {
+		if posfleet.FlagIndex(f) < 0 {
+			t.Errorf("TestFlags covers %s, which is not in posfleet.FlagSpecs", f)
+		}
 	}
 }
 

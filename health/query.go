@@ -214,7 +214,7 @@ func (e *Engine) Terminal(ref posfleet.TerminalRef) (TerminalHealth, bool) {
 func (e *Engine) Terminals(tenant string, flag posfleet.FlagName) []TerminalHealth {
 	fi := -1
 	if flag != "" {
-		if fi = flagIndex(flag); fi < 0 {
+		if fi = posfleet.FlagIndex(flag); fi < 0 {
 			return nil
 		}
 	}
@@ -334,7 +334,7 @@ func (e *Engine) MarkServiced(ref posfleet.TerminalRef, note, by string, at time
 	}
 	cleared := []posfleet.FlagName{}
 	for i := range nFlags {
-		if s.Since[i] != 0 && posfleet.FlagNames[i].Kind() == posfleet.KindMaintenance {
+		if s.Since[i] != 0 && posfleet.FlagSpecs[i].Kind == posfleet.KindMaintenance {
 			cleared = append(cleared, posfleet.FlagNames[i])
 		}
 	}

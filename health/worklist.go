@@ -63,7 +63,7 @@ func (e *Engine) WorkList(tenant string) []WorkItem {
 	e.each(tenant, func(s *termState) {
 		need := false
 		for i := range nFlags {
-			if s.Since[i] != 0 && posfleet.FlagNames[i].Kind() == posfleet.KindMaintenance {
+			if s.Since[i] != 0 && posfleet.FlagSpecs[i].Kind == posfleet.KindMaintenance {
 				need = true
 				break
 			}
