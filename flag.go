@@ -118,8 +118,9 @@ type Flag struct {
 	// (tamper, a blocked firmware, firmware below the policy's minimum).
 	Urgent bool `json:"urgent,omitempty"`
 	// Evidence holds the numbers, timestamps and transaction IDs that raised
-	// the flag; its keys are snake_case and stable per flag.
-	Evidence map[string]any `json:"evidence"`
+	// the flag: the flag's evidence type of evidence.go (*OfflineEvidence
+	// for offline, and so on).
+	Evidence Evidence `json:"evidence"`
 }
 
 // Cause is who or what a failed transaction is to be blamed on (DOMAIN.md,

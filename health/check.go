@@ -66,7 +66,7 @@ func (e *Engine) decide(s *termState, f int, now int64, pol *compiledPolicy, vie
 }
 
 // explain gathers the evidence of flag f, which decide found raised.
-func (e *Engine) explain(s *termState, f int, now int64, pol *compiledPolicy, view *incidentView) map[string]any {
+func (e *Engine) explain(s *termState, f int, now int64, pol *compiledPolicy, view *incidentView) posfleet.Evidence {
 	cut := cutFor(s, f)
 	switch f {
 	case fOffline:

@@ -1,6 +1,10 @@
 package health
 
-import "math"
+import (
+	"math"
+
+	"github.com/posfleet/posfleet"
+)
 
 // weak_network, battery, clock_skew: what the terminal's heartbeats say.
 
@@ -54,15 +58,15 @@ func (e *Engine) decideWeakNetwork(s *termState, cut int64) verdict {
 	return verdict{on: r.weakSignal || r.slow, at: r.at}
 }
 
-func (e *Engine) explainWeakNetwork(s *termState, cut int64) map[string]any {
+func (e *Engine) explainWeakNetwork(s *termState, cut int64) *posfleet.WeakNetworkEvidence {
 	r := e.readNetwork(s, cut)
-	ev := map[string]any{"heartbeats": r.heartbeats, "signal_threshold_dbm": e.cfg.WeakSignalDBm,
-		"rtt_threshold_ms": e.cfg.WeakRTTMs, "weak_signal": r.weakSignal, "slow_host": r.slow}
+	ev := &posfleet.WeakNetworkEvidence{Heartbeats: r.heartbeats, SignalThresholdDBm: e.cfg.WeakSignalDBm,
+		RTTThresholdMs: e.cfg.WeakRTTMs, WeakSignal: r.weakSignal, SlowHost: r.slow}
 	if r.hasMedian {
-		ev["median_signal_dbm"] = r.median
+		ev.MedianSignalDBm = &r.median
 	}
 	if r.hasP90 {
-		ev["p90_host_rtt_ms"] = r.p90
+		ev.P90HostRTTMs = &r.p90
 	}
 	return ev
 }
@@ -92,15 +96,16 @@ func (e *Engine) decideBattery(s *termState, cut int64) verdict {
 	return v
 }
 
-func (e *Engine) explainBattery(s *termState, cut int64) map[string]any {
-	ev := map[string]any{}
+func (e *Engine) explainBattery(s *termState, cut int64) *posfleet.BatteryEvidence {
+	ev := &posfleet.BatteryEvidence{}
 	if e.lowBattery(s, cut) {
-		ev["battery_pct"], ev["charging"], ev["low_heartbeats"] = int(s.LastHB.Battery), false, int(s.LowBatStreak)
-		ev["low_since"], ev["threshold_pct"] = tm(s.LowBatSince), e.cfg.LowBatteryPct
+		pct, charging, streak, threshold := int(s.LastHB.Battery), false, int(s.LowBatStreak), e.cfg.LowBatteryPct
+		ev.BatteryPct, ev.Charging, ev.LowHeartbeats, ev.ThresholdPct = &pct, &charging, &streak, &threshold
+		ev.LowSince = tm(s.LowBatSince)
 	}
 	if e.hot(s, cut) {
-		ev["temp_c"] = math.Round(float64(s.LastHB.TempC)*10) / 10
-		ev["temp_threshold_c"], ev["reported_at"] = e.cfg.HotTempC, tm(s.LastHB.At)
+		temp, limit := math.Round(float64(s.LastHB.TempC)*10)/10, e.cfg.HotTempC
+		ev.TempC, ev.TempThresholdC, ev.ReportedAt = &temp, &limit, tm(s.LastHB.At)
 	}
 	return ev
 }
@@ -145,8 +150,8 @@ func (e *Engine) decideClockSkew(s *termState, cut int64) verdict {
 	return verdict{on: abs(r.skew) > int64(e.cfg.ClockSkew.Seconds()), at: r.at}
 }
 
-func (e *Engine) explainClockSkew(s *termState, cut int64) map[string]any {
+func (e *Engine) explainClockSkew(s *termState, cut int64) *posfleet.ClockSkewEvidence {
 	r := e.readSkew(s, cut)
-	return map[string]any{"skew_s": r.skew, "heartbeats": r.heartbeats, "terminal_ts": tm(s.LastHB.TS),
-		"server_ts": tm(s.LastHB.At), "threshold_s": int64(e.cfg.ClockSkew.Seconds())}
+	return &posfleet.ClockSkewEvidence{SkewS: r.skew, Heartbeats: r.heartbeats, TerminalTS: tm(s.LastHB.TS),
+		ServerTS: tm(s.LastHB.At), ThresholdS: int64(e.cfg.ClockSkew.Seconds())}
 }

@@ -32,16 +32,16 @@ func decideHardwareFault(s *termState, cut int64) verdict {
 	return v
 }
 
-func explainHardwareFault(s *termState, cut int64) map[string]any {
-	var faults []map[string]any
+func explainHardwareFault(s *termState, cut int64) *posfleet.HardwareFaultEvidence {
+	ev := &posfleet.HardwareFaultEvidence{}
 	for i := range s.Faults {
 		of := &s.Faults[i]
 		if countsAsHardwareFault(of, cut) {
-			faults = append(faults, map[string]any{"component": of.Component, "code": of.Code,
-				"severity": of.Severity, "since": tm(of.At), "detail": of.Detail})
+			ev.Faults = append(ev.Faults, posfleet.RaisedFault{Component: of.Component, Code: of.Code,
+				Severity: of.Severity, Since: tm(of.At), Detail: of.Detail})
 		}
 	}
-	return map[string]any{"faults": faults}
+	return ev
 }
 
 func decideTamper(s *termState, cut int64) verdict {
@@ -49,10 +49,10 @@ func decideTamper(s *termState, cut int64) verdict {
 	return verdict{on: n > 0, at: first, urgent: true}
 }
 
-func explainTamper(s *termState, cut int64) map[string]any {
-	var evs []map[string]any
+func explainTamper(s *termState, cut int64) *posfleet.TamperEvidence {
+	ev := &posfleet.TamperEvidence{}
 	for _, x := range s.Tamper.since(max(cut, 1)) {
-		evs = append(evs, map[string]any{"component": x.ID, "code": x.Note, "at": tm(x.At)})
+		ev.Events = append(ev.Events, posfleet.TamperEvent{Component: x.ID, Code: x.Note, At: tm(x.At)})
 	}
-	return map[string]any{"events": evs}
+	return ev
 }

@@ -11,13 +11,13 @@ func decideFirmwareOutdated(s *termState, pol *compiledPolicy) verdict {
 	return verdict{on: fv.outdated, at: s.InvAt, urgent: fv.belowMinimum}
 }
 
-func explainFirmwareOutdated(s *termState, pol *compiledPolicy) map[string]any {
+func explainFirmwareOutdated(s *termState, pol *compiledPolicy) *posfleet.FirmwareOutdatedEvidence {
 	fv := pol.judge(s.Model, s.Firmware)
-	ev := map[string]any{"model": s.Model, "firmware": s.Firmware, "target": fv.policy.Target}
+	ev := &posfleet.FirmwareOutdatedEvidence{Model: s.Model, Firmware: s.Firmware, Target: fv.policy.Target,
+		Minimum: fv.policy.Minimum, URL: fv.policy.URL, SHA256: packageSHA256(fv.policy)}
 	if fv.policy.Minimum != "" {
-		ev["minimum"], ev["below_minimum"] = fv.policy.Minimum, fv.belowMinimum
+		ev.BelowMinimum = &fv.belowMinimum
 	}
-	packageEvidence(ev, fv.policy)
 	return ev
 }
 
@@ -26,24 +26,26 @@ func decideFirmwareBlocked(s *termState, pol *compiledPolicy) verdict {
 	return verdict{on: fv.blocked, at: s.InvAt, urgent: true}
 }
 
-func explainFirmwareBlocked(s *termState, pol *compiledPolicy) map[string]any {
+func explainFirmwareBlocked(s *termState, pol *compiledPolicy) *posfleet.FirmwareBlockedEvidence {
 	fv := pol.judge(s.Model, s.Firmware)
-	ev := map[string]any{"model": s.Model, "firmware": s.Firmware, "blocked": fv.policy.Blocked, "target": fv.policy.Target}
-	packageEvidence(ev, fv.policy)
-	return ev
+	return &posfleet.FirmwareBlockedEvidence{Model: s.Model, Firmware: s.Firmware, Blocked: fv.policy.Blocked,
+		Target: fv.policy.Target, URL: fv.policy.URL, SHA256: packageSHA256(fv.policy)}
 }
 
-// packageEvidence adds where the target firmware is to be fetched from.
-func packageEvidence(ev map[string]any, p ModelPolicy) {
-	if p.URL != "" {
-		ev["url"], ev["sha256"] = p.URL, p.SHA256
+// packageSHA256 is the checksum of the package to fetch, reported along
+// with its URL (even when empty) and not without one.
+func packageSHA256(p ModelPolicy) *string {
+	if p.URL == "" {
+		return nil
 	}
+	return &p.SHA256
 }
 
 func decideUpdateFailed(s *termState) verdict {
 	return verdict{on: s.Update.Status == posfleet.UpdateFailed && s.Update.Target != s.Firmware, at: s.UpdateAt}
 }
 
-func explainUpdateFailed(s *termState) map[string]any {
-	return map[string]any{"target": s.Update.Target, "error": s.Update.Error, "firmware": s.Firmware, "reported_at": tm(s.UpdateAt)}
+func explainUpdateFailed(s *termState) *posfleet.UpdateFailedEvidence {
+	return &posfleet.UpdateFailedEvidence{Target: s.Update.Target, Error: s.Update.Error, Firmware: s.Firmware,
+		ReportedAt: tm(s.UpdateAt)}
 }

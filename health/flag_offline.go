@@ -1,5 +1,7 @@
 package health
 
+import "github.com/posfleet/posfleet"
+
 // offline: the last will arrived, or nothing was heard for OfflineAfter.
 
 func (e *Engine) decideOffline(s *termState, now, cut int64) verdict {
@@ -13,17 +15,16 @@ func (e *Engine) decideOffline(s *termState, now, cut int64) verdict {
 	return verdict{}
 }
 
-func (e *Engine) explainOffline(s *termState, now int64) map[string]any {
-	wasSelling := s.LastTxnAt != 0 && s.LastSeen-s.LastTxnAt <= e.cfg.SellingWindow.Milliseconds()
-	var ev map[string]any
-	if s.WillAt != 0 {
-		ev = map[string]any{"reason": "last_will", "last_seen": tm(s.LastSeen), "was_selling": wasSelling}
-	} else {
-		ev = map[string]any{"reason": "no_message", "last_seen": tm(s.LastSeen), "silent_s": (now - s.LastSeen) / 1000,
-			"threshold_s": int64(e.cfg.OfflineAfter.Seconds()), "was_selling": wasSelling}
+func (e *Engine) explainOffline(s *termState, now int64) *posfleet.OfflineEvidence {
+	ev := &posfleet.OfflineEvidence{
+		LastSeen:   tm(s.LastSeen),
+		LastTxn:    tm(s.LastTxnAt),
+		Reason:     posfleet.OfflineLastWill,
+		WasSelling: s.LastTxnAt != 0 && s.LastSeen-s.LastTxnAt <= e.cfg.SellingWindow.Milliseconds(),
 	}
-	if s.LastTxnAt != 0 {
-		ev["last_txn"] = tm(s.LastTxnAt)
+	if s.WillAt == 0 {
+		silent, threshold := (now-s.LastSeen)/1000, int64(e.cfg.OfflineAfter.Seconds())
+		ev.Reason, ev.SilentS, ev.ThresholdS = posfleet.OfflineNoMessage, &silent, &threshold
 	}
 	return ev
 }

@@ -17,13 +17,14 @@ func (e *Engine) decideAmountMismatch(s *termState, now int64) verdict {
 	return verdict{on: n > 0, at: first}
 }
 
-func (e *Engine) explainAmountMismatch(s *termState, now int64) map[string]any {
-	var txns []map[string]any
+func (e *Engine) explainAmountMismatch(s *termState, now int64) *posfleet.AmountMismatchEvidence {
+	ev := &posfleet.AmountMismatchEvidence{WindowH: int(e.cfg.EvidenceWindow.Hours())}
 	for _, x := range s.Mismatch.since(e.dayAgo(now)) {
-		txns = append(txns, map[string]any{"id": x.ID, "at": tm(x.At), "amount_entered": x.A,
-			"amount_charged": x.B, "difference": x.B - x.A, "currency": x.Note})
+		ev.Transactions = append(ev.Transactions, posfleet.MismatchedTxn{ID: x.ID, At: tm(x.At), AmountEntered: x.A,
+			AmountCharged: x.B, Difference: x.B - x.A, Currency: x.Note})
 	}
-	return map[string]any{"count": len(txns), "window_h": int(e.cfg.EvidenceWindow.Hours()), "transactions": txns}
+	ev.Count = len(ev.Transactions)
+	return ev
 }
 
 // txn_failures: at least TxnMinimum of the last TxnWindow transactions, and
@@ -74,25 +75,20 @@ func (e *Engine) decideTxnFailures(s *termState, cut int64, view *incidentView) 
 	return verdict{on: t.total >= e.cfg.TxnMinimum && t.rate() >= e.cfg.TxnFailureRate, at: t.first}
 }
 
-func (e *Engine) explainTxnFailures(s *termState, cut int64, view *incidentView) map[string]any {
+func (e *Engine) explainTxnFailures(s *termState, cut int64, view *incidentView) *posfleet.TxnFailuresEvidence {
 	t := e.tallyTxns(s, cut, view)
-	ev := map[string]any{
-		"failed": t.failed, "total": t.total, "rate": math.Round(t.rate()*1000) / 1000,
-		"threshold": e.cfg.TxnFailureRate, "minimum": e.cfg.TxnMinimum,
-		"by_cause": map[string]int{"network": t.byCause[cNetwork], "terminal": t.byCause[cTerminal]},
+	ev := &posfleet.TxnFailuresEvidence{
+		Failed: t.failed, Total: t.total, Rate: math.Round(t.rate()*1000) / 1000,
+		Threshold: e.cfg.TxnFailureRate, Minimum: e.cfg.TxnMinimum,
+		ByCause:           posfleet.FailuresByCause{Network: t.byCause[cNetwork], Terminal: t.byCause[cTerminal]},
+		ExcusedByIncident: t.excused,
 	}
-	if t.excused > 0 {
-		ev["excused_by_incident"] = t.excused
-	}
-	var txns []map[string]any
 	for _, x := range s.Failures.since(max(cut, 1)) {
 		if x.B == 1 && view.covers(s.Ref.Tenant, x.At) {
 			continue
 		}
-		txns = append(txns, map[string]any{"id": x.ID, "at": tm(x.At), "result": x.Note,
-			"cause": string(causeByIndex[x.A])})
+		ev.Latest = append(ev.Latest, posfleet.FailedTxn{ID: x.ID, At: tm(x.At), Result: x.Note, Cause: causeByIndex[x.A]})
 	}
-	ev["latest"] = txns
 	return ev
 }
 
@@ -113,19 +109,16 @@ func (e *Engine) decideReceiptFailures(s *termState, now, cut int64) verdict {
 	return v
 }
 
-func (e *Engine) explainReceiptFailures(s *termState, now, cut int64) map[string]any {
+func (e *Engine) explainReceiptFailures(s *termState, now, cut int64) *posfleet.ReceiptFailuresEvidence {
 	from := max(e.dayAgo(now), cut)
 	n, _ := s.Receipt.countSince(from)
-	ev := map[string]any{"failed_receipts": n, "threshold": e.cfg.ReceiptFailures, "window_h": int(e.cfg.EvidenceWindow.Hours())}
-	var txns []map[string]any
+	ev := &posfleet.ReceiptFailuresEvidence{FailedReceipts: n, Threshold: e.cfg.ReceiptFailures,
+		WindowH: int(e.cfg.EvidenceWindow.Hours())}
 	for _, x := range s.Receipt.since(from) {
-		txns = append(txns, map[string]any{"id": x.ID, "at": tm(x.At)})
-	}
-	if len(txns) > 0 {
-		ev["transactions"] = txns
+		ev.Transactions = append(ev.Transactions, posfleet.ReceiptTxn{ID: x.ID, At: tm(x.At)})
 	}
 	if e.paperOut(s, cut) {
-		ev["paper"], ev["paper_out_at"] = posfleet.PaperOut, tm(s.PaperOutAt)
+		ev.Paper, ev.PaperOutAt = posfleet.PaperOut, tm(s.PaperOutAt)
 	}
 	return ev
 }
@@ -138,17 +131,18 @@ func (e *Engine) decideRefundAnomaly(s *termState, now int64) verdict {
 	return verdict{on: n > 0, at: first}
 }
 
-func (e *Engine) explainRefundAnomaly(s *termState, now int64) map[string]any {
-	var txns []map[string]any
+func (e *Engine) explainRefundAnomaly(s *termState, now int64) *posfleet.RefundAnomalyEvidence {
+	ev := &posfleet.RefundAnomalyEvidence{}
 	for _, x := range s.Refund.since(e.dayAgo(now)) {
-		t := map[string]any{"id": x.ID, "at": tm(x.At), "reason": x.Note}
+		t := posfleet.RefundTxn{ID: x.ID, At: tm(x.At), Reason: x.Note}
 		if x.A >= 0 {
-			t["amount"] = x.A
+			t.Amount = &x.A
 		}
 		if x.B >= 0 {
-			t["original_amount"] = x.B
+			t.OriginalAmount = &x.B
 		}
-		txns = append(txns, t)
+		ev.Transactions = append(ev.Transactions, t)
 	}
-	return map[string]any{"count": len(txns), "transactions": txns}
+	ev.Count = len(ev.Transactions)
+	return ev
 }

@@ -2,6 +2,7 @@ package health_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -79,9 +80,13 @@ func TestFlags(t *testing.T) {
 					if f.Kind != tt.flag.Kind() || f.Since.IsZero() {
 						t.Errorf("flag = %+v", f)
 					}
+					if f.Evidence == nil || f.Evidence.EvidenceFor() != tt.flag {
+						t.Fatalf("evidence = %#v, want %s's", f.Evidence, tt.flag)
+					}
+					keys := evidenceKeys(t, f.Evidence)
 					for _, k := range tt.evidence {
-						if _, ok := f.Evidence[k]; !ok {
-							t.Errorf("evidence has no %q: %v", k, f.Evidence)
+						if _, ok := keys[k]; !ok {
+							t.Errorf("evidence has no %q: %v", k, keys)
 						}
 					}
 				})
@@ -448,7 +453,7 @@ func TestUrgency(t *testing.T) {
 	bubble(t, func(t *testing.T, e *health.Engine) {
 		x := newTerm(e, "T1")
 		x.inv("A920", "2.2.0", nil) // below the minimum
-		if f := x.flag(t, posfleet.FlagFirmwareOutdated); !f.Urgent || f.Evidence["below_minimum"] != true {
+		if f := x.flag(t, posfleet.FlagFirmwareOutdated); !f.Urgent || !belowMinimum(t, f) {
 			t.Errorf("below minimum: %+v", f)
 		}
 		x.inv("A920", "2.4.1", nil)
@@ -480,8 +485,8 @@ func TestOfflineSinceAndSelling(t *testing.T) {
 		if want := start.Add(180 * time.Second); !f.Since.Equal(want) {
 			t.Errorf("since = %v, want %v", f.Since, want)
 		}
-		if f.Evidence["was_selling"] != true {
-			t.Errorf("was_selling = %v", f.Evidence["was_selling"])
+		if ev := evidenceOf[*posfleet.OfflineEvidence](t, f); !ev.WasSelling {
+			t.Errorf("was_selling = %v", ev.WasSelling)
 		}
 		if fs := e.FleetSummary(tenant); fs.Offline != 1 || fs.Online != 0 || fs.Flagged[posfleet.FlagOffline] != 1 {
 			t.Errorf("summary = %+v", fs)
@@ -551,7 +556,7 @@ func TestClockSkewWhateverTheInterval(t *testing.T) {
 						if !x.has(posfleet.FlagClockSkew) {
 							t.Fatalf("no clock_skew after three heartbeats %v apart %v off", every, skew)
 						}
-						if got := x.flag(t, posfleet.FlagClockSkew).Evidence["skew_s"]; got != int64(skew.Seconds()) {
+						if got := evidenceOf[*posfleet.ClockSkewEvidence](t, x.flag(t, posfleet.FlagClockSkew)).SkewS; got != int64(skew.Seconds()) {
 							t.Errorf("skew_s = %v, want %d", got, int64(skew.Seconds()))
 						}
 					})
@@ -601,4 +606,35 @@ func TestClockSkewWhateverTheInterval(t *testing.T) {
 			})
 		})
 	}
+}
+
+// evidenceKeys returns the JSON keys of a flag's evidence, as the API shows them.
+func evidenceKeys(t *testing.T, ev posfleet.Evidence) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys map[string]any
+	if err := json.Unmarshal(b, &keys); err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// evidenceOf returns a flag's evidence as type E, failing the test when it
+// is of another type.
+func evidenceOf[E posfleet.Evidence](t *testing.T, f posfleet.Flag) E {
+	t.Helper()
+	ev, ok := f.Evidence.(E)
+	if !ok {
+		t.Fatalf("%s evidence is %T", f.Name, f.Evidence)
+	}
+	return ev
+}
+
+func belowMinimum(t *testing.T, f posfleet.Flag) bool {
+	t.Helper()
+	b := evidenceOf[*posfleet.FirmwareOutdatedEvidence](t, f).BelowMinimum
+	return b != nil && *b
 }
