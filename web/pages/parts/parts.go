@@ -142,20 +142,20 @@ func pct(v any) string {
 	return Value(v)
 }
 
+// list returns a JSON array of objects (transactions, faults) as records;
+// nil for anything else.
 func list(v any) []map[string]any {
-	switch x := v.(type) {
-	case []map[string]any:
-		return x
-	case []any: // after a JSON round trip (a restored snapshot)
-		var out []map[string]any
-		for _, e := range x {
-			if m, ok := e.(map[string]any); ok {
-				out = append(out, m)
-			}
-		}
-		return out
+	x, ok := v.([]any)
+	if !ok {
+		return nil
 	}
-	return nil
+	var out []map[string]any
+	for _, e := range x {
+		if m, ok := e.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Field is one line of evidence.
