@@ -25,14 +25,6 @@ const (
 	FlagClockSkew        FlagName = "clock_skew"
 )
 
-// FlagNames lists every flag in the order of PROTOCOL.md §2; it is the order
-// in which a terminal's flags are reported.
-var FlagNames = []FlagName{
-	FlagOffline, FlagFirmwareOutdated, FlagFirmwareBlocked, FlagUpdateFailed,
-	FlagAmountMismatch, FlagTxnFailures, FlagReceiptFailures, FlagRefundAnomaly,
-	FlagHardwareFault, FlagTamper, FlagWeakNetwork, FlagBattery, FlagClockSkew,
-}
-
 // FlagKind says who acts on a flag: a crew on site, a firmware update, or
 // someone looking into the transactions.
 type FlagKind string
@@ -44,34 +36,77 @@ const (
 	KindInvestigate FlagKind = "investigate"
 )
 
+// FlagSpec is what the vocabulary says about one flag: its name, who acts on
+// it and whether it is urgent whatever its evidence.
+type FlagSpec struct {
+	Name FlagName
+	Kind FlagKind
+	// Urgent: PROTOCOL.md §2 marks a blocked firmware and tamper as urgent.
+	Urgent bool
+}
+
+// FlagSpecs is the one table of flag identity, in the order of PROTOCOL.md
+// §2, which is the order in which a terminal's flags are reported. Other
+// packages derive their indices and masks from it (health's flag index is a
+// flag's position here), so a flag is added or moved in this table only.
+var FlagSpecs = [...]FlagSpec{
+	{Name: FlagOffline, Kind: KindMaintenance},
+	{Name: FlagFirmwareOutdated, Kind: KindUpdate},
+	{Name: FlagFirmwareBlocked, Kind: KindUpdate, Urgent: true},
+	{Name: FlagUpdateFailed, Kind: KindUpdate},
+	{Name: FlagAmountMismatch, Kind: KindInvestigate},
+	{Name: FlagTxnFailures, Kind: KindMaintenance},
+	{Name: FlagReceiptFailures, Kind: KindMaintenance},
+	{Name: FlagRefundAnomaly, Kind: KindInvestigate},
+	{Name: FlagHardwareFault, Kind: KindMaintenance},
+	{Name: FlagTamper, Kind: KindMaintenance, Urgent: true},
+	{Name: FlagWeakNetwork, Kind: KindMaintenance},
+	{Name: FlagBattery, Kind: KindMaintenance},
+	{Name: FlagClockSkew, Kind: KindMaintenance},
+}
+
+// FlagNames lists every flag's name in the order of FlagSpecs.
+var FlagNames = func() []FlagName {
+	out := make([]FlagName, len(FlagSpecs))
+	for i, s := range FlagSpecs {
+		out[i] = s.Name
+	}
+	return out
+}()
+
+// FlagIndex returns f's position in FlagSpecs, or -1 for an unknown flag.
+func FlagIndex(f FlagName) int {
+	for i := range FlagSpecs {
+		if FlagSpecs[i].Name == f {
+			return i
+		}
+	}
+	return -1
+}
+
+// Spec returns the flag's entry of FlagSpecs; the zero FlagSpec (no kind)
+// for an unknown flag.
+func (f FlagName) Spec() FlagSpec {
+	if i := FlagIndex(f); i >= 0 {
+		return FlagSpecs[i]
+	}
+	return FlagSpec{}
+}
+
 // ParseFlagName returns the flag named s, or an error naming the valid flags
 // (an API filter with a typo must be refused, not silently match nothing).
 func ParseFlagName(s string) (FlagName, error) {
-	for _, f := range FlagNames {
-		if string(f) == s {
-			return f, nil
-		}
+	if i := FlagIndex(FlagName(s)); i >= 0 {
+		return FlagSpecs[i].Name, nil
 	}
 	return "", fmt.Errorf("unknown flag %q: want one of %v", s, FlagNames)
 }
 
 // Kind returns the flag's kind; the empty kind for an unknown flag.
-func (f FlagName) Kind() FlagKind {
-	switch f {
-	case FlagFirmwareOutdated, FlagFirmwareBlocked, FlagUpdateFailed:
-		return KindUpdate
-	case FlagAmountMismatch, FlagRefundAnomaly:
-		return KindInvestigate
-	case FlagOffline, FlagTxnFailures, FlagReceiptFailures, FlagHardwareFault,
-		FlagTamper, FlagWeakNetwork, FlagBattery, FlagClockSkew:
-		return KindMaintenance
-	}
-	return ""
-}
+func (f FlagName) Kind() FlagKind { return f.Spec().Kind }
 
-// Urgent reports whether the flag is urgent whatever its evidence: PROTOCOL.md
-// §2 marks a blocked firmware and tamper as urgent.
-func (f FlagName) Urgent() bool { return f == FlagFirmwareBlocked || f == FlagTamper }
+// Urgent reports whether the flag is urgent whatever its evidence.
+func (f FlagName) Urgent() bool { return f.Spec().Urgent }
 
 // Flag is one raised health flag of a terminal with the evidence that raised it.
 type Flag struct {
@@ -83,8 +118,9 @@ type Flag struct {
 	// (tamper, a blocked firmware, firmware below the policy's minimum).
 	Urgent bool `json:"urgent,omitempty"`
 	// Evidence holds the numbers, timestamps and transaction IDs that raised
-	// the flag; its keys are snake_case and stable per flag.
-	Evidence map[string]any `json:"evidence"`
+	// the flag: the flag's evidence type of evidence.go (*OfflineEvidence
+	// for offline, and so on).
+	Evidence Evidence `json:"evidence"`
 }
 
 // Cause is who or what a failed transaction is to be blamed on (DOMAIN.md,

@@ -2,6 +2,8 @@ package posfleet_test
 
 import (
 	"encoding/json"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,29 +11,84 @@ import (
 )
 
 func TestFlagJSON(t *testing.T) {
+	at := time.Date(2026, 3, 1, 10, 42, 0, 0, time.UTC)
 	f := posfleet.Flag{
-		Name:     posfleet.FlagAmountMismatch,
-		Kind:     posfleet.FlagAmountMismatch.Kind(),
-		Since:    time.Date(2026, 3, 1, 10, 42, 0, 0, time.UTC),
-		Evidence: map[string]any{"txn_id": "t-1", "amount_entered": 1000, "amount_charged": 1006},
+		Name:  posfleet.FlagAmountMismatch,
+		Kind:  posfleet.FlagAmountMismatch.Kind(),
+		Since: at,
+		Evidence: &posfleet.AmountMismatchEvidence{Count: 1, WindowH: 24, Transactions: []posfleet.MismatchedTxn{
+			{ID: "t-1", At: at, AmountEntered: 1000, AmountCharged: 1006, Difference: 6, Currency: "EUR"}}},
 	}
 	b, err := json.Marshal(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got map[string]any
-	if err := json.Unmarshal(b, &got); err != nil {
+	// The keys of each object sorted, as when evidence was a map.
+	want := `{"flag":"amount_mismatch","kind":"investigate","since":"2026-03-01T10:42:00Z","evidence":{"count":1,` +
+		`"transactions":[{"amount_charged":1006,"amount_entered":1000,"at":"2026-03-01T10:42:00Z","currency":"EUR","difference":6,"id":"t-1"}],"window_h":24}}`
+	if string(b) != want {
+		t.Errorf("json = %s\nwant   %s", b, want)
+	}
+	var back posfleet.Flag
+	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if got["flag"] != "amount_mismatch" || got["kind"] != "investigate" || got["since"] != "2026-03-01T10:42:00Z" {
-		t.Errorf("json = %s", b)
+	ev, ok := back.Evidence.(*posfleet.AmountMismatchEvidence)
+	if !ok || back.Name != f.Name || len(ev.Transactions) != 1 || ev.Transactions[0].AmountCharged != 1006 {
+		t.Errorf("round trip = %+v", back)
 	}
-	if _, ok := got["urgent"]; ok {
-		t.Errorf("urgent should be omitted when false: %s", b)
+}
+
+// TestEvidenceKeysSorted checks that every flag's evidence type declares its
+// fields in the order of their JSON keys: the API's evidence objects had
+// their keys sorted when evidence was a map, and clients may compare bytes.
+func TestEvidenceKeysSorted(t *testing.T) {
+	for _, f := range posfleet.FlagNames {
+		t.Run(string(f), func(t *testing.T) {
+			ev := posfleet.NewEvidence(f)
+			if ev == nil || ev.EvidenceFor() != f {
+				t.Fatalf("NewEvidence(%s) = %#v", f, ev)
+			}
+			checkSortedTags(t, reflect.TypeOf(ev).Elem())
+			b, err := json.Marshal(posfleet.Flag{Name: f, Kind: f.Kind(), Evidence: ev})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back posfleet.Flag
+			if err := json.Unmarshal(b, &back); err != nil {
+				t.Fatal(err)
+			}
+			if reflect.TypeOf(back.Evidence) != reflect.TypeOf(ev) {
+				t.Errorf("decoded evidence %T, want %T", back.Evidence, ev)
+			}
+		})
 	}
-	ev, ok := got["evidence"].(map[string]any)
-	if !ok || ev["txn_id"] != "t-1" || ev["amount_charged"] != float64(1006) {
-		t.Errorf("evidence = %v", got["evidence"])
+	if _, err := posfleet.DecodeEvidence("no_such_flag", []byte(`{}`)); err == nil {
+		t.Error("DecodeEvidence accepted an unknown flag")
+	}
+}
+
+func checkSortedTags(t *testing.T, typ reflect.Type) {
+	t.Helper()
+	prev := ""
+	for i := range typ.NumField() {
+		sf := typ.Field(i)
+		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			t.Errorf("%s.%s has no JSON name", typ.Name(), sf.Name)
+			continue
+		}
+		if name <= prev {
+			t.Errorf("%s: key %q after %q", typ.Name(), name, prev)
+		}
+		prev = name
+		elem := sf.Type
+		for elem.Kind() == reflect.Pointer || elem.Kind() == reflect.Slice {
+			elem = elem.Elem()
+		}
+		if elem.Kind() == reflect.Struct && elem != reflect.TypeOf(time.Time{}) {
+			checkSortedTags(t, elem)
+		}
 	}
 }
 
@@ -45,11 +102,24 @@ func TestFlagKinds(t *testing.T) {
 		posfleet.FlagWeakNetwork: posfleet.KindMaintenance, posfleet.FlagBattery: posfleet.KindMaintenance,
 		posfleet.FlagClockSkew: posfleet.KindMaintenance,
 	}
-	if len(posfleet.FlagNames) != len(want) {
-		t.Fatalf("FlagNames has %d flags, want %d", len(posfleet.FlagNames), len(want))
+	for f := range want {
+		if posfleet.FlagIndex(f) < 0 {
+			t.Errorf("%s is not in FlagSpecs", f)
+		}
 	}
-	for _, f := range posfleet.FlagNames {
+	seen := map[posfleet.FlagName]bool{}
+	for i, f := range posfleet.FlagNames {
 		t.Run(string(f), func(t *testing.T) {
+			if seen[f] {
+				t.Errorf("%s is twice in FlagSpecs", f)
+			}
+			seen[f] = true
+			if _, ok := want[f]; !ok {
+				t.Fatalf("%s has no expected kind in this test", f)
+			}
+			if posfleet.FlagIndex(f) != i || posfleet.FlagSpecs[i].Name != f {
+				t.Errorf("FlagIndex = %d, want %d", posfleet.FlagIndex(f), i)
+			}
 			if got := f.Kind(); got != want[f] {
 				t.Errorf("Kind = %q, want %q", got, want[f])
 			}

@@ -184,7 +184,7 @@ func (e *Engine) observeHeartbeat(s *termState, hb *posfleet.Heartbeat, now int6
 	} else if info.Paper != "" {
 		s.PaperOutAt = 0
 	}
-	return mReceiptFailures | mWeakNetwork | mBattery | mClockSkew
+	return mHeartbeat
 }
 
 // liveJitter is how much more or less time may pass between two
@@ -225,10 +225,6 @@ func liveHeartbeat(prev hbInfo, ts, now int64) bool {
 	return abs((now-prev.At)-dts) <= min(dts/2, liveJitter.Milliseconds())
 }
 
-func isTamper(f *posfleet.Fault) bool {
-	return f.Component == posfleet.ComponentSecureElement || f.Code == "TAMPER"
-}
-
 func (e *Engine) observeFault(s *termState, f *posfleet.Fault, now int64) flagMask {
 	i := -1
 	for j := range s.Faults {
@@ -258,7 +254,7 @@ func (e *Engine) observeFault(s *termState, f *posfleet.Fault, now int64) flagMa
 	default:
 		s.Faults = append(s.Faults, of)
 	}
-	if isTamper(f) {
+	if tamperFault(f.Component, f.Code) {
 		if s.Tamper == nil {
 			s.Tamper = &evRing{}
 		}
@@ -364,7 +360,7 @@ func (e *Engine) observeTxn(s *termState, t *posfleet.Transaction, now int64) fl
 			s.Refund.add(ev)
 		}
 	}
-	return mAmountMismatch | mTxnFailures | mReceiptFailures | mRefundAnomaly
+	return mTxn
 }
 
 func resultNote(t *posfleet.Transaction) string {
@@ -382,15 +378,15 @@ func (e *Engine) reassess(s *termState, mask flagMask, now int64) {
 		if mask&(1<<i) == 0 {
 			continue
 		}
-		on, at := e.check(s, i, now, pol, view)
+		v := e.decide(s, i, now, pol, view)
 		switch {
-		case !on:
+		case !v.on:
 			s.Since[i] = 0
 		case s.Since[i] == 0:
-			if at == 0 {
-				at = now
+			if v.at == 0 {
+				v.at = now
 			}
-			s.Since[i] = at
+			s.Since[i] = v.at
 		}
 	}
 }

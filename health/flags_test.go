@@ -2,6 +2,7 @@ package health_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -68,16 +69,72 @@ func hbSkew(d time.Duration) func(*posfleet.Heartbeat) {
 // raises it, evidence just below the threshold does not, and it clears when
 // the evidence goes.
 func TestFlags(t *testing.T) {
+	for _, tt := range flagCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Run("raised", func(t *testing.T) {
+				bubble(t, func(t *testing.T, e *health.Engine) {
+					x := newTerm(e, "T1")
+					tt.raise(x)
+					synctest.Wait()
+					f := x.flag(t, tt.flag)
+					if f.Kind != tt.flag.Kind() || f.Since.IsZero() {
+						t.Errorf("flag = %+v", f)
+					}
+					if f.Evidence == nil || f.Evidence.EvidenceFor() != tt.flag {
+						t.Fatalf("evidence = %#v, want %s's", f.Evidence, tt.flag)
+					}
+					keys := evidenceKeys(t, f.Evidence)
+					for _, k := range tt.evidence {
+						if _, ok := keys[k]; !ok {
+							t.Errorf("evidence has no %q: %v", k, keys)
+						}
+					}
+				})
+			})
+			t.Run("not raised below the threshold", func(t *testing.T) {
+				bubble(t, func(t *testing.T, e *health.Engine) {
+					x := newTerm(e, "T1")
+					tt.below(x)
+					synctest.Wait()
+					if x.has(tt.flag) {
+						t.Errorf("flag %s raised: %+v", tt.flag, x.flag(t, tt.flag))
+					}
+				})
+			})
+			t.Run("cleared", func(t *testing.T) {
+				bubble(t, func(t *testing.T, e *health.Engine) {
+					x := newTerm(e, "T1")
+					tt.raise(x)
+					synctest.Wait()
+					if !x.has(tt.flag) {
+						t.Fatalf("flag %s not raised", tt.flag)
+					}
+					tt.clear(x)
+					synctest.Wait()
+					if x.has(tt.flag) {
+						t.Errorf("flag %s not cleared: %+v", tt.flag, x.flag(t, tt.flag))
+					}
+				})
+			})
+		})
+	}
+}
+
+// flagCase is one way of raising a flag: evidence that raises it, evidence
+// just below the threshold, and what clears it.
+type flagCase struct {
+	name  string
+	flag  posfleet.FlagName
+	raise func(*term)
+	below func(*term)
+	clear func(*term)
+	// evidence keys the raised flag must carry
+	evidence []string
+}
+
+func flagCases() []flagCase {
 	day := 24*time.Hour + time.Minute
-	tests := []struct {
-		name  string
-		flag  posfleet.FlagName
-		raise func(*term)
-		below func(*term)
-		clear func(*term)
-		// evidence keys the raised flag must carry
-		evidence []string
-	}{
+	return []flagCase{
 		{
 			name:     "offline by silence",
 			flag:     posfleet.FlagOffline,
@@ -369,62 +426,26 @@ func TestFlags(t *testing.T) {
 			evidence: []string{"skew_s"},
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Run("raised", func(t *testing.T) {
-				bubble(t, func(t *testing.T, e *health.Engine) {
-					x := newTerm(e, "T1")
-					tt.raise(x)
-					synctest.Wait()
-					f := x.flag(t, tt.flag)
-					if f.Kind != tt.flag.Kind() || f.Since.IsZero() {
-						t.Errorf("flag = %+v", f)
-					}
-					for _, k := range tt.evidence {
-						if _, ok := f.Evidence[k]; !ok {
-							t.Errorf("evidence has no %q: %v", k, f.Evidence)
-						}
-					}
-				})
-			})
-			t.Run("not raised below the threshold", func(t *testing.T) {
-				bubble(t, func(t *testing.T, e *health.Engine) {
-					x := newTerm(e, "T1")
-					tt.below(x)
-					synctest.Wait()
-					if x.has(tt.flag) {
-						t.Errorf("flag %s raised: %+v", tt.flag, x.flag(t, tt.flag))
-					}
-				})
-			})
-			t.Run("cleared", func(t *testing.T) {
-				bubble(t, func(t *testing.T, e *health.Engine) {
-					x := newTerm(e, "T1")
-					tt.raise(x)
-					synctest.Wait()
-					if !x.has(tt.flag) {
-						t.Fatalf("flag %s not raised", tt.flag)
-					}
-					tt.clear(x)
-					synctest.Wait()
-					if x.has(tt.flag) {
-						t.Errorf("flag %s not cleared: %+v", tt.flag, x.flag(t, tt.flag))
-					}
-				})
-			})
-		})
-	}
 }
 
 func TestFlagsCoverProtocol(t *testing.T) {
-	// Every flag of PROTOCOL.md §2 has a case in TestFlags; this guards the
-	// table against a flag added to the vocabulary without a test.
-	src := []posfleet.FlagName{}
-	for _, f := range posfleet.FlagNames {
-		src = append(src, f)
+	// Every flag of the vocabulary has a case in TestFlags: a flag added to
+	// posfleet.FlagSpecs without a test fails here.
+	covered := map[posfleet.FlagName]bool{}
+	for _, c := range flagCases() {
+		covered[c.flag] = true
 	}
-	if len(src) != 13 {
-		t.Errorf("PROTOCOL.md §2 has 13 flags, the vocabulary %d", len(src))
+	for _, f := range posfleet.FlagNames {
+		t.Run(string(f), func(t *testing.T) {
+			if !covered[f] {
+				t.Errorf("TestFlags has no case for %s", f)
+			}
+		})
+	}
+	for f := range covered {
+		if posfleet.FlagIndex(f) < 0 {
+			t.Errorf("TestFlags covers %s, which is not in posfleet.FlagSpecs", f)
+		}
 	}
 }
 
@@ -432,7 +453,7 @@ func TestUrgency(t *testing.T) {
 	bubble(t, func(t *testing.T, e *health.Engine) {
 		x := newTerm(e, "T1")
 		x.inv("A920", "2.2.0", nil) // below the minimum
-		if f := x.flag(t, posfleet.FlagFirmwareOutdated); !f.Urgent || f.Evidence["below_minimum"] != true {
+		if f := x.flag(t, posfleet.FlagFirmwareOutdated); !f.Urgent || !belowMinimum(t, f) {
 			t.Errorf("below minimum: %+v", f)
 		}
 		x.inv("A920", "2.4.1", nil)
@@ -464,8 +485,8 @@ func TestOfflineSinceAndSelling(t *testing.T) {
 		if want := start.Add(180 * time.Second); !f.Since.Equal(want) {
 			t.Errorf("since = %v, want %v", f.Since, want)
 		}
-		if f.Evidence["was_selling"] != true {
-			t.Errorf("was_selling = %v", f.Evidence["was_selling"])
+		if ev := evidenceOf[*posfleet.OfflineEvidence](t, f); !ev.WasSelling {
+			t.Errorf("was_selling = %v", ev.WasSelling)
 		}
 		if fs := e.FleetSummary(tenant); fs.Offline != 1 || fs.Online != 0 || fs.Flagged[posfleet.FlagOffline] != 1 {
 			t.Errorf("summary = %+v", fs)
@@ -535,7 +556,7 @@ func TestClockSkewWhateverTheInterval(t *testing.T) {
 						if !x.has(posfleet.FlagClockSkew) {
 							t.Fatalf("no clock_skew after three heartbeats %v apart %v off", every, skew)
 						}
-						if got := x.flag(t, posfleet.FlagClockSkew).Evidence["skew_s"]; got != int64(skew.Seconds()) {
+						if got := evidenceOf[*posfleet.ClockSkewEvidence](t, x.flag(t, posfleet.FlagClockSkew)).SkewS; got != int64(skew.Seconds()) {
 							t.Errorf("skew_s = %v, want %d", got, int64(skew.Seconds()))
 						}
 					})
@@ -585,4 +606,35 @@ func TestClockSkewWhateverTheInterval(t *testing.T) {
 			})
 		})
 	}
+}
+
+// evidenceKeys returns the JSON keys of a flag's evidence, as the API shows them.
+func evidenceKeys(t *testing.T, ev posfleet.Evidence) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys map[string]any
+	if err := json.Unmarshal(b, &keys); err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// evidenceOf returns a flag's evidence as type E, failing the test when it
+// is of another type.
+func evidenceOf[E posfleet.Evidence](t *testing.T, f posfleet.Flag) E {
+	t.Helper()
+	ev, ok := f.Evidence.(E)
+	if !ok {
+		t.Fatalf("%s evidence is %T", f.Name, f.Evidence)
+	}
+	return ev
+}
+
+func belowMinimum(t *testing.T, f posfleet.Flag) bool {
+	t.Helper()
+	b := evidenceOf[*posfleet.FirmwareOutdatedEvidence](t, f).BelowMinimum
+	return b != nil && *b
 }

@@ -130,7 +130,7 @@ func TestWorkList(t *testing.T) {
 				}
 			}
 			for _, r := range it.Reasons {
-				if r.Flag.Kind() != posfleet.KindMaintenance || len(r.Evidence) == 0 {
+				if r.Flag.Kind() != posfleet.KindMaintenance || r.Evidence == nil {
 					t.Errorf("%s reason = %+v", it.Terminal, r)
 				}
 			}

@@ -88,15 +88,15 @@ func (e *Engine) flags(s *termState, now int64, pol *compiledPolicy, view *incid
 		if s.Since[i] == 0 {
 			continue
 		}
-		v := e.judge(s, i, now, pol, view, true)
+		v := e.decide(s, i, now, pol, view)
 		if !v.on {
 			// Raised at the last update, but the window moved on since;
 			// the next Tick clears it.
 			continue
 		}
-		name := posfleet.FlagNames[i]
-		out = append(out, posfleet.Flag{Name: name, Kind: name.Kind(), Since: tm(s.Since[i]),
-			Urgent: v.urgent || name.Urgent(), Evidence: v.ev})
+		spec := posfleet.FlagSpecs[i]
+		out = append(out, posfleet.Flag{Name: spec.Name, Kind: spec.Kind, Since: tm(s.Since[i]),
+			Urgent: v.urgent || posfleet.FlagSpecs[i].Urgent, Evidence: e.explain(s, i, now, pol, view)})
 	}
 	return out
 }
@@ -214,7 +214,7 @@ func (e *Engine) Terminal(ref posfleet.TerminalRef) (TerminalHealth, bool) {
 func (e *Engine) Terminals(tenant string, flag posfleet.FlagName) []TerminalHealth {
 	fi := -1
 	if flag != "" {
-		if fi = flagIndex(flag); fi < 0 {
+		if fi = posfleet.FlagIndex(flag); fi < 0 {
 			return nil
 		}
 	}
@@ -334,7 +334,7 @@ func (e *Engine) MarkServiced(ref posfleet.TerminalRef, note, by string, at time
 	}
 	cleared := []posfleet.FlagName{}
 	for i := range nFlags {
-		if s.Since[i] != 0 && posfleet.FlagNames[i].Kind() == posfleet.KindMaintenance {
+		if s.Since[i] != 0 && posfleet.FlagSpecs[i].Kind == posfleet.KindMaintenance {
 			cleared = append(cleared, posfleet.FlagNames[i])
 		}
 	}

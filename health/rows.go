@@ -33,7 +33,7 @@ type Row struct {
 func (e *Engine) Rows(tenant string, flag posfleet.FlagName) []Row {
 	fi := -1
 	if flag != "" {
-		if fi = flagIndex(flag); fi < 0 {
+		if fi = posfleet.FlagIndex(flag); fi < 0 {
 			return nil
 		}
 	}

@@ -11,53 +11,66 @@ import (
 // Unix milliseconds (0 = never): half the size of a time.Time and no
 // location pointer for the garbage collector to follow.
 
-// Flag indices follow posfleet.FlagNames.
-const (
-	fOffline = iota
-	fFirmwareOutdated
-	fFirmwareBlocked
-	fUpdateFailed
-	fAmountMismatch
-	fTxnFailures
-	fReceiptFailures
-	fRefundAnomaly
-	fHardwareFault
-	fTamper
-	fWeakNetwork
-	fBattery
-	fClockSkew
-	nFlags
-)
+// nFlags is the number of flags; a flag's index in the per-terminal arrays
+// and its bit in a flagMask are its position in posfleet.FlagSpecs.
+const nFlags = len(posfleet.FlagSpecs)
 
+// flagMask has one bit per flag.
 type flagMask uint16
 
-const (
-	mOffline = flagMask(1) << iota
-	mFirmwareOutdated
-	mFirmwareBlocked
-	mUpdateFailed
-	mAmountMismatch
-	mTxnFailures
-	mReceiptFailures
-	mRefundAnomaly
-	mHardwareFault
-	mTamper
-	mWeakNetwork
-	mBattery
-	mClockSkew
+// A flagMask holds every flag: a compile error here says it needs a wider type.
+var _ [16 - nFlags]struct{}
 
-	mAll       = flagMask(1)<<nFlags - 1
-	mFirmware  = mFirmwareOutdated | mFirmwareBlocked | mUpdateFailed
-	mTimeBased = mOffline | mAmountMismatch | mReceiptFailures | mRefundAnomaly
+// The indices of the flags the rules name, derived from posfleet.FlagSpecs.
+var (
+	fOffline          = flagIndex(posfleet.FlagOffline)
+	fFirmwareOutdated = flagIndex(posfleet.FlagFirmwareOutdated)
+	fFirmwareBlocked  = flagIndex(posfleet.FlagFirmwareBlocked)
+	fUpdateFailed     = flagIndex(posfleet.FlagUpdateFailed)
+	fAmountMismatch   = flagIndex(posfleet.FlagAmountMismatch)
+	fTxnFailures      = flagIndex(posfleet.FlagTxnFailures)
+	fReceiptFailures  = flagIndex(posfleet.FlagReceiptFailures)
+	fRefundAnomaly    = flagIndex(posfleet.FlagRefundAnomaly)
+	fHardwareFault    = flagIndex(posfleet.FlagHardwareFault)
+	fTamper           = flagIndex(posfleet.FlagTamper)
+	fWeakNetwork      = flagIndex(posfleet.FlagWeakNetwork)
+	fBattery          = flagIndex(posfleet.FlagBattery)
+	fClockSkew        = flagIndex(posfleet.FlagClockSkew)
 )
 
+// The masks of the flags each kind of message (or time alone) can change.
+var (
+	mOffline         = maskOf(posfleet.FlagOffline)
+	mHardwareFault   = maskOf(posfleet.FlagHardwareFault)
+	mTamper          = maskOf(posfleet.FlagTamper)
+	mTxnFailures     = maskOf(posfleet.FlagTxnFailures)
+	mReceiptFailures = maskOf(posfleet.FlagReceiptFailures)
+	mFirmware        = maskOf(posfleet.FlagFirmwareOutdated, posfleet.FlagFirmwareBlocked, posfleet.FlagUpdateFailed)
+	mTxn             = maskOf(posfleet.FlagAmountMismatch, posfleet.FlagTxnFailures, posfleet.FlagReceiptFailures, posfleet.FlagRefundAnomaly)
+	mHeartbeat       = maskOf(posfleet.FlagReceiptFailures, posfleet.FlagWeakNetwork, posfleet.FlagBattery, posfleet.FlagClockSkew)
+	// mTimeBased: flags whose evidence ages out (offline deadlines, the
+	// 24-hour windows) and that Tick therefore re-judges.
+	mTimeBased = maskOf(posfleet.FlagOffline, posfleet.FlagAmountMismatch, posfleet.FlagReceiptFailures, posfleet.FlagRefundAnomaly)
+)
+
+const mAll = flagMask(1)<<nFlags - 1
+
+// flagIndex returns f's index, panicking at start-up for a flag that is not
+// in posfleet.FlagSpecs: a rule named a flag the vocabulary does not have.
 func flagIndex(f posfleet.FlagName) int {
-	for i, n := range posfleet.FlagNames {
-		if n == f {
-			return i
-		}
+	i := posfleet.FlagIndex(f)
+	if i < 0 {
+		panic("health: flag " + string(f) + " is not in posfleet.FlagSpecs")
 	}
-	return -1
+	return i
+}
+
+func maskOf(fs ...posfleet.FlagName) flagMask {
+	var m flagMask
+	for _, f := range fs {
+		m |= 1 << flagIndex(f)
+	}
+	return m
 }
 
 // Cause indices; 0 is an approved transaction.

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -28,9 +29,28 @@ const (
 type WorkReason struct {
 	Flag     posfleet.FlagName `json:"flag"`
 	Since    time.Time         `json:"since"`
-	Evidence map[string]any    `json:"evidence"`
+	Evidence posfleet.Evidence `json:"evidence"`
 	// Action says in plain words what the crew should do and why.
 	Action string `json:"action"`
+}
+
+// UnmarshalJSON decodes a reason with the evidence type of its flag.
+func (r *WorkReason) UnmarshalJSON(data []byte) error {
+	type plain WorkReason
+	var raw struct {
+		plain
+		Evidence json.RawMessage `json:"evidence"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	ev, err := posfleet.DecodeEvidence(raw.Flag, raw.Evidence)
+	if err != nil {
+		return err
+	}
+	*r = WorkReason(raw.plain)
+	r.Evidence = ev
+	return nil
 }
 
 // WorkItem is one terminal that needs a crew visit.
@@ -63,7 +83,7 @@ func (e *Engine) WorkList(tenant string) []WorkItem {
 	e.each(tenant, func(s *termState) {
 		need := false
 		for i := range nFlags {
-			if s.Since[i] != 0 && posfleet.FlagNames[i].Kind() == posfleet.KindMaintenance {
+			if s.Since[i] != 0 && posfleet.FlagSpecs[i].Kind == posfleet.KindMaintenance {
 				need = true
 				break
 			}
@@ -130,19 +150,18 @@ func GroupWorkList(items []WorkItem) []WorkGroup {
 }
 
 func priority(f posfleet.Flag) int {
-	switch f.Name {
-	case posfleet.FlagTamper:
+	switch ev := f.Evidence.(type) {
+	case *posfleet.TamperEvidence:
 		return PriorityTamper
-	case posfleet.FlagOffline:
-		if sel, _ := f.Evidence["was_selling"].(bool); sel {
+	case *posfleet.OfflineEvidence:
+		if ev.WasSelling {
 			return PrioritySelling
 		}
-	case posfleet.FlagTxnFailures, posfleet.FlagReceiptFailures:
+	case *posfleet.TxnFailuresEvidence, *posfleet.ReceiptFailuresEvidence:
 		return PriorityFailing
-	case posfleet.FlagHardwareFault:
-		faults, _ := f.Evidence["faults"].([]map[string]any)
-		for _, x := range faults {
-			if x["severity"] == posfleet.SeverityCritical {
+	case *posfleet.HardwareFaultEvidence:
+		for _, x := range ev.Faults {
+			if x.Severity == posfleet.SeverityCritical {
 				return PriorityFailing
 			}
 		}
@@ -151,9 +170,8 @@ func priority(f posfleet.Flag) int {
 }
 
 // clock formats a time for a crew: the time of day first, the date after.
-func clock(v any) string {
-	t, ok := v.(time.Time)
-	if !ok || t.IsZero() {
+func clock(t time.Time) string {
+	if t.IsZero() {
 		return "an unknown time"
 	}
 	return t.UTC().Format("15:04 UTC on 2 Jan")
@@ -161,63 +179,65 @@ func clock(v any) string {
 
 // action says what a crew should do about a maintenance flag.
 func action(f posfleet.Flag) string {
-	ev := f.Evidence
-	switch f.Name {
-	case posfleet.FlagOffline:
-		if ev["reason"] == "last_will" {
-			return fmt.Sprintf("Check the terminal's power and network connection; it dropped off the network at %s.", clock(ev["last_seen"]))
+	switch ev := f.Evidence.(type) {
+	case *posfleet.OfflineEvidence:
+		if ev.Reason == posfleet.OfflineLastWill {
+			return fmt.Sprintf("Check the terminal's power and network connection; it dropped off the network at %s.", clock(ev.LastSeen))
 		}
-		return fmt.Sprintf("Check the terminal's power and network connection; it was last heard from at %s.", clock(ev["last_seen"]))
-	case posfleet.FlagTamper:
+		return fmt.Sprintf("Check the terminal's power and network connection; it was last heard from at %s.", clock(ev.LastSeen))
+	case *posfleet.TamperEvidence:
 		var parts []string
-		evs, _ := ev["events"].([]map[string]any)
-		for _, x := range evs {
-			parts = append(parts, fmt.Sprintf("%s reported %s at %s", x["component"], x["code"], clock(x["at"])))
+		for _, x := range ev.Events {
+			parts = append(parts, fmt.Sprintf("%s reported %s at %s", x.Component, x.Code, clock(x.At)))
 		}
 		return "Take the terminal out of service at once and bring it back for inspection; do not let it read another card. " +
 			"The " + strings.Join(parts, "; the ") + "."
-	case posfleet.FlagHardwareFault:
+	case *posfleet.HardwareFaultEvidence:
 		var parts []string
-		faults, _ := ev["faults"].([]map[string]any)
-		for _, x := range faults {
-			c, _ := x["component"].(string)
-			code, _ := x["code"].(string)
-			parts = append(parts, faultAction(c, code, clock(x["since"])))
+		for _, x := range ev.Faults {
+			parts = append(parts, faultAction(x.Component, x.Code, clock(x.Since)))
 		}
 		return strings.Join(parts, " ")
-	case posfleet.FlagTxnFailures:
-		by, _ := ev["by_cause"].(map[string]int)
+	case *posfleet.TxnFailuresEvidence:
 		return fmt.Sprintf("Run a test sale with a chip card and a contactless card, check the card readers, the network cable or SIM card and the signal; "+
-			"%v of the last %v transactions failed (%d on the terminal, %d on the network).",
-			ev["failed"], ev["total"], by["terminal"], by["network"])
-	case posfleet.FlagReceiptFailures:
-		if ev["paper"] == posfleet.PaperOut {
-			return fmt.Sprintf("Replace the printer paper roll and print a test receipt; the terminal reported paper out at %s.", clock(ev["paper_out_at"]))
+			"%d of the last %d transactions failed (%d on the terminal, %d on the network).",
+			ev.Failed, ev.Total, ev.ByCause.Terminal, ev.ByCause.Network)
+	case *posfleet.ReceiptFailuresEvidence:
+		if ev.Paper == posfleet.PaperOut {
+			return fmt.Sprintf("Replace the printer paper roll and print a test receipt; the terminal reported paper out at %s.", clock(ev.PaperOutAt))
 		}
-		return fmt.Sprintf("Check the printer and the paper roll and print a test receipt; %v approved payments had no receipt printed in the last %v hours.",
-			ev["failed_receipts"], ev["window_h"])
-	case posfleet.FlagWeakNetwork:
-		if ws, _ := ev["weak_signal"].(bool); ws {
+		return fmt.Sprintf("Check the printer and the paper roll and print a test receipt; %d approved payments had no receipt printed in the last %d hours.",
+			ev.FailedReceipts, ev.WindowH)
+	case *posfleet.WeakNetworkEvidence:
+		if ev.WeakSignal {
 			return fmt.Sprintf("Improve the terminal's signal: check the SIM card and antenna, move the terminal or the Wi-Fi router closer, or use a cable; "+
-				"the median signal over the last %v heartbeats was %v dBm.", ev["heartbeats"], ev["median_signal_dbm"])
+				"the median signal over the last %d heartbeats was %v dBm.", ev.Heartbeats, orNil(ev.MedianSignalDBm))
 		}
-		return fmt.Sprintf("Check the shop's internet connection and router; payments take too long to reach the bank (90%% of round trips under %v ms, limit %v ms).",
-			ev["p90_host_rtt_ms"], ev["rtt_threshold_ms"])
-	case posfleet.FlagBattery:
-		if t, ok := ev["temp_c"]; ok {
-			return fmt.Sprintf("Move the terminal away from heat and sunlight and check its battery for swelling; it reported %v °C at %s.", t, clock(ev["reported_at"]))
+		return fmt.Sprintf("Check the shop's internet connection and router; payments take too long to reach the bank (90%% of round trips under %v ms, limit %d ms).",
+			orNil(ev.P90HostRTTMs), ev.RTTThresholdMs)
+	case *posfleet.BatteryEvidence:
+		if ev.TempC != nil {
+			return fmt.Sprintf("Move the terminal away from heat and sunlight and check its battery for swelling; it reported %v °C at %s.", *ev.TempC, clock(ev.ReportedAt))
 		}
 		return fmt.Sprintf("Replace the battery or the charger and check the charging cradle; the battery was at %v%% and not charging for %v heartbeats in a row since %s.",
-			ev["battery_pct"], ev["low_heartbeats"], clock(ev["low_since"]))
-	case posfleet.FlagClockSkew:
-		skew, _ := ev["skew_s"].(int64)
-		dir := "ahead of"
+			orNil(ev.BatteryPct), orNil(ev.LowHeartbeats), clock(ev.LowSince))
+	case *posfleet.ClockSkewEvidence:
+		skew, dir := ev.SkewS, "ahead of"
 		if skew < 0 {
 			dir, skew = "behind", -skew
 		}
-		return fmt.Sprintf("Set the terminal's date and time and check its time synchronisation; its clock was %d s %s the server's at %s.", skew, dir, clock(ev["server_ts"]))
+		return fmt.Sprintf("Set the terminal's date and time and check its time synchronisation; its clock was %d s %s the server's at %s.", skew, dir, clock(ev.ServerTS))
 	}
 	return "Inspect the terminal."
+}
+
+// orNil is what a reading points to, or nil for %v to print as before
+// (evidence used to be a map, where a missing reading was nil).
+func orNil[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 func faultAction(component, code, at string) string {

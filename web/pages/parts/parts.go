@@ -3,6 +3,7 @@
 package parts
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/url"
@@ -71,61 +72,67 @@ func KindLabel(k posfleet.FlagKind) string {
 
 // Describe says in one sentence why a flag is raised, from its evidence.
 func Describe(f posfleet.Flag) string {
-	ev := f.Evidence
-	g := func(k string) string { return Value(ev[k]) }
-	switch f.Name {
-	case posfleet.FlagOffline:
-		if ev["reason"] == "last_will" {
-			return "The terminal dropped off the network (its connection ended without a goodbye) at " + g("last_seen") + "."
+	switch ev := f.Evidence.(type) {
+	case *posfleet.OfflineEvidence:
+		if ev.Reason == posfleet.OfflineLastWill {
+			return "The terminal dropped off the network (its connection ended without a goodbye) at " + Value(ev.LastSeen) + "."
 		}
-		return "Nothing heard from the terminal since " + g("last_seen") + "."
-	case posfleet.FlagFirmwareOutdated:
-		s := fmt.Sprintf("Runs %s; the policy's target for %s is %s.", g("firmware"), g("model"), g("target"))
-		if b, _ := ev["below_minimum"].(bool); b {
-			s += " It is below the minimum " + g("minimum") + "."
+		return "Nothing heard from the terminal since " + Value(ev.LastSeen) + "."
+	case *posfleet.FirmwareOutdatedEvidence:
+		s := fmt.Sprintf("Runs %s; the policy's target for %s is %s.", Value(ev.Firmware), Value(ev.Model), Value(ev.Target))
+		if ev.BelowMinimum != nil && *ev.BelowMinimum {
+			s += " It is below the minimum " + Value(ev.Minimum) + "."
 		}
 		return s
-	case posfleet.FlagFirmwareBlocked:
-		return fmt.Sprintf("Runs %s, a version the policy blocks for %s; update it to %s.", g("firmware"), g("model"), g("target"))
-	case posfleet.FlagUpdateFailed:
-		return fmt.Sprintf("The update to %s failed (%s) at %s; it still runs %s.", g("target"), g("error"), g("reported_at"), g("firmware"))
-	case posfleet.FlagAmountMismatch:
-		return fmt.Sprintf("%s approved sales charged an amount other than the one entered in the last %s hours.", g("count"), g("window_h"))
-	case posfleet.FlagTxnFailures:
-		return fmt.Sprintf("%s of the last %s transactions failed on the terminal or its network (limit %s).", g("failed"), g("total"), pct(ev["threshold"]))
-	case posfleet.FlagReceiptFailures:
-		if ev["paper"] == posfleet.PaperOut {
-			return "The printer reported paper out at " + g("paper_out_at") + "."
+	case *posfleet.FirmwareBlockedEvidence:
+		return fmt.Sprintf("Runs %s, a version the policy blocks for %s; update it to %s.", Value(ev.Firmware), Value(ev.Model), Value(ev.Target))
+	case *posfleet.UpdateFailedEvidence:
+		return fmt.Sprintf("The update to %s failed (%s) at %s; it still runs %s.", Value(ev.Target), Value(ev.Error), Value(ev.ReportedAt), Value(ev.Firmware))
+	case *posfleet.AmountMismatchEvidence:
+		return fmt.Sprintf("%s approved sales charged an amount other than the one entered in the last %s hours.", Value(ev.Count), Value(ev.WindowH))
+	case *posfleet.TxnFailuresEvidence:
+		return fmt.Sprintf("%s of the last %s transactions failed on the terminal or its network (limit %s).", Value(ev.Failed), Value(ev.Total), pct(ev.Threshold))
+	case *posfleet.ReceiptFailuresEvidence:
+		if ev.Paper == posfleet.PaperOut {
+			return "The printer reported paper out at " + Value(ev.PaperOutAt) + "."
 		}
-		return fmt.Sprintf("%s approved payments had no receipt printed in the last %s hours.", g("failed_receipts"), g("window_h"))
-	case posfleet.FlagRefundAnomaly:
-		return fmt.Sprintf("%s refunds do not match a sale of this terminal.", g("count"))
-	case posfleet.FlagHardwareFault:
+		return fmt.Sprintf("%s approved payments had no receipt printed in the last %s hours.", Value(ev.FailedReceipts), Value(ev.WindowH))
+	case *posfleet.RefundAnomalyEvidence:
+		return fmt.Sprintf("%s refunds do not match a sale of this terminal.", Value(ev.Count))
+	case *posfleet.HardwareFaultEvidence:
 		var parts []string
-		for _, x := range list(ev["faults"]) {
-			parts = append(parts, fmt.Sprintf("%s %s (%s) since %s", Value(x["component"]), Value(x["code"]), Value(x["severity"]), Value(x["since"])))
+		for _, x := range ev.Faults {
+			parts = append(parts, fmt.Sprintf("%s %s (%s) since %s", Value(x.Component), Value(x.Code), Value(x.Severity), Value(x.Since)))
 		}
 		return "Open faults: " + strings.Join(parts, "; ") + "."
-	case posfleet.FlagTamper:
+	case *posfleet.TamperEvidence:
 		var parts []string
-		for _, x := range list(ev["events"]) {
-			parts = append(parts, fmt.Sprintf("%s reported %s at %s", Value(x["component"]), Value(x["code"]), Value(x["at"])))
+		for _, x := range ev.Events {
+			parts = append(parts, fmt.Sprintf("%s reported %s at %s", Value(x.Component), Value(x.Code), Value(x.At)))
 		}
 		return "Possible tampering: " + strings.Join(parts, "; ") + ". Take it out of service."
-	case posfleet.FlagWeakNetwork:
-		if ws, _ := ev["weak_signal"].(bool); ws {
-			return fmt.Sprintf("The median signal over the last %s heartbeats was %s dBm (limit %s dBm).", g("heartbeats"), g("median_signal_dbm"), g("signal_threshold_dbm"))
+	case *posfleet.WeakNetworkEvidence:
+		if ev.WeakSignal {
+			return fmt.Sprintf("The median signal over the last %s heartbeats was %s dBm (limit %s dBm).", Value(ev.Heartbeats), Value(opt(ev.MedianSignalDBm)), Value(ev.SignalThresholdDBm))
 		}
-		return fmt.Sprintf("90%% of the round trips to the bank took up to %s ms (limit %s ms).", g("p90_host_rtt_ms"), g("rtt_threshold_ms"))
-	case posfleet.FlagBattery:
-		if _, ok := ev["temp_c"]; ok {
-			return fmt.Sprintf("The terminal reported %s °C (limit %s °C) at %s.", g("temp_c"), g("temp_threshold_c"), g("reported_at"))
+		return fmt.Sprintf("90%% of the round trips to the bank took up to %s ms (limit %s ms).", Value(opt(ev.P90HostRTTMs)), Value(ev.RTTThresholdMs))
+	case *posfleet.BatteryEvidence:
+		if ev.TempC != nil {
+			return fmt.Sprintf("The terminal reported %s °C (limit %s °C) at %s.", Value(*ev.TempC), Value(opt(ev.TempThresholdC)), Value(ev.ReportedAt))
 		}
-		return fmt.Sprintf("The battery was at %s%% and not charging for %s heartbeats in a row.", g("battery_pct"), g("low_heartbeats"))
-	case posfleet.FlagClockSkew:
-		return fmt.Sprintf("The terminal's clock was %s s off the server's at %s.", g("skew_s"), g("server_ts"))
+		return fmt.Sprintf("The battery was at %s%% and not charging for %s heartbeats in a row.", Value(opt(ev.BatteryPct)), Value(opt(ev.LowHeartbeats)))
+	case *posfleet.ClockSkewEvidence:
+		return fmt.Sprintf("The terminal's clock was %s s off the server's at %s.", Value(ev.SkewS), Value(ev.ServerTS))
 	}
 	return "See the evidence."
+}
+
+// opt is what p points to, or nil (shown as "–") when p is nil.
+func opt[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
 
 func pct(v any) string {
@@ -135,20 +142,20 @@ func pct(v any) string {
 	return Value(v)
 }
 
+// list returns a JSON array of objects (transactions, faults) as records;
+// nil for anything else.
 func list(v any) []map[string]any {
-	switch x := v.(type) {
-	case []map[string]any:
-		return x
-	case []any: // after a JSON round trip (a restored snapshot)
-		var out []map[string]any
-		for _, e := range x {
-			if m, ok := e.(map[string]any); ok {
-				out = append(out, m)
-			}
-		}
-		return out
+	x, ok := v.([]any)
+	if !ok {
+		return nil
 	}
-	return nil
+	var out []map[string]any
+	for _, e := range x {
+		if m, ok := e.(map[string]any); ok {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Field is one line of evidence.
@@ -158,24 +165,33 @@ type Field struct {
 	Cols       []string
 }
 
-// Evidence lists a flag's evidence sorted by key, with readable keys.
-func Evidence(ev map[string]any) []Field {
+// Evidence lists a flag's evidence sorted by key, with readable keys: the
+// keys and values of its JSON, as the API shows them, so that every field of
+// every flag's evidence type is listed without a list of them here.
+func Evidence(ev posfleet.Evidence) []Field {
+	if ev == nil {
+		return nil
+	}
+	var m map[string]any
+	if b, err := json.Marshal(ev); err != nil || json.Unmarshal(b, &m) != nil {
+		return []Field{{Key: "evidence", Value: "–"}}
+	}
 	var out []Field
-	for _, k := range slices.Sorted(maps.Keys(ev)) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		fd := Field{Key: strings.ReplaceAll(k, "_", " ")}
-		if rows := list(ev[k]); rows != nil {
+		if rows := list(m[k]); rows != nil {
 			cols := map[string]bool{}
 			for _, r := range rows {
-				m := map[string]string{}
+				row := map[string]string{}
 				for c, v := range r {
 					cols[c] = true
-					m[c] = Value(v)
+					row[c] = Value(v)
 				}
-				fd.Rows = append(fd.Rows, m)
+				fd.Rows = append(fd.Rows, row)
 			}
 			fd.Cols = slices.Sorted(maps.Keys(cols))
 		} else {
-			fd.Value = Value(ev[k])
+			fd.Value = Value(m[k])
 		}
 		out = append(out, fd)
 	}

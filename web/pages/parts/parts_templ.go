@@ -143,7 +143,7 @@ func Online(online bool) templ.Component {
 }
 
 // EvidenceTable lists a flag's evidence.
-func EvidenceTable(ev map[string]any) templ.Component {
+func EvidenceTable(ev posfleet.Evidence) templ.Component {
 	return templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 		templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 		if templ_7745c5c3_CtxErr := ctx.Err(); templ_7745c5c3_CtxErr != nil {

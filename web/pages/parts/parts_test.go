@@ -1,6 +1,7 @@
 package parts_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -11,32 +12,34 @@ import (
 
 func TestDescribe(t *testing.T) {
 	at := time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
+	yes, minus105, limit60, rtt, pct8, three := true, -105.0, 60.0, 3200, 8, 3
+	temp, no := 61.5, false
 	for _, tc := range []struct {
-		flag posfleet.FlagName
-		ev   map[string]any
+		ev   posfleet.Evidence
 		want []string
 	}{
-		{posfleet.FlagOffline, map[string]any{"reason": "last_will", "last_seen": at}, []string{"dropped off", "2026-03-02 09:30:00 UTC"}},
-		{posfleet.FlagOffline, map[string]any{"reason": "no_message", "last_seen": at, "silent_s": 900}, []string{"Nothing heard", "09:30:00"}},
-		{posfleet.FlagFirmwareOutdated, map[string]any{"model": "A920", "firmware": "2.4.1", "target": "2.5.1", "minimum": "2.4.5", "below_minimum": true}, []string{"Runs 2.4.1", "target for A920 is 2.5.1", "below the minimum 2.4.5"}},
-		{posfleet.FlagFirmwareBlocked, map[string]any{"model": "A920", "firmware": "2.4.0", "blocked": []string{"2.4.0"}, "target": "2.5.1"}, []string{"2.4.0, a version the policy blocks", "2.5.1"}},
-		{posfleet.FlagUpdateFailed, map[string]any{"target": "2.5.1", "error": "checksum", "firmware": "2.4.1", "reported_at": at}, []string{"update to 2.5.1 failed (checksum)"}},
-		{posfleet.FlagAmountMismatch, map[string]any{"count": 2, "window_h": 24, "transactions": []map[string]any{{"id": "t1", "at": at}}}, []string{"2 approved sales", "24 hours"}},
-		{posfleet.FlagTxnFailures, map[string]any{"failed": 8, "total": 20, "threshold": 0.3, "by_cause": map[string]int{"network": 5, "terminal": 3}}, []string{"8 of the last 20", "limit 30%"}},
-		{posfleet.FlagReceiptFailures, map[string]any{"paper": posfleet.PaperOut, "paper_out_at": at}, []string{"paper out at 2026-03-02 09:30:00 UTC"}},
-		{posfleet.FlagReceiptFailures, map[string]any{"failed_receipts": 3, "threshold": 3, "window_h": 24}, []string{"3 approved payments had no receipt"}},
-		{posfleet.FlagRefundAnomaly, map[string]any{"count": 1, "transactions": []map[string]any{{"id": "r1", "reason": "no_original"}}}, []string{"1 refunds"}},
-		{posfleet.FlagHardwareFault, map[string]any{"faults": []map[string]any{{"component": "printer", "code": "PAPER_JAM", "severity": "warning", "since": at}}}, []string{"printer PAPER_JAM (warning) since 2026-03-02 09:30:00 UTC"}},
-		{posfleet.FlagTamper, map[string]any{"events": []map[string]any{{"component": "secure_element", "code": "TAMPER", "at": at}}}, []string{"secure_element reported TAMPER", "out of service"}},
-		{posfleet.FlagWeakNetwork, map[string]any{"weak_signal": true, "heartbeats": 5, "median_signal_dbm": -105.0, "signal_threshold_dbm": -100}, []string{"median signal", "-105 dBm"}},
-		{posfleet.FlagWeakNetwork, map[string]any{"heartbeats": 5, "p90_host_rtt_ms": 3200, "rtt_threshold_ms": 2000}, []string{"3200 ms", "limit 2000 ms"}},
-		{posfleet.FlagBattery, map[string]any{"battery_pct": 8, "charging": false, "low_heartbeats": 3}, []string{"8% and not charging for 3 heartbeats"}},
-		{posfleet.FlagBattery, map[string]any{"temp_c": 61.5, "temp_threshold_c": 60.0, "reported_at": at}, []string{"61.5 °C (limit 60 °C)"}},
-		{posfleet.FlagClockSkew, map[string]any{"skew_s": int64(-420), "server_ts": at}, []string{"-420 s off"}},
+		{&posfleet.OfflineEvidence{Reason: posfleet.OfflineLastWill, LastSeen: at}, []string{"dropped off", "2026-03-02 09:30:00 UTC"}},
+		{&posfleet.OfflineEvidence{Reason: posfleet.OfflineNoMessage, LastSeen: at}, []string{"Nothing heard", "09:30:00"}},
+		{&posfleet.FirmwareOutdatedEvidence{Model: "A920", Firmware: "2.4.1", Target: "2.5.1", Minimum: "2.4.5", BelowMinimum: &yes}, []string{"Runs 2.4.1", "target for A920 is 2.5.1", "below the minimum 2.4.5"}},
+		{&posfleet.FirmwareBlockedEvidence{Model: "A920", Firmware: "2.4.0", Blocked: []string{"2.4.0"}, Target: "2.5.1"}, []string{"2.4.0, a version the policy blocks", "2.5.1"}},
+		{&posfleet.UpdateFailedEvidence{Target: "2.5.1", Error: "checksum", Firmware: "2.4.1", ReportedAt: at}, []string{"update to 2.5.1 failed (checksum)"}},
+		{&posfleet.AmountMismatchEvidence{Count: 2, WindowH: 24, Transactions: []posfleet.MismatchedTxn{{ID: "t1", At: at}}}, []string{"2 approved sales", "24 hours"}},
+		{&posfleet.TxnFailuresEvidence{Failed: 8, Total: 20, Threshold: 0.3, ByCause: posfleet.FailuresByCause{Network: 5, Terminal: 3}}, []string{"8 of the last 20", "limit 30%"}},
+		{&posfleet.ReceiptFailuresEvidence{Paper: posfleet.PaperOut, PaperOutAt: at}, []string{"paper out at 2026-03-02 09:30:00 UTC"}},
+		{&posfleet.ReceiptFailuresEvidence{FailedReceipts: 3, Threshold: 3, WindowH: 24}, []string{"3 approved payments had no receipt"}},
+		{&posfleet.RefundAnomalyEvidence{Count: 1, Transactions: []posfleet.RefundTxn{{ID: "r1", Reason: "exceeds_original"}}}, []string{"1 refunds"}},
+		{&posfleet.HardwareFaultEvidence{Faults: []posfleet.RaisedFault{{Component: "printer", Code: "PAPER_JAM", Severity: "warning", Since: at}}}, []string{"printer PAPER_JAM (warning) since 2026-03-02 09:30:00 UTC"}},
+		{&posfleet.TamperEvidence{Events: []posfleet.TamperEvent{{Component: "secure_element", Code: "TAMPER", At: at}}}, []string{"secure_element reported TAMPER", "out of service"}},
+		{&posfleet.WeakNetworkEvidence{WeakSignal: true, Heartbeats: 5, MedianSignalDBm: &minus105, SignalThresholdDBm: -100}, []string{"median signal", "-105 dBm"}},
+		{&posfleet.WeakNetworkEvidence{Heartbeats: 5, P90HostRTTMs: &rtt, RTTThresholdMs: 2000}, []string{"3200 ms", "limit 2000 ms"}},
+		{&posfleet.BatteryEvidence{BatteryPct: &pct8, Charging: &no, LowHeartbeats: &three}, []string{"8% and not charging for 3 heartbeats"}},
+		{&posfleet.BatteryEvidence{TempC: &temp, TempThresholdC: &limit60, ReportedAt: at}, []string{"61.5 °C (limit 60 °C)"}},
+		{&posfleet.ClockSkewEvidence{SkewS: -420, ServerTS: at}, []string{"-420 s off"}},
 	} {
-		t.Run(string(tc.flag), func(t *testing.T) {
-			got := parts.Describe(posfleet.Flag{Name: tc.flag, Kind: tc.flag.Kind(), Evidence: tc.ev})
-			if strings.Contains(got, "%!") || strings.Contains(got, "<nil>") {
+		flag := tc.ev.EvidenceFor()
+		t.Run(string(flag), func(t *testing.T) {
+			got := parts.Describe(posfleet.Flag{Name: flag, Kind: flag.Kind(), Evidence: tc.ev})
+			if strings.Contains(got, "%!") || strings.Contains(got, "<nil>") || strings.Contains(got, "–") {
 				t.Errorf("formatting slip: %q", got)
 			}
 			for _, w := range tc.want {
@@ -44,8 +47,33 @@ func TestDescribe(t *testing.T) {
 					t.Errorf("%q lacks %q", got, w)
 				}
 			}
-			if len(parts.Evidence(tc.ev)) != len(tc.ev) {
-				t.Errorf("evidence rows: %v", parts.Evidence(tc.ev))
+			b, err := json.Marshal(tc.ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys map[string]any
+			if err := json.Unmarshal(b, &keys); err != nil {
+				t.Fatal(err)
+			}
+			if rows := parts.Evidence(tc.ev); len(rows) != len(keys) {
+				t.Errorf("evidence rows %v, want one per key of %s", rows, b)
+			}
+		})
+	}
+}
+
+// TestDescribeEveryFlag checks that every flag's evidence type has its own
+// sentence: a flag added to the vocabulary without one would say only
+// "See the evidence.".
+func TestDescribeEveryFlag(t *testing.T) {
+	for _, f := range posfleet.FlagNames {
+		t.Run(string(f), func(t *testing.T) {
+			ev := posfleet.NewEvidence(f)
+			if ev == nil || ev.EvidenceFor() != f {
+				t.Fatalf("NewEvidence(%s) = %#v", f, ev)
+			}
+			if got := parts.Describe(posfleet.Flag{Name: f, Kind: f.Kind(), Evidence: ev}); got == "See the evidence." {
+				t.Errorf("no sentence for %s", f)
 			}
 		})
 	}

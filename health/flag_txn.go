@@ -1,0 +1,148 @@
+package health
+
+import (
+	"math"
+
+	"github.com/posfleet/posfleet"
+)
+
+// amount_mismatch, txn_failures, receipt_failures, refund_anomaly: what the
+// terminal's transactions say.
+
+// amount_mismatch: an approved sale charged another amount than the one
+// entered, in the evidence window.
+
+func (e *Engine) decideAmountMismatch(s *termState, now int64) verdict {
+	n, first := s.Mismatch.countSince(e.dayAgo(now))
+	return verdict{on: n > 0, at: first}
+}
+
+func (e *Engine) explainAmountMismatch(s *termState, now int64) *posfleet.AmountMismatchEvidence {
+	ev := &posfleet.AmountMismatchEvidence{WindowH: int(e.cfg.EvidenceWindow.Hours())}
+	for _, x := range s.Mismatch.since(e.dayAgo(now)) {
+		ev.Transactions = append(ev.Transactions, posfleet.MismatchedTxn{ID: x.ID, At: tm(x.At), AmountEntered: x.A,
+			AmountCharged: x.B, Difference: x.B - x.A, Currency: x.Note})
+	}
+	ev.Count = len(ev.Transactions)
+	return ev
+}
+
+// txn_failures: at least TxnMinimum of the last TxnWindow transactions, and
+// a share of at least TxnFailureRate failed on the terminal or its network.
+// Host-side failures an incident explains do not count.
+
+// txnTally counts the last TxnWindow transactions since cut.
+type txnTally struct {
+	total, failed, excused int
+	byCause                [nCauses]int
+	first                  int64 // the oldest counted failure
+}
+
+func (e *Engine) tallyTxns(s *termState, cut int64, view *incidentView) txnTally {
+	var t txnTally
+	window := min(e.cfg.TxnWindow, int(s.TxnCount))
+	for i := 1; i <= window; i++ {
+		at, cause, hostSide := unpackOutcome(s.Txn[(int(s.TxnNext)-i+TxnRing)%TxnRing])
+		if at < cut {
+			break // older still are older than the visit too
+		}
+		t.total++
+		if !causeByIndex[cause].CountsAgainstTerminal() {
+			continue
+		}
+		if hostSide && view.covers(s.Ref.Tenant, at) {
+			t.excused++
+			continue
+		}
+		t.failed++
+		t.byCause[cause]++
+		if t.first == 0 || at < t.first {
+			t.first = at
+		}
+	}
+	return t
+}
+
+func (t *txnTally) rate() float64 {
+	if t.total == 0 {
+		return 0
+	}
+	return float64(t.failed) / float64(t.total)
+}
+
+func (e *Engine) decideTxnFailures(s *termState, cut int64, view *incidentView) verdict {
+	t := e.tallyTxns(s, cut, view)
+	return verdict{on: t.total >= e.cfg.TxnMinimum && t.rate() >= e.cfg.TxnFailureRate, at: t.first}
+}
+
+func (e *Engine) explainTxnFailures(s *termState, cut int64, view *incidentView) *posfleet.TxnFailuresEvidence {
+	t := e.tallyTxns(s, cut, view)
+	ev := &posfleet.TxnFailuresEvidence{
+		Failed: t.failed, Total: t.total, Rate: math.Round(t.rate()*1000) / 1000,
+		Threshold: e.cfg.TxnFailureRate, Minimum: e.cfg.TxnMinimum,
+		ByCause:           posfleet.FailuresByCause{Network: t.byCause[cNetwork], Terminal: t.byCause[cTerminal]},
+		ExcusedByIncident: t.excused,
+	}
+	for _, x := range s.Failures.since(max(cut, 1)) {
+		if x.B == 1 && view.covers(s.Ref.Tenant, x.At) {
+			continue
+		}
+		ev.Latest = append(ev.Latest, posfleet.FailedTxn{ID: x.ID, At: tm(x.At), Result: x.Note, Cause: causeByIndex[x.A]})
+	}
+	return ev
+}
+
+// receipt_failures: ReceiptFailures approved payments without a printed
+// receipt in the evidence window, or the printer out of paper.
+
+func (e *Engine) paperOut(s *termState, cut int64) bool {
+	return s.PaperOutAt != 0 && s.PaperOutAt >= cut
+}
+
+func (e *Engine) decideReceiptFailures(s *termState, now, cut int64) verdict {
+	n, first := s.Receipt.countSince(max(e.dayAgo(now), cut))
+	paperOut := e.paperOut(s, cut)
+	v := verdict{on: n >= e.cfg.ReceiptFailures || paperOut, at: first}
+	if paperOut && (v.at == 0 || s.PaperOutAt < v.at) {
+		v.at = s.PaperOutAt
+	}
+	return v
+}
+
+func (e *Engine) explainReceiptFailures(s *termState, now, cut int64) *posfleet.ReceiptFailuresEvidence {
+	from := max(e.dayAgo(now), cut)
+	n, _ := s.Receipt.countSince(from)
+	ev := &posfleet.ReceiptFailuresEvidence{FailedReceipts: n, Threshold: e.cfg.ReceiptFailures,
+		WindowH: int(e.cfg.EvidenceWindow.Hours())}
+	for _, x := range s.Receipt.since(from) {
+		ev.Transactions = append(ev.Transactions, posfleet.ReceiptTxn{ID: x.ID, At: tm(x.At)})
+	}
+	if e.paperOut(s, cut) {
+		ev.Paper, ev.PaperOutAt = posfleet.PaperOut, tm(s.PaperOutAt)
+	}
+	return ev
+}
+
+// refund_anomaly: a refund with response code 13 or above the original
+// sale's amount, in the evidence window.
+
+func (e *Engine) decideRefundAnomaly(s *termState, now int64) verdict {
+	n, first := s.Refund.countSince(e.dayAgo(now))
+	return verdict{on: n > 0, at: first}
+}
+
+func (e *Engine) explainRefundAnomaly(s *termState, now int64) *posfleet.RefundAnomalyEvidence {
+	ev := &posfleet.RefundAnomalyEvidence{}
+	for _, x := range s.Refund.since(e.dayAgo(now)) {
+		t := posfleet.RefundTxn{ID: x.ID, At: tm(x.At), Reason: x.Note}
+		if x.A >= 0 {
+			t.Amount = &x.A
+		}
+		if x.B >= 0 {
+			t.OriginalAmount = &x.B
+		}
+		ev.Transactions = append(ev.Transactions, t)
+	}
+	ev.Count = len(ev.Transactions)
+	return ev
+}
