@@ -56,6 +56,12 @@ func (e *PolicyError) Error() string {
 	return "firmware policy: " + e.Reason
 }
 
+// Unwrap gives the refusal its kind: invalid input, code bad_policy, with
+// the reason and line as its message.
+func (e *PolicyError) Unwrap() error {
+	return &posfleet.Error{Kind: posfleet.Invalid, Code: "bad_policy", Message: e.Error()}
+}
+
 var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 
 // ParsePolicy parses and validates a firmware policy in YAML (JSON, being

@@ -193,7 +193,7 @@ type Terminal struct {
 }
 
 // ErrNotFound is returned by Get for a terminal that is not provisioned.
-var ErrNotFound = errors.New("terminal not found")
+var ErrNotFound = posfleet.KindError(posfleet.NotFound, "terminal not found")
 
 // ErrBadCredentials is returned by Authenticate for an unknown terminal, a
 // wrong secret or a malformed username alike, so that callers cannot tell

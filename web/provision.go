@@ -5,11 +5,12 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
-	"fmt"
+
 	"io"
 	"net/http"
 	"strings"
 
+	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/registry"
 )
 
@@ -28,7 +29,7 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxImport)
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		writeError(w, s.log, &apiError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("provisioning file over %d MiB: split it", maxImport>>20)})
+		writeError(w, s.log, posfleet.Errorf(posfleet.TooLarge, "too_large", "provisioning file over %d MiB: split it", maxImport>>20))
 		return
 	}
 	p := principal(r)
@@ -94,7 +95,7 @@ func onlyTenant(body []byte, tenant string) error {
 		}
 		line, _ := cr.FieldPos(0)
 		if col < len(rec) && strings.TrimSpace(rec[col]) != tenant {
-			return &apiError{http.StatusForbidden, "forbidden", fmt.Sprintf("line %d: tenant %q: you may provision only tenant %s", line, rec[col], tenant)}
+			return posfleet.Errorf(posfleet.Forbidden, "forbidden", "line %d: tenant %q: you may provision only tenant %s", line, rec[col], tenant)
 		}
 	}
 }

@@ -183,12 +183,11 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c te
 // renderError shows an error on a page as plain text with its status; API
 // clients get JSON from writeError instead.
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) {
-	ae, ok := err.(*apiError)
+	st, ok := statusOf(err)
 	if !ok {
 		s.log.Error("page failed", "path", r.URL.Path, "err", err)
-		ae = &apiError{http.StatusInternalServerError, "internal", "something went wrong on the server; it is logged"}
 	}
-	http.Error(w, ae.Message, ae.Status)
+	http.Error(w, st.Message, st.Status)
 }
 
 // tenantScope is the tenant filter of a principal's queries: "" for all.

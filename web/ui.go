@@ -252,9 +252,8 @@ func (s *Server) handleTerminalsPage(w http.ResponseWriter, r *http.Request, fra
 		err = badRequest("sort: want " + strings.Join(terminalSorts, ", "))
 	}
 	if err != nil {
-		var ae *apiError
-		errors.As(err, &ae)
-		v.Error = ae.Message
+		st, _ := statusOf(err)
+		v.Error = st.Message
 		s.render(w, r, http.StatusBadRequest, terminals.Page(v))
 		return
 	}
@@ -461,14 +460,11 @@ func bucketLabel(d time.Duration) string {
 }
 
 // actionRefused returns the status and message of an action the API
-// helpers refused (an apiError), to show on the page the form came from;
-// false for anything else, which is a server error.
+// helpers refused (an error with a kind), to show on the page the form
+// came from; false for anything else, which is a server error.
 func (s *Server) actionRefused(err error) (int, string, bool) {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		return ae.Status, ae.Message, true
-	}
-	return 0, "", false
+	st, ok := statusOf(err)
+	return st.Status, st.Message, ok
 }
 
 func (s *Server) handleCommandForm(w http.ResponseWriter, r *http.Request, frame layout.Page) {
@@ -515,7 +511,9 @@ func (s *Server) handleServicedForm(w http.ResponseWriter, r *http.Request, fram
 	}
 	cleared, err := s.opts.Health.MarkServiced(ref, note, principal(r).name, s.opts.Now())
 	if errors.Is(err, health.ErrUnknownTerminal) {
-		s.terminalPage(w, r, frame, http.StatusConflict, "The terminal never connected: there is nothing to clear.")
+		// Its status is the API's (the kinds table); the page says why.
+		st, _ := statusOf(err)
+		s.terminalPage(w, r, frame, st.Status, "The terminal never connected: there is nothing to clear.")
 		return
 	}
 	if err != nil {
@@ -554,12 +552,12 @@ func (s *Server) handleFirmwarePage(w http.ResponseWriter, r *http.Request, fram
 
 func (s *Server) handlePolicyForm(w http.ResponseWriter, r *http.Request, frame layout.Page) {
 	if !principal(r).admin {
-		s.renderError(w, r, &apiError{http.StatusForbidden, "forbidden", "only an administrator may change the firmware policy"})
+		s.renderError(w, r, posfleet.Errorf(posfleet.Forbidden, "forbidden", "only an administrator may change the firmware policy"))
 		return
 	}
 	body := strings.ReplaceAll(r.PostFormValue("policy"), "\r\n", "\n")
 	if len(body) > maxBody {
-		s.renderError(w, r, &apiError{http.StatusRequestEntityTooLarge, "too_large", "the policy is too long"})
+		s.renderError(w, r, posfleet.Errorf(posfleet.TooLarge, "too_large", "the policy is too long"))
 		return
 	}
 	err := s.checkPolicyURLs([]byte(body))

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/posfleet/posfleet"
+
 	"github.com/posfleet/posfleet/web/auth"
 )
 
@@ -52,12 +54,10 @@ func (s *Server) mountUserAdmin(ua UserAdmin) {
 
 func userErr(err error) error {
 	if errors.Is(err, auth.ErrNotFound) {
-		return &apiError{http.StatusNotFound, "not_found", "no such user"}
+		return &posfleet.Error{Kind: posfleet.NotFound, Code: "not_found", Message: "no such user", Err: err}
 	}
 	return err
 }
-
-var errAdminOnly = &apiError{http.StatusForbidden, "forbidden", "only an administrator (a user or token of all tenants) may do this"}
 
 // adminOnly refuses callers that are not administrators.
 func (s *Server) adminOnly(h http.HandlerFunc) http.HandlerFunc {

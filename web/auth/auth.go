@@ -47,13 +47,13 @@ func (p Principal) Admin() bool { return p.Tenant == AllTenants }
 
 // Errors of the store.
 var (
-	ErrBadCredentials = errors.New("auth: bad name or password")
-	ErrBadToken       = errors.New("auth: unknown or revoked token")
-	ErrExists         = errors.New("auth: already exists")
-	ErrNotFound       = errors.New("auth: not found")
+	ErrBadCredentials = posfleet.KindError(posfleet.Unauthorized, "auth: bad name or password")
+	ErrBadToken       = posfleet.KindError(posfleet.Unauthorized, "auth: unknown or revoked token")
+	ErrExists         = posfleet.KindError(posfleet.Conflict, "auth: already exists")
+	ErrNotFound       = posfleet.KindError(posfleet.NotFound, "auth: not found")
 	// ErrSessionEnded is a session cookie that no longer counts: signed
 	// out, or its user's password changed, disabled or removed since.
-	ErrSessionEnded = errors.New("auth: session ended")
+	ErrSessionEnded = posfleet.KindError(posfleet.Unauthorized, "auth: session ended")
 )
 
 // MinPasswordLen is the shortest password a user may have.
