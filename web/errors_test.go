@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/broker"
@@ -102,4 +104,32 @@ func (o oneTerminal) Get(_ context.Context, ref posfleet.TerminalRef) (registry.
 		return registry.Terminal{}, fmt.Errorf("get %s: %w", ref, registry.ErrNotFound)
 	}
 	return registry.Terminal{TerminalRef: ref, Model: "A920", Site: "Shop 9"}, nil
+}
+
+// TestNewRefusesBadOptions: a configuration error is New's error, never a
+// panic or a server half-built.
+func TestNewRefusesBadOptions(t *testing.T) {
+	users, err := auth.Open(filepath.Join(t.TempDir(), "users.db"), auth.Options{BcryptCost: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { users.Close() })
+	for _, tc := range []struct {
+		name string
+		opts web.Options
+		want string
+	}{
+		{"short session key", web.Options{Users: users, SessionKey: []byte("short")}, "session key"},
+		{"negative session TTL", web.Options{Users: users, SessionKey: make([]byte, 32), SessionTTL: -time.Hour}, "session TTL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := web.New(tc.opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || h != nil {
+				t.Errorf("New = %v, %v; want an error about %s", h, err, tc.want)
+			}
+		})
+	}
+	if _, err := web.New(web.Options{}); err != nil {
+		t.Errorf("New with no options (only /healthz and /metrics): %v", err)
+	}
 }

@@ -417,7 +417,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.brk != nil {
 		wopts.Commander = s.brk
 	}
-	s.http = s.cfg.HTTP.server(s.withEMQX(web.Handler(wopts)), s.log)
+	wh, err := web.New(wopts)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	s.http = s.cfg.HTTP.server(s.withEMQX(wh), s.log)
 	hs, ln := s.http, s.httpLn // Close clears s.http, maybe before this goroutine runs
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
