@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/Masterminds/semver/v3"
-
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/web/pages/firmware"
@@ -23,41 +21,24 @@ func adoption(models map[string]map[string]int, pol *health.Policy) []parts.Mode
 	var out []parts.Model
 	for _, name := range slices.Sorted(maps.Keys(models)) {
 		m := parts.Model{Model: name}
-		mp, ok := health.ModelPolicy{}, false
 		if pol != nil {
-			mp, ok = pol.Models[name]
-		}
-		var target, minimum *semver.Version
-		if ok {
-			m.Target, m.Minimum = mp.Target, mp.Minimum
-			target, _ = semver.NewVersion(mp.Target)
-			if mp.Minimum != "" {
-				minimum, _ = semver.NewVersion(mp.Minimum)
+			if mp, ok := pol.Models[name]; ok {
+				m.Target, m.Minimum = mp.Target, mp.Minimum
 			}
 		}
 		for _, fw := range slices.Sorted(maps.Keys(models[name])) {
 			n := models[name][fw]
-			v := parts.Version{Version: fw, N: n, Status: "unknown"}
+			st := pol.FirmwareStatus(name, fw) // health's verdict, as the firmware flags have it
+			v := parts.Version{Version: fw, N: n, Status: string(st)}
 			m.Total += n
-			if sv, err := semver.NewVersion(fw); err == nil && target != nil {
-				switch {
-				case slices.ContainsFunc(mp.Blocked, func(b string) bool { bv, err := semver.NewVersion(b); return err == nil && bv.Equal(sv) }):
-					v.Status = "blocked"
-					m.Blocked += n
-					m.Behind += n
-				case minimum != nil && sv.LessThan(minimum):
-					v.Status = "below minimum"
-					m.Behind += n
-				case sv.LessThan(target):
-					v.Status = "behind"
-					m.Behind += n
-				case sv.Equal(target):
-					v.Status = "target"
-					m.OnTarget += n
-				default:
-					v.Status = "ahead"
-					m.OnTarget += n
-				}
+			switch st {
+			case health.FirmwareBlocked:
+				m.Blocked += n
+				m.Behind += n
+			case health.FirmwareBelowMinimum, health.FirmwareBehind:
+				m.Behind += n
+			case health.FirmwareOnTarget, health.FirmwareAhead:
+				m.OnTarget += n
 			}
 			m.Versions = append(m.Versions, v)
 		}
