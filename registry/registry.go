@@ -192,6 +192,16 @@ type Terminal struct {
 	Created, Updated              time.Time
 }
 
+// Placement returns the terminal's provisioned model and place as the root
+// Site the engine and the pages use; zero coordinates when not given.
+func (t Terminal) Placement() posfleet.Site {
+	st := posfleet.Site{Model: t.Model, Merchant: t.Merchant, Site: t.Site, Region: t.Region}
+	if t.Lat != nil && t.Lon != nil {
+		st.Lat, st.Lon = *t.Lat, *t.Lon
+	}
+	return st
+}
+
 // ErrNotFound is returned by Get for a terminal that is not provisioned.
 var ErrNotFound = posfleet.KindError(posfleet.NotFound, "terminal not found")
 

@@ -41,18 +41,14 @@ func (s *Server) terminalPage(w http.ResponseWriter, r *http.Request, frame layo
 	frame.Title, frame.Active = ref.Terminal, "/terminals"
 	v := terminal.View{Frame: frame, Now: now, Tenant: ref.Tenant, Terminal: ref.Terminal, Href: parts.TerminalHref(ref.Tenant, ref.Terminal),
 		Commands: d.Commands, Notice: notices[r.URL.Query().Get("done")], Error: actionErr, Range: "24h"}
-	site := health.Site{}
+	site := posfleet.Site{}
 	model := ""
 	if p := d.Provisioned; p != nil {
-		site = health.Site{Model: p.Model, Merchant: p.Merchant, Site: p.Site, Region: p.Region}
-		if p.Lat != nil && p.Lon != nil {
-			site.Lat, site.Lon = *p.Lat, *p.Lon
-		}
-		model = p.Model
+		site, model = p.Placement(), p.Model
 	}
 	if h := d.Health; h != nil {
 		v.Seen, v.Online, v.LastSeen = true, h.Online, h.LastSeen
-		if h.Site != (health.Site{}) {
+		if h.Site != (posfleet.Site{}) {
 			site = h.Site
 		}
 		if h.Model != "" {
