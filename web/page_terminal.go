@@ -13,7 +13,6 @@ import (
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/health"
-	"github.com/posfleet/posfleet/influxdb"
 	"github.com/posfleet/posfleet/web/pages/chart"
 	"github.com/posfleet/posfleet/web/pages/layout"
 	"github.com/posfleet/posfleet/web/pages/parts"
@@ -182,7 +181,7 @@ func joinCounts[K ~string](m map[K]int64) string {
 	return strings.Join(parts, ", ")
 }
 
-func points(ps []influxdb.Point) []chart.Point {
+func points(ps []posfleet.SeriesPoint) []chart.Point {
 	out := make([]chart.Point, len(ps))
 	for i, p := range ps {
 		out[i] = chart.Point{At: p.At, Value: p.Value}
@@ -191,10 +190,10 @@ func points(ps []influxdb.Point) []chart.Point {
 }
 
 // terminalCharts turns a terminal's series into the page's charts.
-func terminalCharts(ts influxdb.TerminalSeries) []chart.Chart {
+func terminalCharts(ts posfleet.TerminalSeries) []chart.Chart {
 	zero, hundred := 0.0, 100.0
 	gap := 3 * ts.Step
-	line := func(id, title, unit string, ps []influxdb.Point) chart.Chart {
+	line := func(id, title, unit string, ps []posfleet.SeriesPoint) chart.Chart {
 		return chart.Chart{ID: id, Title: title, Unit: unit, Start: ts.Start, End: ts.End, Gap: gap,
 			Lines: []chart.Series{{Label: title, Class: "line-" + id, Points: points(ps)}}}
 	}

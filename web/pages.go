@@ -12,13 +12,12 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/influxdb"
 	"github.com/posfleet/posfleet/web/pages/layout"
 )
 
 // Series reads the time series the pages chart (the InfluxDB store).
 type Series interface {
-	TerminalSeries(ctx context.Context, tenant, terminal string, span time.Duration, end time.Time) (influxdb.TerminalSeries, error)
+	TerminalSeries(ctx context.Context, tenant, terminal string, span time.Duration, end time.Time) (posfleet.TerminalSeries, error)
 	TransactionCounts(ctx context.Context, tenant string, span time.Duration, end time.Time) (map[string]int64, error)
 }
 

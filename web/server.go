@@ -12,7 +12,6 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector"
 	"github.com/posfleet/posfleet/web/auth"
 	"github.com/posfleet/posfleet/web/pages/layout"
 	"github.com/posfleet/posfleet/web/pages/login"
@@ -33,8 +32,8 @@ type Users interface {
 
 // Events gives the latest rejected messages and security events.
 type Events interface {
-	RecentRejections(tenant string, n int) []collector.RejectionEvent
-	RecentSecurity(tenant string, n int) []collector.SecurityRecord
+	RecentRejections(tenant string, n int) []posfleet.RejectionEvent
+	RecentSecurity(tenant string, n int) []posfleet.SecurityRecord
 	// Counters are a terminal's message counters since the collector
 	// started: gaps, duplicates, seq resets, rejections, security events.
 	Counters(ref posfleet.TerminalRef) posfleet.MessageCounts
