@@ -24,8 +24,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/posfleet/posfleet"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/posfleet/posfleet"
 )
 
 // Options configures a Registry. A zero field takes its value from
@@ -183,24 +184,9 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Terminal is a provisioned terminal as stored in the registry. Its secret
-// hash is stored but never returned.
-type Terminal struct {
-	posfleet.TerminalRef
-	Model, Merchant, Site, Region string
-	Lat, Lon                      *float64 // nil when not given
-	Created, Updated              time.Time
-}
-
-// Placement returns the terminal's provisioned model and place as the root
-// Site the engine and the pages use; zero coordinates when not given.
-func (t Terminal) Placement() posfleet.Site {
-	st := posfleet.Site{Model: t.Model, Merchant: t.Merchant, Site: t.Site, Region: t.Region}
-	if t.Lat != nil && t.Lon != nil {
-		st.Lat, st.Lon = *t.Lat, *t.Lon
-	}
-	return st
-}
+// Terminal is a provisioned terminal as stored in the registry
+// (posfleet.RegisteredTerminal, a root-owned value).
+type Terminal = posfleet.RegisteredTerminal
 
 // ErrNotFound is returned by Get for a terminal that is not provisioned.
 var ErrNotFound = posfleet.KindError(posfleet.NotFound, "terminal not found")

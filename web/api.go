@@ -20,7 +20,6 @@ import (
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/commands"
 	"github.com/posfleet/posfleet/health"
-	"github.com/posfleet/posfleet/registry"
 )
 
 // Health is what the API reads and changes of the health engine.
@@ -49,7 +48,7 @@ type CommandLog interface {
 
 // Directory is the terminal registry: provisioned terminals and their sites.
 type Directory interface {
-	Get(ctx context.Context, ref posfleet.TerminalRef) (registry.Terminal, error)
+	Get(ctx context.Context, ref posfleet.TerminalRef) (posfleet.RegisteredTerminal, error)
 }
 
 // maxBody bounds request bodies: a policy for a few hundred models, a note.
@@ -266,10 +265,10 @@ func (s *Server) handleTerminals(w http.ResponseWriter, r *http.Request) {
 // TerminalDetail is everything about one terminal (the API answers it as
 // terminalDetailJSON).
 type TerminalDetail struct {
-	Provisioned *registry.Terminal     `json:"provisioned,omitempty"`
-	Seen        bool                   `json:"seen"`
-	Health      *health.TerminalHealth `json:"health,omitempty"`
-	Commands    []commands.Record      `json:"commands"`
+	Provisioned *posfleet.RegisteredTerminal `json:"provisioned,omitempty"`
+	Seen        bool                         `json:"seen"`
+	Health      *health.TerminalHealth       `json:"health,omitempty"`
+	Commands    []commands.Record            `json:"commands"`
 	// Messages are the collector's counters of the terminal's messages;
 	// nil on a process without the collector.
 	Messages *posfleet.MessageCounts `json:"messages,omitempty"`
@@ -282,7 +281,7 @@ func (s *Server) TerminalDetails(ctx context.Context, ref posfleet.TerminalRef) 
 	if s.opts.Directory != nil {
 		if t, err := s.opts.Directory.Get(ctx, ref); err == nil {
 			d.Provisioned = &t
-		} else if !errors.Is(err, registry.ErrNotFound) {
+		} else if posfleet.ErrorKind(err) != posfleet.NotFound { // registry.ErrNotFound
 			return d, err
 		}
 	}

@@ -11,12 +11,11 @@ import (
 	"strings"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/registry"
 )
 
 // Provisioner provisions terminals from a CSV file (PROTOCOL.md §4).
 type Provisioner interface {
-	Import(ctx context.Context, csv io.Reader, emit func([]registry.Credential) error) (registry.ImportResult, error)
+	Import(ctx context.Context, csv io.Reader, emit func([]posfleet.Credential) error) (posfleet.ImportResult, error)
 }
 
 // maxImport bounds a provisioning upload: about 100,000 terminals.
@@ -39,12 +38,12 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var creds []registry.Credential
-	res, err := s.opts.Provisioner.Import(r.Context(), bytes.NewReader(body), func(c []registry.Credential) error {
+	var creds []posfleet.Credential
+	res, err := s.opts.Provisioner.Import(r.Context(), bytes.NewReader(body), func(c []posfleet.Credential) error {
 		creds = c
 		return nil
 	})
-	var ie *registry.ImportError
+	var ie *posfleet.ImportError
 	if errors.As(err, &ie) {
 		lines := make([]string, len(ie.Errors))
 		for i, le := range ie.Errors {
