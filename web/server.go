@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"embed"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -12,7 +11,6 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/web/auth"
 	"github.com/posfleet/posfleet/web/pages/layout"
 	"github.com/posfleet/posfleet/web/pages/login"
 )
@@ -106,7 +104,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.signin.SignIn(ctx, name, password)
 	if err != nil {
-		if !errors.Is(err, auth.ErrBadCredentials) {
+		if posfleet.ErrorKind(err) != posfleet.Unauthorized { // auth.ErrBadCredentials
 			try.refund() // the store failed, not the guess
 			s.log.Error("sign-in failed", "err", err)
 			s.renderError(w, r, err)
@@ -187,7 +185,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 }
 
 // tenantScope is the tenant filter of a principal's queries: "" for all.
-func tenantScope(p auth.Principal) string {
+func tenantScope(p posfleet.Principal) string {
 	if p.Admin() {
 		return ""
 	}

@@ -2,18 +2,15 @@ package web
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"github.com/posfleet/posfleet"
-
-	"github.com/posfleet/posfleet/web/auth"
 )
 
 // UserAdmin manages users while the server holds the user store (the
 // CLI cannot open it then: bbolt locks the file).
 type UserAdmin interface {
-	Users(ctx context.Context) ([]auth.User, error)
+	Users(ctx context.Context) ([]posfleet.User, error)
 	SetDisabled(ctx context.Context, name string, disabled bool) error
 	DeleteUser(ctx context.Context, name string) error
 }
@@ -53,7 +50,7 @@ func (s *Server) mountUserAdmin(ua UserAdmin) {
 }
 
 func userErr(err error) error {
-	if errors.Is(err, auth.ErrNotFound) {
+	if posfleet.ErrorKind(err) == posfleet.NotFound { // auth.ErrNotFound
 		return &posfleet.Error{Kind: posfleet.NotFound, Code: "not_found", Message: "no such user", Err: err}
 	}
 	return err
