@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/auth"
 	"github.com/posfleet/posfleet/broker"
 	"github.com/posfleet/posfleet/collector"
 	"github.com/posfleet/posfleet/commands"
@@ -29,7 +30,6 @@ import (
 	"github.com/posfleet/posfleet/mqttsource"
 	"github.com/posfleet/posfleet/registry"
 	"github.com/posfleet/posfleet/web"
-	"github.com/posfleet/posfleet/web/auth"
 )
 
 // ServeCmd runs the server. Its defaults come from the components' own
