@@ -99,11 +99,11 @@ func TestServicedNeverConnected(t *testing.T) {
 // oneTerminal is a registry of one provisioned terminal.
 type oneTerminal posfleet.TerminalRef
 
-func (o oneTerminal) Get(_ context.Context, ref posfleet.TerminalRef) (registry.Terminal, error) {
+func (o oneTerminal) Get(_ context.Context, ref posfleet.TerminalRef) (posfleet.RegisteredTerminal, error) {
 	if ref != posfleet.TerminalRef(o) {
-		return registry.Terminal{}, fmt.Errorf("get %s: %w", ref, registry.ErrNotFound)
+		return posfleet.RegisteredTerminal{}, fmt.Errorf("get %s: %w", ref, registry.ErrNotFound)
 	}
-	return registry.Terminal{TerminalRef: ref, Model: "A920", Site: "Shop 9"}, nil
+	return posfleet.RegisteredTerminal{TerminalRef: ref, Model: "A920", Site: "Shop 9"}, nil
 }
 
 // TestNewRefusesBadOptions: a configuration error is New's error, never a
