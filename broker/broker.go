@@ -247,7 +247,9 @@ var ErrClosed = errors.New("broker: not running")
 // ErrNoSession is returned by SendCommand when the terminal has no session
 // subscribed to its cmd topic, so the command could not be delivered now nor
 // queued for later.
-var ErrNoSession = errors.New("broker: terminal has no session subscribed to its cmd topic")
+var ErrNoSession = &posfleet.Error{Kind: posfleet.Conflict, Code: "not_reachable",
+	Message: "the terminal has no session subscribed to its commands (it never connected with a persistent session); nothing was queued",
+	Err:     errors.New("broker: terminal has no session subscribed to its cmd topic")}
 
 // Broker is the embedded MQTT broker. Create it with New, run it with Start,
 // stop it with Close.

@@ -56,30 +56,12 @@ var ErrClosed = errors.New("collector: closed")
 // their own offline store instead.
 var ErrSpoolFull = errors.New("collector: spool full, store unreachable for too long")
 
-// RejectionEvent is one refused message, without its payload.
-type RejectionEvent struct {
-	Time     time.Time
-	Terminal posfleet.TerminalRef
-	Channel  posfleet.Channel
-	Reason   posfleet.Reason
-	Field    string
-	// Count is how many rejections of this terminal, channel and reason
-	// the record stands for: 1 (or 0, read as 1) for a single one, more for
-	// the summary of an aggregation window (see Options.EventWindow).
-	Count int64
-}
-
-// SecurityRecord is a security event as stored: Known says whether the
-// terminal it names is provisioned (otherwise the name is only what the
-// client claimed).
-type SecurityRecord struct {
-	posfleet.SecurityEvent
-	Known bool
-	// Count is how many events of this kind, name and source address the
-	// record stands for: 1 (or 0, read as 1) for a single event, more for
-	// the summary of an aggregation window (see Options.EventWindow).
-	Count int64
-}
+// RejectionEvent and SecurityRecord are the root-owned values of the
+// security page (posfleet.RejectionEvent, posfleet.SecurityRecord).
+type (
+	RejectionEvent = posfleet.RejectionEvent
+	SecurityRecord = posfleet.SecurityRecord
+)
 
 // Fsync policies of Options.Fsync.
 const (

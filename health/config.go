@@ -32,15 +32,9 @@ const (
 	MaxIncidentTerminals = 1000
 )
 
-// Site is where a terminal stands, as the work list shows it to a crew.
-type Site struct {
-	Model    string  `json:"model,omitempty"`
-	Merchant string  `json:"merchant,omitempty"`
-	Site     string  `json:"site,omitempty"`
-	Region   string  `json:"region,omitempty"`
-	Lat      float64 `json:"lat,omitempty"`
-	Lon      float64 `json:"lon,omitempty"`
-}
+// Site is where a terminal stands, as the work list shows it to a crew
+// (posfleet.Site, a root-owned value).
+type Site = posfleet.Site
 
 // Config configures an Engine. Zero fields take their value from DefaultConfig.
 type Config struct {

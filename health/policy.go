@@ -56,6 +56,12 @@ func (e *PolicyError) Error() string {
 	return "firmware policy: " + e.Reason
 }
 
+// Unwrap gives the refusal its kind: invalid input, code bad_policy, with
+// the reason and line as its message.
+func (e *PolicyError) Unwrap() error {
+	return &posfleet.Error{Kind: posfleet.Invalid, Code: "bad_policy", Message: e.Error()}
+}
+
 var sha256Hex = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 
 // ParsePolicy parses and validates a firmware policy in YAML (JSON, being
@@ -273,6 +279,62 @@ func (c *compiledPolicy) judge(model, firmware string) firmwareVerdict {
 	fv.belowMinimum = cm.minimum != nil && v.LessThan(cm.minimum)
 	fv.blocked = slices.ContainsFunc(cm.blocked, v.Equal)
 	return fv
+}
+
+// FirmwareStatus is where a firmware version stands against its model's
+// policy, as the pages show it.
+type FirmwareStatus string
+
+// The firmware statuses, from the policy's verdict (compiledPolicy.judge).
+const (
+	FirmwareUnknown      FirmwareStatus = "unknown"       // the model has no policy, or the version is not semver
+	FirmwareBlocked      FirmwareStatus = "blocked"       // a blocked version: it must be replaced
+	FirmwareBelowMinimum FirmwareStatus = "below minimum" // under the model's minimum
+	FirmwareBehind       FirmwareStatus = "behind"        // under the target
+	FirmwareOnTarget     FirmwareStatus = "target"        // the target itself
+	FirmwareAhead        FirmwareStatus = "ahead"         // newer than the target
+)
+
+// FirmwareStatus returns where firmware of model stands against p: the
+// verdict the engine's flags come from, so that a page never judges a
+// version differently from the firmware flags. A nil p knows no model.
+func (p *Policy) FirmwareStatus(model, firmware string) FirmwareStatus {
+	if p == nil {
+		return FirmwareUnknown
+	}
+	mp, ok := p.Models[model]
+	if !ok {
+		return FirmwareUnknown
+	}
+	// Compile the one model, without compilePolicy's MustParse: a Policy
+	// built by hand rather than by ParsePolicy is judged, not panicked on.
+	cm := compiledModel{p: mp}
+	var err error
+	if cm.target, err = semver.NewVersion(mp.Target); err != nil {
+		return FirmwareUnknown
+	}
+	if mp.Minimum != "" {
+		cm.minimum, _ = semver.NewVersion(mp.Minimum)
+	}
+	for _, b := range mp.Blocked {
+		if bv, err := semver.NewVersion(b); err == nil {
+			cm.blocked = append(cm.blocked, bv)
+		}
+	}
+	fv := (&compiledPolicy{src: p, models: map[string]compiledModel{model: cm}}).judge(model, firmware)
+	switch {
+	case !fv.known:
+		return FirmwareUnknown
+	case fv.blocked:
+		return FirmwareBlocked
+	case fv.belowMinimum:
+		return FirmwareBelowMinimum
+	case fv.outdated:
+		return FirmwareBehind
+	case semver.MustParse(firmware).Equal(cm.target): // judge parsed it
+		return FirmwareOnTarget
+	}
+	return FirmwareAhead
 }
 
 // CheckURLs refuses package URLs a terminal should not fetch: only https,

@@ -1,7 +1,6 @@
 package health
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -10,7 +9,8 @@ import (
 )
 
 // ErrUnknownTerminal is returned for a terminal the engine has never heard from.
-var ErrUnknownTerminal = errors.New("health: unknown terminal")
+// Its kind is NotFound: the API and the pages answer it as 404.
+var ErrUnknownTerminal = posfleet.KindError(posfleet.NotFound, "health: unknown terminal")
 
 // HeartbeatSummary is a terminal's last heartbeat. Absent readings are nil.
 type HeartbeatSummary struct {

@@ -5,50 +5,17 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/posfleet/posfleet"
 )
 
-// Point is one value of a time series at the start of its window.
-type Point struct {
-	At    time.Time `json:"at"`
-	Value float64   `json:"value"`
-}
-
-// Txn is one transaction as the terminal page lists it: identifiers,
-// amounts and outcome only (the store never holds card data).
-type Txn struct {
-	At            time.Time `json:"at"`
-	ID            string    `json:"id"`
-	Type          string    `json:"type"`
-	Result        string    `json:"result"`
-	Entry         string    `json:"entry,omitempty"`
-	RC            string    `json:"rc,omitempty"`
-	Currency      string    `json:"currency,omitempty"`
-	AmountEntered *int64    `json:"amount_entered,omitempty"`
-	AmountCharged *int64    `json:"amount_charged,omitempty"`
-}
-
-// Mismatch reports whether the amount charged differs from the amount entered.
-func (t Txn) Mismatch() bool {
-	return t.AmountEntered != nil && t.AmountCharged != nil && *t.AmountEntered != *t.AmountCharged
-}
-
-// TerminalSeries is what the terminal page charts over a span ending at End.
-type TerminalSeries struct {
-	Start, End time.Time
-	// Step is the width of the heartbeat windows (their mean) and Bucket
-	// that of the transaction counts.
-	Step, Bucket time.Duration
-	Battery      []Point // battery_pct
-	Signal       []Point // signal_dbm
-	HostRTT      []Point // host_rtt_ms
-	// TxnsByResult counts transactions per Bucket by result (approved,
-	// declined, error, timeout, cancelled); every result has every bucket.
-	TxnsByResult map[string][]Point
-	// Mismatches counts approved sales with amount_charged ≠ amount_entered per Bucket.
-	Mismatches []Point
-	// Recent are the latest transactions, newest first (at most MaxRecent).
-	Recent []Txn
-}
+// Point, Txn and TerminalSeries are the root-owned values the store
+// returns (posfleet.SeriesPoint, TxnSummary, TerminalSeries).
+type (
+	Point          = posfleet.SeriesPoint
+	Txn            = posfleet.TxnSummary
+	TerminalSeries = posfleet.TerminalSeries
+)
 
 // MaxRecent bounds TerminalSeries.Recent.
 const MaxRecent = 20

@@ -17,62 +17,19 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/posfleet/posfleet"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/posfleet/posfleet"
 )
 
-// Credential is a terminal's secret in clear, as handed to whoever installs
-// the terminal. It exists only between Import and the credentials file.
-type Credential struct {
-	posfleet.TerminalRef
-	Secret string
-}
-
-// ImportResult counts what an Import did.
-type ImportResult struct {
-	Added, Updated, Unchanged int
-	// Credentials holds every secret this import set, in file order: those
-	// of new terminals (generated or taken from the file) and those rotated
-	// by a secret column. Secrets of terminals left as they were are not
-	// known to the registry and never appear.
-	Credentials []Credential
-}
-
-// LineError is one problem in a provisioning file.
-type LineError struct {
-	Line   int    // 1-based line of the CSV file
-	Column string // the column at fault, "" when the whole line is
-	Err    error
-}
-
-// Error implements error.
-func (e LineError) Error() string {
-	if e.Column == "" {
-		return fmt.Sprintf("line %d: %v", e.Line, e.Err)
-	}
-	return fmt.Sprintf("line %d: %s: %v", e.Line, e.Column, e.Err)
-}
-
-// Unwrap returns the underlying error.
-func (e LineError) Unwrap() error { return e.Err }
-
-// ImportError is returned by Import for a provisioning file with bad lines.
-// It lists every problem found, so that a file can be fixed in one go;
-// nothing of the file has been applied.
-type ImportError struct {
-	Errors []LineError
-}
-
-// Error implements error; it lists every bad line, one per line of text.
-func (e *ImportError) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "provisioning file has %d error(s), nothing imported:", len(e.Errors))
-	for _, le := range e.Errors {
-		b.WriteString("\n")
-		b.WriteString(le.Error())
-	}
-	return b.String()
-}
+// Credential, ImportResult, LineError and ImportError are the root-owned
+// values of a provisioning import (posfleet.Credential and the rest).
+type (
+	Credential   = posfleet.Credential
+	ImportResult = posfleet.ImportResult
+	LineError    = posfleet.LineError
+	ImportError  = posfleet.ImportError
+)
 
 // The columns of a provisioning file (PROTOCOL.md §4).
 const (

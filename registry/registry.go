@@ -24,8 +24,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/posfleet/posfleet"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/posfleet/posfleet"
 )
 
 // Options configures a Registry. A zero field takes its value from
@@ -183,17 +184,12 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Terminal is a provisioned terminal as stored in the registry. Its secret
-// hash is stored but never returned.
-type Terminal struct {
-	posfleet.TerminalRef
-	Model, Merchant, Site, Region string
-	Lat, Lon                      *float64 // nil when not given
-	Created, Updated              time.Time
-}
+// Terminal is a provisioned terminal as stored in the registry
+// (posfleet.RegisteredTerminal, a root-owned value).
+type Terminal = posfleet.RegisteredTerminal
 
 // ErrNotFound is returned by Get for a terminal that is not provisioned.
-var ErrNotFound = errors.New("terminal not found")
+var ErrNotFound = posfleet.KindError(posfleet.NotFound, "terminal not found")
 
 // ErrBadCredentials is returned by Authenticate for an unknown terminal, a
 // wrong secret or a malformed username alike, so that callers cannot tell

@@ -18,10 +18,8 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/broker"
 	"github.com/posfleet/posfleet/commands"
 	"github.com/posfleet/posfleet/health"
-	"github.com/posfleet/posfleet/registry"
 )
 
 // Health is what the API reads and changes of the health engine.
@@ -50,7 +48,7 @@ type CommandLog interface {
 
 // Directory is the terminal registry: provisioned terminals and their sites.
 type Directory interface {
-	Get(ctx context.Context, ref posfleet.TerminalRef) (registry.Terminal, error)
+	Get(ctx context.Context, ref posfleet.TerminalRef) (posfleet.RegisteredTerminal, error)
 }
 
 // maxBody bounds request bodies: a policy for a few hundred models, a note.
@@ -267,10 +265,10 @@ func (s *Server) handleTerminals(w http.ResponseWriter, r *http.Request) {
 // TerminalDetail is everything about one terminal (the API answers it as
 // terminalDetailJSON).
 type TerminalDetail struct {
-	Provisioned *registry.Terminal     `json:"provisioned,omitempty"`
-	Seen        bool                   `json:"seen"`
-	Health      *health.TerminalHealth `json:"health,omitempty"`
-	Commands    []commands.Record      `json:"commands"`
+	Provisioned *posfleet.RegisteredTerminal `json:"provisioned,omitempty"`
+	Seen        bool                         `json:"seen"`
+	Health      *health.TerminalHealth       `json:"health,omitempty"`
+	Commands    []commands.Record            `json:"commands"`
 	// Messages are the collector's counters of the terminal's messages;
 	// nil on a process without the collector.
 	Messages *posfleet.MessageCounts `json:"messages,omitempty"`
@@ -283,7 +281,7 @@ func (s *Server) TerminalDetails(ctx context.Context, ref posfleet.TerminalRef) 
 	if s.opts.Directory != nil {
 		if t, err := s.opts.Directory.Get(ctx, ref); err == nil {
 			d.Provisioned = &t
-		} else if !errors.Is(err, registry.ErrNotFound) {
+		} else if posfleet.ErrorKind(err) != posfleet.NotFound { // registry.ErrNotFound
 			return d, err
 		}
 	}
@@ -352,7 +350,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &apiError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d KiB", maxBody>>10)}
+			return posfleet.Errorf(posfleet.TooLarge, "too_large", "request body over %d KiB", maxBody>>10)
 		}
 		return badRequest("reading the body: " + err.Error())
 	}
@@ -394,9 +392,6 @@ func (s *Server) handleServiced(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cleared, err := s.opts.Health.MarkServiced(ref, req.Note, principal(r).name, s.opts.Now())
-	if errors.Is(err, health.ErrUnknownTerminal) {
-		err = errNotFound
-	}
 	if err != nil {
 		writeError(w, s.log, err)
 		return
@@ -430,7 +425,7 @@ func BuildCommand(req CommandRequest, model string, pol *health.Policy) (posflee
 			mp, ok = pol.Models[model]
 		}
 		if !ok || mp.URL == "" || mp.SHA256 == "" {
-			return cmd, &apiError{http.StatusConflict, "no_policy", fmt.Sprintf("the firmware policy has no update package (url and sha256) for model %q; set it with PUT /api/v1/policy", model)}
+			return cmd, posfleet.Errorf(posfleet.Conflict, "no_policy", "the firmware policy has no update package (url and sha256) for model %q; set it with PUT /api/v1/policy", model)
 		}
 		if req.Target != "" && req.Target != mp.Target {
 			return cmd, badRequest(fmt.Sprintf("target: the policy's package for %s is %s; send that target or none", model, mp.Target))
@@ -445,7 +440,7 @@ func BuildCommand(req CommandRequest, model string, pol *health.Policy) (posflee
 // SendCommand builds and sends a command to ref on behalf of by.
 func (s *Server) SendCommand(ctx context.Context, ref posfleet.TerminalRef, req CommandRequest, by string) (posfleet.Command, error) {
 	if s.opts.Commander == nil {
-		return posfleet.Command{}, &apiError{http.StatusServiceUnavailable, "no_broker", "this posfleet process runs no broker; send commands through one that does"}
+		return posfleet.Command{}, errNoBroker
 	}
 	d, err := s.TerminalDetails(ctx, ref)
 	if err != nil {
@@ -463,10 +458,7 @@ func (s *Server) SendCommand(ctx context.Context, ref posfleet.TerminalRef, req 
 		return cmd, err
 	}
 	if err := s.opts.Commander.SendCommand(ctx, ref, cmd); err != nil {
-		if errors.Is(err, broker.ErrNoSession) {
-			return cmd, &apiError{http.StatusConflict, "not_reachable", "the terminal has no session subscribed to its commands (it never connected with a persistent session); nothing was queued"}
-		}
-		return cmd, err
+		return cmd, err // a terminal without a session is a Conflict, not_reachable (broker.ErrNoSession)
 	}
 	if s.opts.Commands != nil {
 		s.opts.Commands.Sent(ref, cmd, by, s.opts.Now())
@@ -572,13 +564,13 @@ func (s *Server) handlePolicy(w http.ResponseWriter, r *http.Request) {
 // tenant's models, so only an administrator may change it.
 func (s *Server) handlePutPolicy(w http.ResponseWriter, r *http.Request) {
 	if !principal(r).admin {
-		writeError(w, s.log, &apiError{http.StatusForbidden, "forbidden", "only an administrator (a user or token of all tenants) may change the firmware policy"})
+		writeError(w, s.log, posfleet.Errorf(posfleet.Forbidden, "forbidden", "only an administrator (a user or token of all tenants) may change the firmware policy"))
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		writeError(w, s.log, &apiError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d KiB", maxBody>>10)})
+		writeError(w, s.log, posfleet.Errorf(posfleet.TooLarge, "too_large", "request body over %d KiB", maxBody>>10))
 		return
 	}
 	err = s.checkPolicyURLs(body)
@@ -586,12 +578,7 @@ func (s *Server) handlePutPolicy(w http.ResponseWriter, r *http.Request) {
 		err = s.opts.Health.SetPolicy(body)
 	}
 	if err != nil {
-		var pe *health.PolicyError
-		if errors.As(err, &pe) {
-			writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]any{"code": "bad_policy", "message": pe.Error(), "line": pe.Line}})
-			return
-		}
-		writeError(w, s.log, err)
+		writeError(w, s.log, err) // a *health.PolicyError is 400 bad_policy with its line
 		return
 	}
 	if s.opts.SavePolicy != nil {

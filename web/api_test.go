@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/auth"
 	"github.com/posfleet/posfleet/commands"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/web"
-	"github.com/posfleet/posfleet/web/auth"
 )
 
 // apiFixture is the web server over a real health engine fed with decoded

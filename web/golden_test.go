@@ -20,11 +20,11 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/auth"
 	"github.com/posfleet/posfleet/commands"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/registry"
 	"github.com/posfleet/posfleet/web"
-	"github.com/posfleet/posfleet/web/auth"
 )
 
 // update rewrites testdata/golden from today's answers:

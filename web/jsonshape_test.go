@@ -13,11 +13,11 @@ import (
 	"unicode"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/auth"
 	"github.com/posfleet/posfleet/commands"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/registry"
 	"github.com/posfleet/posfleet/web"
-	"github.com/posfleet/posfleet/web/auth"
 )
 
 // fakeHealth answers every query with one sparse value: nil slices and

@@ -5,17 +5,17 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
-	"fmt"
+
 	"io"
 	"net/http"
 	"strings"
 
-	"github.com/posfleet/posfleet/registry"
+	"github.com/posfleet/posfleet"
 )
 
 // Provisioner provisions terminals from a CSV file (PROTOCOL.md §4).
 type Provisioner interface {
-	Import(ctx context.Context, csv io.Reader, emit func([]registry.Credential) error) (registry.ImportResult, error)
+	Import(ctx context.Context, csv io.Reader, emit func([]posfleet.Credential) error) (posfleet.ImportResult, error)
 }
 
 // maxImport bounds a provisioning upload: about 100,000 terminals.
@@ -28,7 +28,7 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxImport)
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		writeError(w, s.log, &apiError{http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("provisioning file over %d MiB: split it", maxImport>>20)})
+		writeError(w, s.log, posfleet.Errorf(posfleet.TooLarge, "too_large", "provisioning file over %d MiB: split it", maxImport>>20))
 		return
 	}
 	p := principal(r)
@@ -38,12 +38,12 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var creds []registry.Credential
-	res, err := s.opts.Provisioner.Import(r.Context(), bytes.NewReader(body), func(c []registry.Credential) error {
+	var creds []posfleet.Credential
+	res, err := s.opts.Provisioner.Import(r.Context(), bytes.NewReader(body), func(c []posfleet.Credential) error {
 		creds = c
 		return nil
 	})
-	var ie *registry.ImportError
+	var ie *posfleet.ImportError
 	if errors.As(err, &ie) {
 		lines := make([]string, len(ie.Errors))
 		for i, le := range ie.Errors {
@@ -94,7 +94,7 @@ func onlyTenant(body []byte, tenant string) error {
 		}
 		line, _ := cr.FieldPos(0)
 		if col < len(rec) && strings.TrimSpace(rec[col]) != tenant {
-			return &apiError{http.StatusForbidden, "forbidden", fmt.Sprintf("line %d: tenant %q: you may provision only tenant %s", line, rec[col], tenant)}
+			return posfleet.Errorf(posfleet.Forbidden, "forbidden", "line %d: tenant %q: you may provision only tenant %s", line, rec[col], tenant)
 		}
 	}
 }

@@ -3,22 +3,16 @@ package web
 import (
 	"context"
 	"embed"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/a-h/templ"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/collector"
-	"github.com/posfleet/posfleet/web/auth"
 	"github.com/posfleet/posfleet/web/pages/layout"
 	"github.com/posfleet/posfleet/web/pages/login"
-	"github.com/posfleet/posfleet/web/pages/security"
 )
 
 //go:embed static
@@ -36,8 +30,8 @@ type Users interface {
 
 // Events gives the latest rejected messages and security events.
 type Events interface {
-	RecentRejections(tenant string, n int) []collector.RejectionEvent
-	RecentSecurity(tenant string, n int) []collector.SecurityRecord
+	RecentRejections(tenant string, n int) []posfleet.RejectionEvent
+	RecentSecurity(tenant string, n int) []posfleet.SecurityRecord
 	// Counters are a terminal's message counters since the collector
 	// started: gaps, duplicates, seq resets, rejections, security events.
 	Counters(ref posfleet.TerminalRef) posfleet.MessageCounts
@@ -110,7 +104,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.signin.SignIn(ctx, name, password)
 	if err != nil {
-		if !errors.Is(err, auth.ErrBadCredentials) {
+		if posfleet.ErrorKind(err) != posfleet.Unauthorized { // auth.ErrBadCredentials
 			try.refund() // the store failed, not the guess
 			s.log.Error("sign-in failed", "err", err)
 			s.renderError(w, r, err)
@@ -183,61 +177,19 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c te
 // renderError shows an error on a page as plain text with its status; API
 // clients get JSON from writeError instead.
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) {
-	ae, ok := err.(*apiError)
+	st, ok := statusOf(err)
 	if !ok {
 		s.log.Error("page failed", "path", r.URL.Path, "err", err)
-		ae = &apiError{http.StatusInternalServerError, "internal", "something went wrong on the server; it is logged"}
 	}
-	http.Error(w, ae.Message, ae.Status)
+	http.Error(w, st.Message, st.Status)
 }
 
 // tenantScope is the tenant filter of a principal's queries: "" for all.
-func tenantScope(p auth.Principal) string {
+func tenantScope(p posfleet.Principal) string {
 	if p.Admin() {
 		return ""
 	}
 	return p.Tenant
-}
-
-func (s *Server) handleSecurity(w http.ResponseWriter, r *http.Request, frame layout.Page) {
-	frame.Title = "Incidents & security"
-	v := security.View{Frame: frame}
-	if s.opts.Events != nil {
-		p, _ := PrincipalFrom(r.Context())
-		scope := tenantScope(p)
-		reasons := map[string]int{}
-		for _, e := range s.opts.Events.RecentRejections(scope, 200) {
-			n := max(e.Count, 1)
-			v.Rejections = append(v.Rejections, security.Rejection{Time: e.Time, Terminal: e.Terminal.String(), Channel: string(e.Channel), Reason: string(e.Reason), Field: e.Field, Count: n})
-			reasons[string(e.Reason)] += int(n)
-		}
-		kinds := map[string]int{}
-		for _, e := range s.opts.Events.RecentSecurity(scope, 200) {
-			n := max(e.Count, 1)
-			ev := security.Event{Time: e.Time, Kind: string(e.Kind), Username: e.Username, Topic: e.Topic, Remote: e.Remote, Count: n}
-			if e.Known {
-				ev.Terminal = e.Terminal.String()
-			}
-			v.Events = append(v.Events, ev)
-			kinds[string(e.Kind)] += int(n)
-		}
-		v.ByReason, v.ByKind = sortedCounts(reasons), sortedCounts(kinds)
-	}
-	s.render(w, r, http.StatusOK, security.Page(v))
-}
-
-func sortedCounts(m map[string]int) []security.Count {
-	out := make([]security.Count, 0, len(m))
-	for k, n := range m {
-		out = append(out, security.Count{Key: k, N: n})
-	}
-	slices.SortFunc(out, func(a, b security.Count) int {
-		if a.N != b.N {
-			return b.N - a.N
-		}
-		return strings.Compare(a.Key, b.Key)
-	})
-	return out
 }
 
 // me answers who the caller is: a cheap way for scripts to check a token.

@@ -7,12 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/posfleet/posfleet/web/auth"
+	"github.com/posfleet/posfleet"
 )
 
 // sessionCookie is the name of the signed-in browser's cookie.
@@ -27,7 +26,7 @@ type session struct {
 	Expires int64  `json:"e"`
 	CSRF    string `json:"c"`
 	// ID names the session, so that signing out can end it for good;
-	// Epoch is the user's session generation at sign-in (auth.Principal).
+	// Epoch is the user's session generation at sign-in (posfleet.Principal).
 	ID    string `json:"i"`
 	Epoch uint64 `json:"g"`
 }
@@ -93,7 +92,7 @@ func randomString(n int) string {
 }
 
 // start sets the cookie of a new session for p.
-func (s *sessions) start(w http.ResponseWriter, p auth.Principal) session {
+func (s *sessions) start(w http.ResponseWriter, p posfleet.Principal) session {
 	v := session{Name: p.Name, Tenant: p.Tenant, Expires: s.now().Add(s.ttl).Unix(), CSRF: randomString(18), ID: randomString(16), Epoch: p.Epoch}
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: s.encode(v), Path: "/",
@@ -171,20 +170,24 @@ func loginTokenOK(r *http.Request) bool {
 }
 
 // SessionChecker says whether a signed session cookie still counts, and
-// ends one on sign-out.
+// ends one on sign-out. A session that no longer counts is an error of
+// kind posfleet.Unauthorized (auth.ErrSessionEnded).
 type SessionChecker interface {
 	CheckSession(ctx context.Context, name string, epoch uint64, id string) error
 	EndSession(ctx context.Context, id string, expires time.Time) error
 }
 
-// TokenVerifier checks API tokens.
+// TokenVerifier checks API tokens. An unknown or revoked token is an error
+// of kind posfleet.Unauthorized (auth.ErrBadToken); any other error is the
+// store failing.
 type TokenVerifier interface {
-	VerifyToken(ctx context.Context, token string) (auth.Principal, error)
+	VerifyToken(ctx context.Context, token string) (posfleet.Principal, error)
 }
 
-// SignInChecker checks a user's password.
+// SignInChecker checks a user's password. A wrong name or password is an
+// error of kind posfleet.Unauthorized (auth.ErrBadCredentials).
 type SignInChecker interface {
-	SignIn(ctx context.Context, name, password string) (auth.Principal, error)
+	SignIn(ctx context.Context, name, password string) (posfleet.Principal, error)
 }
 
 type ctxKey int
@@ -195,8 +198,8 @@ const (
 )
 
 // PrincipalFrom returns who is asking, set by the authentication middleware.
-func PrincipalFrom(ctx context.Context) (auth.Principal, bool) {
-	p, ok := ctx.Value(principalKey).(auth.Principal)
+func PrincipalFrom(ctx context.Context) (posfleet.Principal, bool) {
+	p, ok := ctx.Value(principalKey).(posfleet.Principal)
 	return p, ok
 }
 
@@ -217,7 +220,7 @@ func (s *Server) authenticate(r *http.Request) (*http.Request, error) {
 		}
 		p, err := s.tokens.VerifyToken(r.Context(), tok)
 		if err != nil {
-			if errors.Is(err, auth.ErrBadToken) {
+			if posfleet.ErrorKind(err) == posfleet.Unauthorized { // auth.ErrBadToken
 				return r, errUnauthorized
 			}
 			return r, err
@@ -233,7 +236,7 @@ func (s *Server) authenticate(r *http.Request) (*http.Request, error) {
 		return r, errUnauthorized
 	}
 	if err := s.opts.Users.CheckSession(r.Context(), v.Name, v.Epoch, v.ID); err != nil {
-		if errors.Is(err, auth.ErrSessionEnded) {
+		if posfleet.ErrorKind(err) == posfleet.Unauthorized { // auth.ErrSessionEnded
 			return r, errUnauthorized
 		}
 		return r, err
@@ -247,7 +250,7 @@ func (s *Server) authenticate(r *http.Request) (*http.Request, error) {
 			return r, errCSRF
 		}
 	}
-	ctx := context.WithValue(r.Context(), principalKey, auth.Principal{Name: v.Name, Tenant: v.Tenant, Epoch: v.Epoch})
+	ctx := context.WithValue(r.Context(), principalKey, posfleet.Principal{Name: v.Name, Tenant: v.Tenant, Epoch: v.Epoch})
 	return r.WithContext(context.WithValue(ctx, sessionKey, v)), nil
 }
 

@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/auth"
 	"github.com/posfleet/posfleet/commands"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/influxdb"
 	"github.com/posfleet/posfleet/web"
-	"github.com/posfleet/posfleet/web/auth"
 )
 
 // fakeSeries stands in for InfluxDB: a falling battery over the second
@@ -66,7 +66,7 @@ type uiFixture struct {
 	h      *web.Server
 }
 
-func newUIFixture(t testing.TB) *uiFixture {
+func newUIFixture(t testing.TB, with ...func(*web.Options)) *uiFixture {
 	t.Helper()
 	f := &uiFixture{apiFixture: &apiFixture{now: time.Now().UTC().Truncate(time.Second)}, series: &fakeSeries{}}
 	cfg := health.DefaultConfig()
@@ -93,8 +93,12 @@ func newUIFixture(t testing.TB) *uiFixture {
 		}
 	}
 	key, _ := users.SessionKey()
-	f.h, err = web.New(web.Options{Users: users, SessionKey: key, Health: f.engine, Commander: f.apiFixture, Commands: f.cmds,
-		Series: f.series, Now: cfg.Now, SavePolicy: func([]byte) error { return nil }})
+	opts := web.Options{Users: users, SessionKey: key, Health: f.engine, Commander: f.apiFixture, Commands: f.cmds,
+		Series: f.series, Now: cfg.Now, SavePolicy: func([]byte) error { return nil }}
+	for _, w := range with {
+		w(&opts)
+	}
+	f.h, err = web.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

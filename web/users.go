@@ -2,16 +2,15 @@ package web
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
-	"github.com/posfleet/posfleet/web/auth"
+	"github.com/posfleet/posfleet"
 )
 
 // UserAdmin manages users while the server holds the user store (the
 // CLI cannot open it then: bbolt locks the file).
 type UserAdmin interface {
-	Users(ctx context.Context) ([]auth.User, error)
+	Users(ctx context.Context) ([]posfleet.User, error)
 	SetDisabled(ctx context.Context, name string, disabled bool) error
 	DeleteUser(ctx context.Context, name string) error
 }
@@ -51,13 +50,11 @@ func (s *Server) mountUserAdmin(ua UserAdmin) {
 }
 
 func userErr(err error) error {
-	if errors.Is(err, auth.ErrNotFound) {
-		return &apiError{http.StatusNotFound, "not_found", "no such user"}
+	if posfleet.ErrorKind(err) == posfleet.NotFound { // auth.ErrNotFound
+		return &posfleet.Error{Kind: posfleet.NotFound, Code: "not_found", Message: "no such user", Err: err}
 	}
 	return err
 }
-
-var errAdminOnly = &apiError{http.StatusForbidden, "forbidden", "only an administrator (a user or token of all tenants) may do this"}
 
 // adminOnly refuses callers that are not administrators.
 func (s *Server) adminOnly(h http.HandlerFunc) http.HandlerFunc {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -65,17 +66,24 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Handler returns the HTTP handler.
-func Handler(opts Options) http.Handler {
-	s, err := New(opts)
-	if err != nil {
-		panic(err) // New fails only on a programming error: see its checks
+// Validate reports the first option that cannot work: a configuration
+// error, which New returns rather than serving something half-built.
+func (o Options) Validate() error {
+	switch {
+	case o.Users != nil && len(o.SessionKey) < 16:
+		return errors.New("web: a session key of at least 16 bytes is needed to sign cookies")
+	case o.SessionTTL < 0:
+		return fmt.Errorf("web: session TTL %v: want a positive duration, or 0 for the default", o.SessionTTL)
 	}
-	return s
+	return nil
 }
 
-// New builds the HTTP server's handler.
+// New builds the HTTP server's handler; it is the one constructor of the
+// web side, and its error is a configuration error (Options.Validate).
 func New(opts Options) (*Server, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -94,9 +102,6 @@ func New(opts Options) (*Server, error) {
 	s.mux.Handle("GET /metrics", s.metricsAuth(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	if opts.Users != nil {
-		if len(opts.SessionKey) < 16 {
-			return nil, errors.New("web: a session key of at least 16 bytes is needed to sign cookies")
-		}
 		s.tokens, s.signin = opts.Users, opts.Users
 		s.sessions = &sessions{key: opts.SessionKey, ttl: opts.SessionTTL, secure: opts.SecureCookies, now: opts.Now}
 		s.mountUI()

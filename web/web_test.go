@@ -16,10 +16,10 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/auth"
 	"github.com/posfleet/posfleet/collector"
 	"github.com/posfleet/posfleet/influxdb"
 	"github.com/posfleet/posfleet/web"
-	"github.com/posfleet/posfleet/web/auth"
 )
 
 type nopWriter struct{}

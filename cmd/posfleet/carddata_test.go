@@ -24,8 +24,8 @@ import (
 
 	"golang.org/x/text/unicode/norm"
 
+	"github.com/posfleet/posfleet/auth"
 	"github.com/posfleet/posfleet/influxdb/influxtest"
-	"github.com/posfleet/posfleet/web/auth"
 )
 
 // Card numbers are built at runtime from public test prefixes, never pasted.

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/auth"
 	"github.com/posfleet/posfleet/broker"
 	"github.com/posfleet/posfleet/collector"
 	"github.com/posfleet/posfleet/commands"
@@ -29,7 +30,6 @@ import (
 	"github.com/posfleet/posfleet/mqttsource"
 	"github.com/posfleet/posfleet/registry"
 	"github.com/posfleet/posfleet/web"
-	"github.com/posfleet/posfleet/web/auth"
 )
 
 // ServeCmd runs the server. Its defaults come from the components' own
@@ -417,7 +417,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.brk != nil {
 		wopts.Commander = s.brk
 	}
-	s.http = s.cfg.HTTP.server(s.withEMQX(web.Handler(wopts)), s.log)
+	wh, err := web.New(wopts)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	s.http = s.cfg.HTTP.server(s.withEMQX(wh), s.log)
 	hs, ln := s.http, s.httpLn // Close clears s.http, maybe before this goroutine runs
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -14,9 +14,9 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/auth"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/influxdb/influxtest"
-	"github.com/posfleet/posfleet/web/auth"
 )
 
 // TestBrowserPages: terminals publish over MQTT into the real server and

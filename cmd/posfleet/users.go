@@ -10,7 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/posfleet/posfleet/web/auth"
+	"github.com/posfleet/posfleet/auth"
 )
 
 // UsersCmd manages the people who sign in to the web UI and the API.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/posfleet/posfleet/web/auth"
+	"github.com/posfleet/posfleet/auth"
 )
 
 // TestUsersDisableEnableDelete: the CLI disables, enables and deletes

@@ -25,35 +25,24 @@ import (
 	"github.com/posfleet/posfleet"
 )
 
-// AllTenants is the tenant of an administrator.
-const AllTenants = "*"
+// AllTenants, Principal and User are root-owned values (posfleet.Principal
+// and the rest), so that the web side needs them without this store.
+const AllTenants = posfleet.AllTenants
 
-// Principal is who is asking: a user or a token, and the tenant it sees.
-type Principal struct {
-	Name   string
-	Tenant string // a tenant ID, or AllTenants
-	Token  bool   // authenticated by an API token rather than a password
-	// Epoch is the user's session generation when it signed in: a session
-	// cookie carries it, and a password change, disabling or removal moves
-	// the user's epoch on, which ends every older session at once.
-	Epoch uint64
-}
-
-// Sees reports whether p may see tenant's terminals.
-func (p Principal) Sees(tenant string) bool { return p.Tenant == AllTenants || p.Tenant == tenant }
-
-// Admin reports whether p sees every tenant.
-func (p Principal) Admin() bool { return p.Tenant == AllTenants }
+type (
+	Principal = posfleet.Principal
+	User      = posfleet.User
+)
 
 // Errors of the store.
 var (
-	ErrBadCredentials = errors.New("auth: bad name or password")
-	ErrBadToken       = errors.New("auth: unknown or revoked token")
-	ErrExists         = errors.New("auth: already exists")
-	ErrNotFound       = errors.New("auth: not found")
+	ErrBadCredentials = posfleet.KindError(posfleet.Unauthorized, "auth: bad name or password")
+	ErrBadToken       = posfleet.KindError(posfleet.Unauthorized, "auth: unknown or revoked token")
+	ErrExists         = posfleet.KindError(posfleet.Conflict, "auth: already exists")
+	ErrNotFound       = posfleet.KindError(posfleet.NotFound, "auth: not found")
 	// ErrSessionEnded is a session cookie that no longer counts: signed
 	// out, or its user's password changed, disabled or removed since.
-	ErrSessionEnded = errors.New("auth: session ended")
+	ErrSessionEnded = posfleet.KindError(posfleet.Unauthorized, "auth: session ended")
 )
 
 // MinPasswordLen is the shortest password a user may have.
@@ -355,14 +344,6 @@ func (s *Store) SignIn(ctx context.Context, name, password string) (Principal, e
 		return Principal{}, ErrBadCredentials
 	}
 	return Principal{Name: rec.Name, Tenant: rec.Tenant, Epoch: rec.Epoch}, nil
-}
-
-// User is a user as listed (no hash).
-type User struct {
-	Name     string    `json:"name"`
-	Tenant   string    `json:"tenant"`
-	Created  time.Time `json:"created"`
-	Disabled bool      `json:"disabled"`
 }
 
 // Users lists the users.

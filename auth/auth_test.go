@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posfleet/posfleet/web/auth"
+	"github.com/posfleet/posfleet/auth"
 )
 
 func open(t *testing.T) (*auth.Store, string) {

@@ -1,0 +1,150 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/web/pages/firmware"
+	"github.com/posfleet/posfleet/web/pages/layout"
+	"github.com/posfleet/posfleet/web/pages/parts"
+)
+
+// adoption sets each model's versions in the field against the policy.
+func adoption(models map[string]map[string]int, pol *health.Policy) []parts.Model {
+	var out []parts.Model
+	for _, name := range slices.Sorted(maps.Keys(models)) {
+		m := parts.Model{Model: name}
+		if pol != nil {
+			if mp, ok := pol.Models[name]; ok {
+				m.Target, m.Minimum = mp.Target, mp.Minimum
+			}
+		}
+		for _, fw := range slices.Sorted(maps.Keys(models[name])) {
+			n := models[name][fw]
+			st := pol.FirmwareStatus(name, fw) // health's verdict, as the firmware flags have it
+			v := parts.Version{Version: fw, N: n, Status: string(st)}
+			m.Total += n
+			switch st {
+			case health.FirmwareBlocked:
+				m.Blocked += n
+				m.Behind += n
+			case health.FirmwareBelowMinimum, health.FirmwareBehind:
+				m.Behind += n
+			case health.FirmwareOnTarget, health.FirmwareAhead:
+				m.OnTarget += n
+			}
+			m.Versions = append(m.Versions, v)
+		}
+		// The most common version first: what the field mostly runs.
+		slices.SortStableFunc(m.Versions, func(a, b parts.Version) int { return b.N - a.N })
+		out = append(out, m)
+	}
+	return out
+}
+
+func (s *Server) firmwareView(r *http.Request, frame layout.Page) firmware.View {
+	frame.Title = "Firmware"
+	tenant := scope(r)
+	pol := s.opts.Health.Policy()
+	fs := s.opts.Health.FleetSummary(tenant)
+	v := firmware.View{Frame: frame, Admin: principal(r).admin, Suspect: fs.SuspectFirmware, Models: adoption(fs.Models, pol)}
+	v.Policy = string(s.policyFor(tenant, principal(r).admin).YAML())
+	return v
+}
+
+func (s *Server) handleFirmwarePage(w http.ResponseWriter, r *http.Request, frame layout.Page) {
+	v := s.firmwareView(r, frame)
+	q := r.URL.Query()
+	v.Notice = notices[q.Get("done")]
+	if q.Has("sent") {
+		sent, _ := strconv.Atoi(q.Get("sent"))
+		failed, _ := strconv.Atoi(q.Get("failed"))
+		v.Notice = fmt.Sprintf("Update sent to %d terminals; %d could not be reached.", sent, failed)
+	}
+	s.render(w, r, http.StatusOK, firmware.Page(v))
+}
+
+func (s *Server) handlePolicyForm(w http.ResponseWriter, r *http.Request, frame layout.Page) {
+	if !principal(r).admin {
+		s.renderError(w, r, posfleet.Errorf(posfleet.Forbidden, "forbidden", "only an administrator may change the firmware policy"))
+		return
+	}
+	body := strings.ReplaceAll(r.PostFormValue("policy"), "\r\n", "\n")
+	if len(body) > maxBody {
+		s.renderError(w, r, posfleet.Errorf(posfleet.TooLarge, "too_large", "the policy is too long"))
+		return
+	}
+	err := s.checkPolicyURLs([]byte(body))
+	if err == nil {
+		err = s.opts.Health.SetPolicy([]byte(body))
+	}
+	if err != nil {
+		v := s.firmwareView(r, frame)
+		v.Policy = body
+		var pe *health.PolicyError
+		if !errors.As(err, &pe) {
+			s.renderError(w, r, err)
+			return
+		}
+		v.PolicyError, v.PolicyLine = pe.Reason, pe.Line
+		s.render(w, r, http.StatusBadRequest, firmware.Page(v))
+		return
+	}
+	if s.opts.SavePolicy != nil {
+		if err := s.opts.SavePolicy([]byte(body)); err != nil {
+			s.renderError(w, r, fmt.Errorf("save policy: %w", err))
+			return
+		}
+	}
+	s.log.Info("firmware policy replaced", "by", principal(r).name)
+	http.Redirect(w, r, "/firmware?done=policy", http.StatusSeeOther)
+}
+
+// maxBulk bounds one bulk update: a rollout goes in waves.
+const maxBulk = 500
+
+func (s *Server) handleBulkUpdateForm(w http.ResponseWriter, r *http.Request, frame layout.Page) {
+	model, fw := strings.TrimSpace(r.PostFormValue("model")), strings.TrimSpace(r.PostFormValue("firmware"))
+	refuse := func(status int, msg string) {
+		v := s.firmwareView(r, frame)
+		v.Error = msg
+		s.render(w, r, status, firmware.Page(v))
+	}
+	if model == "" {
+		refuse(http.StatusBadRequest, "Choose a model.")
+		return
+	}
+	// Nothing can go out without a broker or without a package for the
+	// model: say so once rather than once per terminal.
+	if s.opts.Commander == nil {
+		refuse(http.StatusServiceUnavailable, "This posfleet process runs no broker; send updates through one that does.")
+		return
+	}
+	if _, err := BuildCommand(CommandRequest{Type: posfleet.CmdUpdateFirmware}, model, s.opts.Health.Policy()); err != nil {
+		_, msg, _ := s.actionRefused(err)
+		refuse(http.StatusConflict, msg)
+		return
+	}
+	page := ListTerminals(s.opts.Health, scope(r), TerminalFilter{Flag: posfleet.FlagFirmwareOutdated, Model: model, Firmware: fw, Page: 1, PerPage: maxBulk})
+	sent, failed := 0, 0
+	for _, t := range page.Terminals {
+		ref := posfleet.TerminalRef{Tenant: t.Tenant, Terminal: t.Terminal}
+		if _, err := s.SendCommand(r.Context(), ref, CommandRequest{Type: posfleet.CmdUpdateFirmware}, principal(r).name); err != nil {
+			// Typically a terminal that never connected with a persistent
+			// session; the others still get theirs.
+			s.log.Info("bulk update: not sent", "terminal", ref.String(), "err", err)
+			failed++
+			continue
+		}
+		sent++
+	}
+	s.log.Info("bulk update", "model", model, "firmware", fw, "sent", sent, "failed", failed, "by", principal(r).name)
+	http.Redirect(w, r, fmt.Sprintf("/firmware?sent=%d&failed=%d", sent, failed), http.StatusSeeOther)
+}
