@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/posfleet/posfleet"
@@ -92,23 +93,36 @@ func (s *Server) startHealth(ctx context.Context) error {
 	s.engine, s.cmds = eng, commands.New()
 	hctx, cancel := context.WithCancel(context.Background())
 	s.stopHealth = cancel
-	s.healthDone = make(chan struct{})
-	go func() {
-		defer close(s.healthDone)
+	done := make(chan struct{})
+	s.healthDone = done
+	var running sync.WaitGroup
+	running.Add(2)
+	go func() { running.Wait(); close(done) }()
+	// The engine's clock is a part of the server: its error, dropped
+	// before, now stops it.
+	s.parts.Go(func() error {
+		defer running.Done()
+		if err := eng.Run(hctx); err != nil {
+			return fmt.Errorf("serve: health engine: %w", err)
+		}
+		return nil
+	})
+	s.parts.Go(func() error {
+		defer running.Done()
 		t := time.NewTicker(s.cfg.SnapshotInterval)
 		defer t.Stop()
-		go s.engine.Run(hctx)
 		for {
 			select {
 			case <-t.C:
+				// Not fatal: the next tick or the shutdown tries again.
 				if err := s.saveSnapshot(); err != nil {
 					s.log.Error("health snapshot", "err", err)
 				}
 			case <-hctx.Done():
-				return
+				return nil
 			}
 		}
-	}()
+	})
 	return nil
 }
 
