@@ -5,11 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/commands"
@@ -17,22 +14,16 @@ import (
 	"github.com/posfleet/posfleet/registry"
 )
 
-// The health engine keeps its state in memory and in a snapshot file
-// (data/health.snapshot), written every SnapshotInterval and at shutdown,
-// and read at start: 100,000 terminals restore in about a second, where
-// rebuilding from InfluxDB would mean reading a day of every terminal's
-// transactions. What arrived after the last snapshot before a crash is in
-// InfluxDB but not in the engine: at most SnapshotInterval of evidence,
-// which the next messages replace within minutes.
+// snapshotFile is where the health engine's state is kept, written every
+// SnapshotInterval and at shutdown, and read at start (see health.LoadSnapshot).
 const snapshotFile = "health.snapshot"
 
 // policyFile is where the firmware policy accepted by PUT /api/v1/policy is kept.
 const policyFile = "policy.yaml"
 
-// startHealth makes the engine and the command log, restores the last
-// snapshot and the firmware policy, and starts the engine's clock and the
-// snapshot loop.
-func (s *Server) startHealth(ctx context.Context) error {
+// newEngine makes the health engine, with the registry's terminals as its
+// merchants and sites.
+func (s *Server) newEngine() *health.Engine {
 	hcfg := health.DefaultConfig()
 	hcfg.Logger = s.log
 	hcfg.Merchant = func(ref posfleet.TerminalRef) string {
@@ -49,36 +40,32 @@ func (s *Server) startHealth(ctx context.Context) error {
 		}
 		return siteOf(t), true
 	}
-	eng := health.New(hcfg)
+	return health.New(hcfg)
+}
 
+// startHealth makes the engine and the command log, restores the last
+// snapshot and the firmware policy, and starts the engine's clock and the
+// snapshot loop.
+func (s *Server) startHealth(ctx context.Context) error {
+	eng := s.newEngine()
 	snap := filepath.Join(s.cfg.DataDir, snapshotFile)
-	if f, err := os.Open(snap); err == nil {
-		start := time.Now()
-		err := eng.Restore(f)
-		f.Close()
-		if err != nil {
-			// A damaged snapshot must not keep the server down: the engine
-			// starts empty and fills from new messages.
-			s.log.Error("health snapshot not restored; starting empty", "file", snap, "err", err)
-		} else {
-			s.log.Info("health state restored", "file", snap, "took", time.Since(start).Round(time.Millisecond).String())
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("serve: health snapshot: %w", err)
+	if err := eng.LoadSnapshot(snap); errors.Is(err, health.ErrDamagedSnapshot) {
+		// A damaged snapshot must not keep the server down: the engine
+		// starts empty and fills from new messages.
+		s.log.Error("health snapshot not restored; starting empty", "file", snap, "err", err)
+	} else if err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
-	if b, err := os.ReadFile(filepath.Join(s.cfg.DataDir, policyFile)); err == nil {
-		if err := eng.SetPolicy(b); err != nil {
-			return fmt.Errorf("serve: %s: %w", filepath.Join(s.cfg.DataDir, policyFile), err)
+	policy := filepath.Join(s.cfg.DataDir, policyFile)
+	if err := eng.LoadPolicyFile(policy); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	// A policy written before package URLs were checked: serve, but say
+	// loudly that its update commands would carry such a URL.
+	if pol := eng.Policy(); pol != nil {
+		if err := pol.CheckURLs(s.cfg.AllowHTTPFirmware); err != nil {
+			s.log.Error("firmware policy has a package URL terminals should not fetch; correct it (PUT /api/v1/policy or the Firmware page)", "file", policy, "err", err)
 		}
-		// A policy written before package URLs were checked: serve, but say
-		// loudly that its update commands would carry such a URL.
-		if pol := eng.Policy(); pol != nil {
-			if err := pol.CheckURLs(s.cfg.AllowHTTPFirmware); err != nil {
-				s.log.Error("firmware policy has a package URL terminals should not fetch; correct it (PUT /api/v1/policy or the Firmware page)", "file", filepath.Join(s.cfg.DataDir, policyFile), "err", err)
-			}
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("serve: firmware policy: %w", err)
 	}
 
 	// Provisioned terminals that never connected are counted and listed
@@ -109,19 +96,7 @@ func (s *Server) startHealth(ctx context.Context) error {
 	})
 	s.parts.Go(func() error {
 		defer running.Done()
-		t := time.NewTicker(s.cfg.SnapshotInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				// Not fatal: the next tick or the shutdown tries again.
-				if err := s.saveSnapshot(); err != nil {
-					s.log.Error("health snapshot", "err", err)
-				}
-			case <-hctx.Done():
-				return nil
-			}
-		}
+		return eng.RunSnapshots(hctx, snap, s.cfg.SnapshotInterval)
 	})
 	return nil
 }
@@ -134,36 +109,9 @@ func siteOf(t registry.Terminal) health.Site {
 	return st
 }
 
-// saveSnapshot writes the engine's state next to the old snapshot and
-// renames it over, so a crash mid-write leaves the old one.
-func (s *Server) saveSnapshot() error {
-	final := filepath.Join(s.cfg.DataDir, snapshotFile)
-	tmp := final + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := s.engine.Snapshot(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, final)
-}
-
 // savePolicy keeps an accepted firmware policy for the next start.
 func (s *Server) savePolicy(b []byte) error {
-	final := filepath.Join(s.cfg.DataDir, policyFile)
-	if err := os.WriteFile(final+".tmp", b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(final+".tmp", final)
+	return health.WritePolicyFile(filepath.Join(s.cfg.DataDir, policyFile), b)
 }
 
 // closeHealth stops the engine and writes its last snapshot.
@@ -173,7 +121,7 @@ func (s *Server) closeHealth() error {
 	}
 	s.stopHealth()
 	<-s.healthDone
-	err := s.saveSnapshot()
+	err := s.engine.SaveSnapshot(filepath.Join(s.cfg.DataDir, snapshotFile))
 	s.engine = nil
 	return err
 }
