@@ -24,7 +24,7 @@ const policyFile = "policy.yaml"
 // newEngine makes the health engine, with the registry's terminals as its
 // merchants and sites.
 func (s *Server) newEngine() *health.Engine {
-	hcfg := health.DefaultConfig()
+	hcfg := s.cfg.Health
 	hcfg.Logger = s.log
 	hcfg.Merchant = func(ref posfleet.TerminalRef) string {
 		t, err := s.reg.Get(context.Background(), ref)

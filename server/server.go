@@ -93,8 +93,11 @@ type Config struct {
 	Broker            broker.Options
 	Collector         collector.Options
 	Registry          registry.Options
-	Influx            influxdb.Config
-	Logger            *slog.Logger
+	// Health is the health engine's configuration; its Logger, Merchant
+	// and Site are filled in by the server (the registry's terminals).
+	Health health.Config
+	Influx influxdb.Config
+	Logger *slog.Logger
 	// Roles says which parts run in this process (see roles.go).
 	Roles Roles
 	// Source, when its Broker is set, makes the collector consume from an
@@ -120,6 +123,7 @@ func DefaultConfig(dataDir string) Config {
 		Broker:    broker.DefaultOptions(),
 		Collector: collector.DefaultOptions(),
 		Registry:  registry.DefaultOptions(),
+		Health:    health.DefaultConfig(),
 		Influx:    influxdb.Config{URL: "http://127.0.0.1:8086", Bucket: "posfleet/autogen"},
 		Roles:     AllRoles,
 		// A minute of evidence at most is lost with a crash; writing 100,000
