@@ -124,7 +124,7 @@ func DefaultConfig(dataDir string) Config {
 		Collector: collector.DefaultOptions(),
 		Registry:  registry.DefaultOptions(),
 		Health:    health.DefaultConfig(),
-		Influx:    influxdb.Config{URL: "http://127.0.0.1:8086", Bucket: "posfleet/autogen"},
+		Influx:    influxdb.DefaultConfig(),
 		Roles:     AllRoles,
 		// A minute of evidence at most is lost with a crash; writing 100,000
 		// terminals' state takes about a second of one core.
@@ -134,6 +134,32 @@ func DefaultConfig(dataDir string) Config {
 	cfg.Broker.DataDir = filepath.Join(dataDir, "broker")
 	cfg.Collector.SpoolDir = filepath.Join(dataDir, "spool")
 	return cfg
+}
+
+// minMetricsToken is the shortest metrics token accepted: a bearer token
+// anyone on the network path may try to guess.
+const minMetricsToken = 16
+
+// Validate reports the first option out of its range, of the server's own
+// or of a component's (each component's Validate, checked once here).
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("serve: no data directory")
+	}
+	if c.HTTP.MaxConns < 1 {
+		return fmt.Errorf("serve: HTTP.MaxConns %d: want at least 1", c.HTTP.MaxConns)
+	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < minMetricsToken {
+		return errors.New("serve: the metrics token is shorter than 16 characters; make a long random one (openssl rand -hex 32)")
+	}
+	if err := c.Roles.check(c.Source.Broker != ""); err != nil {
+		return err
+	}
+	errs := []error{c.Broker.Validate(), c.Collector.Validate(), c.Registry.Validate(), c.Health.Validate(), c.Influx.Validate()}
+	if c.Source.Broker != "" {
+		errs = append(errs, c.Source.Validate())
+	}
+	return errors.Join(errs...)
 }
 
 // Server is posfleet in one process: registry, collector (spool and
@@ -175,8 +201,8 @@ type Server struct {
 
 // New checks cfg; Start or Run opens everything.
 func New(cfg Config) (*Server, error) {
-	if cfg.DataDir == "" {
-		return nil, errors.New("serve: no data directory")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	log := cfg.Logger
 	if log == nil {

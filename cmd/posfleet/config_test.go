@@ -64,6 +64,16 @@ func TestConfigErrors(t *testing.T) {
 		{"zero auth burst", func(t *testing.T) []string {
 			return []string{"--data-dir", t.TempDir(), "serve", "--auth-source-burst", "0"}
 		}, "--auth-source-burst"},
+		// Ranges checked once, by the component's Validate.
+		{"receive maximum over MQTT's", func(t *testing.T) []string {
+			return []string{"--data-dir", t.TempDir(), "serve", "--receive-maximum", "70000"}
+		}, "ReceiveMaximum 70000: want 1..65535"},
+		{"too many writers", func(t *testing.T) []string {
+			return []string{"--data-dir", t.TempDir(), "serve", "--influx-writers", "65"}
+		}, "Writers 65: want 1..64"},
+		{"no HTTP connection", func(t *testing.T) []string {
+			return []string{"--data-dir", t.TempDir(), "serve", "--http-max-connections", "0"}
+		}, "MaxConns 0"},
 		{"unknown command", func(t *testing.T) []string { return []string{"fly"} }, "unexpected argument fly"},
 	}
 	for _, tc := range cases {

@@ -10,9 +10,6 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/posfleet/posfleet/broker"
-	"github.com/posfleet/posfleet/collector"
-	"github.com/posfleet/posfleet/registry"
 	"github.com/posfleet/posfleet/server"
 )
 
@@ -23,16 +20,16 @@ type ServeCmd struct {
 	MQTTTLSAddr          string        `name:"mqtt-tls-addr" help:"MQTT listener (TLS), used when --tls-cert and --tls-key are set." default:"${mqtt_tls_addr}" env:"POSFLEET_MQTT_TLS_ADDR"`
 	TLSCert              string        `help:"TLS certificate (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_CERT"`
 	TLSKey               string        `help:"TLS private key (PEM) for the MQTT TLS listener." type:"path" env:"POSFLEET_TLS_KEY"`
-	HTTPAddr             string        `name:"http-addr" help:"HTTP listener: web UI, API, /healthz, /metrics (with credentials)." default:":8080" env:"POSFLEET_HTTP_ADDR"`
+	HTTPAddr             string        `name:"http-addr" help:"HTTP listener: web UI, API, /healthz, /metrics (with credentials)." default:"${http_addr}" env:"POSFLEET_HTTP_ADDR"`
 	HTTPMaxConns         int           `name:"http-max-connections" help:"HTTP connections served at once; further ones wait for a free slot." default:"${http_max_conns}" env:"POSFLEET_HTTP_MAX_CONNECTIONS"`
 	MetricsTokenFile     string        `name:"metrics-token-file" help:"File holding a bearer token that may read /metrics on --http-addr (Prometheus: authorization.credentials_file). Administrators' API tokens may read it too." type:"path" env:"POSFLEET_METRICS_TOKEN_FILE"`
 	MetricsAddr          string        `name:"metrics-addr" help:"Off when empty: serve /metrics without credentials on this address, a listener of its own. Keep it on loopback or a port only Prometheus reaches (e.g. 127.0.0.1:9090)." env:"POSFLEET_METRICS_ADDR" placeholder:"HOST:PORT"`
 	RateLimit            float64       `help:"Messages per second one terminal may publish before it is slowed down." default:"${rate}" env:"POSFLEET_RATE_LIMIT"`
 	RateBurst            int           `help:"Messages one terminal may publish in a burst (an offline store flushing)." default:"${burst}" env:"POSFLEET_RATE_BURST"`
 	ReceiveMaximum       int           `help:"QoS 1 messages one terminal may have in the broker's hands, spooled but not yet acknowledged." default:"${receive_max}" env:"POSFLEET_RECEIVE_MAXIMUM"`
-	InfluxURL            string        `name:"influx-url" help:"InfluxDB URL (v2 API; InfluxDB 2.x, or 1.8 with flux-enabled)." default:"http://127.0.0.1:8086" env:"POSFLEET_INFLUX_URL"`
+	InfluxURL            string        `name:"influx-url" help:"InfluxDB URL (v2 API; InfluxDB 2.x, or 1.8 with flux-enabled)." default:"${influx_url}" env:"POSFLEET_INFLUX_URL"`
 	InfluxOrg            string        `name:"influx-org" help:"InfluxDB organisation (ignored by InfluxDB 1.8)." env:"POSFLEET_INFLUX_ORG"`
-	InfluxBucket         string        `name:"influx-bucket" help:"InfluxDB bucket; on InfluxDB 1.8 'database/retention-policy'." default:"posfleet/autogen" env:"POSFLEET_INFLUX_BUCKET"`
+	InfluxBucket         string        `name:"influx-bucket" help:"InfluxDB bucket; on InfluxDB 1.8 'database/retention-policy'." default:"${influx_bucket}" env:"POSFLEET_INFLUX_BUCKET"`
 	InfluxTokenFile      string        `name:"influx-token-file" help:"File holding the InfluxDB token (or set POSFLEET_INFLUX_TOKEN; 1.8: user:password). Never a flag: flags show in process listings." type:"path" env:"POSFLEET_INFLUX_TOKEN_FILE"`
 	Fsync                string        `help:"Spool durability: 'always' (fsync before every acknowledgement, group commit) or 'interval' (process crash safe; an OS crash loses up to --fsync-interval)." default:"${fsync}" enum:"always,interval" env:"POSFLEET_FSYNC"`
 	FsyncInterval        time.Duration `help:"fsync period with --fsync=interval." default:"${fsync_interval}" env:"POSFLEET_FSYNC_INTERVAL"`
@@ -53,11 +50,16 @@ type ServeCmd struct {
 	ScaleOut `embed:""`
 }
 
-// defaultVars fills the ${…} defaults of the command line from the
-// components' DefaultOptions.
+// defaultVars fills the ${…} defaults of the command line from
+// server.DefaultConfig, which takes them from the components'
+// DefaultOptions: each default is written once.
 func defaultVars() kong.Vars {
-	b, c, r := broker.DefaultOptions(), collector.DefaultOptions(), registry.DefaultOptions()
+	s := server.DefaultConfig("")
+	b, c, r := s.Broker, s.Collector, s.Registry
 	return kong.Vars{
+		"http_addr":           s.HTTPAddr,
+		"influx_url":          s.Influx.URL,
+		"influx_bucket":       s.Influx.Bucket,
 		"event_window":        c.EventWindow.String(),
 		"max_event_keys":      fmt.Sprint(c.MaxEventKeys),
 		"auth_source_rate":    fmt.Sprint(r.SourceFailuresPerSecond),
@@ -75,7 +77,7 @@ func defaultVars() kong.Vars {
 		"batch_lines":         fmt.Sprint(c.BatchLines),
 		"batch_wait":          c.BatchWait.String(),
 		"max_spool_mib":       fmt.Sprint(c.MaxSpoolBytes >> 20),
-		"http_max_conns":      fmt.Sprint(server.DefaultHTTPLimits().MaxConns),
+		"http_max_conns":      fmt.Sprint(s.HTTP.MaxConns),
 	}
 }
 
@@ -108,9 +110,6 @@ func (cmd *ServeCmd) config(g *Globals) (server.Config, error) {
 	cfg.Broker.RatePerSecond, cfg.Broker.RateBurst = cmd.RateLimit, cmd.RateBurst
 	cfg.Broker.ReceiveMaximum = cmd.ReceiveMaximum
 	cfg.HTTPAddr = cmd.HTTPAddr
-	if cmd.HTTPMaxConns < 1 {
-		return cfg, fmt.Errorf("serve: --http-max-connections %d: want at least 1", cmd.HTTPMaxConns)
-	}
 	cfg.HTTP.MaxConns = cmd.HTTPMaxConns
 	cfg.MetricsAddr = cmd.MetricsAddr
 	cfg.MetricsToken = os.Getenv("POSFLEET_METRICS_TOKEN")
@@ -120,9 +119,6 @@ func (cmd *ServeCmd) config(g *Globals) (server.Config, error) {
 			return cfg, fmt.Errorf("serve: metrics token: %w", err)
 		}
 		cfg.MetricsToken = strings.TrimSpace(string(b))
-	}
-	if cfg.MetricsToken != "" && len(cfg.MetricsToken) < 16 {
-		return cfg, errors.New("serve: the metrics token is shorter than 16 characters; make a long random one (openssl rand -hex 32)")
 	}
 	cfg.SecureCookies = cmd.SecureCookies
 	cfg.AllowHTTPFirmware = cmd.AllowHTTPFirmware
@@ -149,11 +145,7 @@ func (cmd *ServeCmd) config(g *Globals) (server.Config, error) {
 	if cmd.BatchLines < 1 || cmd.BatchWait <= 0 || cmd.MaxSpoolMiB < 1 || cmd.RateLimit <= 0 || cmd.RateBurst < 1 {
 		return cfg, errors.New("serve: --batch-lines, --batch-wait, --max-spool-mib, --rate-limit and --rate-burst must be positive")
 	}
-	if cmd.ReceiveMaximum < 1 || cmd.ReceiveMaximum > 65535 {
-		return cfg, fmt.Errorf("serve: --receive-maximum %d: want 1..65535", cmd.ReceiveMaximum)
-	}
-	if cmd.InfluxWriters < 1 || cmd.InfluxWriters > 64 {
-		return cfg, fmt.Errorf("serve: --influx-writers %d: want 1..64", cmd.InfluxWriters)
-	}
-	return cfg, nil
+	// The ranges of --receive-maximum, --influx-writers,
+	// --http-max-connections and the rest are the components' (Validate).
+	return cfg, cfg.Validate()
 }
