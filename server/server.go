@@ -252,9 +252,6 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			s.Close()
 		}
 	}()
-	if err := s.cfg.Roles.check(s.cfg.Source.Broker != ""); err != nil {
-		return err
-	}
 	if err := os.MkdirAll(s.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("serve: data directory: %w", err)
 	}
