@@ -144,6 +144,8 @@ func (o Options) Validate() error {
 	switch {
 	case o.SourceFailureBurst < 1 || o.UsernameFailureBurst < 1:
 		return fmt.Errorf("registry: failure bursts must be at least 1")
+	case o.SourceFailuresPerSecond == 0 || o.UsernameFailuresPerSecond == 0:
+		return fmt.Errorf("registry: failure rates must not be zero (negative: no bound)")
 	case o.MaxBudgetKeys < 1:
 		return fmt.Errorf("registry: MaxBudgetKeys %d: want at least 1", o.MaxBudgetKeys)
 	}

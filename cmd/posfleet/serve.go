@@ -137,15 +137,16 @@ func (cmd *ServeCmd) config(g *Globals) (server.Config, error) {
 	cfg.Collector.MaxSpoolBytes = cmd.MaxSpoolMiB << 20
 	cfg.Collector.Writers = cmd.InfluxWriters
 	cfg.Collector.EventWindow, cfg.Collector.MaxEventKeys = cmd.EventWindow, cmd.MaxEventSources
-	if cmd.EventWindow <= 0 || cmd.MaxEventSources < 1 || cmd.AuthSourceFailures == 0 || cmd.AuthSourceBurst < 1 || cmd.AuthUsernameFailures == 0 || cmd.AuthUsernameBurst < 1 {
-		return cfg, errors.New("serve: --event-window, --max-event-sources, --auth-source-burst and --auth-username-burst must be positive, --auth-source-failures and --auth-username-failures not zero")
-	}
 	cfg.Registry.SourceFailuresPerSecond, cfg.Registry.SourceFailureBurst = cmd.AuthSourceFailures, cmd.AuthSourceBurst
 	cfg.Registry.UsernameFailuresPerSecond, cfg.Registry.UsernameFailureBurst = cmd.AuthUsernameFailures, cmd.AuthUsernameBurst
-	if cmd.BatchLines < 1 || cmd.BatchWait <= 0 || cmd.MaxSpoolMiB < 1 || cmd.RateLimit <= 0 || cmd.RateBurst < 1 {
-		return cfg, errors.New("serve: --batch-lines, --batch-wait, --max-spool-mib, --rate-limit and --rate-burst must be positive")
+	// Flag rules stricter than the components': the library takes a
+	// negative rate for no limit and no spool bound for zero; the command
+	// line keeps both on.
+	if cmd.MaxSpoolMiB < 1 || cmd.RateLimit <= 0 {
+		return cfg, errors.New("serve: --max-spool-mib and --rate-limit must be positive")
 	}
-	// The ranges of --receive-maximum, --influx-writers,
-	// --http-max-connections and the rest are the components' (Validate).
+	// Every other range (--receive-maximum, --influx-writers, --batch-lines,
+	// --event-window, --auth-source-burst, ...) is its component's, checked
+	// once by Validate.
 	return cfg, cfg.Validate()
 }
