@@ -222,7 +222,9 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-func (o Options) validate() error {
+// Validate reports the first option out of its range, checking o as given
+// (New fills zero fields with their defaults before it checks).
+func (o Options) Validate() error {
 	switch {
 	case o.MaxPacketBytes < 1<<10 || o.MaxPacketBytes > 256<<20:
 		return fmt.Errorf("broker: MaxPacketBytes %d: want 1 KiB..256 MiB", o.MaxPacketBytes)
@@ -288,7 +290,7 @@ func New(opts Options, auth Authenticator, sink Sink, sec SecurityRecorder) (*Br
 		return nil, errors.New("broker: Authenticator and Sink are required")
 	}
 	opts = opts.withDefaults()
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	if sec == nil {

@@ -166,6 +166,40 @@ func DefaultOptions() Options {
 	}
 }
 
+// withDefaults fills the zero options that have a default of their own.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.Writers == 0 {
+		o.Writers = d.Writers
+	}
+	if o.EventWindow == 0 {
+		o.EventWindow = d.EventWindow
+	}
+	if o.MaxEventKeys == 0 {
+		o.MaxEventKeys = d.MaxEventKeys
+	}
+	return o
+}
+
+// Validate reports the first option out of its range, checking o as given
+// (New fills a zero Writers, EventWindow or MaxEventKeys with its default
+// before it checks).
+func (o Options) Validate() error {
+	switch {
+	case o.Fsync != FsyncAlways && o.Fsync != FsyncInterval:
+		return fmt.Errorf("collector: fsync policy %q: want %q or %q", o.Fsync, FsyncAlways, FsyncInterval)
+	case o.BatchLines < 1 || o.BatchWait <= 0 || o.RetryMin <= 0 || o.RetryMax < o.RetryMin:
+		return fmt.Errorf("collector: batch and retry settings must be positive")
+	case o.Writers < 1 || o.Writers > 64:
+		return fmt.Errorf("collector: Writers %d: want 1..64", o.Writers)
+	case o.EventWindow < minEventWindow || o.EventWindow > maxEventWindow:
+		return fmt.Errorf("collector: EventWindow %v: want %v..%v", o.EventWindow, minEventWindow, maxEventWindow)
+	case o.MaxEventKeys < 1 || o.MaxEventKeys > maxMaxEventKeys:
+		return fmt.Errorf("collector: MaxEventKeys %d: want 1..%d", o.MaxEventKeys, maxMaxEventKeys)
+	}
+	return nil
+}
+
 // Bounds of the event aggregation options.
 const (
 	minEventWindow  = 10 * time.Millisecond
@@ -243,29 +277,9 @@ const recentEvents = 1000
 // New opens the spool in opts.SpoolDir and starts the committer and the
 // writer. Close stops them.
 func New(opts Options, enc PointEncoder, w PointWriter) (*Collector, error) {
-	if opts.Fsync != FsyncAlways && opts.Fsync != FsyncInterval {
-		return nil, fmt.Errorf("collector: fsync policy %q: want %q or %q", opts.Fsync, FsyncAlways, FsyncInterval)
-	}
-	if opts.BatchLines < 1 || opts.BatchWait <= 0 || opts.RetryMin <= 0 || opts.RetryMax < opts.RetryMin {
-		return nil, fmt.Errorf("collector: batch and retry settings must be positive")
-	}
-	if opts.Writers == 0 {
-		opts.Writers = DefaultOptions().Writers
-	}
-	if opts.Writers < 1 || opts.Writers > 64 {
-		return nil, fmt.Errorf("collector: Writers %d: want 1..64", opts.Writers)
-	}
-	if opts.EventWindow == 0 {
-		opts.EventWindow = DefaultOptions().EventWindow
-	}
-	if opts.EventWindow < minEventWindow || opts.EventWindow > maxEventWindow {
-		return nil, fmt.Errorf("collector: EventWindow %v: want %v..%v", opts.EventWindow, minEventWindow, maxEventWindow)
-	}
-	if opts.MaxEventKeys == 0 {
-		opts.MaxEventKeys = DefaultOptions().MaxEventKeys
-	}
-	if opts.MaxEventKeys < 1 || opts.MaxEventKeys > maxMaxEventKeys {
-		return nil, fmt.Errorf("collector: MaxEventKeys %d: want 1..%d", opts.MaxEventKeys, maxMaxEventKeys)
+	opts = opts.withDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	sp, err := openSpool(opts.SpoolDir, opts.SegmentBytes, opts.Fsync == FsyncInterval)
 	if err != nil {

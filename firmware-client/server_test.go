@@ -21,7 +21,7 @@ import (
 
 	"github.com/posfleet/posfleet"
 	firmwareclient "github.com/posfleet/posfleet/firmware-client"
-	"github.com/posfleet/posfleet/firmware-client/fleettest"
+	"github.com/posfleet/posfleet/server/servertest"
 )
 
 // terminal is a client of the i-th provisioned terminal, running until the
@@ -33,9 +33,9 @@ type terminal struct {
 
 func startTerminal(t *testing.T, url string, i int, dir string, mod func(*firmwareclient.Config)) *terminal {
 	t.Helper()
-	ref := fleettest.Ref(i)
+	ref := servertest.Ref(i)
 	cfg := firmwareclient.Config{
-		Broker: url, Tenant: ref.Tenant, Terminal: ref.Terminal, Secret: fleettest.Secret(i),
+		Broker: url, Tenant: ref.Tenant, Terminal: ref.Terminal, Secret: servertest.Secret(i),
 		StoreDir:  dir,
 		Inventory: posfleet.Inventory{Model: "A920", Serial: "SN-" + ref.Terminal, Firmware: "2.4.1", App: "7.1.0"},
 		Heartbeat: func() posfleet.Heartbeat {
@@ -86,7 +86,7 @@ func testLogger(t *testing.T) *slog.Logger {
 // TestAgainstServer runs terminals against the real broker, collector and
 // InfluxDB. The subtests share one server and use a terminal each.
 func TestAgainstServer(t *testing.T) {
-	srv := fleettest.Start(t, 8, fleettest.WithTLS())
+	srv := servertest.Start(t, 8, servertest.WithTLS())
 	t.Run("every channel reaches InfluxDB", func(t *testing.T) { testEveryChannel(t, srv, 1) })
 	t.Run("TLS", func(t *testing.T) { testTLS(t, srv, 5) })
 	t.Run("last will when the connection is cut", func(t *testing.T) { testLastWill(t, srv, 2) })
@@ -95,13 +95,13 @@ func TestAgainstServer(t *testing.T) {
 	t.Run("broker outage and terminal restart", func(t *testing.T) { testOutage(t, srv, 4) })
 }
 
-func testEveryChannel(t *testing.T, srv *fleettest.Server, i int) {
+func testEveryChannel(t *testing.T, srv *servertest.Server, i int) {
 	ctx := context.Background()
-	ref := fleettest.Ref(i)
+	ref := servertest.Ref(i)
 	c := startTerminal(t, srv.URL(), i, t.TempDir(), func(cfg *firmwareclient.Config) {
 		cfg.Reboot = func(context.Context) error { return nil }
 	})
-	fleettest.Eventually(t, 10*time.Second, "connection", c.Connected)
+	servertest.Eventually(t, 10*time.Second, "connection", c.Connected)
 	f := posfleet.Fault{Component: posfleet.ComponentPrinter, Code: "PAPER_OUT", Severity: posfleet.SeverityWarning, Detail: "paper out"}
 	must(t, c.RaiseFault(ctx, f))
 	must(t, c.ClearFault(ctx, f))
@@ -113,7 +113,7 @@ func testEveryChannel(t *testing.T, srv *fleettest.Server, i int) {
 	// clear; one sale; accepted + done; online status.
 	want := map[string]int{"firmware": 2, "heartbeat": 2, "fault": 2, "txn": 1, "ack": 2, "status": 1}
 	for m, n := range want {
-		fleettest.Eventually(t, 15*time.Second, fmt.Sprintf("%d %s points", n, m), func() bool {
+		servertest.Eventually(t, 15*time.Second, fmt.Sprintf("%d %s points", n, m), func() bool {
 			return len(srv.Points(ctx, m, ref)) >= n
 		})
 	}
@@ -131,19 +131,19 @@ func testEveryChannel(t *testing.T, srv *fleettest.Server, i int) {
 	if st := srv.Points(ctx, "status", ref); st[0]["online"] != "true" {
 		t.Errorf("status %v, want online", st[0])
 	}
-	fleettest.Eventually(t, 10*time.Second, "outbox empty", func() bool { return c.Stats().Backlog == 0 })
+	servertest.Eventually(t, 10*time.Second, "outbox empty", func() bool { return c.Stats().Backlog == 0 })
 	s := c.Stats()
 	if s.Acked.Total() != s.Reported.Total() || s.Acked.Txn != 1 || s.Dropped.Total() != 0 {
 		t.Errorf("stats %+v: want everything reported acknowledged", s)
 	}
-	if cnt := srv.Collector.Counters(ref); cnt.Gaps != 0 || len(cnt.Rejected) != 0 {
+	if cnt := srv.Collector().Counters(ref); cnt.Gaps != 0 || len(cnt.Rejected) != 0 {
 		t.Errorf("server counted gaps or rejections: %+v", cnt)
 	}
 }
 
-func testTLS(t *testing.T, srv *fleettest.Server, i int) {
+func testTLS(t *testing.T, srv *servertest.Server, i int) {
 	ctx := context.Background()
-	ref := fleettest.Ref(i)
+	ref := servertest.Ref(i)
 	var dialed atomic.Int32
 	cases := []struct {
 		name string
@@ -168,16 +168,16 @@ func testTLS(t *testing.T, srv *fleettest.Server, i int) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := startTerminal(t, srv.TLSURL(), i, dir, tc.mod)
 			if !tc.ok {
-				fleettest.Eventually(t, 10*time.Second, "a refused handshake", func() bool { return c.Stats().ConnectFailures > 0 })
+				servertest.Eventually(t, 10*time.Second, "a refused handshake", func() bool { return c.Stats().ConnectFailures > 0 })
 				if s := c.Stats(); s.Connects != 0 || !strings.Contains(s.LastError, "certificate") {
 					t.Errorf("connects %d, last error %q: want a certificate error", s.Connects, s.LastError)
 				}
 				return
 			}
-			fleettest.Eventually(t, 10*time.Second, "connection", c.Connected)
+			servertest.Eventually(t, 10*time.Second, "connection", c.Connected)
 			id := fmt.Sprintf("TLS-%d", k)
 			must(t, c.ReportTransaction(ctx, sale(id, 500)))
-			fleettest.Eventually(t, 10*time.Second, id+" in InfluxDB", func() bool {
+			servertest.Eventually(t, 10*time.Second, id+" in InfluxDB", func() bool {
 				for _, p := range srv.Points(ctx, "txn", ref) {
 					if p["id"] == id {
 						return true
@@ -200,12 +200,12 @@ func must(t *testing.T, err error) {
 	}
 }
 
-func testLastWill(t *testing.T, srv *fleettest.Server, i int) {
+func testLastWill(t *testing.T, srv *servertest.Server, i int) {
 	ctx := context.Background()
-	ref := fleettest.Ref(i)
-	proxy := fleettest.NewProxy(t, srv.Addr())
+	ref := servertest.Ref(i)
+	proxy := servertest.NewProxy(t, srv.Addr())
 	c := startTerminal(t, proxy.URL(), i, t.TempDir(), nil)
-	fleettest.Eventually(t, 10*time.Second, "connection", c.Connected)
+	servertest.Eventually(t, 10*time.Second, "connection", c.Connected)
 	offline := func() int {
 		n := 0
 		for _, p := range srv.Points(ctx, "status", ref) {
@@ -219,18 +219,18 @@ func testLastWill(t *testing.T, srv *fleettest.Server, i int) {
 		t.Fatalf("%d offline statuses before the cut", n)
 	}
 	proxy.Cut()
-	fleettest.Eventually(t, 15*time.Second, "last will stored as status online=false", func() bool { return offline() == 1 })
+	servertest.Eventually(t, 15*time.Second, "last will stored as status online=false", func() bool { return offline() == 1 })
 	// The client notices, reconnects and says it is online again.
-	fleettest.Eventually(t, 15*time.Second, "reconnection", func() bool { return c.Stats().Connects >= 2 && c.Connected() })
-	fleettest.Eventually(t, 15*time.Second, "status online again", func() bool {
+	servertest.Eventually(t, 15*time.Second, "reconnection", func() bool { return c.Stats().Connects >= 2 && c.Connected() })
+	servertest.Eventually(t, 15*time.Second, "status online again", func() bool {
 		st := srv.Points(ctx, "status", ref)
 		return len(st) == 3 && st[2]["online"] == "true"
 	})
 }
 
-func testCommands(t *testing.T, srv *fleettest.Server, i int) {
+func testCommands(t *testing.T, srv *servertest.Server, i int) {
 	ctx := context.Background()
-	ref := fleettest.Ref(i)
+	ref := servertest.Ref(i)
 	pkg := []byte(strings.Repeat("firmware 2.5.0 image ", 4096))
 	sum := sha256.Sum256(pkg)
 	good := hex.EncodeToString(sum[:])
@@ -260,7 +260,7 @@ func testCommands(t *testing.T, srv *fleettest.Server, i int) {
 			return nil
 		}
 	})
-	fleettest.Eventually(t, 10*time.Second, "connection", c.Connected)
+	servertest.Eventually(t, 10*time.Second, "connection", c.Connected)
 
 	acks := func(id string) []string {
 		var got []string
@@ -291,7 +291,7 @@ func testCommands(t *testing.T, srv *fleettest.Server, i int) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			must(t, srv.SendCommand(ctx, ref, tc.cmd))
-			fleettest.Eventually(t, 15*time.Second, fmt.Sprintf("%d acks of %s", len(tc.want), tc.cmd.ID), func() bool {
+			servertest.Eventually(t, 15*time.Second, fmt.Sprintf("%d acks of %s", len(tc.want), tc.cmd.ID), func() bool {
 				return len(acks(tc.cmd.ID)) >= len(tc.want)
 			})
 			got := acks(tc.cmd.ID)
@@ -319,7 +319,7 @@ func testCommands(t *testing.T, srv *fleettest.Server, i int) {
 		// Boot, then per update attempt that got past validation: downloading
 		// and its outcome.
 		var got []string
-		fleettest.Eventually(t, 10*time.Second, "7 inventories", func() bool {
+		servertest.Eventually(t, 10*time.Second, "7 inventories", func() bool {
 			got = got[:0]
 			for _, p := range srv.Points(ctx, "firmware", ref) {
 				got = append(got, fmt.Sprintf("%s/%s/%s", p["firmware"], p["boot_reason"], p["update_status"]))
@@ -338,7 +338,7 @@ func testCommands(t *testing.T, srv *fleettest.Server, i int) {
 	t.Run("redelivered command is not carried out twice", func(t *testing.T) {
 		before := c.Stats().Commands
 		must(t, srv.SendCommand(ctx, ref, posfleet.Command{ID: "CMD-U4", Type: posfleet.CmdUpdateFirmware, Target: "2.5.0", URL: web.URL + "/pkg/2.5.0.bin", SHA256: good}))
-		fleettest.Eventually(t, 10*time.Second, "command received", func() bool { return c.Stats().Commands > before })
+		servertest.Eventually(t, 10*time.Second, "command received", func() bool { return c.Stats().Commands > before })
 		time.Sleep(300 * time.Millisecond)
 		mu.Lock()
 		n := len(flashed)
@@ -352,7 +352,7 @@ func testCommands(t *testing.T, srv *fleettest.Server, i int) {
 		// so this one is handed to the client directly.
 		firmwareclient.HandleCommand(c.Client, "fleet/v1/acme/T-0007/cmd",
 			[]byte(`{"id":"CMD-X","type":"update_firmware","target":"9.9.9","url":"http://127.0.0.1:1/x","sha256":"`+good+`"}`))
-		fleettest.Eventually(t, 10*time.Second, "ack", func() bool { return len(acks("CMD-X")) == 1 })
+		servertest.Eventually(t, 10*time.Second, "ack", func() bool { return len(acks("CMD-X")) == 1 })
 		if got := acks("CMD-X")[0]; !strings.HasPrefix(got, "rejected: command for another terminal") {
 			t.Errorf("ack %q, want rejected", got)
 		}
@@ -368,7 +368,7 @@ func testCommands(t *testing.T, srv *fleettest.Server, i int) {
 			firmwareclient.HandleCommand(c.Client, posfleet.Topic(ref, posfleet.ChannelCommand), []byte(tc.payload))
 		}
 		for _, tc := range cases {
-			fleettest.Eventually(t, 10*time.Second, "ack of "+tc.id, func() bool { return len(acks(tc.id)) == 1 })
+			servertest.Eventually(t, 10*time.Second, "ack of "+tc.id, func() bool { return len(acks(tc.id)) == 1 })
 			if got := acks(tc.id)[0]; !strings.HasPrefix(got, tc.want) {
 				t.Errorf("ack of %s %q, want %q...", tc.id, got, tc.want)
 			}
@@ -379,9 +379,9 @@ func testCommands(t *testing.T, srv *fleettest.Server, i int) {
 // testQueuedCommand: a command sent while the terminal is off reaches it
 // when it comes back (persistent session), and a slow Flash does not stop
 // the terminal's telemetry: commands run off the MQTT receive loop.
-func testQueuedCommand(t *testing.T, srv *fleettest.Server, i int) {
+func testQueuedCommand(t *testing.T, srv *servertest.Server, i int) {
 	ctx := context.Background()
-	ref := fleettest.Ref(i)
+	ref := servertest.Ref(i)
 	dir := t.TempDir()
 	pkg := []byte("firmware 3.0.0")
 	sum := sha256.Sum256(pkg)
@@ -389,7 +389,7 @@ func testQueuedCommand(t *testing.T, srv *fleettest.Server, i int) {
 	t.Cleanup(web.Close)
 
 	c := startTerminal(t, srv.URL(), i, dir, nil)
-	fleettest.Eventually(t, 10*time.Second, "first connection", c.Connected)
+	servertest.Eventually(t, 10*time.Second, "first connection", c.Connected)
 	c.stop()
 	must(t, srv.SendCommand(ctx, ref, posfleet.Command{ID: "CMD-Q1", Type: posfleet.CmdUpdateFirmware, Target: "3.0.0",
 		URL: web.URL + "/3.0.0.bin", SHA256: hex.EncodeToString(sum[:])}))
@@ -414,7 +414,7 @@ func testQueuedCommand(t *testing.T, srv *fleettest.Server, i int) {
 	}
 	// While Flash blocks, the terminal still reports and is acknowledged.
 	must(t, c.ReportTransaction(ctx, sale("Q-1", 700)))
-	fleettest.Eventually(t, 10*time.Second, "a sale acknowledged during the flash", func() bool {
+	servertest.Eventually(t, 10*time.Second, "a sale acknowledged during the flash", func() bool {
 		for _, p := range srv.Points(ctx, "txn", ref) {
 			if p["id"] == "Q-1" {
 				return true
@@ -423,7 +423,7 @@ func testQueuedCommand(t *testing.T, srv *fleettest.Server, i int) {
 		return false
 	})
 	close(release)
-	fleettest.Eventually(t, 10*time.Second, "update done", func() bool {
+	servertest.Eventually(t, 10*time.Second, "update done", func() bool {
 		for _, p := range srv.Points(ctx, "ack", ref) {
 			if p["cmd_id"] == "CMD-Q1" && p["status"] == posfleet.AckDone {
 				return true
@@ -437,13 +437,13 @@ func testQueuedCommand(t *testing.T, srv *fleettest.Server, i int) {
 // transacting, and the terminal restarts during the outage. Afterwards every
 // transaction is in InfluxDB exactly once, in seq order, offline where it
 // was stored offline.
-func testOutage(t *testing.T, srv *fleettest.Server, i int) {
+func testOutage(t *testing.T, srv *servertest.Server, i int) {
 	ctx := context.Background()
-	ref := fleettest.Ref(i)
+	ref := servertest.Ref(i)
 	dir := t.TempDir()
 	mod := func(cfg *firmwareclient.Config) { cfg.HeartbeatInterval = time.Second }
 	c := startTerminal(t, srv.URL(), i, dir, mod)
-	fleettest.Eventually(t, 10*time.Second, "connection", c.Connected)
+	servertest.Eventually(t, 10*time.Second, "connection", c.Connected)
 
 	n := 0
 	offline := map[string]bool{}
@@ -460,7 +460,7 @@ func testOutage(t *testing.T, srv *fleettest.Server, i int) {
 
 	start := time.Now()
 	srv.StopBroker()
-	fleettest.Eventually(t, 10*time.Second, "client offline", func() bool { return !c.Connected() })
+	servertest.Eventually(t, 10*time.Second, "client offline", func() bool { return !c.Connected() })
 	transact(c, 100, true) // ~10 s
 	c.stop()               // the terminal reboots during the outage
 	c = startTerminal(t, srv.URL(), i, dir, mod)
@@ -471,12 +471,12 @@ func testOutage(t *testing.T, srv *fleettest.Server, i int) {
 		t.Fatal("connected during the outage")
 	}
 	srv.StartBroker()
-	fleettest.Eventually(t, 15*time.Second, "reconnection", c.Connected)
+	servertest.Eventually(t, 15*time.Second, "reconnection", c.Connected)
 	transact(c, 10, false)
-	fleettest.Eventually(t, 30*time.Second, "outbox empty", func() bool { return c.Stats().Backlog == 0 })
+	servertest.Eventually(t, 30*time.Second, "outbox empty", func() bool { return c.Stats().Backlog == 0 })
 
 	var pts []map[string]string
-	fleettest.Eventually(t, 15*time.Second, fmt.Sprintf("%d transactions in InfluxDB", n), func() bool {
+	servertest.Eventually(t, 15*time.Second, fmt.Sprintf("%d transactions in InfluxDB", n), func() bool {
 		pts = srv.Points(ctx, "txn", ref)
 		return len(pts) >= n
 	})
@@ -506,7 +506,7 @@ func testOutage(t *testing.T, srv *fleettest.Server, i int) {
 	if wrongOffline > 0 {
 		t.Errorf("%d transactions with the wrong offline flag", wrongOffline)
 	}
-	cnt := srv.Collector.Counters(ref)
+	cnt := srv.Collector().Counters(ref)
 	if cnt.Gaps != 0 || len(cnt.Rejected) != 0 {
 		t.Errorf("server counted %d gaps, rejections %v", cnt.Gaps, cnt.Rejected)
 	}

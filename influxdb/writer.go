@@ -43,14 +43,11 @@ var _ collector.PointWriter = (*Store)(nil)
 
 // Open returns a Store for cfg. It does not contact InfluxDB; Ping does.
 func Open(cfg Config) (*Store, error) {
-	if cfg.URL == "" {
-		return nil, errors.New("influxdb: no URL configured")
-	}
-	if cfg.Bucket == "" {
-		return nil, errors.New("influxdb: no bucket configured (InfluxDB 1.8: database/retention-policy)")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 30 * time.Second
+		cfg.Timeout = DefaultConfig().Timeout
 	}
 	opts := influxdb2.DefaultOptions().
 		SetHTTPRequestTimeout(uint(cfg.Timeout / time.Second)).

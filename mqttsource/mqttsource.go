@@ -95,6 +95,18 @@ func DefaultOptions() Options {
 	}
 }
 
+// Validate reports what New cannot do without: the broker's URL and a
+// client ID. Zero timeouts and worker counts take their defaults.
+func (o Options) Validate() error {
+	switch {
+	case o.Broker == "":
+		return errors.New("mqttsource: no broker URL")
+	case o.ClientID == "":
+		return errors.New("mqttsource: no client ID (it must be stable: the broker keeps unacknowledged messages in its session)")
+	}
+	return nil
+}
+
 func (o Options) withDefaults() Options {
 	d := DefaultOptions()
 	if o.Filter == "" {
@@ -146,12 +158,10 @@ type Subscriber struct {
 // New checks opts; Run connects.
 func New(opts Options, sink Sink) (*Subscriber, error) {
 	opts = opts.withDefaults()
-	switch {
-	case opts.Broker == "":
-		return nil, errors.New("mqttsource: no broker URL")
-	case opts.ClientID == "":
-		return nil, errors.New("mqttsource: no client ID (it must be stable: the broker keeps unacknowledged messages in its session)")
-	case sink == nil:
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if sink == nil {
 		return nil, errors.New("mqttsource: no sink")
 	}
 	s := &Subscriber{opts: opts, sink: sink, log: opts.Logger.With("component", "mqttsource", "broker", opts.Broker, "client_id", opts.ClientID)}

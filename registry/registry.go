@@ -139,10 +139,14 @@ func DefaultOptions() Options {
 	}
 }
 
-func (o Options) validate() error {
+// Validate reports the first option out of its range, checking o as given
+// (Open fills zero fields with their defaults before it checks).
+func (o Options) Validate() error {
 	switch {
 	case o.SourceFailureBurst < 1 || o.UsernameFailureBurst < 1:
 		return fmt.Errorf("registry: failure bursts must be at least 1")
+	case o.SourceFailuresPerSecond == 0 || o.UsernameFailuresPerSecond == 0:
+		return fmt.Errorf("registry: failure rates must not be zero (negative: no bound)")
 	case o.MaxBudgetKeys < 1:
 		return fmt.Errorf("registry: MaxBudgetKeys %d: want at least 1", o.MaxBudgetKeys)
 	}
@@ -260,7 +264,7 @@ type Registry struct {
 // It fails with ErrInUse when another process has the file open.
 func Open(path string, opts Options) (*Registry, error) {
 	opts = opts.withDefaults()
-	if err := opts.validate(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})

@@ -15,10 +15,11 @@ import (
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/influxdb/influxtest"
+	"github.com/posfleet/posfleet/server"
 	"github.com/posfleet/posfleet/web"
 )
 
-func apiCall(t *testing.T, srv *Server, token, method, path, body string) (int, []byte) {
+func apiCall(t *testing.T, srv *server.Server, token, method, path, body string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(method, "http://"+srv.HTTPAddr().String()+path, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -40,7 +41,7 @@ func TestHealthOverMQTTAndRestart(t *testing.T) {
 	cfg := testConfig(dir, influx)
 	provision(t, filepath.Join(dir, "registry.db"), cfg.Registry, 2)
 	srv := startServer(t, cfg)
-	token, err := srv.users.CreateToken(context.Background(), "test", "acme")
+	token, err := srv.Users().CreateToken(context.Background(), "test", "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,11 +116,11 @@ func TestNeverConnectedFromRegistry(t *testing.T) {
 	cfg := testConfig(dir, influx)
 	provision(t, filepath.Join(dir, "registry.db"), cfg.Registry, 2) // acme:T-0001, acme:T-0002, other:T-0001
 	srv := startServer(t, cfg)
-	token, err := srv.users.CreateToken(context.Background(), "test", "acme")
+	token, err := srv.Users().CreateToken(context.Background(), "test", "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fleet := func(srv *Server) (total, online, never int) {
+	fleet := func(srv *server.Server) (total, online, never int) {
 		t.Helper()
 		code, b := apiCall(t, srv, token, "GET", "/api/v1/fleet", "")
 		var fs struct {

@@ -11,6 +11,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/posfleet/posfleet/influxdb/influxtest"
+	"github.com/posfleet/posfleet/server"
 )
 
 // BenchmarkEndToEnd measures messages per second from 100 terminals, each
@@ -101,17 +102,17 @@ func BenchmarkEndToEnd(b *testing.B) {
 	b.Logf("%d terminals, %d QoS 1 messages: all acknowledged in %v, all queryable in InfluxDB in %v", terminals, total, acked.Round(time.Millisecond), stored.Round(time.Millisecond))
 }
 
-func benchServer(b *testing.B, influx *influxtest.Server, terminals int) *Server {
+func benchServer(b *testing.B, influx *influxtest.Server, terminals int) *server.Server {
 	b.Helper()
 	dir := b.TempDir()
-	cfg := DefaultConfig(dir)
+	cfg := server.DefaultConfig(dir)
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Broker.TCPAddr = "127.0.0.1:0"
 	cfg.Broker.RatePerSecond = -1 // measure the pipeline, not the per-terminal limit
 	cfg.Influx.URL, cfg.Influx.Bucket = influx.URL, influxtest.Bucket
 	cfg.Registry.HashMemoryKiB = 64
 	provision(b, filepath.Join(dir, "registry.db"), cfg.Registry, terminals)
-	srv, err := NewServer(cfg)
+	srv, err := server.New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

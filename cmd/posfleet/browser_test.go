@@ -85,7 +85,7 @@ func TestBrowserSignInAndSecurityPage(t *testing.T) {
 	ctx := browser(t)
 	influx := influxtest.Start(t)
 	srv := testServer(t, influx, 2)
-	if err := srv.users.AddUser(context.Background(), "ops-acme", "acme", "correct horse battery"); err != nil {
+	if err := srv.Users().AddUser(context.Background(), "ops-acme", "acme", "correct horse battery"); err != nil {
 		t.Fatal(err)
 	}
 	// A terminal with a wrong secret knocks.

@@ -155,10 +155,10 @@ func TestCardDataNowhere(t *testing.T) {
 	provision(t, filepath.Join(dir, "registry.db"), cfg.Registry, 2)
 	srv := startServer(t, cfg)
 	ctx := context.Background()
-	if err := srv.users.AddUser(ctx, "ops-acme", "acme", "correct horse battery"); err != nil {
+	if err := srv.Users().AddUser(ctx, "ops-acme", "acme", "correct horse battery"); err != nil {
 		t.Fatal(err)
 	}
-	admin, err := srv.users.CreateToken(ctx, "admin", auth.AllTenants)
+	admin, err := srv.Users().CreateToken(ctx, "admin", auth.AllTenants)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,10 +60,26 @@ func TestConfigErrors(t *testing.T) {
 		}, "must be positive"},
 		{"zero event window", func(t *testing.T) []string {
 			return []string{"--data-dir", t.TempDir(), "serve", "--event-window", "0s"}
-		}, "--event-window"},
+		}, "collector: EventWindow 0s"},
 		{"zero auth burst", func(t *testing.T) []string {
 			return []string{"--data-dir", t.TempDir(), "serve", "--auth-source-burst", "0"}
-		}, "--auth-source-burst"},
+		}, "registry: failure bursts"},
+		{"zero auth rate", func(t *testing.T) []string {
+			return []string{"--data-dir", t.TempDir(), "serve", "--auth-username-failures", "0"}
+		}, "registry: failure rates"},
+		{"zero rate limit", func(t *testing.T) []string {
+			return []string{"--data-dir", t.TempDir(), "serve", "--rate-limit", "0"}
+		}, "--rate-limit"},
+		// Ranges checked once, by the component's Validate.
+		{"receive maximum over MQTT's", func(t *testing.T) []string {
+			return []string{"--data-dir", t.TempDir(), "serve", "--receive-maximum", "70000"}
+		}, "ReceiveMaximum 70000: want 1..65535"},
+		{"too many writers", func(t *testing.T) []string {
+			return []string{"--data-dir", t.TempDir(), "serve", "--influx-writers", "65"}
+		}, "Writers 65: want 1..64"},
+		{"no HTTP connection", func(t *testing.T) []string {
+			return []string{"--data-dir", t.TempDir(), "serve", "--http-max-connections", "0"}
+		}, "MaxConns 0"},
 		{"unknown command", func(t *testing.T) []string { return []string{"fly"} }, "unexpected argument fly"},
 	}
 	for _, tc := range cases {

@@ -23,6 +23,7 @@ import (
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/influxdb/influxtest"
 	"github.com/posfleet/posfleet/mqttsource"
+	"github.com/posfleet/posfleet/server"
 )
 
 // The external-broker tests run Mosquitto (the Debian package) as a child
@@ -222,10 +223,10 @@ func TestMosquittoReadsDynsecAsItsUser(t *testing.T) {
 
 // collectorServer runs an in-process posfleet with the collector role only,
 // consuming from the external broker.
-func collectorServer(t testing.TB, influx *influxtest.Server, brokerAddr, clientID string) *Server {
+func collectorServer(t testing.TB, influx *influxtest.Server, brokerAddr, clientID string) *server.Server {
 	t.Helper()
-	cfg := DefaultConfig(t.TempDir())
-	cfg.Roles = Roles{Collector: true}
+	cfg := server.DefaultConfig(t.TempDir())
+	cfg.Roles = server.Roles{Collector: true}
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Influx.URL, cfg.Influx.Bucket = influx.URL, influxtest.Bucket
 	cfg.Collector.BatchWait = 20 * time.Millisecond
@@ -233,7 +234,7 @@ func collectorServer(t testing.TB, influx *influxtest.Server, brokerAddr, client
 	cfg.Source.ClientID = clientID
 	cfg.Source.Username, cfg.Source.Password = "posfleet-collector", collectorPassword
 	cfg.Source.RetryMin, cfg.Source.RetryMax = 50*time.Millisecond, time.Second
-	srv, err := NewServer(cfg)
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +242,7 @@ func collectorServer(t testing.TB, influx *influxtest.Server, brokerAddr, client
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	for deadline := time.Now().Add(30 * time.Second); srv.src.Healthy() != nil; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); srv.Source().Healthy() != nil; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s not subscribed within 30 s", clientID)
 		}
@@ -349,7 +350,7 @@ func TestMosquittoSharedSubscription(t *testing.T) {
 	waitFor(t, "every heartbeat in InfluxDB", func() bool { return count(t, influx, "heartbeat", "seq") >= total })
 	checkExactlyOnce(t, influx, terminals, perTerminal)
 
-	sa, sb := a.src.Stats(), b.src.Stats()
+	sa, sb := a.Source().Stats(), b.Source().Stats()
 	t.Logf("collector a: %+v, collector b: %+v", sa, sb)
 	if sa.Stored == 0 || sb.Stored == 0 {
 		t.Errorf("the load was not shared: a stored %d, b stored %d", sa.Stored, sb.Stored)
@@ -364,9 +365,9 @@ func TestMosquittoSharedSubscription(t *testing.T) {
 	t.Run("bad input is acknowledged, not redelivered", func(t *testing.T) {
 		c := mustConnect(t, mq.addr, 1)
 		publish(t, c, "fleet/v1/acme/T-0001/hb", 1, false, `{"seq":"not a number"}`)
-		waitFor(t, "the rejection", func() bool { return a.src.Stats().Rejected+b.src.Stats().Rejected == 1 })
+		waitFor(t, "the rejection", func() bool { return a.Source().Stats().Rejected+b.Source().Stats().Rejected == 1 })
 		time.Sleep(300 * time.Millisecond)
-		if n := a.src.Stats().Rejected + b.src.Stats().Rejected; n != 1 {
+		if n := a.Source().Stats().Rejected + b.Source().Stats().Rejected; n != 1 {
 			t.Errorf("rejected %d times, want once", n)
 		}
 	})
@@ -515,7 +516,7 @@ func TestMosquittoACLFile(t *testing.T) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	provision(t, provisionDir, DefaultConfig(data).Registry, 2)
+	provision(t, provisionDir, server.DefaultConfig(data).Registry, 2)
 	acl := filepath.Join(dir, "acl")
 	var out, errb bytes.Buffer
 	if code := run([]string{"--data-dir", data, "mosquitto", "acl", "-o", acl}, &out, &errb); code != 0 {
@@ -604,13 +605,13 @@ func playScenario(t *testing.T, addr string) int {
 // flagsOf returns the flags raised for each scenario terminal across the
 // given servers' health engines (a terminal's flags are wherever its
 // messages went).
-func flagsOf(servers ...*Server) map[string][]string {
+func flagsOf(servers ...*server.Server) map[string][]string {
 	out := map[string][]string{}
 	for i := range labelledScenario {
 		ref := posfleet.TerminalRef{Tenant: "acme", Terminal: fmt.Sprintf("T-%04d", i+1)}
 		var names []string
 		for _, s := range servers {
-			if h, ok := s.engine.Terminal(ref); ok {
+			if h, ok := s.Health().Terminal(ref); ok {
 				for _, f := range h.Flags {
 					names = append(names, string(f.Name))
 				}
@@ -647,7 +648,7 @@ func TestMosquittoFlagsEqualEmbedded(t *testing.T) {
 	}
 	// Flags settle when the last message is observed; wait for the
 	// labels, then report any difference.
-	settle := func(what string, servers []*Server, want map[string][]string) map[string][]string {
+	settle := func(what string, servers []*server.Server, want map[string][]string) map[string][]string {
 		deadline := time.Now().Add(20 * time.Second)
 		for time.Now().Before(deadline) && !same(flagsOf(servers...), want) {
 			time.Sleep(100 * time.Millisecond)
@@ -663,13 +664,13 @@ func TestMosquittoFlagsEqualEmbedded(t *testing.T) {
 
 	embedded := testServer(t, influx, n)
 	playScenario(t, embedded.MQTTAddr().String())
-	want := settle("embedded", []*Server{embedded}, labels)
+	want := settle("embedded", []*server.Server{embedded}, labels)
 
 	a := collectorServer(t, influx, mq.addr, "flags-a")
 	b := collectorServer(t, influx, mq.addr, "flags-b")
 	playScenario(t, mq.addr)
-	settle("external, two collectors", []*Server{a, b}, want)
-	t.Logf("collector a stored %d, b stored %d", a.src.Stats().Stored, b.src.Stats().Stored)
+	settle("external, two collectors", []*server.Server{a, b}, want)
+	t.Logf("collector a stored %d, b stored %d", a.Source().Stats().Stored, b.Source().Stats().Stored)
 }
 
 // BenchmarkExternalBroker measures messages per second from 100 terminals
@@ -687,7 +688,7 @@ func BenchmarkExternalBroker(b *testing.B) {
 	)
 	mq := mosquittoFromRegistry(b, terminals)
 	influx := influxtest.Start(b)
-	col := []*Server{collectorServer(b, influx, mq.addr, "bench-a"), collectorServer(b, influx, mq.addr, "bench-b")}
+	col := []*server.Server{collectorServer(b, influx, mq.addr, "bench-a"), collectorServer(b, influx, mq.addr, "bench-b")}
 	clients := make([]mqtt.Client, terminals)
 	for i := range clients {
 		id := fmt.Sprintf("acme:T-%04d", i+1)
@@ -738,7 +739,7 @@ func BenchmarkExternalBroker(b *testing.B) {
 			break
 		}
 		if time.Since(start) > 90*time.Second {
-			b.Fatalf("only %d of %d stored; collectors: %+v %+v; duplicates %v %v", n, total, col[0].src.Stats(), col[1].src.Stats(),
+			b.Fatalf("only %d of %d stored; collectors: %+v %+v; duplicates %v %v", n, total, col[0].Source().Stats(), col[1].Source().Stats(),
 				metricOf(col[0], "posfleet_messages_duplicate_total"), metricOf(col[1], "posfleet_messages_duplicate_total"))
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -747,11 +748,11 @@ func BenchmarkExternalBroker(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(total)/stored.Seconds(), "stored_msgs/s")
 	b.Logf("%d terminals, %d QoS 1 messages via Mosquitto and 2 collectors (stored %d and %d): all queryable in InfluxDB in %v",
-		terminals, total, col[0].src.Stats().Stored, col[1].src.Stats().Stored, stored.Round(time.Millisecond))
+		terminals, total, col[0].Source().Stats().Stored, col[1].Source().Stats().Stored, stored.Round(time.Millisecond))
 }
 
-func metricOf(s *Server, name string) float64 {
-	mfs, _ := s.metrics.Gather()
+func metricOf(s *server.Server, name string) float64 {
+	mfs, _ := s.Metrics().Gather()
 	for _, mf := range mfs {
 		if mf.GetName() == name {
 			v := 0.0

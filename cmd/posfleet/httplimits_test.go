@@ -11,14 +11,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/posfleet/posfleet/server"
 )
 
 // webOnly starts a web-role server on loopback with cfg changed by edit;
 // InfluxDB is a closed loopback port (the web role starts without it).
-func webOnly(t *testing.T, edit func(*Config)) *Server {
+func webOnly(t *testing.T, edit func(*server.Config)) *server.Server {
 	t.Helper()
-	cfg := DefaultConfig(t.TempDir())
-	cfg.Roles = Roles{Web: true}
+	cfg := server.DefaultConfig(t.TempDir())
+	cfg.Roles = server.Roles{Web: true}
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Influx.URL = "http://127.0.0.1:1"
 	edit(&cfg)
@@ -29,8 +31,8 @@ func webOnly(t *testing.T, edit func(*Config)) *Server {
 // and idle keep-alive connections are all cut off, and no more than
 // MaxConns connections are served at once.
 func TestHTTPTimeoutsAndConnectionLimit(t *testing.T) {
-	srv := webOnly(t, func(cfg *Config) {
-		cfg.HTTP = HTTPLimits{ReadHeaderTimeout: 400 * time.Millisecond, ReadTimeout: 600 * time.Millisecond,
+	srv := webOnly(t, func(cfg *server.Config) {
+		cfg.HTTP = server.HTTPLimits{ReadHeaderTimeout: 400 * time.Millisecond, ReadTimeout: 600 * time.Millisecond,
 			WriteTimeout: time.Second, IdleTimeout: 400 * time.Millisecond, MaxConns: 20, MaxHeaderBytes: 8 << 10}
 	})
 	addr := srv.HTTPAddr().String()
@@ -106,7 +108,7 @@ func TestHTTPTimeoutsAndConnectionLimit(t *testing.T) {
 // TestMetricsListener: --metrics-addr serves /metrics without
 // credentials on its own listener; the main port wants the token.
 func TestMetricsListener(t *testing.T) {
-	srv := webOnly(t, func(cfg *Config) {
+	srv := webOnly(t, func(cfg *server.Config) {
 		cfg.MetricsAddr = "127.0.0.1:0"
 		cfg.MetricsToken = testMetricsToken
 	})

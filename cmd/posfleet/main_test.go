@@ -20,6 +20,7 @@ import (
 
 	"github.com/posfleet/posfleet/influxdb/influxtest"
 	"github.com/posfleet/posfleet/registry"
+	"github.com/posfleet/posfleet/server"
 )
 
 // fleetCSV provisions n terminals of tenant acme with known secrets, and one
@@ -38,7 +39,7 @@ func secretOf(i int) string { return fmt.Sprintf("secret-of-terminal-%06d", i) }
 
 // testServer runs the real server in-process on loopback ports with its own
 // data directory and InfluxDB.
-func testServer(t testing.TB, influx *influxtest.Server, terminals int) *Server {
+func testServer(t testing.TB, influx *influxtest.Server, terminals int) *server.Server {
 	t.Helper()
 	dir := t.TempDir()
 	provision(t, filepath.Join(dir, "registry.db"), testConfig(dir, influx).Registry, terminals)
@@ -50,8 +51,8 @@ const testMetricsToken = "test-metrics-token-0123456789"
 
 // testConfig is the server's configuration for tests: loopback ports,
 // short batches, cheap hashes.
-func testConfig(dir string, influx *influxtest.Server) Config {
-	cfg := DefaultConfig(dir)
+func testConfig(dir string, influx *influxtest.Server) server.Config {
+	cfg := server.DefaultConfig(dir)
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.MetricsToken = testMetricsToken
 	cfg.Broker.TCPAddr = "127.0.0.1:0"
@@ -62,9 +63,9 @@ func testConfig(dir string, influx *influxtest.Server) Config {
 }
 
 // startServer starts a server with cfg and closes it when the test ends.
-func startServer(t testing.TB, cfg Config) *Server {
+func startServer(t testing.TB, cfg server.Config) *server.Server {
 	t.Helper()
-	srv, err := NewServer(cfg)
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func publish(t *testing.T, c mqtt.Client, topic string, qos byte, retained bool,
 
 // metric returns the value of one Prometheus sample line (name with labels
 // exactly as exposed), 0 when absent.
-func metric(t *testing.T, srv *Server, sample string) float64 {
+func metric(t *testing.T, srv *server.Server, sample string) float64 {
 	t.Helper()
 	req, _ := http.NewRequest("GET", "http://"+srv.HTTPAddr().String()+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+testMetricsToken)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/registry"
+	"github.com/posfleet/posfleet/server"
 )
 
 // MosquittoCmd writes Mosquitto's access configuration from the registry,
@@ -283,7 +284,7 @@ func readSecrets(path string) (map[posfleet.TerminalRef]string, error) {
 }
 
 func listTerminals(ctx context.Context, g *Globals) ([]posfleet.TerminalRef, error) {
-	reg, err := registry.Open(filepath.Join(g.DataDir, "registry.db"), registryOptions(g.DataDir, registry.DefaultOptions()))
+	reg, err := registry.Open(filepath.Join(g.DataDir, "registry.db"), server.RegistryOptions(g.DataDir, registry.DefaultOptions()))
 	if err != nil {
 		return nil, err
 	}

@@ -9,32 +9,8 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet/influxdb/influxtest"
+	"github.com/posfleet/posfleet/server"
 )
-
-func TestParseRoles(t *testing.T) {
-	cases := []struct {
-		in      string
-		want    Roles
-		wantErr bool
-	}{
-		{"broker,collector,web", AllRoles, false},
-		{"collector", Roles{Collector: true}, false},
-		{"web, collector", Roles{Collector: true, Web: true}, false},
-		{"web", Roles{Web: true}, false},
-		{"brokers", Roles{}, true},
-	}
-	for _, c := range cases {
-		t.Run(c.in, func(t *testing.T) {
-			got, err := ParseRoles(strings.Split(c.in, ","))
-			if (err != nil) != c.wantErr || got != c.want {
-				t.Errorf("ParseRoles(%q) = %+v, %v; want %+v, error %v", c.in, got, err, c.want, c.wantErr)
-			}
-			if err == nil && got.String() != strings.ReplaceAll(c.in, " ", "") && c.in != "web, collector" {
-				t.Errorf("String() = %q", got.String())
-			}
-		})
-	}
-}
 
 // TestRoleCombinations: combinations that would take data with nowhere to
 // put it, or collect nothing, are refused at start with a message naming
@@ -66,12 +42,12 @@ func TestRoleCombinations(t *testing.T) {
 // and no collector; its /healthz checks only what it runs.
 func TestWebRoleAlone(t *testing.T) {
 	influx := influxtest.Start(t)
-	cfg := DefaultConfig(t.TempDir())
-	cfg.Roles = Roles{Web: true}
+	cfg := server.DefaultConfig(t.TempDir())
+	cfg.Roles = server.Roles{Web: true}
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.Influx.URL, cfg.Influx.Bucket = influx.URL, influxtest.Bucket
 	cfg.EMQXToken = "t"
-	srv, err := NewServer(cfg)
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

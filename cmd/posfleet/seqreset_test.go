@@ -24,11 +24,11 @@ func TestSeqResetOnTerminalPage(t *testing.T) {
 	provision(t, filepath.Join(dir, "registry.db"), cfg.Registry, 1)
 	srv := startServer(t, cfg)
 	ctx := context.Background()
-	token, err := srv.users.CreateToken(ctx, "test", "acme")
+	token, err := srv.Users().CreateToken(ctx, "test", "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.users.AddUser(ctx, "ops-acme", "acme", "correct horse battery"); err != nil {
+	if err := srv.Users().AddUser(ctx, "ops-acme", "acme", "correct horse battery"); err != nil {
 		t.Fatal(err)
 	}
 	c := mustConnect(t, srv.MQTTAddr().String(), 1)

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/posfleet/posfleet/registry"
+	"github.com/posfleet/posfleet/server"
 )
 
 // TerminalsCmd groups the provisioning commands.
@@ -106,20 +107,10 @@ func (cmd *TerminalsListCmd) Run(ctx context.Context, g *Globals) error {
 	return nil
 }
 
-// registryOptions completes opts for the registry in dataDir: terminals
-// verified once, or given their secret by an import, connect again without
-// argon2id after a restart (see registry.Options.CacheKeyFile).
-func registryOptions(dataDir string, opts registry.Options) registry.Options {
-	if opts.CacheKeyFile == "" {
-		opts.CacheKeyFile = filepath.Join(dataDir, "credential-cache.key")
-	}
-	return opts
-}
-
 // openRegistry opens the registry for a command, and says what to do when
 // a running server holds it (bbolt files have one process at a time).
 func openRegistry(g *Globals) (*registry.Registry, error) {
-	reg, err := registry.Open(filepath.Join(g.DataDir, "registry.db"), registryOptions(g.DataDir, registry.DefaultOptions()))
+	reg, err := registry.Open(filepath.Join(g.DataDir, "registry.db"), server.RegistryOptions(g.DataDir, registry.DefaultOptions()))
 	if errors.Is(err, registry.ErrInUse) {
 		return nil, fmt.Errorf("%w\n(posfleet serve holds it: stop it, or provision through the API: curl -H \"Authorization: Bearer $TOKEN\" --data-binary @fleet.csv http://HOST:8080/api/v1/terminals/import)", err)
 	}

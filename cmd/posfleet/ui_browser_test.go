@@ -30,14 +30,14 @@ func TestBrowserPages(t *testing.T) {
 	influx := influxtest.Start(t)
 	srv := testServer(t, influx, 3)
 	ctx := context.Background()
-	if err := srv.users.AddUser(ctx, "ops-acme", "acme", "correct horse battery"); err != nil {
+	if err := srv.Users().AddUser(ctx, "ops-acme", "acme", "correct horse battery"); err != nil {
 		t.Fatal(err)
 	}
-	token, err := srv.users.CreateToken(ctx, "check", "acme")
+	token, err := srv.Users().CreateToken(ctx, "check", "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := srv.users.CreateToken(ctx, "admin", auth.AllTenants)
+	admin, err := srv.Users().CreateToken(ctx, "admin", auth.AllTenants)
 	if err != nil {
 		t.Fatal(err)
 	}

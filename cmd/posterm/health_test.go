@@ -12,8 +12,9 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/firmware-client/fleettest"
 	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/server"
+	"github.com/posfleet/posfleet/server/servertest"
 )
 
 // testPolicy: every model should run 2.4.1. No version is blocked, so the
@@ -89,30 +90,25 @@ func TestHealthFlagsMatchLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	merchants := map[posfleet.TerminalRef]string{}
-	for _, f := range fleet {
-		merchants[f.TerminalRef] = f.Merchant
-	}
 	// Scaled to the simulation: heartbeats every second instead of every
 	// minute, so offline after 3 s instead of 3 minutes; every other
-	// threshold is the protocol's default.
-	cfg := health.DefaultConfig()
-	cfg.HeartbeatInterval = time.Second
-	cfg.OfflineAfter = 3 * time.Second
-	cfg.TickInterval = 250 * time.Millisecond
-	cfg.Merchant = func(r posfleet.TerminalRef) string { return merchants[r] }
-	engine := health.New(cfg)
+	// threshold is the protocol's default. Merchants come from the
+	// registry, as in posfleet serve.
+	srv := servertest.Start(t, 0, servertest.WithConfig(func(cfg *server.Config) {
+		cfg.Health.HeartbeatInterval = time.Second
+		cfg.Health.OfflineAfter = 3 * time.Second
+		cfg.Health.TickInterval = 250 * time.Millisecond
+	}))
+	engine := srv.Health()
 	if err := engine.SetPolicy([]byte(testPolicy)); err != nil {
 		t.Fatal(err)
 	}
-	srv := fleettest.Start(t, 0, fleettest.WithObserver(engine))
 	var buf bytes.Buffer
 	WriteFleet(&buf, fleet)
 	srv.Import(buf.String())
 
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	go engine.Run(ctx)
 	// Flags seen at any moment of the run, per terminal: a flag raised and
 	// cleared again (a flapping link) counts, and so does one that should
 	// never have been raised.

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/firmware-client/fleettest"
 	"github.com/posfleet/posfleet/influxdb/influxtest"
 	"github.com/posfleet/posfleet/registry"
+	"github.com/posfleet/posfleet/server/servertest"
 )
 
 // TestScenarioFile: the built-in file loads, and broken files are refused
@@ -143,7 +143,7 @@ func TestSimulatedFleetMatchesLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := fleettest.Start(t, 0)
+	srv := servertest.Start(t, 0)
 	var buf bytes.Buffer
 	WriteFleet(&buf, fleet)
 	srv.Import(buf.String())
@@ -170,14 +170,14 @@ func TestSimulatedFleetMatchesLabels(t *testing.T) {
 
 	bg := context.Background()
 	for _, f := range fleet {
-		if c := srv.Collector.Counters(f.TerminalRef); c.Gaps != 0 || c.Duplicates != 0 || len(c.Rejected) != 0 {
+		if c := srv.Collector().Counters(f.TerminalRef); c.Gaps != 0 || c.Duplicates != 0 || len(c.Rejected) != 0 {
 			t.Logf("%s %s: %+v", f.Terminal, scenarioOf(labels)[f.TerminalRef], c)
 		}
 	}
 	// The stop of the ranges is in the future: a terminal whose clock runs
 	// ahead writes points there.
 	const span = `range(start: 2000-01-01T00:00:00Z, stop: 2100-01-01T00:00:00Z)`
-	fleettest.Eventually(t, 20*time.Second, "acknowledged transactions in InfluxDB", func() bool {
+	servertest.Eventually(t, 20*time.Second, "acknowledged transactions in InfluxDB", func() bool {
 		rows := srv.Rows(bg, fmt.Sprintf(`from(bucket:%q) |> %s |> filter(fn: (r) => r._measurement == "txn" and r._field == "seq") |> group() |> count()`, influxtest.Bucket, span))
 		if len(rows) != 1 {
 			return false

@@ -1,10 +1,10 @@
-// Package fleettest runs the real server side of posfleet in the test's
-// process, on loopback ports: the registry, the collector with its spool,
-// a real InfluxDB (influxtest) and the embedded MQTT broker, wired as
-// `posfleet serve` wires them. The broker can be stopped and started again
-// on the same address and session store, to test outages; a Proxy between
-// a terminal and the broker can cut the TCP connection under both.
-package fleettest
+// Package servertest runs posfleet in the test's process exactly as
+// `posfleet serve` runs it (server.New), on loopback ports, in a temporary
+// data directory, against a real InfluxDB (influxtest). The server can be
+// stopped and started again on the same addresses and data directory, to
+// test outages; a Proxy between a terminal and the broker can cut the TCP
+// connection under both.
+package servertest
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,9 +29,10 @@ import (
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/broker"
 	"github.com/posfleet/posfleet/collector"
-	"github.com/posfleet/posfleet/influxdb"
+	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/influxdb/influxtest"
-	"github.com/posfleet/posfleet/registry"
+	"github.com/posfleet/posfleet/server"
+	"github.com/posfleet/posfleet/auth"
 )
 
 // Tenant is the tenant of the provisioned terminals.
@@ -44,35 +46,28 @@ func Ref(i int) posfleet.TerminalRef {
 // Secret returns the secret of the i-th terminal.
 func Secret(i int) string { return fmt.Sprintf("test-secret-%04d-0123456789abcdef", i) }
 
-// Server is the server side, running.
+// Server is posfleet, running.
 type Server struct {
-	Influx    *influxtest.Server
-	Registry  *registry.Registry
-	Collector *collector.Collector
-	Store     *influxdb.Store
+	Influx *influxtest.Server
 
 	// RootCAs trusts the broker's TLS certificate (WithTLS).
 	RootCAs *x509.CertPool
 
-	t         testing.TB
-	dir       string
-	addr      string
-	tlsAddr   string
-	certFile  string
-	keyFile   string
-	mu        sync.Mutex
-	broker    *broker.Broker
-	observers []collector.Observer
+	t     testing.TB
+	dir   string
+	cfg   server.Config
+	token string // an administrator's API token
+	mu    sync.Mutex
+	srv   *server.Server
 }
 
 // Option changes how Start sets the server up.
 type Option func(*Server)
 
-// WithObserver hands every accepted message to o as well (a health
-// engine, say), as posfleet serve does; observers are called in the order
-// given.
-func WithObserver(o collector.Observer) Option {
-	return func(s *Server) { s.observers = append(s.observers, o) }
+// WithConfig edits the server's configuration before it starts (the health
+// engine's thresholds scaled to a simulation, say).
+func WithConfig(edit func(*server.Config)) Option {
+	return func(s *Server) { edit(&s.cfg) }
 }
 
 // WithTLS adds an MQTT-over-TLS listener with a self-signed certificate
@@ -102,37 +97,49 @@ func WithTLS() Option {
 		if err != nil {
 			s.t.Fatal(err)
 		}
-		s.certFile, s.keyFile = filepath.Join(s.dir, "cert.pem"), filepath.Join(s.dir, "key.pem")
-		if err := os.WriteFile(s.certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		certFile, keyFile := filepath.Join(s.dir, "cert.pem"), filepath.Join(s.dir, "key.pem")
+		if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
 			s.t.Fatal(err)
 		}
-		if err := os.WriteFile(s.keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
 			s.t.Fatal(err)
 		}
 		cert, _ := x509.ParseCertificate(der)
 		s.RootCAs = x509.NewCertPool()
 		s.RootCAs.AddCert(cert)
-		s.tlsAddr = "127.0.0.1:0"
+		s.cfg.Broker.TLSAddr, s.cfg.Broker.CertFile, s.cfg.Broker.KeyFile = "127.0.0.1:0", certFile, keyFile
 	}
 }
 
-// Start provisions terminals 1..n (none for 0), starts everything and stops it when the
-// test ends.
+// Config is the configuration Start begins with: `posfleet serve`'s
+// defaults in dir, on loopback ports, with short batches and cheap hashes,
+// writing to influx.
+func Config(dir string, influx *influxtest.Server) server.Config {
+	cfg := server.DefaultConfig(filepath.Join(dir, "data"))
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.Broker.TCPAddr = "127.0.0.1:0"
+	cfg.Influx.URL, cfg.Influx.Bucket = influx.URL, influxtest.Bucket
+	cfg.Collector.BatchWait = 20 * time.Millisecond
+	cfg.Registry.HashMemoryKiB = 64 // speed over hardness in tests
+	return cfg
+}
+
+// Start starts posfleet, provisions terminals 1..n (none for 0) and stops
+// it when the test ends.
 func Start(t testing.TB, n int, options ...Option) *Server {
 	t.Helper()
-	s := &Server{t: t, dir: t.TempDir(), addr: "127.0.0.1:0"}
+	s := &Server{t: t, dir: t.TempDir(), Influx: influxtest.Start(t)}
+	s.cfg = Config(s.dir, s.Influx)
 	for _, o := range options {
 		o(s)
 	}
-	s.Influx = influxtest.Start(t)
-	ropts := registry.DefaultOptions()
-	ropts.HashMemoryKiB = 64 // speed over hardness in tests
-	reg, err := registry.Open(filepath.Join(s.dir, "registry.db"), ropts)
+	s.StartBroker()
+	t.Cleanup(s.StopBroker)
+	token, err := s.Server().Users().CreateToken(context.Background(), "servertest", auth.AllTenants)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Registry = reg
-	t.Cleanup(func() { reg.Close() })
+	s.token = token
 	var csv strings.Builder
 	csv.WriteString("tenant,terminal,model,merchant,site,region,lat,lon,secret\n")
 	for i := 1; i <= n; i++ {
@@ -142,34 +149,42 @@ func Start(t testing.TB, n int, options ...Option) *Server {
 	if n > 0 {
 		s.Import(csv.String())
 	}
-	if s.Store, err = influxdb.Open(influxdb.Config{URL: s.Influx.URL, Bucket: influxtest.Bucket}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Store.Close)
-	copts := collector.DefaultOptions()
-	copts.SpoolDir = filepath.Join(s.dir, "spool")
-	copts.BatchWait = 20 * time.Millisecond
-	copts.Observers = s.observers
-	copts.IsKnown = func(ref posfleet.TerminalRef) bool {
-		_, err := reg.Get(context.Background(), ref)
-		return err == nil
-	}
-	if s.Collector, err = collector.New(copts, influxdb.Encoder{}, s.Store); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Collector.Close() })
-	s.StartBroker()
-	t.Cleanup(s.StopBroker)
 	return s
 }
 
-// Import provisions the terminals of a provisioning CSV (PROTOCOL.md §4).
+// Import provisions the terminals of a provisioning CSV (PROTOCOL.md §4)
+// through the API, as an administrator would.
 func (s *Server) Import(csv string) {
 	s.t.Helper()
-	if _, err := s.Registry.Import(context.Background(), strings.NewReader(csv), nil); err != nil {
+	req, err := http.NewRequest(http.MethodPost, "http://"+s.Server().HTTPAddr().String()+"/api/v1/terminals/import", strings.NewReader(csv))
+	if err != nil {
 		s.t.Fatal(err)
 	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Content-Type", "text/csv")
+	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		s.t.Fatalf("import: %s: %.300s", resp.Status, body)
+	}
 }
+
+// Server is the running posfleet; it changes with every StartBroker.
+func (s *Server) Server() *server.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.srv
+}
+
+// Collector is the running server's collector.
+func (s *Server) Collector() *collector.Collector { return s.Server().Collector() }
+
+// Health is the running server's health engine.
+func (s *Server) Health() *health.Engine { return s.Server().Health() }
 
 // URL is the broker's address as a terminal's Config.Broker.
 func (s *Server) URL() string { return "tcp://" + s.Addr() }
@@ -178,48 +193,38 @@ func (s *Server) URL() string { return "tcp://" + s.Addr() }
 func (s *Server) Addr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.addr
+	return s.cfg.Broker.TCPAddr
 }
 
-// StartBroker starts the broker, on the address it had before if it ran
-// already, with the same session store.
+// StartBroker starts posfleet, on the addresses it had before if it ran
+// already, with the same data directory (registry, spool, broker sessions,
+// health snapshot).
 func (s *Server) StartBroker() {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.broker != nil {
+	if s.srv != nil {
 		return
 	}
-	opts := broker.DefaultOptions()
-	opts.TCPAddr = s.addr
-	if s.certFile != "" {
-		opts.TLSAddr, opts.CertFile, opts.KeyFile = s.tlsAddr, s.certFile, s.keyFile
-	}
-	opts.DataDir = filepath.Join(s.dir, "broker")
-	// No security recorder: these tests do not look at security events.
-	b, err := broker.New(opts, s.Registry, s.Collector, s.Collector)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	// The port may still be held for a moment after a stop.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err = b.Start(context.Background())
-		if err == nil || time.Now().After(deadline) {
+	// The ports may still be held for a moment after a stop.
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var srv *server.Server
+		if srv, err = server.New(s.cfg); err != nil {
+			s.t.Fatal(err)
+		}
+		if err = srv.Start(context.Background()); err == nil {
+			s.srv = srv
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
-		if b, err = broker.New(opts, s.Registry, s.Collector, s.Collector); err != nil {
+		if time.Now().After(deadline) {
 			s.t.Fatal(err)
 		}
 	}
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.broker = b
-	s.addr = b.TCPAddr().String()
-	if a := b.TLSAddr(); a != nil {
-		s.tlsAddr = a.String()
+	s.cfg.HTTPAddr = s.srv.HTTPAddr().String()
+	s.cfg.Broker.TCPAddr = s.srv.MQTTAddr().String()
+	if a := s.srv.MQTTTLSAddr(); a != nil {
+		s.cfg.Broker.TLSAddr = a.String()
 	}
 }
 
@@ -227,41 +232,39 @@ func (s *Server) StartBroker() {
 func (s *Server) TLSURL() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return "ssl://" + s.tlsAddr
+	return "ssl://" + s.cfg.Broker.TLSAddr
 }
 
-// StopBroker stops the broker; terminals lose their connections.
+// StopBroker stops posfleet (broker, collector, web); terminals lose their
+// connections.
 func (s *Server) StopBroker() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.broker == nil {
+	if s.srv == nil {
 		return
 	}
-	if err := s.broker.Close(); err != nil {
+	if err := s.srv.Close(); err != nil {
 		s.t.Error(err)
 	}
-	s.broker = nil
+	s.srv = nil
 }
 
 // Connected returns how many clients the broker has now.
 func (s *Server) Connected() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.broker == nil {
+	srv := s.Server()
+	if srv == nil {
 		return 0
 	}
-	return s.broker.Connected()
+	return srv.Broker().Connected()
 }
 
 // SendCommand sends a command to a terminal through the broker.
 func (s *Server) SendCommand(ctx context.Context, ref posfleet.TerminalRef, cmd posfleet.Command) error {
-	s.mu.Lock()
-	b := s.broker
-	s.mu.Unlock()
-	if b == nil {
+	srv := s.Server()
+	if srv == nil {
 		return broker.ErrClosed
 	}
-	return b.SendCommand(ctx, ref, cmd)
+	return srv.Broker().SendCommand(ctx, ref, cmd)
 }
 
 // Rows runs a Flux query and fails the test on error.

@@ -1,7 +1,6 @@
-package main
+package server
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -39,11 +38,7 @@ func (s *Server) startPprof() error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	go func() {
-		if err := s.pprof.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("pprof server stopped", "err", err)
-		}
-	}()
+	s.serve("pprof", s.pprof, ln)
 	s.log.Info("profiling endpoint on", "pprof", ln.Addr().String())
 	return nil
 }

@@ -1,0 +1,151 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+
+	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/commands"
+	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/registry"
+)
+
+// snapshotFile is where the health engine's state is kept, written every
+// SnapshotInterval and at shutdown, and read at start (see health.LoadSnapshot).
+const snapshotFile = "health.snapshot"
+
+// policyFile is where the firmware policy accepted by PUT /api/v1/policy is kept.
+const policyFile = "policy.yaml"
+
+// newEngine makes the health engine, with the registry's terminals as its
+// merchants and sites.
+func (s *Server) newEngine() *health.Engine {
+	hcfg := s.cfg.Health
+	hcfg.Logger = s.log
+	hcfg.Merchant = func(ref posfleet.TerminalRef) string {
+		t, err := s.reg.Get(context.Background(), ref)
+		if err != nil {
+			return ""
+		}
+		return t.Merchant
+	}
+	hcfg.Site = func(ref posfleet.TerminalRef) (health.Site, bool) {
+		t, err := s.reg.Get(context.Background(), ref)
+		if err != nil {
+			return health.Site{}, false
+		}
+		return siteOf(t), true
+	}
+	return health.New(hcfg)
+}
+
+// startHealth makes the engine and the command log, restores the last
+// snapshot and the firmware policy, and starts the engine's clock and the
+// snapshot loop.
+func (s *Server) startHealth(ctx context.Context) error {
+	eng := s.newEngine()
+	snap := filepath.Join(s.cfg.DataDir, snapshotFile)
+	if err := eng.LoadSnapshot(snap); errors.Is(err, health.ErrDamagedSnapshot) {
+		// A damaged snapshot must not keep the server down: the engine
+		// starts empty and fills from new messages.
+		s.log.Error("health snapshot not restored; starting empty", "file", snap, "err", err)
+	} else if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	policy := filepath.Join(s.cfg.DataDir, policyFile)
+	if err := eng.LoadPolicyFile(policy); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	// A policy written before package URLs were checked: serve, but say
+	// loudly that its update commands would carry such a URL.
+	if pol := eng.Policy(); pol != nil {
+		if err := pol.CheckURLs(s.cfg.AllowHTTPFirmware); err != nil {
+			s.log.Error("firmware policy has a package URL terminals should not fetch; correct it (PUT /api/v1/policy or the Firmware page)", "file", policy, "err", err)
+		}
+	}
+
+	// Provisioned terminals that never connected are counted and listed
+	// (never_connected); imports through the API add theirs as they come
+	// (provisionNotifier).
+	refs, err := s.reg.Refs(ctx)
+	if err != nil {
+		return fmt.Errorf("serve: provisioned terminals: %w", err)
+	}
+	eng.Provision(refs...)
+
+	s.engine, s.cmds = eng, commands.New()
+	hctx, cancel := context.WithCancel(context.Background())
+	s.stopHealth = cancel
+	done := make(chan struct{})
+	s.healthDone = done
+	var running sync.WaitGroup
+	running.Add(2)
+	go func() { running.Wait(); close(done) }()
+	// The engine's clock is a part of the server: its error, dropped
+	// before, now stops it.
+	s.parts.Go(func() error {
+		defer running.Done()
+		if err := eng.Run(hctx); err != nil {
+			return fmt.Errorf("serve: health engine: %w", err)
+		}
+		return nil
+	})
+	s.parts.Go(func() error {
+		defer running.Done()
+		return eng.RunSnapshots(hctx, snap, s.cfg.SnapshotInterval)
+	})
+	return nil
+}
+
+func siteOf(t registry.Terminal) health.Site {
+	st := health.Site{Model: t.Model, Merchant: t.Merchant, Site: t.Site, Region: t.Region}
+	if t.Lat != nil && t.Lon != nil {
+		st.Lat, st.Lon = *t.Lat, *t.Lon
+	}
+	return st
+}
+
+// savePolicy keeps an accepted firmware policy for the next start.
+func (s *Server) savePolicy(b []byte) error {
+	return health.WritePolicyFile(filepath.Join(s.cfg.DataDir, policyFile), b)
+}
+
+// closeHealth stops the engine and writes its last snapshot.
+func (s *Server) closeHealth() error {
+	if s.engine == nil {
+		return nil
+	}
+	s.stopHealth()
+	<-s.healthDone
+	err := s.engine.SaveSnapshot(filepath.Join(s.cfg.DataDir, snapshotFile))
+	s.engine = nil
+	return err
+}
+
+// provisionNotifier is the registry's Import that also tells the health
+// engine of the terminals it added, so that they count as never connected
+// until their first message.
+type provisionNotifier struct {
+	reg    *registry.Registry
+	engine *health.Engine
+}
+
+// Import provisions through the registry, then tells the engine.
+func (p provisionNotifier) Import(ctx context.Context, in io.Reader, emit func([]registry.Credential) error) (registry.ImportResult, error) {
+	res, err := p.reg.Import(ctx, in, emit)
+	if err != nil {
+		return res, err
+	}
+	// Every new terminal gets a credential; the others are either known
+	// to the engine already or rotated ones, which Provision skips.
+	refs := make([]posfleet.TerminalRef, len(res.Credentials))
+	for i, c := range res.Credentials {
+		refs[i] = c.TerminalRef
+	}
+	p.engine.Provision(refs...)
+	return res, nil
+}
