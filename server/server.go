@@ -26,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/auth"
 	"github.com/posfleet/posfleet/broker"
 	"github.com/posfleet/posfleet/collector"
 	"github.com/posfleet/posfleet/commands"
@@ -34,7 +35,6 @@ import (
 	"github.com/posfleet/posfleet/mqttsource"
 	"github.com/posfleet/posfleet/registry"
 	"github.com/posfleet/posfleet/web"
-	"github.com/posfleet/posfleet/auth"
 )
 
 // HTTPLimits bound what one HTTP client can hold: slow or idle clients

@@ -27,12 +27,12 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/auth"
 	"github.com/posfleet/posfleet/broker"
 	"github.com/posfleet/posfleet/collector"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/influxdb/influxtest"
 	"github.com/posfleet/posfleet/server"
-	"github.com/posfleet/posfleet/auth"
 )
 
 // Tenant is the tenant of the provisioned terminals.
