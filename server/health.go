@@ -38,7 +38,7 @@ func (s *Server) newEngine() *health.Engine {
 		if err != nil {
 			return health.Site{}, false
 		}
-		return siteOf(t), true
+		return t.Placement(), true
 	}
 	return health.New(hcfg)
 }
@@ -99,14 +99,6 @@ func (s *Server) startHealth(ctx context.Context) error {
 		return eng.RunSnapshots(hctx, snap, s.cfg.SnapshotInterval)
 	})
 	return nil
-}
-
-func siteOf(t registry.Terminal) health.Site {
-	st := health.Site{Model: t.Model, Merchant: t.Merchant, Site: t.Site, Region: t.Region}
-	if t.Lat != nil && t.Lon != nil {
-		st.Lat, st.Lon = *t.Lat, *t.Lon
-	}
-	return st
 }
 
 // savePolicy keeps an accepted firmware policy for the next start.
