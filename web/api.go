@@ -3,9 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -408,35 +406,6 @@ type CommandRequest struct {
 	Target string `json:"target,omitempty"`
 }
 
-// BuildCommand turns a request into a command for the terminal of model,
-// taking the package URL and checksum from the firmware policy.
-func BuildCommand(req CommandRequest, model string, pol *health.Policy) (posfleet.Command, error) {
-	id := make([]byte, 8)
-	rand.Read(id)
-	cmd := posfleet.Command{ID: "cmd-" + hex.EncodeToString(id), Type: req.Type}
-	switch req.Type {
-	case posfleet.CmdReboot:
-		if req.Target != "" {
-			return cmd, badRequest("target: only for update_firmware")
-		}
-	case posfleet.CmdUpdateFirmware:
-		mp, ok := health.ModelPolicy{}, false
-		if pol != nil {
-			mp, ok = pol.Models[model]
-		}
-		if !ok || mp.URL == "" || mp.SHA256 == "" {
-			return cmd, posfleet.Errorf(posfleet.Conflict, "no_policy", "the firmware policy has no update package (url and sha256) for model %q; set it with PUT /api/v1/policy", model)
-		}
-		if req.Target != "" && req.Target != mp.Target {
-			return cmd, badRequest(fmt.Sprintf("target: the policy's package for %s is %s; send that target or none", model, mp.Target))
-		}
-		cmd.Target, cmd.URL, cmd.SHA256 = mp.Target, mp.URL, mp.SHA256
-	default:
-		return cmd, badRequest(fmt.Sprintf("type %q: want %s or %s", req.Type, posfleet.CmdUpdateFirmware, posfleet.CmdReboot))
-	}
-	return cmd, nil
-}
-
 // SendCommand builds and sends a command to ref on behalf of by.
 func (s *Server) SendCommand(ctx context.Context, ref posfleet.TerminalRef, req CommandRequest, by string) (posfleet.Command, error) {
 	if s.opts.Commander == nil {
@@ -453,7 +422,7 @@ func (s *Server) SendCommand(ctx context.Context, ref posfleet.TerminalRef, req 
 	if model == "" && d.Provisioned != nil {
 		model = d.Provisioned.Model
 	}
-	cmd, err := BuildCommand(req, model, s.opts.Health.Policy())
+	cmd, err := commands.Build(req.Type, req.Target, model, s.opts.Health.Policy())
 	if err != nil {
 		return cmd, err
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/commands"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/web/pages/firmware"
 	"github.com/posfleet/posfleet/web/pages/layout"
@@ -127,7 +128,7 @@ func (s *Server) handleBulkUpdateForm(w http.ResponseWriter, r *http.Request, fr
 		refuse(http.StatusServiceUnavailable, "This posfleet process runs no broker; send updates through one that does.")
 		return
 	}
-	if _, err := BuildCommand(CommandRequest{Type: posfleet.CmdUpdateFirmware}, model, s.opts.Health.Policy()); err != nil {
+	if _, err := commands.Build(posfleet.CmdUpdateFirmware, "", model, s.opts.Health.Policy()); err != nil {
 		_, msg, _ := s.actionRefused(err)
 		refuse(http.StatusConflict, msg)
 		return
