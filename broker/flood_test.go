@@ -240,9 +240,10 @@ func TestWrongPasswordFlood(t *testing.T) {
 	t.Logf("never-cached terminal connected in %v during a flood of %d wrong-password CONNECTs", took, flood)
 	// 0.25-0.35 s measured on a shared 2-core machine; the time goes to
 	// handling the thousand CONNECTs and the few verifications the budgets
-	// allow. Without the budgets it took 8 s, or timed out.
-	if took > time.Second {
-		t.Errorf("never-cached terminal took %v to connect during the flood, want at most 1 s", took)
+	// allow. Without the budgets it took 8 s, or timed out; 3 s leaves
+	// room for a CI machine busy with the other packages' tests.
+	if took > 3*time.Second {
+		t.Errorf("never-cached terminal took %v to connect during the flood, want at most 3 s", took)
 	}
 
 	wg.Wait()
