@@ -85,10 +85,3 @@ func (a *aggregator[K, E]) due(now time.Time, all bool) []summary[E] {
 	}
 	return out
 }
-
-// len returns the number of keys held.
-func (a *aggregator[K, E]) len() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.entries)
-}

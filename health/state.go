@@ -40,14 +40,13 @@ var (
 
 // The masks of the flags each kind of message (or time alone) can change.
 var (
-	mOffline         = maskOf(posfleet.FlagOffline)
-	mHardwareFault   = maskOf(posfleet.FlagHardwareFault)
-	mTamper          = maskOf(posfleet.FlagTamper)
-	mTxnFailures     = maskOf(posfleet.FlagTxnFailures)
-	mReceiptFailures = maskOf(posfleet.FlagReceiptFailures)
-	mFirmware        = maskOf(posfleet.FlagFirmwareOutdated, posfleet.FlagFirmwareBlocked, posfleet.FlagUpdateFailed)
-	mTxn             = maskOf(posfleet.FlagAmountMismatch, posfleet.FlagTxnFailures, posfleet.FlagReceiptFailures, posfleet.FlagRefundAnomaly)
-	mHeartbeat       = maskOf(posfleet.FlagReceiptFailures, posfleet.FlagWeakNetwork, posfleet.FlagBattery, posfleet.FlagClockSkew)
+	mOffline       = maskOf(posfleet.FlagOffline)
+	mHardwareFault = maskOf(posfleet.FlagHardwareFault)
+	mTamper        = maskOf(posfleet.FlagTamper)
+	mTxnFailures   = maskOf(posfleet.FlagTxnFailures)
+	mFirmware      = maskOf(posfleet.FlagFirmwareOutdated, posfleet.FlagFirmwareBlocked, posfleet.FlagUpdateFailed)
+	mTxn           = maskOf(posfleet.FlagAmountMismatch, posfleet.FlagTxnFailures, posfleet.FlagReceiptFailures, posfleet.FlagRefundAnomaly)
+	mHeartbeat     = maskOf(posfleet.FlagReceiptFailures, posfleet.FlagWeakNetwork, posfleet.FlagBattery, posfleet.FlagClockSkew)
 	// mTimeBased: flags whose evidence ages out (offline deadlines, the
 	// 24-hour windows) and that Tick therefore re-judges.
 	mTimeBased = maskOf(posfleet.FlagOffline, posfleet.FlagAmountMismatch, posfleet.FlagReceiptFailures, posfleet.FlagRefundAnomaly)
