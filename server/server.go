@@ -34,6 +34,7 @@ import (
 	"github.com/posfleet/posfleet/influxdb"
 	"github.com/posfleet/posfleet/mqttsource"
 	"github.com/posfleet/posfleet/registry"
+	"github.com/posfleet/posfleet/store"
 	"github.com/posfleet/posfleet/web"
 )
 
@@ -76,8 +77,11 @@ func DefaultHTTPLimits() HTTPLimits {
 
 // Config is everything a Server needs.
 type Config struct {
-	DataDir  string
-	HTTPAddr string
+	DataDir string
+	// DatabaseURL is the control-plane database (store.Open); "" means the
+	// SQLite file store.DefaultFile in DataDir.
+	DatabaseURL string
+	HTTPAddr    string
 	// HTTP bounds the HTTP listeners' clients.
 	HTTP HTTPLimits
 	// MetricsToken, when set, is a bearer token that may read /metrics on
@@ -175,6 +179,7 @@ type Server struct {
 	parts  *errgroup.Group
 	failed context.Context
 
+	db         *store.DB
 	reg        *registry.Registry
 	users      *auth.Store
 	sessionKey []byte
@@ -265,7 +270,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if err := s.openStores(); err != nil {
+	if err := s.openStores(ctx); err != nil {
 		return err
 	}
 	checks, err := s.startPipeline(ctx)
@@ -297,7 +302,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 }
 
 // openStores opens the registry, the users and the time-series store.
-func (s *Server) openStores() (err error) {
+func (s *Server) openStores(ctx context.Context) (err error) {
+	if s.db, err = store.Open(ctx, store.URLFor(s.cfg.DataDir, s.cfg.DatabaseURL)); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	ropts := RegistryOptions(s.cfg.DataDir, s.cfg.Registry)
 	ropts.Logger = s.log
 	if s.reg, err = registry.Open(filepath.Join(s.cfg.DataDir, "registry.db"), ropts); err != nil {
@@ -485,6 +493,9 @@ func (s *Server) MetricsAddr() net.Addr {
 // Registry gives tests and commands the terminal registry.
 func (s *Server) Registry() *registry.Registry { return s.reg }
 
+// DB is the control-plane database.
+func (s *Server) DB() *store.DB { return s.db }
+
 // Users gives tests the users and API tokens of the web UI.
 func (s *Server) Users() *auth.Store { return s.users }
 
@@ -546,6 +557,11 @@ func (s *Server) Close() error {
 	}
 	if s.parts != nil {
 		s.parts.Wait()
+	}
+	// Last: everything above may still write to it while closing.
+	if s.db != nil {
+		errs = append(errs, s.db.Close())
+		s.db = nil
 	}
 	return errors.Join(errs...)
 }

@@ -24,9 +24,10 @@ import (
 
 // CLI is the whole command line.
 type CLI struct {
-	Config   kong.ConfigFlag `help:"YAML configuration file (keys are the flag names, e.g. 'serve: {mqtt-addr: \":1883\"}')." env:"POSFLEET_CONFIG" type:"existingfile" placeholder:"FILE"`
-	DataDir  string          `help:"Directory for the registry, the spool and broker sessions." default:"data" env:"POSFLEET_DATA_DIR" type:"path"`
-	LogLevel string          `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error" env:"POSFLEET_LOG_LEVEL"`
+	Config      kong.ConfigFlag `help:"YAML configuration file (keys are the flag names, e.g. 'serve: {mqtt-addr: \":1883\"}')." env:"POSFLEET_CONFIG" type:"existingfile" placeholder:"FILE"`
+	DataDir     string          `help:"Directory for the registry, the spool and broker sessions." default:"data" env:"POSFLEET_DATA_DIR" type:"path"`
+	DatabaseURL string          `name:"database-url" help:"Control-plane database: postgres://user@host/db for a cluster; empty means the SQLite file posfleet.db in --data-dir. A password belongs in the environment, not on the command line." env:"POSFLEET_DATABASE_URL" placeholder:"URL"`
+	LogLevel    string          `help:"Log level: debug, info, warn, error." default:"info" enum:"debug,info,warn,error" env:"POSFLEET_LOG_LEVEL"`
 
 	Serve     ServeCmd     `cmd:"" help:"Run the server: MQTT broker, collector and web."`
 	Terminals TerminalsCmd `cmd:"" help:"Provision and list terminals."`
@@ -38,9 +39,11 @@ type CLI struct {
 // Globals are what every command gets from the top-level flags.
 type Globals struct {
 	DataDir string
-	Logger  *slog.Logger
-	Stdout  io.Writer
-	Stderr  io.Writer
+	// DatabaseURL is --database-url ("" means the SQLite file in DataDir).
+	DatabaseURL string
+	Logger      *slog.Logger
+	Stdout      io.Writer
+	Stderr      io.Writer
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -68,10 +71,11 @@ func run(args []string, stdout, stderr io.Writer) (code int) {
 	}
 	level := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError}[cli.LogLevel]
 	g := &Globals{
-		DataDir: cli.DataDir,
-		Logger:  slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
-		Stdout:  stdout,
-		Stderr:  stderr,
+		DataDir:     cli.DataDir,
+		DatabaseURL: cli.DatabaseURL,
+		Logger:      slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+		Stdout:      stdout,
+		Stderr:      stderr,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -97,6 +97,7 @@ func (cmd *ServeCmd) Run(ctx context.Context, g *Globals) error {
 
 func (cmd *ServeCmd) config(g *Globals) (server.Config, error) {
 	cfg := server.DefaultConfig(g.DataDir)
+	cfg.DatabaseURL = g.DatabaseURL
 	cfg.Logger = g.Logger
 	if err := cmd.ScaleOut.apply(&cfg); err != nil {
 		return cfg, err
