@@ -1,0 +1,6 @@
+-- +goose Up
+-- (placeholder: filled by the 00003_terminals work)
+SELECT 1;
+
+-- +goose Down
+SELECT 1;
