@@ -33,6 +33,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -101,7 +102,7 @@ func checkKubernetes(path string) error {
 		return err
 	}
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, policyv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, policyv1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			return err
 		}
@@ -217,6 +218,8 @@ func references(objs []runtime.Object) []error {
 			checkPod("StatefulSet "+o.Name, o.Spec.Selector.MatchLabels, o.Spec.Template, o.Spec.VolumeClaimTemplates)
 		case *appsv1.Deployment:
 			checkPod("Deployment "+o.Name, o.Spec.Selector.MatchLabels, o.Spec.Template, nil)
+		case *batchv1.Job:
+			checkPod("Job "+o.Name, nil, o.Spec.Template, nil)
 		}
 	}
 	matches := func(sel map[string]string) bool {
