@@ -334,7 +334,7 @@ func (goldenCommander) SendCommand(context.Context, posfleet.TerminalRef, posfle
 func TestAPIGolden(t *testing.T) {
 	g := newGoldenFleet(t)
 	clock := func() time.Time { return g.now }
-	users, err := auth.Open(filepath.Join(t.TempDir(), "users.db"), auth.Options{BcryptCost: 4, Now: clock})
+	users, err := newUsers(t, auth.Options{BcryptCost: 4, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
