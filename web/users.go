@@ -49,7 +49,8 @@ type NewTokenResponse struct {
 	Secret string            `json:"secret"`
 }
 
-// mountUserAdmin adds the administrators' endpoints for users and tokens.
+// mountUserAdmin adds the administrators' endpoints for users and tokens,
+// and their page (page_admin.go).
 func (s *Server) mountUserAdmin(ua UserAdmin) {
 	admin := func(h http.HandlerFunc) http.HandlerFunc { return s.api(s.adminOnly(h)) }
 	s.mux.HandleFunc("GET /api/v1/users", admin(func(w http.ResponseWriter, r *http.Request) {
@@ -144,6 +145,7 @@ func (s *Server) mountUserAdmin(ua UserAdmin) {
 		s.log.Info("token revoked", "token_id", id, "by", principal(r).name)
 		writeJSON(w, http.StatusOK, map[string]any{"id": id, "revoked": true})
 	}))
+	s.mountAdminPage(ua)
 }
 
 func userErr(err error) error {
