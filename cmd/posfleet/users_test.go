@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/posfleet/posfleet/auth"
 	"github.com/posfleet/posfleet/influxdb/influxtest"
+	"github.com/posfleet/posfleet/server"
 	"github.com/posfleet/posfleet/store"
+	"github.com/posfleet/posfleet/web"
 )
 
 // cliIn runs the posfleet CLI on the data directory dir and returns its
@@ -148,5 +151,64 @@ func TestUsersImportedFromPreviousRelease(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "users.db.imported")); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestReplicasShareUsers: two `posfleet serve` processes on one database
+// (two web replicas) share people and scripts: a token made through one's
+// API works on the other at once and stops on both when revoked on the
+// other; a session signed in on one counts on the other (one session
+// key) and ends on both when the user is disabled through either.
+func TestReplicasShareUsers(t *testing.T) {
+	influx := influxtest.Start(t)
+	dbURL := "sqlite://" + filepath.Join(t.TempDir(), "shared.db")
+	replica := func() *server.Server {
+		cfg := testConfig(t.TempDir(), influx)
+		cfg.DatabaseURL = dbURL
+		return startServer(t, cfg)
+	}
+	one, two := replica(), replica()
+	ctx := context.Background()
+	admin, err := one.Users().CreateToken(ctx, "admin", auth.AllTenants)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, b := apiCall(t, one, admin, "POST", "/api/v1/tokens", `{"name":"grafana","tenant":"acme"}`)
+	var made web.NewTokenResponse
+	if code != http.StatusCreated || json.Unmarshal(b, &made) != nil {
+		t.Fatalf("create a token on one: %d %s", code, b)
+	}
+	if code, b := apiCall(t, two, made.Secret, "GET", "/api/v1/me", ""); code != http.StatusOK {
+		t.Fatalf("the token made on one, on two: %d %s", code, b)
+	}
+	if code, b := apiCall(t, two, admin, "DELETE", "/api/v1/tokens/"+made.Token.ID, ""); code != http.StatusOK {
+		t.Fatalf("revoke on two: %d %s", code, b)
+	}
+	for name, srv := range map[string]*server.Server{"one": one, "two": two} {
+		if code, _ := apiCall(t, srv, made.Secret, "GET", "/api/v1/me", ""); code != http.StatusUnauthorized {
+			t.Errorf("the revoked token on %s: %d", name, code)
+		}
+	}
+
+	if code, b := apiCall(t, two, admin, "POST", "/api/v1/users", `{"name":"alice","tenant":"acme","password":"correct horse battery"}`); code != http.StatusCreated {
+		t.Fatalf("add a user on two: %d %s", code, b)
+	}
+	c := signInWeb(t, "http://"+one.HTTPAddr().String(), "alice", "correct horse battery")
+	me := func(srv *server.Server) int {
+		resp, err := c.Get("http://" + srv.HTTPAddr().String() + "/api/v1/me")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := me(two); code != http.StatusOK {
+		t.Fatalf("a session signed in on one, on two: %d", code)
+	}
+	if code, b := apiCall(t, two, admin, "POST", "/api/v1/users/alice/disable", ""); code != http.StatusOK {
+		t.Fatalf("disable on two: %d %s", code, b)
+	}
+	if a, b := me(one), me(two); a != http.StatusUnauthorized || b != http.StatusUnauthorized {
+		t.Errorf("the session of a user disabled on two: %d on one, %d on two", a, b)
 	}
 }
