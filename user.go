@@ -29,3 +29,14 @@ type User struct {
 	Created  time.Time `json:"created"`
 	Disabled bool      `json:"disabled"`
 }
+
+// APIToken is an API token as listed: what it is for and whom it serves,
+// never its secret (shown once, when it is made).
+type APIToken struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	Tenant      string    `json:"tenant"`
+	CreatedBy   string    `json:"created_by"`
+	Created     time.Time `json:"created"`
+}

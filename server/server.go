@@ -311,8 +311,12 @@ func (s *Server) openStores(ctx context.Context) (err error) {
 	if s.reg, err = registry.Open(filepath.Join(s.cfg.DataDir, "registry.db"), ropts); err != nil {
 		return err
 	}
-	if s.users, err = auth.Open(filepath.Join(s.cfg.DataDir, "users.db"), auth.DefaultOptions()); err != nil {
-		return err
+	// Users and tokens are in the database; a previous release's users.db
+	// in the data directory is imported at first start.
+	uopts := auth.DefaultOptions()
+	uopts.DataDir, uopts.Logger = s.cfg.DataDir, s.log
+	if s.users, err = auth.New(ctx, s.db, uopts); err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
 	if s.sessionKey, err = s.users.SessionKey(); err != nil {
 		return fmt.Errorf("serve: session key: %w", err)

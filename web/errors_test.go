@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -109,7 +108,7 @@ func (o oneTerminal) Get(_ context.Context, ref posfleet.TerminalRef) (posfleet.
 // TestNewRefusesBadOptions: a configuration error is New's error, never a
 // panic or a server half-built.
 func TestNewRefusesBadOptions(t *testing.T) {
-	users, err := auth.Open(filepath.Join(t.TempDir(), "users.db"), auth.Options{BcryptCost: 4})
+	users, err := newUsers(t, auth.Options{BcryptCost: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -334,7 +335,7 @@ func (goldenCommander) SendCommand(context.Context, posfleet.TerminalRef, posfle
 func TestAPIGolden(t *testing.T) {
 	g := newGoldenFleet(t)
 	clock := func() time.Time { return g.now }
-	users, err := auth.Open(filepath.Join(t.TempDir(), "users.db"), auth.Options{BcryptCost: 4, Now: clock})
+	users, err := newUsers(t, auth.Options{BcryptCost: 4, Now: clock, Rand: rand.NewChaCha8([32]byte{})}) // fixed token IDs
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,6 +387,7 @@ func TestAPIGolden(t *testing.T) {
 		{"policy-acme.json", "acme-script", "/api/v1/policy"},
 		{"policy-admin.yaml", "admin", "/api/v1/policy?format=yaml"},
 		{"users.json", "admin", "/api/v1/users"},
+		{"tokens.json", "admin", "/api/v1/tokens"},
 		// Errors.
 		{"error-unknown-endpoint.json", "admin", "/api/v1/nothing"},
 		{"error-bad-flag.json", "admin", "/api/v1/terminals?flag=nope"},
@@ -394,6 +396,7 @@ func TestAPIGolden(t *testing.T) {
 		{"error-other-tenant.json", "acme-script", "/api/v1/terminals/other/H-0"},
 		{"error-bad-format.json", "admin", "/api/v1/worklist?format=xml"},
 		{"error-users-not-admin.json", "acme-script", "/api/v1/users"},
+		{"error-tokens-not-admin.json", "acme-script", "/api/v1/tokens"},
 		{"error-no-token.json", "", "/api/v1/fleet"},
 	}
 	// Every terminal's detail: every flag's evidence, the never-connected

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -545,7 +544,7 @@ func TestPolicyURLsChecked(t *testing.T) {
 		})
 	}
 	// With AllowHTTPFirmware, http is accepted; other schemes still not.
-	users, err := auth.Open(filepath.Join(t.TempDir(), "users.db"), auth.Options{BcryptCost: 4})
+	users, err := newUsers(t, auth.Options{BcryptCost: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func (fakeCommander) SendCommand(context.Context, posfleet.TerminalRef, posfleet
 // lower case (snake_case) and no value is null (empty lists are []).
 func TestAPIJSONShape(t *testing.T) {
 	dir := t.TempDir()
-	users, err := auth.Open(filepath.Join(dir, "users.db"), auth.Options{BcryptCost: 4})
+	users, err := newUsers(t, auth.Options{BcryptCost: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

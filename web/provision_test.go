@@ -23,7 +23,7 @@ func TestAPIImport(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer reg.Close()
-	users, err := auth.Open(filepath.Join(dir, "users.db"), auth.Options{BcryptCost: 4})
+	users, err := newUsers(t, auth.Options{BcryptCost: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	users, err := auth.Open(filepath.Join(dir, "users.db"), auth.Options{BcryptCost: 4})
+	users, err := newUsers(t, auth.Options{BcryptCost: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/posfleet/posfleet/auth"
+	"github.com/posfleet/posfleet/store"
 )
 
 // UsersCmd manages the people who sign in to the web UI and the API.
@@ -40,7 +40,7 @@ type UsersDeleteCmd struct {
 
 // Run disables the user.
 func (cmd *UsersDisableCmd) Run(ctx context.Context, g *Globals) error {
-	return withAuth(g, func(s *auth.Store) error {
+	return withAuth(ctx, g, func(s *auth.Store) error {
 		if err := s.SetDisabled(ctx, cmd.Name, true); err != nil {
 			return err
 		}
@@ -51,7 +51,7 @@ func (cmd *UsersDisableCmd) Run(ctx context.Context, g *Globals) error {
 
 // Run enables the user.
 func (cmd *UsersEnableCmd) Run(ctx context.Context, g *Globals) error {
-	return withAuth(g, func(s *auth.Store) error {
+	return withAuth(ctx, g, func(s *auth.Store) error {
 		if err := s.SetDisabled(ctx, cmd.Name, false); err != nil {
 			return err
 		}
@@ -62,7 +62,7 @@ func (cmd *UsersEnableCmd) Run(ctx context.Context, g *Globals) error {
 
 // Run deletes the user.
 func (cmd *UsersDeleteCmd) Run(ctx context.Context, g *Globals) error {
-	return withAuth(g, func(s *auth.Store) error {
+	return withAuth(ctx, g, func(s *auth.Store) error {
 		if err := s.DeleteUser(ctx, cmd.Name); err != nil {
 			return err
 		}
@@ -71,12 +71,26 @@ func (cmd *UsersDeleteCmd) Run(ctx context.Context, g *Globals) error {
 	})
 }
 
-func withAuth(g *Globals, f func(*auth.Store) error) error {
-	s, err := openAuth(g)
+// withAuth runs f on the users and tokens of the database (the SQLite
+// file in the data directory, or --database-url): the same database a
+// running `posfleet serve` uses, which sees every change at once.
+func withAuth(ctx context.Context, g *Globals, f func(*auth.Store) error) error {
+	if g.DatabaseURL == "" {
+		if err := os.MkdirAll(g.DataDir, 0o700); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+	}
+	db, err := store.Open(ctx, store.URLFor(g.DataDir, g.DatabaseURL))
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer db.Close()
+	opts := auth.DefaultOptions()
+	opts.DataDir, opts.Logger = g.DataDir, g.Logger
+	s, err := auth.New(ctx, db, opts)
+	if err != nil {
+		return err
+	}
 	return f(s)
 }
 
@@ -107,6 +121,8 @@ type TokensCreateCmd struct {
 	Name   string `arg:"" help:"What the token is for, e.g. grafana."`
 	Tenant string `help:"The tenant the token sees." xor:"scope" required:""`
 	Admin  bool   `help:"The token sees every tenant." xor:"scope" required:""`
+	// Description says more than the name: who runs it, where it lives.
+	Description string `help:"What the token is for, in a sentence (shown by tokens list and the administrators' page)."`
 }
 
 // TokensListCmd lists tokens.
@@ -115,17 +131,6 @@ type TokensListCmd struct{}
 // TokensRevokeCmd revokes a token.
 type TokensRevokeCmd struct {
 	ID string `arg:"" help:"Token ID, as listed."`
-}
-
-func openAuth(g *Globals) (*auth.Store, error) {
-	if err := os.MkdirAll(g.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data directory: %w", err)
-	}
-	s, err := auth.Open(filepath.Join(g.DataDir, "users.db"), auth.DefaultOptions())
-	if err != nil && strings.Contains(err.Error(), "in use") {
-		return nil, fmt.Errorf("%w\n(posfleet serve holds it: manage users and tokens while the server is stopped, or disable, enable and delete users through the API: POST /api/v1/users/NAME/disable, POST /api/v1/users/NAME/enable, DELETE /api/v1/users/NAME with an administrator's token)", err)
-	}
-	return s, err
 }
 
 func scope(tenant string, admin bool) string {
@@ -154,16 +159,13 @@ func (cmd *UsersAddCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	s, err := openAuth(g)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if err := s.AddUser(ctx, cmd.Name, scope(cmd.Tenant, cmd.Admin), pw); err != nil {
-		return err
-	}
-	fmt.Fprintf(g.Stdout, "user %s added (tenant %s)\n", cmd.Name, scope(cmd.Tenant, cmd.Admin))
-	return nil
+	return withAuth(ctx, g, func(s *auth.Store) error {
+		if err := s.AddUser(ctx, cmd.Name, scope(cmd.Tenant, cmd.Admin), pw); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.Stdout, "user %s added (tenant %s)\n", cmd.Name, scope(cmd.Tenant, cmd.Admin))
+		return nil
+	})
 }
 
 // Run sets the password.
@@ -172,86 +174,71 @@ func (cmd *UsersPasswdCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
-	s, err := openAuth(g)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if err := s.SetPassword(ctx, cmd.Name, pw); err != nil {
-		return err
-	}
-	fmt.Fprintf(g.Stdout, "password of %s changed\n", cmd.Name)
-	return nil
+	return withAuth(ctx, g, func(s *auth.Store) error {
+		if err := s.SetPassword(ctx, cmd.Name, pw); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.Stdout, "password of %s changed\n", cmd.Name)
+		return nil
+	})
 }
 
 // Run lists the users.
 func (cmd *UsersListCmd) Run(ctx context.Context, g *Globals) error {
-	s, err := openAuth(g)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	users, err := s.Users(ctx)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tTENANT\tCREATED\tSTATE")
-	for _, u := range users {
-		state := "enabled"
-		if u.Disabled {
-			state = "disabled"
+	return withAuth(ctx, g, func(s *auth.Store) error {
+		users, err := s.Users(ctx)
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, u.Tenant, u.Created.Format("2006-01-02 15:04"), state)
-	}
-	return tw.Flush()
+		tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tTENANT\tCREATED\tSTATE")
+		for _, u := range users {
+			state := "enabled"
+			if u.Disabled {
+				state = "disabled"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, u.Tenant, u.Created.Format("2006-01-02 15:04"), state)
+		}
+		return tw.Flush()
+	})
 }
 
 // Run creates the token and prints it once.
 func (cmd *TokensCreateCmd) Run(ctx context.Context, g *Globals) error {
-	s, err := openAuth(g)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	tok, err := s.CreateToken(ctx, cmd.Name, scope(cmd.Tenant, cmd.Admin))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(g.Stdout, tok)
-	fmt.Fprintln(g.Stderr, "keep this token: it is not shown again. Use it as: Authorization: Bearer <token>")
-	return nil
+	return withAuth(ctx, g, func(s *auth.Store) error {
+		tok, _, err := s.NewToken(ctx, auth.Token{Name: cmd.Name, Description: cmd.Description, Tenant: scope(cmd.Tenant, cmd.Admin), CreatedBy: "cli"})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(g.Stdout, tok)
+		fmt.Fprintln(g.Stderr, "keep this token: it is not shown again. Use it as: Authorization: Bearer <token>")
+		return nil
+	})
 }
 
 // Run lists the tokens.
 func (cmd *TokensListCmd) Run(ctx context.Context, g *Globals) error {
-	s, err := openAuth(g)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	toks, err := s.Tokens(ctx)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tTENANT\tCREATED")
-	for _, t := range toks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Tenant, t.Created.Format("2006-01-02 15:04"))
-	}
-	return tw.Flush()
+	return withAuth(ctx, g, func(s *auth.Store) error {
+		toks, err := s.Tokens(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tTENANT\tCREATED\tBY\tDESCRIPTION")
+		for _, t := range toks {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Tenant, t.Created.Format("2006-01-02 15:04"), t.CreatedBy, t.Description)
+		}
+		return tw.Flush()
+	})
 }
 
 // Run revokes the token.
 func (cmd *TokensRevokeCmd) Run(ctx context.Context, g *Globals) error {
-	s, err := openAuth(g)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if err := s.RevokeToken(ctx, cmd.ID); err != nil {
-		return err
-	}
-	fmt.Fprintf(g.Stdout, "token %s revoked\n", cmd.ID)
-	return nil
+	return withAuth(ctx, g, func(s *auth.Store) error {
+		if err := s.RevokeToken(ctx, cmd.ID); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.Stdout, "token %s revoked\n", cmd.ID)
+		return nil
+	})
 }

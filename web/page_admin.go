@@ -1,0 +1,128 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/web/pages/admin"
+	"github.com/posfleet/posfleet/web/pages/layout"
+)
+
+// adminNotices are the messages of the administrators' page after a
+// redirect (?done=): fixed texts, so that a link cannot make the page say
+// anything else.
+var adminNotices = map[string]string{
+	"user-added":    "User added: they can sign in now.",
+	"user-disable":  "User disabled: their sessions ended at once.",
+	"user-enable":   "User enabled: they can sign in again.",
+	"user-delete":   "User deleted: their sessions ended at once.",
+	"user-password": "Password set: the user's sessions ended; they sign in with the new password.",
+	"token-revoked": "Token revoked: it no longer works.",
+}
+
+// mountAdminPage adds the administrators' page of users and tokens.
+func (s *Server) mountAdminPage(ua UserAdmin) {
+	s.mux.HandleFunc("GET /admin", s.page(s.adminOnlyPage(func(w http.ResponseWriter, r *http.Request, frame layout.Page) {
+		s.renderAdmin(w, r, http.StatusOK, ua, admin.View{Frame: frame, Notice: adminNotices[r.URL.Query().Get("done")]})
+	})))
+	s.mux.HandleFunc("POST /admin/users", s.page(s.adminOnlyPage(func(w http.ResponseWriter, r *http.Request, frame layout.Page) {
+		name, tenant := strings.TrimSpace(r.PostFormValue("name")), strings.TrimSpace(r.PostFormValue("tenant"))
+		if err := ua.AddUser(r.Context(), name, tenant, r.PostFormValue("password")); err != nil {
+			s.adminRefused(w, r, ua, admin.View{Frame: frame, UserName: name, UserTenant: tenant}, err)
+			return
+		}
+		s.log.Info("user added", "user", name, "tenant", tenant, "by", principal(r).name)
+		http.Redirect(w, r, "/admin?done=user-added", http.StatusSeeOther)
+	})))
+	s.mux.HandleFunc("POST /admin/users/{name}/{action}", s.page(s.adminOnlyPage(func(w http.ResponseWriter, r *http.Request, frame layout.Page) {
+		name, action := r.PathValue("name"), r.PathValue("action")
+		if name == frame.User && action != "password" {
+			// An administrator locking themselves out is a slip, not a wish.
+			s.adminRefused(w, r, ua, admin.View{Frame: frame}, posfleet.Errorf(posfleet.Conflict, "self", "you cannot disable or delete the user you are signed in as"))
+			return
+		}
+		var err error
+		switch action {
+		case "disable", "enable":
+			err = ua.SetDisabled(r.Context(), name, action == "disable")
+		case "delete":
+			err = ua.DeleteUser(r.Context(), name)
+		case "password":
+			err = ua.SetPassword(r.Context(), name, r.PostFormValue("password"))
+		default:
+			s.renderError(w, r, errNotFound)
+			return
+		}
+		if err != nil {
+			s.adminRefused(w, r, ua, admin.View{Frame: frame}, userErr(err))
+			return
+		}
+		s.log.Info("user changed", "user", name, "action", action, "by", principal(r).name)
+		http.Redirect(w, r, "/admin?done=user-"+action, http.StatusSeeOther)
+	})))
+	s.mux.HandleFunc("POST /admin/tokens", s.page(s.adminOnlyPage(func(w http.ResponseWriter, r *http.Request, frame layout.Page) {
+		spec := posfleet.APIToken{
+			Name:        strings.TrimSpace(r.PostFormValue("name")),
+			Description: strings.TrimSpace(r.PostFormValue("description")),
+			Tenant:      strings.TrimSpace(r.PostFormValue("tenant")),
+			CreatedBy:   principal(r).name,
+		}
+		secret, tok, err := ua.NewToken(r.Context(), spec)
+		if err != nil {
+			s.adminRefused(w, r, ua, admin.View{Frame: frame, TokenName: spec.Name, TokenDescription: spec.Description, TokenTenant: spec.Tenant}, err)
+			return
+		}
+		s.log.Info("token created", "token_id", tok.ID, "name", tok.Name, "tenant", tok.Tenant, "by", principal(r).name)
+		// The secret is in this answer only: no redirect, so that it never
+		// sits in a URL or the browser's history.
+		s.renderAdmin(w, r, http.StatusOK, ua, admin.View{Frame: frame, NewToken: tok, NewSecret: secret})
+	})))
+	s.mux.HandleFunc("POST /admin/tokens/{id}/revoke", s.page(s.adminOnlyPage(func(w http.ResponseWriter, r *http.Request, frame layout.Page) {
+		id := r.PathValue("id")
+		if err := ua.RevokeToken(r.Context(), id); err != nil {
+			s.adminRefused(w, r, ua, admin.View{Frame: frame}, err)
+			return
+		}
+		s.log.Info("token revoked", "token_id", id, "by", principal(r).name)
+		http.Redirect(w, r, "/admin?done=token-revoked", http.StatusSeeOther)
+	})))
+}
+
+// adminOnlyPage refuses pages to those who are not administrators.
+func (s *Server) adminOnlyPage(h func(http.ResponseWriter, *http.Request, layout.Page)) func(http.ResponseWriter, *http.Request, layout.Page) {
+	return func(w http.ResponseWriter, r *http.Request, frame layout.Page) {
+		if !principal(r).admin {
+			s.renderError(w, r, errAdminOnly)
+			return
+		}
+		frame.Title = "Users and API tokens"
+		h(w, r, frame)
+	}
+}
+
+// renderAdmin renders the page with the users and tokens of now.
+func (s *Server) renderAdmin(w http.ResponseWriter, r *http.Request, status int, ua UserAdmin, v admin.View) {
+	var err error
+	if v.Users, err = ua.Users(r.Context()); err != nil {
+		s.renderError(w, r, err)
+		return
+	}
+	if v.Tokens, err = ua.Tokens(r.Context()); err != nil {
+		s.renderError(w, r, err)
+		return
+	}
+	s.render(w, r, status, admin.Page(v))
+}
+
+// adminRefused shows why an action was refused on the page, with the
+// error's status; a failure of the server's own is a plain error page.
+func (s *Server) adminRefused(w http.ResponseWriter, r *http.Request, ua UserAdmin, v admin.View, err error) {
+	status, msg, ok := s.actionRefused(err)
+	if !ok {
+		s.renderError(w, r, err)
+		return
+	}
+	v.Error = msg
+	s.renderAdmin(w, r, status, ua, v)
+}
