@@ -311,6 +311,7 @@ func (r *Reader) TerminalsPage(ctx context.Context, tenant string, f web.Termina
 	} else {
 		q.tenant("s.tenant", tenant)
 	}
+	flagConds := len(q.conds)
 	// As web.TerminalFilter's match: a terminal that never connected has
 	// no model, firmware or online state.
 	if f.Model != "" {
@@ -340,9 +341,16 @@ func (r *Reader) TerminalsPage(ctx context.Context, tenant string, f web.Termina
 			` || ' ' || ` + r.jsonText("s.health", "site", "site") + ` || ' ' || s.serial`
 		q.where("LOWER("+hay+`) LIKE %s ESCAPE '\'`, likePattern(strings.ToLower(f.Q)))
 	}
-	var total int
-	if err := r.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+from+q.clause(), q.args...).Scan(&total); err != nil {
-		return 0, nil, fmt.Errorf("healthview: counting terminals: %w", err)
+	total, ok := r.publishedCount(ctx, tenant, f)
+	if !ok {
+		count := `SELECT COUNT(*) FROM ` + from
+		if f.Flag != "" && len(q.conds) == flagConds {
+			// Only the flag's conditions: its index alone, no join.
+			count = `SELECT COUNT(*) FROM terminal_flags f`
+		}
+		if err := r.db.QueryRowContext(ctx, count+q.clause(), q.args...).Scan(&total); err != nil {
+			return 0, nil, fmt.Errorf("healthview: counting terminals: %w", err)
+		}
 	}
 	offset := (f.Page - 1) * f.PerPage
 	if total == 0 || offset >= total {
@@ -384,6 +392,37 @@ func (r *Reader) TerminalsPage(ctx context.Context, tenant string, f web.Termina
 		return 0, nil, fmt.Errorf("healthview: listing terminals: %w", err)
 	}
 	return total, out, nil
+}
+
+// publishedCount is the number of terminals of the list when the fleet
+// summary has it: the whole list, or the terminals online, offline or
+// never connected. Counting rows would read the whole table (PostgreSQL
+// counts on the heap: 70 ms at 100,000 terminals, ten times that at a
+// million); the summary is published with the rows.
+func (r *Reader) publishedCount(ctx context.Context, tenant string, f web.TerminalFilter) (int, bool) {
+	if f.Flag != "" || f.Model != "" || f.Firmware != "" || f.Region != "" || f.Q != "" || f.Online != nil && f.State != "" {
+		return 0, false
+	}
+	var body string
+	if err := r.db.QueryRowContext(ctx, `SELECT body FROM fleet_views WHERE tenant = $1 AND view = 'summary'`, tenant).Scan(&body); err != nil {
+		return 0, false
+	}
+	var fs struct {
+		Total, Online, Offline int
+		NeverConnected         int `json:"never_connected"`
+	}
+	if err := json.Unmarshal([]byte(body), &fs); err != nil {
+		return 0, false
+	}
+	switch {
+	case f.State == web.StateOnline, f.Online != nil && *f.Online:
+		return fs.Online, true
+	case f.State == web.StateOffline, f.Online != nil:
+		return fs.Offline, true
+	case f.State == web.StateNeverConnected:
+		return fs.NeverConnected, true
+	}
+	return fs.Total, true
 }
 
 // CountFlagged counts the terminals of tenant with any of flags, on
