@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -353,6 +354,99 @@ func TestReaderPolicy(t *testing.T) {
 		p.Models["X"] = health.ModelPolicy{}
 		if _, ok := r.Policy().Models["X"]; ok {
 			t.Error("Policy returned the cached policy itself")
+		}
+	})
+}
+
+// noFullLists is a Reader whose whole-fleet reads fail the test: the
+// pages must list, count and page through web.Queries.
+type noFullLists struct {
+	*healthview.Reader
+	t *testing.T
+}
+
+func (n noFullLists) Rows(tenant string, flag posfleet.FlagName) []health.Row {
+	n.t.Errorf("Rows(%q, %q) read every row", tenant, flag)
+	return n.Reader.Rows(tenant, flag)
+}
+
+func (n noFullLists) WorkList(tenant string) []health.WorkItem {
+	n.t.Errorf("WorkList(%q) read the whole work list", tenant)
+	return n.Reader.WorkList(tenant)
+}
+
+// TestPagesReadOnlyTheirPage: over a Health with web.Queries, the
+// overview, the terminal list and the work list page never read every
+// terminal's row (they did: Rows for each list and count, WorkList for the
+// overview's count and the work list page).
+func TestPagesReadOnlyTheirPage(t *testing.T) {
+	db := storetest.SQLite(t)
+	f, r := smallFleet(t, db)
+	s := newSite(t, noFullLists{r, t}, func() time.Time { return f.now })
+	for _, user := range []string{"ops-acme", "root"} {
+		c := s.signIn(t, user)
+		for _, p := range []string{"/", "/terminals", "/terminals?flag=tamper&sort=flags", "/terminals?q=shop&state=online",
+			"/worklist", "/worklist?page=2", "/terminals/acme/T0000002"} {
+			if code, body := s.page(t, c, p); code != 200 {
+				t.Errorf("%s %s: %d %.300s", user, p, code, body)
+			}
+		}
+	}
+	for _, p := range []string{"/api/v1/terminals", "/api/v1/terminals?flag=tamper", "/api/v1/fleet"} {
+		if code, body := s.api(t, p); code != 200 {
+			t.Errorf("%s: %d %.300s", p, code, body)
+		}
+	}
+}
+
+// TestWorkListPages: the work list page shows 100 items a page, in the
+// engine's order, and links the pages; over the engine and over the view
+// alike.
+func TestWorkListPages(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := newFleet(t)
+		for i := range 230 {
+			k := printer
+			switch i % 10 {
+			case 3:
+				k = tamper
+			case 4:
+				k = offline
+			}
+			f.add(ref("acme", i), k)
+		}
+		publish(t, db, batchOf(f.eng, "acme"), 100, f.now)
+		now := func() time.Time { return f.now }
+		eng, view := newSite(t, f.eng, now), newSite(t, healthview.NewReader(db, nil), now)
+		ec, vc := eng.signIn(t, "ops-acme"), view.signIn(t, "ops-acme")
+		var all []string
+		for page, want := range []int{100, 100, 30} {
+			p := fmt.Sprintf("/worklist?page=%d", page+1)
+			_, eb := eng.page(t, ec, p)
+			_, vb := view.page(t, vc, p)
+			if e, v := shown(eb), shown(vb); !slices.Equal(e, v) {
+				t.Errorf("%s: engine shows %v\nview shows   %v", p, e, v)
+			}
+			items := 0
+			for _, s := range shown(vb) {
+				if strings.HasPrefix(s, "worklist-terminal=") {
+					items++
+					all = append(all, strings.TrimPrefix(s, "worklist-terminal="))
+				}
+			}
+			if items != want || !strings.Contains(vb, "230") || !strings.Contains(vb, fmt.Sprintf("page %d of 3", page+1)) {
+				t.Errorf("%s: %d items, want %d: %v", p, items, want, shown(vb))
+			}
+		}
+		var want []string
+		for _, it := range f.eng.WorkList("acme") {
+			want = append(want, it.Terminal)
+		}
+		if !slices.Equal(all, want) {
+			t.Errorf("pages in order %v\nwant %v", all, want)
+		}
+		if code, _ := view.page(t, vc, "/worklist?page=0"); code != 400 {
+			t.Errorf("page 0: %d", code)
 		}
 	})
 }
