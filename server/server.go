@@ -391,6 +391,7 @@ func (s *Server) startHTTP(checks map[string]web.Check) (err error) {
 		wopts.Health, wopts.Directory, wopts.Commands, wopts.SavePolicy = s.engine, s.reg, s.cmds, s.savePolicy
 		wopts.Provisioner = provisionNotifier{reg: s.reg, engine: s.engine}
 	}
+	s.readHealthView(&wopts)
 	if s.brk != nil {
 		wopts.Commander = s.brk
 	}

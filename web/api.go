@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,6 +32,87 @@ type Health interface {
 	Incidents(tenant string) []health.Incident
 	Policy() *health.Policy
 	SetPolicy(data []byte) error
+}
+
+// Queries is what a Health may add to answer the lists, counts and pages
+// of the web layer itself: a database does it in SQL with its indexes
+// (healthview.Reader), where the web layer would otherwise filter, count
+// and page every terminal's row in memory (memQueries, over the engine).
+// The web layer uses it when the Health implements it.
+type Queries interface {
+	// TerminalsPage returns how many terminals of tenant ("" for all)
+	// match f, and the f.Page'th page of f.PerPage of them in order ("" by
+	// tenant and terminal, "last_seen" the longest silent first, "flags"
+	// the most flagged first), each with its full health.
+	TerminalsPage(ctx context.Context, tenant string, f TerminalFilter, order string) (total int, page []ListedTerminal, err error)
+	// CountFlagged returns how many terminals of tenant have any of flags.
+	CountFlagged(ctx context.Context, tenant string, flags []posfleet.FlagName) (int, error)
+	// WorkPage returns how many terminals of tenant are on the work list,
+	// and limit of its items from offset, in the order of WorkList.
+	WorkPage(ctx context.Context, tenant string, offset, limit int) (total int, page []health.WorkItem, err error)
+}
+
+// ListedTerminal is a terminal of a list: its health, or for a
+// provisioned terminal that never connected, its identity and site.
+type ListedTerminal struct {
+	health.TerminalHealth
+	NeverConnected bool
+}
+
+// queries returns the Health's own Queries, or memQueries over it.
+func queries(hs Health) Queries {
+	if q, ok := hs.(Queries); ok {
+		return q
+	}
+	return memQueries{hs}
+}
+
+// memQueries answers Queries over a Health's rows in memory (the engine).
+type memQueries struct{ hs Health }
+
+// TerminalsPage filters and sorts the cheap rows, and gets the full health
+// (reported model, site, flags with evidence) of the page's rows only.
+func (m memQueries) TerminalsPage(_ context.Context, tenant string, f TerminalFilter, order string) (int, []ListedTerminal, error) {
+	hs := m.hs
+	match := MatchingRows(hs, tenant, f)
+	switch order {
+	case "last_seen": // the longest silent first
+		slices.SortStableFunc(match, func(a, b health.Row) int { return a.LastSeen.Compare(b.LastSeen) })
+	case "flags": // the most flagged first
+		slices.SortStableFunc(match, func(a, b health.Row) int { return len(b.Flags) - len(a.Flags) })
+	}
+	lo := min((f.Page-1)*f.PerPage, len(match))
+	hi := min(lo+f.PerPage, len(match))
+	out := make([]ListedTerminal, 0, hi-lo)
+	for _, r := range match[lo:hi] {
+		if r.NeverConnected {
+			site, _ := hs.Site(r.Ref)
+			out = append(out, ListedTerminal{TerminalHealth: health.TerminalHealth{Ref: r.Ref, Tenant: r.Ref.Tenant,
+				Terminal: r.Ref.Terminal, Site: site}, NeverConnected: true})
+			continue
+		}
+		if h, ok := hs.Terminal(r.Ref); ok {
+			out = append(out, ListedTerminal{TerminalHealth: h})
+		}
+	}
+	return len(match), out, nil
+}
+
+func (m memQueries) CountFlagged(_ context.Context, tenant string, flags []posfleet.FlagName) (int, error) {
+	seen := map[posfleet.TerminalRef]struct{}{}
+	for _, f := range flags {
+		for _, r := range m.hs.Rows(tenant, f) {
+			seen[r.Ref] = struct{}{}
+		}
+	}
+	return len(seen), nil
+}
+
+func (m memQueries) WorkPage(_ context.Context, tenant string, offset, limit int) (int, []health.WorkItem, error) {
+	items := m.hs.WorkList(tenant)
+	lo := min(offset, len(items))
+	hi := min(lo+limit, len(items))
+	return len(items), items[lo:hi], nil
 }
 
 // Commander sends commands to terminals (the broker).
@@ -228,27 +310,30 @@ func MatchingRows(hs Health, tenant string, f TerminalFilter) []health.Row {
 }
 
 // ListTerminals returns a page of a tenant's terminals ("" for all) that
-// match f. Only the page's rows get their full health.
+// match f; an empty page when they cannot be read (a database error).
 func ListTerminals(hs Health, tenant string, f TerminalFilter) TerminalPage {
-	rows := MatchingRows(hs, tenant, f)
-	page := TerminalPage{Total: len(rows), Page: f.Page, PerPage: f.PerPage, Terminals: []TerminalSummary{}}
-	lo := min((f.Page-1)*f.PerPage, len(rows))
-	hi := min(lo+f.PerPage, len(rows))
-	for _, r := range rows[lo:hi] {
-		if r.NeverConnected {
-			site, _ := hs.Site(r.Ref)
-			page.Terminals = append(page.Terminals, TerminalSummary{Tenant: r.Ref.Tenant, Terminal: r.Ref.Terminal,
-				Site: site, Flags: []posfleet.Flag{}, NeverConnected: true})
-			continue
-		}
-		h, ok := hs.Terminal(r.Ref)
-		if !ok {
+	page, _ := listTerminalPage(context.Background(), hs, tenant, f)
+	return page
+}
+
+// listTerminalPage is ListTerminals with the error of a Health that reads
+// a database. Only the page's rows get their full health.
+func listTerminalPage(ctx context.Context, hs Health, tenant string, f TerminalFilter) (TerminalPage, error) {
+	total, rows, err := queries(hs).TerminalsPage(ctx, tenant, f, "")
+	page := TerminalPage{Total: total, Page: f.Page, PerPage: f.PerPage, Terminals: []TerminalSummary{}}
+	if err != nil {
+		return page, err
+	}
+	for _, h := range rows {
+		if h.NeverConnected {
+			page.Terminals = append(page.Terminals, TerminalSummary{Tenant: h.Tenant, Terminal: h.Terminal,
+				Site: h.Site, Flags: []posfleet.Flag{}, NeverConnected: true})
 			continue
 		}
 		page.Terminals = append(page.Terminals, TerminalSummary{Tenant: h.Tenant, Terminal: h.Terminal, Online: h.Online,
 			LastSeen: h.LastSeen, Firmware: h.Firmware, Site: h.Site, Flags: h.Flags})
 	}
-	return page
+	return page, nil
 }
 
 func (s *Server) handleTerminals(w http.ResponseWriter, r *http.Request) {
@@ -257,7 +342,12 @@ func (s *Server) handleTerminals(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ListTerminals(s.opts.Health, principal(r).scope, f))
+	page, err := listTerminalPage(r.Context(), s.opts.Health, principal(r).scope, f)
+	if err != nil {
+		writeError(w, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 // TerminalDetail is everything about one terminal (the API answers it as

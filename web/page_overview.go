@@ -10,17 +10,6 @@ import (
 	"github.com/posfleet/posfleet/web/pages/overview"
 )
 
-// terminalsWith returns how many terminals of tenant have any of flags.
-func terminalsWith(hs Health, tenant string, flags ...posfleet.FlagName) int {
-	seen := map[posfleet.TerminalRef]struct{}{}
-	for _, f := range flags {
-		for _, r := range hs.Rows(tenant, f) {
-			seen[r.Ref] = struct{}{}
-		}
-	}
-	return len(seen)
-}
-
 func flagsOfKind(k posfleet.FlagKind) []posfleet.FlagName {
 	var out []posfleet.FlagName
 	for _, f := range posfleet.FlagNames {
@@ -37,7 +26,17 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request, frame la
 	now := s.opts.Now()
 	fs := s.opts.Health.FleetSummary(tenant)
 	v := overview.View{Frame: frame, Now: now, Approved: fs.Approved}
-	visit := len(s.opts.Health.WorkList(tenant))
+	q := queries(s.opts.Health)
+	visit, _, err := q.WorkPage(r.Context(), tenant, 0, 0)
+	if err != nil {
+		s.renderError(w, r, err)
+		return
+	}
+	investigate, err := q.CountFlagged(r.Context(), tenant, flagsOfKind(posfleet.KindInvestigate))
+	if err != nil {
+		s.renderError(w, r, err)
+		return
+	}
 	v.Models = adoption(fs.Models, s.opts.Health.Policy())
 	// Terminals below their model's target or on a blocked version, from
 	// the per-version counts: asking the engine for the terminals with an
@@ -54,7 +53,7 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request, frame la
 		{Label: "never connected", TestID: "never-connected", Href: "/terminals?state=never_connected", N: fs.NeverConnected, Class: "bad"},
 		{Label: "need an update", TestID: "update", Href: "/firmware", N: behind, Class: "update"},
 		{Label: "need a visit", TestID: "visit", Href: "/worklist", N: visit, Class: "maintenance"},
-		{Label: "under investigation", TestID: "investigate", Href: "/terminals?flag=amount_mismatch", N: terminalsWith(s.opts.Health, tenant, flagsOfKind(posfleet.KindInvestigate)...), Class: "investigate"},
+		{Label: "under investigation", TestID: "investigate", Href: "/terminals?flag=amount_mismatch", N: investigate, Class: "investigate"},
 		{Label: "open incidents", TestID: "incidents", Href: "/incidents", N: len(fs.OpenIncidents), Class: "bad"},
 	}
 	for _, f := range posfleet.FlagNames {

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/web/pages/layout"
 	"github.com/posfleet/posfleet/web/pages/parts"
 	"github.com/posfleet/posfleet/web/pages/terminals"
@@ -15,41 +14,6 @@ import (
 
 // terminalSorts are the orders of the terminal list.
 var terminalSorts = []string{"terminal", "last_seen", "flags"}
-
-// listedTerminal is a terminal of the list page: its health, or for a
-// provisioned terminal that never connected, its identity and site.
-type listedTerminal struct {
-	health.TerminalHealth
-	NeverConnected bool
-}
-
-// listTerminals is ListTerminals with an order: it filters and sorts the
-// cheap rows, and gets the full health (reported model, site, flags with
-// evidence) of the page's rows only.
-func listTerminals(hs Health, tenant string, f TerminalFilter, order string) (int, []listedTerminal) {
-	match := MatchingRows(hs, tenant, f)
-	switch order {
-	case "last_seen": // the longest silent first
-		slices.SortStableFunc(match, func(a, b health.Row) int { return a.LastSeen.Compare(b.LastSeen) })
-	case "flags": // the most flagged first
-		slices.SortStableFunc(match, func(a, b health.Row) int { return len(b.Flags) - len(a.Flags) })
-	}
-	lo := min((f.Page-1)*f.PerPage, len(match))
-	hi := min(lo+f.PerPage, len(match))
-	out := make([]listedTerminal, 0, hi-lo)
-	for _, r := range match[lo:hi] {
-		if r.NeverConnected {
-			site, _ := hs.Site(r.Ref)
-			out = append(out, listedTerminal{TerminalHealth: health.TerminalHealth{Ref: r.Ref, Tenant: r.Ref.Tenant,
-				Terminal: r.Ref.Terminal, Site: site}, NeverConnected: true})
-			continue
-		}
-		if h, ok := hs.Terminal(r.Ref); ok {
-			out = append(out, listedTerminal{TerminalHealth: h})
-		}
-	}
-	return len(match), out
-}
 
 func (s *Server) handleTerminalsPage(w http.ResponseWriter, r *http.Request, frame layout.Page) {
 	frame.Title = "Terminals"
@@ -67,7 +31,11 @@ func (s *Server) handleTerminalsPage(w http.ResponseWriter, r *http.Request, fra
 		s.render(w, r, http.StatusBadRequest, terminals.Page(v))
 		return
 	}
-	total, rows := listTerminals(s.opts.Health, scope(r), f, v.Filter.Sort)
+	total, rows, err := queries(s.opts.Health).TerminalsPage(r.Context(), scope(r), f, v.Filter.Sort)
+	if err != nil {
+		s.renderError(w, r, err)
+		return
+	}
 	v.Total, v.Page = total, f.Page
 	v.Pages = (total + f.PerPage - 1) / f.PerPage
 	v.First = (f.Page-1)*f.PerPage + 1
