@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/posfleet/posfleet/healthview"
 	"github.com/posfleet/posfleet/store"
 	"github.com/posfleet/posfleet/store/pgtest"
+	"github.com/posfleet/posfleet/store/storetest"
 	"github.com/posfleet/posfleet/web"
 )
 
@@ -163,11 +163,10 @@ type site struct {
 
 func newSite(t testing.TB, hs web.Health, now func() time.Time) *site {
 	t.Helper()
-	users, err := auth.Open(filepath.Join(t.TempDir(), "users.db"), auth.Options{BcryptCost: 4})
+	users, err := auth.New(context.Background(), storetest.SQLite(t), auth.Options{BcryptCost: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { users.Close() })
 	ctx := context.Background()
 	for _, u := range [][2]string{{"ops-acme", "acme"}, {"ops-other", "other"}, {"root", auth.AllTenants}} {
 		if err := users.AddUser(ctx, u[0], u[1], "correct horse battery"); err != nil {
