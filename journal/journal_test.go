@@ -52,7 +52,7 @@ func TestCommands(t *testing.T) {
 			ack(a, "c2", posfleet.AckAccepted, t0.Add(2*time.Minute)),
 			ack(a, "c2", posfleet.AckDone, t0.Add(3*time.Minute)),
 			ack(a, "c2", posfleet.AckAccepted, t0.Add(2*time.Minute)), // the same again
-			ack(b, "c1", posfleet.AckDone, t0),                       // another terminal's
+			ack(b, "c1", posfleet.AckDone, t0),                        // another terminal's
 			ack(a, "nope", posfleet.AckDone, t0),
 		})
 		if err != nil {
