@@ -196,3 +196,42 @@ func TestPolicyFileImported(t *testing.T) {
 func writeFile(path, body string) error { return os.WriteFile(path, []byte(body), 0o600) }
 
 func fileExists(path string) bool { _, err := os.Stat(path); return err == nil }
+
+// TestWebReplicaShowsEvents: a web-only process on the same database
+// shows on its Security page the refused CONNECT and the rejected message
+// that the process with the broker and the collector recorded.
+func TestWebReplicaShowsEvents(t *testing.T) {
+	influx := influxtest.Start(t)
+	dir := t.TempDir()
+	cfg := testConfig(dir, influx)
+	cfg.Collector.EventWindow = 100 * time.Millisecond
+	provision(t, filepath.Join(dir, "registry.db"), cfg.Registry, 2)
+	srv := startServer(t, cfg)
+
+	wcfg := testConfig(t.TempDir(), influx)
+	wcfg.Roles = server.Roles{Web: true}
+	wcfg.DatabaseURL = "sqlite://" + filepath.Join(dir, "posfleet.db")
+	replica := startServer(t, wcfg)
+	if err := replica.Users().AddUser(context.Background(), "ops-acme", "acme", "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+
+	c := mustConnect(t, srv.MQTTAddr().String(), 1)
+	publish(t, c, "fleet/v1/acme/T-0001/hb", 1, false, `not json`)
+	if bad, err := connect(srv.MQTTAddr().String(), "acme:T-0002", "acme:T-0002", "not-the-secret"); err == nil {
+		bad.Disconnect(0)
+		t.Fatal("a wrong secret connected")
+	}
+	base := "http://" + replica.HTTPAddr().String()
+	browser := signInWeb(t, base, "ops-acme", "correct horse battery")
+	waitFor(t, "the events on the replica's Security page", func() bool {
+		resp, err := browser.Get(base + "/security")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		page := string(b)
+		return strings.Contains(page, `data-testid="security-row"`) && strings.Contains(page, "acme:T-0002") && strings.Contains(page, "not_json")
+	})
+}
