@@ -196,15 +196,13 @@ func (t *Tracker) run() {
 				}
 			}
 		case <-t.stop:
-			for {
-				select {
-				case a := <-t.acks:
-					pending = append(pending[:0], a)
-					t.write(pending)
-					continue
-				default:
+			// What is queued, and one more try for the unknown.
+			for len(t.acks) > 0 {
+				pending = pending[:0]
+				for len(pending) < ackBatch && len(t.acks) > 0 {
+					pending = append(pending, <-t.acks)
 				}
-				break
+				unknown = append(unknown, t.write(pending)...)
 			}
 			if len(unknown) > 0 {
 				t.write(unknown)

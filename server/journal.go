@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -92,6 +93,8 @@ func (s *Server) loadPolicy(ctx context.Context, eng *health.Engine) error {
 	}
 	if imported {
 		s.log.Info("firmware policy imported into the database", "file", file, "renamed_to", file+".imported")
+	} else if _, err := os.Stat(file); err == nil {
+		s.log.Warn("policy file ignored: the database has the firmware policy (GET /api/v1/policy/history); remove the file", "file", file)
 	}
 	p, ok, err := journal.LatestPolicy(ctx, s.db)
 	if err != nil || !ok {
