@@ -2,6 +2,7 @@ package journal_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -351,4 +352,30 @@ func cardNumber() string {
 		sum += d
 	}
 	return string(digits) + fmt.Sprint((10-sum%10)%10)
+}
+
+// seedCommands inserts perTerminal commands with two acks each for n
+// terminals of tenant acme (T-1 is a's).
+func seedCommands(tb testing.TB, db *store.DB, n, perTerminal int) {
+	tb.Helper()
+	ctx := context.Background()
+	err := db.Tx(ctx, func(tx *sql.Tx) error {
+		for i := range n {
+			for j := range perTerminal {
+				id := fmt.Sprintf("c-%d-%d", i, j)
+				if _, err := tx.ExecContext(ctx, `INSERT INTO commands (id, tenant, terminal, body, sent_ms, sent_by, status, ack_ms) VALUES ($1, 'acme', $2, '{"id":"x","type":"reboot"}', $3, 'ops', 'done', $3)`, id, fmt.Sprintf("T-%d", i+1), int64(j+1)); err != nil {
+					return err
+				}
+				for k, st := range []string{"accepted", "done"} {
+					if _, err := tx.ExecContext(ctx, `INSERT INTO command_acks (command_id, seq, status, at_ms) VALUES ($1, $2, $3, $4)`, id, k, st, int64(j+1)); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
 }
