@@ -62,7 +62,12 @@ func (s *Server) journalWeb(o *web.Options) {
 	o.Events = ev
 	o.SavePolicy = s.savePolicy
 	o.PolicyHistory = policyHistory{s}
-	o.Visits = visitLog{s}
+	if s.engine != nil {
+		// The engine applied the visit: it is recorded applied. A process
+		// without the engine records its visits pending instead
+		// (journal.AddVisit with a zero Applied), for the engine to apply.
+		o.Visits = visitLog{s}
+	}
 }
 
 // closeJournal writes what the event writer and the tracker hold and
