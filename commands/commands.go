@@ -90,6 +90,9 @@ const (
 	// unknownTTL, then dropped.
 	unknownRetry = time.Second
 	unknownTTL   = time.Minute
+	// maxUnknown bounds the acks kept for a retry: a terminal making up
+	// command IDs must not grow it.
+	maxUnknown = 1024
 	// storeTimeout bounds one call to the store.
 	storeTimeout = 10 * time.Second
 )
@@ -180,7 +183,7 @@ func (t *Tracker) run() {
 					break gather
 				}
 			}
-			unknown = append(unknown, t.write(pending)...)
+			unknown = t.keepUnknown(unknown, t.write(pending))
 		case <-tick.C:
 			if len(unknown) == 0 {
 				continue
@@ -210,6 +213,15 @@ func (t *Tracker) run() {
 			return
 		}
 	}
+}
+
+// keepUnknown adds more to unknown, up to maxUnknown.
+func (t *Tracker) keepUnknown(unknown, more []TerminalAck) []TerminalAck {
+	if room := maxUnknown - len(unknown); len(more) > room {
+		t.log.Info("acks of unknown commands dropped", "acks", len(more)-max(room, 0))
+		more = more[:max(room, 0)]
+	}
+	return append(unknown, more...)
 }
 
 // write keeps acks and returns those of commands not (yet) known. A store
