@@ -379,3 +379,41 @@ func seedCommands(tb testing.TB, db *store.DB, n, perTerminal int) {
 		tb.Fatal(err)
 	}
 }
+
+// TestRunPruner: the pruner prunes at once and on every tick, and ends
+// with its context.
+func TestRunPruner(t *testing.T) {
+	db := storetest.SQLite(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	w := journal.NewEventWriter(db, nil)
+	defer w.Close()
+	old := time.Now().Add(-48 * time.Hour)
+	w.Rejection(rejection(a, old, 1))
+	w.Flush(ctx)
+	done := make(chan struct{})
+	go func() {
+		journal.RunPruner(ctx, db, journal.Retention{MaxAge: time.Hour, MaxRows: 1000, Interval: 10 * time.Millisecond}, nil)
+		close(done)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for r, _ := journal.RecentRejections(ctx, db, "", 10); len(r) != 0; r, _ = journal.RecentRejections(ctx, db, "", 10) {
+		if time.Now().After(deadline) {
+			t.Fatal("an old rejection not pruned")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.Rejection(rejection(a, old, 1)) // pruned on a later tick
+	w.Flush(ctx)
+	for r, _ := journal.RecentRejections(ctx, db, "", 10); len(r) != 0; r, _ = journal.RecentRejections(ctx, db, "", 10) {
+		if time.Now().After(deadline) {
+			t.Fatal("an old rejection not pruned on a tick")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the pruner did not end with its context")
+	}
+}
