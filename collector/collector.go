@@ -85,6 +85,13 @@ type Observer interface {
 	Observe(*posfleet.Message)
 }
 
+// EventSink keeps the security events and rejections the collector
+// stores. Its methods must not block (hand off to a queue).
+type EventSink interface {
+	Rejection(RejectionEvent)
+	Security(SecurityRecord)
+}
+
 // Options configures a Collector.
 type Options struct {
 	SpoolDir      string
@@ -119,6 +126,12 @@ type Options struct {
 	// IsKnown tells whether a terminal is provisioned (for security events);
 	// nil takes every terminal as unknown.
 	IsKnown func(posfleet.TerminalRef) bool
+	// EventSink, when set, is also given every security event and
+	// rejection the collector stores (single events and window summaries,
+	// redacted), to keep them beyond the latest in memory: the journal's
+	// tables in posfleet serve. It is called on the broker's packet path
+	// and must not block.
+	EventSink EventSink
 	// Observers are given every message once it is durable and not a
 	// duplicate, in this order (the health engine and the command
 	// tracker in posfleet serve).
@@ -569,6 +582,9 @@ func otherRejection(k rejectionKey, ev RejectionEvent) (rejectionKey, RejectionE
 func (c *Collector) storeRejection(ev RejectionEvent, count int64, done func()) {
 	ev.Time, ev.Count = c.uniqueTime(ev.Time), count
 	c.rejections.add(ev)
+	if c.opts.EventSink != nil {
+		c.opts.EventSink.Rejection(ev)
+	}
 	rec, err := c.enc.AppendRejection(appendRecord(nil, ev.Terminal.String(), 0, 0, nil), ev)
 	if err != nil {
 		c.log.Warn("rejection not stored", "err", err)
@@ -642,6 +658,9 @@ func sourceHost(addr string) string {
 func (c *Collector) storeSecurity(rec SecurityRecord, count int64, done func()) {
 	rec.Time, rec.Count = c.uniqueTime(rec.Time), count
 	c.security.add(rec)
+	if c.opts.EventSink != nil {
+		c.opts.EventSink.Security(rec)
+	}
 	b, err := c.enc.AppendSecurity(appendRecord(nil, rec.Terminal.String(), 0, 0, nil), rec)
 	if err != nil {
 		c.log.Warn("security event not stored", "err", err)

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -230,5 +231,73 @@ func TestEventOptionsValidated(t *testing.T) {
 				t.Fatal("New accepted the options")
 			}
 		})
+	}
+}
+
+// sinkRecorder is an EventSink that keeps what it is given.
+type sinkRecorder struct {
+	mu  sync.Mutex
+	rej []posfleet.RejectionEvent
+	sec []posfleet.SecurityRecord
+}
+
+func (s *sinkRecorder) Rejection(ev posfleet.RejectionEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rej = append(s.rej, ev)
+}
+
+func (s *sinkRecorder) Security(rec posfleet.SecurityRecord) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sec = append(s.sec, rec)
+}
+
+func (s *sinkRecorder) counts() (rej, sec []int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.rej {
+		rej = append(rej, r.Count)
+	}
+	for _, r := range s.sec {
+		sec = append(sec, r.Count)
+	}
+	return rej, sec
+}
+
+// TestEventSink: the sink is given what the store is given, single events
+// and windows' summaries with their counts, redacted; Close hands over the
+// open windows.
+func TestEventSink(t *testing.T) {
+	opts := testOptions(t)
+	opts.EventWindow = 200 * time.Millisecond
+	sink := &sinkRecorder{}
+	opts.EventSink = sink
+	c := newCollector(t, opts, &flakyWriter{})
+	for i := range 10 {
+		c.RecordSecurity(wrongPassword(i, "acme:T-0001"))
+		c.Accept(context.Background(), term, posfleet.ChannelHeartbeat, []byte(`{"seq":1,`))
+	}
+	waitFor(t, "the windows' summaries", func() bool { r, s := sink.counts(); return len(r) == 2 && len(s) == 2 })
+	if r, s := sink.counts(); r[0] != 1 || r[1] != 9 || s[0] != 1 || s[1] != 9 {
+		t.Errorf("counts: rejections %v, security %v", r, s)
+	}
+	pan := "4" + strings.Repeat("1", 14)
+	for d := '0'; d <= '9'; d++ { // the digit that makes it pass Luhn: one of them is a card number
+		c.RecordSecurity(wrongPassword(0, "acme:"+pan+string(d)))
+	}
+	c.RecordSecurity(wrongPassword(1, "acme:T-0002"))
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.sec) < 5 {
+		t.Fatalf("security records after Close: %d", len(sink.sec))
+	}
+	for _, r := range sink.sec {
+		if strings.Contains(r.Username, pan) && posfleet.ContainsCardData(r.Username) {
+			t.Errorf("card data given to the sink: %+v", r)
+		}
 	}
 }

@@ -4,13 +4,15 @@
 package commands
 
 import (
+	"context"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/posfleet/posfleet"
 )
 
-// PerTerminal is how many commands are kept per terminal (the newest).
+// PerTerminal is how many commands are listed per terminal (the newest).
 const PerTerminal = 20
 
 // Record is one command and what became of it.
@@ -34,24 +36,92 @@ type Ack struct {
 	At     time.Time `json:"at"`
 }
 
-// Tracker remembers commands per terminal. It is safe for concurrent use.
-type Tracker struct {
-	mu   sync.Mutex
-	byID map[posfleet.TerminalRef][]*Record
+// TerminalAck is an ack as it arrived, with the terminal that sent it.
+type TerminalAck struct {
+	Terminal posfleet.TerminalRef
+	CmdID    string
+	Ack      Ack
+	// first is when the tracker first tried to keep it (see Tracker.run).
+	first time.Time
 }
 
-// New returns an empty Tracker.
-func New() *Tracker { return &Tracker{byID: map[posfleet.TerminalRef][]*Record{}} }
+// Store keeps commands and their acks: the journal's tables in posfleet
+// serve (package journal), so that they survive a restart and every web
+// replica lists the same.
+type Store interface {
+	// AddCommand keeps a command sent to ref.
+	AddCommand(ctx context.Context, ref posfleet.TerminalRef, r Record) error
+	// AddAcks keeps acks in order. An ack of a command the store does not
+	// know for that terminal is returned in unknown, not kept.
+	AddAcks(ctx context.Context, acks []TerminalAck) (unknown []TerminalAck, err error)
+	// Commands returns ref's newest n commands, newest first, each with
+	// its acks in arrival order.
+	Commands(ctx context.Context, ref posfleet.TerminalRef, n int) ([]Record, error)
+}
+
+// Tracker remembers commands per terminal. It is safe for concurrent use.
+//
+// New keeps them in memory; NewStored writes them through to a Store: Sent
+// writes at once, acks are queued by Observe (called for every message on
+// the collector's path, so it neither blocks nor allocates for the others)
+// and written in batches by a goroutine of the tracker, which Close stops.
+type Tracker struct {
+	st  Store
+	mem *memStore // st when in memory: acks are applied at once
+	log *slog.Logger
+
+	acks chan TerminalAck
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// Bounds of the ack queue and its writer.
+const (
+	// ackQueue is how many acks may wait for the writer; acks are one or
+	// two per command, so only a stalled database fills it (then they are
+	// dropped and logged).
+	ackQueue = 4096
+	// ackBatch is the most acks written in one transaction.
+	ackBatch = 256
+	// unknownRetry and unknownTTL: an ack of a command not yet in the
+	// store (the terminal answered before Sent's insert was committed, or
+	// another process sent it) is tried again every unknownRetry for
+	// unknownTTL, then dropped.
+	unknownRetry = time.Second
+	unknownTTL   = time.Minute
+	// maxUnknown bounds the acks kept for a retry: a terminal making up
+	// command IDs must not grow it.
+	maxUnknown = 1024
+	// storeTimeout bounds one call to the store.
+	storeTimeout = 10 * time.Second
+)
+
+// New returns an empty Tracker that keeps PerTerminal commands per terminal
+// in memory.
+func New() *Tracker {
+	m := &memStore{byID: map[posfleet.TerminalRef][]*Record{}}
+	return &Tracker{st: m, mem: m, log: slog.New(slog.DiscardHandler)}
+}
+
+// NewStored returns a Tracker writing through to st; log may be nil.
+// Close stops its ack writer.
+func NewStored(st Store, log *slog.Logger) *Tracker {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := &Tracker{st: st, log: log.With("component", "commands"), acks: make(chan TerminalAck, ackQueue), stop: make(chan struct{}), done: make(chan struct{})}
+	go t.run()
+	return t
+}
 
 // Sent records a command sent to ref.
 func (t *Tracker) Sent(ref posfleet.TerminalRef, cmd posfleet.Command, by string, at time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	list := append(t.byID[ref], &Record{Command: cmd, SentAt: at.UTC(), SentBy: by, Acks: []Ack{}})
-	if len(list) > PerTerminal {
-		list = list[len(list)-PerTerminal:]
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := t.st.AddCommand(ctx, ref, Record{Command: cmd, SentAt: at.UTC(), SentBy: by, Acks: []Ack{}}); err != nil {
+		t.log.Error("command not recorded", "terminal", ref.String(), "id", cmd.ID, "err", err)
 	}
-	t.byID[ref] = list
 }
 
 // Observe takes every accepted message and keeps the acks of known commands.
@@ -59,27 +129,164 @@ func (t *Tracker) Observe(m *posfleet.Message) {
 	if m.Ack == nil {
 		return
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for _, r := range t.byID[m.Terminal] {
-		if r.Command.ID == m.Ack.CmdID {
-			r.Acks = append(r.Acks, Ack{Status: m.Ack.Status, Detail: m.Ack.Detail, At: m.Ack.TS.UTC()})
-			r.Status, r.Detail, r.AckAt = m.Ack.Status, m.Ack.Detail, m.Ack.TS.UTC()
+	a := TerminalAck{Terminal: m.Terminal, CmdID: m.Ack.CmdID, Ack: Ack{Status: m.Ack.Status, Detail: m.Ack.Detail, At: m.Ack.TS.UTC()}}
+	if t.mem != nil {
+		t.mem.AddAcks(context.Background(), []TerminalAck{a})
+		return
+	}
+	select {
+	case t.acks <- a:
+	default:
+		t.log.Warn("ack dropped: the command log is behind", "terminal", m.Terminal.String(), "id", a.CmdID, "status", a.Ack.Status)
+	}
+}
+
+// List returns ref's newest PerTerminal commands, newest first.
+func (t *Tracker) List(ref posfleet.TerminalRef) []Record {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	out, err := t.st.Commands(ctx, ref, PerTerminal)
+	if err != nil {
+		t.log.Error("commands not listed", "terminal", ref.String(), "err", err)
+		return []Record{}
+	}
+	return out
+}
+
+// Close writes the acks still queued and stops the writer. A Tracker made
+// by New has nothing to close.
+func (t *Tracker) Close() {
+	if t.mem != nil {
+		return
+	}
+	t.once.Do(func() { close(t.stop) })
+	<-t.done
+}
+
+// run writes queued acks in batches until Close, and retries those of
+// commands the store did not know yet.
+func (t *Tracker) run() {
+	defer close(t.done)
+	tick := time.NewTicker(unknownRetry)
+	defer tick.Stop()
+	var pending, unknown []TerminalAck
+	for {
+		select {
+		case a := <-t.acks:
+			pending = append(pending[:0], a)
+		gather:
+			for len(pending) < ackBatch {
+				select {
+				case a := <-t.acks:
+					pending = append(pending, a)
+				default:
+					break gather
+				}
+			}
+			unknown = t.keepUnknown(unknown, t.write(pending))
+		case <-tick.C:
+			if len(unknown) == 0 {
+				continue
+			}
+			retry := unknown
+			unknown = nil
+			now := time.Now()
+			for _, a := range t.write(retry) {
+				if now.Sub(a.first) < unknownTTL {
+					unknown = append(unknown, a)
+				} else {
+					t.log.Info("ack of an unknown command dropped", "terminal", a.Terminal.String(), "id", a.CmdID, "status", a.Ack.Status)
+				}
+			}
+		case <-t.stop:
+			// What is queued, and one more try for the unknown.
+			for len(t.acks) > 0 {
+				pending = pending[:0]
+				for len(pending) < ackBatch && len(t.acks) > 0 {
+					pending = append(pending, <-t.acks)
+				}
+				unknown = append(unknown, t.write(pending)...)
+			}
+			if len(unknown) > 0 {
+				t.write(unknown)
+			}
 			return
 		}
 	}
 }
 
-// List returns ref's commands, newest first.
-func (t *Tracker) List(ref posfleet.TerminalRef) []Record {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	list := t.byID[ref]
-	out := make([]Record, 0, len(list))
-	for i := len(list) - 1; i >= 0; i-- {
+// keepUnknown adds more to unknown, up to maxUnknown.
+func (t *Tracker) keepUnknown(unknown, more []TerminalAck) []TerminalAck {
+	if room := maxUnknown - len(unknown); len(more) > room {
+		t.log.Info("acks of unknown commands dropped", "acks", len(more)-max(room, 0))
+		more = more[:max(room, 0)]
+	}
+	return append(unknown, more...)
+}
+
+// write keeps acks and returns those of commands not (yet) known. A store
+// error keeps them for a retry too.
+func (t *Tracker) write(acks []TerminalAck) []TerminalAck {
+	now := time.Now()
+	for i := range acks {
+		if acks[i].first.IsZero() {
+			acks[i].first = now
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	unknown, err := t.st.AddAcks(ctx, acks)
+	if err != nil {
+		t.log.Error("acks not recorded; retrying", "acks", len(acks), "err", err)
+		return append([]TerminalAck(nil), acks...)
+	}
+	return append([]TerminalAck(nil), unknown...)
+}
+
+// memStore is the Store of New: PerTerminal commands per terminal.
+type memStore struct {
+	mu   sync.Mutex
+	byID map[posfleet.TerminalRef][]*Record
+}
+
+func (s *memStore) AddCommand(_ context.Context, ref posfleet.TerminalRef, r Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := append(s.byID[ref], &r)
+	if len(list) > PerTerminal {
+		list = list[len(list)-PerTerminal:]
+	}
+	s.byID[ref] = list
+	return nil
+}
+
+func (s *memStore) AddAcks(_ context.Context, acks []TerminalAck) ([]TerminalAck, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var unknown []TerminalAck
+next:
+	for _, a := range acks {
+		for _, r := range s.byID[a.Terminal] {
+			if r.Command.ID == a.CmdID {
+				r.Acks = append(r.Acks, a.Ack)
+				r.Status, r.Detail, r.AckAt = a.Ack.Status, a.Ack.Detail, a.Ack.At
+				continue next
+			}
+		}
+		unknown = append(unknown, a)
+	}
+	return unknown, nil
+}
+
+func (s *memStore) Commands(_ context.Context, ref posfleet.TerminalRef, n int) ([]Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := s.byID[ref]
+	out := make([]Record, 0, min(len(list), n))
+	for i := len(list) - 1; i >= 0 && len(out) < n; i-- {
 		r := *list[i]
 		r.Acks = append([]Ack{}, r.Acks...)
 		out = append(out, r)
 	}
-	return out
+	return out, nil
 }

@@ -1,6 +1,7 @@
 package commands_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -37,4 +38,47 @@ func TestTracker(t *testing.T) {
 	if l := tr.List(b); len(l) != commands.PerTerminal || l[0].Command.ID != fmt.Sprint(commands.PerTerminal+4) {
 		t.Errorf("bounded list: %d, newest %s", len(l), l[0].Command.ID)
 	}
+}
+
+// stuckStore is a Store whose writes hang until release closes.
+type stuckStore struct{ release chan struct{} }
+
+func (s stuckStore) AddCommand(ctx context.Context, _ posfleet.TerminalRef, _ commands.Record) error {
+	return nil
+}
+
+func (s stuckStore) AddAcks(ctx context.Context, acks []commands.TerminalAck) ([]commands.TerminalAck, error) {
+	<-s.release
+	return nil, nil
+}
+
+func (s stuckStore) Commands(context.Context, posfleet.TerminalRef, int) ([]commands.Record, error) {
+	return nil, nil
+}
+
+// TestObserveNeverBlocks: Observe is on every message's path. It allocates
+// nothing for a message that is not an ack, and with the store stalled,
+// acks beyond the queue are dropped rather than waited for.
+func TestObserveNeverBlocks(t *testing.T) {
+	st := stuckStore{release: make(chan struct{})}
+	tr := commands.NewStored(st, nil)
+	ref := posfleet.TerminalRef{Tenant: "acme", Terminal: "T-1"}
+	hb := &posfleet.Message{Terminal: ref, Channel: posfleet.ChannelHeartbeat, Heartbeat: &posfleet.Heartbeat{}}
+	if n := testing.AllocsPerRun(1000, func() { tr.Observe(hb) }); n != 0 {
+		t.Errorf("Observe of a heartbeat allocates %v times", n)
+	}
+	done := make(chan struct{})
+	go func() {
+		for i := range 20_000 {
+			tr.Observe(ack(ref, fmt.Sprint(i), posfleet.AckDone, time.Now()))
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Observe blocked on a stalled store")
+	}
+	close(st.release)
+	tr.Close()
 }

@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/commands"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/registry"
 )
@@ -18,7 +17,8 @@ import (
 // SnapshotInterval and at shutdown, and read at start (see health.LoadSnapshot).
 const snapshotFile = "health.snapshot"
 
-// policyFile is where the firmware policy accepted by PUT /api/v1/policy is kept.
+// policyFile is where an older release kept the firmware policy; it is
+// imported into the database at the first start (see loadPolicy).
 const policyFile = "policy.yaml"
 
 // newEngine makes the health engine, with the registry's terminals as its
@@ -56,15 +56,14 @@ func (s *Server) startHealth(ctx context.Context) error {
 	} else if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	policy := filepath.Join(s.cfg.DataDir, policyFile)
-	if err := eng.LoadPolicyFile(policy); err != nil {
-		return fmt.Errorf("serve: %w", err)
+	if err := s.loadPolicy(ctx, eng); err != nil {
+		return err
 	}
 	// A policy written before package URLs were checked: serve, but say
 	// loudly that its update commands would carry such a URL.
 	if pol := eng.Policy(); pol != nil {
 		if err := pol.CheckURLs(s.cfg.AllowHTTPFirmware); err != nil {
-			s.log.Error("firmware policy has a package URL terminals should not fetch; correct it (PUT /api/v1/policy or the Firmware page)", "file", policy, "err", err)
+			s.log.Error("firmware policy has a package URL terminals should not fetch; correct it (PUT /api/v1/policy or the Firmware page)", "err", err)
 		}
 	}
 
@@ -77,7 +76,7 @@ func (s *Server) startHealth(ctx context.Context) error {
 	}
 	eng.Provision(refs...)
 
-	s.engine, s.cmds = eng, commands.New()
+	s.engine = eng
 	hctx, cancel := context.WithCancel(context.Background())
 	s.stopHealth = cancel
 	done := make(chan struct{})
@@ -99,11 +98,6 @@ func (s *Server) startHealth(ctx context.Context) error {
 		return eng.RunSnapshots(hctx, snap, s.cfg.SnapshotInterval)
 	})
 	return nil
-}
-
-// savePolicy keeps an accepted firmware policy for the next start.
-func (s *Server) savePolicy(b []byte) error {
-	return health.WritePolicyFile(filepath.Join(s.cfg.DataDir, policyFile), b)
 }
 
 // closeHealth stops the engine and writes its last snapshot.

@@ -32,6 +32,7 @@ import (
 	"github.com/posfleet/posfleet/commands"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/influxdb"
+	"github.com/posfleet/posfleet/journal"
 	"github.com/posfleet/posfleet/mqttsource"
 	"github.com/posfleet/posfleet/registry"
 	"github.com/posfleet/posfleet/store"
@@ -116,6 +117,9 @@ type Config struct {
 	// PprofAddr, when set, serves net/http/pprof on a listener of its own
 	// (see pprof.go); "" leaves it off.
 	PprofAddr string
+	// EventRetention bounds the security events and rejections kept in
+	// the database (see journal.Retention).
+	EventRetention journal.Retention
 }
 
 // DefaultConfig returns the components' defaults with their files under dataDir.
@@ -134,6 +138,7 @@ func DefaultConfig(dataDir string) Config {
 		// terminals' state takes about a second of one core.
 		SnapshotInterval: time.Minute,
 		Source:           mqttsource.DefaultOptions(),
+		EventRetention:   journal.DefaultRetention(),
 	}
 	cfg.Broker.DataDir = filepath.Join(dataDir, "broker")
 	cfg.Collector.SpoolDir = filepath.Join(dataDir, "spool")
@@ -159,7 +164,7 @@ func (c Config) Validate() error {
 	if err := c.Roles.check(c.Source.Broker != ""); err != nil {
 		return err
 	}
-	errs := []error{c.Broker.Validate(), c.Collector.Validate(), c.Registry.Validate(), c.Health.Validate(), c.Influx.Validate()}
+	errs := []error{c.Broker.Validate(), c.Collector.Validate(), c.Registry.Validate(), c.Health.Validate(), c.Influx.Validate(), c.EventRetention.Validate()}
 	if c.Source.Broker != "" {
 		errs = append(errs, c.Source.Validate())
 	}
@@ -195,6 +200,7 @@ type Server struct {
 
 	engine     *health.Engine
 	cmds       *commands.Tracker
+	journal    *journalParts
 	stopHealth context.CancelFunc
 
 	healthDone chan struct{}
@@ -273,6 +279,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := s.openStores(ctx); err != nil {
 		return err
 	}
+	s.openJournal()
 	checks, err := s.startPipeline(ctx)
 	if err != nil {
 		return err
@@ -333,6 +340,7 @@ func (s *Server) openStores(ctx context.Context) (err error) {
 func (s *Server) startPipeline(ctx context.Context) (checks map[string]web.Check, err error) {
 	copts := s.cfg.Collector
 	copts.Logger, copts.Metrics = s.log, s.metrics
+	s.journalCollector(&copts)
 	copts.IsKnown = func(ref posfleet.TerminalRef) bool {
 		_, err := s.reg.Get(context.Background(), ref)
 		return err == nil
@@ -386,9 +394,9 @@ func (s *Server) startHTTP(checks map[string]web.Check) (err error) {
 		AllowHTTPFirmware: s.cfg.AllowHTTPFirmware,
 	}
 	wopts.Provisioner = s.reg
+	s.journalWeb(&wopts)
 	if s.col != nil {
-		wopts.Events = s.col
-		wopts.Health, wopts.Directory, wopts.Commands, wopts.SavePolicy = s.engine, s.reg, s.cmds, s.savePolicy
+		wopts.Health, wopts.Directory = s.engine, s.reg
 		wopts.Provisioner = provisionNotifier{reg: s.reg, engine: s.engine}
 	}
 	s.readHealthView(&wopts)
@@ -548,6 +556,7 @@ func (s *Server) Close() error {
 		s.col = nil
 	}
 	errs = append(errs, s.closeHealth())
+	s.closeJournal()
 	if s.store != nil {
 		s.store.Close()
 		s.store = nil

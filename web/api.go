@@ -145,6 +145,7 @@ func (s *Server) mountAPI() {
 	s.mux.HandleFunc("GET /api/v1/incidents", s.api(s.handleIncidents))
 	s.mux.HandleFunc("GET /api/v1/policy", s.api(s.handlePolicy))
 	s.mux.HandleFunc("PUT /api/v1/policy", s.api(s.handlePutPolicy))
+	s.mux.HandleFunc("GET /api/v1/policy/history", s.api(s.handlePolicyHistory))
 }
 
 func principal(r *http.Request) (p struct {
@@ -479,11 +480,13 @@ func (s *Server) handleServiced(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.log, badRequest(err.Error()))
 		return
 	}
-	cleared, err := s.opts.Health.MarkServiced(ref, req.Note, principal(r).name, s.opts.Now())
+	at := s.opts.Now()
+	cleared, err := s.opts.Health.MarkServiced(ref, req.Note, principal(r).name, at)
 	if err != nil {
 		writeError(w, s.log, err)
 		return
 	}
+	s.recordVisit(r.Context(), ref, principal(r).name, req.Note, at, cleared)
 	s.log.Info("terminal serviced", "terminal", ref.String(), "by", principal(r).name, "cleared", len(cleared))
 	writeJSON(w, http.StatusOK, map[string]any{"cleared": cleared})
 }
@@ -641,7 +644,7 @@ func (s *Server) handlePutPolicy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.opts.SavePolicy != nil {
-		if err := s.opts.SavePolicy(body); err != nil {
+		if err := s.opts.SavePolicy(r.Context(), body, principal(r).name); err != nil {
 			writeError(w, s.log, fmt.Errorf("save policy: %w", err))
 			return
 		}

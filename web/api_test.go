@@ -36,7 +36,7 @@ func (f *apiFixture) SendCommand(_ context.Context, _ posfleet.TerminalRef, cmd 
 	return nil
 }
 
-func newAPIFixture(t *testing.T) *apiFixture {
+func newAPIFixture(t *testing.T, opts ...func(*web.Options)) *apiFixture {
 	t.Helper()
 	f := &apiFixture{now: time.Now().UTC().Truncate(time.Second)}
 	cfg := health.DefaultConfig()
@@ -57,7 +57,11 @@ func newAPIFixture(t *testing.T) *apiFixture {
 	f.other, _ = users.CreateToken(ctx, "other-script", "other")
 	f.admin, _ = users.CreateToken(ctx, "admin", auth.AllTenants)
 	key, _ := users.SessionKey()
-	h, err := web.New(web.Options{Users: users, SessionKey: key, Health: f.engine, Commander: f, Commands: f.cmds, Now: cfg.Now})
+	wopts := web.Options{Users: users, SessionKey: key, Health: f.engine, Commander: f, Commands: f.cmds, Now: cfg.Now}
+	for _, o := range opts {
+		o(&wopts)
+	}
+	h, err := web.New(wopts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,13 @@ func (s *Server) firmwareView(r *http.Request, frame layout.Page) firmware.View 
 	fs := s.opts.Health.FleetSummary(tenant)
 	v := firmware.View{Frame: frame, Admin: principal(r).admin, Suspect: fs.SuspectFirmware, Models: adoption(fs.Models, pol)}
 	v.Policy = string(s.policyFor(tenant, principal(r).admin).YAML())
+	hist, err := s.policyVersions(r.Context(), tenant, principal(r).admin, pageHistory)
+	if err != nil {
+		s.log.Error("policy history not read", "err", err)
+	}
+	for _, h := range hist {
+		v.History = append(v.History, firmware.Version{Version: h.Version, At: h.CreatedAt, By: h.CreatedBy, Body: h.Body})
+	}
 	return v
 }
 
@@ -99,7 +106,7 @@ func (s *Server) handlePolicyForm(w http.ResponseWriter, r *http.Request, frame 
 		return
 	}
 	if s.opts.SavePolicy != nil {
-		if err := s.opts.SavePolicy([]byte(body)); err != nil {
+		if err := s.opts.SavePolicy(r.Context(), []byte(body), principal(r).name); err != nil {
 			s.renderError(w, r, fmt.Errorf("save policy: %w", err))
 			return
 		}
@@ -107,6 +114,9 @@ func (s *Server) handlePolicyForm(w http.ResponseWriter, r *http.Request, frame 
 	s.log.Info("firmware policy replaced", "by", principal(r).name)
 	http.Redirect(w, r, "/firmware?done=policy", http.StatusSeeOther)
 }
+
+// pageHistory is how many policy versions the Firmware page lists.
+const pageHistory = 10
 
 // maxBulk bounds one bulk update: a rollout goes in waves.
 const maxBulk = 500

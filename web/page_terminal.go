@@ -261,7 +261,8 @@ func (s *Server) handleServicedForm(w http.ResponseWriter, r *http.Request, fram
 		s.terminalPage(w, r, frame, http.StatusBadRequest, msg)
 		return
 	}
-	cleared, err := s.opts.Health.MarkServiced(ref, note, principal(r).name, s.opts.Now())
+	at := s.opts.Now()
+	cleared, err := s.opts.Health.MarkServiced(ref, note, principal(r).name, at)
 	if errors.Is(err, health.ErrUnknownTerminal) {
 		// Its status is the API's (the kinds table); the page says why.
 		st, _ := statusOf(err)
@@ -272,6 +273,7 @@ func (s *Server) handleServicedForm(w http.ResponseWriter, r *http.Request, fram
 		s.renderError(w, r, err)
 		return
 	}
+	s.recordVisit(r.Context(), ref, principal(r).name, note, at, cleared)
 	s.log.Info("terminal serviced", "terminal", ref.String(), "by", principal(r).name, "cleared", len(cleared))
 	if r.PostFormValue("back") == "worklist" {
 		http.Redirect(w, r, "/worklist?done="+url.QueryEscape(ref.String()), http.StatusSeeOther)

@@ -18,8 +18,14 @@ func (s *Server) policyFor(scope string, admin bool) *health.Policy {
 	if admin {
 		return pol
 	}
+	return scopedPolicy(pol, s.opts.Health.FleetSummary(scope).Models)
+}
+
+// scopedPolicy is the part of pol about the models (a fleet summary's
+// models: model -> firmware -> terminals).
+func scopedPolicy(pol *health.Policy, models map[string]map[string]int) *health.Policy {
 	out := &health.Policy{Models: map[string]health.ModelPolicy{}}
-	for model := range s.opts.Health.FleetSummary(scope).Models {
+	for model := range models {
 		if mp, ok := pol.Models[model]; ok {
 			out.Models[model] = mp
 		}

@@ -93,7 +93,7 @@ func newUIFixture(t testing.TB, with ...func(*web.Options)) *uiFixture {
 	}
 	key, _ := users.SessionKey()
 	opts := web.Options{Users: users, SessionKey: key, Health: f.engine, Commander: f.apiFixture, Commands: f.cmds,
-		Series: f.series, Now: cfg.Now, SavePolicy: func([]byte) error { return nil }}
+		Series: f.series, Now: cfg.Now, SavePolicy: func(context.Context, []byte, string) error { return nil }}
 	for _, w := range with {
 		w(&opts)
 	}

@@ -56,8 +56,15 @@ type Options struct {
 	Series Series
 	// Provisioner serves POST /api/v1/terminals/import.
 	Provisioner Provisioner
-	// SavePolicy keeps a firmware policy that PUT /api/v1/policy accepted.
-	SavePolicy func([]byte) error
+	// SavePolicy keeps a firmware policy that PUT /api/v1/policy (or the
+	// Firmware page) accepted, as a new version by the user or token by.
+	SavePolicy func(ctx context.Context, body []byte, by string) error
+	// PolicyHistory serves GET /api/v1/policy/history and the Firmware
+	// page's history; nil shows none.
+	PolicyHistory PolicyHistory
+	// Visits keeps the visits that "visit done" and POST .../serviced
+	// applied; nil keeps them only in the health engine.
+	Visits VisitLog
 	// AllowHTTPFirmware accepts http:// package URLs in the firmware
 	// policy; by default only https:// ones are.
 	AllowHTTPFirmware bool

@@ -26,6 +26,7 @@ import (
 
 	"github.com/posfleet/posfleet/auth"
 	"github.com/posfleet/posfleet/influxdb/influxtest"
+	"github.com/posfleet/posfleet/journal"
 )
 
 // Card numbers are built at runtime from public test prefixes, never pasted.
@@ -290,6 +291,13 @@ func TestCardDataNowhere(t *testing.T) {
 	})
 	settle("rejections stored", func() bool { return sum(t, influx, "rejected", "count") >= int64(payloads+topics) })
 	settle("security events stored", func() bool { return sum(t, influx, "security", "count") >= int64(security) })
+	// The journal's tables (in posfleet.db, searched below with the other
+	// files) hold them too.
+	settle("events in the database", func() bool {
+		r, _ := journal.RecentRejections(ctx, srv.DB(), "", 1000)
+		s, _ := journal.RecentSecurity(ctx, srv.DB(), "", 1000)
+		return len(r) >= 1 && len(s) >= 1
+	})
 
 	// Every page and API answer.
 	pages := map[string][]byte{}
@@ -306,7 +314,7 @@ func TestCardDataNowhere(t *testing.T) {
 		pages["page "+p] = b
 	}
 	for _, p := range []string{"/api/v1/fleet", "/api/v1/terminals", "/api/v1/terminals/acme/T-0001", "/api/v1/terminals/acme/T-0002",
-		"/api/v1/worklist", "/api/v1/worklist?format=csv", "/api/v1/incidents", "/api/v1/policy", "/api/v1/me", "/metrics", "/healthz"} {
+		"/api/v1/worklist", "/api/v1/worklist?format=csv", "/api/v1/incidents", "/api/v1/policy", "/api/v1/policy/history", "/api/v1/me", "/metrics", "/healthz"} {
 		_, b := apiCall(t, srv, admin, "GET", p, "")
 		pages["API "+p] = b
 	}

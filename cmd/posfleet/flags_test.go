@@ -67,6 +67,8 @@ func TestEveryServeFlagReachesItsOption(t *testing.T) {
 		"max-spool-mib":             {args: []string{"--max-spool-mib", "3"}, fields: []string{"Collector.MaxSpoolBytes"}},
 		"event-window":              {args: []string{"--event-window", "3s"}, fields: []string{"Collector.EventWindow"}},
 		"max-event-sources":         {args: []string{"--max-event-sources", "33"}, fields: []string{"Collector.MaxEventKeys"}},
+		"event-retention":           {args: []string{"--event-retention", "48h"}, fields: []string{"EventRetention.MaxAge"}},
+		"event-max-rows":            {args: []string{"--event-max-rows", "5000"}, fields: []string{"EventRetention.MaxRows"}},
 		"auth-source-failures":      {args: []string{"--auth-source-failures", "3.5"}, fields: []string{"Registry.SourceFailuresPerSecond"}},
 		"auth-source-burst":         {args: []string{"--auth-source-burst", "33"}, fields: []string{"Registry.SourceFailureBurst"}},
 		"auth-username-failures":    {args: []string{"--auth-username-failures", "3.5"}, fields: []string{"Registry.UsernameFailuresPerSecond"}},
