@@ -91,10 +91,8 @@ func BenchmarkPage(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				savePolicy(b, db, policy, "")
 				r := healthview.NewReader(db, nil)
-				if err := r.SetPolicy([]byte(policy)); err != nil {
-					b.Fatal(err)
-				}
 				hs = r
 			}
 			s := newSite(b, hs, now)

@@ -2,9 +2,7 @@ package healthview
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/journal"
 	"github.com/posfleet/posfleet/store"
 	"github.com/posfleet/posfleet/web"
 )
@@ -583,10 +582,8 @@ func (r *Reader) MarkServiced(ref posfleet.TerminalRef, note, by string, at time
 			cleared = append(cleared, spec.Name)
 		}
 	}
-	id := make([]byte, 16)
-	rand.Read(id)
-	if _, err := r.db.ExecContext(ctx, `INSERT INTO service_visits (id, tenant, terminal, at_ms, by_user, note, cleared, applied_ms)
-		VALUES ($1, $2, $3, $4, $5, $6, '', 0)`, hex.EncodeToString(id), ref.Tenant, ref.Terminal, store.Millis(at), by, note); err != nil {
+	// Pending (no Applied time): the holder of the health lease applies it.
+	if _, err := journal.AddVisit(ctx, r.db, journal.Visit{Terminal: ref, At: at, By: by, Note: note}); err != nil {
 		return nil, fmt.Errorf("mark %s serviced: %w", ref, err)
 	}
 	return cleared, nil
@@ -615,15 +612,14 @@ func (r *Reader) Policy() *health.Policy {
 func (r *Reader) loadPolicy() (*health.Policy, error) {
 	ctx, cancel := r.ctx()
 	defer cancel()
-	var body string
-	err := r.db.QueryRowContext(ctx, `SELECT body FROM policy_versions ORDER BY version DESC LIMIT 1`).Scan(&body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return &health.Policy{Models: map[string]health.ModelPolicy{}}, nil
-	}
+	v, ok, err := journal.LatestPolicy(ctx, r.db)
 	if err != nil {
 		return nil, err
 	}
-	return health.ParsePolicy([]byte(body))
+	if !ok {
+		return &health.Policy{Models: map[string]health.ModelPolicy{}}, nil
+	}
+	return health.ParsePolicy([]byte(v.Body))
 }
 
 // copyPolicy returns a copy the caller may change, as health.Engine.Policy does.
@@ -637,39 +633,13 @@ func copyPolicy(p *health.Policy) *health.Policy {
 }
 
 // SetPolicy checks data as the engine does (a *health.PolicyError names
-// the line) and records it as the next policy version; the health engine
-// applies it from there.
+// the line) and makes it this replica's policy at once. Storing it is the
+// web's SavePolicy (journal.AddPolicy: the next version of the history),
+// in every role; the health engine applies the new version from there.
 func (r *Reader) SetPolicy(data []byte) error {
-	return r.SetPolicyBy(data, "")
-}
-
-// SetPolicyBy is SetPolicy recording who set it.
-func (r *Reader) SetPolicyBy(data []byte, by string) error {
 	pol, err := health.ParsePolicy(data)
 	if err != nil {
 		return err
-	}
-	ctx, cancel := r.ctx()
-	defer cancel()
-	now := store.Millis(r.Now())
-	// Two replicas may take the same next version: the second's insert
-	// conflicts on the key and tries the one after.
-	for attempt := 0; ; attempt++ {
-		err = r.db.Tx(ctx, func(tx *sql.Tx) error {
-			var v int64
-			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM policy_versions`).Scan(&v); err != nil {
-				return err
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO policy_versions (version, body, created_ms, created_by) VALUES ($1, $2, $3, $4)`,
-				v+1, string(data), now, by)
-			return err
-		})
-		if err == nil || attempt == 2 || ctx.Err() != nil {
-			break
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("healthview: saving the firmware policy: %w", err)
 	}
 	r.mu.Lock()
 	r.pol, r.polAt = pol, time.Now()

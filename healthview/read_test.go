@@ -14,6 +14,7 @@ import (
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/healthview"
+	"github.com/posfleet/posfleet/journal"
 	"github.com/posfleet/posfleet/store"
 	"github.com/posfleet/posfleet/store/storetest"
 	"github.com/posfleet/posfleet/web"
@@ -35,11 +36,9 @@ func smallFleet(t *testing.T, db *store.DB) (*fleet, *healthview.Reader) {
 		t.Fatal(err)
 	}
 	publish(t, db, batchOf(f.eng, "acme", "other"), 7, f.now)
+	savePolicy(t, db, policy, "")
 	r := healthview.NewReader(db, nil)
 	r.Now = func() time.Time { return f.now }
-	if err := r.SetPolicy([]byte(policy)); err != nil {
-		t.Fatal(err)
-	}
 	return f, r
 }
 
@@ -320,12 +319,16 @@ func TestReaderPolicy(t *testing.T) {
 		if err := r.SetPolicy([]byte("models:\n  A920:\n    target: [\n")); !errors.As(err, &pe) {
 			t.Fatalf("bad policy: %v", err)
 		}
+		// Checked by the reader, stored by the web's SavePolicy (journal).
 		if err := r.SetPolicy([]byte(policy)); err != nil {
 			t.Fatal(err)
 		}
-		if err := r.SetPolicyBy([]byte(strings.Replace(policy, "2.5.1", "2.6.0", 1)), "root"); err != nil {
+		savePolicy(t, db, policy, "")
+		newer := strings.Replace(policy, "2.5.1", "2.6.0", 1)
+		if err := r.SetPolicy([]byte(newer)); err != nil {
 			t.Fatal(err)
 		}
+		savePolicy(t, db, newer, "root")
 		if got := r.Policy().Models["A920"].Target; got != "2.6.0" {
 			t.Errorf("target %q", got)
 		}
@@ -449,4 +452,12 @@ func TestWorkListPages(t *testing.T) {
 			t.Errorf("page 0: %d", code)
 		}
 	})
+}
+
+// savePolicy stores a policy version as the web's SavePolicy does.
+func savePolicy(t testing.TB, db *store.DB, body, by string) {
+	t.Helper()
+	if _, err := journal.AddPolicy(context.Background(), db, []byte(body), by, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 }
