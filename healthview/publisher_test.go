@@ -238,3 +238,173 @@ func TestPublisherView(t *testing.T) {
 		}
 	})
 }
+
+func terminals(t *testing.T, db *store.DB) []string {
+	t.Helper()
+	rows, err := db.Query(`SELECT terminal FROM terminal_state ORDER BY terminal`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// TestPublisherFailover: two replicas with two engines fed the same
+// messages publish to one database; only the lease holder writes. When the
+// holder stops without releasing the lease (SIGKILL), the other takes over
+// within the TTL and publishes everything, with the flag events it missed.
+func TestPublisherFailover(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		c := &clock{t: time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)}
+		f := newFleet(c, 2)
+		ea, eb := f.engs[0], f.engs[1]
+		ttl := 10 * time.Second
+		pa := healthview.NewPublisher(db, ea, healthview.PublisherOptions{Holder: "a", TTL: ttl, Now: c.now})
+		pb := healthview.NewPublisher(db, eb, healthview.PublisherOptions{Holder: "b", TTL: ttl, Now: c.now})
+		x := ref("T01")
+		f.all(x, inv())
+		// What only one engine knows shows who writes.
+		f.send([]*health.Engine{ea}, ref("T-only-a"), inv())
+		f.send([]*health.Engine{eb}, ref("T-only-b"), inv())
+		step(t, pa, c.now())
+		step(t, pb, c.now())
+		if !pa.Held() || pb.Held() {
+			t.Fatalf("held: a %v, b %v", pa.Held(), pb.Held())
+		}
+		for range 3 {
+			c.add(time.Second)
+			f.all(x, fault(posfleet.FaultRaised))
+			step(t, pb, c.now())
+			step(t, pa, c.now())
+		}
+		if got := terminals(t, db); !slices.Equal(got, []string{"T-only-a", "T01"}) {
+			t.Fatalf("terminal_state = %v: b wrote", got)
+		}
+
+		// a is killed: no Release, no more steps. While the lease runs
+		// out, the fault clears and another flag is raised.
+		killed := c.now()
+		c.add(time.Second)
+		f.all(x, fault(posfleet.FaultCleared))
+		f.all(x, posfleet.Message{Status: &posfleet.Status{Online: false}})
+		for !pb.Held() && c.now().Sub(killed) <= ttl+time.Second {
+			step(t, pb, c.add(time.Second))
+		}
+		if !pb.Held() {
+			t.Fatal("b did not take over within the TTL")
+		}
+		if got := terminals(t, db); !slices.Equal(got, []string{"T-only-a", "T-only-b", "T01"}) {
+			t.Fatalf("after the takeover, terminal_state = %v", got)
+		}
+		fl := flags(t, db, x)
+		if _, ok := fl[string(posfleet.FlagOffline)]; !ok || len(fl) != 1 {
+			t.Fatalf("after the takeover, terminal_flags = %+v", fl)
+		}
+		// The clearing b did not see happen is dated when b found it.
+		var got []string
+		for _, e := range events(t, db, x) {
+			got = append(got, fmt.Sprintf("%s/%v", e.Flag, e.Raised))
+			if !e.Raised && e.At != c.now().UnixMilli() {
+				t.Errorf("clearing found at the takeover dated %d, want %d", e.At, c.now().UnixMilli())
+			}
+		}
+		want := []string{"hardware_fault/true", "offline/true", "hardware_fault/false"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("flag_events = %v, want %v", got, want)
+		}
+
+		// a comes back from its pause: fenced, it writes nothing.
+		f.send([]*health.Engine{ea}, ref("T-only-a-2"), inv())
+		if err := pa.Step(context.Background(), c.now()); err != nil {
+			t.Fatal(err)
+		}
+		if pa.Held() {
+			t.Fatal("a holds the lease b holds")
+		}
+		if got := terminals(t, db); slices.Contains(got, "T-only-a-2") {
+			t.Fatalf("the fenced replica wrote: %v", got)
+		}
+		// A write under a's stale lease is refused.
+		stale := &store.Lease{Name: healthview.LeaseName, Holder: "a", TTL: ttl, Fence: 1}
+		err := healthview.Publish(context.Background(), db, stale, healthview.Batch{}, c.now())
+		if err != store.ErrFenced {
+			t.Fatalf("stale write: %v, want ErrFenced", err)
+		}
+	})
+}
+
+// TestPublisherAppliesVisitsAndPolicy: a crew visit another replica wrote
+// clears the terminal's maintenance flags (recorded as cleared by the
+// user) and is marked applied; a newer policy version is applied; a
+// standby applies both to its own engine without writing.
+func TestPublisherAppliesVisitsAndPolicy(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		c := &clock{t: time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)}
+		f := newFleet(c, 2)
+		pa := healthview.NewPublisher(db, f.engs[0], healthview.PublisherOptions{Holder: "a", TTL: time.Hour, Now: c.now})
+		pb := healthview.NewPublisher(db, f.engs[1], healthview.PublisherOptions{Holder: "b", TTL: time.Hour, Now: c.now})
+		x := ref("T01")
+		f.all(x, inv())
+		f.all(x, fault(posfleet.FaultRaised))
+		step(t, pa, c.now())
+		step(t, pb, c.now())
+
+		visitAt := c.add(time.Minute)
+		if _, err := db.Exec(`INSERT INTO service_visits (id, tenant, terminal, at_ms, by_user, note) VALUES ('v1', 'acme', 'T01', $1, 'crew-7', 'jam cleared')`,
+			visitAt.UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+		policy := "models:\n  A920:\n    target: 2.6.0\n    minimum: 2.0.0\n    url: https://updates.example.com/a920-2.6.0.bin\n    sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
+		if _, err := db.Exec(`INSERT INTO policy_versions (version, body, created_ms, created_by) VALUES (3, $1, $2, 'admin')`, policy, visitAt.UnixMilli()); err != nil {
+			t.Fatal(err)
+		}
+		// The standby first: it applies to its engine, writes nothing.
+		step(t, pb, c.add(time.Second))
+		var applied int64
+		var cleared string
+		if err := db.QueryRow(`SELECT applied_ms, cleared FROM service_visits WHERE id = 'v1'`).Scan(&applied, &cleared); err != nil || applied != 0 {
+			t.Fatalf("the standby marked the visit applied: %d %v", applied, err)
+		}
+		step(t, pa, c.add(time.Second))
+		if err := db.QueryRow(`SELECT applied_ms, cleared FROM service_visits WHERE id = 'v1'`).Scan(&applied, &cleared); err != nil ||
+			applied != c.now().UnixMilli() || cleared != "hardware_fault" {
+			t.Fatalf("visit: applied %d, cleared %q, %v", applied, cleared, err)
+		}
+		for i, e := range f.engs {
+			h, _ := e.Terminal(x)
+			if h.Has(posfleet.FlagHardwareFault) || len(h.Service) != 1 {
+				t.Fatalf("engine %d: flags %v, service %v", i, h.Flags, h.Service)
+			}
+			if e.Policy().Models["A920"].Target != "2.6.0" {
+				t.Fatalf("engine %d: policy %+v", i, e.Policy())
+			}
+		}
+		fl := flags(t, db, x)
+		if _, ok := fl[string(posfleet.FlagHardwareFault)]; ok {
+			t.Fatalf("terminal_flags = %+v", fl)
+		}
+		if _, ok := fl[string(posfleet.FlagFirmwareOutdated)]; !ok {
+			t.Fatalf("the new policy's target raised no firmware_outdated: %+v", fl)
+		}
+		evs := events(t, db, x)
+		if last := evs[len(evs)-1]; last.Flag != "hardware_fault" || last.Raised || last.Actor != "crew-7" {
+			t.Fatalf("flag_events = %+v", evs)
+		}
+		// Applied once: later steps leave it.
+		step(t, pa, c.add(time.Second))
+		step(t, pb, c.now())
+		for i, e := range f.engs {
+			if h, _ := e.Terminal(x); len(h.Service) != 1 {
+				t.Fatalf("engine %d: service %v", i, h.Service)
+			}
+		}
+	})
+}
