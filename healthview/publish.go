@@ -70,7 +70,7 @@ func NewEventID() string {
 // Rows per multi-row statement: one round trip for many rows is what
 // makes a full resync fast on PostgreSQL, and 200 rows of 15 parameters
 // stay far below both engines' parameter limits.
-const rowsPerStatement = 200
+var rowsPerStatement = 200
 
 // Publish writes b in one transaction under lease (nil: no lease, one
 // box); store.ErrFenced when the lease passed to another holder.

@@ -26,8 +26,8 @@ const LeaseName = "health"
 // PublisherOptions configures a Publisher. Zero values take their
 // DefaultPublisherOptions value.
 type PublisherOptions struct {
-	// Holder names this publisher in the lease; DefaultPublisherOptions
-	// gives hostname:pid:random.
+	// Holder names this publisher in the lease; "" is DefaultHolder
+	// (hostname:pid:random).
 	Holder string
 	// TTL is how long the lease lasts after its last renewal: how soon a
 	// standby takes over from a holder that died without releasing it.
@@ -62,7 +62,6 @@ type PublisherOptions struct {
 // DefaultPublisherOptions returns the defaults.
 func DefaultPublisherOptions() PublisherOptions {
 	return PublisherOptions{
-		Holder:       DefaultHolder(),
 		TTL:          10 * time.Second,
 		Every:        time.Second,
 		FleetEvery:   5 * time.Second,
@@ -83,7 +82,7 @@ func DefaultHolder() string {
 func (o PublisherOptions) withDefaults() PublisherOptions {
 	d := DefaultPublisherOptions()
 	if o.Holder == "" {
-		o.Holder = d.Holder
+		o.Holder = DefaultHolder()
 	}
 	for _, p := range []struct{ v, d *time.Duration }{
 		{&o.TTL, &d.TTL}, {&o.Every, &d.Every}, {&o.FleetEvery, &d.FleetEvery}, {&o.VisitWindow, &d.VisitWindow},

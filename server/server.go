@@ -31,6 +31,7 @@ import (
 	"github.com/posfleet/posfleet/collector"
 	"github.com/posfleet/posfleet/commands"
 	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/healthview"
 	"github.com/posfleet/posfleet/influxdb"
 	"github.com/posfleet/posfleet/mqttsource"
 	"github.com/posfleet/posfleet/registry"
@@ -116,6 +117,13 @@ type Config struct {
 	// PprofAddr, when set, serves net/http/pprof on a listener of its own
 	// (see pprof.go); "" leaves it off.
 	PprofAddr string
+	// HealthClientID is the health role's client ID on the external
+	// broker (--mqtt-source); stable per instance, since the broker keeps
+	// its persistent session.
+	HealthClientID string
+	// Publisher configures the health view's publisher (roles.go says
+	// where it runs); its Logger, Site and OnPolicy are the server's.
+	Publisher healthview.PublisherOptions
 }
 
 // DefaultConfig returns the components' defaults with their files under dataDir.
@@ -134,6 +142,7 @@ func DefaultConfig(dataDir string) Config {
 		// terminals' state takes about a second of one core.
 		SnapshotInterval: time.Minute,
 		Source:           mqttsource.DefaultOptions(),
+		Publisher:        healthview.DefaultPublisherOptions(),
 	}
 	cfg.Broker.DataDir = filepath.Join(dataDir, "broker")
 	cfg.Collector.SpoolDir = filepath.Join(dataDir, "spool")
@@ -158,6 +167,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Roles.check(c.Source.Broker != ""); err != nil {
 		return err
+	}
+	if c.Roles.Health && c.HealthClientID == "" {
+		return errors.New("serve: the health role needs a client ID on the external broker (--health-client-id)")
 	}
 	errs := []error{c.Broker.Validate(), c.Collector.Validate(), c.Registry.Validate(), c.Health.Validate(), c.Influx.Validate()}
 	if c.Source.Broker != "" {
@@ -198,6 +210,10 @@ type Server struct {
 	stopHealth context.CancelFunc
 
 	healthDone chan struct{}
+
+	publisher     *healthview.Publisher
+	stopPublisher context.CancelFunc
+	publisherDone chan struct{}
 
 	src        *mqttsource.Subscriber
 	stopSource context.CancelFunc
@@ -334,6 +350,11 @@ func (s *Server) startPipeline(ctx context.Context) (checks map[string]web.Check
 		return err == nil
 	}
 	checks = map[string]web.Check{"timeseries": s.store.Ping}
+	if s.cfg.Roles.Health {
+		if err := s.startHealth(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if s.cfg.Roles.Collector {
 		if err := s.startHealth(ctx); err != nil {
 			return nil, err
@@ -343,6 +364,11 @@ func (s *Server) startPipeline(ctx context.Context) (checks map[string]web.Check
 			return nil, err
 		}
 		checks["collector"] = func(context.Context) error { return s.col.Healthy() }
+	}
+	if s.cfg.Roles.publishesHealth(s.cfg.Source.Broker != "") {
+		if err := s.startPublisher(); err != nil {
+			return nil, err
+		}
 	}
 	if s.cfg.Source.Broker != "" {
 		if err := s.startSource(); err != nil {
@@ -499,7 +525,11 @@ func (s *Server) DB() *store.DB { return s.db }
 // Users gives tests the users and API tokens of the web UI.
 func (s *Server) Users() *auth.Store { return s.users }
 
-// Health is the health engine, nil without the collector role.
+// Publisher is the health view's publisher, nil where it does not run
+// (roles.go).
+func (s *Server) Publisher() *healthview.Publisher { return s.publisher }
+
+// Health is the health engine, nil without the collector or health role.
 func (s *Server) Health() *health.Engine { return s.engine }
 
 // Collector is the collector, nil without the collector role.
