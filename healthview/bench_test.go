@@ -37,7 +37,7 @@ func BenchmarkResync(b *testing.B) {
 		name string
 		open func(testing.TB) *store.DB
 	}{{"sqlite", storetest.SQLite}, {"postgres", storetest.Postgres}} {
-		for _, rows := range []int{200, 1} {
+		for _, rows := range []int{1, 200} {
 			b.Run(fmt.Sprintf("%s/rows=%d", engine.name, rows), func(b *testing.B) {
 				defer healthview.SetRowsPerStatement(rows)()
 				for b.Loop() {

@@ -1,9 +1,12 @@
 package healthview
 
-// SetRowsPerStatement sets how many rows one INSERT writes (1: one per
-// row), for the benchmarks; it returns a function that puts it back.
+import "github.com/posfleet/posfleet/store"
+
+// SetRowsPerStatement sets how many rows one INSERT writes on every
+// engine (1: one prepared statement per row), for the benchmarks; it
+// returns a function that puts it back.
 func SetRowsPerStatement(n int) func() {
 	old := rowsPerStatement
-	rowsPerStatement = n
+	rowsPerStatement = map[store.Dialect]int{store.Postgres: n, store.SQLite: n}
 	return func() { rowsPerStatement = old }
 }

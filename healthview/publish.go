@@ -67,10 +67,13 @@ func NewEventID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Rows per multi-row statement: one round trip for many rows is what
-// makes a full resync fast on PostgreSQL, and 200 rows of 15 parameters
-// stay far below both engines' parameter limits.
-var rowsPerStatement = 200
+// rowsPerStatement is how many rows one INSERT writes, per dialect. On
+// PostgreSQL one round trip for 200 rows (15 parameters each, far below
+// its limit) makes a full resync 4 times faster than a statement per row;
+// SQLite, in process, has no round trip, and its parser numbers $N
+// parameters in quadratic time, so there one prepared statement per
+// transaction runs once per row (BenchmarkResync).
+var rowsPerStatement = map[store.Dialect]int{store.Postgres: 200, store.SQLite: 1}
 
 // Publish writes b in one transaction under lease (nil: no lease, one
 // box); store.ErrFenced when the lease passed to another holder.
@@ -91,10 +94,11 @@ func Publish(ctx context.Context, db *store.DB, lease *store.Lease, b Batch, now
 			}
 			events = append(diff, events...)
 		}
-		if err := putTerminals(ctx, tx, b.Terminals, nowMs); err != nil {
+		in := inserter{tx: tx, rows: rowsPerStatement[db.Dialect]}
+		if err := putTerminals(ctx, in, b.Terminals, nowMs); err != nil {
 			return fmt.Errorf("healthview: terminals: %w", err)
 		}
-		if err := putEvents(ctx, tx, events); err != nil {
+		if err := putEvents(ctx, in, events); err != nil {
 			return fmt.Errorf("healthview: flag events: %w", err)
 		}
 		for _, inc := range b.Incidents {
@@ -155,30 +159,31 @@ func putView(ctx context.Context, tx *sql.Tx, tenant, view string, v any, nowMs 
 	return nil
 }
 
-// multiInsert runs head followed by "($1, ...), (...)" for every row of
-// args (each len(args)/rows values) and tail, rowsPerStatement rows at a
-// time.
-func multiInsert(ctx context.Context, tx *sql.Tx, head, tail string, cols int, args []any) error {
-	for len(args) > 0 {
-		n := min(len(args)/cols, rowsPerStatement)
-		var q strings.Builder
-		q.WriteString(head)
-		for r := range n {
-			if r > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteByte('(')
-			for c := range cols {
-				if c > 0 {
-					q.WriteString(", ")
-				}
-				q.WriteByte('$')
-				q.WriteString(strconv.Itoa(r*cols + c + 1))
-			}
-			q.WriteByte(')')
+// inserter writes rows: rowsPerStatement of its dialect at a time.
+type inserter struct {
+	tx   *sql.Tx
+	rows int
+}
+
+// insert runs head followed by "($1, ...), (...)" for every row of args
+// (each cols values) and tail.
+func (in inserter) insert(ctx context.Context, head, tail string, cols int, args []any) error {
+	if in.rows <= 1 && len(args) > cols {
+		stmt, err := in.tx.PrepareContext(ctx, head+values(1, cols)+tail)
+		if err != nil {
+			return err
 		}
-		q.WriteString(tail)
-		if _, err := tx.ExecContext(ctx, q.String(), args[:n*cols]...); err != nil {
+		defer stmt.Close()
+		for ; len(args) > 0; args = args[cols:] {
+			if _, err := stmt.ExecContext(ctx, args[:cols]...); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for len(args) > 0 {
+		n := min(len(args)/cols, max(in.rows, 1))
+		if _, err := in.tx.ExecContext(ctx, head+values(n, cols)+tail, args[:n*cols]...); err != nil {
 			return err
 		}
 		args = args[n*cols:]
@@ -186,8 +191,31 @@ func multiInsert(ctx context.Context, tx *sql.Tx, head, tail string, cols int, a
 	return nil
 }
 
+// values is "($1, ..., $cols), (...)" for n rows.
+func values(n, cols int) string {
+	var q strings.Builder
+	for r := range n {
+		if r > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteByte('(')
+		for c := range cols {
+			if c > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteByte('$')
+			q.WriteString(strconv.Itoa(r*cols + c + 1))
+		}
+		q.WriteByte(')')
+	}
+	return q.String()
+}
+
+// inList is how many terminals one "terminal IN (...)" names.
+const inList = 100
+
 // byTenant runs f for the terminals of rows grouped by tenant, at most
-// rowsPerStatement at a time, as "$2, $3, ..." after the tenant's $1.
+// inList at a time, as "$2, $3, ..." after the tenant's $1.
 func byTenant(rows []TerminalRow, f func(tenant, in string, args []any) error) error {
 	groups := map[string][]string{}
 	var tenants []string
@@ -200,7 +228,7 @@ func byTenant(rows []TerminalRow, f func(tenant, in string, args []any) error) e
 	for _, tenant := range tenants {
 		ids := groups[tenant]
 		for len(ids) > 0 {
-			n := min(len(ids), rowsPerStatement)
+			n := min(len(ids), inList)
 			var in strings.Builder
 			args := []any{tenant}
 			for i, id := range ids[:n] {
@@ -219,7 +247,8 @@ func byTenant(rows []TerminalRow, f func(tenant, in string, args []any) error) e
 	return nil
 }
 
-func putTerminals(ctx context.Context, tx *sql.Tx, rows []TerminalRow, nowMs int64) error {
+func putTerminals(ctx context.Context, in inserter, rows []TerminalRow, nowMs int64) error {
+	tx := in.tx
 	if len(rows) == 0 {
 		return nil
 	}
@@ -252,7 +281,7 @@ func putTerminals(ctx context.Context, tx *sql.Tx, rows []TerminalRow, nowMs int
 			flags = append(flags, h.Tenant, h.Terminal, string(f.Name), store.Millis(f.Since), f.Urgent, string(ev))
 		}
 	}
-	if err := multiInsert(ctx, tx, `INSERT INTO terminal_state (tenant, terminal, online, never_connected, last_seen_ms,
+	if err := in.insert(ctx, `INSERT INTO terminal_state (tenant, terminal, online, never_connected, last_seen_ms,
 			model, firmware, serial, merchant, region, flags, work_priority, work, health, updated_ms) VALUES `,
 		` ON CONFLICT (tenant, terminal) DO UPDATE SET online = excluded.online, never_connected = excluded.never_connected,
 			last_seen_ms = excluded.last_seen_ms, model = excluded.model, firmware = excluded.firmware, serial = excluded.serial,
@@ -266,10 +295,10 @@ func putTerminals(ctx context.Context, tx *sql.Tx, rows []TerminalRow, nowMs int
 	}); err != nil {
 		return err
 	}
-	return multiInsert(ctx, tx, `INSERT INTO terminal_flags (tenant, terminal, flag, since_ms, urgent, evidence) VALUES `, ``, 6, flags)
+	return in.insert(ctx, `INSERT INTO terminal_flags (tenant, terminal, flag, since_ms, urgent, evidence) VALUES `, ``, 6, flags)
 }
 
-func putEvents(ctx context.Context, tx *sql.Tx, events []FlagEvent) error {
+func putEvents(ctx context.Context, in inserter, events []FlagEvent) error {
 	var args []any
 	for _, ev := range events {
 		evidence := []byte("null")
@@ -285,7 +314,7 @@ func putEvents(ctx context.Context, tx *sql.Tx, events []FlagEvent) error {
 		}
 		args = append(args, id, ev.Ref.Tenant, ev.Ref.Terminal, string(ev.Flag), ev.Raised, store.Millis(ev.At), ev.Actor, string(evidence))
 	}
-	return multiInsert(ctx, tx, `INSERT INTO flag_events (id, tenant, terminal, flag, raised, at_ms, actor, evidence) VALUES `,
+	return in.insert(ctx, `INSERT INTO flag_events (id, tenant, terminal, flag, raised, at_ms, actor, evidence) VALUES `,
 		` ON CONFLICT (id) DO NOTHING`, 8, args)
 }
 

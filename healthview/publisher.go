@@ -37,9 +37,11 @@ type PublisherOptions struct {
 	// FleetEvery is how often incidents, fleet summaries and
 	// suspect-firmware findings are published.
 	FleetEvery time.Duration
-	// RefreshEvery is how often every terminal is published again (its
-	// last_seen and transaction counts change without a transition); 0
-	// never, apart from taking over the lease.
+	// RefreshEvery is how long a round of publishing every terminal again
+	// takes (its last_seen and transaction counts change without a
+	// transition): each step adds its share of the terminals to the
+	// changed ones, so the load is spread evenly. 0: never, apart from
+	// taking over the lease.
 	RefreshEvery time.Duration
 	// BatchSize is how many terminals one transaction writes.
 	BatchSize int
@@ -124,10 +126,12 @@ type Publisher struct {
 	lease store.Lease
 	// fence is the fence under which everything was last published in
 	// full; 0: the next publish is a full one.
-	fence       int64
-	held        atomic.Bool
-	lastFleet   time.Time
-	lastRefresh time.Time
+	fence     int64
+	held      atomic.Bool
+	lastFleet time.Time
+	// refresh is what is left of the current refresh round.
+	refresh    []posfleet.TerminalRef
+	refreshPer int // terminals per step
 	// incidents is the body last written per incident ID.
 	incidents map[string]string
 	// applied holds the visits applied to the engine, until VisitWindow
@@ -222,8 +226,18 @@ func (p *Publisher) lost() {
 }
 
 func (p *Publisher) publish(ctx context.Context, c health.Changes, now time.Time) error {
-	full := c.Resync || p.fence != p.lease.Fence ||
-		(p.opts.RefreshEvery > 0 && now.Sub(p.lastRefresh) >= p.opts.RefreshEvery)
+	full := c.Resync || p.fence != p.lease.Fence
+	if !full && p.opts.RefreshEvery > 0 {
+		if len(p.refresh) == 0 {
+			heard, never := p.eng.Refs()
+			p.refresh = append(heard, never...)
+			steps := max(int(p.opts.RefreshEvery/p.opts.Every), 1)
+			p.refreshPer = (len(p.refresh) + steps - 1) / steps
+		}
+		k := min(len(p.refresh), p.refreshPer)
+		c.Terminals = append(c.Terminals, p.refresh[:k]...)
+		p.refresh = p.refresh[k:]
+	}
 	if full {
 		start := time.Now()
 		heard, never := p.eng.Refs()
@@ -231,7 +245,7 @@ func (p *Publisher) publish(ctx context.Context, c health.Changes, now time.Time
 		if err != nil {
 			return err
 		}
-		p.fence, p.lastRefresh = p.lease.Fence, now
+		p.fence, p.refresh = p.lease.Fence, nil
 		p.lastFleet = time.Time{}
 		p.log.Debug("health view published in full", "terminals", n, "took", time.Since(start).String())
 	} else if len(c.Terminals) > 0 || len(c.Transitions) > 0 {

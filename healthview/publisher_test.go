@@ -152,6 +152,16 @@ func step(t *testing.T, p *healthview.Publisher, now time.Time) {
 // leave terminal_flags, with evidence and since; flag_events keeps the
 // history; incidents and fleet summaries are written.
 func TestPublisherView(t *testing.T) {
+	// One prepared statement per row, and several rows per statement.
+	for _, rows := range []int{1, 3} {
+		t.Run(fmt.Sprintf("rows=%d", rows), func(t *testing.T) {
+			defer healthview.SetRowsPerStatement(rows)()
+			testPublisherView(t)
+		})
+	}
+}
+
+func testPublisherView(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		c := &clock{t: time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)}
 		f := newFleet(c, 1)
@@ -405,6 +415,30 @@ func TestPublisherAppliesVisitsAndPolicy(t *testing.T) {
 			if h, _ := e.Terminal(x); len(h.Service) != 1 {
 				t.Fatalf("engine %d: service %v", i, h.Service)
 			}
+		}
+	})
+}
+
+// TestPublisherRefresh: what changes without a transition (last seen)
+// reaches the database within RefreshEvery.
+func TestPublisherRefresh(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		c := &clock{t: time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)}
+		f := newFleet(c, 1)
+		p := healthview.NewPublisher(db, f.engs[0], healthview.PublisherOptions{Holder: "a", Every: time.Second, RefreshEvery: 3 * time.Second, Now: c.now})
+		for i := range 7 {
+			f.all(ref(fmt.Sprintf("T%02d", i)), inv())
+		}
+		step(t, p, c.now())
+		seen := c.add(time.Minute)
+		for i := range 7 {
+			f.all(ref(fmt.Sprintf("T%02d", i)), txn(fmt.Sprint(i), posfleet.ResultApproved, "00"))
+		}
+		for range 3 {
+			step(t, p, c.add(time.Second))
+		}
+		if n := count(t, db, `SELECT COUNT(*) FROM terminal_state WHERE last_seen_ms = $1`, seen.UnixMilli()); n != 7 {
+			t.Fatalf("%d of 7 terminals refreshed", n)
 		}
 	})
 }
