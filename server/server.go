@@ -349,7 +349,11 @@ func (s *Server) startPipeline(ctx context.Context) (checks map[string]web.Check
 		_, err := s.reg.Get(context.Background(), ref)
 		return err == nil
 	}
-	checks = map[string]web.Check{"timeseries": s.store.Ping}
+	checks = map[string]web.Check{}
+	if s.cfg.Roles.Collector || s.cfg.Roles.Web {
+		// The health role alone never writes or reads series.
+		checks["timeseries"] = s.store.Ping
+	}
 	if s.cfg.Roles.Health {
 		if err := s.startHealth(ctx); err != nil {
 			return nil, err
