@@ -129,6 +129,7 @@ type Publisher struct {
 	fence     int64
 	held      atomic.Bool
 	lastFleet time.Time
+	renewed   time.Time // the last Acquire, on the clock
 	// refresh is what is left of the current refresh round.
 	refresh    []posfleet.TerminalRef
 	refreshPer int // terminals per step
@@ -187,6 +188,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 // drive it with their own clock.
 func (p *Publisher) Step(ctx context.Context, now time.Time) error {
 	held, err := p.db.Acquire(ctx, &p.lease, now)
+	p.renewed = p.opts.Now()
 	if err != nil {
 		p.eng.Drain()
 		p.lost()
@@ -283,12 +285,34 @@ func (p *Publisher) publishTerminals(ctx context.Context, refs []posfleet.Termin
 		if len(b.Terminals) == 0 && len(b.Events) == 0 {
 			break
 		}
+		if err := p.renew(ctx); err != nil {
+			return n, err
+		}
 		if err := Publish(ctx, p.db, &p.lease, b, now); err != nil {
 			return n, err
 		}
 		n += len(b.Terminals)
 	}
 	return n, nil
+}
+
+// renew renews the lease once a third of its TTL passed since the last
+// renewal: a full publish of a large fleet takes longer than the TTL, and
+// a standby must not take the lease over meanwhile.
+func (p *Publisher) renew(ctx context.Context) error {
+	now := p.opts.Now()
+	if now.Sub(p.renewed) < p.opts.TTL/3 {
+		return nil
+	}
+	held, err := p.db.Acquire(ctx, &p.lease, now)
+	p.renewed = now
+	switch {
+	case err != nil:
+		return fmt.Errorf("healthview: lease: %w", err)
+	case !held:
+		return store.ErrFenced
+	}
+	return nil
 }
 
 // row is ref's published state: the engine's, or a never-connected row

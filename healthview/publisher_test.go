@@ -442,3 +442,36 @@ func TestPublisherRefresh(t *testing.T) {
 		}
 	})
 }
+
+// TestPublisherRenewsDuringLongPublish: a full publish that takes longer
+// than the lease's TTL (a large fleet) renews the lease as it goes, so a
+// standby does not take over in the middle (and the two would take it
+// from each other for ever, each resyncing).
+func TestPublisherRenewsDuringLongPublish(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		c := &clock{t: time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)}
+		f := newFleet(c, 2)
+		ttl := 10 * time.Second
+		// Each terminal's row takes a second to make: 30 s in all.
+		slow := func(posfleet.TerminalRef) (health.Site, bool) { c.add(time.Second); return health.Site{}, false }
+		pa := healthview.NewPublisher(db, f.engs[0], healthview.PublisherOptions{Holder: "a", TTL: ttl, BatchSize: 1, Site: slow, Now: c.now})
+		pb := healthview.NewPublisher(db, f.engs[1], healthview.PublisherOptions{Holder: "b", TTL: ttl, Now: c.now})
+		for i := range 30 {
+			for _, e := range f.engs {
+				e.Provision(ref(fmt.Sprintf("T%02d", i)))
+			}
+		}
+		start := c.now()
+		step(t, pa, start)
+		if c.now().Sub(start) <= ttl {
+			t.Fatalf("the publish took %v, not longer than the TTL", c.now().Sub(start))
+		}
+		step(t, pb, c.now())
+		if pb.Held() || !pa.Held() {
+			t.Fatalf("after a long publish: a held %v, b held %v", pa.Held(), pb.Held())
+		}
+		if n := count(t, db, `SELECT COUNT(*) FROM terminal_state`); n != 30 {
+			t.Fatalf("terminal_state: %d rows", n)
+		}
+	})
+}
