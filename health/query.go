@@ -314,9 +314,7 @@ func (e *Engine) FleetSummary(tenant string) FleetSummary {
 
 // MarkServiced records a crew visit to ref at time at and clears its
 // maintenance flags: from now on only evidence that arrives after at counts
-// for them. It returns the flags it cleared. Marking the same visit (time
-// to the millisecond, user and note) again changes nothing and returns
-// what it cleared then.
+// for them. It returns the flags it cleared.
 //
 // A note posfleet.ValidateNote refuses is an error (wrapping its reason):
 // nothing is recorded.
@@ -333,13 +331,6 @@ func (e *Engine) MarkServiced(ref posfleet.TerminalRef, note, by string, at time
 	s, ok := sh.m[ref]
 	if !ok {
 		return nil, fmt.Errorf("mark %s serviced: %w", ref, ErrUnknownTerminal)
-	}
-	for _, r := range s.Service {
-		if ms(r.At) == ms(at) && r.By == by && r.Note == note {
-			// The same visit again (applied from the database by a
-			// replica that has it from its snapshot already).
-			return append([]posfleet.FlagName{}, r.Cleared...), nil
-		}
 	}
 	cleared := []posfleet.FlagName{}
 	for i := range nFlags {

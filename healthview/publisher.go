@@ -414,11 +414,11 @@ func (p *Publisher) applyVisits(ctx context.Context, now time.Time, held bool) e
 		var cleared []posfleet.FlagName
 		if _, done := p.applied[v.id]; !done {
 			var err error
-			// MarkServiced is idempotent for one visit (same time, user
-			// and note): a visit applied before a snapshot is not applied
-			// twice after a restart.
-			cleared, err = p.eng.MarkServiced(ref, v.note, v.by, store.Time(v.at))
-			if err != nil {
+			if rec, ok := p.inHistory(ref, v); ok {
+				// Applied before the snapshot this engine was restored
+				// from: not twice.
+				cleared = rec.Cleared
+			} else if cleared, err = p.eng.MarkServiced(ref, v.note, v.by, store.Time(v.at)); err != nil {
 				p.log.Warn("crew visit not applied", "terminal", ref.String(), "visit", v.id, "err", err)
 			}
 			p.applied[v.id] = now
@@ -442,6 +442,21 @@ func (p *Publisher) applyVisits(ctx context.Context, now time.Time, held bool) e
 		}
 	}
 	return nil
+}
+
+// inHistory finds visit v in the terminal's service history (same time to
+// the millisecond, user and note).
+func (p *Publisher) inHistory(ref posfleet.TerminalRef, v visit) (health.ServiceRecord, bool) {
+	h, ok := p.eng.Terminal(ref)
+	if !ok {
+		return health.ServiceRecord{}, false
+	}
+	for _, r := range h.Service {
+		if r.At.UnixMilli() == v.at && r.By == v.by && r.Note == v.note {
+			return r, true
+		}
+	}
+	return health.ServiceRecord{}, false
 }
 
 func (p *Publisher) applyPolicy(ctx context.Context) error {

@@ -1,6 +1,7 @@
 package healthview_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -415,6 +416,22 @@ func TestPublisherAppliesVisitsAndPolicy(t *testing.T) {
 			if h, _ := e.Terminal(x); len(h.Service) != 1 {
 				t.Fatalf("engine %d: service %v", i, h.Service)
 			}
+		}
+
+		// A replica restarted from a snapshot that has the visit does not
+		// apply it again.
+		var snap bytes.Buffer
+		if err := f.engs[1].Snapshot(&snap); err != nil {
+			t.Fatal(err)
+		}
+		restarted := health.New(health.Config{Now: c.now})
+		if err := restarted.Restore(&snap); err != nil {
+			t.Fatal(err)
+		}
+		pc := healthview.NewPublisher(db, restarted, healthview.PublisherOptions{Holder: "c", TTL: time.Hour, Now: c.now})
+		step(t, pc, c.add(time.Second))
+		if h, _ := restarted.Terminal(x); len(h.Service) != 1 {
+			t.Fatalf("after a restart: service %v", h.Service)
 		}
 	})
 }
