@@ -109,3 +109,41 @@ func BenchmarkHealthSink(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 	b.ReportMetric(perTerminal, "bytes/terminal")
 }
+
+// TestOneBoxPublishesHealthView: posfleet in one process (the default
+// roles) publishes its health engine's view to its database, holding the
+// lease itself; the lease is released at Close.
+func TestOneBoxPublishesHealthView(t *testing.T) {
+	cfg := DefaultConfig(t.TempDir())
+	cfg.HTTPAddr, cfg.Broker.TCPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Influx.URL = "http://127.0.0.1:1" // the spool holds what it cannot write
+	cfg.Publisher.Every = 50 * time.Millisecond
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ref := posfleet.TerminalRef{Tenant: "acme", Terminal: "T-1"}
+	s.Health().Observe(&posfleet.Message{Terminal: ref, Channel: posfleet.ChannelFault, Received: time.Now(),
+		Fault: &posfleet.Fault{Header: posfleet.Header{Seq: 1, TS: time.Now()}, Component: posfleet.ComponentPrinter,
+			Code: "PRINTER_JAM", Severity: posfleet.SeverityWarning, State: posfleet.FaultRaised}})
+	db := s.DB()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var flag string
+		err := db.QueryRow(`SELECT flag FROM terminal_flags WHERE tenant = 'acme' AND terminal = 'T-1'`).Scan(&flag)
+		if err == nil && flag == string(posfleet.FlagHardwareFault) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no hardware_fault in terminal_flags: %q, %v", flag, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s.Publisher() == nil || !s.Publisher().Held() {
+		t.Fatal("one box does not hold the health lease")
+	}
+}
