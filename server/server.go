@@ -312,7 +312,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	// InfluxDB is asked only now, in the background: a store that is down
 	// or hangs must not keep the listeners closed (the spool exists so
 	// that it need not). /healthz reports it as "timeseries" meanwhile.
-	go s.pingStore(s.store)
+	if s.cfg.Roles.Collector || s.cfg.Roles.Web {
+		go s.pingStore(s.store) // the health role alone has no use for it
+	}
 	s.log.Info("posfleet serving", "memory_limit", memLimit, "roles", s.cfg.Roles.String(), "mqtt", mqttAddr, "mqtt_source", s.cfg.Source.Broker, "http", s.httpLn.Addr().String(), "influx", s.cfg.Influx.URL, "data", s.cfg.DataDir)
 	return nil
 }
