@@ -139,7 +139,31 @@ func BenchmarkMemoryPerTerminal(b *testing.B) {
 // BenchmarkObserve measures messages per second through the engine alone,
 // from as many goroutines as GOMAXPROCS, over 10,000 terminals each.
 func BenchmarkObserve(b *testing.B) {
+	b.Run("feed=off", func(b *testing.B) { benchObserve(b, false) })
+	// With the change feed on and drained every second, as the
+	// healthview publisher does.
+	b.Run("feed=on", func(b *testing.B) { benchObserve(b, true) })
+}
+
+func benchObserve(b *testing.B, feed bool) {
 	e := health.New(health.Config{})
+	if feed {
+		e.TrackChanges(true)
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+					e.Drain()
+				}
+			}
+		}()
+	}
 	var id atomic.Int64
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -199,7 +223,13 @@ func BenchmarkTick(b *testing.B) {
 // TestObserveSteadyStateAllocations guards the claim of the package doc:
 // a heartbeat or an approved sale of a known terminal allocates nothing.
 func TestObserveSteadyStateAllocations(t *testing.T) {
+	t.Run("feed=off", func(t *testing.T) { testObserveAllocations(t, false) })
+	t.Run("feed=on", func(t *testing.T) { testObserveAllocations(t, true) })
+}
+
+func testObserveAllocations(t *testing.T, feed bool) {
 	e := health.New(health.Config{})
+	e.TrackChanges(feed)
 	tr := newTraffic(1, 1, 0)
 	for k := range perTerminal {
 		e.Observe(tr.message(0, k))
@@ -214,5 +244,29 @@ func TestObserveSteadyStateAllocations(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Observe allocates %.1f times per message", allocs)
+	}
+}
+
+// TestChangeFeedAllocations: recording transitions on the message path
+// allocates nothing once the feed's buffers have grown (Drain keeps them).
+func TestChangeFeedAllocations(t *testing.T) {
+	e := health.New(health.Config{})
+	e.TrackChanges(true)
+	ref := posfleet.TerminalRef{Tenant: "acme", Terminal: "T-1"}
+	now := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+	off := &posfleet.Message{Terminal: ref, Channel: posfleet.ChannelStatus, Status: &posfleet.Status{Online: false}, Received: now}
+	on := &posfleet.Message{Terminal: ref, Channel: posfleet.ChannelStatus, Status: &posfleet.Status{Online: true}, Received: now}
+	flap := func() { e.Observe(off); e.Observe(on) }
+	for range 300 {
+		flap()
+	}
+	if c := e.Drain(); len(c.Transitions) != 600 {
+		t.Fatalf("%d transitions, want 600", len(c.Transitions))
+	}
+	if allocs := testing.AllocsPerRun(200, flap); allocs != 0 {
+		t.Errorf("a flag raised and cleared allocates %.1f times", allocs)
+	}
+	if c := e.Drain(); len(c.Transitions) != 402 {
+		t.Fatalf("%d transitions, want 402", len(c.Transitions))
 	}
 }

@@ -104,4 +104,16 @@
 // reading, and the counts of a window may lag by those few messages. The
 // server heard nothing while it was down, so after Restore a terminal that
 // was online gets a full OfflineAfter from the restore before it is offline.
+//
+// # Change feed
+//
+// For a database that shows the engine's view (package healthview), the
+// engine records what changed once TrackChanges is on: per shard, the
+// terminals whose view changed (a flag raised or cleared, online or
+// offline, model or firmware, open faults, a crew visit, a new terminal)
+// and every flag transition (raised or cleared, when, by the rules or by
+// the user who marked the terminal serviced). Drain takes both; a flag's
+// evidence is built there, off the message path, which stays without
+// allocation once the buffers have grown. A restored snapshot or a full
+// transition buffer makes Drain ask for a full resync.
 package health

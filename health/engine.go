@@ -22,6 +22,15 @@ type shard struct {
 	// prov holds provisioned terminals not yet heard from (Provision);
 	// a terminal leaves it with its first message.
 	prov map[posfleet.TerminalRef]struct{}
+
+	// The change feed (changes.go): on when track, the terminals changed
+	// since the last Drain (each with its dirty bit set), the provisioned
+	// ones added, the flag transitions, and whether any were lost.
+	track     bool
+	lost      bool
+	dirty     []*termState
+	provDirty []posfleet.TerminalRef
+	trans     []transition
 }
 
 // Engine keeps the health state of every terminal it has heard from and
@@ -95,9 +104,11 @@ func (e *Engine) Observe(m *posfleet.Message) {
 			s = &termState{Ref: m.Terminal, Merchant: merchant, FirstSeen: now}
 			sh.m[m.Terminal] = s
 			delete(sh.prov, m.Terminal)
+			sh.markDirty(s)
 		}
 	}
 	defer sh.mu.Unlock()
+	willAt := s.WillAt
 
 	if now > s.LastSeen {
 		s.LastSeen = now
@@ -116,8 +127,12 @@ func (e *Engine) Observe(m *posfleet.Message) {
 	case m.Fault != nil:
 		s.WillAt = 0
 		mask |= e.observeFault(s, m.Fault, now)
+		sh.markDirty(s) // its open faults
 	case m.Inventory != nil:
 		s.WillAt = 0
+		if s.Model != m.Inventory.Model || s.Firmware != m.Inventory.Firmware {
+			sh.markDirty(s)
+		}
 		mask |= e.observeInventory(s, m.Inventory, now)
 	case m.Txn != nil:
 		s.WillAt = 0
@@ -125,7 +140,10 @@ func (e *Engine) Observe(m *posfleet.Message) {
 	default:
 		s.WillAt = 0
 	}
-	e.reassess(s, mask, now)
+	if (willAt == 0) != (s.WillAt == 0) {
+		sh.markDirty(s) // online or offline by its last will
+	}
+	e.reassess(sh, s, mask, now, "")
 }
 
 func (e *Engine) observeHeartbeat(s *termState, hb *posfleet.Heartbeat, now int64) flagMask {
@@ -370,8 +388,10 @@ func resultNote(t *posfleet.Transaction) string {
 	return t.Result
 }
 
-// reassess recomputes the flags in mask and keeps the time each was raised.
-func (e *Engine) reassess(s *termState, mask flagMask, now int64) {
+// reassess recomputes the flags in mask and keeps the time each was
+// raised; s is in shard sh (locked), whose change feed gets the
+// transitions, by actor ("" for the rules).
+func (e *Engine) reassess(sh *shard, s *termState, mask flagMask, now int64, actor string) {
 	pol := e.policy.Load()
 	view := e.incView.Load()
 	for i := range nFlags {
@@ -381,12 +401,16 @@ func (e *Engine) reassess(s *termState, mask flagMask, now int64) {
 		v := e.decide(s, i, now, pol, view)
 		switch {
 		case !v.on:
+			if s.Since[i] != 0 {
+				sh.noteTransition(s, i, false, now, actor)
+			}
 			s.Since[i] = 0
 		case s.Since[i] == 0:
 			if v.at == 0 {
 				v.at = now
 			}
 			s.Since[i] = v.at
+			sh.noteTransition(s, i, true, v.at, actor)
 		}
 	}
 }
@@ -402,7 +426,7 @@ func (e *Engine) Tick(now time.Time) {
 		sh := &e.shards[i]
 		sh.mu.Lock()
 		for _, s := range sh.m {
-			e.reassess(s, mTimeBased, n)
+			e.reassess(sh, s, mTimeBased, n, "")
 			if s.LastTxnAt < win && s.LastHostFailAt < win {
 				continue
 			}
@@ -435,7 +459,7 @@ func (e *Engine) Tick(now time.Time) {
 		sh.mu.Lock()
 		for _, s := range sh.m {
 			if _, ok := changed[s.Ref.Tenant]; ok {
-				e.reassess(s, mTxnFailures, n)
+				e.reassess(sh, s, mTxnFailures, n, "")
 			}
 		}
 		sh.mu.Unlock()
@@ -458,12 +482,17 @@ func (e *Engine) Run(ctx context.Context) error {
 
 // each calls f for every terminal of tenant ("" for all) under its shard's lock.
 func (e *Engine) each(tenant string, f func(s *termState)) {
+	e.eachIn(tenant, func(_ *shard, s *termState) { f(s) })
+}
+
+// eachIn is each with the terminal's shard.
+func (e *Engine) eachIn(tenant string, f func(sh *shard, s *termState)) {
 	for i := range e.shards {
 		sh := &e.shards[i]
 		sh.mu.Lock()
 		for _, s := range sh.m {
 			if tenant == "" || s.Ref.Tenant == tenant {
-				f(s)
+				f(sh, s)
 			}
 		}
 		sh.mu.Unlock()
@@ -479,7 +508,7 @@ func (e *Engine) SetPolicy(data []byte) error {
 	}
 	e.policy.Store(compilePolicy(p))
 	now := ms(e.cfg.Now())
-	e.each("", func(s *termState) { e.reassess(s, mFirmware, now) })
+	e.eachIn("", func(sh *shard, s *termState) { e.reassess(sh, s, mFirmware, now, "") })
 	return nil
 }
 

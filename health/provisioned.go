@@ -17,6 +17,9 @@ func (e *Engine) Provision(refs ...posfleet.TerminalRef) {
 			if sh.prov == nil {
 				sh.prov = map[posfleet.TerminalRef]struct{}{}
 			}
+			if _, known := sh.prov[ref]; !known && sh.track {
+				sh.provDirty = append(sh.provDirty, ref)
+			}
 			sh.prov[ref] = struct{}{}
 		}
 		sh.mu.Unlock()

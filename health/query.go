@@ -347,6 +347,7 @@ func (e *Engine) MarkServiced(ref posfleet.TerminalRef, note, by string, at time
 		s.Service = append(s.Service[:0], s.Service[1:]...)
 	}
 	s.Service = append(s.Service, rec)
-	e.reassess(s, mAll, max(n, ms(e.cfg.Now())))
+	sh.markDirty(s) // its service record
+	e.reassess(sh, s, mAll, max(n, ms(e.cfg.Now())), by)
 	return cleared, nil
 }

@@ -165,6 +165,10 @@ func (e *Engine) Restore(r io.Reader) error {
 		e.shards[i].mu.Lock()
 	}
 	for i := range e.shards {
+		// The feed's dirty list points at the old states: drop it, and
+		// have the reader publish everything again.
+		e.shards[i].clearChanges()
+		e.shards[i].lost = e.shards[i].track
 		e.shards[i].m = maps[i]
 		for ref := range e.shards[i].prov {
 			if _, heard := maps[i][ref]; heard {

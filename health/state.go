@@ -270,6 +270,9 @@ type termState struct {
 	Since      [nFlags]int64
 	ServicedAt int64
 	Service    []ServiceRecord
+
+	// dirty: in its shard's change feed (changes.go); not in a snapshot.
+	dirty bool
 }
 
 // intern returns the constant for a known protocol word, so that a

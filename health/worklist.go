@@ -81,28 +81,7 @@ func (e *Engine) WorkList(tenant string) []WorkItem {
 	pol, view := e.policy.Load(), e.incView.Load()
 	var items []WorkItem
 	e.each(tenant, func(s *termState) {
-		need := false
-		for i := range nFlags {
-			if s.Since[i] != 0 && posfleet.FlagSpecs[i].Kind == posfleet.KindMaintenance {
-				need = true
-				break
-			}
-		}
-		if !need {
-			return
-		}
-		h := e.health(s, now, pol, view)
-		it := WorkItem{Ref: s.Ref, Tenant: s.Ref.Tenant, Terminal: s.Ref.Terminal, Site: h.Site,
-			Firmware: h.Firmware, LastSeen: h.LastSeen, Priority: PriorityRoutine}
-		for _, f := range h.Flags {
-			if f.Kind != posfleet.KindMaintenance {
-				continue
-			}
-			it.Reasons = append(it.Reasons, WorkReason{Flag: f.Name, Since: f.Since, Evidence: f.Evidence, Action: action(f)})
-			it.Urgent = it.Urgent || f.Urgent
-			it.Priority = min(it.Priority, priority(f))
-		}
-		if len(it.Reasons) > 0 {
+		if it, ok := e.workItem(s, now, pol, view); ok {
 			items = append(items, it)
 		}
 	})
@@ -128,6 +107,33 @@ func (e *Engine) WorkList(tenant string) []WorkItem {
 		return a.Terminal < b.Terminal
 	})
 	return items
+}
+
+// workItem is s's work-list item (its site not yet from Config.Site);
+// false without a maintenance flag. Under s's shard's lock.
+func (e *Engine) workItem(s *termState, now int64, pol *compiledPolicy, view *incidentView) (WorkItem, bool) {
+	need := false
+	for i := range nFlags {
+		if s.Since[i] != 0 && posfleet.FlagSpecs[i].Kind == posfleet.KindMaintenance {
+			need = true
+			break
+		}
+	}
+	if !need {
+		return WorkItem{}, false
+	}
+	h := e.health(s, now, pol, view)
+	it := WorkItem{Ref: s.Ref, Tenant: s.Ref.Tenant, Terminal: s.Ref.Terminal, Site: h.Site,
+		Firmware: h.Firmware, LastSeen: h.LastSeen, Priority: PriorityRoutine}
+	for _, f := range h.Flags {
+		if f.Kind != posfleet.KindMaintenance {
+			continue
+		}
+		it.Reasons = append(it.Reasons, WorkReason{Flag: f.Name, Since: f.Since, Evidence: f.Evidence, Action: action(f)})
+		it.Urgent = it.Urgent || f.Urgent
+		it.Priority = min(it.Priority, priority(f))
+	}
+	return it, len(it.Reasons) > 0
 }
 
 // GroupWorkList groups work items by region and site; a group comes where

@@ -7,9 +7,12 @@ package healthview
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,12 +48,32 @@ type Batch struct {
 	// Terminals are upserted, and their terminal_flags replaced by
 	// Health.Flags.
 	Terminals []TerminalRow
-	Events    []FlagEvent
-	Incidents []health.Incident
+	// DiffEvents makes Publish add to Events a raising for every flag of
+	// Terminals not in terminal_flags yet and a clearing for every one
+	// there no longer raised (actor ""): for a resync, when the
+	// transitions since the last writer's last publish are unknown.
+	DiffEvents bool
+	Events     []FlagEvent
+	Incidents  []health.Incident
 	// Summaries and Suspect are per tenant ("" for every tenant).
 	Summaries map[string]health.FleetSummary
 	Suspect   map[string][]health.FirmwareFinding
 }
+
+// NewEventID returns a new flag event ID: 128 random bits in hex.
+func NewEventID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// rowsPerStatement is how many rows one INSERT writes, per dialect. On
+// PostgreSQL one round trip for 200 rows (15 parameters each, far below
+// its limit) makes a full resync 4 times faster than a statement per row;
+// SQLite, in process, has no round trip, and its parser numbers $N
+// parameters in quadratic time, so there one prepared statement per
+// transaction runs once per row (BenchmarkResync).
+var rowsPerStatement = map[store.Dialect]int{store.Postgres: 200, store.SQLite: 1}
 
 // Publish writes b in one transaction under lease (nil: no lease, one
 // box); store.ErrFenced when the lease passed to another holder.
@@ -62,24 +85,21 @@ func Publish(ctx context.Context, db *store.DB, lease *store.Lease, b Batch, now
 			}
 		}
 		nowMs := store.Millis(now)
-		for _, t := range b.Terminals {
-			if err := putTerminal(ctx, tx, t, nowMs); err != nil {
-				return fmt.Errorf("healthview: terminal %s: %w", t.Health.Ref, err)
+		b.Terminals = lastOfEach(b.Terminals)
+		events := b.Events
+		if b.DiffEvents {
+			diff, err := diffEvents(ctx, tx, b.Terminals, now)
+			if err != nil {
+				return fmt.Errorf("healthview: flags before: %w", err)
 			}
+			events = append(diff, events...)
 		}
-		for _, ev := range b.Events {
-			evidence := []byte("null")
-			if ev.Evidence != nil {
-				var err error
-				if evidence, err = json.Marshal(ev.Evidence); err != nil {
-					return err
-				}
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO flag_events (id, tenant, terminal, flag, raised, at_ms, actor, evidence)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
-				ev.ID, ev.Ref.Tenant, ev.Ref.Terminal, string(ev.Flag), ev.Raised, store.Millis(ev.At), ev.Actor, string(evidence)); err != nil {
-				return fmt.Errorf("healthview: flag event: %w", err)
-			}
+		in := inserter{tx: tx, rows: rowsPerStatement[db.Dialect]}
+		if err := putTerminals(ctx, in, b.Terminals, nowMs); err != nil {
+			return fmt.Errorf("healthview: terminals: %w", err)
+		}
+		if err := putEvents(ctx, in, events); err != nil {
+			return fmt.Errorf("healthview: flag events: %w", err)
 		}
 		for _, inc := range b.Incidents {
 			body, err := json.Marshal(inc)
@@ -106,6 +126,25 @@ func Publish(ctx context.Context, db *store.DB, lease *store.Lease, b Batch, now
 	})
 }
 
+// lastOfEach keeps the last row of each terminal: one statement must not
+// upsert a row twice (PostgreSQL refuses).
+func lastOfEach(rows []TerminalRow) []TerminalRow {
+	at := make(map[posfleet.TerminalRef]int, len(rows))
+	for i, t := range rows {
+		at[posfleet.TerminalRef{Tenant: t.Health.Tenant, Terminal: t.Health.Terminal}] = i
+	}
+	if len(at) == len(rows) {
+		return rows
+	}
+	out := make([]TerminalRow, 0, len(at))
+	for i, t := range rows {
+		if at[posfleet.TerminalRef{Tenant: t.Health.Tenant, Terminal: t.Health.Terminal}] == i {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 func putView(ctx context.Context, tx *sql.Tx, tenant, view string, v any, nowMs int64) error {
 	body, err := json.Marshal(v)
 	if err != nil {
@@ -120,47 +159,210 @@ func putView(ctx context.Context, tx *sql.Tx, tenant, view string, v any, nowMs 
 	return nil
 }
 
-func putTerminal(ctx context.Context, tx *sql.Tx, t TerminalRow, nowMs int64) error {
-	h := t.Health
-	body, err := json.Marshal(h)
-	if err != nil {
-		return err
-	}
-	names := make([]string, len(h.Flags))
-	for i, f := range h.Flags {
-		names[i] = string(f.Name)
-	}
-	work, prio := "", 0
-	if t.Work != nil {
-		b, err := json.Marshal(t.Work)
+// inserter writes rows: rowsPerStatement of its dialect at a time.
+type inserter struct {
+	tx   *sql.Tx
+	rows int
+}
+
+// insert runs head followed by "($1, ...), (...)" for every row of args
+// (each cols values) and tail.
+func (in inserter) insert(ctx context.Context, head, tail string, cols int, args []any) error {
+	if in.rows <= 1 && len(args) > cols {
+		stmt, err := in.tx.PrepareContext(ctx, head+values(1, cols)+tail)
 		if err != nil {
 			return err
 		}
-		work, prio = string(b), t.Work.Priority
+		defer stmt.Close()
+		for ; len(args) > 0; args = args[cols:] {
+			if _, err := stmt.ExecContext(ctx, args[:cols]...); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO terminal_state (tenant, terminal, online, never_connected, last_seen_ms,
-			model, firmware, serial, merchant, region, flags, work_priority, work, health, updated_ms)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-		ON CONFLICT (tenant, terminal) DO UPDATE SET online = excluded.online, never_connected = excluded.never_connected,
-			last_seen_ms = excluded.last_seen_ms, model = excluded.model, firmware = excluded.firmware, serial = excluded.serial,
-			merchant = excluded.merchant, region = excluded.region, flags = excluded.flags, work_priority = excluded.work_priority,
-			work = excluded.work, health = excluded.health, updated_ms = excluded.updated_ms`,
-		h.Tenant, h.Terminal, h.Online, t.NeverConnected, store.Millis(h.LastSeen), h.Model, h.Firmware, h.Serial,
-		t.Merchant, t.Region, strings.Join(names, ","), prio, work, string(body), nowMs); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM terminal_flags WHERE tenant = $1 AND terminal = $2`, h.Tenant, h.Terminal); err != nil {
-		return err
-	}
-	for _, f := range h.Flags {
-		ev, err := json.Marshal(f.Evidence)
-		if err != nil {
+	for len(args) > 0 {
+		n := min(len(args)/cols, max(in.rows, 1))
+		if _, err := in.tx.ExecContext(ctx, head+values(n, cols)+tail, args[:n*cols]...); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO terminal_flags (tenant, terminal, flag, since_ms, urgent, evidence) VALUES ($1, $2, $3, $4, $5, $6)`,
-			h.Tenant, h.Terminal, string(f.Name), store.Millis(f.Since), f.Urgent, string(ev)); err != nil {
-			return err
+		args = args[n*cols:]
+	}
+	return nil
+}
+
+// values is "($1, ..., $cols), (...)" for n rows.
+func values(n, cols int) string {
+	var q strings.Builder
+	for r := range n {
+		if r > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteByte('(')
+		for c := range cols {
+			if c > 0 {
+				q.WriteString(", ")
+			}
+			q.WriteByte('$')
+			q.WriteString(strconv.Itoa(r*cols + c + 1))
+		}
+		q.WriteByte(')')
+	}
+	return q.String()
+}
+
+// inList is how many terminals one "terminal IN (...)" names.
+const inList = 100
+
+// byTenant runs f for the terminals of rows grouped by tenant, at most
+// inList at a time, as "$2, $3, ..." after the tenant's $1.
+func byTenant(rows []TerminalRow, f func(tenant, in string, args []any) error) error {
+	groups := map[string][]string{}
+	var tenants []string
+	for _, t := range rows {
+		if _, ok := groups[t.Health.Tenant]; !ok {
+			tenants = append(tenants, t.Health.Tenant)
+		}
+		groups[t.Health.Tenant] = append(groups[t.Health.Tenant], t.Health.Terminal)
+	}
+	for _, tenant := range tenants {
+		ids := groups[tenant]
+		for len(ids) > 0 {
+			n := min(len(ids), inList)
+			var in strings.Builder
+			args := []any{tenant}
+			for i, id := range ids[:n] {
+				if i > 0 {
+					in.WriteString(", ")
+				}
+				in.WriteString("$" + strconv.Itoa(i+2))
+				args = append(args, id)
+			}
+			if err := f(tenant, in.String(), args); err != nil {
+				return err
+			}
+			ids = ids[n:]
 		}
 	}
 	return nil
+}
+
+func putTerminals(ctx context.Context, in inserter, rows []TerminalRow, nowMs int64) error {
+	tx := in.tx
+	if len(rows) == 0 {
+		return nil
+	}
+	var states, flags []any
+	for _, t := range rows {
+		h := t.Health
+		body, err := json.Marshal(h)
+		if err != nil {
+			return err
+		}
+		names := make([]string, len(h.Flags))
+		for i, f := range h.Flags {
+			names[i] = string(f.Name)
+		}
+		work, prio := "", 0
+		if t.Work != nil {
+			b, err := json.Marshal(t.Work)
+			if err != nil {
+				return err
+			}
+			work, prio = string(b), t.Work.Priority
+		}
+		states = append(states, h.Tenant, h.Terminal, h.Online, t.NeverConnected, store.Millis(h.LastSeen), h.Model, h.Firmware, h.Serial,
+			t.Merchant, t.Region, strings.Join(names, ","), prio, work, string(body), nowMs)
+		for _, f := range h.Flags {
+			ev, err := json.Marshal(f.Evidence)
+			if err != nil {
+				return err
+			}
+			flags = append(flags, h.Tenant, h.Terminal, string(f.Name), store.Millis(f.Since), f.Urgent, string(ev))
+		}
+	}
+	if err := in.insert(ctx, `INSERT INTO terminal_state (tenant, terminal, online, never_connected, last_seen_ms,
+			model, firmware, serial, merchant, region, flags, work_priority, work, health, updated_ms) VALUES `,
+		` ON CONFLICT (tenant, terminal) DO UPDATE SET online = excluded.online, never_connected = excluded.never_connected,
+			last_seen_ms = excluded.last_seen_ms, model = excluded.model, firmware = excluded.firmware, serial = excluded.serial,
+			merchant = excluded.merchant, region = excluded.region, flags = excluded.flags, work_priority = excluded.work_priority,
+			work = excluded.work, health = excluded.health, updated_ms = excluded.updated_ms`, 15, states); err != nil {
+		return err
+	}
+	if err := byTenant(rows, func(_, in string, args []any) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM terminal_flags WHERE tenant = $1 AND terminal IN (`+in+`)`, args...)
+		return err
+	}); err != nil {
+		return err
+	}
+	return in.insert(ctx, `INSERT INTO terminal_flags (tenant, terminal, flag, since_ms, urgent, evidence) VALUES `, ``, 6, flags)
+}
+
+func putEvents(ctx context.Context, in inserter, events []FlagEvent) error {
+	var args []any
+	for _, ev := range events {
+		evidence := []byte("null")
+		if ev.Evidence != nil {
+			var err error
+			if evidence, err = json.Marshal(ev.Evidence); err != nil {
+				return err
+			}
+		}
+		id := ev.ID
+		if id == "" {
+			id = NewEventID()
+		}
+		args = append(args, id, ev.Ref.Tenant, ev.Ref.Terminal, string(ev.Flag), ev.Raised, store.Millis(ev.At), ev.Actor, string(evidence))
+	}
+	return in.insert(ctx, `INSERT INTO flag_events (id, tenant, terminal, flag, raised, at_ms, actor, evidence) VALUES `,
+		` ON CONFLICT (id) DO NOTHING`, 8, args)
+}
+
+// diffEvents returns the transitions between the flags stored for rows'
+// terminals and their new ones.
+func diffEvents(ctx context.Context, tx *sql.Tx, rows []TerminalRow, now time.Time) ([]FlagEvent, error) {
+	type key struct {
+		ref  posfleet.TerminalRef
+		flag posfleet.FlagName
+	}
+	stored := map[key]bool{}
+	err := byTenant(rows, func(tenant, in string, args []any) error {
+		r, err := tx.QueryContext(ctx, `SELECT terminal, flag FROM terminal_flags WHERE tenant = $1 AND terminal IN (`+in+`)`, args...)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		for r.Next() {
+			var terminal, flag string
+			if err := r.Scan(&terminal, &flag); err != nil {
+				return err
+			}
+			stored[key{posfleet.TerminalRef{Tenant: tenant, Terminal: terminal}, posfleet.FlagName(flag)}] = true
+		}
+		return r.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []FlagEvent
+	for _, t := range rows {
+		ref := posfleet.TerminalRef{Tenant: t.Health.Tenant, Terminal: t.Health.Terminal}
+		for _, f := range t.Health.Flags {
+			k := key{ref, f.Name}
+			if stored[k] {
+				delete(stored, k)
+				continue
+			}
+			out = append(out, FlagEvent{Ref: ref, Flag: f.Name, Raised: true, At: f.Since, Evidence: f.Evidence})
+		}
+	}
+	for _, t := range rows {
+		ref := posfleet.TerminalRef{Tenant: t.Health.Tenant, Terminal: t.Health.Terminal}
+		for _, name := range posfleet.FlagNames {
+			if stored[key{ref, name}] {
+				out = append(out, FlagEvent{Ref: ref, Flag: name, At: now})
+			}
+		}
+	}
+	return out, nil
 }

@@ -3,7 +3,10 @@
 //
 // Every collector process joins one shared subscription
 // ($share/posfleet/fleet/v1/#), so the broker splits the fleet's messages
-// among them. A message is acknowledged (PUBACK) only after the Sink made it
+// among them. The health role subscribes to the whole stream instead
+// (Options.Filter = StreamFilter: a plain subscription, every message to
+// every health process) with the same persistent session and
+// acknowledgement after the Sink took the message. A message is acknowledged (PUBACK) only after the Sink made it
 // durable, so a collector that dies loses nothing the broker considers
 // delivered: the unacknowledged messages stay in its persistent session and
 // come again when it reconnects.
@@ -40,6 +43,10 @@ type Sink interface {
 	Accept(ctx context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, payload []byte) error
 }
 
+// StreamFilter is the plain, not shared, subscription to every terminal's
+// messages: each subscriber gets all of them (the health role).
+const StreamFilter = posfleet.TopicRoot + "/#"
+
 // Options configures a Subscriber. Zero durations take their DefaultOptions value.
 type Options struct {
 	// Broker is the broker's URL: tcp://host:1883, ssl://host:8883 or ws://….
@@ -50,7 +57,9 @@ type Options struct {
 	ClientID string
 	// Username and Password are the collector's credentials on the broker.
 	Username, Password string
-	// Filter is what to subscribe to; DefaultOptions gives posfleet.CollectorFilter.
+	// Filter is what to subscribe to; DefaultOptions gives
+	// posfleet.CollectorFilter (shared among collectors), StreamFilter is
+	// the whole stream for one subscriber.
 	Filter string
 	// TLS configures ssl:// connections; nil uses the system's roots.
 	TLS *tls.Config

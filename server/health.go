@@ -7,9 +7,13 @@ import (
 	"io"
 	"path/filepath"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/healthview"
 	"github.com/posfleet/posfleet/registry"
 )
 
@@ -100,8 +104,50 @@ func (s *Server) startHealth(ctx context.Context) error {
 	return nil
 }
 
-// closeHealth stops the engine and writes its last snapshot.
+// startPublisher starts the health view's publisher (healthview): under
+// the lease "health" it writes the engine's view to the database and
+// applies the visits and policies other replicas wrote there.
+func (s *Server) startPublisher() error {
+	opts := s.cfg.Publisher
+	opts.Logger = s.log
+	opts.Site = func(ref posfleet.TerminalRef) (health.Site, bool) {
+		t, err := s.reg.Get(context.Background(), ref)
+		if err != nil {
+			return health.Site{}, false
+		}
+		return t.Placement(), true
+	}
+	pub := healthview.NewPublisher(s.db, s.engine, opts)
+	held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "posfleet_health_lease_held",
+		Help: "1 while this process holds the health lease and publishes the health view to the database.",
+	}, func() float64 {
+		if pub.Held() {
+			return 1
+		}
+		return 0
+	})
+	if err := s.metrics.Register(held); err != nil {
+		return fmt.Errorf("serve: metrics: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	s.publisher, s.stopPublisher, s.publisherDone = pub, cancel, done
+	s.parts.Go(func() error {
+		defer close(done)
+		return pub.Run(ctx)
+	})
+	return nil
+}
+
+// closeHealth stops the publisher (a last publish, the lease released),
+// then the engine, and writes its last snapshot.
 func (s *Server) closeHealth() error {
+	if s.stopPublisher != nil {
+		s.stopPublisher()
+		<-s.publisherDone
+		s.stopPublisher, s.publisher = nil, nil
+	}
 	if s.engine == nil {
 		return nil
 	}
@@ -134,4 +180,50 @@ func (p provisionNotifier) Import(ctx context.Context, in io.Reader, emit func([
 	}
 	p.engine.Provision(refs...)
 	return res, nil
+}
+
+// healthSink feeds the health role's engine and command tracker from the
+// whole stream (mqttsource.StreamFilter): no spool, no InfluxDB; the
+// collectors store the same messages from their shared subscription.
+type healthSink struct {
+	observers []interface{ Observe(*posfleet.Message) }
+
+	mu sync.Mutex
+	// last is each terminal's last seq and ts, to drop QoS 1 redeliveries
+	// (a reconnect resends what was not acknowledged) and retained replays.
+	last map[posfleet.TerminalRef]seqMark
+}
+
+type seqMark struct{ seq, ts int64 }
+
+func newHealthSink(observers ...interface{ Observe(*posfleet.Message) }) *healthSink {
+	return &healthSink{observers: observers, last: map[posfleet.TerminalRef]seqMark{}}
+}
+
+// Accept decodes the message and hands it to the observers unless it is
+// one already seen: a seq no higher than the last with a timestamp no
+// later (a terminal that starts its seqs again has a later clock).
+// A *posfleet.Rejection for bad input is acknowledged by mqttsource.
+func (h *healthSink) Accept(_ context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, payload []byte) error {
+	msg, err := posfleet.Decode(ref, ch, payload, time.Now())
+	if err != nil {
+		return err
+	}
+	if hd := msg.Header(); hd.Seq > 0 {
+		ts := hd.TS.UnixMilli()
+		h.mu.Lock()
+		last, seen := h.last[msg.Terminal]
+		dup := seen && hd.Seq <= last.seq && ts <= last.ts
+		if !dup {
+			h.last[msg.Terminal] = seqMark{seq: hd.Seq, ts: ts}
+		}
+		h.mu.Unlock()
+		if dup {
+			return nil
+		}
+	}
+	for _, o := range h.observers {
+		o.Observe(msg)
+	}
+	return nil
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/posfleet/posfleet/collector"
 	"github.com/posfleet/posfleet/commands"
 	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/healthview"
 	"github.com/posfleet/posfleet/influxdb"
 	"github.com/posfleet/posfleet/journal"
 	"github.com/posfleet/posfleet/mqttsource"
@@ -120,6 +121,13 @@ type Config struct {
 	// EventRetention bounds the security events and rejections kept in
 	// the database (see journal.Retention).
 	EventRetention journal.Retention
+	// HealthClientID is the health role's client ID on the external
+	// broker (--mqtt-source); stable per instance, since the broker keeps
+	// its persistent session.
+	HealthClientID string
+	// Publisher configures the health view's publisher (roles.go says
+	// where it runs); its Logger, Site and OnPolicy are the server's.
+	Publisher healthview.PublisherOptions
 }
 
 // DefaultConfig returns the components' defaults with their files under dataDir.
@@ -139,6 +147,7 @@ func DefaultConfig(dataDir string) Config {
 		SnapshotInterval: time.Minute,
 		Source:           mqttsource.DefaultOptions(),
 		EventRetention:   journal.DefaultRetention(),
+		Publisher:        healthview.DefaultPublisherOptions(),
 	}
 	cfg.Broker.DataDir = filepath.Join(dataDir, "broker")
 	cfg.Collector.SpoolDir = filepath.Join(dataDir, "spool")
@@ -163,6 +172,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Roles.check(c.Source.Broker != ""); err != nil {
 		return err
+	}
+	if c.Roles.Health && c.HealthClientID == "" {
+		return errors.New("serve: the health role needs a client ID on the external broker (--health-client-id)")
 	}
 	errs := []error{c.Broker.Validate(), c.Collector.Validate(), c.Registry.Validate(), c.Health.Validate(), c.Influx.Validate(), c.EventRetention.Validate()}
 	if c.Source.Broker != "" {
@@ -204,6 +216,10 @@ type Server struct {
 	stopHealth context.CancelFunc
 
 	healthDone chan struct{}
+
+	publisher     *healthview.Publisher
+	stopPublisher context.CancelFunc
+	publisherDone chan struct{}
 
 	src        *mqttsource.Subscriber
 	stopSource context.CancelFunc
@@ -303,7 +319,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	// InfluxDB is asked only now, in the background: a store that is down
 	// or hangs must not keep the listeners closed (the spool exists so
 	// that it need not). /healthz reports it as "timeseries" meanwhile.
-	go s.pingStore(s.store)
+	if s.cfg.Roles.Collector || s.cfg.Roles.Web {
+		go s.pingStore(s.store) // the health role alone has no use for it
+	}
 	s.log.Info("posfleet serving", "memory_limit", memLimit, "roles", s.cfg.Roles.String(), "mqtt", mqttAddr, "mqtt_source", s.cfg.Source.Broker, "http", s.httpLn.Addr().String(), "influx", s.cfg.Influx.URL, "data", s.cfg.DataDir)
 	return nil
 }
@@ -345,7 +363,16 @@ func (s *Server) startPipeline(ctx context.Context) (checks map[string]web.Check
 		_, err := s.reg.Get(context.Background(), ref)
 		return err == nil
 	}
-	checks = map[string]web.Check{"timeseries": s.store.Ping}
+	checks = map[string]web.Check{}
+	if s.cfg.Roles.Collector || s.cfg.Roles.Web {
+		// The health role alone never writes or reads series.
+		checks["timeseries"] = s.store.Ping
+	}
+	if s.cfg.Roles.Health {
+		if err := s.startHealth(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if s.cfg.Roles.Collector {
 		if err := s.startHealth(ctx); err != nil {
 			return nil, err
@@ -355,6 +382,11 @@ func (s *Server) startPipeline(ctx context.Context) (checks map[string]web.Check
 			return nil, err
 		}
 		checks["collector"] = func(context.Context) error { return s.col.Healthy() }
+	}
+	if s.cfg.Roles.publishesHealth(s.cfg.Source.Broker != "") {
+		if err := s.startPublisher(); err != nil {
+			return nil, err
+		}
 	}
 	if s.cfg.Source.Broker != "" {
 		if err := s.startSource(); err != nil {
@@ -512,7 +544,11 @@ func (s *Server) DB() *store.DB { return s.db }
 // Users gives tests the users and API tokens of the web UI.
 func (s *Server) Users() *auth.Store { return s.users }
 
-// Health is the health engine, nil without the collector role.
+// Publisher is the health view's publisher, nil where it does not run
+// (roles.go).
+func (s *Server) Publisher() *healthview.Publisher { return s.publisher }
+
+// Health is the health engine, nil without the collector or health role.
 func (s *Server) Health() *health.Engine { return s.engine }
 
 // Collector is the collector, nil without the collector role.

@@ -82,6 +82,7 @@ func TestEveryServeFlagReachesItsOption(t *testing.T) {
 		"mqtt-source-password-file": {base: source, args: []string{"--mqtt-source-password-file", token}, fields: []string{"Source.Password"}},
 		"mqtt-source-client-prefix": {base: source, args: []string{"--mqtt-source-client-prefix", "p-"}, fields: []string{"Source.ClientID"}},
 		"mqtt-source-ca-file":       {base: source, args: []string{"--mqtt-source-ca-file", ca}, fields: []string{"Source.TLS"}},
+		"health-client-id":          {args: []string{"--health-client-id", "h-1"}, fields: []string{"HealthClientID"}},
 		"emqx-auth-token-file":      {args: []string{"--emqx-auth-token-file", token}, fields: []string{"EMQXToken"}},
 	}
 	config := func(t *testing.T, args ...string) server.Config {

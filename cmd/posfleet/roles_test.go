@@ -21,7 +21,9 @@ func TestRoleCombinations(t *testing.T) {
 	}{
 		{"broker without collector", "broker,web", "", "needs the collector role"},
 		{"collector alone without a source", "collector", "", "needs --mqtt-source"},
-		{"source without collector", "web", "tcp://127.0.0.1:1", "needs the collector role"},
+		{"source without collector", "web", "tcp://127.0.0.1:1", "needs the collector or the health role"},
+		{"health without a source", "health", "", "needs --mqtt-source"},
+		{"health with collector", "health,collector", "tcp://127.0.0.1:1", "runs without broker and collector"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
