@@ -306,9 +306,9 @@ func (s *Server) openStores(ctx context.Context) (err error) {
 	if s.db, err = store.Open(ctx, store.URLFor(s.cfg.DataDir, s.cfg.DatabaseURL)); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	ropts := RegistryOptions(s.cfg.DataDir, s.cfg.Registry)
+	ropts := s.cfg.Registry
 	ropts.Logger = s.log
-	if s.reg, err = registry.Open(filepath.Join(s.cfg.DataDir, "registry.db"), ropts); err != nil {
+	if s.reg, err = OpenRegistry(ctx, s.db, s.cfg.DataDir, ropts); err != nil {
 		return err
 	}
 	if s.users, err = auth.Open(filepath.Join(s.cfg.DataDir, "users.db"), auth.DefaultOptions()); err != nil {
