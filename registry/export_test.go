@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"time"
 
 	"github.com/posfleet/posfleet"
 )
@@ -49,4 +50,12 @@ func Persisted(r *Registry) ([]posfleet.TerminalRef, error) {
 		out = append(out, ref)
 	}
 	return out, rows.Err()
+}
+
+// LastImport returns how long r's last import spent hashing secrets and
+// writing to the database (and memory).
+func LastImport(r *Registry) (hash, write time.Duration) {
+	r.importMu.Lock()
+	defer r.importMu.Unlock()
+	return r.lastImport[0], r.lastImport[1]
 }

@@ -267,10 +267,12 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, emit func([]Credent
 			toHash = append(toHash, i)
 		}
 	}
+	hashStart := time.Now()
 	hashes, err := r.hashAll(ctx, creds)
 	if err != nil {
 		return ImportResult{}, fmt.Errorf("registry: import: %w", err)
 	}
+	hashTime := time.Since(hashStart)
 	hashOf := make(map[int]string, len(toHash))
 	for j, i := range toHash {
 		hashOf[i] = hashes[j]
@@ -280,6 +282,7 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, emit func([]Credent
 	var rotated []posfleet.TerminalRef
 	// Stored times are milliseconds: the same in memory.
 	now := time.Now().UTC().Truncate(time.Millisecond)
+	writeStart := time.Now()
 	r.syncMu.Lock()
 	defer r.syncMu.Unlock()
 	var written []storedTerminal
@@ -387,7 +390,10 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, emit func([]Credent
 	r.forget(rotated)
 	r.synced = newVersion
 	res.Credentials = creds
-	r.log.Info("import", "added", res.Added, "updated", res.Updated, "unchanged", res.Unchanged, "rotated", len(rotated))
+	writeTime := time.Since(writeStart)
+	r.lastImport = [2]time.Duration{hashTime, writeTime}
+	r.log.Info("import", "added", res.Added, "updated", res.Updated, "unchanged", res.Unchanged, "rotated", len(rotated),
+		"hash_seconds", hashTime.Seconds(), "write_seconds", writeTime.Seconds())
 	return res, nil
 }
 

@@ -266,6 +266,9 @@ type Registry struct {
 	// current state, hashes secrets outside the write transaction, then
 	// applies (other processes are checked under the version lock).
 	importMu sync.Mutex
+	// lastImport is how long the last import took hashing and writing
+	// (under importMu), for the benchmark.
+	lastImport [2]time.Duration
 
 	cacheMu sync.Mutex
 	// cacheKey is the HMAC key of the cache, from Options.CacheKeyFile or
