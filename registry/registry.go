@@ -247,6 +247,12 @@ type Registry struct {
 	missMu sync.Mutex
 	missed map[posfleet.TerminalRef]struct{}
 
+	// onAdded, when set, receives the terminals new to idx (see
+	// OnProvisioned); added holds them until the sync loop hands them on.
+	onAdded atomic.Pointer[func([]posfleet.TerminalRef)]
+	addedMu sync.Mutex
+	added   []posfleet.TerminalRef
+
 	stopSync chan struct{}
 	syncDone chan struct{}
 	kick     chan struct{}
@@ -393,6 +399,30 @@ func (r *Registry) runSync() {
 			r.log.Info("reading terminal changes again")
 		}
 		failing = err != nil
+		r.handOnAdded()
+	}
+}
+
+// OnProvisioned makes fn receive, from now on, the terminals that appear
+// in the registry, whether imported by this process or another: after each
+// sync, from the sync's goroutine (never under a lock of the registry, and
+// never from Get or Authenticate, so fn may call them). The health engine
+// counts them as never connected until their first message.
+func (r *Registry) OnProvisioned(fn func([]posfleet.TerminalRef)) {
+	r.onAdded.Store(&fn)
+}
+
+func (r *Registry) handOnAdded() {
+	fn := r.onAdded.Load()
+	if fn == nil {
+		return
+	}
+	r.addedMu.Lock()
+	added := r.added
+	r.added = nil
+	r.addedMu.Unlock()
+	if len(added) > 0 {
+		(*fn)(added)
 	}
 }
 
@@ -434,16 +464,26 @@ func (r *Registry) apply(rows []loadedRow) {
 	if len(rows) == 0 {
 		return
 	}
-	var rotated []posfleet.TerminalRef
+	var rotated, added []posfleet.TerminalRef
+	notify := r.onAdded.Load() != nil
 	r.idxMu.Lock()
 	for i := range rows {
 		row := &rows[i]
-		if old := r.idx[row.t.TerminalRef]; old != nil && old.hash != row.hash {
+		old := r.idx[row.t.TerminalRef]
+		if old != nil && old.hash != row.hash {
 			rotated = append(rotated, row.t.TerminalRef)
+		}
+		if old == nil && notify {
+			added = append(added, row.t.TerminalRef)
 		}
 		r.idx[row.t.TerminalRef] = &entry{t: row.t, hash: row.hash}
 	}
 	r.idxMu.Unlock()
+	if len(added) > 0 {
+		r.addedMu.Lock()
+		r.added = append(r.added, added...)
+		r.addedMu.Unlock()
+	}
 	r.forget(rotated)
 	r.cacheMu.Lock()
 	for i := range rows {

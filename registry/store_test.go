@@ -318,3 +318,30 @@ func TestImportWholeOrNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestOnProvisioned: terminals imported by another process are handed to
+// the hook (the health engine's never-connected list) after a sync, once.
+func TestOnProvisioned(t *testing.T) {
+	db := storetest.SQLite(t)
+	opts := registry.Options{HashMemoryKiB: 64, SyncInterval: 50 * time.Millisecond}
+	a, b := openOn(t, db, opts), openOn(t, db, opts)
+	got := make(chan []posfleet.TerminalRef, 10)
+	b.OnProvisioned(func(refs []posfleet.TerminalRef) { got <- refs })
+	creds := importFile(t, a, "good.csv").Credentials
+	var seen []posfleet.TerminalRef
+	deadline := time.After(5 * time.Second)
+	for len(seen) < len(creds) {
+		select {
+		case refs := <-got:
+			seen = append(seen, refs...)
+		case <-deadline:
+			t.Fatalf("hook got %v, want the %d imported terminals", seen, len(creds))
+		}
+	}
+	rotateT1(t, a, rotatedSecret)
+	select {
+	case refs := <-got:
+		t.Errorf("hook got %v for a rotation", refs)
+	case <-time.After(300 * time.Millisecond):
+	}
+}

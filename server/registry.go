@@ -28,4 +28,3 @@ func OpenRegistry(ctx context.Context, db *store.DB, dataDir string, opts regist
 	}
 	return registry.Open(ctx, db, opts)
 }
-

@@ -338,6 +338,10 @@ func (s *Server) startPipeline(ctx context.Context) (checks map[string]web.Check
 		if err := s.startHealth(ctx); err != nil {
 			return nil, err
 		}
+		// Terminals provisioned by other processes (the command line,
+		// another replica) count as never connected too.
+		eng := s.engine
+		s.reg.OnProvisioned(func(refs []posfleet.TerminalRef) { eng.Provision(refs...) })
 		copts.Observers = []collector.Observer{s.engine, s.cmds}
 		if s.col, err = collector.New(copts, influxdb.Encoder{}, s.store); err != nil {
 			return nil, err
