@@ -223,7 +223,7 @@ var ErrBadCredentials = errors.New("bad username or password")
 // between two syncs (see lookup): a terminal provisioned elsewhere a moment
 // ago is found at once, but a flood of unknown names costs at most this many
 // queries per SyncInterval, and a name looked up once waits for the sync.
-const missLookups = 1000
+const missLookups = 100
 
 // Registry is an open terminal registry. It is safe for concurrent use.
 type Registry struct {
