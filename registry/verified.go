@@ -31,12 +31,11 @@ const (
 	// HMAC-SHA256 can use.
 	cacheKeyLen = 32
 	macLen      = sha256.Size
-	tagLen      = sha256.Size
 )
 
 // minPersistedSecretLen is the shortest secret, in characters, whose
-// verification is written to disk. Whoever holds both the registry file and
-// the key file can test guesses against a persisted entry at HMAC speed
+// verification is written to the database. Whoever holds both the database
+// and the key file can test guesses against a persisted entry at HMAC speed
 // instead of argon2id speed. That is harmless for a secret of 256 random bits
 // (posfleet generates 43 base64url characters, the simulator 64 hex
 // characters), but not for a short secret an operator may have made up, so
