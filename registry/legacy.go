@@ -3,6 +3,7 @@ package registry
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -58,10 +59,13 @@ type legacyRecord struct {
 // copied.
 //
 // The copy is one transaction: all or nothing. A terminal already in the
-// database (provisioned before the import) is kept as it is. The persisted
-// verified credentials of the file are not copied: each terminal is
-// verified slowly once more.
-func ImportFile(ctx context.Context, db *store.DB, path string, log *slog.Logger) (int, error) {
+// database (provisioned before the import) is kept as it is. The verified
+// credentials the file kept under the key in cacheKeyFile (the data
+// directory's credential-cache.key, which stays where it is) are copied
+// too, so that the fleet reconnecting after the upgrade skips argon2id as
+// after any restart; without the key file ("" or missing) they are left
+// behind and each terminal is verified slowly once.
+func ImportFile(ctx context.Context, db *store.DB, path, cacheKeyFile string, log *slog.Logger) (int, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -78,9 +82,17 @@ func ImportFile(ctx context.Context, db *store.DB, path string, log *slog.Logger
 		return 0, finishImported(path, prev, log)
 	}
 
-	terms, err := readLegacy(path)
+	terms, verified, err := readLegacy(path)
 	if err != nil {
 		return 0, err
+	}
+	var key []byte
+	if cacheKeyFile != "" && len(verified) > 0 {
+		if _, err := os.Stat(cacheKeyFile); err == nil {
+			if key, _, err = loadCacheKey(cacheKeyFile); err != nil {
+				return 0, fmt.Errorf("registry: import %s: %w", path, err)
+			}
+		}
 	}
 	n := 0
 	err = db.Tx(ctx, func(tx *sql.Tx) error {
@@ -99,6 +111,11 @@ func ImportFile(ctx context.Context, db *store.DB, path string, log *slog.Logger
 		}
 		if err := upsertTerminals(ctx, tx, terms, v, true); err != nil {
 			return err
+		}
+		if key != nil {
+			if err := putVerified(ctx, tx, keyID(key), verified); err != nil {
+				return err
+			}
 		}
 		mark, _ := json.Marshal(importedFile{File: path, Terminals: len(terms), At: store.Millis(time.Now())})
 		if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value, updated_ms) VALUES ($1, $2, $3)`,
@@ -157,17 +174,19 @@ func finishImported(path string, prev importedFile, log *slog.Logger) error {
 	return nil
 }
 
-// readLegacy reads every terminal of the file, read-only.
-func readLegacy(path string) ([]storedTerminal, error) {
+// readLegacy reads every terminal of the file, read-only, and the verified
+// credentials that match their secret hash.
+func readLegacy(path string) ([]storedTerminal, []verifiedRow, error) {
 	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	if errors.Is(err, bolt.ErrTimeout) {
-		return nil, fmt.Errorf("registry: %s is in use by a posfleet of the previous release: stop it first", path)
+		return nil, nil, fmt.Errorf("registry: %s is in use by a posfleet of the previous release: stop it first", path)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("registry: open previous release's file %s: %w", path, err)
+		return nil, nil, fmt.Errorf("registry: open previous release's file %s: %w", path, err)
 	}
 	defer db.Close()
 	var out []storedTerminal
+	var verified []verifiedRow
 	err = db.View(func(tx *bolt.Tx) error {
 		if meta := tx.Bucket([]byte("meta")); meta != nil {
 			if v := meta.Get([]byte("schema")); v != nil {
@@ -180,6 +199,8 @@ func readLegacy(path string) ([]storedTerminal, error) {
 		if b == nil {
 			return nil
 		}
+		// Entries of the verified bucket: key -> mac || SHA-256(hash).
+		vb := tx.Bucket([]byte("verified"))
 		return b.ForEach(func(k, v []byte) error {
 			tenant, terminal, _ := bytes.Cut(k, []byte{0})
 			ref := posfleet.TerminalRef{Tenant: string(tenant), Terminal: string(terminal)}
@@ -196,11 +217,18 @@ func readLegacy(path string) ([]storedTerminal, error) {
 			t := Terminal{TerminalRef: ref, Model: rec.Model, Merchant: rec.Merchant, Site: rec.Site, Region: rec.Region,
 				Lat: rec.Lat, Lon: rec.Lon, Created: rec.Created.UTC(), Updated: rec.Updated.UTC()}
 			out = append(out, storedTerminal{t: t, hash: rec.SecretHash})
+			if vb != nil {
+				e := vb.Get(k)
+				tag := sha256.Sum256([]byte(rec.SecretHash))
+				if len(e) == 2*macLen && bytes.Equal(e[macLen:], tag[:]) {
+					verified = append(verified, verifiedRow{ref: ref, mac: [macLen]byte(e[:macLen]), hash: rec.SecretHash})
+				}
+			}
 			return nil
 		})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("registry: read previous release's file %s: %w", path, err)
+		return nil, nil, fmt.Errorf("registry: read previous release's file %s: %w", path, err)
 	}
-	return out, nil
+	return out, verified, nil
 }

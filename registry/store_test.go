@@ -232,7 +232,7 @@ func TestUpgradeFromRegistryFile(t *testing.T) {
 		file := filepath.Join(dir, registry.LegacyFile)
 		copyFile(t, filepath.Join("testdata", "registry-v1.db"), file)
 
-		n, err := registry.ImportFile(ctx, db, file, nil)
+		n, err := registry.ImportFile(ctx, db, file, "", nil)
 		if err != nil || n != len(upgradeTerminals) {
 			t.Fatalf("ImportFile = %d, %v; want %d", n, err, len(upgradeTerminals))
 		}
@@ -269,7 +269,7 @@ func TestUpgradeFromRegistryFile(t *testing.T) {
 		// replica) is neither imported nor renamed.
 		other := filepath.Join(t.TempDir(), registry.LegacyFile)
 		copyFile(t, filepath.Join("testdata", "registry-v1.db"), other)
-		if n, err := registry.ImportFile(ctx, db, other, nil); err != nil || n != 0 {
+		if n, err := registry.ImportFile(ctx, db, other, "", nil); err != nil || n != 0 {
 			t.Errorf("second ImportFile = %d, %v; want 0, nil", n, err)
 		}
 		if _, err := os.Stat(other); err != nil {
@@ -279,14 +279,14 @@ func TestUpgradeFromRegistryFile(t *testing.T) {
 		if err := os.Rename(file+".imported", file); err != nil {
 			t.Fatal(err)
 		}
-		if n, err := registry.ImportFile(ctx, db, file, nil); err != nil || n != 0 {
+		if n, err := registry.ImportFile(ctx, db, file, "", nil); err != nil || n != 0 {
 			t.Errorf("ImportFile of the file already imported = %d, %v; want 0, nil", n, err)
 		}
 		if _, err := os.Stat(file + ".imported"); err != nil {
 			t.Errorf("the file already imported was not renamed: %v", err)
 		}
 		// No file: nothing to do.
-		if n, err := registry.ImportFile(ctx, db, filepath.Join(t.TempDir(), registry.LegacyFile), nil); err != nil || n != 0 {
+		if n, err := registry.ImportFile(ctx, db, filepath.Join(t.TempDir(), registry.LegacyFile), "", nil); err != nil || n != 0 {
 			t.Errorf("ImportFile without a file = %d, %v", n, err)
 		}
 	})
@@ -344,4 +344,38 @@ func TestOnProvisioned(t *testing.T) {
 		t.Errorf("hook got %v for a rotation", refs)
 	case <-time.After(300 * time.Millisecond):
 	}
+}
+
+// TestUpgradeKeepsVerifiedCredentials: a data directory of the previous
+// release with its credential cache (testdata/registry-v1-cached.db and
+// its key file, written by the bbolt registry): the entries come along,
+// so that the fleet reconnecting after the upgrade skips argon2id; the
+// short secret, never persisted, and the rotated-away one are verified
+// slowly as before.
+func TestUpgradeKeepsVerifiedCredentials(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		dir := t.TempDir()
+		file, key := filepath.Join(dir, registry.LegacyFile), filepath.Join(dir, "credential-cache.key")
+		copyFile(t, filepath.Join("testdata", "registry-v1-cached.db"), file)
+		copyFile(t, filepath.Join("testdata", "registry-v1-cached.key"), key)
+		if n, err := registry.ImportFile(ctx, db, file, key, nil); err != nil || n != len(upgradeTerminals) {
+			t.Fatalf("ImportFile = %d, %v", n, err)
+		}
+		r := openOn(t, db, registry.Options{CacheKeyFile: key})
+		for _, u := range upgradeTerminals {
+			want := int64(0)
+			if len(u.secret) < registry.MinPersistedSecretLen {
+				want = 1
+			}
+			if n, err := authCounting(r, u.ref, u.secret); err != nil || n != want {
+				t.Errorf("Authenticate %v after the upgrade: %v, %d slow verifications; want %d", u.ref, err, n, want)
+			}
+			if u.oldSecret != "" {
+				if err := auth(r, u.ref, u.oldSecret); !errors.Is(err, registry.ErrBadCredentials) {
+					t.Errorf("secret of %v before its rotation: %v", u.ref, err)
+				}
+			}
+		}
+	})
 }

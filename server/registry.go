@@ -23,7 +23,7 @@ func RegistryOptions(dataDir string, opts registry.Options) registry.Options {
 // is imported first (once per database, see registry.ImportFile).
 func OpenRegistry(ctx context.Context, db *store.DB, dataDir string, opts registry.Options) (*registry.Registry, error) {
 	opts = RegistryOptions(dataDir, opts)
-	if _, err := registry.ImportFile(ctx, db, filepath.Join(dataDir, registry.LegacyFile), opts.Logger); err != nil {
+	if _, err := registry.ImportFile(ctx, db, filepath.Join(dataDir, registry.LegacyFile), opts.CacheKeyFile, opts.Logger); err != nil {
 		return nil, err
 	}
 	return registry.Open(ctx, db, opts)
