@@ -255,7 +255,6 @@ type Registry struct {
 
 	stopSync chan struct{}
 	syncDone chan struct{}
-	kick     chan struct{}
 	// syncs counts syncs, so that tests can wait for one.
 	syncs atomic.Int64
 
@@ -343,7 +342,7 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Registry, error) {
 	if err := r.sync(ctx); err != nil {
 		return nil, fmt.Errorf("registry: open: %w", err)
 	}
-	if r.persist == nil && opts.CacheKeyFile != "" {
+	if opts.CacheKeyFile != "" {
 		if err := r.dropStaleVerified(ctx); err != nil {
 			return nil, fmt.Errorf("registry: open: %w", err)
 		}
@@ -351,7 +350,7 @@ func Open(ctx context.Context, db *store.DB, opts Options) (*Registry, error) {
 		go r.runPersister()
 	}
 	r.dummyHash = r.hashSecret([]byte(generateSecret()))
-	r.stopSync, r.syncDone, r.kick = make(chan struct{}), make(chan struct{}), make(chan struct{}, 1)
+	r.stopSync, r.syncDone = make(chan struct{}), make(chan struct{})
 	if opts.SyncInterval > 0 {
 		go r.runSync()
 	} else {
@@ -373,8 +372,8 @@ func (r *Registry) Close() error {
 	return nil
 }
 
-// runSync reads the changes of other processes every SyncInterval, and at
-// once when kicked.
+// runSync reads the changes of other processes every SyncInterval (this
+// process's own are applied by Import as it commits).
 func (r *Registry) runSync() {
 	defer close(r.syncDone)
 	t := time.NewTicker(r.opts.SyncInterval)
@@ -385,7 +384,6 @@ func (r *Registry) runSync() {
 		case <-r.stopSync:
 			return
 		case <-t.C:
-		case <-r.kick:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(10*time.Second, r.opts.SyncInterval))
 		err := r.sync(ctx)
