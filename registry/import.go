@@ -358,13 +358,13 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, emit func([]Credent
 			written = append(written, st)
 		}
 		r.idxMu.RUnlock()
-		if err := upsertTerminals(ctx, tx, written, v, false); err != nil {
+		if err := upsertTerminals(ctx, r.db.Dialect, tx, written, v, false); err != nil {
 			return err
 		}
 		if err := dropVerified(ctx, tx, secretSet); err != nil {
 			return err
 		}
-		if err := putVerified(ctx, tx, r.keyID, verified); err != nil {
+		if err := putVerified(ctx, r.db.Dialect, tx, r.keyID, verified); err != nil {
 			return err
 		}
 		if emit != nil {

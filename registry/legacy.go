@@ -109,11 +109,11 @@ func ImportFile(ctx context.Context, db *store.DB, path, cacheKeyFile string, lo
 		} else if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if err := upsertTerminals(ctx, tx, terms, v, true); err != nil {
+		if err := upsertTerminals(ctx, db.Dialect, tx, terms, v, true); err != nil {
 			return err
 		}
 		if key != nil {
-			if err := putVerified(ctx, tx, keyID(key), verified); err != nil {
+			if err := putVerified(ctx, db.Dialect, tx, keyID(key), verified); err != nil {
 				return err
 			}
 		}

@@ -104,9 +104,13 @@ type storedTerminal struct {
 // statements gain nothing measurable.
 const rowsPerInsert = 1000
 
-// insertValues returns "($o+1,...,$o+n),(...)" for rows rows of n
-// parameters each.
-func insertValues(rows, n int) string {
+// insertValues returns "($1,...,$n),($n+1,...),..." for rows rows of n
+// parameters each; for SQLite "(?,...,?),...": SQLite treats $N as a named
+// parameter and looks each one up in a list of all the statement's names,
+// which is quadratic in their number (measured: 20 s to write 20,000
+// terminals in statements of 1,000 rows, against a fraction of a second
+// with ?). Both mean the arguments in order.
+func insertValues(d store.Dialect, rows, n int) string {
 	var b strings.Builder
 	p := 1
 	for i := range rows {
@@ -118,8 +122,12 @@ func insertValues(rows, n int) string {
 			if j > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(p))
+			if d == store.Postgres {
+				b.WriteByte('$')
+				b.WriteString(strconv.Itoa(p))
+			} else {
+				b.WriteByte('?')
+			}
 			p++
 		}
 		b.WriteByte(')')
@@ -130,7 +138,7 @@ func insertValues(rows, n int) string {
 // upsertTerminals writes ts with change version v, a multi-row statement
 // per rowsPerInsert rows. With keep, terminals already in the database are
 // left as they are (the import of a previous release's file).
-func upsertTerminals(ctx context.Context, tx *sql.Tx, ts []storedTerminal, v int64, keep bool) error {
+func upsertTerminals(ctx context.Context, d store.Dialect, tx *sql.Tx, ts []storedTerminal, v int64, keep bool) error {
 	const cols = 12
 	conflict := ` ON CONFLICT (tenant, terminal) DO UPDATE SET model = excluded.model, merchant = excluded.merchant,
 		site = excluded.site, region = excluded.region, lat = excluded.lat, lon = excluded.lon,
@@ -151,7 +159,7 @@ func upsertTerminals(ctx context.Context, tx *sql.Tx, ts []storedTerminal, v int
 				lat, lon, s.hash, store.Millis(s.t.Created), store.Millis(s.t.Updated), v)
 		}
 		q := `INSERT INTO terminals (tenant, terminal, model, merchant, site, region, lat, lon, secret_hash, created_ms, updated_ms, version) VALUES ` +
-			insertValues(n, cols) + conflict
+			insertValues(d, n, cols) + conflict
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("store terminals: %w", err)
 		}
@@ -169,7 +177,7 @@ type verifiedRow struct {
 
 // putVerified stores entries under key, a multi-row statement per
 // rowsPerInsert rows.
-func putVerified(ctx context.Context, tx *sql.Tx, key []byte, es []verifiedRow) error {
+func putVerified(ctx context.Context, d store.Dialect, tx *sql.Tx, key []byte, es []verifiedRow) error {
 	const cols = 5
 	args := make([]any, 0, cols*rowsPerInsert)
 	for len(es) > 0 {
@@ -179,7 +187,7 @@ func putVerified(ctx context.Context, tx *sql.Tx, key []byte, es []verifiedRow) 
 			tag := sha256.Sum256([]byte(e.hash))
 			args = append(args, e.ref.Tenant, e.ref.Terminal, key, e.mac[:], tag[:])
 		}
-		q := `INSERT INTO terminal_verified (tenant, terminal, key_id, mac, tag) VALUES ` + insertValues(n, cols) +
+		q := `INSERT INTO terminal_verified (tenant, terminal, key_id, mac, tag) VALUES ` + insertValues(d, n, cols) +
 			` ON CONFLICT (tenant, terminal, key_id) DO UPDATE SET mac = excluded.mac, tag = excluded.tag`
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("store verified credentials: %w", err)
