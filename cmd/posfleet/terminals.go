@@ -28,7 +28,7 @@ type TerminalsImportCmd struct {
 // when any line is bad; the secrets file is written before the database
 // commits, so a terminal never exists without its secret on disk. It works
 // beside a running server, which knows the new terminals within its
-// --registry-sync interval.
+// --registry-sync-interval.
 func (cmd *TerminalsImportCmd) Run(ctx context.Context, g *Globals) error {
 	f, err := os.Open(cmd.File)
 	if err != nil {
