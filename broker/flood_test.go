@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/broker"
 	"github.com/posfleet/posfleet/registry"
+	"github.com/posfleet/posfleet/store/storetest"
 )
 
 // throttlingAuth is fakeAuth that takes the source address, records it, and
@@ -149,7 +149,7 @@ func TestWrongPasswordFlood(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a thousand connections")
 	}
-	reg, err := registry.Open(filepath.Join(t.TempDir(), "registry.db"), registry.Options{})
+	reg, err := registry.Open(context.Background(), storetest.SQLite(t), registry.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

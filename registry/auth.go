@@ -15,7 +15,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/posfleet/posfleet"
-	bolt "go.etcd.io/bbolt"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -95,10 +94,10 @@ func verifySecret(encoded string, secret []byte) (bool, error) {
 // A successful slow verification is remembered as an HMAC of the secret under
 // the cache key, so that reconnects skip argon2id; the entry is dropped when
 // Import changes the terminal's secret. With Options.CacheKeyFile the entry
-// is also written to the registry file in the background (see persister), so
+// is also written to the database in the background (see persister), so
 // that the cache survives a restart: the moment every terminal reconnects at
 // once. Only secrets of at least minPersistedSecretLen characters are
-// written: whoever steals both the key file and the registry can test guesses
+// written: whoever steals both the key file and the database can test guesses
 // against a written entry at HMAC speed, which is hopeless against the 256
 // random bits of a generated secret but not against a short secret an
 // operator chose.
@@ -160,16 +159,13 @@ func (r *Registry) AuthenticateFrom(ctx context.Context, username string, passwo
 	defer func() { r.usernames.done(usr, failed, time.Now()) }()
 
 	var hash string
-	err = r.db.View(func(tx *bolt.Tx) error {
-		rec, err := getRecord(tx.Bucket(bucketTerminals), ref)
-		if rec != nil {
-			hash = rec.SecretHash
-		}
-		return err
-	})
+	e, err := r.lookup(ctx, ref)
 	if err != nil {
 		r.log.Error("authenticate: read terminal", "terminal", ref.String(), "err", err)
 		return posfleet.TerminalRef{}, fmt.Errorf("registry: authenticate %s: %w", ref, err)
+	}
+	if e != nil {
+		hash = e.hash
 	}
 	known := hash != ""
 	if !known {

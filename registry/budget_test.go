@@ -140,7 +140,7 @@ func TestAuthenticateBudgets(t *testing.T) {
 
 	t.Run("options validated", func(t *testing.T) {
 		for _, o := range []registry.Options{{SourceFailureBurst: -1}, {UsernameFailureBurst: -3}, {MaxBudgetKeys: -1}} {
-			if r, err := registry.Open(t.TempDir()+"/r.db", o); err == nil {
+			if r, err := registry.Open(context.Background(), openDB(t, t.TempDir()+"/r.db"), o); err == nil {
 				r.Close()
 				t.Errorf("Open accepted %+v", o)
 			}

@@ -2,8 +2,8 @@ package registry
 
 import (
 	"context"
+	"database/sql"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,8 +16,6 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/posfleet/posfleet"
 )
@@ -247,19 +245,17 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, emit func([]Credent
 	defer r.importMu.Unlock()
 
 	// Find the new terminals first, so that their secrets can be hashed
-	// outside the write transaction: hashing thousands takes seconds, during
-	// which authentication must go on reading.
-	isNew := make([]bool, len(rows))
-	err = r.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketTerminals)
-		for i, row := range rows {
-			isNew[i] = b.Get(key(row.ref)) == nil
-		}
-		return nil
-	})
-	if err != nil {
+	// outside the write transaction: hashing thousands takes minutes,
+	// during which authentication and other writers must go on.
+	if err := r.sync(ctx); err != nil {
 		return ImportResult{}, fmt.Errorf("registry: import: %w", err)
 	}
+	isNew := make([]bool, len(rows))
+	r.idxMu.RLock()
+	for i, row := range rows {
+		isNew[i] = r.idx[row.ref] == nil
+	}
+	r.idxMu.RUnlock()
 	var creds []Credential
 	var toHash []int // index into rows, parallel to creds
 	for i := range rows {
@@ -271,10 +267,12 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, emit func([]Credent
 			toHash = append(toHash, i)
 		}
 	}
+	hashStart := time.Now()
 	hashes, err := r.hashAll(ctx, creds)
 	if err != nil {
 		return ImportResult{}, fmt.Errorf("registry: import: %w", err)
 	}
+	hashTime := time.Since(hashStart)
 	hashOf := make(map[int]string, len(toHash))
 	for j, i := range toHash {
 		hashOf[i] = hashes[j]
@@ -282,40 +280,66 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, emit func([]Credent
 
 	var res ImportResult
 	var rotated []posfleet.TerminalRef
-	now := time.Now().UTC()
-	err = r.db.Update(func(tx *bolt.Tx) error {
-		b, verified := tx.Bucket(bucketTerminals), tx.Bucket(bucketVerified)
+	// Stored times are milliseconds: the same in memory.
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	writeStart := time.Now()
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	var written []storedTerminal
+	var newVersion int64
+	var caught []loadedRow
+	err = r.db.Tx(ctx, func(tx *sql.Tx) error {
+		// The version lock first: from here on no other process writes
+		// terminals until this transaction ends, so what it reads next is
+		// what it writes over.
+		v, err := nextVersion(ctx, tx)
+		if err != nil {
+			return err
+		}
+		newVersion = v
+		// Changes committed by others since the sync above.
+		caught, err = r.changedSince(ctx, tx, r.synced)
+		if err != nil {
+			return err
+		}
+		current := make(map[posfleet.TerminalRef]*entry, len(caught))
+		for i := range caught {
+			current[caught[i].t.TerminalRef] = &entry{t: caught[i].t, hash: caught[i].hash}
+		}
+		var verified []verifiedRow
+		var secretSet []posfleet.TerminalRef
+		r.idxMu.RLock()
 		for i, row := range rows {
-			prev, err := getRecord(b, row.ref)
-			if err != nil {
-				return err
+			prev := current[row.ref]
+			if prev == nil {
+				prev = r.idx[row.ref]
 			}
 			if (prev == nil) != isNew[i] {
-				// importMu and the file lock make this impossible; refuse
-				// rather than store a terminal without a secret.
-				return fmt.Errorf("%s changed during the import", row.ref)
+				// Another process provisioned it since this import
+				// decided whether to make it a secret.
+				r.idxMu.RUnlock()
+				return posfleet.KindError(posfleet.Conflict, fmt.Sprintf("%s %v", row.ref, errChanged))
 			}
-			rec := record{Created: now}
+			st := storedTerminal{t: Terminal{TerminalRef: row.ref, Created: now}}
 			if prev != nil {
-				rec = *prev
+				st = storedTerminal{t: prev.t, hash: prev.hash}
 			}
-			rec.Model, rec.Merchant, rec.Site, rec.Region = row.model, row.merchant, row.site, row.region
-			rec.Lat, rec.Lon = row.lat, row.lon
+			st.t.Model, st.t.Merchant, st.t.Site, st.t.Region = row.model, row.merchant, row.site, row.region
+			st.t.Lat, st.t.Lon = row.lat, row.lon
 			if h, ok := hashOf[i]; ok {
-				rec.SecretHash = h
-				// In this transaction, not after it: a persisted entry
-				// of the old secret must not outlive the change, even
-				// by a crash. The import knows the new secret, so it
-				// stores the new one's entry right away where it may
-				// (see minPersistedSecretLen): a fleet provisioned and
-				// then connecting all at once skips argon2id as after a
+				st.hash = h
+				// In this transaction, not after it: a persisted entry of
+				// the old secret must not outlive the change, even by a
+				// crash. The import knows the new secret, so it stores the
+				// new one's entry right away where it may (see
+				// minPersistedSecretLen): a fleet provisioned and then
+				// connecting all at once skips argon2id as after a
 				// restart.
+				if prev != nil {
+					secretSet = append(secretSet, row.ref)
+				}
 				if r.persist != nil && utf8.RuneCountInString(row.secret) >= minPersistedSecretLen {
-					if err := verified.Put(key(row.ref), verifiedValue(r.mac([]byte(row.secret)), h)); err != nil {
-						return fmt.Errorf("store verified credential of %s: %w", row.ref, err)
-					}
-				} else if err := verified.Delete(key(row.ref)); err != nil {
-					return fmt.Errorf("drop verified credential of %s: %w", row.ref, err)
+					verified = append(verified, verifiedRow{ref: row.ref, mac: r.mac([]byte(row.secret)), hash: h})
 				}
 			}
 			switch {
@@ -324,20 +348,24 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, emit func([]Credent
 			case row.secret != "":
 				rotated = append(rotated, row.ref)
 				res.Updated++
-			case sameSite(prev, &rec):
+			case sameSite(&prev.t, &st.t):
 				res.Unchanged++
 				continue
 			default:
 				res.Updated++
 			}
-			rec.Updated = now
-			v, err := json.Marshal(&rec)
-			if err != nil {
-				return fmt.Errorf("encode %s: %w", row.ref, err)
-			}
-			if err := b.Put(key(row.ref), v); err != nil {
-				return fmt.Errorf("store %s: %w", row.ref, err)
-			}
+			st.t.Updated = now
+			written = append(written, st)
+		}
+		r.idxMu.RUnlock()
+		if err := upsertTerminals(ctx, r.db.Dialect, tx, written, v, false); err != nil {
+			return err
+		}
+		if err := dropVerified(ctx, tx, secretSet); err != nil {
+			return err
+		}
+		if err := putVerified(ctx, r.db.Dialect, tx, r.keyID, verified); err != nil {
+			return err
 		}
 		if emit != nil {
 			if err := emit(creds); err != nil {
@@ -350,14 +378,27 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, emit func([]Credent
 	if err != nil {
 		return ImportResult{}, fmt.Errorf("registry: import: %w", err)
 	}
+	// Into memory at once: what others changed before this import, then
+	// this import. Nothing else was written in between (the version lock),
+	// so everything up to newVersion is known.
+	r.apply(caught)
+	mine := make([]loadedRow, len(written))
+	for i, st := range written {
+		mine[i] = loadedRow{t: st.t, hash: st.hash, version: newVersion}
+	}
+	r.apply(mine)
 	r.forget(rotated)
+	r.synced = newVersion
 	res.Credentials = creds
-	r.log.Info("import", "added", res.Added, "updated", res.Updated, "unchanged", res.Unchanged, "rotated", len(rotated))
+	writeTime := time.Since(writeStart)
+	r.lastImport = [2]time.Duration{hashTime, writeTime}
+	r.log.Info("import", "added", res.Added, "updated", res.Updated, "unchanged", res.Unchanged, "rotated", len(rotated),
+		"hash_seconds", hashTime.Seconds(), "write_seconds", writeTime.Seconds())
 	return res, nil
 }
 
 // sameSite reports whether a and b hold the same site data.
-func sameSite(a, b *record) bool {
+func sameSite(a, b *Terminal) bool {
 	eq := func(x, y *float64) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
 	return a.Model == b.Model && a.Merchant == b.Merchant && a.Site == b.Site && a.Region == b.Region &&
 		eq(a.Lat, b.Lat) && eq(a.Lon, b.Lon)

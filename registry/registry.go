@@ -1,32 +1,34 @@
-// Package registry is the durable store of provisioned terminals: who may
-// connect (tenant, terminal ID, secret hash) and where each terminal stands
-// (model, merchant, site, region, coordinates). See PROTOCOL.md §1 "Identity"
-// and §4 "Provisioning".
+// Package registry is the store of provisioned terminals: who may connect
+// (tenant, terminal ID, secret hash) and where each terminal stands (model,
+// merchant, site, region, coordinates). See PROTOCOL.md §1 "Identity" and §4
+// "Provisioning".
 //
-// The store is one bbolt file. bbolt holds an exclusive file lock while the
-// file is open, so a second posfleet process (for example `posfleet terminals
-// import` while the server runs) gets a clear "in use" error instead of
-// corrupting it; such changes go through the running server's API.
+// The terminals live in the control-plane database (store: the table
+// terminals), shared by every process of a cluster and by the command line
+// beside a running server. Each Registry keeps all of them in memory, so
+// that authentication and the collector's per-message check never query:
+// it loads them at Open and then reads, every SyncInterval, only the rows
+// changed since (a change version), and at once after its own writes.
 package registry
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"runtime"
-	"strconv"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/store"
 )
 
 // Options configures a Registry. A zero field takes its value from
@@ -72,12 +74,14 @@ type Options struct {
 	// at once skips argon2id too. It is the path of a
 	// file holding the cache's HMAC key (32 random bytes), created with mode
 	// 0600 if missing; Open refuses a key file of another size or readable
-	// by group or others. The entries themselves are stored in the registry
-	// file; a new key file (for example after deleting it) drops them.
+	// by group or others. The entries themselves are stored in the database
+	// (terminal_verified), under a digest of the key: processes with other
+	// keys neither use nor drop them, and a new key file (for example after
+	// deleting it) starts with none.
 	//
-	// The key lives outside the registry file on purpose: a copy of the
-	// registry alone, such as a backup, must not let anyone test guesses at
-	// a secret faster than argon2id allows. Whoever has both files can test
+	// The key lives outside the database on purpose: a copy of the database
+	// alone, such as a backup, must not let anyone test guesses at a secret
+	// faster than argon2id allows. Whoever has both can test
 	// guesses at HMAC speed against persisted entries, so only secrets of at
 	// least 32 characters are persisted (posfleet generates 256-bit random
 	// ones of 43 characters); shorter ones, possibly chosen by an operator
@@ -87,6 +91,14 @@ type Options struct {
 	// "" keeps the cache in memory only, under a key that changes with every
 	// process.
 	CacheKeyFile string
+
+	// SyncInterval is how often the terminals changed by other processes
+	// (another replica, the command line beside the server) are read from
+	// the database: a terminal provisioned or rotated elsewhere is known
+	// here, and an old secret refused, within about this long. Negative:
+	// only at Open and after this process's own changes (a short-lived
+	// command).
+	SyncInterval time.Duration
 
 	// Logger receives import summaries and storage problems; nil discards.
 	Logger *slog.Logger
@@ -136,6 +148,10 @@ func DefaultOptions() Options {
 		UsernameFailureBurst:      5,
 		// About 200 bytes each: 100,000 keys are 20 MiB per budget at most.
 		MaxBudgetKeys: 100_000,
+		// A few seconds, as the issue asks of a terminal provisioned on
+		// another replica. The look is one indexed query answering no rows
+		// when nothing changed: negligible even on a busy PostgreSQL.
+		SyncInterval: 2 * time.Second,
 	}
 }
 
@@ -182,6 +198,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxBudgetKeys == 0 {
 		o.MaxBudgetKeys = d.MaxBudgetKeys
 	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = d.SyncInterval
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -200,30 +219,44 @@ var ErrNotFound = posfleet.KindError(posfleet.NotFound, "terminal not found")
 // which (MQTT "bad username or password").
 var ErrBadCredentials = errors.New("bad username or password")
 
-// ErrInUse is returned by Open when another process holds the registry file.
-var ErrInUse = errors.New("in use by another posfleet process")
-
-// schemaVersion is the layout of the file; Open refuses a newer one rather
-// than misreading it after a downgrade.
-const schemaVersion = 1
-
-var (
-	bucketMeta      = []byte("meta")
-	bucketTerminals = []byte("terminals")
-	keySchema       = []byte("schema")
-)
-
-// lockTimeout is how long Open waits for the file lock. Long enough to ride
-// out a previous process that is just exiting, short enough that a user
-// running a second command sees the error at once.
-const lockTimeout = time.Second
+// missLookups bounds the database lookups of names missing from memory
+// between two syncs (see lookup): a terminal provisioned elsewhere a moment
+// ago is found at once, but a flood of unknown names costs at most this many
+// queries per SyncInterval, and a name looked up once waits for the sync.
+const missLookups = 100
 
 // Registry is an open terminal registry. It is safe for concurrent use.
 type Registry struct {
-	db   *bolt.DB
-	path string
+	db   *store.DB
 	opts Options
 	log  *slog.Logger
+
+	// idx holds every terminal of the database as of the last sync (plus
+	// the rows this process wrote or looked up since).
+	idxMu sync.RWMutex
+	idx   map[posfleet.TerminalRef]*entry
+
+	// syncMu serialises syncs and the part of an import that reads the
+	// changes under the version lock; synced is the highest change version
+	// applied to idx, everything at or below it is in idx.
+	syncMu sync.Mutex
+	synced int64
+
+	// missed holds the names looked up in the database since the last
+	// sync (see missLookups).
+	missMu sync.Mutex
+	missed map[posfleet.TerminalRef]struct{}
+
+	// onAdded, when set, receives the terminals new to idx (see
+	// OnProvisioned); added holds them until the sync loop hands them on.
+	onAdded atomic.Pointer[func([]posfleet.TerminalRef)]
+	addedMu sync.Mutex
+	added   []posfleet.TerminalRef
+
+	stopSync chan struct{}
+	syncDone chan struct{}
+	// syncs counts syncs, so that tests can wait for one.
+	syncs atomic.Int64
 
 	// verifySem bounds the slow argon2id verifications.
 	verifySem chan struct{}
@@ -234,81 +267,59 @@ type Registry struct {
 	// as long as a wrong secret for a known one.
 	dummyHash string
 
-	// importMu serialises imports: an import reads the current state,
-	// hashes secrets outside the write transaction, then applies.
+	// importMu serialises this process's imports: an import reads the
+	// current state, hashes secrets outside the write transaction, then
+	// applies (other processes are checked under the version lock).
 	importMu sync.Mutex
+	// lastImport is how long the last import took hashing and writing
+	// (under importMu), for the benchmark.
+	lastImport [2]time.Duration
 
 	cacheMu sync.Mutex
 	// cacheKey is the HMAC key of the cache, from Options.CacheKeyFile or
-	// else process-random; the cache never holds secrets.
+	// else process-random; the cache never holds secrets. keyID names it in
+	// terminal_verified.
 	cacheKey []byte
+	keyID    []byte
 	cache    map[posfleet.TerminalRef][macLen]byte
 	// cacheEpoch changes whenever a secret changes, so that a verification
 	// that read the old hash cannot cache its result after the change.
 	cacheEpoch uint64
 
-	// persist writes verified credentials to disk; nil without
+	// persist writes verified credentials to the database; nil without
 	// Options.CacheKeyFile.
 	persist *persister
 
-	// slowVerifies counts argon2id verifications and persistBatches the
-	// writer's transactions, so that tests can tell a cache hit from a
-	// verification, and see the batching, without timing.
-	slowVerifies, persistBatches atomic.Int64
+	// slowVerifies counts argon2id verifications, persistBatches the
+	// writer's transactions and missQueries the lookups of missing names,
+	// so that tests can tell a cache hit from a verification, and see the
+	// batching and the bound, without timing.
+	slowVerifies, persistBatches, missQueries atomic.Int64
 	// testHookBeforePersist, when set by a test, runs in the writer before
 	// it takes the pending entries.
 	testHookBeforePersist func()
 }
 
-// Open opens the registry file at path, creating it (mode 0600) if needed.
-// It fails with ErrInUse when another process has the file open.
-func Open(path string, opts Options) (*Registry, error) {
+// entry is a terminal as held in memory.
+type entry struct {
+	t    Terminal
+	hash string
+}
+
+// Open opens the registry in db (migrated by store.Open) and loads every
+// terminal into memory. Close stops its background work; db stays open,
+// the caller's to close after.
+func Open(ctx context.Context, db *store.DB, opts Options) (*Registry, error) {
 	opts = opts.withDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
-	if errors.Is(err, bolt.ErrTimeout) {
-		return nil, fmt.Errorf("registry %s is %w", path, ErrInUse)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("registry: open %s: %w", path, err)
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.CreateBucketIfNotExists(bucketTerminals); err != nil {
-			return err
-		}
-		// Created even without a key file, so that Import can always delete
-		// the entry of a secret it changes (an import from the command line
-		// opens the registry without the server's key file). An older
-		// posfleet ignores the bucket; entries it left stale are dropped by
-		// their hash tag at load.
-		if _, err := tx.CreateBucketIfNotExists(bucketVerified); err != nil {
-			return err
-		}
-		if v := meta.Get(keySchema); v != nil {
-			n, err := strconv.Atoi(string(v))
-			if err != nil || n > schemaVersion {
-				return fmt.Errorf("schema version %q is newer than this posfleet understands (%d)", v, schemaVersion)
-			}
-			return nil
-		}
-		return meta.Put(keySchema, []byte(strconv.Itoa(schemaVersion)))
-	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("registry: open %s: %w", path, err)
-	}
-
 	r := &Registry{
 		db:        db,
-		path:      path,
 		opts:      opts,
 		log:       opts.Logger.With("component", "registry"),
+		idx:       make(map[posfleet.TerminalRef]*entry),
+		missed:    make(map[posfleet.TerminalRef]struct{}),
 		verifySem: make(chan struct{}, opts.MaxConcurrentVerify),
 		sources:   newBudget(opts.SourceFailuresPerSecond, opts.SourceFailureBurst, opts.MaxBudgetKeys, max(1, opts.MaxConcurrentVerify/2)),
 		usernames: newBudget(opts.UsernameFailuresPerSecond, opts.UsernameFailureBurst, opts.MaxBudgetKeys, 0),
@@ -318,85 +329,204 @@ func Open(path string, opts Options) (*Registry, error) {
 		r.cacheKey = make([]byte, cacheKeyLen)
 		rand.Read(r.cacheKey) // never fails (crypto/rand docs)
 	} else {
-		// After the file lock, so that two processes never race to create
-		// the key of one registry.
 		key, created, err := loadCacheKey(opts.CacheKeyFile)
-		if err == nil {
-			r.cacheKey = key
-			err = r.loadVerified(created)
-		}
 		if err != nil {
-			db.Close()
-			return nil, fmt.Errorf("registry: open %s: %w", path, err)
+			return nil, fmt.Errorf("registry: open: %w", err)
 		}
+		r.cacheKey = key
 		if created {
 			r.log.Info("new credential cache key; terminals are verified slowly once", "key_file", opts.CacheKeyFile)
+		}
+	}
+	r.keyID = keyID(r.cacheKey)
+	if err := r.sync(ctx); err != nil {
+		return nil, fmt.Errorf("registry: open: %w", err)
+	}
+	if opts.CacheKeyFile != "" {
+		if err := r.dropStaleVerified(ctx); err != nil {
+			return nil, fmt.Errorf("registry: open: %w", err)
 		}
 		r.persist = newPersister()
 		go r.runPersister()
 	}
 	r.dummyHash = r.hashSecret([]byte(generateSecret()))
+	r.stopSync, r.syncDone = make(chan struct{}), make(chan struct{})
+	if opts.SyncInterval > 0 {
+		go r.runSync()
+	} else {
+		close(r.syncDone)
+	}
 	return r, nil
 }
 
-// Close writes the verified credentials still pending, then releases the
-// file and its lock.
+// Close stops the sync and writes the verified credentials still pending.
+// It does not close the database.
 func (r *Registry) Close() error {
+	select {
+	case <-r.stopSync:
+	default:
+		close(r.stopSync)
+	}
+	<-r.syncDone
 	r.stopPersister()
-	if err := r.db.Close(); err != nil {
-		return fmt.Errorf("registry: close %s: %w", r.path, err)
+	return nil
+}
+
+// runSync reads the changes of other processes every SyncInterval (this
+// process's own are applied by Import as it commits).
+func (r *Registry) runSync() {
+	defer close(r.syncDone)
+	t := time.NewTicker(r.opts.SyncInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-r.stopSync:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), max(10*time.Second, r.opts.SyncInterval))
+		err := r.sync(ctx)
+		cancel()
+		// Logged once per outage, not every interval: what is in memory
+		// keeps serving meanwhile.
+		switch {
+		case err != nil && !failing:
+			r.log.Error("read terminal changes; serving those known", "err", err)
+		case err == nil && failing:
+			r.log.Info("reading terminal changes again")
+		}
+		failing = err != nil
+		r.handOnAdded()
+	}
+}
+
+// OnProvisioned makes fn receive, from now on, the terminals that appear
+// in the registry, whether imported by this process or another: after each
+// sync, from the sync's goroutine (never under a lock of the registry, and
+// never from Get or Authenticate, so fn may call them). The health engine
+// counts them as never connected until their first message.
+func (r *Registry) OnProvisioned(fn func([]posfleet.TerminalRef)) {
+	r.onAdded.Store(&fn)
+}
+
+func (r *Registry) handOnAdded() {
+	fn := r.onAdded.Load()
+	if fn == nil {
+		return
+	}
+	r.addedMu.Lock()
+	added := r.added
+	r.added = nil
+	r.addedMu.Unlock()
+	if len(added) > 0 {
+		(*fn)(added)
+	}
+}
+
+// Sync reads the terminals changed in the database since the last look
+// (by other processes: this one's own changes are in memory at once). The
+// background loop does it every SyncInterval; commands and tests may call
+// it to be sure.
+func (r *Registry) Sync(ctx context.Context) error {
+	if err := r.sync(ctx); err != nil {
+		return fmt.Errorf("registry: sync: %w", err)
 	}
 	return nil
 }
 
-// record is the stored form of a terminal. JSON keeps the file readable with
-// bbolt tools and lets fields be added without a migration.
-type record struct {
-	Model      string    `json:"model,omitempty"`
-	Merchant   string    `json:"merchant,omitempty"`
-	Site       string    `json:"site,omitempty"`
-	Region     string    `json:"region,omitempty"`
-	Lat        *float64  `json:"lat,omitempty"`
-	Lon        *float64  `json:"lon,omitempty"`
-	Created    time.Time `json:"created"`
-	Updated    time.Time `json:"updated"`
-	SecretHash string    `json:"secret_hash"`
-}
-
-func (rec *record) terminal(ref posfleet.TerminalRef) Terminal {
-	return Terminal{
-		TerminalRef: ref,
-		Model:       rec.Model, Merchant: rec.Merchant, Site: rec.Site, Region: rec.Region,
-		Lat: rec.Lat, Lon: rec.Lon,
-		Created: rec.Created, Updated: rec.Updated,
+func (r *Registry) sync(ctx context.Context) error {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	rows, err := r.changedSince(ctx, r.db, r.synced)
+	if err != nil {
+		return err
 	}
+	r.apply(rows)
+	for _, row := range rows {
+		r.synced = max(r.synced, row.version)
+	}
+	// Names missing before this sync are either here now or still missing:
+	// let them be looked up again.
+	r.missMu.Lock()
+	clear(r.missed)
+	r.missMu.Unlock()
+	r.syncs.Add(1)
+	return nil
 }
 
-// key orders terminals by tenant, then terminal ID: NUL sorts below every ID
-// character, so tenant "a" comes before tenant "a-b" (a ':' separator would
-// not, as '-' < ':').
-func key(ref posfleet.TerminalRef) []byte {
-	k := make([]byte, 0, len(ref.Tenant)+1+len(ref.Terminal))
-	k = append(k, ref.Tenant...)
-	k = append(k, 0)
-	return append(k, ref.Terminal...)
+// apply puts rows read from the database into memory. A terminal whose
+// secret hash changed loses its cached credential; a verified entry of this
+// process's key that matches the row's hash is cached.
+func (r *Registry) apply(rows []loadedRow) {
+	if len(rows) == 0 {
+		return
+	}
+	var rotated, added []posfleet.TerminalRef
+	notify := r.onAdded.Load() != nil
+	r.idxMu.Lock()
+	for i := range rows {
+		row := &rows[i]
+		old := r.idx[row.t.TerminalRef]
+		if old != nil && old.hash != row.hash {
+			rotated = append(rotated, row.t.TerminalRef)
+		}
+		if old == nil && notify {
+			added = append(added, row.t.TerminalRef)
+		}
+		r.idx[row.t.TerminalRef] = &entry{t: row.t, hash: row.hash}
+	}
+	r.idxMu.Unlock()
+	if len(added) > 0 {
+		r.addedMu.Lock()
+		r.added = append(r.added, added...)
+		r.addedMu.Unlock()
+	}
+	r.forget(rotated)
+	r.cacheMu.Lock()
+	for i := range rows {
+		row := &rows[i]
+		if len(row.mac) != macLen {
+			continue
+		}
+		if tag := sha256.Sum256([]byte(row.hash)); subtle.ConstantTimeCompare(tag[:], row.tag) == 1 {
+			r.cache[row.t.TerminalRef] = [macLen]byte(row.mac)
+		}
+	}
+	r.cacheMu.Unlock()
 }
 
-func refFromKey(k []byte) posfleet.TerminalRef {
-	tenant, terminal, _ := bytes.Cut(k, []byte{0})
-	return posfleet.TerminalRef{Tenant: string(tenant), Terminal: string(terminal)}
-}
-
-func getRecord(b *bolt.Bucket, ref posfleet.TerminalRef) (*record, error) {
-	v := b.Get(key(ref))
-	if v == nil {
+// lookup returns the terminal's entry, or nil when it is not provisioned.
+// A name missing from memory is looked up in the database, so that a
+// terminal provisioned elsewhere a moment ago is known at once, but only
+// once per name and missLookups names per sync: a flood of unknown names
+// cannot become a flood of queries.
+func (r *Registry) lookup(ctx context.Context, ref posfleet.TerminalRef) (*entry, error) {
+	r.idxMu.RLock()
+	e := r.idx[ref]
+	r.idxMu.RUnlock()
+	if e != nil {
+		return e, nil
+	}
+	r.missMu.Lock()
+	_, seen := r.missed[ref]
+	full := len(r.missed) >= missLookups
+	if !seen && !full {
+		r.missed[ref] = struct{}{}
+	}
+	r.missMu.Unlock()
+	if seen || full {
 		return nil, nil
 	}
-	var rec record
-	if err := json.Unmarshal(v, &rec); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", ref, err)
+	r.missQueries.Add(1)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	row, err := r.getRow(ctx, ref)
+	if err != nil || row == nil {
+		return nil, err
 	}
-	return &rec, nil
+	r.apply([]loadedRow{*row})
+	return &entry{t: row.t, hash: row.hash}, nil
 }
 
 // Get returns one terminal, or an error wrapping ErrNotFound.
@@ -407,22 +537,22 @@ func (r *Registry) Get(ctx context.Context, ref posfleet.TerminalRef) (Terminal,
 	if err := ref.Validate(); err != nil {
 		return Terminal{}, fmt.Errorf("registry: get: %w", err)
 	}
-	var t Terminal
-	err := r.db.View(func(tx *bolt.Tx) error {
-		rec, err := getRecord(tx.Bucket(bucketTerminals), ref)
-		if err != nil {
-			return err
-		}
-		if rec == nil {
-			return ErrNotFound
-		}
-		t = rec.terminal(ref)
-		return nil
-	})
+	e, err := r.lookup(ctx, ref)
 	if err != nil {
 		return Terminal{}, fmt.Errorf("registry: get %s: %w", ref, err)
 	}
-	return t, nil
+	if e == nil {
+		return Terminal{}, fmt.Errorf("registry: get %s: %w", ref, ErrNotFound)
+	}
+	return e.t, nil
+}
+
+// less orders terminals by tenant, then terminal ID.
+func less(a, b posfleet.TerminalRef) int {
+	if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Terminal, b.Terminal)
 }
 
 // List returns the terminals of one tenant, or of all tenants when tenant is
@@ -434,54 +564,31 @@ func (r *Registry) List(ctx context.Context, tenant string) ([]Terminal, error) 
 	if tenant != "" && !posfleet.ValidID(tenant) {
 		return nil, fmt.Errorf("registry: list: tenant %q: %w", tenant, posfleet.ErrInvalidID)
 	}
-	var prefix []byte
-	if tenant != "" {
-		prefix = append([]byte(tenant), 0)
-	}
-	var out []Terminal
-	err := r.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketTerminals).Cursor()
-		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			// A large fleet takes a while to decode; stop when the caller
-			// has gone.
-			if len(out)%1024 == 1023 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			ref := refFromKey(k)
-			var rec record
-			if err := json.Unmarshal(v, &rec); err != nil {
-				return fmt.Errorf("decode %s: %w", ref, err)
-			}
-			out = append(out, rec.terminal(ref))
+	r.idxMu.RLock()
+	out := make([]Terminal, 0, len(r.idx))
+	for ref, e := range r.idx {
+		if tenant == "" || ref.Tenant == tenant {
+			out = append(out, e.t)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("registry: list: %w", err)
 	}
+	r.idxMu.RUnlock()
+	slices.SortFunc(out, func(a, b Terminal) int { return less(a.TerminalRef, b.TerminalRef) })
 	return out, nil
 }
 
 // Refs returns the IDs of every provisioned terminal, sorted by tenant and
-// terminal ID. It reads only the keys: the health engine takes the whole
-// fleet's IDs at start (100,000 terminals) and needs nothing else.
+// terminal ID: the health engine takes the whole fleet's IDs at start.
 func (r *Registry) Refs(ctx context.Context) ([]posfleet.TerminalRef, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("registry: refs: %w", err)
 	}
-	var out []posfleet.TerminalRef
-	err := r.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketTerminals).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			out = append(out, refFromKey(k))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("registry: refs: %w", err)
+	r.idxMu.RLock()
+	out := make([]posfleet.TerminalRef, 0, len(r.idx))
+	for ref := range r.idx {
+		out = append(out, ref)
 	}
+	r.idxMu.RUnlock()
+	slices.SortFunc(out, less)
 	return out, nil
 }
 
@@ -490,13 +597,7 @@ func (r *Registry) Count(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("registry: count: %w", err)
 	}
-	var n int
-	err := r.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketTerminals).Stats().KeyN
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("registry: count: %w", err)
-	}
-	return n, nil
+	r.idxMu.RLock()
+	defer r.idxMu.RUnlock()
+	return len(r.idx), nil
 }

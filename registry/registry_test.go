@@ -18,11 +18,24 @@ import (
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/registry"
+	"github.com/posfleet/posfleet/store"
 )
 
-func openAt(t testing.TB, path string, opts registry.Options) *registry.Registry {
+// openDB opens (creating it if needed) the SQLite database at path.
+func openDB(t testing.TB, path string) *store.DB {
 	t.Helper()
-	r, err := registry.Open(path, opts)
+	db, err := store.Open(context.Background(), "sqlite://"+path)
+	if err != nil {
+		t.Fatalf("store.Open: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// openOn opens a registry on db, closed at the end of the test.
+func openOn(t testing.TB, db *store.DB, opts registry.Options) *registry.Registry {
+	t.Helper()
+	r, err := registry.Open(context.Background(), db, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -30,9 +43,15 @@ func openAt(t testing.TB, path string, opts registry.Options) *registry.Registry
 	return r
 }
 
+// openAt opens a registry on the SQLite database at path.
+func openAt(t testing.TB, path string, opts registry.Options) *registry.Registry {
+	t.Helper()
+	return openOn(t, openDB(t, path), opts)
+}
+
 func open(t testing.TB, opts registry.Options) *registry.Registry {
 	t.Helper()
-	return openAt(t, filepath.Join(t.TempDir(), "registry.db"), opts)
+	return openAt(t, filepath.Join(t.TempDir(), "posfleet.db"), opts)
 }
 
 func importFile(t testing.TB, r *registry.Registry, name string) registry.ImportResult {
@@ -91,19 +110,9 @@ func refs(ts []registry.Terminal) []string {
 }
 
 func TestOpen(t *testing.T) {
-	t.Run("creates the file private and keeps data across reopen", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "registry.db")
-		r, err := registry.Open(path, registry.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		fi, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-			t.Errorf("file mode %v, want no access for group and others", perm)
-		}
+	t.Run("keeps data across reopen", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "posfleet.db")
+		r := openAt(t, path, registry.Options{})
 		res := importFile(t, r, "good.csv")
 		if err := r.Close(); err != nil {
 			t.Fatal(err)
@@ -117,34 +126,6 @@ func TestOpen(t *testing.T) {
 			if err := auth(r, c.TerminalRef, c.Secret); err != nil {
 				t.Errorf("Authenticate %v after reopen: %v", c.TerminalRef, err)
 			}
-		}
-	})
-
-	t.Run("second open while open is refused as in use", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "registry.db")
-		openAt(t, path, registry.Options{})
-		start := time.Now()
-		r2, err := registry.Open(path, registry.Options{})
-		if err == nil {
-			r2.Close()
-			t.Fatal("second Open succeeded")
-		}
-		if !errors.Is(err, registry.ErrInUse) {
-			t.Errorf("error %v does not wrap ErrInUse", err)
-		}
-		want := fmt.Sprintf("registry %s is in use by another posfleet process", path)
-		if err.Error() != want {
-			t.Errorf("error %q, want %q", err, want)
-		}
-		if d := time.Since(start); d > 10*time.Second {
-			t.Errorf("took %v to give up", d)
-		}
-	})
-
-	t.Run("missing directory", func(t *testing.T) {
-		_, err := registry.Open(filepath.Join(t.TempDir(), "no", "such", "registry.db"), registry.Options{})
-		if err == nil {
-			t.Fatal("Open succeeded")
 		}
 	})
 }
@@ -968,7 +949,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 	b.Run("persisted", func(b *testing.B) {
 		const pool = 1000
 		dir := b.TempDir()
-		path := filepath.Join(dir, "registry.db")
+		path := filepath.Join(dir, "posfleet.db")
 		opts := registry.Options{HashMemoryKiB: 64, CacheKeyFile: filepath.Join(dir, "cache.key")}
 		r := openAt(b, path, opts)
 		creds := provision(b, r, pool)

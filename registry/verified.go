@@ -1,9 +1,10 @@
 package registry
 
 import (
-	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -13,31 +14,28 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
-	bolt "go.etcd.io/bbolt"
 )
 
 // The persisted verified-credential cache (Options.CacheKeyFile).
 //
-// Each entry of bucketVerified is key(ref) -> mac || tag: mac is the HMAC of
-// the secret under the key file's key, as held in memory, and tag is the
-// SHA-256 of the stored secret hash that the secret was verified against.
-// The tag ties the entry to one secret: Open drops an entry whose terminal
-// has another secret hash since (or no record), so a secret changed by
-// something that did not delete the entry, such as an older posfleet that
-// does not know this bucket, never leaves its old secret accepted.
-var bucketVerified = []byte("verified")
+// Each row of terminal_verified is (terminal, key_id) -> mac, tag: mac is
+// the HMAC of the secret under the key file's key, as held in memory,
+// key_id a digest naming that key, and tag the SHA-256 of the stored secret
+// hash that the secret was verified against. The tag ties the entry to one
+// secret: an entry whose terminal has another secret hash since is never
+// used (and dropped at Open), so a secret changed by something that did not
+// delete the entry never leaves its old secret accepted.
 
 const (
 	// cacheKeyLen is the size of the key file: 256 bits, as strong as
 	// HMAC-SHA256 can use.
 	cacheKeyLen = 32
 	macLen      = sha256.Size
-	tagLen      = sha256.Size
 )
 
 // minPersistedSecretLen is the shortest secret, in characters, whose
-// verification is written to disk. Whoever holds both the registry file and
-// the key file can test guesses against a persisted entry at HMAC speed
+// verification is written to the database. Whoever holds both the database
+// and the key file can test guesses against a persisted entry at HMAC speed
 // instead of argon2id speed. That is harmless for a secret of 256 random bits
 // (posfleet generates 43 base64url characters, the simulator 64 hex
 // characters), but not for a short secret an operator may have made up, so
@@ -146,29 +144,35 @@ func (r *Registry) stopPersister() {
 }
 
 // writeVerified stores entries in one transaction. An entry is written only
-// if its terminal still has the secret hash it was verified against, checked
-// inside the transaction: Import replaces a hash and deletes the entry in one
-// transaction, and bbolt runs write transactions one at a time, so a
-// verification that raced a rotation is either deleted by it or skipped here,
-// never written after it. (The epoch check in Authenticate cannot give this:
-// Import moves the epoch on only after its commit, and this write may fall
-// between the two.)
+// if its terminal still has the secret hash it was verified against,
+// checked in the statement itself. A rotation that commits between that
+// check and this commit can leave the entry written, but with the tag of the
+// old hash, which no load accepts; and Import moves the epoch on, so this
+// process does not cache it either.
 func (r *Registry) writeVerified(entries map[posfleet.TerminalRef]pendingEntry) {
 	if len(entries) == 0 {
 		return
 	}
 	written := 0
-	err := r.db.Update(func(tx *bolt.Tx) error {
-		terminals, verified := tx.Bucket(bucketTerminals), tx.Bucket(bucketVerified)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := r.db.Tx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO terminal_verified (tenant, terminal, key_id, mac, tag)
+			SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM terminals WHERE tenant = $1 AND terminal = $2 AND secret_hash = $6)
+			ON CONFLICT (tenant, terminal, key_id) DO UPDATE SET mac = excluded.mac, tag = excluded.tag`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
 		for ref, e := range entries {
-			rec, err := getRecord(terminals, ref)
-			if err != nil || rec == nil || rec.SecretHash != e.hash {
-				continue // changed or unreadable: it will be verified slowly
-			}
-			if err := verified.Put(key(ref), verifiedValue(e.mac, e.hash)); err != nil {
+			tag := sha256.Sum256([]byte(e.hash))
+			res, err := stmt.ExecContext(ctx, ref.Tenant, ref.Terminal, r.keyID, e.mac[:], tag[:], e.hash)
+			if err != nil {
 				return fmt.Errorf("store %s: %w", ref, err)
 			}
-			written++
+			if n, _ := res.RowsAffected(); n > 0 {
+				written++
+			}
 		}
 		return nil
 	})
@@ -180,58 +184,6 @@ func (r *Registry) writeVerified(entries map[posfleet.TerminalRef]pendingEntry) 
 	}
 	r.persistBatches.Add(1)
 	r.log.Debug("persisted verified credentials", "entries", written, "skipped", len(entries)-written)
-}
-
-func verifiedValue(mac [macLen]byte, hash string) []byte {
-	tag := sha256.Sum256([]byte(hash))
-	v := make([]byte, 0, macLen+tagLen)
-	v = append(v, mac[:]...)
-	return append(v, tag[:]...)
-}
-
-// loadVerified fills the in-memory cache from bucketVerified, deleting
-// entries that are malformed or whose terminal's secret hash changed since.
-// With fresh set (a new key), it empties the bucket instead: entries made
-// under another key can never match.
-func (r *Registry) loadVerified(fresh bool) error {
-	return r.db.Update(func(tx *bolt.Tx) error {
-		if fresh {
-			if err := tx.DeleteBucket(bucketVerified); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
-				return fmt.Errorf("clear verified credentials: %w", err)
-			}
-			_, err := tx.CreateBucket(bucketVerified)
-			return err
-		}
-		terminals, verified := tx.Bucket(bucketTerminals), tx.Bucket(bucketVerified)
-		var stale [][]byte
-		err := verified.ForEach(func(k, v []byte) error {
-			ref := refFromKey(k)
-			rec, err := getRecord(terminals, ref)
-			if err != nil || rec == nil || len(v) != macLen+tagLen {
-				stale = append(stale, bytes.Clone(k))
-				return nil
-			}
-			tag := sha256.Sum256([]byte(rec.SecretHash))
-			if !bytes.Equal(v[macLen:], tag[:]) {
-				stale = append(stale, bytes.Clone(k))
-				return nil
-			}
-			r.cache[ref] = [macLen]byte(v[:macLen])
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("load verified credentials: %w", err)
-		}
-		for _, k := range stale {
-			if err := verified.Delete(k); err != nil {
-				return fmt.Errorf("drop stale verified credential: %w", err)
-			}
-		}
-		if len(stale) > 0 {
-			r.log.Info("dropped verified credentials of changed secrets", "entries", len(stale))
-		}
-		return nil
-	})
 }
 
 // loadCacheKey reads the key file at path, or creates it with a new random

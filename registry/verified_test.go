@@ -1,6 +1,8 @@
 package registry_test
 
 import (
+	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -14,7 +16,6 @@ import (
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/registry"
-	bolt "go.etcd.io/bbolt"
 )
 
 // persistedSetup is a registry directory with a credential cache key file.
@@ -26,7 +27,7 @@ type persistedSetup struct {
 
 func newPersistedSetup(t testing.TB) persistedSetup {
 	dir := t.TempDir()
-	return persistedSetup{db: filepath.Join(dir, "registry.db"), keyFile: filepath.Join(dir, "credential-cache.key")}
+	return persistedSetup{db: filepath.Join(dir, "posfleet.db"), keyFile: filepath.Join(dir, "credential-cache.key")}
 }
 
 func (s persistedSetup) opts() registry.Options {
@@ -116,7 +117,7 @@ func TestCacheKeyFile(t *testing.T) {
 			}
 			tt.setup(t, s.keyFile)
 			before, _ := os.ReadFile(s.keyFile)
-			r, err := registry.Open(s.db, s.opts())
+			r, err := registry.Open(context.Background(), openDB(t, s.db), s.opts())
 			if err == nil {
 				r.Close()
 				t.Fatal("Open succeeded")
@@ -127,7 +128,7 @@ func TestCacheKeyFile(t *testing.T) {
 			if after, _ := os.ReadFile(s.keyFile); string(after) != string(before) {
 				t.Error("Open changed a key file it refused")
 			}
-			// The refusal must release the registry file.
+			// The refusal leaves the database usable.
 			openAt(t, s.db, registry.Options{HashMemoryKiB: 64})
 		})
 	}
@@ -413,32 +414,30 @@ func TestPersistedCache(t *testing.T) {
 	})
 }
 
-// rawVerified reads (and, with set non-nil, overwrites) rf's entry in the
-// registry file directly, as another program would.
+// rawVerified reads (and, with set non-nil, writes back) rf's entry in the
+// database directly, as another program would: its key ID, mac and tag.
 func rawVerified(t *testing.T, path string, rf posfleet.TerminalRef, set []byte) []byte {
 	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openDB(t, path)
 	defer db.Close()
-	k := []byte(rf.Tenant + "\x00" + rf.Terminal)
-	var v []byte
-	err = db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("verified"))
-		if b == nil {
-			return errors.New("no verified bucket")
+	ctx := context.Background()
+	if set != nil {
+		_, err := db.ExecContext(ctx, `INSERT INTO terminal_verified (tenant, terminal, key_id, mac, tag) VALUES ($1, $2, $3, $4, $5)`,
+			rf.Tenant, rf.Terminal, set[:16], set[16:48], set[48:])
+		if err != nil {
+			t.Fatal(err)
 		}
-		if set != nil {
-			return b.Put(k, set)
-		}
-		v = slices.Clone(b.Get(k))
 		return nil
-	})
+	}
+	var keyID, mac, tag []byte
+	err := db.QueryRowContext(ctx, `SELECT key_id, mac, tag FROM terminal_verified WHERE tenant = $1 AND terminal = $2`, rf.Tenant, rf.Terminal).Scan(&keyID, &mac, &tag)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	return v
+	return slices.Concat(keyID, mac, tag)
 }
 
 // holdWriter stops r's background writer the first time it wakes: held is
@@ -512,10 +511,11 @@ func BenchmarkOpenPersisted(b *testing.B) {
 	if err := r.Close(); err != nil {
 		b.Fatal(err)
 	}
+	db := openDB(b, s.db)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		r, err := registry.Open(s.db, s.opts())
+		r, err := registry.Open(context.Background(), db, s.opts())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -331,9 +331,9 @@ func (s *Server) openStores(ctx context.Context) (err error) {
 	if s.db, err = store.Open(ctx, store.URLFor(s.cfg.DataDir, s.cfg.DatabaseURL)); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	ropts := RegistryOptions(s.cfg.DataDir, s.cfg.Registry)
+	ropts := s.cfg.Registry
 	ropts.Logger = s.log
-	if s.reg, err = registry.Open(filepath.Join(s.cfg.DataDir, "registry.db"), ropts); err != nil {
+	if s.reg, err = OpenRegistry(ctx, s.db, s.cfg.DataDir, ropts); err != nil {
 		return err
 	}
 	// Users and tokens are in the database; a previous release's users.db
@@ -377,6 +377,10 @@ func (s *Server) startPipeline(ctx context.Context) (checks map[string]web.Check
 		if err := s.startHealth(ctx); err != nil {
 			return nil, err
 		}
+		// Terminals provisioned by other processes (the command line,
+		// another replica) count as never connected too.
+		eng := s.engine
+		s.reg.OnProvisioned(func(refs []posfleet.TerminalRef) { eng.Provision(refs...) })
 		copts.Observers = []collector.Observer{s.engine, s.cmds}
 		if s.col, err = collector.New(copts, influxdb.Encoder{}, s.store); err != nil {
 			return nil, err

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,6 +13,7 @@ import (
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/registry"
+	"github.com/posfleet/posfleet/store/storetest"
 	"github.com/posfleet/posfleet/web"
 )
 
@@ -26,7 +26,7 @@ const (
 // acme:T-0001 and acme:T-0002.
 func emqxServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	reg, err := registry.Open(filepath.Join(t.TempDir(), "registry.db"), registry.Options{HashMemoryKiB: 64})
+	reg, err := registry.Open(context.Background(), storetest.SQLite(t), registry.Options{HashMemoryKiB: 64})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/posfleet/posfleet/commands"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/registry"
+	"github.com/posfleet/posfleet/store/storetest"
 	"github.com/posfleet/posfleet/web"
 )
 
@@ -81,7 +82,7 @@ func TestAPIJSONShape(t *testing.T) {
 	ctx := context.Background()
 	admin, _ := users.CreateToken(ctx, "admin", auth.AllTenants)
 	users.AddUser(ctx, "ops", "acme", "correct horse battery")
-	reg, err := registry.Open(filepath.Join(dir, "registry.db"), registry.Options{HashMemoryKiB: 64})
+	reg, err := registry.Open(context.Background(), storetest.SQLite(t), registry.Options{HashMemoryKiB: 64})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,12 +13,13 @@ import (
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/auth"
 	"github.com/posfleet/posfleet/registry"
+	"github.com/posfleet/posfleet/store/storetest"
 	"github.com/posfleet/posfleet/web"
 )
 
 func TestAPIImport(t *testing.T) {
 	dir := t.TempDir()
-	reg, err := registry.Open(filepath.Join(dir, "registry.db"), registry.Options{HashMemoryKiB: 64})
+	reg, err := registry.Open(context.Background(), storetest.SQLite(t), registry.Options{HashMemoryKiB: 64})
 	if err != nil {
 		t.Fatal(err)
 	}

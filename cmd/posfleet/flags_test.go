@@ -73,6 +73,7 @@ func TestEveryServeFlagReachesItsOption(t *testing.T) {
 		"auth-source-burst":         {args: []string{"--auth-source-burst", "33"}, fields: []string{"Registry.SourceFailureBurst"}},
 		"auth-username-failures":    {args: []string{"--auth-username-failures", "3.5"}, fields: []string{"Registry.UsernameFailuresPerSecond"}},
 		"auth-username-burst":       {args: []string{"--auth-username-burst", "33"}, fields: []string{"Registry.UsernameFailureBurst"}},
+		"registry-sync-interval":    {args: []string{"--registry-sync-interval", "7s"}, fields: []string{"Registry.SyncInterval"}},
 		"allow-http-firmware":       {args: []string{"--allow-http-firmware"}, fields: []string{"AllowHTTPFirmware"}},
 		"secure-cookies":            {args: []string{"--secure-cookies"}, fields: []string{"SecureCookies"}},
 		"pprof-addr":                {args: []string{"--pprof-addr", "127.0.0.1:6"}, fields: []string{"PprofAddr"}},

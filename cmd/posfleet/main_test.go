@@ -21,6 +21,7 @@ import (
 	"github.com/posfleet/posfleet/influxdb/influxtest"
 	"github.com/posfleet/posfleet/registry"
 	"github.com/posfleet/posfleet/server"
+	"github.com/posfleet/posfleet/store"
 )
 
 // fleetCSV provisions n terminals of tenant acme with known secrets, and one
@@ -76,9 +77,17 @@ func startServer(t testing.TB, cfg server.Config) *server.Server {
 	return srv
 }
 
+// provision imports n terminals into the database of the data directory
+// of path (once the registry file, now beside the database).
 func provision(t testing.TB, path string, opts registry.Options, n int) {
 	t.Helper()
-	reg, err := registry.Open(path, opts)
+	dataDir := filepath.Dir(path)
+	db, err := store.Open(context.Background(), store.URLFor(dataDir, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	reg, err := registry.Open(context.Background(), db, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,8 +19,6 @@ import (
 	"strings"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/registry"
-	"github.com/posfleet/posfleet/server"
 )
 
 // MosquittoCmd writes Mosquitto's access configuration from the registry,
@@ -284,11 +282,11 @@ func readSecrets(path string) (map[posfleet.TerminalRef]string, error) {
 }
 
 func listTerminals(ctx context.Context, g *Globals) ([]posfleet.TerminalRef, error) {
-	reg, err := registry.Open(filepath.Join(g.DataDir, "registry.db"), server.RegistryOptions(g.DataDir, registry.DefaultOptions()))
+	reg, closeReg, err := openRegistry(ctx, g)
 	if err != nil {
 		return nil, err
 	}
-	defer reg.Close()
+	defer closeReg()
 	ts, err := reg.List(ctx, "")
 	if err != nil {
 		return nil, err

@@ -45,6 +45,7 @@ type ServeCmd struct {
 	AuthSourceBurst      int           `help:"Failed CONNECTs one source address may make in a burst (verifications under way included)." default:"${auth_source_burst}" env:"POSFLEET_AUTH_SOURCE_BURST"`
 	AuthUsernameFailures float64       `help:"Failed CONNECTs per second one username may cost an argon2id verification; terminals already verified since the start (or ever, with the cache key file) are never refused by it. Negative: no bound." default:"${auth_username_rate}" env:"POSFLEET_AUTH_USERNAME_FAILURES"`
 	AuthUsernameBurst    int           `help:"Failed CONNECTs one username may make in a burst." default:"${auth_username_burst}" env:"POSFLEET_AUTH_USERNAME_BURST"`
+	RegistrySyncInterval time.Duration `name:"registry-sync-interval" help:"How often terminals provisioned or rotated by other processes (other replicas, 'posfleet terminals import' beside the server) are read from the database; each process holds all terminals in memory." default:"${registry_sync}" env:"POSFLEET_REGISTRY_SYNC_INTERVAL"`
 	AllowHTTPFirmware    bool          `name:"allow-http-firmware" help:"Accept http:// package URLs in the firmware policy (by default only https://). The terminals still check each package's SHA-256." env:"POSFLEET_ALLOW_HTTP_FIRMWARE"`
 	SecureCookies        bool          `help:"Mark session cookies Secure: set it when users reach posfleet over HTTPS (directly or through a proxy)." env:"POSFLEET_SECURE_COOKIES"`
 	PprofAddr            string        `name:"pprof-addr" help:"Debugging aid, off when empty: serve Go's runtime profiles (/debug/pprof/: heap, goroutines, CPU) on this address, a listener of their own. Keep it on loopback (e.g. 127.0.0.1:6060): the profiles need no login and show the process's internals." env:"POSFLEET_PPROF_ADDR" placeholder:"HOST:PORT"`
@@ -70,6 +71,7 @@ func defaultVars() kong.Vars {
 		"auth_source_burst":   fmt.Sprint(r.SourceFailureBurst),
 		"auth_username_rate":  fmt.Sprint(r.UsernameFailuresPerSecond),
 		"auth_username_burst": fmt.Sprint(r.UsernameFailureBurst),
+		"registry_sync":       r.SyncInterval.String(),
 		"mqtt_addr":           b.TCPAddr,
 		"mqtt_tls_addr":       b.TLSAddr,
 		"rate":                fmt.Sprint(b.RatePerSecond),
@@ -145,6 +147,7 @@ func (cmd *ServeCmd) config(g *Globals) (server.Config, error) {
 	cfg.EventRetention.MaxAge, cfg.EventRetention.MaxRows = cmd.EventRetention, cmd.EventMaxRows
 	cfg.Registry.SourceFailuresPerSecond, cfg.Registry.SourceFailureBurst = cmd.AuthSourceFailures, cmd.AuthSourceBurst
 	cfg.Registry.UsernameFailuresPerSecond, cfg.Registry.UsernameFailureBurst = cmd.AuthUsernameFailures, cmd.AuthUsernameBurst
+	cfg.Registry.SyncInterval = cmd.RegistrySyncInterval
 	// Flag rules stricter than the components': the library takes a
 	// negative rate for no limit and no spool bound for zero; the command
 	// line keeps both on.

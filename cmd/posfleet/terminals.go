@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"text/tabwriter"
 
 	"github.com/posfleet/posfleet/registry"
 	"github.com/posfleet/posfleet/server"
+	"github.com/posfleet/posfleet/store"
 )
 
 // TerminalsCmd groups the provisioning commands.
@@ -25,22 +25,21 @@ type TerminalsImportCmd struct {
 }
 
 // Run imports the file: every line is checked first and nothing is applied
-// when any line is bad; the secrets file is written before the registry
-// commits, so a terminal never exists without its secret on disk.
+// when any line is bad; the secrets file is written before the database
+// commits, so a terminal never exists without its secret on disk. It works
+// beside a running server, which knows the new terminals within its
+// --registry-sync-interval.
 func (cmd *TerminalsImportCmd) Run(ctx context.Context, g *Globals) error {
 	f, err := os.Open(cmd.File)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if err := os.MkdirAll(g.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data directory: %w", err)
-	}
-	reg, err := openRegistry(g)
+	reg, closeReg, err := openRegistry(ctx, g)
 	if err != nil {
 		return err
 	}
-	defer reg.Close()
+	defer closeReg()
 	wrote := false
 	res, err := reg.Import(ctx, f, func(creds []registry.Credential) error {
 		if len(creds) == 0 {
@@ -86,11 +85,11 @@ type TerminalsListCmd struct {
 
 // Run prints the terminals as a table.
 func (cmd *TerminalsListCmd) Run(ctx context.Context, g *Globals) error {
-	reg, err := openRegistry(g)
+	reg, closeReg, err := openRegistry(ctx, g)
 	if err != nil {
 		return err
 	}
-	defer reg.Close()
+	defer closeReg()
 	ts, err := reg.List(ctx, cmd.Tenant)
 	if err != nil {
 		return err
@@ -107,12 +106,27 @@ func (cmd *TerminalsListCmd) Run(ctx context.Context, g *Globals) error {
 	return nil
 }
 
-// openRegistry opens the registry for a command, and says what to do when
-// a running server holds it (bbolt files have one process at a time).
-func openRegistry(g *Globals) (*registry.Registry, error) {
-	reg, err := registry.Open(filepath.Join(g.DataDir, "registry.db"), server.RegistryOptions(g.DataDir, registry.DefaultOptions()))
-	if errors.Is(err, registry.ErrInUse) {
-		return nil, fmt.Errorf("%w\n(posfleet serve holds it: stop it, or provision through the API: curl -H \"Authorization: Bearer $TOKEN\" --data-binary @fleet.csv http://HOST:8080/api/v1/terminals/import)", err)
+// openRegistry opens the registry in the control-plane database for a
+// command, beside a running server if there is one: the server knows of
+// the change within its sync interval. A previous release's registry.db in
+// the data directory is imported first, as `posfleet serve` would.
+func openRegistry(ctx context.Context, g *Globals) (*registry.Registry, func(), error) {
+	if err := os.MkdirAll(g.DataDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("data directory: %w", err)
 	}
-	return reg, err
+	db, err := store.Open(ctx, store.URLFor(g.DataDir, g.DatabaseURL))
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := registry.DefaultOptions()
+	// A command reads the terminals once and writes; it has nothing to
+	// keep in sync.
+	opts.SyncInterval = -1
+	opts.Logger = g.Logger
+	reg, err := server.OpenRegistry(ctx, db, g.DataDir, opts)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return reg, func() { reg.Close(); db.Close() }, nil
 }

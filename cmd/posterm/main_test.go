@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"github.com/posfleet/posfleet/influxdb/influxtest"
 	"github.com/posfleet/posfleet/registry"
 	"github.com/posfleet/posfleet/server/servertest"
+	"github.com/posfleet/posfleet/store/storetest"
 )
 
 // TestScenarioFile: the built-in file loads, and broken files are refused
@@ -78,7 +78,7 @@ func TestProvision(t *testing.T) {
 	if err := WriteFleet(&buf, fleet); err != nil {
 		t.Fatal(err)
 	}
-	reg, err := registry.Open(filepath.Join(t.TempDir(), "r.db"), registry.Options{HashMemoryKiB: 64})
+	reg, err := registry.Open(context.Background(), storetest.SQLite(t), registry.Options{HashMemoryKiB: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
