@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -73,7 +72,6 @@ func (fakeCommander) SendCommand(context.Context, posfleet.TerminalRef, posfleet
 // TestAPIJSONShape walks the JSON of every API endpoint: every key is
 // lower case (snake_case) and no value is null (empty lists are []).
 func TestAPIJSONShape(t *testing.T) {
-	dir := t.TempDir()
 	users, err := newUsers(t, auth.Options{BcryptCost: 4})
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,7 +17,6 @@ import (
 )
 
 func TestAPIImport(t *testing.T) {
-	dir := t.TempDir()
 	reg, err := registry.Open(context.Background(), storetest.SQLite(t), registry.Options{HashMemoryKiB: 64})
 	if err != nil {
 		t.Fatal(err)
