@@ -99,7 +99,7 @@ cat <<MSG
 
 posfleet demo is running
   web:       http://$http_addr/   login: $login_user / $login_password
-  API:       http://$http_addr/api/v1/fleet (with the signed-in session; tokens: stop the demo, then bin/posfleet --data-dir $data/server tokens create NAME --admin)
+  API:       http://$http_addr/api/v1/fleet (with the signed-in session; or a token, made while it runs: bin/posfleet --data-dir $data/server tokens create NAME --admin)
   MQTT:      tcp://$mqtt_addr   300 simulated terminals (log: $data/posterm.log)
   InfluxDB:  http://127.0.0.1:$influx_port  (bucket posfleet/autogen)
   metrics:   http://$http_addr/metrics (signed in as the administrator)   health: http://$http_addr/healthz
