@@ -215,6 +215,10 @@ type incidentSummary struct {
 	Tenant    string   `json:"tenant"`
 	Open      bool     `json:"open"`
 	Merchants []string `json:"merchants"`
+	Terminals []struct {
+		Terminal string `json:"terminal"`
+	} `json:"terminals"`
+	TerminalCount int `json:"terminal_count"`
 }
 
 func viewIncidents(t *testing.T, v fleetView) []incidentSummary {
@@ -356,8 +360,9 @@ func TestClusterShowsOneFleet(t *testing.T) {
 	simEmb := simulate("embedded", "tcp://"+embMQTT)
 	simCluster := simulate("cluster", "tcp://"+mq.addr)
 
-	// Mid-run, the health process that holds the lease is killed.
-	time.Sleep(10 * time.Second)
+	// Mid-run, the health process that holds the lease is killed; the
+	// other takes the lease over within its TTL, before the run ends.
+	time.Sleep(7 * time.Second)
 	var holder string
 	if err := db.QueryRow(`SELECT holder FROM leases WHERE name = 'health'`).Scan(&holder); err != nil {
 		t.Fatal(err)
@@ -369,7 +374,21 @@ func TestClusterShowsOneFleet(t *testing.T) {
 		t.Fatalf("lease holder %q is none of the health processes", holder)
 	}
 	killed.kill()
-	t.Logf("killed the lease holder %s %.1f s into the run", holder, time.Since(simStart).Seconds())
+	killedAt := time.Since(simStart)
+	t.Logf("killed the lease holder %s %.1f s into the run", holder, killedAt.Seconds())
+	var now string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if err := db.QueryRow(`SELECT holder FROM leases WHERE name = 'health'`).Scan(&now); err != nil {
+			t.Fatal(err)
+		}
+		if now != holder {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lease still held by the killed %s 30 s after the kill", holder)
+		}
+	}
+	t.Logf("%s took the lease over %.1f s after the kill, %.1f s into the run", now, (time.Since(simStart) - killedAt).Seconds(), time.Since(simStart).Seconds())
 
 	for name, cmd := range map[string]*exec.Cmd{"embedded": simEmb, "cluster": simCluster} {
 		if err := cmd.Wait(); err != nil {
@@ -378,10 +397,6 @@ func TestClusterShowsOneFleet(t *testing.T) {
 		}
 	}
 	t.Logf("simulations ended %.1f s after they started", time.Since(simStart).Seconds())
-	var now string
-	if err := db.QueryRow(`SELECT holder FROM leases WHERE name = 'health'`).Scan(&now); err != nil || now == holder {
-		t.Fatalf("lease holder %q after the kill (%v)", now, err)
-	}
 
 	// Settle: the replicas agree byte for byte; their flags are the
 	// embedded mode's, terminal by terminal. The simulator draws its
@@ -456,6 +471,30 @@ func TestClusterShowsOneFleet(t *testing.T) {
 	}
 	t.Logf("%d of %d terminals show exactly the embedded mode's flags", exact, len(want))
 
+	// The windowed offline flag of the flapping link: every terminal is
+	// offline after the simulator's goodbye, so the flag is checked in the
+	// history of transitions (flag_events) each mode's health view wrote:
+	// an offline flag cleared (the link came back) during the run is on
+	// the labels' offline terminals only, in both modes.
+	embDB, err := store.Open(context.Background(), store.URLFor(embDir, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer embDB.Close()
+	var flapping []string
+	for _, term := range slices.Sorted(maps.Keys(labels.flags)) {
+		if slices.Contains(labels.flags[term], "offline") {
+			flapping = append(flapping, term)
+		}
+	}
+	for mode, d := range map[string]*store.DB{"cluster": db, "embedded": embDB} {
+		if got := offlineCleared(t, d); !slices.Equal(got, flapping) {
+			t.Errorf("%s: offline cleared during the run on %v, labels expect it on %v", mode, got, flapping)
+		} else {
+			t.Logf("%s: offline raised and cleared during the run on %v, as the labels expect", mode, got)
+		}
+	}
+
 	// The incident: one, open, of tenant sim, in both modes. Which
 	// merchants it hit depends on which terminals happened to transact
 	// during the outage: exact equality is logged, the labels' promise
@@ -471,10 +510,27 @@ func TestClusterShowsOneFleet(t *testing.T) {
 			}
 		}
 	}
+	// Each incident's merchants are those of the terminals it hit, as the
+	// registry (PostgreSQL in the cluster, SQLite embedded) has them.
+	merchantOf := merchantsOf(t, fleet)
+	for mode, incs := range map[string][]incidentSummary{"cluster": clusterInc, "embedded": refInc} {
+		for _, inc := range incs {
+			if len(inc.Terminals) != inc.TerminalCount {
+				continue // the list is cut at health.MaxIncidentTerminals
+			}
+			set := map[string]bool{}
+			for _, term := range inc.Terminals {
+				set[merchantOf[term.Terminal]] = true
+			}
+			if got := slices.Sorted(maps.Keys(set)); !slices.Equal(got, inc.Merchants) {
+				t.Errorf("%s: incident merchants %v, its %d terminals are at %v", mode, inc.Merchants, inc.TerminalCount, got)
+			}
+		}
+	}
 	if slices.EqualFunc(refInc, clusterInc, sameIncident) {
-		t.Logf("incidents equal (tenant, open, merchants): %+v", clusterInc)
+		t.Logf("incidents equal (tenant, open, merchants): %v", summarize(clusterInc))
 	} else {
-		t.Logf("incidents: cluster %+v, embedded %+v (merchants differ with the simulator's draws)", clusterInc, refInc)
+		t.Logf("incidents: cluster %v, embedded %v (merchants differ with the simulator's draws)", summarize(clusterInc), summarize(refInc))
 	}
 
 	// Tokens: made on replica 1, used on replica 2 at once; revoked on
@@ -601,6 +657,60 @@ func labelFlags(l simLabels) map[string][]string {
 		s := slices.Clone(fl)
 		slices.Sort(s)
 		out[term] = slices.Compact(s)
+	}
+	return out
+}
+
+// offlineCleared returns, sorted, the terminals of tenant sim whose
+// offline flag was cleared, in the history of flag transitions.
+func offlineCleared(t *testing.T, db *store.DB) []string {
+	t.Helper()
+	rows, err := db.Query(`SELECT DISTINCT terminal FROM flag_events WHERE tenant = 'sim' AND flag = 'offline' AND NOT raised ORDER BY terminal`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var term string
+		if err := rows.Scan(&term); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, term)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// merchantsOf maps each terminal of posterm's fleet CSV to its merchant.
+func merchantsOf(t *testing.T, fleet string) map[string]string {
+	t.Helper()
+	f, err := os.Open(fleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) < 2 {
+		t.Fatalf("fleet %s: %d rows, %v", fleet, len(rows), err)
+	}
+	col := map[string]int{}
+	for i, h := range rows[0] {
+		col[h] = i
+	}
+	out := map[string]string{}
+	for _, r := range rows[1:] {
+		out[r[col["terminal"]]] = r[col["merchant"]]
+	}
+	return out
+}
+
+func summarize(incs []incidentSummary) []string {
+	var out []string
+	for _, inc := range incs {
+		out = append(out, fmt.Sprintf("tenant %s open %t: %d terminals at %d merchants %v", inc.Tenant, inc.Open, inc.TerminalCount, len(inc.Merchants), inc.Merchants))
 	}
 	return out
 }
