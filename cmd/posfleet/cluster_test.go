@@ -415,24 +415,19 @@ func TestClusterShowsOneFleet(t *testing.T) {
 		want[term] = fl
 	}
 	var r1, r2, ref fleetView
-	agree := func(cluster, embedded map[string][]string) (same bool, toLabels []string) {
-		for _, term := range slices.Sorted(maps.Keys(want)) {
-			switch {
-			case slices.Equal(cluster[term], embedded[term]):
-			case slices.Equal(cluster[term], want[term]):
-				toLabels = append(toLabels, term)
-			default:
-				return false, nil
+	agree := func(cluster, embedded map[string][]string) bool {
+		for term := range want {
+			if !slices.Equal(cluster[term], embedded[term]) && !slices.Equal(cluster[term], want[term]) {
+				return false
 			}
 		}
-		return true, toLabels
+		return true
 	}
 	settled := func() bool {
 		ref = readView(t, embURL, embAdmin)
 		r1 = readView(t, replicas[0], clusterAdmin)
 		r2 = readView(t, replicas[1], clusterAdmin)
-		same, _ := agree(viewFlags(t, r1), viewFlags(t, ref))
-		return r1.equal(r2) && same &&
+		return r1.equal(r2) && agree(viewFlags(t, r1), viewFlags(t, ref)) &&
 			len(viewIncidents(t, r1)) == len(viewIncidents(t, ref))
 	}
 	settleStart := time.Now()
@@ -448,6 +443,20 @@ func TestClusterShowsOneFleet(t *testing.T) {
 		{"fleet summaries", r1.fleet, r2.fleet}, {"work lists", r1.worklist, r2.worklist}} {
 		if !bytes.Equal(c.a, c.b) {
 			t.Errorf("the replicas' %s differ:\nreplica 1: %s\nreplica 2: %s", c.what, c.a, c.b)
+		}
+	}
+	// Each terminal's page, the same bytes on both replicas.
+	for _, term := range slices.Sorted(maps.Keys(labels.flags)) {
+		path := "/api/v1/terminals/sim/" + term
+		var a, b []byte
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			a, b = apiGet(t, replicas[0], clusterAdmin, path), apiGet(t, replicas[1], clusterAdmin, path)
+			if bytes.Equal(a, b) || time.Now().After(deadline) {
+				break
+			}
+		}
+		if !bytes.Equal(a, b) {
+			t.Errorf("GET %s differs:\nreplica 1: %s\nreplica 2: %s", path, a, b)
 		}
 	}
 	refFlags, clusterFlags := viewFlags(t, ref), viewFlags(t, r1)
