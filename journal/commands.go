@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/commands"
@@ -17,14 +18,15 @@ type Commands struct{ DB *store.DB }
 
 var _ commands.Store = Commands{}
 
-// AddCommand inserts a command sent to ref; the same ID twice is kept once.
+// AddCommand inserts a command sent to ref; the same ID twice is kept
+// once (a queued command gets its sender here).
 func (c Commands) AddCommand(ctx context.Context, ref posfleet.TerminalRef, r commands.Record) error {
 	body, err := json.Marshal(r.Command)
 	if err != nil {
 		return fmt.Errorf("journal: command: %w", err)
 	}
 	_, err = c.DB.ExecContext(ctx, `INSERT INTO commands (id, tenant, terminal, body, sent_ms, sent_by) VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (id) DO NOTHING`, r.Command.ID, ref.Tenant, ref.Terminal, string(body), store.Millis(r.SentAt), r.SentBy)
+ON CONFLICT (id) DO UPDATE SET sent_by = excluded.sent_by`, r.Command.ID, ref.Tenant, ref.Terminal, string(body), store.Millis(r.SentAt), r.SentBy)
 	if err != nil {
 		return fmt.Errorf("journal: command %s: %w", r.Command.ID, err)
 	}
@@ -138,4 +140,63 @@ func placeholders(from, n int) string {
 		b = fmt.Appendf(b, "$%d", from+i)
 	}
 	return string(b)
+}
+
+// QueueCommand records a command that this process cannot send itself (a
+// web replica without a broker): queued, for the holder of the health
+// lease to publish (PendingCommands, MarkCommandPublished). The web's
+// command log then records who sent it (AddCommand on the same ID).
+func QueueCommand(ctx context.Context, db *store.DB, ref posfleet.TerminalRef, cmd posfleet.Command, at time.Time) error {
+	body, err := json.Marshal(cmd)
+	if err != nil {
+		return fmt.Errorf("journal: command: %w", err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO commands (id, tenant, terminal, body, sent_ms, sent_by, queued) VALUES ($1, $2, $3, $4, $5, '', TRUE)`,
+		cmd.ID, ref.Tenant, ref.Terminal, string(body), store.Millis(at)); err != nil {
+		return fmt.Errorf("journal: queue command %s: %w", cmd.ID, err)
+	}
+	return nil
+}
+
+// QueuedCommand is a command waiting to be published.
+type QueuedCommand struct {
+	Terminal posfleet.TerminalRef
+	Command  posfleet.Command
+	SentAt   time.Time
+}
+
+// PendingCommands returns at most n queued commands not yet published,
+// oldest first.
+func PendingCommands(ctx context.Context, db *store.DB, n int) ([]QueuedCommand, error) {
+	rows, err := db.QueryContext(ctx, `SELECT tenant, terminal, body, sent_ms FROM commands WHERE queued AND published_ms = 0 ORDER BY sent_ms, id LIMIT $1`, n)
+	if err != nil {
+		return nil, fmt.Errorf("journal: pending commands: %w", err)
+	}
+	defer rows.Close()
+	var out []QueuedCommand
+	for rows.Next() {
+		var q QueuedCommand
+		var body string
+		var sent int64
+		if err := rows.Scan(&q.Terminal.Tenant, &q.Terminal.Terminal, &body, &sent); err != nil {
+			return nil, fmt.Errorf("journal: pending commands: %w", err)
+		}
+		if err := json.Unmarshal([]byte(body), &q.Command); err != nil {
+			return nil, fmt.Errorf("journal: pending command of %s: %w", q.Terminal, err)
+		}
+		q.SentAt = store.Time(sent)
+		out = append(out, q)
+	}
+	return out, rows.Err()
+}
+
+// MarkCommandPublished records that a queued command went out at at; it
+// reports false when it had been marked already.
+func MarkCommandPublished(ctx context.Context, db *store.DB, id string, at time.Time) (bool, error) {
+	res, err := db.ExecContext(ctx, `UPDATE commands SET published_ms = $2 WHERE id = $1 AND queued AND published_ms = 0`, id, store.Millis(at))
+	if err != nil {
+		return false, fmt.Errorf("journal: command %s published: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }

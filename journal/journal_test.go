@@ -417,3 +417,47 @@ func TestRunPruner(t *testing.T) {
 		t.Fatal("the pruner did not end with its context")
 	}
 }
+
+// TestCommandOutbox: a queued command waits until it is marked published,
+// once; its sender is recorded when the web's command log adds it; a
+// command sent directly (AddCommand alone) never waits in the queue.
+func TestCommandOutbox(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		c := journal.Commands{DB: db}
+		direct := posfleet.Command{ID: "d1", Type: posfleet.CmdReboot}
+		if err := c.AddCommand(ctx, a, commands.Record{Command: direct, SentAt: t0, SentBy: "ops"}); err != nil {
+			t.Fatal(err)
+		}
+		q1, q2 := posfleet.Command{ID: "q1", Type: posfleet.CmdReboot}, posfleet.Command{ID: "q2", Type: posfleet.CmdReboot}
+		for i, q := range []posfleet.Command{q1, q2} {
+			if err := journal.QueueCommand(ctx, db, b, q, t0.Add(time.Duration(i)*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := c.AddCommand(ctx, b, commands.Record{Command: q1, SentAt: t0, SentBy: "crew-lead"}); err != nil {
+			t.Fatal(err)
+		}
+		pending, err := journal.PendingCommands(ctx, db, 10)
+		if err != nil || len(pending) != 2 || pending[0].Command.ID != "q1" || pending[0].Terminal != b || pending[1].Command.ID != "q2" {
+			t.Fatalf("pending %+v, %v", pending, err)
+		}
+		if ok, err := journal.MarkCommandPublished(ctx, db, "q1", t0.Add(time.Minute)); !ok || err != nil {
+			t.Fatalf("mark: %v %v", ok, err)
+		}
+		if ok, _ := journal.MarkCommandPublished(ctx, db, "q1", t0.Add(2*time.Minute)); ok {
+			t.Error("marked twice")
+		}
+		if ok, _ := journal.MarkCommandPublished(ctx, db, "d1", t0.Add(2*time.Minute)); ok {
+			t.Error("a direct command was marked as queued")
+		}
+		pending, _ = journal.PendingCommands(ctx, db, 10)
+		if len(pending) != 1 || pending[0].Command.ID != "q2" {
+			t.Errorf("pending after marking: %+v", pending)
+		}
+		recs, err := c.Commands(ctx, b, 10)
+		if err != nil || len(recs) != 2 || recs[1].SentBy != "crew-lead" {
+			t.Errorf("command log of the queued ones: %+v, %v", recs, err)
+		}
+	})
+}

@@ -157,6 +157,10 @@ type Subscriber struct {
 	sink Sink
 
 	connected atomic.Bool
+	// client is the connected session's client (Publish), nil between
+	// sessions.
+	clientMu sync.Mutex
+	client   mqtt.Client
 	stored    atomic.Uint64
 	rejected  atomic.Uint64
 	failed    atomic.Uint64
@@ -328,6 +332,9 @@ func (s *Subscriber) session(ctx context.Context) error {
 	c := mqtt.NewClient(o)
 	defer func() {
 		s.connected.Store(false)
+		s.clientMu.Lock()
+		s.client = nil
+		s.clientMu.Unlock()
 		// Let the queued messages be handled so their acknowledgements
 		// are sent (after a failure they are left unacknowledged); what is
 		// still unacknowledged after that comes again later.
@@ -363,6 +370,9 @@ func (s *Subscriber) session(ctx context.Context) error {
 		}
 	}
 	s.connected.Store(true)
+	s.clientMu.Lock()
+	s.client = c
+	s.clientMu.Unlock()
 	s.log.Info("subscribed to external broker", "filter", s.opts.Filter)
 	select {
 	case <-ctx.Done():
@@ -370,6 +380,26 @@ func (s *Subscriber) session(ctx context.Context) error {
 	case err := <-ended:
 		return err
 	}
+}
+
+// ErrNotConnected is Publish's error between sessions.
+var ErrNotConnected = errors.New("mqttsource: not connected to the external broker")
+
+// Publish sends payload to topic with QoS 1 on the current session and
+// waits for the broker's PUBACK (the health role sends the commands queued
+// by web replicas this way: fleet/v1/{tenant}/{terminal}/cmd, which the
+// account's ACL allows).
+func (s *Subscriber) Publish(ctx context.Context, topic string, payload []byte) error {
+	s.clientMu.Lock()
+	c := s.client
+	s.clientMu.Unlock()
+	if c == nil {
+		return ErrNotConnected
+	}
+	if err := wait(ctx, c.Publish(topic, 1, false, payload), s.opts.ConnectTimeout); err != nil {
+		return fmt.Errorf("mqttsource: publish %s: %w", topic, err)
+	}
+	return nil
 }
 
 func wait(ctx context.Context, tok mqtt.Token, timeout time.Duration) error {

@@ -277,3 +277,46 @@ func TestDeliveryOrder(t *testing.T) {
 		t.Errorf("%d messages, %d of them after a higher seq of their terminal; want %d, none", sk.n, sk.reversed, terminals*perTerminal)
 	}
 }
+
+// TestPublish: the subscriber sends on its session (the health role sends
+// queued commands this way) and says when it has no session.
+func TestPublish(t *testing.T) {
+	addr := startMosquitto(t)
+	opts := mqttsource.DefaultOptions()
+	opts.Broker, opts.ClientID = "tcp://"+addr, "health-1"
+	opts.Filter = mqttsource.StreamFilter
+	sub, err := mqttsource.New(opts, &sink{calls: map[string]int{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Publish(context.Background(), "fleet/v1/acme/T-0001/cmd", []byte("x")); !errors.Is(err, mqttsource.ErrNotConnected) {
+		t.Fatalf("publish before the session: %v", err)
+	}
+	term := mqtt.NewClient(mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("acme:T-0001").SetProtocolVersion(4))
+	if tok := term.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer term.Disconnect(0)
+	got := make(chan string, 1)
+	if tok := term.Subscribe("fleet/v1/acme/T-0001/cmd", 1, func(_ mqtt.Client, m mqtt.Message) { got <- string(m.Payload()) }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sub.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "subscribed", func() bool { return sub.Healthy() == nil })
+	if err := sub.Publish(context.Background(), "fleet/v1/acme/T-0001/cmd", []byte(`{"id":"c-1","type":"reboot"}`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-got:
+		if p != `{"id":"c-1","type":"reboot"}` {
+			t.Errorf("terminal got %q", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the terminal got nothing")
+	}
+	// Its own subscription sees the cmd topic too: ignored, not handed on.
+	waitFor(t, "the own command ignored", func() bool { return sub.Stats().Ignored == 1 })
+}

@@ -220,6 +220,8 @@ type Server struct {
 	publisher     *healthview.Publisher
 	stopPublisher context.CancelFunc
 	publisherDone chan struct{}
+	// stopOutbox stops the sender of queued commands (outbox.go).
+	stopOutbox func()
 
 	src        *mqttsource.Subscriber
 	stopSource context.CancelFunc
@@ -303,6 +305,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := s.startHTTP(checks); err != nil {
 		return err
 	}
+	s.startOutbox()
 	if s.cfg.MetricsAddr != "" {
 		if err := s.startMetrics(); err != nil {
 			return err
@@ -438,6 +441,10 @@ func (s *Server) startHTTP(checks map[string]web.Check) (err error) {
 	s.readHealthView(&wopts)
 	if s.brk != nil {
 		wopts.Commander = s.brk
+	} else if wopts.Health != nil {
+		// No terminal reachable from here: commands wait in the database
+		// for the holder of the health lease (outbox.go).
+		wopts.Commander = outboxCommander{db: s.db}
 	}
 	wh, err := web.New(wopts)
 	if err != nil {
@@ -575,6 +582,10 @@ func (s *Server) Metrics() *prometheus.Registry { return s.metrics }
 // long-running parts to end; their errors are Run's to return.
 func (s *Server) Close() error {
 	var errs []error
+	if s.stopOutbox != nil {
+		s.stopOutbox()
+		s.stopOutbox = nil
+	}
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		errs = append(errs, s.http.Shutdown(ctx))
