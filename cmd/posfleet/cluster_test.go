@@ -542,9 +542,37 @@ func TestClusterShowsOneFleet(t *testing.T) {
 		t.Logf("incidents: cluster %v, embedded %v (merchants differ with the simulator's draws)", summarize(clusterInc), summarize(refInc))
 	}
 
+	// A command asked for on replica 1 (which reaches no terminal) is
+	// queued in the database and published by the health process now
+	// holding the lease, on its connection to Mosquitto; replica 2 lists it.
+	code, b := apiDo(t, "POST", replicas[0]+"/api/v1/terminals/sim/T-00001/commands", clusterAdmin, `{"type":"reboot"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("command on replica 1: %d %s", code, b)
+	}
+	var queued struct {
+		Command struct {
+			ID string `json:"id"`
+		} `json:"command"`
+	}
+	if err := json.Unmarshal(b, &queued); err != nil || queued.Command.ID == "" {
+		t.Fatalf("command answer %s: %v", b, err)
+	}
+	var published int64
+	for deadline := time.Now().Add(10 * time.Second); published == 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err := db.QueryRow(`SELECT published_ms FROM commands WHERE id = $1`, queued.Command.ID).Scan(&published); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if published == 0 {
+		t.Error("the queued command was not published by the lease holder within 10 s")
+	}
+	if b := apiGet(t, replicas[1], clusterAdmin, "/api/v1/terminals/sim/T-00001"); !bytes.Contains(b, []byte(queued.Command.ID)) {
+		t.Errorf("replica 2 does not list the command %s", queued.Command.ID)
+	}
+
 	// Tokens: made on replica 1, used on replica 2 at once; revoked on
 	// replica 2, refused by both at once.
-	code, b := apiDo(t, "POST", replicas[0]+"/api/v1/tokens", clusterAdmin, `{"name":"grafana","tenant":"sim","description":"dashboards"}`)
+	code, b = apiDo(t, "POST", replicas[0]+"/api/v1/tokens", clusterAdmin, `{"name":"grafana","tenant":"sim","description":"dashboards"}`)
 	if code != http.StatusCreated {
 		t.Fatalf("POST /api/v1/tokens on replica 1: %d %s", code, b)
 	}
