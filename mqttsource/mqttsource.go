@@ -161,11 +161,11 @@ type Subscriber struct {
 	// sessions.
 	clientMu sync.Mutex
 	client   mqtt.Client
-	stored    atomic.Uint64
-	rejected  atomic.Uint64
-	failed    atomic.Uint64
-	ignored   atomic.Uint64
-	messages  *prometheus.CounterVec
+	stored   atomic.Uint64
+	rejected atomic.Uint64
+	failed   atomic.Uint64
+	ignored  atomic.Uint64
+	messages *prometheus.CounterVec
 }
 
 // New checks opts; Run connects.
