@@ -70,9 +70,10 @@ func NewEventID() string {
 // rowsPerStatement is how many rows one INSERT writes, per dialect. On
 // PostgreSQL one round trip for 200 rows (15 parameters each, far below
 // its limit) makes a full resync 4 times faster than a statement per row;
-// SQLite, in process, has no round trip, and its parser numbers $N
-// parameters in quadratic time, so there one prepared statement per
-// transaction runs once per row (BenchmarkResync).
+// SQLite, in process, has no round trip, so there one prepared statement
+// per transaction runs once per row (BenchmarkResync; measured when the
+// statements still used $N, which SQLite numbers in quadratic time: see
+// store.Dialect.Values).
 var rowsPerStatement = map[store.Dialect]int{store.Postgres: 200, store.SQLite: 1}
 
 // Publish writes b in one transaction under lease (nil: no lease, one
@@ -94,7 +95,7 @@ func Publish(ctx context.Context, db *store.DB, lease *store.Lease, b Batch, now
 			}
 			events = append(diff, events...)
 		}
-		in := inserter{tx: tx, rows: rowsPerStatement[db.Dialect]}
+		in := inserter{tx: tx, d: db.Dialect, rows: rowsPerStatement[db.Dialect]}
 		if err := putTerminals(ctx, in, b.Terminals, nowMs); err != nil {
 			return fmt.Errorf("healthview: terminals: %w", err)
 		}
@@ -162,6 +163,7 @@ func putView(ctx context.Context, tx *sql.Tx, tenant, view string, v any, nowMs 
 // inserter writes rows: rowsPerStatement of its dialect at a time.
 type inserter struct {
 	tx   *sql.Tx
+	d    store.Dialect
 	rows int
 }
 
@@ -169,7 +171,7 @@ type inserter struct {
 // (each cols values) and tail.
 func (in inserter) insert(ctx context.Context, head, tail string, cols int, args []any) error {
 	if in.rows <= 1 && len(args) > cols {
-		stmt, err := in.tx.PrepareContext(ctx, head+values(1, cols)+tail)
+		stmt, err := in.tx.PrepareContext(ctx, head+in.d.Values(1, cols)+tail)
 		if err != nil {
 			return err
 		}
@@ -183,32 +185,12 @@ func (in inserter) insert(ctx context.Context, head, tail string, cols int, args
 	}
 	for len(args) > 0 {
 		n := min(len(args)/cols, max(in.rows, 1))
-		if _, err := in.tx.ExecContext(ctx, head+values(n, cols)+tail, args[:n*cols]...); err != nil {
+		if _, err := in.tx.ExecContext(ctx, head+in.d.Values(n, cols)+tail, args[:n*cols]...); err != nil {
 			return err
 		}
 		args = args[n*cols:]
 	}
 	return nil
-}
-
-// values is "($1, ..., $cols), (...)" for n rows.
-func values(n, cols int) string {
-	var q strings.Builder
-	for r := range n {
-		if r > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteByte('(')
-		for c := range cols {
-			if c > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteByte('$')
-			q.WriteString(strconv.Itoa(r*cols + c + 1))
-		}
-		q.WriteByte(')')
-	}
-	return q.String()
 }
 
 // inList is how many terminals one "terminal IN (...)" names.

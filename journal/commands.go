@@ -108,7 +108,7 @@ WHERE tenant = $1 AND terminal = $2 ORDER BY sent_ms DESC, id DESC LIMIT $3`, re
 	if len(ids) == 0 {
 		return out, nil
 	}
-	q := `SELECT command_id, status, detail, at_ms FROM command_acks WHERE command_id IN (` + placeholders(1, len(ids)) + `) ORDER BY command_id, seq`
+	q := `SELECT command_id, status, detail, at_ms FROM command_acks WHERE command_id IN (` + c.DB.Dialect.Params(len(ids)) + `) ORDER BY command_id, seq`
 	arows, err := c.DB.QueryContext(ctx, q, ids...)
 	if err != nil {
 		return nil, fmt.Errorf("journal: acks of %s: %w", ref, err)
@@ -128,18 +128,6 @@ WHERE tenant = $1 AND terminal = $2 ORDER BY sent_ms DESC, id DESC LIMIT $3`, re
 		r.Acks = append(r.Acks, a)
 	}
 	return out, arows.Err()
-}
-
-// placeholders returns "$from, $from+1, ..." for n parameters.
-func placeholders(from, n int) string {
-	b := make([]byte, 0, n*4)
-	for i := range n {
-		if i > 0 {
-			b = append(b, ", "...)
-		}
-		b = fmt.Appendf(b, "$%d", from+i)
-	}
-	return string(b)
 }
 
 // QueueCommand records a command that this process cannot send itself (a

@@ -172,10 +172,10 @@ func (w *EventWriter) write(batch []event) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	err := w.db.Tx(ctx, func(tx *sql.Tx) error {
-		if err := insertRows(ctx, tx, "rejections", rejCols, rej); err != nil {
+		if err := insertRows(ctx, tx, w.db.Dialect, "rejections", rejCols, rej); err != nil {
 			return err
 		}
-		return insertRows(ctx, tx, "security_events", secCols, sec)
+		return insertRows(ctx, tx, w.db.Dialect, "security_events", secCols, sec)
 	})
 	if err != nil {
 		w.dropped.Add(int64(n))
@@ -195,19 +195,12 @@ const rowsPerInsert = 100
 
 // insertRows inserts values (len(cols) a row) into table, rowsPerInsert
 // rows a statement.
-func insertRows(ctx context.Context, tx *sql.Tx, table string, cols []string, values []any) error {
+func insertRows(ctx context.Context, tx *sql.Tx, d store.Dialect, table string, cols []string, values []any) error {
 	width := len(cols)
 	for len(values) > 0 {
 		rows := min(len(values)/width, rowsPerInsert)
-		var q strings.Builder
-		q.WriteString("INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES ")
-		for r := range rows {
-			if r > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(" + placeholders(r*width+1, width) + ")")
-		}
-		if _, err := tx.ExecContext(ctx, q.String(), values[:rows*width]...); err != nil {
+		q := "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES " + d.Values(rows, width)
+		if _, err := tx.ExecContext(ctx, q, values[:rows*width]...); err != nil {
 			return fmt.Errorf("%s: %w", table, err)
 		}
 		values = values[rows*width:]

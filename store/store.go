@@ -29,6 +29,7 @@ import (
 	"io/fs"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -209,4 +210,41 @@ func Time(ms int64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMilli(ms).UTC()
+}
+
+// Values returns the rows of a multi-row VALUES clause, rows of cols
+// parameters each: "($1, $2), ($3, $4)" on PostgreSQL and "(?, ?), (?, ?)"
+// on SQLite. Both take the arguments in order. SQLite looks every $N up in
+// a list of the statement's parameter names, which is quadratic in their
+// number (20,000 terminals in statements of 1,000 rows took 20 s to write
+// with $N, 0.6 s with ?). The statement must have no other parameter.
+func (d Dialect) Values(rows, cols int) string {
+	var b strings.Builder
+	p := 1
+	for r := range rows {
+		if r > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		for c := range cols {
+			if c > 0 {
+				b.WriteString(", ")
+			}
+			if d == Postgres {
+				b.WriteByte('$')
+				b.WriteString(strconv.Itoa(p))
+			} else {
+				b.WriteByte('?')
+			}
+			p++
+		}
+		b.WriteByte(')')
+	}
+	return b.String()
+}
+
+// Params returns n parameters, "$1, ..., $n" (SQLite "?, ..., ?"), for an
+// IN list of a statement with no other parameter.
+func (d Dialect) Params(n int) string {
+	return strings.TrimSuffix(strings.TrimPrefix(d.Values(1, n), "("), ")")
 }

@@ -72,3 +72,20 @@ func TestTimeRoundTrip(t *testing.T) {
 		t.Fatal("time round trip")
 	}
 }
+
+func TestValuesAndParams(t *testing.T) {
+	for _, c := range []struct {
+		d          store.Dialect
+		vals, list string
+	}{
+		{store.Postgres, "($1, $2), ($3, $4)", "$1, $2, $3"},
+		{store.SQLite, "(?, ?), (?, ?)", "?, ?, ?"},
+	} {
+		if got := c.d.Values(2, 2); got != c.vals {
+			t.Errorf("%s Values = %q, want %q", c.d, got, c.vals)
+		}
+		if got := c.d.Params(3); got != c.list {
+			t.Errorf("%s Params = %q, want %q", c.d, got, c.list)
+		}
+	}
+}
