@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/journal"
 	"github.com/posfleet/posfleet/store"
 )
 
@@ -380,65 +380,40 @@ func (p *Publisher) apply(ctx context.Context, now time.Time, held bool) error {
 	return errors.Join(p.applyVisits(ctx, now, held), p.applyPolicy(ctx))
 }
 
-type visit struct {
-	id, tenant, terminal, by, note string
-	at, applied                    int64
-}
-
 func (p *Publisher) applyVisits(ctx context.Context, now time.Time, held bool) error {
 	for id, at := range p.applied {
 		if now.Sub(at) > 2*p.opts.VisitWindow {
 			delete(p.applied, id)
 		}
 	}
-	rows, err := p.db.QueryContext(ctx, `SELECT id, tenant, terminal, at_ms, by_user, note, applied_ms FROM service_visits
-		WHERE applied_ms = 0 OR applied_ms >= $1 ORDER BY at_ms, id`, store.Millis(now.Add(-p.opts.VisitWindow)))
+	todo, err := journal.VisitsToApply(ctx, p.db, now.Add(-p.opts.VisitWindow))
 	if err != nil {
-		return fmt.Errorf("healthview: visits: %w", err)
-	}
-	var todo []visit
-	for rows.Next() {
-		var v visit
-		if err := rows.Scan(&v.id, &v.tenant, &v.terminal, &v.at, &v.by, &v.note, &v.applied); err != nil {
-			rows.Close()
-			return fmt.Errorf("healthview: visits: %w", err)
-		}
-		todo = append(todo, v)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("healthview: visits: %w", err)
+		return fmt.Errorf("healthview: %w", err)
 	}
 	for _, v := range todo {
-		ref := posfleet.TerminalRef{Tenant: v.tenant, Terminal: v.terminal}
 		var cleared []posfleet.FlagName
-		if _, done := p.applied[v.id]; !done {
+		if _, done := p.applied[v.ID]; !done {
 			var err error
-			if rec, ok := p.inHistory(ref, v); ok {
+			if rec, ok := p.inHistory(v); ok {
 				// Applied before the snapshot this engine was restored
 				// from: not twice.
 				cleared = rec.Cleared
-			} else if cleared, err = p.eng.MarkServiced(ref, v.note, v.by, store.Time(v.at)); err != nil {
-				p.log.Warn("crew visit not applied", "terminal", ref.String(), "visit", v.id, "err", err)
+			} else if cleared, err = p.eng.MarkServiced(v.Terminal, v.Note, v.By, v.At); err != nil {
+				p.log.Warn("crew visit not applied", "terminal", v.Terminal.String(), "visit", v.ID, "err", err)
 			}
-			p.applied[v.id] = now
+			p.applied[v.ID] = now
 		}
-		if !held || v.applied != 0 {
+		if !held || !v.Applied.IsZero() {
 			continue
-		}
-		names := make([]string, len(cleared))
-		for i, f := range cleared {
-			names[i] = string(f)
 		}
 		if err := p.db.Tx(ctx, func(tx *sql.Tx) error {
 			if err := p.lease.Check(ctx, tx, p.db.Dialect); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, `UPDATE service_visits SET applied_ms = $2, cleared = $3 WHERE id = $1 AND applied_ms = 0`,
-				v.id, max(store.Millis(now), 1), strings.Join(names, ","))
+			_, err := journal.MarkVisitApplied(ctx, tx, v.ID, cleared, now)
 			return err
 		}); err != nil {
-			return fmt.Errorf("healthview: visit %s: %w", v.id, err)
+			return fmt.Errorf("healthview: visit %s: %w", v.ID, err)
 		}
 	}
 	return nil
@@ -446,13 +421,13 @@ func (p *Publisher) applyVisits(ctx context.Context, now time.Time, held bool) e
 
 // inHistory finds visit v in the terminal's service history (same time to
 // the millisecond, user and note).
-func (p *Publisher) inHistory(ref posfleet.TerminalRef, v visit) (health.ServiceRecord, bool) {
-	h, ok := p.eng.Terminal(ref)
+func (p *Publisher) inHistory(v journal.Visit) (health.ServiceRecord, bool) {
+	h, ok := p.eng.Terminal(v.Terminal)
 	if !ok {
 		return health.ServiceRecord{}, false
 	}
 	for _, r := range h.Service {
-		if r.At.UnixMilli() == v.at && r.By == v.by && r.Note == v.note {
+		if r.At.UnixMilli() == v.At.UnixMilli() && r.By == v.By && r.Note == v.Note {
 			return r, true
 		}
 	}
@@ -460,17 +435,14 @@ func (p *Publisher) inHistory(ref posfleet.TerminalRef, v visit) (health.Service
 }
 
 func (p *Publisher) applyPolicy(ctx context.Context) error {
-	var version int64
-	var body string
-	err := p.db.QueryRowContext(ctx, `SELECT version, body FROM policy_versions ORDER BY version DESC LIMIT 1`).Scan(&version, &body)
+	pv, ok, err := journal.LatestPolicy(ctx, p.db)
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return nil
 	case err != nil:
-		return fmt.Errorf("healthview: policy: %w", err)
-	case version <= p.policy:
+		return fmt.Errorf("healthview: %w", err)
+	case !ok || pv.Version <= p.policy:
 		return nil
 	}
+	version, body := pv.Version, pv.Body
 	p.policy = version
 	if err := p.eng.SetPolicy([]byte(body)); err != nil {
 		p.log.Error("firmware policy from the database refused; keeping the current one", "version", version, "err", err)

@@ -6,7 +6,7 @@
 //     commands.Tracker);
 //   - the firmware policy's versions (AddPolicy, LatestPolicy,
 //     PolicyHistory, ImportPolicyFile);
-//   - crew visits (AddVisit, PendingVisits, MarkVisitApplied, Visits);
+//   - crew visits (AddVisit, PendingVisits, VisitsToApply, MarkVisitApplied, Visits);
 //   - security events and rejections (EventWriter, the collector's event
 //     sink; Events, their reader for the web), bounded by Prune.
 //

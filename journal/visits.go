@@ -2,6 +2,7 @@ package journal
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -47,10 +48,22 @@ func PendingVisits(ctx context.Context, db *store.DB, n int) ([]Visit, error) {
 	return queryVisits(ctx, db, `WHERE applied_ms = 0 ORDER BY at_ms, id LIMIT $1`, n)
 }
 
+// VisitsToApply returns the visits not applied yet and those applied since
+// since (a standby health engine applies those too, so that its state is
+// the holder's), oldest first.
+func VisitsToApply(ctx context.Context, db *store.DB, since time.Time) ([]Visit, error) {
+	return queryVisits(ctx, db, `WHERE applied_ms = 0 OR applied_ms >= $1 ORDER BY at_ms, id`, store.Millis(since))
+}
+
+// Execer is a *store.DB, or a *sql.Tx for a write checked under a lease.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
 // MarkVisitApplied records that the health engine applied visit id at at,
 // clearing cleared. It reports false when the visit was applied already
 // (by another holder of the lease) or does not exist.
-func MarkVisitApplied(ctx context.Context, db *store.DB, id string, cleared []posfleet.FlagName, at time.Time) (bool, error) {
+func MarkVisitApplied(ctx context.Context, db Execer, id string, cleared []posfleet.FlagName, at time.Time) (bool, error) {
 	res, err := db.ExecContext(ctx, `UPDATE service_visits SET applied_ms = $2, cleared = $3 WHERE id = $1 AND applied_ms = 0`, id, max(store.Millis(at), 1), joinFlags(cleared))
 	if err != nil {
 		return false, fmt.Errorf("journal: visit %s: %w", id, err)
