@@ -51,12 +51,8 @@ type PublisherOptions struct {
 	// Site gives a provisioned terminal's merchant and region while it
 	// has never connected (the engine knows those only once it has);
 	// nil leaves them empty.
-	Site func(posfleet.TerminalRef) (health.Site, bool)
-	// OnPolicy runs after a newer firmware policy from the database was
-	// applied to the engine (to keep it in policy.yaml for a start
-	// without the database).
-	OnPolicy func(yaml []byte)
-	Logger   *slog.Logger
+	Site   func(posfleet.TerminalRef) (health.Site, bool)
+	Logger *slog.Logger
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
 }
@@ -449,8 +445,5 @@ func (p *Publisher) applyPolicy(ctx context.Context) error {
 		return nil
 	}
 	p.log.Info("firmware policy applied from the database", "version", version)
-	if p.opts.OnPolicy != nil {
-		p.opts.OnPolicy([]byte(body))
-	}
 	return nil
 }

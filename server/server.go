@@ -126,7 +126,7 @@ type Config struct {
 	// its persistent session.
 	HealthClientID string
 	// Publisher configures the health view's publisher (roles.go says
-	// where it runs); its Logger, Site and OnPolicy are the server's.
+	// where it runs); its Logger and Site are the server's.
 	Publisher healthview.PublisherOptions
 }
 
