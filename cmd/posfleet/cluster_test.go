@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -25,32 +24,8 @@ import (
 	"github.com/posfleet/posfleet/store/pgtest"
 )
 
-var (
-	postermOnce sync.Once
-	postermPath string
-	postermErr  error
-)
-
 // postermBinary builds the simulator (cmd/posterm) once per test run.
-func postermBinary(t *testing.T) string {
-	t.Helper()
-	postermOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "posterm-bin-")
-		if err != nil {
-			postermErr = err
-			return
-		}
-		postermPath = filepath.Join(dir, "posterm")
-		out, err := exec.Command("go", "build", "-o", postermPath, "../posterm").CombinedOutput()
-		if err != nil {
-			postermErr = fmt.Errorf("go build posterm: %v\n%s", err, out)
-		}
-	})
-	if postermErr != nil {
-		t.Fatal(postermErr)
-	}
-	return postermPath
-}
+func postermBinary(t *testing.T) string { return goBuild(t, "../posterm", "posterm") }
 
 // startRole runs `posfleet <global> serve <args>` as a child process with
 // its own data directory and HTTP address, and waits until /healthz

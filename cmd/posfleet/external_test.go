@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -377,44 +376,10 @@ func TestMosquittoSharedSubscription(t *testing.T) {
 // --mqtt-source …` as a child process and waits until it is subscribed.
 func startCollectorProcess(t *testing.T, bin, dataDir, prefix, brokerAddr, influxURL string) *process {
 	t.Helper()
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.OpenFile(filepath.Join(dataDir, "serve.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	httpAddr := freeAddr(t)
-	cmd := exec.Command(bin, "--data-dir", dataDir, "serve", "--roles", "collector",
-		"--mqtt-source", "tcp://"+brokerAddr, "--mqtt-source-client-prefix", prefix,
-		"--http-addr", httpAddr, "--influx-url", influxURL, "--influx-bucket", influxtest.Bucket, "--batch-wait", "20ms")
-	cmd.Env = append(os.Environ(), "POSFLEET_MQTT_SOURCE_PASSWORD="+collectorPassword)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, done: make(chan struct{}), log: logf}
-	go func() { cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.kill() })
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + httpAddr + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case <-p.done:
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("collector exited at start:\n%s", b)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	b, _ := os.ReadFile(logf.Name())
-	t.Fatalf("collector not healthy within 30 s:\n%s", b)
-	return nil
+	p, _ := startRole(t, bin, dataDir, nil, []string{"--roles", "collector",
+		"--mqtt-source", "tcp://" + brokerAddr, "--mqtt-source-client-prefix", prefix,
+		"--influx-url", influxURL, "--influx-bucket", influxtest.Bucket, "--batch-wait", "20ms"})
+	return p
 }
 
 // TestMosquittoCollectorKilled: two collector processes share the

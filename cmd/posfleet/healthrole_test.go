@@ -4,14 +4,10 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,42 +20,9 @@ import (
 // broker and the database, and waits until it is healthy (subscribed).
 func startHealthProcess(t *testing.T, bin, dataDir, clientID, brokerAddr, dbURL string) *process {
 	t.Helper()
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.OpenFile(filepath.Join(dataDir, "serve.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	httpAddr := freeAddr(t)
-	cmd := exec.Command(bin, "--data-dir", dataDir, "--database-url", dbURL, "serve", "--roles", "health",
-		"--mqtt-source", "tcp://"+brokerAddr, "--health-client-id", clientID, "--http-addr", httpAddr)
-	cmd.Env = append(os.Environ(), "POSFLEET_MQTT_SOURCE_PASSWORD="+collectorPassword)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd, done: make(chan struct{}), log: logf}
-	go func() { cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.kill() })
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-		if resp, err := http.Get("http://" + httpAddr + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case <-p.done:
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("health process exited at start:\n%s", b)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	b, _ := os.ReadFile(logf.Name())
-	t.Fatalf("health process not healthy within 30 s:\n%s", b)
-	return nil
+	p, _ := startRole(t, bin, dataDir, []string{"--database-url", dbURL}, []string{"--roles", "health",
+		"--mqtt-source", "tcp://" + brokerAddr, "--health-client-id", clientID})
+	return p
 }
 
 // publishedFlags returns the flags in terminal_flags per scenario terminal.
