@@ -179,3 +179,34 @@ func withoutKey(t *testing.T, body, key string) string {
 	}
 	return string(b)
 }
+
+// TestPolicyOnWebReplicaStoredOnce: a policy saved through a web replica
+// is one new version of the history (the replica's reader checks it, the
+// journal stores it); the merged code stored it twice.
+func TestPolicyOnWebReplicaStoredOnce(t *testing.T) {
+	influx := influxtest.Start(t)
+	webCfg := servertest.Config(t.TempDir(), influx)
+	webCfg.DatabaseURL = storetest.URL(t, store.SQLite)
+	webCfg.Roles = server.Roles{Web: true}
+	replica := startServer(t, webCfg)
+	tok, err := replica.Users().CreateToken(t.Context(), "root", auth.AllTenants)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("PUT", "http://"+replica.HTTPAddr().String()+"/api/v1/policy?format=yaml", strings.NewReader(webPolicy))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/yaml")
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT /api/v1/policy on the replica: %d %s", resp.StatusCode, b)
+	}
+	var n int
+	if err := replica.DB().QueryRow(`SELECT COUNT(*) FROM policy_versions`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("policy versions after one PUT: %d, %v", n, err)
+	}
+}
