@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,8 +117,11 @@ func TestSecurityEventsAggregated(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := w.counts("security"); sum(got) != n+5 || got[len(got)-1] != 4 {
-		t.Fatalf("after Close: stored security counts %v, want sum %d ending in 4", got, n+5)
+	// Two writers store batches at once, so the burst's first event and
+	// its window's point may reach the store in either order.
+	got := w.counts("security")
+	if len(got) != 4 || sum(got) != n+5 || !slices.Contains(got[2:], 4) {
+		t.Fatalf("after Close: stored security counts %v, want 4 points summing to %d, the last two 1 and 4", got, n+5)
 	}
 }
 
