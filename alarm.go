@@ -253,6 +253,9 @@ type NotifyMessage struct {
 	Held int `json:"held,omitempty"`
 	// URL is the page to open: the alarm's terminal or incident, the
 	// alarm list for digests and summaries.
-	URL  string    `json:"url"`
-	Time time.Time `json:"time"`
+	URL string `json:"url"`
+	// AlarmURL is the alarm's own page (acknowledge, assign, comment);
+	// "" for digests, summaries and tests.
+	AlarmURL string    `json:"alarm_url,omitempty"`
+	Time     time.Time `json:"time"`
 }
