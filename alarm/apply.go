@@ -1,0 +1,534 @@
+package alarm
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/store"
+)
+
+// Transition is a flag of a terminal raised or cleared, as the health
+// engine's change feed reports it.
+type Transition struct {
+	Ref    posfleet.TerminalRef
+	Flag   posfleet.FlagName
+	Raised bool
+	At     time.Time
+	// Actor is "" for the rules, else the user whose visit cleared it: a
+	// visit resolves the alarm at once, without the debounce.
+	Actor    string
+	Evidence posfleet.Evidence
+}
+
+// TerminalFlags is a terminal's raised flags as published: Apply makes the
+// live alarms agree with them, so that alarms follow the flags even where
+// transitions were lost (a resync, a new lease holder, an upgrade from a
+// release without alarms).
+type TerminalFlags struct {
+	Ref              posfleet.TerminalRef
+	Merchant, Region string
+	Flags            []posfleet.Flag
+}
+
+// Input is what one publish of the health view changes.
+type Input struct {
+	Transitions []Transition
+	// Terminals are the terminals published, with their flags now.
+	Terminals []TerminalFlags
+	// Incidents changed since the last publish.
+	Incidents []health.Incident
+	// Settle resolves the alarms whose evidence stayed away for the
+	// debounce.
+	Settle bool
+}
+
+// Apply changes the alarms as in describes, in tx (the transaction that
+// publishes the same changes), and writes the notifications the changes
+// cause.
+func Apply(ctx context.Context, tx Querier, d store.Dialect, opts Options, in Input, now time.Time) error {
+	a := applier{q: tx, opts: opts, now: now, live: map[liveKey]*posfleet.Alarm{}, site: map[posfleet.TerminalRef]TerminalFlags{}}
+	for _, t := range in.Terminals {
+		a.site[t.Ref] = t
+	}
+	refs := make([]posfleet.TerminalRef, 0, len(in.Terminals)+len(in.Transitions))
+	for _, t := range in.Terminals {
+		refs = append(refs, t.Ref)
+	}
+	for _, t := range in.Transitions {
+		refs = append(refs, t.Ref)
+	}
+	if err := a.loadLive(ctx, refs); err != nil {
+		return err
+	}
+	if err := a.loadIncidents(ctx); err != nil {
+		return err
+	}
+	for _, inc := range in.Incidents {
+		if err := a.incident(ctx, inc); err != nil {
+			return err
+		}
+	}
+	for _, t := range in.Transitions {
+		var err error
+		if t.Raised {
+			err = a.raise(ctx, t.Ref, t.Flag, t.At, t.Evidence, t.Flag.Urgent())
+		} else {
+			err = a.clear(ctx, t.Ref, t.Flag, t.At, t.Actor)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, t := range in.Terminals {
+		if err := a.reconcile(ctx, t); err != nil {
+			return err
+		}
+	}
+	if in.Settle {
+		return a.settle(ctx)
+	}
+	return nil
+}
+
+type liveKey struct {
+	ref  posfleet.TerminalRef
+	kind string
+}
+
+type applier struct {
+	q    Querier
+	opts Options
+	now  time.Time
+	// live holds the live (not resolved) terminal alarms of the terminals
+	// in this publish; nil values for keys known to have none.
+	live map[liveKey]*posfleet.Alarm
+	site map[posfleet.TerminalRef]TerminalFlags
+	// incidents are the live incident alarms by tenant, with the
+	// terminals each incident hit.
+	incidents map[string][]*incidentAlarm
+}
+
+type incidentAlarm struct {
+	alarm *posfleet.Alarm
+	hit   map[posfleet.TerminalRef]bool
+	// all: the incident hit more terminals than it lists; every terminal
+	// of the tenant counts as hit.
+	all bool
+}
+
+// loadLive reads the live alarms of refs' terminals, 100 at a time.
+func (a *applier) loadLive(ctx context.Context, refs []posfleet.TerminalRef) error {
+	byTenant := map[string][]string{}
+	seen := map[posfleet.TerminalRef]bool{}
+	for _, r := range refs {
+		if !seen[r] {
+			seen[r] = true
+			byTenant[r.Tenant] = append(byTenant[r.Tenant], r.Terminal)
+		}
+	}
+	for tenant, ids := range byTenant {
+		for len(ids) > 0 {
+			n := min(len(ids), 100)
+			args := []any{tenant}
+			var ph strings.Builder
+			for i, id := range ids[:n] {
+				if i > 0 {
+					ph.WriteString(", ")
+				}
+				ph.WriteString("$" + strconv.Itoa(i+2))
+				args = append(args, id)
+			}
+			rows, err := a.q.QueryContext(ctx, `SELECT `+alarmCols+` FROM alarms WHERE tenant = $1 AND incident = '' AND state <> 'resolved' AND terminal IN (`+ph.String()+`)`, args...)
+			if err != nil {
+				return fmt.Errorf("alarm: live alarms: %w", err)
+			}
+			for rows.Next() {
+				al, err := scanAlarm(rows)
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				a.live[liveKey{posfleet.TerminalRef{Tenant: al.Tenant, Terminal: al.Terminal}, al.Kind}] = &al
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			ids = ids[n:]
+		}
+	}
+	return nil
+}
+
+// loadIncidents reads the live incident alarms.
+func (a *applier) loadIncidents(ctx context.Context) error {
+	a.incidents = map[string][]*incidentAlarm{}
+	rows, err := a.q.QueryContext(ctx, `SELECT `+alarmCols+` FROM alarms WHERE kind = $1 AND state <> 'resolved'`, posfleet.AlarmKindIncident)
+	if err != nil {
+		return fmt.Errorf("alarm: incident alarms: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		al, err := scanAlarm(rows)
+		if err != nil {
+			return err
+		}
+		var inc health.Incident
+		json.Unmarshal(al.Evidence, &inc)
+		a.incidents[al.Tenant] = append(a.incidents[al.Tenant], newIncidentAlarm(&al, inc))
+	}
+	return rows.Err()
+}
+
+func newIncidentAlarm(al *posfleet.Alarm, inc health.Incident) *incidentAlarm {
+	ia := &incidentAlarm{alarm: al, hit: map[posfleet.TerminalRef]bool{}, all: inc.TerminalCount > len(inc.Terminals)}
+	for _, r := range inc.Terminals {
+		ia.hit[r] = true
+	}
+	return ia
+}
+
+// foldInto returns the live incident alarm that explains flag on ref, nil
+// when none does.
+func (a *applier) foldInto(ref posfleet.TerminalRef, flag posfleet.FlagName) *posfleet.Alarm {
+	if !slices.Contains(a.opts.FoldFlags, flag) {
+		return nil
+	}
+	for _, ia := range a.incidents[ref.Tenant] {
+		if ia.alarm.Active && (ia.all || ia.hit[ref]) {
+			return ia.alarm
+		}
+	}
+	return nil
+}
+
+func evidenceJSON(ev any) json.RawMessage {
+	if ev == nil {
+		return nil
+	}
+	b, err := json.Marshal(ev)
+	if err != nil || string(b) == "null" {
+		return nil
+	}
+	return b
+}
+
+// raise opens an alarm for flag on ref, or reopens the live one whose
+// evidence went within the debounce.
+func (a *applier) raise(ctx context.Context, ref posfleet.TerminalRef, flag posfleet.FlagName, at time.Time, ev any, urgent bool) error {
+	k := liveKey{ref, string(flag)}
+	if at.IsZero() {
+		at = a.now
+	}
+	if al := a.live[k]; al != nil {
+		if e := evidenceJSON(ev); e != nil {
+			al.Evidence = e
+		}
+		if al.Active {
+			// Raised again without a clearing in between (a resync):
+			// the same occurrence.
+			return nil
+		}
+		al.Active, al.Cleared, al.Updated = true, time.Time{}, a.now
+		al.Occurrences++
+		if err := update(ctx, a.q, *al); err != nil {
+			return err
+		}
+		return addHistory(ctx, a.q, al.ID, posfleet.AlarmEntry{At: at, Action: posfleet.AlarmActReopened, Detail: "within the debounce: the same alarm, nobody notified again"})
+	}
+	site := a.site[ref]
+	al := posfleet.Alarm{ID: NewID(), Tenant: ref.Tenant, Terminal: ref.Terminal, Kind: string(flag), Urgent: urgent,
+		Merchant: site.Merchant, Region: site.Region, State: posfleet.AlarmOpen, Active: true, Opened: at,
+		Occurrences: 1, Evidence: evidenceJSON(ev), Updated: a.now}
+	entries := []posfleet.AlarmEntry{{At: at, Action: posfleet.AlarmActRaised}}
+	if p := a.foldInto(ref, flag); p != nil {
+		al.Parent = p.ID
+		entries = append(entries, posfleet.AlarmEntry{At: a.now, Action: posfleet.AlarmActFolded, Detail: p.ID})
+	}
+	snoozed, err := a.snoozedUntil(ctx, ref, string(flag))
+	if err != nil {
+		return err
+	}
+	if !snoozed.IsZero() {
+		al.SnoozedUntil = snoozed
+		entries = append(entries, posfleet.AlarmEntry{At: a.now, Action: posfleet.AlarmActSnoozed, Detail: snoozed.UTC().Format(time.RFC3339)})
+	}
+	if err := insert(ctx, a.q, al); err != nil {
+		return err
+	}
+	a.live[k] = &al
+	if err := addHistory(ctx, a.q, al.ID, entries...); err != nil {
+		return err
+	}
+	if al.Parent != "" || !snoozed.IsZero() {
+		return nil
+	}
+	return enqueue(ctx, a.q, al, posfleet.NotifyRaised, a.now)
+}
+
+// snoozedUntil returns the snooze of the latest resolved alarm of the
+// same terminal and kind when it has not ended: a snooze outlives the
+// occurrence it was set on, so that a snoozed problem that comes back
+// stays quiet until the time someone chose.
+func (a *applier) snoozedUntil(ctx context.Context, ref posfleet.TerminalRef, kind string) (time.Time, error) {
+	var until int64
+	err := a.q.QueryRowContext(ctx, `SELECT COALESCE(MAX(snoozed_until_ms), 0) FROM alarms WHERE tenant = $1 AND terminal = $2 AND kind = $3 AND snoozed_until_ms > $4`,
+		ref.Tenant, ref.Terminal, kind, store.Millis(a.now)).Scan(&until)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("alarm: snooze of %s: %w", ref, err)
+	}
+	return store.Time(until), nil
+}
+
+// clear notes that flag's evidence on ref went: the alarm is resolved
+// once it stayed away for the debounce, at once when a visit cleared it.
+func (a *applier) clear(ctx context.Context, ref posfleet.TerminalRef, flag posfleet.FlagName, at time.Time, actor string) error {
+	al := a.live[liveKey{ref, string(flag)}]
+	if al == nil || (!al.Active && actor == "") {
+		return nil
+	}
+	if at.IsZero() {
+		at = a.now
+	}
+	if al.Active {
+		al.Active, al.Cleared, al.Updated = false, at, a.now
+		if err := addHistory(ctx, a.q, al.ID, posfleet.AlarmEntry{At: at, Actor: actor, Action: posfleet.AlarmActCleared}); err != nil {
+			return err
+		}
+	}
+	if actor != "" {
+		return a.resolve(ctx, al, actor, "visit done")
+	}
+	return update(ctx, a.q, *al)
+}
+
+// resolve resolves a live alarm by the rules (by "") or a visit.
+func (a *applier) resolve(ctx context.Context, al *posfleet.Alarm, by, detail string) error {
+	al.State, al.Resolved, al.ResolvedBy, al.Active, al.Updated = posfleet.AlarmResolved, a.now, by, false, a.now
+	if al.Cleared.IsZero() {
+		al.Cleared = a.now
+	}
+	if err := update(ctx, a.q, *al); err != nil {
+		return err
+	}
+	delete(a.live, liveKey{posfleet.TerminalRef{Tenant: al.Tenant, Terminal: al.Terminal}, al.Kind})
+	if err := addHistory(ctx, a.q, al.ID, posfleet.AlarmEntry{At: a.now, Actor: by, Action: posfleet.AlarmActResolved, Detail: detail}); err != nil {
+		return err
+	}
+	if al.Parent != "" || al.Snoozed(a.now) {
+		return nil
+	}
+	return enqueue(ctx, a.q, *al, posfleet.NotifyResolved, a.now)
+}
+
+// reconcile makes t's live alarms agree with its flags now.
+func (a *applier) reconcile(ctx context.Context, t TerminalFlags) error {
+	raised := map[string]bool{}
+	for _, f := range t.Flags {
+		raised[string(f.Name)] = true
+		if al := a.live[liveKey{t.Ref, string(f.Name)}]; al != nil && al.Active {
+			if al.Merchant != t.Merchant || al.Region != t.Region {
+				al.Merchant, al.Region = t.Merchant, t.Region
+				if err := update(ctx, a.q, *al); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if err := a.raise(ctx, t.Ref, f.Name, f.Since, f.Evidence, f.Urgent || f.Name.Urgent()); err != nil {
+			return err
+		}
+	}
+	for _, name := range posfleet.FlagNames {
+		if al := a.live[liveKey{t.Ref, string(name)}]; al != nil && al.Active && !raised[string(name)] {
+			if err := a.clear(ctx, t.Ref, name, a.now, ""); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// incident opens, updates or resolves an incident's alarm, and folds into
+// it the alarms it explains.
+func (a *applier) incident(ctx context.Context, inc health.Incident) error {
+	var ia *incidentAlarm
+	for _, x := range a.incidents[inc.Tenant] {
+		if x.alarm.Incident == inc.ID {
+			ia = x
+		}
+	}
+	body := evidenceJSON(inc)
+	if ia == nil {
+		if !inc.Open {
+			return nil // opened and closed between two publishes, or resolved by hand
+		}
+		al := posfleet.Alarm{ID: NewID(), Tenant: inc.Tenant, Kind: posfleet.AlarmKindIncident, Incident: inc.ID, Urgent: true,
+			Merchant: strings.Join(inc.Merchants, ", "), State: posfleet.AlarmOpen, Active: true, Opened: inc.Start,
+			Occurrences: 1, Evidence: body, Updated: a.now}
+		if len(al.Merchant) > 200 {
+			al.Merchant = fmt.Sprintf("%d merchants", len(inc.Merchants))
+		}
+		if al.Opened.IsZero() {
+			al.Opened = a.now
+		}
+		if err := insert(ctx, a.q, al); err != nil {
+			return err
+		}
+		if err := addHistory(ctx, a.q, al.ID, posfleet.AlarmEntry{At: al.Opened, Action: posfleet.AlarmActRaised,
+			Detail: fmt.Sprintf("%d terminals of %d merchants", inc.TerminalCount, len(inc.Merchants))}); err != nil {
+			return err
+		}
+		ia = newIncidentAlarm(&al, inc)
+		a.incidents[inc.Tenant] = append(a.incidents[inc.Tenant], ia)
+		if err := enqueue(ctx, a.q, al, posfleet.NotifyRaised, a.now); err != nil {
+			return err
+		}
+	} else {
+		*ia = *newIncidentAlarm(ia.alarm, inc)
+		ia.alarm.Evidence, ia.alarm.Updated = body, a.now
+	}
+	if inc.Open {
+		if err := update(ctx, a.q, *ia.alarm); err != nil {
+			return err
+		}
+		return a.fold(ctx, ia)
+	}
+	// Closed: resolved now (an incident does not flap: a new outage is a
+	// new incident). Its children still active are problems of their own.
+	ia.alarm.Cleared = inc.End
+	if err := a.resolve(ctx, ia.alarm, "", "the incident closed"); err != nil {
+		return err
+	}
+	a.incidents[inc.Tenant] = slices.DeleteFunc(a.incidents[inc.Tenant], func(x *incidentAlarm) bool { return x == ia })
+	return a.unfold(ctx, ia.alarm)
+}
+
+// fold moves the live top-level alarms the incident explains under it.
+func (a *applier) fold(ctx context.Context, ia *incidentAlarm) error {
+	var kinds []any
+	var ph []string
+	for i, f := range a.opts.FoldFlags {
+		kinds = append(kinds, string(f))
+		ph = append(ph, "$"+strconv.Itoa(i+2))
+	}
+	if len(kinds) == 0 {
+		return nil
+	}
+	rows, err := a.q.QueryContext(ctx, `SELECT `+alarmCols+` FROM alarms WHERE tenant = $1 AND state <> 'resolved' AND parent = '' AND incident = ''
+		AND kind IN (`+strings.Join(ph, ", ")+`)`, append([]any{ia.alarm.Tenant}, kinds...)...)
+	if err != nil {
+		return fmt.Errorf("alarm: alarms to fold: %w", err)
+	}
+	var fold []posfleet.Alarm
+	for rows.Next() {
+		al, err := scanAlarm(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		if al.Active && (ia.all || ia.hit[posfleet.TerminalRef{Tenant: al.Tenant, Terminal: al.Terminal}]) {
+			fold = append(fold, al)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, al := range fold {
+		al.Parent, al.Updated = ia.alarm.ID, a.now
+		if live := a.live[liveKey{posfleet.TerminalRef{Tenant: al.Tenant, Terminal: al.Terminal}, al.Kind}]; live != nil {
+			live.Parent = al.Parent
+		}
+		if err := update(ctx, a.q, al); err != nil {
+			return err
+		}
+		if err := addHistory(ctx, a.q, al.ID, posfleet.AlarmEntry{At: a.now, Action: posfleet.AlarmActFolded, Detail: ia.alarm.ID}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unfold handles the children of a resolved incident alarm: those whose
+// evidence went are resolved with it; those still active stand on their
+// own again and notify as new.
+func (a *applier) unfold(ctx context.Context, parent *posfleet.Alarm) error {
+	rows, err := a.q.QueryContext(ctx, `SELECT `+alarmCols+` FROM alarms WHERE parent = $1 AND state <> 'resolved'`, parent.ID)
+	if err != nil {
+		return fmt.Errorf("alarm: folded alarms: %w", err)
+	}
+	var kids []posfleet.Alarm
+	for rows.Next() {
+		al, err := scanAlarm(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		kids = append(kids, al)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i := range kids {
+		al := &kids[i]
+		if live := a.live[liveKey{posfleet.TerminalRef{Tenant: al.Tenant, Terminal: al.Terminal}, al.Kind}]; live != nil {
+			al = live
+		}
+		if !al.Active {
+			if err := a.resolve(ctx, al, "", "with incident alarm "+parent.ID); err != nil {
+				return err
+			}
+			continue
+		}
+		al.Parent, al.Updated = "", a.now
+		if err := update(ctx, a.q, *al); err != nil {
+			return err
+		}
+		if err := addHistory(ctx, a.q, al.ID, posfleet.AlarmEntry{At: a.now, Action: posfleet.AlarmActUnfolded, Detail: parent.ID}); err != nil {
+			return err
+		}
+		if !al.Snoozed(a.now) {
+			if err := enqueue(ctx, a.q, *al, posfleet.NotifyRaised, a.now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// settle resolves the alarms whose evidence stayed away for the debounce.
+func (a *applier) settle(ctx context.Context) error {
+	rows, err := a.q.QueryContext(ctx, `SELECT `+alarmCols+` FROM alarms WHERE active = $1 AND state <> 'resolved' AND cleared_ms > 0 AND cleared_ms <= $2`,
+		false, store.Millis(a.now.Add(-a.opts.Debounce)))
+	if err != nil {
+		return fmt.Errorf("alarm: alarms to settle: %w", err)
+	}
+	var due []posfleet.Alarm
+	for rows.Next() {
+		al, err := scanAlarm(rows)
+		if err != nil {
+			rows.Close()
+			return err
+		}
+		due = append(due, al)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i := range due {
+		if err := a.resolve(ctx, &due[i], "", fmt.Sprintf("the evidence stayed away for %s", a.opts.Debounce)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
