@@ -1,0 +1,9 @@
+package alarm
+
+import (
+	"testing"
+
+	"github.com/posfleet/posfleet/store/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
