@@ -53,7 +53,8 @@ type Input struct {
 // publishes the same changes), and writes the notifications the changes
 // cause.
 func Apply(ctx context.Context, tx Querier, d store.Dialect, opts Options, in Input, now time.Time) error {
-	a := applier{q: tx, opts: opts, now: now, live: map[liveKey]*posfleet.Alarm{}, site: map[posfleet.TerminalRef]TerminalFlags{}}
+	a := applier{q: tx, opts: opts, now: now, live: map[liveKey]*posfleet.Alarm{}, site: map[posfleet.TerminalRef]TerminalFlags{},
+		snoozed: map[liveKey]time.Time{}, routes: map[string][]posfleet.NotifyRoute{}}
 	for _, t := range in.Terminals {
 		a.site[t.Ref] = t
 	}
@@ -68,6 +69,9 @@ func Apply(ctx context.Context, tx Querier, d store.Dialect, opts Options, in In
 		return err
 	}
 	if err := a.loadIncidents(ctx); err != nil {
+		return err
+	}
+	if err := a.loadSnoozes(ctx); err != nil {
 		return err
 	}
 	for _, inc := range in.Incidents {
@@ -113,6 +117,24 @@ type applier struct {
 	// incidents are the live incident alarms by tenant, with the
 	// terminals each incident hit.
 	incidents map[string][]*incidentAlarm
+	// snoozed holds the snoozes that have not ended, by terminal and kind.
+	snoozed map[liveKey]time.Time
+	// routes caches each tenant's routes for this publish.
+	routes map[string][]posfleet.NotifyRoute
+}
+
+// notify writes the notifications of event of al (enqueue, with the
+// tenant's routes read once per publish).
+func (a *applier) notify(ctx context.Context, al posfleet.Alarm, event posfleet.NotificationEvent) error {
+	rs, ok := a.routes[al.Tenant]
+	if !ok {
+		var err error
+		if rs, err = tenantRoutes(ctx, a.q, al.Tenant); err != nil {
+			return err
+		}
+		a.routes[al.Tenant] = rs
+	}
+	return enqueueRoutes(ctx, a.q, rs, al, event, a.now)
 }
 
 type incidentAlarm struct {
@@ -252,10 +274,7 @@ func (a *applier) raise(ctx context.Context, ref posfleet.TerminalRef, flag posf
 		al.Parent = p.ID
 		entries = append(entries, posfleet.AlarmEntry{At: a.now, Action: posfleet.AlarmActFolded, Detail: p.ID})
 	}
-	snoozed, err := a.snoozedUntil(ctx, ref, string(flag))
-	if err != nil {
-		return err
-	}
+	snoozed := a.snoozed[k]
 	if !snoozed.IsZero() {
 		al.SnoozedUntil = snoozed
 		entries = append(entries, posfleet.AlarmEntry{At: a.now, Action: posfleet.AlarmActSnoozed, Detail: snoozed.UTC().Format(time.RFC3339)})
@@ -270,21 +289,29 @@ func (a *applier) raise(ctx context.Context, ref posfleet.TerminalRef, flag posf
 	if al.Parent != "" || !snoozed.IsZero() {
 		return nil
 	}
-	return enqueue(ctx, a.q, al, posfleet.NotifyRaised, a.now)
+	return a.notify(ctx, al, posfleet.NotifyRaised)
 }
 
-// snoozedUntil returns the snooze of the latest resolved alarm of the
-// same terminal and kind when it has not ended: a snooze outlives the
-// occurrence it was set on, so that a snoozed problem that comes back
+// loadSnoozes reads the snoozes that have not ended. A snooze outlives
+// the occurrence it was set on, so that a snoozed problem that comes back
 // stays quiet until the time someone chose.
-func (a *applier) snoozedUntil(ctx context.Context, ref posfleet.TerminalRef, kind string) (time.Time, error) {
-	var until int64
-	err := a.q.QueryRowContext(ctx, `SELECT COALESCE(MAX(snoozed_until_ms), 0) FROM alarms WHERE tenant = $1 AND terminal = $2 AND kind = $3 AND snoozed_until_ms > $4`,
-		ref.Tenant, ref.Terminal, kind, store.Millis(a.now)).Scan(&until)
+func (a *applier) loadSnoozes(ctx context.Context) error {
+	rows, err := a.q.QueryContext(ctx, `SELECT tenant, terminal, kind, snoozed_until_ms FROM alarms WHERE snoozed_until_ms > $1`, store.Millis(a.now))
 	if err != nil {
-		return time.Time{}, fmt.Errorf("alarm: snooze of %s: %w", ref, err)
+		return fmt.Errorf("alarm: snoozes: %w", err)
 	}
-	return store.Time(until), nil
+	defer rows.Close()
+	for rows.Next() {
+		var k liveKey
+		var until int64
+		if err := rows.Scan(&k.ref.Tenant, &k.ref.Terminal, &k.kind, &until); err != nil {
+			return err
+		}
+		if t := store.Time(until); t.After(a.snoozed[k]) {
+			a.snoozed[k] = t
+		}
+	}
+	return rows.Err()
 }
 
 // clear notes that flag's evidence on ref went: the alarm is resolved
@@ -325,7 +352,7 @@ func (a *applier) resolve(ctx context.Context, al *posfleet.Alarm, by, detail st
 	if al.Parent != "" || al.Snoozed(a.now) {
 		return nil
 	}
-	return enqueue(ctx, a.q, *al, posfleet.NotifyResolved, a.now)
+	return a.notify(ctx, *al, posfleet.NotifyResolved)
 }
 
 // reconcile makes t's live alarms agree with its flags now.
@@ -388,7 +415,7 @@ func (a *applier) incident(ctx context.Context, inc health.Incident) error {
 		}
 		ia = newIncidentAlarm(&al, inc)
 		a.incidents[inc.Tenant] = append(a.incidents[inc.Tenant], ia)
-		if err := enqueue(ctx, a.q, al, posfleet.NotifyRaised, a.now); err != nil {
+		if err := a.notify(ctx, al, posfleet.NotifyRaised); err != nil {
 			return err
 		}
 	} else {
@@ -497,7 +524,7 @@ func (a *applier) unfold(ctx context.Context, parent *posfleet.Alarm) error {
 			return err
 		}
 		if !al.Snoozed(a.now) {
-			if err := enqueue(ctx, a.q, *al, posfleet.NotifyRaised, a.now); err != nil {
+			if err := a.notify(ctx, *al, posfleet.NotifyRaised); err != nil {
 				return err
 			}
 		}

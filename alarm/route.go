@@ -22,9 +22,20 @@ import (
 // of non-urgent alarms and sends nothing when they resolve: the digest is
 // the day's list, not a conversation.
 func enqueue(ctx context.Context, q Querier, a posfleet.Alarm, event posfleet.NotificationEvent, now time.Time) error {
-	routes, err := matchingRoutes(ctx, q, a)
+	routes, err := tenantRoutes(ctx, q, a.Tenant)
 	if err != nil {
 		return err
+	}
+	return enqueueRoutes(ctx, q, routes, a, event, now)
+}
+
+// enqueueRoutes is enqueue with the tenant's routes already read.
+func enqueueRoutes(ctx context.Context, q Querier, all []posfleet.NotifyRoute, a posfleet.Alarm, event posfleet.NotificationEvent, now time.Time) error {
+	var routes []posfleet.NotifyRoute
+	for _, r := range all {
+		if routeMatches(r, a) {
+			routes = append(routes, r)
+		}
 	}
 	if len(routes) == 0 {
 		return nil
@@ -59,14 +70,13 @@ func enqueue(ctx context.Context, q Querier, a posfleet.Alarm, event posfleet.No
 	return nil
 }
 
-// matchingRoutes returns the enabled routes of a's tenant, to an enabled
-// channel, that a matches.
-func matchingRoutes(ctx context.Context, q Querier, a posfleet.Alarm) ([]posfleet.NotifyRoute, error) {
+// tenantRoutes returns the enabled routes of tenant to an enabled channel.
+func tenantRoutes(ctx context.Context, q Querier, tenant string) ([]posfleet.NotifyRoute, error) {
 	rows, err := q.QueryContext(ctx, `SELECT r.id, r.channel_id, r.kinds, r.urgent_only, r.regions, r.quiet_start, r.quiet_end, r.time_zone, r.digest, r.digest_at, r.resolved
 		FROM notification_routes r JOIN channels c ON c.id = r.channel_id
-		WHERE r.tenant = $1 AND r.enabled = $2 AND c.enabled = $2 ORDER BY r.created_ms, r.id`, a.Tenant, true)
+		WHERE r.tenant = $1 AND r.enabled = $2 AND c.enabled = $2 ORDER BY r.created_ms, r.id`, tenant, true)
 	if err != nil {
-		return nil, fmt.Errorf("alarm: routes of %q: %w", a.Tenant, err)
+		return nil, fmt.Errorf("alarm: routes of %q: %w", tenant, err)
 	}
 	defer rows.Close()
 	var out []posfleet.NotifyRoute
@@ -77,9 +87,7 @@ func matchingRoutes(ctx context.Context, q Querier, a posfleet.Alarm) ([]posflee
 			return nil, err
 		}
 		r.Kinds, r.Regions = splitList(kinds), splitList(regions)
-		if routeMatches(r, a) {
-			out = append(out, r)
-		}
+		out = append(out, r)
 	}
 	return out, rows.Err()
 }
