@@ -2,6 +2,7 @@ package alarm
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -66,6 +67,9 @@ func Apply(ctx context.Context, tx Querier, d store.Dialect, opts Options, in In
 		refs = append(refs, t.Ref)
 	}
 	if err := a.loadLive(ctx, refs); err != nil {
+		return err
+	}
+	if err := a.loadSites(ctx, in.Transitions); err != nil {
 		return err
 	}
 	if err := a.loadIncidents(ctx); err != nil {
@@ -145,8 +149,44 @@ type incidentAlarm struct {
 	all bool
 }
 
-// loadLive reads the live alarms of refs' terminals, 100 at a time.
+// loadLive reads the live alarms of refs' terminals.
 func (a *applier) loadLive(ctx context.Context, refs []posfleet.TerminalRef) error {
+	return a.byTerminals(ctx, refs, `SELECT `+alarmCols+` FROM alarms WHERE tenant = $1 AND incident = '' AND state <> 'resolved' AND terminal IN (%s)`,
+		func(rows *sql.Rows) error {
+			al, err := scanAlarm(rows)
+			if err != nil {
+				return err
+			}
+			a.live[liveKey{posfleet.TerminalRef{Tenant: al.Tenant, Terminal: al.Terminal}, al.Kind}] = &al
+			return nil
+		})
+}
+
+// loadSites reads the merchant and region of the transitions' terminals
+// that are not among the publish's terminals (the publisher writes a
+// large change in several batches, the transitions with the last).
+func (a *applier) loadSites(ctx context.Context, trans []Transition) error {
+	var refs []posfleet.TerminalRef
+	for _, t := range trans {
+		if _, ok := a.site[t.Ref]; !ok && t.Raised {
+			refs = append(refs, t.Ref)
+		}
+	}
+	return a.byTerminals(ctx, refs, `SELECT tenant, terminal, merchant, region FROM terminal_state WHERE tenant = $1 AND terminal IN (%s)`,
+		func(rows *sql.Rows) error {
+			var t TerminalFlags
+			if err := rows.Scan(&t.Ref.Tenant, &t.Ref.Terminal, &t.Merchant, &t.Region); err != nil {
+				return err
+			}
+			a.site[t.Ref] = t
+			return nil
+		})
+}
+
+// byTerminals runs query (its "%s" the list of terminals after the
+// tenant's $1) for refs, per tenant, 100 terminals at a time, and scan
+// for each row.
+func (a *applier) byTerminals(ctx context.Context, refs []posfleet.TerminalRef, query string, scan func(*sql.Rows) error) error {
 	byTenant := map[string][]string{}
 	seen := map[posfleet.TerminalRef]bool{}
 	for _, r := range refs {
@@ -167,20 +207,7 @@ func (a *applier) loadLive(ctx context.Context, refs []posfleet.TerminalRef) err
 				ph.WriteString("$" + strconv.Itoa(i+2))
 				args = append(args, id)
 			}
-			rows, err := a.q.QueryContext(ctx, `SELECT `+alarmCols+` FROM alarms WHERE tenant = $1 AND incident = '' AND state <> 'resolved' AND terminal IN (`+ph.String()+`)`, args...)
-			if err != nil {
-				return fmt.Errorf("alarm: live alarms: %w", err)
-			}
-			for rows.Next() {
-				al, err := scanAlarm(rows)
-				if err != nil {
-					rows.Close()
-					return err
-				}
-				a.live[liveKey{posfleet.TerminalRef{Tenant: al.Tenant, Terminal: al.Terminal}, al.Kind}] = &al
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
+			if err := a.scanAll(ctx, fmt.Sprintf(query, ph.String()), args, scan); err != nil {
 				return err
 			}
 			ids = ids[n:]
@@ -189,24 +216,45 @@ func (a *applier) loadLive(ctx context.Context, refs []posfleet.TerminalRef) err
 	return nil
 }
 
-// loadIncidents reads the live incident alarms.
-func (a *applier) loadIncidents(ctx context.Context) error {
-	a.incidents = map[string][]*incidentAlarm{}
-	rows, err := a.q.QueryContext(ctx, `SELECT `+alarmCols+` FROM alarms WHERE kind = $1 AND state <> 'resolved'`, posfleet.AlarmKindIncident)
+// alarms returns the alarms a query of alarmCols selects.
+func (a *applier) alarms(ctx context.Context, query string, args ...any) ([]posfleet.Alarm, error) {
+	var out []posfleet.Alarm
+	err := a.scanAll(ctx, query, args, func(rows *sql.Rows) error {
+		al, err := scanAlarm(rows)
+		out = append(out, al)
+		return err
+	})
+	return out, err
+}
+
+// scanAll runs a query and scan for each row.
+func (a *applier) scanAll(ctx context.Context, query string, args []any, scan func(*sql.Rows) error) error {
+	rows, err := a.q.QueryContext(ctx, query, args...)
 	if err != nil {
-		return fmt.Errorf("alarm: incident alarms: %w", err)
+		return fmt.Errorf("alarm: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		al, err := scanAlarm(rows)
-		if err != nil {
+		if err := scan(rows); err != nil {
 			return err
 		}
-		var inc health.Incident
-		json.Unmarshal(al.Evidence, &inc)
-		a.incidents[al.Tenant] = append(a.incidents[al.Tenant], newIncidentAlarm(&al, inc))
 	}
 	return rows.Err()
+}
+
+// loadIncidents reads the live incident alarms.
+func (a *applier) loadIncidents(ctx context.Context) error {
+	a.incidents = map[string][]*incidentAlarm{}
+	all, err := a.alarms(ctx, `SELECT `+alarmCols+` FROM alarms WHERE kind = $1 AND state <> 'resolved'`, posfleet.AlarmKindIncident)
+	if err != nil {
+		return err
+	}
+	for i := range all {
+		var inc health.Incident
+		json.Unmarshal(all[i].Evidence, &inc)
+		a.incidents[all[i].Tenant] = append(a.incidents[all[i].Tenant], newIncidentAlarm(&all[i], inc))
+	}
+	return nil
 }
 
 func newIncidentAlarm(al *posfleet.Alarm, inc health.Incident) *incidentAlarm {
@@ -449,25 +497,16 @@ func (a *applier) fold(ctx context.Context, ia *incidentAlarm) error {
 	if len(kinds) == 0 {
 		return nil
 	}
-	rows, err := a.q.QueryContext(ctx, `SELECT `+alarmCols+` FROM alarms WHERE tenant = $1 AND state <> 'resolved' AND parent = '' AND incident = ''
+	cands, err := a.alarms(ctx, `SELECT `+alarmCols+` FROM alarms WHERE tenant = $1 AND state <> 'resolved' AND parent = '' AND incident = ''
 		AND kind IN (`+strings.Join(ph, ", ")+`)`, append([]any{ia.alarm.Tenant}, kinds...)...)
 	if err != nil {
-		return fmt.Errorf("alarm: alarms to fold: %w", err)
+		return err
 	}
 	var fold []posfleet.Alarm
-	for rows.Next() {
-		al, err := scanAlarm(rows)
-		if err != nil {
-			rows.Close()
-			return err
-		}
+	for _, al := range cands {
 		if al.Active && (ia.all || ia.hit[posfleet.TerminalRef{Tenant: al.Tenant, Terminal: al.Terminal}]) {
 			fold = append(fold, al)
 		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	for _, al := range fold {
 		al.Parent, al.Updated = ia.alarm.ID, a.now
@@ -488,21 +527,8 @@ func (a *applier) fold(ctx context.Context, ia *incidentAlarm) error {
 // evidence went are resolved with it; those still active stand on their
 // own again and notify as new.
 func (a *applier) unfold(ctx context.Context, parent *posfleet.Alarm) error {
-	rows, err := a.q.QueryContext(ctx, `SELECT `+alarmCols+` FROM alarms WHERE parent = $1 AND state <> 'resolved'`, parent.ID)
+	kids, err := a.alarms(ctx, `SELECT `+alarmCols+` FROM alarms WHERE parent = $1 AND state <> 'resolved'`, parent.ID)
 	if err != nil {
-		return fmt.Errorf("alarm: folded alarms: %w", err)
-	}
-	var kids []posfleet.Alarm
-	for rows.Next() {
-		al, err := scanAlarm(rows)
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		kids = append(kids, al)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	for i := range kids {
@@ -534,22 +560,9 @@ func (a *applier) unfold(ctx context.Context, parent *posfleet.Alarm) error {
 
 // settle resolves the alarms whose evidence stayed away for the debounce.
 func (a *applier) settle(ctx context.Context) error {
-	rows, err := a.q.QueryContext(ctx, `SELECT `+alarmCols+` FROM alarms WHERE active = $1 AND state <> 'resolved' AND cleared_ms > 0 AND cleared_ms <= $2`,
+	due, err := a.alarms(ctx, `SELECT `+alarmCols+` FROM alarms WHERE active = $1 AND state <> 'resolved' AND cleared_ms > 0 AND cleared_ms <= $2`,
 		false, store.Millis(a.now.Add(-a.opts.Debounce)))
 	if err != nil {
-		return fmt.Errorf("alarm: alarms to settle: %w", err)
-	}
-	var due []posfleet.Alarm
-	for rows.Next() {
-		al, err := scanAlarm(rows)
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		due = append(due, al)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	for i := range due {
