@@ -194,7 +194,7 @@ func (s *Store) SnoozeAlarm(ctx context.Context, id string, until time.Time, by 
 			return nil, resolvedConflict(a, "snoozed")
 		}
 		if until.IsZero() {
-			if !a.Snoozed(now) && a.SnoozedUntil.IsZero() {
+			if a.SnoozedUntil.IsZero() {
 				return nil, nil
 			}
 			a.SnoozedUntil = time.Time{}
@@ -284,7 +284,8 @@ func (s *Store) resolveFolded(ctx context.Context, tx *sql.Tx, id, by string, no
 // (unknown, resolved) does not hold back the others. done counts the
 // alarms acted on (those already in the asked state included); failed
 // holds the others' errors by ID. err is for a request that is wrong as a
-// whole (unknown action, too many IDs, a bad assignee).
+// whole (unknown action, too many IDs, a bad assignee). It does not scope
+// by tenant: the caller passes only IDs the user may act on.
 func (s *Store) BulkAlarms(ctx context.Context, ids []string, action, assignee, by string) (done int, failed map[string]error, err error) {
 	if len(ids) > MaxBulk {
 		return 0, nil, posfleet.Errorf(posfleet.Invalid, "too_many_alarms", "%d alarms: at most %d at once", len(ids), MaxBulk)
