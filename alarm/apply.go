@@ -133,7 +133,7 @@ func (a *applier) notify(ctx context.Context, al posfleet.Alarm, event posfleet.
 	rs, ok := a.routes[al.Tenant]
 	if !ok {
 		var err error
-		if rs, err = tenantRoutes(ctx, a.q, al.Tenant); err != nil {
+		if rs, err = routesFor(ctx, a.q, al.Tenant); err != nil {
 			return err
 		}
 		a.routes[al.Tenant] = rs

@@ -6,4 +6,5 @@ import (
 	"github.com/posfleet/posfleet/store/pgtest"
 )
 
+// TestMain starts the private PostgreSQL of storetest.Each.
 func TestMain(m *testing.M) { pgtest.Main(m) }

@@ -22,7 +22,7 @@ import (
 // of non-urgent alarms and sends nothing when they resolve: the digest is
 // the day's list, not a conversation.
 func enqueue(ctx context.Context, q Querier, a posfleet.Alarm, event posfleet.NotificationEvent, now time.Time) error {
-	routes, err := tenantRoutes(ctx, q, a.Tenant)
+	routes, err := routesFor(ctx, q, a.Tenant)
 	if err != nil {
 		return err
 	}
@@ -70,28 +70,6 @@ func enqueueRoutes(ctx context.Context, q Querier, all []posfleet.NotifyRoute, a
 	return nil
 }
 
-// tenantRoutes returns the enabled routes of tenant to an enabled channel.
-func tenantRoutes(ctx context.Context, q Querier, tenant string) ([]posfleet.NotifyRoute, error) {
-	rows, err := q.QueryContext(ctx, `SELECT r.id, r.channel_id, r.kinds, r.urgent_only, r.regions, r.quiet_start, r.quiet_end, r.time_zone, r.digest, r.digest_at, r.resolved
-		FROM notification_routes r JOIN channels c ON c.id = r.channel_id
-		WHERE r.tenant = $1 AND r.enabled = $2 AND c.enabled = $2 ORDER BY r.created_ms, r.id`, tenant, true)
-	if err != nil {
-		return nil, fmt.Errorf("alarm: routes of %q: %w", tenant, err)
-	}
-	defer rows.Close()
-	var out []posfleet.NotifyRoute
-	for rows.Next() {
-		var r posfleet.NotifyRoute
-		var kinds, regions string
-		if err := rows.Scan(&r.ID, &r.Channel, &kinds, &r.UrgentOnly, &regions, &r.QuietStart, &r.QuietEnd, &r.TimeZone, &r.Digest, &r.DigestAt, &r.Resolved); err != nil {
-			return nil, err
-		}
-		r.Kinds, r.Regions = splitList(kinds), splitList(regions)
-		out = append(out, r)
-	}
-	return out, rows.Err()
-}
-
 // routeMatches reports whether route r sends alarm a. An incident's alarm
 // has no region: it matches every region filter (an outage is the whole
 // tenant's).
@@ -107,16 +85,6 @@ func routeMatches(r posfleet.NotifyRoute, a posfleet.Alarm) bool {
 		return false
 	}
 	return true
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // routeLocation is the route's time zone; UTC when unset or unknown (routes
