@@ -257,7 +257,10 @@ func scanRow(r interface{ Scan(...any) error }) (row, error) {
 	return n, err
 }
 
-// bundle is the body of a digest or summary row: what it carries.
+// bundle is the body of a digest or summary row, what it carries:
+// {"alarms": [Alarm...]} or {"held": N}. (A raised or resolved row's body
+// is the Alarm itself; a test row's is {"by": user}.) The bundled rows
+// name it in their bundle column.
 type bundle struct {
 	Alarms []posfleet.Alarm `json:"alarms,omitempty"`
 	Held   int              `json:"held,omitempty"`

@@ -746,3 +746,50 @@ posfleet_notify_lease_held 1
 		}
 	})
 }
+
+// TestDispatchSlowChannel: a receiver that hangs costs its own channel
+// one SendTimeout, counted as a failed attempt; the other channels are
+// delivered in the same step.
+func TestDispatchSlowChannel(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		addChannel(t, db, channelSpec{id: "slow"})
+		addChannel(t, db, channelSpec{id: "fast"})
+		addRow(t, db, rowSpec{id: "s1", channel: "slow", alarm: alarmOf("a1", "T-1", "tamper")})
+		addRow(t, db, rowSpec{id: "f1", channel: "fast", alarm: alarmOf("a2", "T-2", "tamper"), created: t0.Add(time.Millisecond)})
+		s := &fakeSender{}
+		hang := func(ctx context.Context, tg notify.Target) error {
+			if tg.ID == "slow" {
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return nil
+		}
+		o := options("a")
+		o.SendTimeout = 200 * time.Millisecond
+		d := notify.NewDispatcher(db, ctxSender{s, hang}, o)
+		start := time.Now()
+		step(t, d, t0.Add(time.Second))
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("step took %s", took)
+		}
+		if ids := s.ids(); !slices.Equal(ids, []string{"f1"}) {
+			t.Errorf("sent %v, want f1", ids)
+		}
+		if st := stateOf(t, db, "s1"); st.State != "pending" || st.Attempts != 1 || !strings.Contains(st.LastError, "deadline") {
+			t.Errorf("s1: %+v", st)
+		}
+	})
+}
+
+// ctxSender runs gate (which may wait for the send's context) before s.
+type ctxSender struct {
+	s    *fakeSender
+	gate func(context.Context, notify.Target) error
+}
+
+func (c ctxSender) Send(ctx context.Context, t notify.Target, m posfleet.NotifyMessage) error {
+	if err := c.gate(ctx, t); err != nil {
+		return err
+	}
+	return c.s.Send(ctx, t, m)
+}
