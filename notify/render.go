@@ -215,8 +215,15 @@ func (p printer) get(key string) string {
 	return key
 }
 
+// f formats the text of key. A text without verbs (a translation that
+// leaves the count out) is returned as it is, not with fmt's complaint
+// about extra arguments.
 func (p printer) f(key string, args ...any) string {
-	return fmt.Sprintf(p.get(key), args...)
+	s := p.get(key)
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	return fmt.Sprintf(s, args...)
 }
 
 // n formats a counted text: key.one when n is 1 and the table has it.
