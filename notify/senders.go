@@ -21,7 +21,8 @@ import (
 // client, no SMTP server: e-mail channels fail permanently).
 type Senders struct {
 	// HTTP posts webhooks and chat messages; nil is a client with
-	// DefaultHTTPTimeout. Its own Timeout, if any, applies as well as ctx's.
+	// DefaultHTTPTimeout that follows no redirects. Its own Timeout, if
+	// any, applies as well as ctx's.
 	HTTP *http.Client
 	SMTP SMTPConfig
 	// Now is the clock of signatures and Date headers; nil is time.Now.
@@ -55,7 +56,15 @@ const (
 
 var _ Sender = (*Senders)(nil)
 
-var defaultHTTP = &http.Client{Timeout: DefaultHTTPTimeout}
+// defaultHTTP follows no redirects: a 301 or 302 turns a POST into a GET,
+// whose 200 would mark a notification sent that nobody received. A
+// redirect is answered as a (permanent) error instead, naming the status.
+var defaultHTTP = &http.Client{
+	Timeout: DefaultHTTPTimeout,
+	CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	},
+}
 
 // Send renders m for t's type and delivers it. A refusal that retrying
 // cannot fix is a *PermanentError; any other error is worth a retry.

@@ -125,6 +125,25 @@ func TestSendRefusals(t *testing.T) {
 	}
 }
 
+// TestNoRedirect: a receiver that redirects has not received the POST; the
+// default client must not follow it as a GET and call that delivered.
+func TestNoRedirect(t *testing.T) {
+	var gets int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			gets++
+			return
+		}
+		http.Redirect(w, r, "/elsewhere", http.StatusFound)
+	}))
+	defer srv.Close()
+	s := &Senders{Now: func() time.Time { return chNow }}
+	err := s.Send(context.Background(), chTarget(posfleet.NotifyWebhook, srv.URL, "", ""), chMessages()[posfleet.NotifyTest])
+	if !IsPermanent(err) || gets != 0 {
+		t.Errorf("redirect: %v after %d GETs, want a permanent error and none", err, gets)
+	}
+}
+
 // TestResponseCapped: a receiver's huge answer is read no further than
 // maxResponse and quoted briefly.
 func TestResponseCapped(t *testing.T) {
