@@ -103,6 +103,13 @@ func (s *Senders) smtpClient() (*mail.Client, error) {
 		timeout = DefaultSMTPTimeout
 	}
 	opts := []mail.Option{mail.WithPort(port), mail.WithTimeout(timeout)}
+	if cfg.TLSConfig != nil {
+		tc := cfg.TLSConfig.Clone()
+		if tc.ServerName == "" {
+			tc.ServerName = host
+		}
+		opts = append(opts, mail.WithTLSConfig(tc))
+	}
 	// AUTH PLAIN and LOGIN send the password as is: go-mail refuses them
 	// without TLS unless told otherwise, which "none" (a relay the
 	// operator chose to trust, usually on localhost) does.

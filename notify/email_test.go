@@ -3,8 +3,15 @@ package notify
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"io"
+	"math/big"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
@@ -43,18 +50,27 @@ const (
 	chSMTPPass = "smtp-test-password"
 )
 
-func newChSMTP(t *testing.T) *chSMTP {
+func newChSMTP(t *testing.T) *chSMTP { return newChSMTPTLS(t, nil, false) }
+
+// newChSMTPTLS starts the server with a certificate: offering STARTTLS
+// (and AUTH only after it), or speaking TLS from the start (implicit).
+func newChSMTPTLS(t *testing.T, tc *tls.Config, implicit bool) *chSMTP {
 	t.Helper()
 	srv := &chSMTP{}
 	s := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &chSession{srv: srv}, nil
 	}))
 	s.Domain = "localhost"
-	s.AllowInsecureAuth = true // no TLS in the test; the client is told "none"
+	s.AllowInsecureAuth = tc == nil // without TLS the client is told "none"
 	s.ReadTimeout, s.WriteTimeout = 10*time.Second, 10*time.Second
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if implicit {
+		l = tls.NewListener(l, tc)
+	} else {
+		s.TLSConfig = tc
 	}
 	srv.Addr = l.Addr().String()
 	go s.Serve(l)
@@ -326,5 +342,68 @@ func TestEmailErrors(t *testing.T) {
 	var pe *PermanentError
 	if err := (&Senders{}).Send(ctx, chEmailTarget(""), m); !errors.As(err, &pe) {
 		t.Errorf("no server: %T", err)
+	}
+}
+
+// chCert is a self-signed certificate for 127.0.0.1, and a pool trusting it.
+func chCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "posfleet test SMTP"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+// TestEmailTLS: STARTTLS (the default) and implicit TLS, with AUTH over
+// the encrypted connection; a certificate the client does not trust is
+// refused.
+func TestEmailTLS(t *testing.T) {
+	cert, pool := chCert(t)
+	m := chMessages()[posfleet.NotifyRaised]
+	for _, c := range []struct {
+		mode     string
+		implicit bool
+	}{{"", false}, {"starttls", false}, {"tls", true}} {
+		t.Run("mode="+c.mode, func(t *testing.T) {
+			srv := newChSMTPTLS(t, &tls.Config{Certificates: []tls.Certificate{cert}}, c.implicit)
+			s := chEmailSenders(srv.Addr)
+			s.SMTP.TLS = c.mode
+			s.SMTP.TLSConfig = &tls.Config{RootCAs: pool}
+			if err := s.Send(context.Background(), chEmailTarget(""), m); err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			if got := srv.mails(); len(got) != 1 || got[0].User != chSMTPUser {
+				t.Fatalf("the server got %+v", got)
+			}
+			// Without the test's CA the certificate is not trusted.
+			s.SMTP.TLSConfig = nil
+			if err := s.Send(context.Background(), chEmailTarget(""), m); err == nil {
+				t.Error("sent to an untrusted server")
+			}
+			if n := len(srv.mails()); n != 1 {
+				t.Errorf("the server got %d mails", n)
+			}
+		})
 	}
 }

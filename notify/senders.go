@@ -3,6 +3,7 @@ package notify
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +42,9 @@ type SMTPConfig struct {
 	// skipped), "tls" (implicit TLS, port 465) or "none" (a local relay).
 	TLS     string
 	Timeout time.Duration // connecting and each command; 0 is DefaultSMTPTimeout
+	// TLSConfig, when set, replaces the default (the system's roots, the
+	// server name from Addr): a private CA, or a test's certificate.
+	TLSConfig *tls.Config
 }
 
 const (
