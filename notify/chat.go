@@ -120,8 +120,9 @@ func (s *Senders) sendDingTalk(ctx context.Context, t Target, m posfleet.NotifyM
 	var body dingTalkBody
 	body.MsgType = "markdown"
 	// The title is what the conversation list and the phone's notification
-	// show; the text carries it again as a heading.
-	body.Markdown.Title = r.Title
+	// show, as plain text (not escaped); the text carries it again as a
+	// heading.
+	body.Markdown.Title = render(t.NotifyChannel, m, nil).Title
 	body.Markdown.Text = r.markdown("### "+r.Title, len(r.Items)) + "\n\n###### " + r.Footer
 	data, err := json.Marshal(body)
 	if err != nil {
