@@ -40,7 +40,7 @@ const (
 	maxAlarmPage    = 500 // alarms per list answer
 	defaultAlarmAPI = 100 // alarms per list answer by default
 	alarmsPerPage   = 50  // alarms per page of the alarm list page
-	maxBulkAlarms         = 500 // alarms per bulk action
+	maxBulkAlarms   = 500 // alarms per bulk action
 	maxAssigneeLen  = 128
 	maxSnooze       = 90 * 24 * time.Hour
 )
@@ -100,7 +100,7 @@ func parseAlarmFilter(q url.Values, r *http.Request) (posfleet.AlarmFilter, erro
 	get := func(k string) string { return strings.TrimSpace(q.Get(k)) }
 	p, _ := PrincipalFrom(r.Context())
 	f := posfleet.AlarmFilter{Tenant: tenantScope(p), Limit: defaultAlarmAPI}
-	if t := get("tenant"); t != "" {
+	if t := get("tenant"); t != "" && t != posfleet.AllTenants {
 		if !p.Sees(t) {
 			return f, errNotFound
 		}

@@ -109,7 +109,7 @@ func (s *Server) notifyAdminPage(h func(http.ResponseWriter, *http.Request, layo
 func notifyTenant(r *http.Request) (string, error) {
 	p, _ := PrincipalFrom(r.Context())
 	t := strings.TrimSpace(r.URL.Query().Get("tenant"))
-	if t == "" {
+	if t == "" || t == posfleet.AllTenants {
 		return tenantScope(p), nil
 	}
 	if !p.Sees(t) {

@@ -75,7 +75,7 @@ type Options struct {
 	// /api/v1/channels, /api/v1/routes and /api/v1/notifications; nil
 	// mounts none of them.
 	Notifications Notifications
-	Logger            *slog.Logger
+	Logger        *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
