@@ -727,10 +727,17 @@ func (s *Server) notifyRefused(w http.ResponseWriter, r *http.Request, frame lay
 	s.notificationsPage(w, r, frame, status, v)
 }
 
-// splitList reads a list typed in one field: separated by commas, spaces
-// or new lines.
+// splitList reads a list typed in one field: separated by commas,
+// semicolons or new lines (not spaces: a region's name or "Name <addr>"
+// may hold some).
 func splitList(v string) []string {
-	return strings.FieldsFunc(v, func(c rune) bool { return c == ',' || c == ';' || unicode.IsSpace(c) })
+	var out []string
+	for _, e := range strings.FieldsFunc(v, func(c rune) bool { return c == ',' || c == ';' || c == '\n' || c == '\r' }) {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (s *Server) handleChannelForm(w http.ResponseWriter, r *http.Request, frame layout.Page) {

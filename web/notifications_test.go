@@ -423,13 +423,13 @@ func TestNotificationsPage(t *testing.T) {
 	id := chs[0].ID
 	// A route through the form, with kinds from the multi-select.
 	resp, body = post(t, root, f.srv.URL+"/notifications/routes", url.Values{"csrf": {csrf}, "name": {"urgent"}, "channel": {id},
-		"kinds": {"tamper", "incident"}, "urgent_only": {"yes"}, "regions": {"north, south"}, "quiet_start": {"22:00"}, "quiet_end": {"07:00"},
+		"kinds": {"tamper", "incident"}, "urgent_only": {"yes"}, "regions": {"north, Chengdu South"}, "quiet_start": {"22:00"}, "quiet_end": {"07:00"},
 		"time_zone": {"Asia/Shanghai"}, "digest_at": {"09:00"}, "resolved": {"yes"}, "enabled": {"yes"}})
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("create route: %s %.300s", resp.Status, body)
 	}
 	routes, _ := f.notes.Routes(context.Background(), "acme")
-	if len(routes) != 1 || routes[0].Tenant != "acme" || len(routes[0].Kinds) != 2 || len(routes[0].Regions) != 2 || routes[0].Digest || routes[0].DigestAt != "" {
+	if len(routes) != 1 || routes[0].Tenant != "acme" || len(routes[0].Kinds) != 2 || strings.Join(routes[0].Regions, "|") != "north|Chengdu South" || routes[0].Digest || routes[0].DigestAt != "" {
 		t.Fatalf("route: %+v", routes)
 	}
 	f.notes.recent = []posfleet.Notification{{ID: "n-1", Tenant: "acme", Channel: id, Event: posfleet.NotifyRaised, State: posfleet.NotificationFailed,
@@ -477,6 +477,17 @@ func TestNotificationsPage(t *testing.T) {
 	f.notes.testErr = nil
 	if resp, _ := post(t, root, f.srv.URL+"/notifications/channels/"+id+"/test", url.Values{"csrf": {csrf}}); resp.Header.Get("Location") != "/notifications?done=test-sent" {
 		t.Errorf("test: %s", resp.Status)
+	}
+	// Lists in one field split at commas, semicolons and new lines, not
+	// at spaces.
+	resp, body = post(t, root, f.srv.URL+"/notifications/channels", url.Values{"csrf": {csrf}, "tenant": {"acme"}, "name": {"night desk"},
+		"type": {"email"}, "to": {"Ops Desk <ops@acme.example>; night@acme.example"}, "language": {"zh-CN"}, "rate_per_hour": {"10"}, "enabled": {"yes"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("e-mail channel: %s %.300s", resp.Status, body)
+	}
+	chs, _ = f.notes.Channels(context.Background(), "acme")
+	if len(chs) != 2 || strings.Join(chs[1].To, ",") != "ops@acme.example,night@acme.example" {
+		t.Errorf("recipients: %+v", chs)
 	}
 	// Delete needs the confirmation box; a channel in use is refused.
 	if resp, _ := post(t, root, f.srv.URL+"/notifications/channels/"+id+"/delete", url.Values{"csrf": {csrf}}); resp.StatusCode != http.StatusBadRequest {
