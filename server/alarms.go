@@ -2,13 +2,16 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"sync"
 
+	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/alarm"
 	"github.com/posfleet/posfleet/notify"
+	"github.com/posfleet/posfleet/web"
 )
 
 // AlertingConfig configures alarms and notifications.
@@ -99,4 +102,41 @@ func (s *Server) stopDispatcher() {
 	s.alerting.cancel()
 	s.alerting.done.Wait()
 	s.alerting = nil
+}
+
+// alarmsWeb gives the web side the alarms, channels and routes.
+func (s *Server) alarmsWeb(o *web.Options) {
+	st := &alarm.Store{DB: s.db}
+	o.Alarms = st
+	o.Notifications = notificationsWeb{Store: st, s: s}
+}
+
+// notificationsWeb is web.Notifications: the channels and routes of the
+// alarm store; "send test" through the dispatcher's senders.
+type notificationsWeb struct {
+	*alarm.Store
+	s *Server
+}
+
+var (
+	_ web.Alarms        = (*alarm.Store)(nil)
+	_ web.Notifications = notificationsWeb{}
+)
+
+func (n notificationsWeb) TestChannel(ctx context.Context, id, by string) error {
+	if n.s.alerting == nil {
+		return posfleet.Errorf(posfleet.Unavailable, "no_dispatcher", "this process sends no notifications")
+	}
+	err := n.s.alerting.disp.Test(ctx, id, by)
+	var pe *posfleet.Error
+	if errors.As(err, &pe) && pe.Code == "not_delivered" {
+		// The receiver refused: the web answers 502 with its (redacted)
+		// answer, not 503 as if posfleet were down.
+		return errors.New(pe.Message)
+	}
+	return err
+}
+
+func (n notificationsWeb) RecentNotifications(ctx context.Context, tenant, state string, limit int) ([]posfleet.Notification, error) {
+	return alarm.RecentNotifications(ctx, n.DB, tenant, state, limit)
 }

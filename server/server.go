@@ -439,6 +439,7 @@ func (s *Server) startHTTP(checks map[string]web.Check) (err error) {
 	}
 	wopts.Provisioner = s.reg
 	s.journalWeb(&wopts)
+	s.alarmsWeb(&wopts)
 	if s.col != nil {
 		wopts.Health, wopts.Directory = s.engine, s.reg
 		wopts.Provisioner = provisionNotifier{reg: s.reg, engine: s.engine}
