@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/alarm"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/store"
 )
@@ -58,6 +59,12 @@ type Batch struct {
 	// Summaries and Suspect are per tenant ("" for every tenant).
 	Summaries map[string]health.FleetSummary
 	Suspect   map[string][]health.FirmwareFinding
+	// Alarms, when set, makes Publish change the alarms as the events,
+	// the terminals' flags and the incidents say, in the same transaction
+	// (alarm.Apply); Settle also resolves the alarms whose evidence stayed
+	// away for the debounce.
+	Alarms *alarm.Options
+	Settle bool
 }
 
 // NewEventID returns a new flag event ID: 128 random bits in hex.
@@ -113,6 +120,11 @@ func Publish(ctx context.Context, db *store.DB, lease *store.Lease, b Batch, now
 				return fmt.Errorf("healthview: incident: %w", err)
 			}
 		}
+		if b.Alarms != nil {
+			if err := alarm.Apply(ctx, tx, db.Dialect, *b.Alarms, alarmInput(b, events), now); err != nil {
+				return fmt.Errorf("healthview: %w", err)
+			}
+		}
 		for tenant, s := range b.Summaries {
 			if err := putView(ctx, tx, tenant, "summary", s, nowMs); err != nil {
 				return err
@@ -125,6 +137,19 @@ func Publish(ctx context.Context, db *store.DB, lease *store.Lease, b Batch, now
 		}
 		return nil
 	})
+}
+
+// alarmInput is what b and its events change for the alarms.
+func alarmInput(b Batch, events []FlagEvent) alarm.Input {
+	in := alarm.Input{Incidents: b.Incidents, Settle: b.Settle}
+	for _, ev := range events {
+		in.Transitions = append(in.Transitions, alarm.Transition{Ref: ev.Ref, Flag: ev.Flag, Raised: ev.Raised, At: ev.At, Actor: ev.Actor, Evidence: ev.Evidence})
+	}
+	for _, t := range b.Terminals {
+		in.Terminals = append(in.Terminals, alarm.TerminalFlags{Ref: posfleet.TerminalRef{Tenant: t.Health.Tenant, Terminal: t.Health.Terminal},
+			Merchant: t.Merchant, Region: t.Region, Flags: t.Health.Flags})
+	}
+	return in
 }
 
 // lastOfEach keeps the last row of each terminal: one statement must not

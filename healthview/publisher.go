@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/alarm"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/journal"
 	"github.com/posfleet/posfleet/store"
@@ -51,7 +52,10 @@ type PublisherOptions struct {
 	// Site gives a provisioned terminal's merchant and region while it
 	// has never connected (the engine knows those only once it has);
 	// nil leaves them empty.
-	Site   func(posfleet.TerminalRef) (health.Site, bool)
+	Site func(posfleet.TerminalRef) (health.Site, bool)
+	// Alarms, when set, keeps the alarms with the view (alarm.Apply in
+	// each publish's transaction); nil publishes no alarms.
+	Alarms *alarm.Options
 	Logger *slog.Logger
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
@@ -270,7 +274,7 @@ func (p *Publisher) publishTerminals(ctx context.Context, refs []posfleet.Termin
 	n := 0
 	for first := true; first || len(refs) > 0; first = false {
 		k := min(len(refs), p.opts.BatchSize)
-		b := Batch{DiffEvents: diff}
+		b := Batch{DiffEvents: diff, Alarms: p.opts.Alarms}
 		for _, ref := range refs[:k] {
 			b.Terminals = append(b.Terminals, p.row(ref))
 		}
@@ -336,7 +340,7 @@ func (p *Publisher) row(ref posfleet.TerminalRef) TerminalRow {
 // publishFleet writes the incidents that changed, and each tenant's
 // summary and suspect-firmware findings.
 func (p *Publisher) publishFleet(ctx context.Context, now time.Time) error {
-	b := Batch{Summaries: map[string]health.FleetSummary{}, Suspect: map[string][]health.FirmwareFinding{}}
+	b := Batch{Summaries: map[string]health.FleetSummary{}, Suspect: map[string][]health.FirmwareFinding{}, Alarms: p.opts.Alarms, Settle: true}
 	bodies := map[string]string{}
 	for _, inc := range p.eng.Incidents("") {
 		j, err := json.Marshal(inc)

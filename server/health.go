@@ -117,6 +117,8 @@ func (s *Server) startPublisher() error {
 		}
 		return t.Placement(), true
 	}
+	alarms := s.cfg.Alerting.Alarms
+	opts.Alarms = &alarms
 	pub := healthview.NewPublisher(s.db, s.engine, opts)
 	held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "posfleet_health_lease_held",

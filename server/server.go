@@ -121,6 +121,8 @@ type Config struct {
 	// EventRetention bounds the security events and rejections kept in
 	// the database (see journal.Retention).
 	EventRetention journal.Retention
+	// Alerting configures alarms and notifications.
+	Alerting AlertingConfig
 	// HealthClientID is the health role's client ID on the external
 	// broker (--mqtt-source); stable per instance, since the broker keeps
 	// its persistent session.
@@ -147,6 +149,7 @@ func DefaultConfig(dataDir string) Config {
 		SnapshotInterval: time.Minute,
 		Source:           mqttsource.DefaultOptions(),
 		EventRetention:   journal.DefaultRetention(),
+		Alerting:         DefaultAlertingConfig(),
 		Publisher:        healthview.DefaultPublisherOptions(),
 	}
 	cfg.Broker.DataDir = filepath.Join(dataDir, "broker")
@@ -176,7 +179,7 @@ func (c Config) Validate() error {
 	if c.Roles.Health && c.HealthClientID == "" {
 		return errors.New("serve: the health role needs a client ID on the external broker (--health-client-id)")
 	}
-	errs := []error{c.Broker.Validate(), c.Collector.Validate(), c.Registry.Validate(), c.Health.Validate(), c.Influx.Validate(), c.EventRetention.Validate()}
+	errs := []error{c.Broker.Validate(), c.Collector.Validate(), c.Registry.Validate(), c.Health.Validate(), c.Influx.Validate(), c.EventRetention.Validate(), c.Alerting.Validate()}
 	if c.Source.Broker != "" {
 		errs = append(errs, c.Source.Validate())
 	}
@@ -218,6 +221,7 @@ type Server struct {
 	healthDone chan struct{}
 
 	publisher     *healthview.Publisher
+	alerting      *alertingParts
 	stopPublisher context.CancelFunc
 	publisherDone chan struct{}
 	// stopOutbox stops the sender of queued commands (outbox.go).
@@ -306,6 +310,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 	s.startOutbox()
+	s.startDispatcher()
 	if s.cfg.MetricsAddr != "" {
 		if err := s.startMetrics(); err != nil {
 			return err
@@ -434,6 +439,7 @@ func (s *Server) startHTTP(checks map[string]web.Check) (err error) {
 	}
 	wopts.Provisioner = s.reg
 	s.journalWeb(&wopts)
+	s.alarmsWeb(&wopts)
 	if s.col != nil {
 		wopts.Health, wopts.Directory = s.engine, s.reg
 		wopts.Provisioner = provisionNotifier{reg: s.reg, engine: s.engine}
@@ -586,6 +592,7 @@ func (s *Server) Close() error {
 		s.stopOutbox()
 		s.stopOutbox = nil
 	}
+	s.stopDispatcher()
 	if s.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		errs = append(errs, s.http.Shutdown(ctx))

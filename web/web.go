@@ -68,7 +68,14 @@ type Options struct {
 	// AllowHTTPFirmware accepts http:// package URLs in the firmware
 	// policy; by default only https:// ones are.
 	AllowHTTPFirmware bool
-	Logger            *slog.Logger
+	// Alarms serves the alarm pages and /api/v1/alarms; nil mounts
+	// neither.
+	Alarms Alarms
+	// Notifications serves the channels and routes page and
+	// /api/v1/channels, /api/v1/routes and /api/v1/notifications; nil
+	// mounts none of them.
+	Notifications Notifications
+	Logger        *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -119,6 +126,12 @@ func New(opts Options) (*Server, error) {
 		}
 		if opts.Health != nil {
 			s.mountAPI()
+		}
+		if opts.Alarms != nil {
+			s.mountAlarms()
+		}
+		if opts.Notifications != nil {
+			s.mountNotifications()
 		}
 		if opts.Provisioner != nil {
 			s.mux.HandleFunc("POST /api/v1/terminals/import", s.api(s.handleImport))

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // notification routes' quiet hours and digests in the tenant's zone, also where the host has no zoneinfo (containers)
 
 	"github.com/alecthomas/kong"
 )

@@ -51,6 +51,7 @@ type ServeCmd struct {
 	PprofAddr            string        `name:"pprof-addr" help:"Debugging aid, off when empty: serve Go's runtime profiles (/debug/pprof/: heap, goroutines, CPU) on this address, a listener of their own. Keep it on loopback (e.g. 127.0.0.1:6060): the profiles need no login and show the process's internals." env:"POSFLEET_PPROF_ADDR" placeholder:"HOST:PORT"`
 
 	ScaleOut `embed:""`
+	Alerting `embed:""`
 }
 
 // defaultVars fills the ${…} defaults of the command line from
@@ -59,7 +60,7 @@ type ServeCmd struct {
 func defaultVars() kong.Vars {
 	s := server.DefaultConfig("")
 	b, c, r := s.Broker, s.Collector, s.Registry
-	return kong.Vars{
+	vars := kong.Vars{
 		"http_addr":           s.HTTPAddr,
 		"influx_url":          s.Influx.URL,
 		"influx_bucket":       s.Influx.Bucket,
@@ -85,6 +86,10 @@ func defaultVars() kong.Vars {
 		"max_spool_mib":       fmt.Sprint(c.MaxSpoolBytes >> 20),
 		"http_max_conns":      fmt.Sprint(s.HTTP.MaxConns),
 	}
+	for k, v := range alertingVars(s) {
+		vars[k] = v
+	}
+	return vars
 }
 
 // Run runs the server until ctx ends (SIGINT, SIGTERM) or a part of it
@@ -106,6 +111,9 @@ func (cmd *ServeCmd) config(g *Globals) (server.Config, error) {
 	cfg.DatabaseURL = g.DatabaseURL
 	cfg.Logger = g.Logger
 	if err := cmd.ScaleOut.apply(&cfg); err != nil {
+		return cfg, err
+	}
+	if err := cmd.Alerting.apply(&cfg); err != nil {
 		return cfg, err
 	}
 	cfg.Broker.TCPAddr = cmd.MQTTAddr

@@ -36,6 +36,7 @@ CREATE UNIQUE INDEX alarms_live ON alarms (tenant, terminal, kind, incident) WHE
 CREATE INDEX alarms_list ON alarms (tenant, state, opened_ms);
 CREATE INDEX alarms_parent ON alarms (parent);
 CREATE INDEX alarms_settling ON alarms (active, state, cleared_ms);
+CREATE INDEX alarms_snoozed ON alarms (snoozed_until_ms);
 
 -- alarm_history: every transition and action, in order.
 CREATE TABLE alarm_history (

@@ -1,0 +1,155 @@
+// Package alarms is the alarm list (filters, bulk acknowledge and assign
+// with a confirmation step) and the alarm page (evidence, history, folded
+// alarms, and the forms to acknowledge, assign, comment, snooze, resolve).
+package alarms
+
+import (
+	"net/url"
+	"time"
+
+	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/web/pages/layout"
+	"github.com/posfleet/posfleet/web/pages/parts"
+)
+
+// Option is one choice of a select.
+type Option struct{ Value, Label string }
+
+// Filter is the filter form's current values.
+type Filter struct {
+	State, Kind, Urgent, Region, Assignee, Tenant string
+}
+
+// Row is one alarm as the pages show it.
+type Row struct {
+	posfleet.Alarm
+	Href string // the alarm's page
+	// TargetHref and TargetLabel link to its terminal or to the incidents.
+	TargetHref, TargetLabel string
+	KindLabel               string
+}
+
+// NewRow is an alarm with its links and labels.
+func NewRow(a posfleet.Alarm) Row {
+	r := Row{Alarm: a, Href: Href(a.ID), KindLabel: KindLabel(a.Kind)}
+	if a.Kind == posfleet.AlarmKindIncident || a.Terminal == "" {
+		r.TargetHref, r.TargetLabel = "/incidents", "incident "+a.Incident
+		if a.Incident == "" {
+			r.TargetLabel = "incidents"
+		}
+	} else {
+		r.TargetHref, r.TargetLabel = parts.TerminalHref(a.Tenant, a.Terminal), a.Terminal
+	}
+	return r
+}
+
+// Href is an alarm's page.
+func Href(id string) string { return "/alarms/" + url.PathEscape(id) }
+
+// ActionHref is the address of an action's form on an alarm.
+func ActionHref(id, action string) string { return Href(id) + "/" + action }
+
+// KindLabel is an alarm's kind for people: its flag's name, or Incident.
+func KindLabel(kind string) string {
+	if kind == posfleet.AlarmKindIncident {
+		return "Incident"
+	}
+	return parts.FlagLabel(posfleet.FlagName(kind))
+}
+
+// StateClass is the css class of a state's badge.
+func StateClass(st posfleet.AlarmState) string {
+	switch st {
+	case posfleet.AlarmOpen:
+		return "badge urgent"
+	case posfleet.AlarmAcknowledged:
+		return "badge maintenance"
+	case posfleet.AlarmAssigned:
+		return "badge update"
+	case posfleet.AlarmResolved:
+		return "badge ok"
+	}
+	return "badge"
+}
+
+// BulkNotice is the result of a bulk action after its redirect.
+type BulkNotice struct {
+	Action       string
+	Done, Failed int
+}
+
+// ListView is the alarm list's content.
+type ListView struct {
+	Frame  layout.Page
+	Now    time.Time
+	Filter Filter
+	Admin  bool // may filter by tenant
+	Kinds  []Option
+	Error  string
+	Notice *BulkNotice
+	Total  int
+	Page   int
+	Pages  int
+	First  int // 1-based index of the first row shown
+	Rows   []Row
+	// Prev and Next are hrefs; "" at the ends.
+	Prev, Next string
+	// Back is this list with its filters: where the bulk form returns.
+	Back string
+}
+
+// Failure is an alarm a bulk action could not change.
+type Failure struct{ ID, Error string }
+
+// ConfirmView is the bulk action's confirmation, or its result when some
+// alarms failed (Done set).
+type ConfirmView struct {
+	Frame    layout.Page
+	Action   string // acknowledge or assign
+	Assignee string
+	IDs      []string
+	Rows     []Row // those of IDs the user may see
+	Back     string
+	Done     *int
+	Failed   []Failure
+}
+
+// DetailView is an alarm's page.
+type DetailView struct {
+	Frame    layout.Page
+	Now      time.Time
+	Alarm    Row
+	Evidence string // indented JSON
+	History  []posfleet.AlarmEntry
+	Folded   []Row
+	// Users are the names the assign form suggests.
+	Users         []string
+	Notice, Error string
+	// Zone is the time zone of "until tomorrow 09:00".
+	Zone string
+}
+
+// Resolved reports whether the alarm is resolved: only a comment is left to do.
+func (v DetailView) Resolved() bool { return v.Alarm.State == posfleet.AlarmResolved }
+
+func orDash(s string) string {
+	if s == "" {
+		return "–"
+	}
+	return s
+}
+
+// timeOrDash formats a time, "–" when zero.
+func timeOrDash(t time.Time) string {
+	if t.IsZero() {
+		return "–"
+	}
+	return parts.Time(t)
+}
+
+func actorLabel(actor string) string {
+	if actor == "" {
+		return "posfleet"
+	}
+	return actor
+}
