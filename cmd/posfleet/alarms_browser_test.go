@@ -104,7 +104,7 @@ func TestAlarmBrowserWorkflow(t *testing.T) {
 	)
 	do("the alarm list", chromedp.Navigate(s.base+"/alarms"), chromedp.WaitVisible(chromedp.CSS(`tr[data-alarm-id]`)))
 	row := chromedp.CSS(`tr[data-alarm-id="` + alarmID + `"]`)
-	if rowText := eval(`(document.querySelector('tr[data-alarm-id="` + alarmID + `"]') || {textContent: "(missing)"}).textContent`); !strings.Contains(rowText, "tamper") || !strings.Contains(rowText, "T-0001") {
+	if rowText := eval(`(document.querySelector('tr[data-alarm-id="` + alarmID + `"]') || {textContent: "(missing)"}).textContent`); !strings.Contains(strings.ToLower(rowText), "tamper") || !strings.Contains(rowText, "T-0001") {
 		t.Fatalf("the alarm list's row of %s: %q; want the tamper of T-0001", alarmID, rowText)
 	}
 	shoot(t, bctx, "alarms")
