@@ -883,6 +883,11 @@ func TestBankOutageOneNotification(t *testing.T) {
 	if counts[posfleet.AlarmKindIncident] != 1 {
 		t.Errorf("%d incident notifications for one bank outage, want 1", counts[posfleet.AlarmKindIncident])
 	}
+	for _, d := range acc {
+		if d.msg.kind() == posfleet.AlarmKindIncident && (d.msg.Event != "raised" || !d.msg.Alarm.Urgent || !strings.Contains(d.msg.URL, "/incidents")) {
+			t.Errorf("the incident's notification: event %q, urgent %t, url %q; want raised, urgent, the incident's page", d.msg.Event, d.msg.Alarm.Urgent, d.msg.URL)
+		}
+	}
 	for _, k := range []string{"txn_failures", "receipt_failures"} {
 		if counts[k] != 0 {
 			t.Errorf("%d %s notifications during the bank outage: the incident explains them, want 0", counts[k], k)
