@@ -61,14 +61,14 @@ var (
 // the page that manages them.
 func (s *Server) mountNotifications() {
 	s.mux.HandleFunc("GET /api/v1/channels", s.api(s.handleChannelsAPI))
-	s.mux.HandleFunc("POST /api/v1/channels", s.api(s.notifyAdmin(s.handleSaveChannelAPI)))
-	s.mux.HandleFunc("PUT /api/v1/channels/{id}", s.api(s.notifyAdmin(s.handleSaveChannelAPI)))
-	s.mux.HandleFunc("DELETE /api/v1/channels/{id}", s.api(s.notifyAdmin(s.handleDeleteChannelAPI)))
+	s.mux.HandleFunc("POST /api/v1/channels", s.api(s.notifyAdmin(saveAPI(s, "channel", s.saveChannel))))
+	s.mux.HandleFunc("PUT /api/v1/channels/{id}", s.api(s.notifyAdmin(saveAPI(s, "channel", s.saveChannel))))
+	s.mux.HandleFunc("DELETE /api/v1/channels/{id}", s.api(s.notifyAdmin(deleteAPI(s, s.deleteChannel))))
 	s.mux.HandleFunc("POST /api/v1/channels/{id}/test", s.api(s.notifyAdmin(s.handleTestChannelAPI)))
 	s.mux.HandleFunc("GET /api/v1/routes", s.api(s.handleRoutesAPI))
-	s.mux.HandleFunc("POST /api/v1/routes", s.api(s.notifyAdmin(s.handleSaveRouteAPI)))
-	s.mux.HandleFunc("PUT /api/v1/routes/{id}", s.api(s.notifyAdmin(s.handleSaveRouteAPI)))
-	s.mux.HandleFunc("DELETE /api/v1/routes/{id}", s.api(s.notifyAdmin(s.handleDeleteRouteAPI)))
+	s.mux.HandleFunc("POST /api/v1/routes", s.api(s.notifyAdmin(saveAPI(s, "route", s.saveRoute))))
+	s.mux.HandleFunc("PUT /api/v1/routes/{id}", s.api(s.notifyAdmin(saveAPI(s, "route", s.saveRoute))))
+	s.mux.HandleFunc("DELETE /api/v1/routes/{id}", s.api(s.notifyAdmin(deleteAPI(s, s.deleteRoute))))
 	s.mux.HandleFunc("GET /api/v1/notifications", s.api(s.handleNotificationsAPI))
 
 	s.mux.HandleFunc("GET /notifications", s.page(s.handleNotificationsPage))
@@ -352,25 +352,6 @@ func (s *Server) saveChannel(ctx context.Context, req ChannelRequest, id string)
 	return saved, nil
 }
 
-func (s *Server) handleSaveChannelAPI(w http.ResponseWriter, r *http.Request) {
-	var req ChannelRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		writeError(w, s.log, err)
-		return
-	}
-	id := r.PathValue("id")
-	ch, err := s.saveChannel(r.Context(), req, id)
-	if err != nil {
-		writeError(w, s.log, err)
-		return
-	}
-	status := http.StatusOK
-	if id == "" {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, map[string]any{"channel": ch})
-}
-
 // deleteChannel deletes a channel the caller may see.
 func (s *Server) deleteChannel(ctx context.Context, id string) error {
 	if _, err := s.visibleChannel(ctx, id); err != nil {
@@ -385,15 +366,6 @@ func (s *Server) deleteChannel(ctx context.Context, id string) error {
 	p, _ := PrincipalFrom(ctx)
 	s.log.Info("channel deleted", "channel", id, "by", p.Name)
 	return nil
-}
-
-func (s *Server) handleDeleteChannelAPI(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if err := s.deleteChannel(r.Context(), id); err != nil {
-		writeError(w, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "deleted": true})
 }
 
 // testChannel sends a test message; a refusal of the receiver (or the
@@ -585,25 +557,6 @@ func (s *Server) saveRoute(ctx context.Context, req RouteRequest, id string) (po
 	return saved, nil
 }
 
-func (s *Server) handleSaveRouteAPI(w http.ResponseWriter, r *http.Request) {
-	var req RouteRequest
-	if err := decodeBody(w, r, &req); err != nil {
-		writeError(w, s.log, err)
-		return
-	}
-	id := r.PathValue("id")
-	rt, err := s.saveRoute(r.Context(), req, id)
-	if err != nil {
-		writeError(w, s.log, err)
-		return
-	}
-	status := http.StatusOK
-	if id == "" {
-		status = http.StatusCreated
-	}
-	writeJSON(w, status, map[string]any{"route": rt})
-}
-
 // deleteRoute deletes a route the caller may see.
 func (s *Server) deleteRoute(ctx context.Context, id string) error {
 	if _, err := s.visibleRoute(ctx, id); err != nil {
@@ -618,15 +571,6 @@ func (s *Server) deleteRoute(ctx context.Context, id string) error {
 	p, _ := PrincipalFrom(ctx)
 	s.log.Info("route deleted", "route", id, "by", p.Name)
 	return nil
-}
-
-func (s *Server) handleDeleteRouteAPI(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if err := s.deleteRoute(r.Context(), id); err != nil {
-		writeError(w, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "deleted": true})
 }
 
 // notificationStates are the states of the outbox, in its order.
@@ -847,4 +791,39 @@ func (s *Server) handleDeleteRouteForm(w http.ResponseWriter, r *http.Request, f
 		return
 	}
 	http.Redirect(w, r, "/notifications?done=route-deleted", http.StatusSeeOther)
+}
+
+// saveAPI answers POST (create: 201) and PUT (replace: 200) of a channel
+// or a route with {key: what was saved}.
+func saveAPI[Req, T any](s *Server, key string, save func(context.Context, Req, string) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if err := decodeBody(w, r, &req); err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		id := r.PathValue("id")
+		v, err := save(r.Context(), req, id)
+		if err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		status := http.StatusOK
+		if id == "" {
+			status = http.StatusCreated
+		}
+		writeJSON(w, status, map[string]any{key: v})
+	}
+}
+
+// deleteAPI answers DELETE of a channel or a route.
+func deleteAPI(s *Server, del func(context.Context, string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if err := del(r.Context(), id); err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"id": id, "deleted": true})
+	}
 }

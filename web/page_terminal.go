@@ -40,6 +40,9 @@ func (s *Server) terminalPage(w http.ResponseWriter, r *http.Request, frame layo
 	frame.Title, frame.Active = ref.Terminal, "/terminals"
 	v := terminal.View{Frame: frame, Now: now, Tenant: ref.Tenant, Terminal: ref.Terminal, Href: parts.TerminalHref(ref.Tenant, ref.Terminal),
 		Commands: d.Commands, Notice: notices[r.URL.Query().Get("done")], Error: actionErr, Range: "24h"}
+	if s.opts.Alarms != nil {
+		v.AlarmsHref = "/alarms?" + url.Values{"tenant": {ref.Tenant}, "terminal": {ref.Terminal}, "state": {"all"}}.Encode()
+	}
 	site := posfleet.Site{}
 	model := ""
 	if p := d.Provisioned; p != nil {

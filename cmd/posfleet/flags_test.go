@@ -85,6 +85,15 @@ func TestEveryServeFlagReachesItsOption(t *testing.T) {
 		"mqtt-source-ca-file":       {base: source, args: []string{"--mqtt-source-ca-file", ca}, fields: []string{"Source.TLS"}},
 		"health-client-id":          {args: []string{"--health-client-id", "h-1"}, fields: []string{"HealthClientID"}},
 		"emqx-auth-token-file":      {args: []string{"--emqx-auth-token-file", token}, fields: []string{"EMQXToken"}},
+		"alarm-debounce":            {args: []string{"--alarm-debounce", "3m"}, fields: []string{"Alerting.Alarms.Debounce"}},
+		"public-url":                {args: []string{"--public-url", "https://posfleet.example.com"}, fields: []string{"Alerting.PublicURL"}},
+		"smtp-addr":                 {base: []string{"--smtp-from", "posfleet@example.com"}, args: []string{"--smtp-addr", "127.0.0.1:25"}, fields: []string{"Alerting.SMTP.Addr"}},
+		"smtp-from":                 {args: []string{"--smtp-from", "ops@example.com"}, fields: []string{"Alerting.SMTP.From"}},
+		"smtp-user":                 {args: []string{"--smtp-user", "ops"}, fields: []string{"Alerting.SMTP.Username"}},
+		"smtp-password-file":        {args: []string{"--smtp-password-file", token}, fields: []string{"Alerting.SMTP.Password"}},
+		"smtp-tls":                  {args: []string{"--smtp-tls", "none"}, fields: []string{"Alerting.SMTP.TLS"}},
+		"notify-every":              {args: []string{"--notify-every", "3s"}, fields: []string{"Alerting.Dispatcher.Every"}},
+		"notify-retry-max":          {args: []string{"--notify-retry-max", "2s"}, fields: []string{"Alerting.Dispatcher.RetryMax", "Alerting.Dispatcher.RetryMin"}},
 	}
 	config := func(t *testing.T, args ...string) server.Config {
 		t.Helper()

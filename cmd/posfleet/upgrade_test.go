@@ -131,6 +131,25 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	if len(inc.Incidents) == 0 || inc.Incidents[0].Tenant != "acme" {
 		t.Errorf("the incident of the previous release is gone: %+v", inc.Incidents)
 	}
+	// The previous release had no alarms: its flags get theirs when the
+	// health view is first published, and nobody is notified (no route).
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var al struct {
+			Alarms []struct {
+				Terminal string `json:"terminal"`
+				State    string `json:"state"`
+			} `json:"alarms"`
+			Total int `json:"total"`
+		}
+		get("/api/v1/alarms?kind=tamper&tenant=acme", &al)
+		if al.Total == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tamper alarms after the upgrade: %+v, want one for each of the 3 tampered terminals", al)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	var pol struct {
 		Models map[string]any `json:"models"`
 	}
