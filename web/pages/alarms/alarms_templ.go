@@ -1371,7 +1371,7 @@ func Detail(v DetailView) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			if v.Alarm.Snoozed(v.Now) {
+			if v.Alarm.Snoozed(v.Now) && v.Alarm.State != posfleet.AlarmResolved {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 137, "<span class=\"badge\" id=\"alarm-snoozed\" data-testid=\"alarm-snoozed\">snoozed until ")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
