@@ -161,7 +161,8 @@ func (s *Server) page(h func(http.ResponseWriter, *http.Request, layout.Page)) h
 		}
 		p, _ := PrincipalFrom(r.Context())
 		sess, _ := sessionFrom(r.Context())
-		frame := layout.Page{User: p.Name, Tenant: p.Tenant, CSRF: sess.CSRF, Active: r.URL.Path}
+		frame := layout.Page{User: p.Name, Tenant: p.Tenant, CSRF: sess.CSRF, Active: r.URL.Path,
+			Perms: layout.Perms{Act: true, Visit: true, Manage: p.Admin()}}
 		s.navFrame(r, &frame)
 		h(w, r, frame)
 	}
