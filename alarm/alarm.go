@@ -164,6 +164,10 @@ type Options struct {
 	// of one of them, on a terminal the incident hit, is folded into the
 	// incident's alarm.
 	FoldFlags []posfleet.FlagName
+	// FoldGrace delays the notification of a FoldFlags alarm, so that an
+	// incident found meanwhile (incidents are published every few
+	// seconds) folds it before anyone is told.
+	FoldGrace time.Duration
 }
 
 // DefaultOptions returns the defaults.
@@ -176,5 +180,9 @@ func DefaultOptions() Options {
 		// A host outage shows as failed transactions and failed receipts
 		// at the terminals it hit; it does not take them offline.
 		FoldFlags: []posfleet.FlagName{posfleet.FlagTxnFailures, posfleet.FlagReceiptFailures},
+		// A minute: several incident publishes (every 5 s) and the
+		// incident's own detection window; failed transactions are not
+		// urgent, a minute later is still early warning.
+		FoldGrace: time.Minute,
 	}
 }

@@ -138,7 +138,14 @@ func (a *applier) notify(ctx context.Context, al posfleet.Alarm, event posfleet.
 		}
 		a.routes[al.Tenant] = rs
 	}
-	return enqueueRoutes(ctx, a.q, rs, al, event, a.now)
+	var delay time.Duration
+	if event == posfleet.NotifyRaised && slices.Contains(a.opts.FoldFlags, posfleet.FlagName(al.Kind)) {
+		// An incident is judged on the whole tenant every few seconds:
+		// the raising of a flag it may explain waits FoldGrace, so that an
+		// incident found meanwhile folds the alarm and its notification.
+		delay = a.opts.FoldGrace
+	}
+	return enqueueRoutes(ctx, a.q, rs, al, event, a.now, delay)
 }
 
 type incidentAlarm struct {
@@ -518,6 +525,13 @@ func (a *applier) fold(ctx context.Context, ia *incidentAlarm) error {
 		}
 		if err := addHistory(ctx, a.q, al.ID, posfleet.AlarmEntry{At: a.now, Action: posfleet.AlarmActFolded, Detail: ia.alarm.ID}); err != nil {
 			return err
+		}
+		// Its raising, not delivered yet, is the incident's now.
+		if _, err := a.q.ExecContext(ctx, `UPDATE notifications SET state = $1, bundle = $2, last_error = $3
+			WHERE alarm_id = $4 AND event = $5 AND state IN ($6, $7)`,
+			string(posfleet.NotificationBundled), ia.alarm.ID, "folded into the incident's alarm", al.ID,
+			string(posfleet.NotifyRaised), string(posfleet.NotificationPending), string(posfleet.NotificationHeld)); err != nil {
+			return fmt.Errorf("alarm: notifications of %s: %w", al.ID, err)
 		}
 	}
 	return nil

@@ -188,10 +188,26 @@ func TestIncidentFoldsTerminalAlarms(t *testing.T) {
 				t.Fatalf("alarm %s of %s not folded: parent %q", k.ID, k.Terminal, k.Parent)
 			}
 		}
+		// The first terminal's alarm, raised before the incident existed,
+		// waited its FoldGrace: folded, its notification is the incident's.
+		var first posfleet.Alarm
+		for _, k := range kids {
+			if k.Terminal == hit[0].Terminal {
+				first = k
+			}
+		}
 		ob := outbox(t, db)
-		// The first terminal's alarm notified before the incident existed.
-		if len(ob) != 2 || ob[1].alarm != incs[0].ID {
-			t.Fatalf("outbox %+v, want the first terminal's and the incident's", ob)
+		states := map[string]string{}
+		for _, r := range ob {
+			states[r.alarm] = r.state
+		}
+		if len(ob) != 2 || states[incs[0].ID] != "pending" || states[first.ID] != "bundled" {
+			t.Fatalf("outbox %+v, want the incident's pending and the first terminal's bundled into it", ob)
+		}
+		for _, r := range ob {
+			if r.alarm == first.ID && r.due != now.Add(DefaultOptions().FoldGrace).UnixMilli() {
+				t.Fatalf("the first terminal's notification due %d, want FoldGrace after its raising", r.due)
+			}
 		}
 		// All but one terminal recover; the incident closes.
 		trans = nil

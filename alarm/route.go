@@ -26,11 +26,12 @@ func enqueue(ctx context.Context, q Querier, a posfleet.Alarm, event posfleet.No
 	if err != nil {
 		return err
 	}
-	return enqueueRoutes(ctx, q, routes, a, event, now)
+	return enqueueRoutes(ctx, q, routes, a, event, now, 0)
 }
 
-// enqueueRoutes is enqueue with the tenant's routes already read.
-func enqueueRoutes(ctx context.Context, q Querier, all []posfleet.NotifyRoute, a posfleet.Alarm, event posfleet.NotificationEvent, now time.Time) error {
+// enqueueRoutes is enqueue with the tenant's routes already read; a
+// pending notification is due delay after now at the earliest.
+func enqueueRoutes(ctx context.Context, q Querier, all []posfleet.NotifyRoute, a posfleet.Alarm, event posfleet.NotificationEvent, now time.Time, delay time.Duration) error {
 	var routes []posfleet.NotifyRoute
 	for _, r := range all {
 		if routeMatches(r, a) {
@@ -49,7 +50,7 @@ func enqueueRoutes(ctx context.Context, q Querier, all []posfleet.NotifyRoute, a
 		if sent[r.Channel] || (event == posfleet.NotifyResolved && !r.Resolved) {
 			continue
 		}
-		state, due := posfleet.NotificationPending, now
+		state, due := posfleet.NotificationPending, now.Add(delay)
 		loc := routeLocation(r.TimeZone)
 		switch {
 		case a.Urgent:
@@ -58,7 +59,7 @@ func enqueueRoutes(ctx context.Context, q Querier, all []posfleet.NotifyRoute, a
 		case r.Digest:
 			state, due = posfleet.NotificationHeld, nextClock(now, r.DigestAt, loc)
 		default:
-			due = afterQuiet(now, r.QuietStart, r.QuietEnd, loc)
+			due = afterQuiet(due, r.QuietStart, r.QuietEnd, loc)
 		}
 		sent[r.Channel] = true
 		if _, err := q.ExecContext(ctx, `INSERT INTO notifications (id, tenant, channel_id, alarm_id, event, body, state, created_ms, due_ms)
