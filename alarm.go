@@ -32,6 +32,24 @@ var AlarmStates = []AlarmState{AlarmOpen, AlarmAcknowledged, AlarmAssigned, Alar
 // has its flag's name as kind.
 const AlarmKindIncident = "incident"
 
+// AlarmGroup reports whether alarms of kind stand for many terminals and
+// fold their alarms (incidents, bursts).
+func AlarmGroup(kind string) bool { return kind == AlarmKindIncident || kind == AlarmKindBurst }
+
+// ValidAlarmKind reports whether kind is a flag's name or a group's kind.
+func ValidAlarmKind(kind string) bool {
+	if AlarmGroup(kind) {
+		return true
+	}
+	_, err := ParseFlagName(kind)
+	return err == nil
+}
+
+// AlarmKindBurst is the kind of the alarm that stands for many terminals
+// of a tenant raising the same flag at once (offline: a network or power
+// outage), folding their own alarms.
+const AlarmKindBurst = "mass_offline"
+
 // Alarm is one alarm as lists and pages show it.
 type Alarm struct {
 	ID     string `json:"id"`

@@ -234,7 +234,7 @@ func (s *Store) ResolveAlarm(ctx context.Context, id, by, note string) (posfleet
 		if err := addHistory(ctx, tx, a.ID, e); err != nil {
 			return nil, err
 		}
-		if a.Kind == posfleet.AlarmKindIncident {
+		if posfleet.AlarmGroup(a.Kind) {
 			if err := s.resolveFolded(ctx, tx, a.ID, by, now); err != nil {
 				return nil, err
 			}

@@ -168,6 +168,15 @@ type Options struct {
 	// incident found meanwhile (incidents are published every few
 	// seconds) folds it before anyone is told.
 	FoldGrace time.Duration
+	// BurstFlags, BurstMin and BurstWindow: when BurstMin terminals of a
+	// tenant raise one of BurstFlags within BurstWindow (a regional
+	// network outage, a power cut, a fleet losing its broker), one alarm
+	// of kind posfleet.AlarmKindBurst stands for them all, and they and
+	// those that follow while it lasts are folded into it. It resolves
+	// once none of them is active.
+	BurstFlags  []posfleet.FlagName
+	BurstMin    int
+	BurstWindow time.Duration
 }
 
 // DefaultOptions returns the defaults.
@@ -184,5 +193,13 @@ func DefaultOptions() Options {
 		// incident's own detection window; failed transactions are not
 		// urgent, a minute later is still early warning.
 		FoldGrace: time.Minute,
+		// Offline is the flag that comes in storms: a shop street's
+		// network, a city's mobile operator, the broker's own outage. 20
+		// terminals within 10 minutes (the offline delay is 3 minutes;
+		// their heartbeats are spread over one) is no coincidence in a
+		// tenant; fewer stay alarms of their own.
+		BurstFlags:  []posfleet.FlagName{posfleet.FlagOffline},
+		BurstMin:    20,
+		BurstWindow: 10 * time.Minute,
 	}
 }

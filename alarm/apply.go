@@ -55,7 +55,7 @@ type Input struct {
 // cause.
 func Apply(ctx context.Context, tx Querier, d store.Dialect, opts Options, in Input, now time.Time) error {
 	a := applier{q: tx, opts: opts, now: now, live: map[liveKey]*posfleet.Alarm{}, site: map[posfleet.TerminalRef]TerminalFlags{},
-		snoozed: map[liveKey]time.Time{}, routes: map[string][]posfleet.NotifyRoute{}}
+		snoozed: map[liveKey]time.Time{}, routes: map[string][]posfleet.NotifyRoute{}, burstTenants: map[string]bool{}}
 	for _, t := range in.Terminals {
 		a.site[t.Ref] = t
 	}
@@ -76,6 +76,9 @@ func Apply(ctx context.Context, tx Querier, d store.Dialect, opts Options, in In
 		return err
 	}
 	if err := a.loadSnoozes(ctx); err != nil {
+		return err
+	}
+	if err := a.loadBursts(ctx); err != nil {
 		return err
 	}
 	for _, inc := range in.Incidents {
@@ -99,7 +102,13 @@ func Apply(ctx context.Context, tx Querier, d store.Dialect, opts Options, in In
 			return err
 		}
 	}
+	if err := a.detectBursts(ctx); err != nil {
+		return err
+	}
 	if in.Settle {
+		if err := a.settleBursts(ctx); err != nil {
+			return err
+		}
 		return a.settle(ctx)
 	}
 	return nil
@@ -125,6 +134,10 @@ type applier struct {
 	snoozed map[liveKey]time.Time
 	// routes caches each tenant's routes for this publish.
 	routes map[string][]posfleet.NotifyRoute
+	// bursts are the live burst alarms by tenant (burst.go); burstTenants
+	// the tenants where this publish raised a BurstFlags alarm.
+	bursts       map[string]*posfleet.Alarm
+	burstTenants map[string]bool
 }
 
 // notify writes the notifications of event of al (enqueue, with the
@@ -139,10 +152,11 @@ func (a *applier) notify(ctx context.Context, al posfleet.Alarm, event posfleet.
 		a.routes[al.Tenant] = rs
 	}
 	var delay time.Duration
-	if event == posfleet.NotifyRaised && slices.Contains(a.opts.FoldFlags, posfleet.FlagName(al.Kind)) {
-		// An incident is judged on the whole tenant every few seconds:
-		// the raising of a flag it may explain waits FoldGrace, so that an
-		// incident found meanwhile folds the alarm and its notification.
+	if k := posfleet.FlagName(al.Kind); event == posfleet.NotifyRaised && (slices.Contains(a.opts.FoldFlags, k) || slices.Contains(a.opts.BurstFlags, k)) {
+		// An incident is judged on the whole tenant every few seconds,
+		// a burst once enough terminals went: the raising of a flag either
+		// may explain waits FoldGrace, so that one found meanwhile folds
+		// the alarm and its notification.
 		delay = a.opts.FoldGrace
 	}
 	return enqueueRoutes(ctx, a.q, rs, al, event, a.now, delay)
@@ -275,6 +289,9 @@ func newIncidentAlarm(al *posfleet.Alarm, inc health.Incident) *incidentAlarm {
 // foldInto returns the live incident alarm that explains flag on ref, nil
 // when none does.
 func (a *applier) foldInto(ref posfleet.TerminalRef, flag posfleet.FlagName) *posfleet.Alarm {
+	if g := a.bursts[ref.Tenant]; g != nil && g.Active && slices.Contains(a.opts.BurstFlags, flag) {
+		return g
+	}
 	if !slices.Contains(a.opts.FoldFlags, flag) {
 		return nil
 	}
@@ -338,6 +355,9 @@ func (a *applier) raise(ctx context.Context, ref posfleet.TerminalRef, flag posf
 		return err
 	}
 	a.live[k] = &al
+	if al.Parent == "" && slices.Contains(a.opts.BurstFlags, flag) {
+		a.burstTenants[ref.Tenant] = true
+	}
 	if err := addHistory(ctx, a.q, al.ID, entries...); err != nil {
 		return err
 	}
@@ -515,21 +535,26 @@ func (a *applier) fold(ctx context.Context, ia *incidentAlarm) error {
 			fold = append(fold, al)
 		}
 	}
+	return a.foldUnder(ctx, ia.alarm, fold, "folded into the incident's alarm")
+}
+
+// foldUnder folds alarms under parent and takes back their raisings'
+// notifications not delivered yet: they are the parent's now.
+func (a *applier) foldUnder(ctx context.Context, parent *posfleet.Alarm, fold []posfleet.Alarm, why string) error {
 	for _, al := range fold {
-		al.Parent, al.Updated = ia.alarm.ID, a.now
+		al.Parent, al.Updated = parent.ID, a.now
 		if live := a.live[liveKey{posfleet.TerminalRef{Tenant: al.Tenant, Terminal: al.Terminal}, al.Kind}]; live != nil {
 			live.Parent = al.Parent
 		}
 		if err := update(ctx, a.q, al); err != nil {
 			return err
 		}
-		if err := addHistory(ctx, a.q, al.ID, posfleet.AlarmEntry{At: a.now, Action: posfleet.AlarmActFolded, Detail: ia.alarm.ID}); err != nil {
+		if err := addHistory(ctx, a.q, al.ID, posfleet.AlarmEntry{At: a.now, Action: posfleet.AlarmActFolded, Detail: parent.ID}); err != nil {
 			return err
 		}
-		// Its raising, not delivered yet, is the incident's now.
 		if _, err := a.q.ExecContext(ctx, `UPDATE notifications SET state = $1, bundle = $2, last_error = $3
 			WHERE alarm_id = $4 AND event = $5 AND state IN ($6, $7)`,
-			string(posfleet.NotificationBundled), ia.alarm.ID, "folded into the incident's alarm", al.ID,
+			string(posfleet.NotificationBundled), parent.ID, why, al.ID,
 			string(posfleet.NotifyRaised), string(posfleet.NotificationPending), string(posfleet.NotificationHeld)); err != nil {
 			return fmt.Errorf("alarm: notifications of %s: %w", al.ID, err)
 		}

@@ -3,6 +3,7 @@ package alarm
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"testing"
 	"time"
 
@@ -298,6 +299,67 @@ func TestAlarmsFollowPublishedFlags(t *testing.T) {
 		apply(t, db, Input{Terminals: []TerminalFlags{{Ref: t1, Flags: flagsOf(posfleet.FlagBattery)}}}, now.Add(time.Minute))
 		if o := alarmsOf(t, db, "offline"); o[0].Active || o[0].Cleared.IsZero() {
 			t.Fatalf("offline alarm %+v, want cleared", o[0])
+		}
+	})
+}
+
+// TestBurstFoldsOffline: 25 terminals of a tenant going offline together
+// are one alarm and one notification; those that follow fold into it;
+// it resolves, with them, once they are all back. A few offline
+// terminals stay alarms of their own.
+func TestBurstFoldsOffline(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		rulesDB(t, db, "")
+		now := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+		offline := func(from, to int, raised bool, at time.Time) Input {
+			var in Input
+			for i := from; i < to; i++ {
+				ref := posfleet.TerminalRef{Tenant: "acme", Terminal: fmt.Sprintf("T-%04d", i)}
+				in.Transitions = append(in.Transitions, Transition{Ref: ref, Flag: posfleet.FlagOffline, Raised: raised, At: at})
+			}
+			return in
+		}
+		// A few: alarms of their own, notified after FoldGrace.
+		apply(t, db, offline(0, 5, true, now), now)
+		if b := alarmsOf(t, db, posfleet.AlarmKindBurst); len(b) != 0 {
+			t.Fatalf("burst alarm for 5 terminals: %+v", b)
+		}
+		// Twenty more within the window: one burst, every raising folded.
+		apply(t, db, offline(5, 25, true, now.Add(time.Minute)), now.Add(time.Minute))
+		apply(t, db, offline(25, 30, true, now.Add(2*time.Minute)), now.Add(2*time.Minute))
+		b := alarmsOf(t, db, posfleet.AlarmKindBurst)
+		if len(b) != 1 || !b[0].Urgent || b[0].State != posfleet.AlarmOpen {
+			t.Fatalf("burst alarms %+v, want one open, urgent", b)
+		}
+		for _, al := range alarmsOf(t, db, "offline") {
+			if al.Parent != b[0].ID {
+				t.Fatalf("offline alarm of %s not folded into the burst: parent %q", al.Terminal, al.Parent)
+			}
+		}
+		var pending, bundled int
+		for _, r := range outbox(t, db) {
+			switch {
+			case r.state == "pending" && r.alarm == b[0].ID:
+				pending++
+			case r.state == "bundled":
+				bundled++
+			default:
+				t.Fatalf("outbox row %+v: want only the burst's notification pending", r)
+			}
+		}
+		if pending != 1 || bundled != 25 {
+			t.Fatalf("outbox: %d of the burst pending, %d bundled; want 1 and 25 (the last 5 folded as raised)", pending, bundled)
+		}
+		// All back: the burst resolves with its alarms.
+		apply(t, db, offline(0, 30, false, now.Add(3*time.Minute)), now.Add(3*time.Minute))
+		apply(t, db, Input{Settle: true}, now.Add(4*time.Minute))
+		if b := alarmsOf(t, db, posfleet.AlarmKindBurst); b[0].State != posfleet.AlarmResolved {
+			t.Fatalf("burst %+v, want resolved", b[0])
+		}
+		for _, al := range alarmsOf(t, db, "offline") {
+			if al.State != posfleet.AlarmResolved {
+				t.Fatalf("offline alarm of %s is %s, want resolved with the burst", al.Terminal, al.State)
+			}
 		}
 	})
 }

@@ -146,13 +146,10 @@ func alarmWhere(f posfleet.AlarmFilter) (string, []any, error) {
 	return " WHERE " + strings.Join(conds, " AND "), args, nil
 }
 
-// validKind accepts a flag's name or "incident".
+// validKind accepts a flag's name, "incident" or "mass_offline".
 func validKind(k string) error {
-	if k == posfleet.AlarmKindIncident {
-		return nil
-	}
-	if _, err := posfleet.ParseFlagName(k); err != nil {
-		return posfleet.Errorf(posfleet.Invalid, "bad_kind", "alarm kind %q: want a flag name or %q", k, posfleet.AlarmKindIncident)
+	if !posfleet.ValidAlarmKind(k) {
+		return posfleet.Errorf(posfleet.Invalid, "bad_kind", "alarm kind %q: want a flag name, %q or %q", k, posfleet.AlarmKindIncident, posfleet.AlarmKindBurst)
 	}
 	return nil
 }
@@ -163,7 +160,7 @@ func fillFolded(ctx context.Context, q Querier, d store.Dialect, as []posfleet.A
 	var ids []any
 	at := map[string][]int{}
 	for i, a := range as {
-		if a.Kind != posfleet.AlarmKindIncident {
+		if !posfleet.AlarmGroup(a.Kind) {
 			continue
 		}
 		if _, ok := at[a.ID]; !ok {

@@ -710,8 +710,12 @@ func (d *Dispatcher) message(n row) (posfleet.NotifyMessage, error) {
 }
 
 // alarmPage is the page that shows what an alarm is about: its
-// terminal's, or the incidents'.
+// terminal's, the incidents', or for a burst the list of the alarms
+// folded into it.
 func (d *Dispatcher) alarmPage(a posfleet.Alarm) string {
+	if a.Kind == posfleet.AlarmKindBurst {
+		return d.opts.BaseURL + "/alarms?" + url.Values{"parent": {a.ID}, "state": {"all"}}.Encode()
+	}
 	if a.Kind == posfleet.AlarmKindIncident || a.Terminal == "" {
 		return d.opts.BaseURL + "/incidents"
 	}

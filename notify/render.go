@@ -69,6 +69,7 @@ var texts = map[string]map[string]string{
 		"state.assigned":         "assigned",
 		"state.resolved":         "resolved",
 		"kind.incident":          "Incident (many terminals at once)",
+		"kind.mass_offline":      "Many terminals offline at once",
 		"kind.offline":           "Offline",
 		"kind.firmware_outdated": "Firmware outdated",
 		"kind.firmware_blocked":  "Firmware blocked",
@@ -128,6 +129,7 @@ var texts = map[string]map[string]string{
 		"state.assigned":         "已指派",
 		"state.resolved":         "已恢复",
 		"kind.incident":          "故障事件（多台终端同时受影响）",
+		"kind.mass_offline":      "大量终端同时离线",
 		"kind.offline":           "离线",
 		"kind.firmware_outdated": "固件版本过旧",
 		"kind.firmware_blocked":  "固件已被禁用",
@@ -294,7 +296,7 @@ func render(ch posfleet.NotifyChannel, m posfleet.NotifyMessage, esc func(string
 			out.Lead = p.f("lead.raised", label, where)
 		}
 		out.Facts = p.alarmFacts(a, m.Event == posfleet.NotifyResolved)
-		if a.Kind == posfleet.AlarmKindIncident {
+		if a.Kind == posfleet.AlarmKindIncident || a.Terminal == "" {
 			out.Links = p.links(m, "link.incident")
 		} else {
 			out.Links = p.links(m, "link.terminal")

@@ -36,8 +36,8 @@ func DefaultAlertingConfig() AlertingConfig {
 // Validate reports the first setting that cannot work.
 func (c AlertingConfig) Validate() error {
 	switch {
-	case c.Alarms.Debounce < 0:
-		return fmt.Errorf("alarms: debounce %v: want 0 or more", c.Alarms.Debounce)
+	case c.Alarms.Debounce < 0 || c.Alarms.FoldGrace < 0:
+		return fmt.Errorf("alarms: debounce %v, fold grace %v: want 0 or more", c.Alarms.Debounce, c.Alarms.FoldGrace)
 	case c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://"):
 		return fmt.Errorf("alarms: public URL %q: want http:// or https://", c.PublicURL)
 	case c.SMTP.Addr != "" && c.SMTP.From == "":

@@ -122,10 +122,8 @@ func parseAlarmFilter(q url.Values, r *http.Request) (posfleet.AlarmFilter, erro
 		}
 	}
 	if v := get("kind"); v != "" {
-		if v != posfleet.AlarmKindIncident {
-			if _, err := posfleet.ParseFlagName(v); err != nil {
-				return f, badRequest(fmt.Sprintf("kind: unknown kind %q; kinds are the flag names and incident", v))
-			}
+		if !posfleet.ValidAlarmKind(v) {
+			return f, badRequest(fmt.Sprintf("kind: unknown kind %q; kinds are the flag names, incident and mass_offline", v))
 		}
 		f.Kind = v
 	}
@@ -181,7 +179,7 @@ func (s *Server) visibleAlarm(ctx context.Context, id string) (posfleet.Alarm, [
 // foldedAlarms lists the alarms folded into an incident's alarm, of every
 // state.
 func (s *Server) foldedAlarms(ctx context.Context, a posfleet.Alarm) ([]posfleet.Alarm, error) {
-	if a.Kind != posfleet.AlarmKindIncident {
+	if !posfleet.AlarmGroup(a.Kind) {
 		return []posfleet.Alarm{}, nil
 	}
 	list, _, err := s.opts.Alarms.ListAlarms(ctx, posfleet.AlarmFilter{Tenant: a.Tenant, Parent: a.ID,
@@ -491,7 +489,8 @@ func alarmKinds() []alarms.Option {
 	for _, f := range posfleet.FlagNames {
 		out = append(out, alarms.Option{Value: string(f), Label: parts.FlagLabel(f)})
 	}
-	return append(out, alarms.Option{Value: posfleet.AlarmKindIncident, Label: alarms.KindLabel(posfleet.AlarmKindIncident)})
+	return append(out, alarms.Option{Value: posfleet.AlarmKindIncident, Label: alarms.KindLabel(posfleet.AlarmKindIncident)},
+		alarms.Option{Value: posfleet.AlarmKindBurst, Label: alarms.KindLabel(posfleet.AlarmKindBurst)})
 }
 
 func (s *Server) handleAlarmsPage(w http.ResponseWriter, r *http.Request, frame layout.Page) {

@@ -485,10 +485,8 @@ func (s *Server) buildRoute(ctx context.Context, req RouteRequest, id string) (p
 	var kinds []string
 	for _, k := range req.Kinds {
 		k = strings.TrimSpace(k)
-		if k != posfleet.AlarmKindIncident {
-			if _, err := posfleet.ParseFlagName(k); err != nil {
-				return rt, badRequest(fmt.Sprintf("kinds: unknown kind %q; kinds are the flag names and incident", k))
-			}
+		if !posfleet.ValidAlarmKind(k) {
+			return rt, badRequest(fmt.Sprintf("kinds: unknown kind %q; kinds are the flag names, incident and mass_offline", k))
 		}
 		if !slices.Contains(kinds, k) {
 			kinds = append(kinds, k)

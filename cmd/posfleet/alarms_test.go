@@ -975,7 +975,9 @@ func TestFlappingLinkOneAlarm(t *testing.T) {
 		t.Skip("30 s of flapping")
 	}
 	const debounce = 5 * time.Second
-	s := newAlarmServe(t, 1, "--alarm-debounce", debounce.String())
+	// An offline alarm's notification waits --alarm-fold-grace (a minute)
+	// for a burst to fold it; scaled down with the rest.
+	s := newAlarmServe(t, 1, "--alarm-debounce", debounce.String(), "--alarm-fold-grace", "2s")
 	const secret = "whsec-s3cret-for-the-flapping-test"
 	recv := newReceiver(t, "", secret)
 	ch := s.createWebhook(t, "noc-webhook", recv.url(), secret)

@@ -32,7 +32,9 @@ type Row struct {
 // NewRow is an alarm with its links and labels.
 func NewRow(a posfleet.Alarm) Row {
 	r := Row{Alarm: a, Href: Href(a.ID), KindLabel: KindLabel(a.Kind)}
-	if a.Kind == posfleet.AlarmKindIncident || a.Terminal == "" {
+	if a.Kind == posfleet.AlarmKindBurst {
+		r.TargetHref, r.TargetLabel = Href(a.ID), "its terminals"
+	} else if a.Kind == posfleet.AlarmKindIncident || a.Terminal == "" {
 		r.TargetHref, r.TargetLabel = "/incidents", "incident "+a.Incident
 		if a.Incident == "" {
 			r.TargetLabel = "incidents"
@@ -51,8 +53,11 @@ func ActionHref(id, action string) string { return Href(id) + "/" + action }
 
 // KindLabel is an alarm's kind for people: its flag's name, or Incident.
 func KindLabel(kind string) string {
-	if kind == posfleet.AlarmKindIncident {
+	switch kind {
+	case posfleet.AlarmKindIncident:
 		return "Incident"
+	case posfleet.AlarmKindBurst:
+		return "Many offline at once"
 	}
 	return parts.FlagLabel(posfleet.FlagName(kind))
 }

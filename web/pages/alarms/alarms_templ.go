@@ -677,7 +677,7 @@ func List(v ListView) templ.Component {
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
-					if a.Kind == posfleet.AlarmKindIncident {
+					if posfleet.AlarmGroup(a.Kind) {
 						var templ_7745c5c3_Var38 string
 						templ_7745c5c3_Var38, templ_7745c5c3_Err = templ.JoinStringErrs(strconv.Itoa(a.Folded))
 						if templ_7745c5c3_Err != nil {
@@ -1646,7 +1646,7 @@ func Detail(v DetailView) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			if v.Alarm.Kind == posfleet.AlarmKindIncident {
+			if posfleet.AlarmGroup(v.Alarm.Kind) {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 164, "<dt>Folded alarms</dt><dd>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
@@ -1970,7 +1970,7 @@ func Detail(v DetailView) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			if v.Alarm.Kind == posfleet.AlarmKindIncident {
+			if posfleet.AlarmGroup(v.Alarm.Kind) {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 201, "<section data-testid=\"alarm-folded\"><h2>Folded alarms</h2>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
