@@ -363,3 +363,37 @@ func TestBurstFoldsOffline(t *testing.T) {
 		}
 	})
 }
+
+// TestPrune: resolved alarms and finished notifications older than the
+// cut go; live alarms and notifications still to deliver stay, whatever
+// their age.
+func TestPrune(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		rulesDB(t, db, "")
+		old := time.Date(2025, 1, 1, 3, 0, 0, 0, time.UTC)
+		// Resolved long ago (by a visit), and one still open from then.
+		apply(t, db, Input{Transitions: []Transition{{Ref: t1, Flag: posfleet.FlagTamper, Raised: true, At: old}}}, old)
+		apply(t, db, Input{Transitions: []Transition{{Ref: t1, Flag: posfleet.FlagTamper, At: old, Actor: "crew-li"}}}, old)
+		apply(t, db, Input{Transitions: []Transition{{Ref: t2, Flag: posfleet.FlagTamper, Raised: true, At: old}}}, old)
+		if _, err := db.ExecContext(context.Background(), `UPDATE notifications SET state = 'sent' WHERE alarm_id IN (SELECT id FROM alarms WHERE terminal = $1)`, t1.Terminal); err != nil {
+			t.Fatal(err)
+		}
+		a, n, err := Prune(context.Background(), db, old.Add(24*time.Hour), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a != 1 || n != 2 {
+			t.Fatalf("pruned %d alarms and %d notifications, want 1 and 2 (T-0001's raised and resolved)", a, n)
+		}
+		left := alarmsOf(t, db, "tamper")
+		if len(left) != 1 || left[0].Terminal != t2.Terminal {
+			t.Fatalf("alarms left %+v, want T-0002's live one", left)
+		}
+		if ob := outbox(t, db); len(ob) != 1 || ob[0].state != "pending" {
+			t.Fatalf("outbox left %+v, want T-0002's pending notification", ob)
+		}
+		if h, _ := History(context.Background(), db, "gone"); len(h) != 0 {
+			t.Fatal("history of a pruned alarm")
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/alarm"
@@ -26,16 +27,23 @@ type AlertingConfig struct {
 	SMTP notify.SMTPConfig
 	// Dispatcher delivers the outbox.
 	Dispatcher notify.DispatcherOptions
+	// Retention: resolved alarms (with their history) and delivered
+	// notifications older than this are deleted, hourly.
+	Retention time.Duration
 }
 
 // DefaultAlertingConfig returns the defaults.
 func DefaultAlertingConfig() AlertingConfig {
-	return AlertingConfig{Alarms: alarm.DefaultOptions(), Dispatcher: notify.DefaultDispatcherOptions()}
+	// 12 months: PCI DSS 10.5.1 keeps a year of history; an alarm's
+	// history is who did what about a terminal next to card data.
+	return AlertingConfig{Alarms: alarm.DefaultOptions(), Dispatcher: notify.DefaultDispatcherOptions(), Retention: 365 * 24 * time.Hour}
 }
 
 // Validate reports the first setting that cannot work.
 func (c AlertingConfig) Validate() error {
 	switch {
+	case c.Retention < time.Hour:
+		return fmt.Errorf("alarms: retention %v: want an hour or more", c.Retention)
 	case c.Alarms.Debounce < 0 || c.Alarms.FoldGrace < 0:
 		return fmt.Errorf("alarms: debounce %v, fold grace %v: want 0 or more", c.Alarms.Debounce, c.Alarms.FoldGrace)
 	case c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://"):
@@ -86,10 +94,14 @@ func (s *Server) startDispatcher() {
 	a := &alertingParts{disp: notify.NewDispatcher(s.db, senders, opts)}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
-	a.done.Add(1)
+	a.done.Add(2)
 	go func() {
 		defer a.done.Done()
 		a.disp.Run(ctx)
+	}()
+	go func() {
+		defer a.done.Done()
+		s.pruneAlarms(ctx)
 	}()
 	s.alerting = a
 }
@@ -139,4 +151,29 @@ func (n notificationsWeb) TestChannel(ctx context.Context, id, by string) error 
 
 func (n notificationsWeb) RecentNotifications(ctx context.Context, tenant, state string, limit int) ([]posfleet.Notification, error) {
 	return alarm.RecentNotifications(ctx, n.DB, tenant, state, limit)
+}
+
+// pruneEvery is how often old alarms and notifications are deleted.
+const pruneEvery = time.Hour
+
+// pruneAlarms deletes, every pruneEvery until ctx ends, the resolved
+// alarms and finished notifications older than the retention.
+func (s *Server) pruneAlarms(ctx context.Context) {
+	t := time.NewTimer(time.Minute) // not in the rush of the start
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		a, n, err := alarm.Prune(ctx, s.db, time.Now().Add(-s.cfg.Alerting.Retention), 1000)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("old alarms not pruned", "err", err)
+		case a+n > 0:
+			s.log.Info("old alarms and notifications pruned", "alarms", a, "notifications", n)
+		}
+		t.Reset(pruneEvery)
+	}
 }

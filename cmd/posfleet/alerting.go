@@ -13,6 +13,7 @@ import (
 type Alerting struct {
 	AlarmDebounce    time.Duration `name:"alarm-debounce" help:"How long an alarm's evidence must stay away before the alarm is resolved; evidence back within it reopens the same alarm and notifies nobody again." default:"${alarm_debounce}" env:"POSFLEET_ALARM_DEBOUNCE"`
 	AlarmFoldGrace   time.Duration `name:"alarm-fold-grace" help:"How long the notification of an alarm that an incident or a burst of offline terminals may explain (failed transactions or receipts, offline) waits, so that one found meanwhile folds it: many terminals at once are one notification." default:"${alarm_fold_grace}" env:"POSFLEET_ALARM_FOLD_GRACE"`
+	AlarmRetention   time.Duration `name:"alarm-retention" help:"Resolved alarms (with their history) and delivered notifications older than this are deleted (hourly); live ones never are." default:"${alarm_retention}" env:"POSFLEET_ALARM_RETENTION"`
 	PublicURL        string        `name:"public-url" help:"Where users reach the web UI (https://posfleet.example.com): the links in notifications start with it. Empty: http://<http-addr>." env:"POSFLEET_PUBLIC_URL" placeholder:"URL"`
 	SMTPAddr         string        `name:"smtp-addr" help:"Mail server (host:port) that e-mail channels send through." env:"POSFLEET_SMTP_ADDR" placeholder:"HOST:PORT"`
 	SMTPFrom         string        `name:"smtp-from" help:"From address of notification e-mails." env:"POSFLEET_SMTP_FROM"`
@@ -27,6 +28,7 @@ func alertingVars(s server.Config) map[string]string {
 	return map[string]string{
 		"alarm_debounce":   s.Alerting.Alarms.Debounce.String(),
 		"alarm_fold_grace": s.Alerting.Alarms.FoldGrace.String(),
+		"alarm_retention":  s.Alerting.Retention.String(),
 		"notify_every":     s.Alerting.Dispatcher.Every.String(),
 		"notify_retry_max": s.Alerting.Dispatcher.RetryMax.String(),
 	}
@@ -34,7 +36,7 @@ func alertingVars(s server.Config) map[string]string {
 
 func (a Alerting) apply(cfg *server.Config) error {
 	al := &cfg.Alerting
-	al.Alarms.Debounce, al.Alarms.FoldGrace = a.AlarmDebounce, a.AlarmFoldGrace
+	al.Alarms.Debounce, al.Alarms.FoldGrace, al.Retention = a.AlarmDebounce, a.AlarmFoldGrace, a.AlarmRetention
 	al.PublicURL = a.PublicURL
 	al.SMTP.Addr, al.SMTP.From, al.SMTP.Username, al.SMTP.TLS = a.SMTPAddr, a.SMTPFrom, a.SMTPUser, a.SMTPTLS
 	al.SMTP.Password = os.Getenv("POSFLEET_SMTP_PASSWORD")

@@ -87,6 +87,7 @@ func TestEveryServeFlagReachesItsOption(t *testing.T) {
 		"emqx-auth-token-file":      {args: []string{"--emqx-auth-token-file", token}, fields: []string{"EMQXToken"}},
 		"alarm-debounce":            {args: []string{"--alarm-debounce", "3m"}, fields: []string{"Alerting.Alarms.Debounce"}},
 		"alarm-fold-grace":          {args: []string{"--alarm-fold-grace", "7s"}, fields: []string{"Alerting.Alarms.FoldGrace"}},
+		"alarm-retention":           {args: []string{"--alarm-retention", "720h"}, fields: []string{"Alerting.Retention"}},
 		"public-url":                {args: []string{"--public-url", "https://posfleet.example.com"}, fields: []string{"Alerting.PublicURL"}},
 		"smtp-addr":                 {base: []string{"--smtp-from", "posfleet@example.com"}, args: []string{"--smtp-addr", "127.0.0.1:25"}, fields: []string{"Alerting.SMTP.Addr"}},
 		"smtp-from":                 {args: []string{"--smtp-from", "ops@example.com"}, fields: []string{"Alerting.SMTP.From"}},
