@@ -212,6 +212,11 @@ func (s *Server) serveAudited(w http.ResponseWriter, r *http.Request) {
 	if p == nil || r.Pattern == "POST /login" {
 		return
 	}
+	if room := auditBodyMax - body.buf.Len(); room > 0 && r.Body == body {
+		// A refused request's handler may not have read what it asked
+		// for; the entry says it anyway.
+		io.CopyN(&body.buf, body.ReadCloser, int64(room))
+	}
 	e := posfleet.AuditEntry{At: s.opts.Now(), Actor: p.Name, ActorKind: posfleet.ActorUser, Action: auditAction(r),
 		Remote: clientAddress(r), Outcome: auditOutcome(aw.status)}
 	if p.Token {
@@ -283,8 +288,10 @@ func auditOutcome(status int) string {
 func auditFields(r *http.Request, body []byte) map[string]any {
 	out := map[string]any{}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	switch ct {
-	case "application/json":
+	switch {
+	case ct != "application/x-www-form-urlencoded":
+		// JSON, whether the client said so or not (the API reads it either
+		// way); another body (a policy's YAML, an import's CSV) gives none.
 		var m map[string]any
 		if json.Unmarshal(body, &m) != nil {
 			return out
@@ -308,7 +315,7 @@ func auditFields(r *http.Request, body []byte) map[string]any {
 				out[k] = l
 			}
 		}
-	case "application/x-www-form-urlencoded":
+	default:
 		q, err := url.ParseQuery(string(body))
 		if err != nil {
 			return out
