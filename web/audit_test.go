@@ -52,6 +52,13 @@ func (m *memAudit) AuditLog(_ context.Context, f posfleet.AuditFilter) ([]posfle
 	return out, total, nil
 }
 
+// set replaces the entries.
+func (m *memAudit) set(es ...posfleet.AuditEntry) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.entries = es
+}
+
 // take returns the entries written since the last take.
 func (m *memAudit) take() []posfleet.AuditEntry {
 	m.mu.Lock()
@@ -167,7 +174,9 @@ func TestAuditAPIRequests(t *testing.T) {
 		t.Errorf("reads and strangers recorded: %+v", es)
 	}
 	// A failed write leaves the answer as it was.
+	a.mu.Lock()
 	a.fail = true
+	a.mu.Unlock()
 	if code, _ := f.call(t, f.acme, "POST", "/api/v1/terminals/acme/T-1/commands", `{"type":"reboot"}`); code != 202 {
 		t.Errorf("with the audit log failing, a command answers %d", code)
 	}
@@ -226,17 +235,12 @@ func TestAuditAlarmsSignInAndPages(t *testing.T) {
 		t.Errorf("sign-out: %+v", e)
 	}
 
-	// Put the entries back for the administrator to read.
-	a.entries = []posfleet.AuditEntry{
-		{ID: "1", Actor: "ops-acme", ActorKind: "user", Tenant: "acme", Action: "visit", Target: "acme/T-1", Detail: `{"note":"商户 王府井店"}`, Remote: "10.0.0.1", Outcome: "ok"},
-		{ID: "2", Actor: "=cmd()", ActorKind: "user", Action: "sign_in_failed", Target: "=cmd()", Remote: "10.0.0.2", Outcome: "unauthorized"},
-	}
+	// Entries for the administrator to read.
 	root, _ := f.session(t, "root")
-	a.take() // root's sign-in
-	a.entries = []posfleet.AuditEntry{
-		{ID: "1", Actor: "ops-acme", ActorKind: "user", Tenant: "acme", Action: "visit", Target: "acme/T-1", Detail: `{"note":"商户 王府井店"}`, Remote: "10.0.0.1", Outcome: "ok"},
-		{ID: "2", Actor: "=cmd()", ActorKind: "user", Action: "sign_in_failed", Target: "=cmd()", Remote: "10.0.0.2", Outcome: "unauthorized"},
-	}
+	a.set(
+		posfleet.AuditEntry{ID: "1", Actor: "ops-acme", ActorKind: "user", Tenant: "acme", Action: "visit", Target: "acme:T-1", Detail: `{"note":"商户 王府井店"}`, Remote: "10.0.0.1", Outcome: "ok"},
+		posfleet.AuditEntry{ID: "2", Actor: "=cmd()", ActorKind: "user", Action: "sign_in_failed", Target: "=cmd()", Remote: "10.0.0.2", Outcome: "unauthorized"},
+	)
 	_, ids := f.page(t, root, "/audit", http.StatusOK)
 	if len(ids["audit-entry"]) != 2 || ids["audit-action"][0] != "sign_in_failed" {
 		t.Errorf("audit page: %v", ids)
