@@ -145,7 +145,8 @@ func notePrincipal(r *http.Request) {
 	}
 }
 
-// auditWriter remembers the status of the answer.
+// auditWriter remembers the status of the answer (never its body: an
+// import's answer holds the new terminals' secrets).
 type auditWriter struct {
 	http.ResponseWriter
 	status int
@@ -235,6 +236,20 @@ func (s *Server) serveAudited(w http.ResponseWriter, r *http.Request) {
 					fields[k] = v
 				}
 			}
+		}
+	}
+	if e.Action == "import" {
+		// The body is CSV (with secrets, maybe): its size only.
+		fields["bytes"] = r.ContentLength
+		if body.buf.Len() < auditBodyMax {
+			fields["lines"] = bytes.Count(body.buf.Bytes(), []byte("\n"))
+		}
+	}
+	if strings.HasPrefix(e.Action, "alarm_") && e.Tenant == "" && e.Target != "" && s.opts.Alarms != nil {
+		// An administrator's action on one alarm: its ID does not name the
+		// tenant, the alarm does (for the tenant's own view of the log).
+		if al, _, err := s.opts.Alarms.Alarm(r.Context(), e.Target); err == nil {
+			e.Tenant = al.Tenant
 		}
 	}
 	for k, v := range notes {

@@ -6,7 +6,9 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -14,6 +16,9 @@ import (
 	"testing"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/auth"
+	"github.com/posfleet/posfleet/registry"
+	"github.com/posfleet/posfleet/store/storetest"
 	"github.com/posfleet/posfleet/web"
 )
 
@@ -198,6 +203,14 @@ func TestAuditAlarmsSignInAndPages(t *testing.T) {
 		t.Errorf("acknowledge: %+v", e)
 	}
 
+	// An administrator's: the alarm names the tenant.
+	if code, b := f.call(t, "admin", "POST", "/api/v1/alarms/o-tamper/acknowledge", ""); code != 200 {
+		t.Fatalf("acknowledge: %d %s", code, b)
+	}
+	if e := a.only(t, "admin's acknowledge"); e.Tenant != "other" || e.Actor != "admin-script" {
+		t.Errorf("admin's acknowledge: %+v", e)
+	}
+
 	c := browser(t)
 	if resp, _ := postLogin(t, f.srv.URL, c, url.Values{"name": {"ops-acme"}, "password": {"wrong guess"}}); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("wrong password: %s", resp.Status)
@@ -283,5 +296,45 @@ func TestAuditAlarmsSignInAndPages(t *testing.T) {
 	}
 	if es := a.take(); len(es) != 2 {
 		t.Errorf("reading the log wrote to it: %+v", es)
+	}
+}
+
+// TestAuditImport: an import is recorded with its size, never the file's
+// contents nor the secrets of the answer.
+func TestAuditImport(t *testing.T) {
+	reg, err := registry.Open(context.Background(), storetest.SQLite(t), registry.Options{HashMemoryKiB: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	users, err := newUsers(t, auth.Options{BcryptCost: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer users.Close()
+	acme, _ := users.CreateToken(context.Background(), "acme", "acme")
+	key, _ := users.SessionKey()
+	a := &memAudit{}
+	h, err := web.New(web.Options{Users: users, SessionKey: key, Provisioner: reg, Audit: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	body := "tenant,terminal,model,merchant,site,region,lat,lon\nacme,T-1,A920,王府井店,S,north,31,121\nacme,T-2,A920,M,S,north,,\n"
+	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/terminals/import", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+acme)
+	req.Header.Set("Content-Type", "text/csv")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("import: %s", resp.Status)
+	}
+	e := a.only(t, "import")
+	if e.Action != "import" || e.Tenant != "acme" || e.Outcome != "ok" || e.Detail != fmt.Sprintf(`{"bytes":%d,"lines":3}`, len(body)) {
+		t.Errorf("import: %+v", e)
 	}
 }
