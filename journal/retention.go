@@ -12,10 +12,15 @@ import (
 )
 
 // Retention bounds the security events and rejections kept, each table on
-// its own: rows older than MaxAge go, and the oldest beyond MaxRows.
+// its own: rows older than MaxAge go, and the oldest beyond MaxRows. Audit
+// entries go by age only, after AuditMaxAge.
 type Retention struct {
 	MaxAge  time.Duration
 	MaxRows int64
+	// AuditMaxAge is how long audit entries are kept; 0 means
+	// DefaultAuditRetention. No count bounds them: an audit log that lost
+	// its oldest entries to a burst would fail its purpose.
+	AuditMaxAge time.Duration
 	// Interval is how often Run prunes.
 	Interval time.Duration
 }
@@ -30,6 +35,8 @@ func DefaultRetention() Retention {
 		// table): with the aggregation windows, a fleet of 100,000 misbehaving
 		// terminals for a day.
 		MaxRows: 1_000_000,
+		// A year: PCI DSS 10.5.1.
+		AuditMaxAge: DefaultAuditRetention,
 		// A few minutes: each pass deletes at most pruneChunk*pruneChunks
 		// rows a table, in short transactions.
 		Interval: 5 * time.Minute,
@@ -43,6 +50,8 @@ func (r Retention) Validate() error {
 		return fmt.Errorf("journal: event retention %v: want at least 1h", r.MaxAge)
 	case r.MaxRows < 1000:
 		return fmt.Errorf("journal: event max rows %d: want at least 1000", r.MaxRows)
+	case r.AuditMaxAge != 0 && r.AuditMaxAge < 24*time.Hour:
+		return fmt.Errorf("journal: audit retention %v: want at least 24h", r.AuditMaxAge)
 	case r.Interval <= 0:
 		return errors.New("journal: the pruning interval must be positive")
 	}
@@ -60,10 +69,18 @@ const (
 // prunedTables are the tables under Retention.
 var prunedTables = []string{"security_events", "rejections"}
 
-// Prune deletes the security events and rejections that Retention lets go
-// at now, in bounded DELETEs, and returns how many rows went.
+// Prune deletes the security events, rejections and audit entries that
+// Retention lets go at now, in bounded DELETEs, and returns how many rows
+// went.
 func Prune(ctx context.Context, db *store.DB, r Retention, now time.Time) (int64, error) {
-	var total int64
+	audit := r.AuditMaxAge
+	if audit <= 0 {
+		audit = DefaultAuditRetention
+	}
+	total, err := deleteBefore(ctx, db, "audit_log", store.Millis(now.Add(-audit)), false)
+	if err != nil {
+		return total, err
+	}
 	for _, table := range prunedTables {
 		n, err := deleteBefore(ctx, db, table, store.Millis(now.Add(-r.MaxAge)), false)
 		total += n
@@ -123,9 +140,9 @@ func RunPruner(ctx context.Context, db *store.DB, r Retention, log *slog.Logger)
 		n, err := Prune(ctx, db, r, time.Now())
 		switch {
 		case err != nil && ctx.Err() == nil:
-			log.Warn("security events and rejections not pruned", "err", err)
+			log.Warn("security events, rejections and audit entries not pruned", "err", err)
 		case n > 0:
-			log.Info("security events and rejections pruned", "rows", n)
+			log.Info("security events, rejections and audit entries pruned", "rows", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -38,7 +38,7 @@ func (s *Server) openJournal() {
 	j.pruner.Add(1)
 	go func() {
 		defer j.pruner.Done()
-		journal.RunPruner(ctx, s.db, s.cfg.EventRetention, s.log.With("component", "journal"))
+		journal.RunPruner(ctx, s.db, s.cfg.auditRetention(), s.log.With("component", "journal"))
 	}()
 	s.journal = j
 }
@@ -115,6 +115,7 @@ func (s *Server) loadPolicy(ctx context.Context, eng *health.Engine) error {
 func (s *Server) savePolicy(ctx context.Context, body []byte, by string) error {
 	v, err := journal.AddPolicy(ctx, s.db, body, by, time.Now())
 	if err == nil {
+		web.NoteAudit(ctx, "version", v)
 		s.log.Info("firmware policy version stored", "version", v, "by", by)
 	}
 	return err

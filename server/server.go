@@ -121,6 +121,9 @@ type Config struct {
 	// EventRetention bounds the security events and rejections kept in
 	// the database (see journal.Retention).
 	EventRetention journal.Retention
+	// AuditRetention is how long audit entries are kept in the database
+	// (a year, PCI DSS 10.5.1; see journal.Retention.AuditMaxAge).
+	AuditRetention time.Duration
 	// Alerting configures alarms and notifications.
 	Alerting AlertingConfig
 	// HealthClientID is the health role's client ID on the external
@@ -149,6 +152,7 @@ func DefaultConfig(dataDir string) Config {
 		SnapshotInterval: time.Minute,
 		Source:           mqttsource.DefaultOptions(),
 		EventRetention:   journal.DefaultRetention(),
+		AuditRetention:   journal.DefaultAuditRetention,
 		Alerting:         DefaultAlertingConfig(),
 		Publisher:        healthview.DefaultPublisherOptions(),
 	}
@@ -179,7 +183,7 @@ func (c Config) Validate() error {
 	if c.Roles.Health && c.HealthClientID == "" {
 		return errors.New("serve: the health role needs a client ID on the external broker (--health-client-id)")
 	}
-	errs := []error{c.Broker.Validate(), c.Collector.Validate(), c.Registry.Validate(), c.Health.Validate(), c.Influx.Validate(), c.EventRetention.Validate(), c.Alerting.Validate()}
+	errs := []error{c.Broker.Validate(), c.Collector.Validate(), c.Registry.Validate(), c.Health.Validate(), c.Influx.Validate(), c.EventRetention.Validate(), c.auditRetention().Validate(), c.Alerting.Validate()}
 	if c.Source.Broker != "" {
 		errs = append(errs, c.Source.Validate())
 	}
@@ -439,6 +443,7 @@ func (s *Server) startHTTP(checks map[string]web.Check) (err error) {
 	}
 	wopts.Provisioner = s.reg
 	s.journalWeb(&wopts)
+	s.auditWeb(&wopts)
 	s.alarmsWeb(&wopts)
 	if s.col != nil {
 		wopts.Health, wopts.Directory = s.engine, s.reg

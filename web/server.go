@@ -54,6 +54,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Referrer-Policy", "same-origin")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+	if s.opts.Audit != nil && mutating(r) {
+		s.serveAudited(w, r)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -99,6 +103,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	try, ok := s.limiter.try(clientAddress(r), s.sessions.knownDevice(r, name), name, s.opts.Users.UserExists(ctx, name))
 	if !ok {
 		s.log.Info("sign-in refused: too many attempts", "user", shown, "remote", r.RemoteAddr)
+		s.auditSignIn(r, name, posfleet.Principal{}, errTooMany.Code)
 		s.loginPage(w, r, http.StatusTooManyRequests, login.View{Name: shown, Next: next, Error: errTooMany.Message})
 		return
 	}
@@ -107,10 +112,12 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		if posfleet.ErrorKind(err) != posfleet.Unauthorized { // auth.ErrBadCredentials
 			try.refund() // the store failed, not the guess
 			s.log.Error("sign-in failed", "err", err)
+			s.auditSignIn(r, name, posfleet.Principal{}, auditOutcome(http.StatusInternalServerError))
 			s.renderError(w, r, err)
 			return
 		}
 		s.log.Info("sign-in refused", "user", shown, "remote", r.RemoteAddr)
+		s.auditSignIn(r, name, posfleet.Principal{}, errUnauthorized.Code)
 		s.loginPage(w, r, http.StatusUnauthorized, login.View{Name: shown, Next: next, Error: "Wrong user name or password."})
 		return
 	}
@@ -118,6 +125,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	s.sessions.start(w, p)
 	s.sessions.markDevice(w, r, p.Name)
 	s.log.Info("signed in", "user", p.Name, "tenant", p.Tenant)
+	s.auditSignIn(r, p.Name, p, posfleet.AuditOK)
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
@@ -159,6 +167,7 @@ func (s *Server) page(h func(http.ResponseWriter, *http.Request, layout.Page)) h
 			s.renderError(w, r, err)
 			return
 		}
+		notePrincipal(r)
 		p, _ := PrincipalFrom(r.Context())
 		sess, _ := sessionFrom(r.Context())
 		frame := layout.Page{User: p.Name, Tenant: p.Tenant, CSRF: sess.CSRF, Active: r.URL.Path,
@@ -209,6 +218,7 @@ func (s *Server) api(h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, s.log, err)
 			return
 		}
+		notePrincipal(r)
 		h(w, r)
 	}
 }

@@ -75,7 +75,11 @@ type Options struct {
 	// /api/v1/channels, /api/v1/routes and /api/v1/notifications; nil
 	// mounts none of them.
 	Notifications Notifications
-	Logger        *slog.Logger
+	// Audit keeps the audit log: every mutating request of a signed-in
+	// user or token, every sign-in and failed one (audit.go); it serves
+	// /audit, /audit.csv and /api/v1/audit. nil records nothing.
+	Audit  AuditLog
+	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -132,6 +136,9 @@ func New(opts Options) (*Server, error) {
 		}
 		if opts.Notifications != nil {
 			s.mountNotifications()
+		}
+		if opts.Audit != nil {
+			s.mountAudit()
 		}
 		if opts.Provisioner != nil {
 			s.mux.HandleFunc("POST /api/v1/terminals/import", s.api(s.handleImport))

@@ -68,6 +68,7 @@ func TestEveryServeFlagReachesItsOption(t *testing.T) {
 		"event-window":              {args: []string{"--event-window", "3s"}, fields: []string{"Collector.EventWindow"}},
 		"max-event-sources":         {args: []string{"--max-event-sources", "33"}, fields: []string{"Collector.MaxEventKeys"}},
 		"event-retention":           {args: []string{"--event-retention", "48h"}, fields: []string{"EventRetention.MaxAge"}},
+		"audit-retention":           {args: []string{"--audit-retention", "17520h"}, fields: []string{"AuditRetention"}},
 		"event-max-rows":            {args: []string{"--event-max-rows", "5000"}, fields: []string{"EventRetention.MaxRows"}},
 		"auth-source-failures":      {args: []string{"--auth-source-failures", "3.5"}, fields: []string{"Registry.SourceFailuresPerSecond"}},
 		"auth-source-burst":         {args: []string{"--auth-source-burst", "33"}, fields: []string{"Registry.SourceFailureBurst"}},

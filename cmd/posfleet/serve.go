@@ -40,6 +40,7 @@ type ServeCmd struct {
 	EventWindow          time.Duration `help:"Aggregation window of security events and rejections: the first from a source is stored at once, the rest of the window as one point with a count." default:"${event_window}" env:"POSFLEET_EVENT_WINDOW"`
 	MaxEventSources      int           `help:"Sources (terminal or username, and address) aggregated at once; past it, events are aggregated per kind without their source." default:"${max_event_keys}" env:"POSFLEET_MAX_EVENT_SOURCES"`
 	EventRetention       time.Duration `help:"Security events and rejections older than this are deleted from the database (checked every few minutes)." default:"${event_retention}" env:"POSFLEET_EVENT_RETENTION"`
+	AuditRetention       time.Duration `help:"Audit log entries (sign-ins, commands, policy and user changes...) older than this are deleted from the database; PCI DSS asks for a year." default:"${audit_retention}" env:"POSFLEET_AUDIT_RETENTION"`
 	EventMaxRows         int64         `help:"Security events and rejections kept in the database, each; the oldest beyond it are deleted." default:"${event_max_rows}" env:"POSFLEET_EVENT_MAX_ROWS"`
 	AuthSourceFailures   float64       `help:"Failed CONNECTs per second one source address (IPv6: /64) may cost an argon2id verification; over it, CONNECTs are refused at once. Negative: no bound." default:"${auth_source_rate}" env:"POSFLEET_AUTH_SOURCE_FAILURES"`
 	AuthSourceBurst      int           `help:"Failed CONNECTs one source address may make in a burst (verifications under way included)." default:"${auth_source_burst}" env:"POSFLEET_AUTH_SOURCE_BURST"`
@@ -68,6 +69,7 @@ func defaultVars() kong.Vars {
 		"max_event_keys":      fmt.Sprint(c.MaxEventKeys),
 		"event_retention":     s.EventRetention.MaxAge.String(),
 		"event_max_rows":      fmt.Sprint(s.EventRetention.MaxRows),
+		"audit_retention":     s.AuditRetention.String(),
 		"auth_source_rate":    fmt.Sprint(r.SourceFailuresPerSecond),
 		"auth_source_burst":   fmt.Sprint(r.SourceFailureBurst),
 		"auth_username_rate":  fmt.Sprint(r.UsernameFailuresPerSecond),
@@ -153,6 +155,7 @@ func (cmd *ServeCmd) config(g *Globals) (server.Config, error) {
 	cfg.Collector.Writers = cmd.InfluxWriters
 	cfg.Collector.EventWindow, cfg.Collector.MaxEventKeys = cmd.EventWindow, cmd.MaxEventSources
 	cfg.EventRetention.MaxAge, cfg.EventRetention.MaxRows = cmd.EventRetention, cmd.EventMaxRows
+	cfg.AuditRetention = cmd.AuditRetention
 	cfg.Registry.SourceFailuresPerSecond, cfg.Registry.SourceFailureBurst = cmd.AuthSourceFailures, cmd.AuthSourceBurst
 	cfg.Registry.UsernameFailuresPerSecond, cfg.Registry.UsernameFailureBurst = cmd.AuthUsernameFailures, cmd.AuthUsernameBurst
 	cfg.Registry.SyncInterval = cmd.RegistrySyncInterval

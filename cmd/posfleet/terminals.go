@@ -72,6 +72,7 @@ func (cmd *TerminalsImportCmd) Run(ctx context.Context, g *Globals) error {
 		return fmt.Errorf("import %s: %w", cmd.File, err)
 	}
 	fmt.Fprintf(g.Stdout, "%s: %d added, %d updated, %d unchanged\n", cmd.File, res.Added, res.Updated, res.Unchanged)
+	auditCLI(ctx, g, "import", "", cmd.File, map[string]any{"added": res.Added, "updated": res.Updated, "unchanged": res.Unchanged})
 	if wrote {
 		fmt.Fprintf(g.Stdout, "secrets of %d terminals written to %s (keep it safe; it is not shown again)\n", len(res.Credentials), cmd.SecretsOut)
 	}

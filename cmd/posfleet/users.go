@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/auth"
 	"github.com/posfleet/posfleet/store"
 )
@@ -45,6 +46,7 @@ func (cmd *UsersDisableCmd) Run(ctx context.Context, g *Globals) error {
 			return err
 		}
 		fmt.Fprintf(g.Stdout, "user %s disabled\n", cmd.Name)
+		auditCLI(ctx, g, "user_disable", "", cmd.Name, nil)
 		return nil
 	})
 }
@@ -56,6 +58,7 @@ func (cmd *UsersEnableCmd) Run(ctx context.Context, g *Globals) error {
 			return err
 		}
 		fmt.Fprintf(g.Stdout, "user %s enabled\n", cmd.Name)
+		auditCLI(ctx, g, "user_enable", "", cmd.Name, nil)
 		return nil
 	})
 }
@@ -67,6 +70,7 @@ func (cmd *UsersDeleteCmd) Run(ctx context.Context, g *Globals) error {
 			return err
 		}
 		fmt.Fprintf(g.Stdout, "user %s deleted\n", cmd.Name)
+		auditCLI(ctx, g, "user_delete", "", cmd.Name, nil)
 		return nil
 	})
 }
@@ -164,6 +168,7 @@ func (cmd *UsersAddCmd) Run(ctx context.Context, g *Globals) error {
 			return err
 		}
 		fmt.Fprintf(g.Stdout, "user %s added (tenant %s)\n", cmd.Name, scope(cmd.Tenant, cmd.Admin))
+		auditCLI(ctx, g, "user_create", scope(cmd.Tenant, cmd.Admin), cmd.Name, map[string]any{"tenant": scope(cmd.Tenant, cmd.Admin)})
 		return nil
 	})
 }
@@ -179,6 +184,7 @@ func (cmd *UsersPasswdCmd) Run(ctx context.Context, g *Globals) error {
 			return err
 		}
 		fmt.Fprintf(g.Stdout, "password of %s changed\n", cmd.Name)
+		auditCLI(ctx, g, "user_password", "", cmd.Name, nil)
 		return nil
 	})
 }
@@ -212,6 +218,7 @@ func (cmd *TokensCreateCmd) Run(ctx context.Context, g *Globals) error {
 		}
 		fmt.Fprintln(g.Stdout, tok)
 		fmt.Fprintln(g.Stderr, "keep this token: it is not shown again. Use it as: Authorization: Bearer <token>")
+		auditCLI(ctx, g, "token_create", scope(cmd.Tenant, cmd.Admin), cmd.Name, map[string]any{"tenant": scope(cmd.Tenant, cmd.Admin), "description": posfleet.Redact(cmd.Description)})
 		return nil
 	})
 }
@@ -239,6 +246,7 @@ func (cmd *TokensRevokeCmd) Run(ctx context.Context, g *Globals) error {
 			return err
 		}
 		fmt.Fprintf(g.Stdout, "token %s revoked\n", cmd.ID)
+		auditCLI(ctx, g, "token_revoke", "", cmd.ID, nil)
 		return nil
 	})
 }

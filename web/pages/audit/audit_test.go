@@ -1,0 +1,46 @@
+package audit_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/web/pages/audit"
+)
+
+// TestPagePaging: the page shows its entries, the count, the export link
+// with the filters, and links to the pages either side only when there
+// are such pages.
+func TestPagePaging(t *testing.T) {
+	at := time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
+	e := posfleet.AuditEntry{At: at, Actor: "王芳", ActorKind: "user", Tenant: "acme", Action: "command", Target: "acme:T-1", Outcome: "forbidden"}
+	for _, c := range []struct {
+		name       string
+		page       int
+		prev, next bool
+	}{{"first", 1, false, true}, {"middle", 2, true, true}, {"last", 3, true, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			v := audit.View{Entries: []posfleet.AuditEntry{e, e}, Total: 6, Page: c.page, PageSize: 2, Action: "command", Query: "action=command"}
+			var b bytes.Buffer
+			if err := audit.Page(v).Render(context.Background(), &b); err != nil {
+				t.Fatal(err)
+			}
+			page := b.String()
+			if n := strings.Count(page, `data-testid="audit-entry"`); n != 2 {
+				t.Errorf("%d entries shown", n)
+			}
+			if !strings.Contains(page, "王芳") || !strings.Contains(page, `href="/audit.csv?action=command"`) {
+				t.Errorf("actor or export link missing")
+			}
+			if got := strings.Contains(page, `data-testid="audit-prev"`); got != c.prev {
+				t.Errorf("newer link: %v", got)
+			}
+			if got := strings.Contains(page, `data-testid="audit-next"`); got != c.next {
+				t.Errorf("older link: %v", got)
+			}
+		})
+	}
+}
