@@ -94,7 +94,7 @@ func readUTF8SigCSV(t *testing.T, b []byte) [][]string {
 // address intact, a formula neutralised, the parts to bring.
 func TestWriteJobSheetCSV(t *testing.T) {
 	items := []health.WorkItem{{Tenant: "acme", Terminal: "T-1", Priority: 3,
-		Site: health.Site{Merchant: chunxiMerchant, Region: "成都", Contact: posfleet.Contact{Address: chunxiAddress, Phone: "028 8661 2345", OpeningHours: "=1+2"}},
+		Site:    health.Site{Merchant: chunxiMerchant, Region: "成都", Contact: posfleet.Contact{Address: chunxiAddress, Phone: "028 8661 2345", OpeningHours: "=1+2"}},
 		Reasons: []health.WorkReason{{Flag: posfleet.FlagReceiptFailures}, {Flag: posfleet.FlagBattery}}}}
 	var buf bytes.Buffer
 	if err := web.WriteJobSheetCSV(&buf, items); err != nil {
