@@ -147,6 +147,11 @@ func TestJobSheetPage(t *testing.T) {
 		t.Errorf("%d site forms, want 1 (the only site with two terminals)", n)
 	}
 
+	// The terminal page shows the registry's contact data too.
+	_, ids = f.page(t, c, "/terminals/acme/T-1", 200)
+	if !strings.Contains(one(t, ids, "address"), chunxiAddress) || !strings.Contains(one(t, ids, "phone"), "+86 (28) 8661-2345") {
+		t.Errorf("terminal page: address %q, phone %q", ids["address"], ids["phone"])
+	}
 	_, ids = f.page(t, c, "/worklist?region=BEIJING", 200)
 	if got := ids["worklist-terminal"]; !slices.Equal(got, []string{"T-4"}) {
 		t.Errorf("region filter: %q", got)
