@@ -36,7 +36,7 @@ func (d contactDirectory) Get(_ context.Context, ref posfleet.TerminalRef) (posf
 // newJobFixture is the UI fixture with a fleet laid out for a crew: two
 // terminals at one shop in Chengdu (printer jams, routine), one at another
 // Chengdu shop (a critical chip-reader fault), one in Beijing (printer).
-func newJobFixture(t *testing.T) *uiFixture {
+func newJobFixture(t *testing.T, with ...func(*web.Options)) *uiFixture {
 	t.Helper()
 	now := time.Now().UTC().Truncate(time.Second)
 	places := map[string]health.Site{
@@ -60,7 +60,7 @@ func newJobFixture(t *testing.T) *uiFixture {
 		ref := posfleet.TerminalRef{Tenant: "acme", Terminal: id}
 		dir[ref] = posfleet.RegisteredTerminal{TerminalRef: ref, Merchant: chunxiMerchant, Contact: contact}
 	}
-	f := newUIFixture(t, func(o *web.Options) { o.Health, o.Directory = eng, dir })
+	f := newUIFixture(t, append([]func(*web.Options){func(o *web.Options) { o.Health, o.Directory = eng, dir }}, with...)...)
 	f.engine, f.now = eng, now
 	ts := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
 	for i, id := range []string{"T-1", "T-2", "T-3", "T-4"} {
@@ -195,5 +195,27 @@ func TestJobSheetPage(t *testing.T) {
 	resp, _ = post(t, c, f.srv.URL+"/worklist/site-done", url.Values{"csrf": {csrf}})
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("site visit without terminals: %s", resp.Status)
+	}
+}
+
+// TestJobSheetAssignee: ?assignee= keeps the terminals whose open alarm is
+// assigned to that name, or folded into an incident alarm assigned to it;
+// resolved alarms and other tenants' do not count.
+func TestJobSheetAssignee(t *testing.T) {
+	alarms := newFakeAlarms(time.Now)
+	alarms.add(posfleet.Alarm{ID: "a1", Tenant: "acme", Terminal: "T-3", Kind: "hardware_fault", Assignee: "crew-7", State: posfleet.AlarmAssigned})
+	alarms.add(posfleet.Alarm{ID: "a2", Tenant: "acme", Terminal: "T-4", Kind: "hardware_fault", Assignee: "crew-7", State: posfleet.AlarmResolved})
+	alarms.add(posfleet.Alarm{ID: "inc", Tenant: "acme", Kind: posfleet.AlarmKindIncident, Assignee: "crew-7", State: posfleet.AlarmAssigned})
+	alarms.add(posfleet.Alarm{ID: "a3", Tenant: "acme", Terminal: "T-2", Kind: "hardware_fault", Parent: "inc"})
+	alarms.add(posfleet.Alarm{ID: "a4", Tenant: "acme", Terminal: "T-1", Kind: "hardware_fault", Assignee: "crew-8", State: posfleet.AlarmAssigned})
+	f := newJobFixture(t, func(o *web.Options) { o.Alarms = alarms })
+	c, _ := f.session(t, "ops-acme")
+	_, ids := f.page(t, c, "/worklist?assignee=crew-7", 200)
+	if got := ids["worklist-terminal"]; !slices.Equal(got, []string{"T-3", "T-2"}) || len(ids["worklist-filter-note"]) != 0 {
+		t.Errorf("assigned to crew-7: %q %q", got, ids["worklist-filter-note"])
+	}
+	_, ids = f.page(t, c, "/worklist?assignee=crew-7&region=beijing", 200)
+	if len(ids["worklist-terminal"]) != 0 || len(ids["worklist-empty"]) != 1 {
+		t.Errorf("crew-7 in Beijing: %v", ids["worklist-terminal"])
 	}
 }
