@@ -173,6 +173,11 @@ func TestJobSheetPage(t *testing.T) {
 		t.Errorf("CSV row of T-1: %q", r)
 	}
 
+	// Without the session's CSRF token: refused, nothing done.
+	resp, _ = post(t, c, f.srv.URL+"/worklist/site-done", url.Values{"ref": {"acme:T-1", "acme:T-2"}})
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("site visit without CSRF token: %s", resp.Status)
+	}
 	// Another tenant's terminal in the site form: not found, nothing done.
 	other, otherCSRF := f.session(t, "ops-other")
 	resp, _ = post(t, other, f.srv.URL+"/worklist/site-done", url.Values{"csrf": {otherCSRF}, "ref": {"acme:T-1", "acme:T-2"}})
