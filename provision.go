@@ -12,13 +12,16 @@ type RegisteredTerminal struct {
 	TerminalRef
 	Model, Merchant, Site, Region string
 	Lat, Lon                      *float64 // nil when not given
-	Created, Updated              time.Time
+	// Contact holds the optional columns address, contact, phone and
+	// opening_hours ("" when not given).
+	Contact
+	Created, Updated time.Time
 }
 
 // Placement returns the terminal's provisioned model and place as the root
 // Site the engine and the pages use; zero coordinates when not given.
 func (t RegisteredTerminal) Placement() Site {
-	st := Site{Model: t.Model, Merchant: t.Merchant, Site: t.Site, Region: t.Region}
+	st := Site{Model: t.Model, Merchant: t.Merchant, Site: t.Site, Region: t.Region, Contact: t.Contact}
 	if t.Lat != nil && t.Lon != nil {
 		st.Lat, st.Lon = *t.Lat, *t.Lon
 	}

@@ -40,6 +40,26 @@ const (
 	colLat      = "lat"
 	colLon      = "lon"
 	colSecret   = "secret"
+
+	// The optional columns of the crew's job sheet (a compatible
+	// extension of PROTOCOL.md §4: a file without them imports as before
+	// and leaves them empty).
+	colAddress      = "address"
+	colContact      = "contact"
+	colPhone        = "phone"
+	colOpeningHours = "opening_hours"
+)
+
+var optionalColumns = []string{colSecret, colAddress, colContact, colPhone, colOpeningHours}
+
+// Bounds of the job-sheet columns, in characters: a full street address
+// with building and floor, a name with a role, an international number
+// with an extension, a week's hours written out.
+const (
+	maxAddressLen = 256
+	maxContactLen = 128
+	maxPhoneLen   = 32
+	maxHoursLen   = 128
 )
 
 var requiredColumns = []string{colTenant, colTerminal, colModel, colMerchant, colSite, colRegion, colLat, colLon}
@@ -54,6 +74,7 @@ type row struct {
 	ref                           posfleet.TerminalRef
 	model, merchant, site, region string
 	lat, lon                      *float64
+	contact                       posfleet.Contact
 	secret                        string // "" keeps (or, for a new terminal, generates) the secret
 }
 
@@ -88,7 +109,7 @@ func parseFile(in io.Reader) ([]row, error) {
 		}
 		name = strings.ToLower(strings.TrimSpace(name))
 		switch {
-		case !slices.Contains(requiredColumns, name) && name != colSecret:
+		case !slices.Contains(requiredColumns, name) && !slices.Contains(optionalColumns, name):
 			unknown = append(unknown, strconv.Quote(name))
 		case col[name] != 0:
 			bad(headerLine, name, "column appears twice")
@@ -98,7 +119,7 @@ func parseFile(in io.Reader) ([]row, error) {
 	}
 	if len(unknown) > 0 {
 		bad(headerLine, "", "unknown column(s) %s; want %s and optionally %s",
-			strings.Join(unknown, ", "), strings.Join(requiredColumns, ","), colSecret)
+			strings.Join(unknown, ", "), strings.Join(requiredColumns, ","), strings.Join(optionalColumns, ","))
 	}
 	var missing []string
 	for _, name := range requiredColumns {
@@ -157,6 +178,19 @@ func parseFile(in io.Reader) ([]row, error) {
 				bad(line, t.name, "%v", err)
 			}
 		}
+		for _, t := range []struct {
+			name string
+			max  int
+			dst  *string
+		}{{colAddress, maxAddressLen, &r.contact.Address}, {colContact, maxContactLen, &r.contact.Person},
+			{colPhone, maxPhoneLen, &r.contact.Phone}, {colOpeningHours, maxHoursLen, &r.contact.OpeningHours}} {
+			*t.dst = field(t.name)
+			if err := checkTextLen(*t.dst, t.max); err != nil {
+				bad(line, t.name, "%v", err)
+			} else if t.name == colPhone && !validPhone(*t.dst) {
+				bad(line, t.name, "want digits, spaces, +, - and parentheses only")
+			}
+		}
 		lat, lon := field(colLat), field(colLon)
 		if lat != "" || lon != "" {
 			var ok bool
@@ -192,20 +226,35 @@ func parseFile(in io.Reader) ([]row, error) {
 
 // checkText accepts what can be shown in a page, a CSV work list and a log
 // line as is, and holds no card data.
-func checkText(s string) error {
+func checkText(s string) error { return checkTextLen(s, maxTextLen) }
+
+// checkTextLen is checkText with a bound of max characters.
+func checkTextLen(s string, max int) error {
 	if posfleet.ContainsCardData(s) {
 		return errors.New("looks like it holds a card number; card data is never stored")
 	}
 	if !utf8.ValidString(s) {
 		return errors.New("want valid UTF-8")
 	}
-	if n := utf8.RuneCountInString(s); n > maxTextLen {
-		return fmt.Errorf("want at most %d characters, got %d", maxTextLen, n)
+	if n := utf8.RuneCountInString(s); n > max {
+		return fmt.Errorf("want at most %d characters, got %d", max, n)
 	}
 	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
 		return errors.New("want no control characters")
 	}
 	return nil
+}
+
+// validPhone accepts a phone number as people write it: digits, spaces,
+// +, - and parentheses ("+86 (28) 8661-2345"); "" when not given. The
+// page turns it into a tel: link, so nothing else may get through.
+func validPhone(s string) bool {
+	for _, c := range s {
+		if ('0' > c || c > '9') && !strings.ContainsRune(" +-()", c) {
+			return false
+		}
+	}
+	return true
 }
 
 // parseCoord parses a latitude (limit 90) or longitude (limit 180).
@@ -326,6 +375,7 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, emit func([]Credent
 			}
 			st.t.Model, st.t.Merchant, st.t.Site, st.t.Region = row.model, row.merchant, row.site, row.region
 			st.t.Lat, st.t.Lon = row.lat, row.lon
+			st.t.Contact = row.contact
 			if h, ok := hashOf[i]; ok {
 				st.hash = h
 				// In this transaction, not after it: a persisted entry of
@@ -401,7 +451,7 @@ func (r *Registry) Import(ctx context.Context, in io.Reader, emit func([]Credent
 func sameSite(a, b *Terminal) bool {
 	eq := func(x, y *float64) bool { return (x == nil) == (y == nil) && (x == nil || *x == *y) }
 	return a.Model == b.Model && a.Merchant == b.Merchant && a.Site == b.Site && a.Region == b.Region &&
-		eq(a.Lat, b.Lat) && eq(a.Lon, b.Lon)
+		eq(a.Lat, b.Lat) && eq(a.Lon, b.Lon) && a.Contact == b.Contact
 }
 
 // hashAll hashes the secrets on every core: a first import of a whole fleet

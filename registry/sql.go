@@ -29,7 +29,7 @@ type loadedRow struct {
 }
 
 const selectColumns = `t.tenant, t.terminal, t.model, t.merchant, t.site, t.region, t.lat, t.lon,
-	t.secret_hash, t.created_ms, t.updated_ms, t.version, v.mac, v.tag
+	t.address, t.contact, t.phone, t.opening_hours, t.secret_hash, t.created_ms, t.updated_ms, t.version, v.mac, v.tag
 	FROM terminals t LEFT JOIN terminal_verified v
 	ON v.tenant = t.tenant AND v.terminal = t.terminal AND v.key_id = $1`
 
@@ -41,7 +41,7 @@ func scanRows(rows *sql.Rows) ([]loadedRow, error) {
 		var lat, lon sql.NullFloat64
 		var created, updated int64
 		if err := rows.Scan(&l.t.Tenant, &l.t.Terminal, &l.t.Model, &l.t.Merchant, &l.t.Site, &l.t.Region,
-			&lat, &lon, &l.hash, &created, &updated, &l.version, &l.mac, &l.tag); err != nil {
+			&lat, &lon, &l.t.Address, &l.t.Person, &l.t.Phone, &l.t.OpeningHours, &l.hash, &created, &updated, &l.version, &l.mac, &l.tag); err != nil {
 			return nil, fmt.Errorf("read terminals: %w", err)
 		}
 		if lat.Valid && lon.Valid {
@@ -106,9 +106,10 @@ const rowsPerInsert = 1000
 // per rowsPerInsert rows. With keep, terminals already in the database are
 // left as they are (the import of a previous release's file).
 func upsertTerminals(ctx context.Context, d store.Dialect, tx *sql.Tx, ts []storedTerminal, v int64, keep bool) error {
-	const cols = 12
+	const cols = 16
 	conflict := ` ON CONFLICT (tenant, terminal) DO UPDATE SET model = excluded.model, merchant = excluded.merchant,
 		site = excluded.site, region = excluded.region, lat = excluded.lat, lon = excluded.lon,
+		address = excluded.address, contact = excluded.contact, phone = excluded.phone, opening_hours = excluded.opening_hours,
 		secret_hash = excluded.secret_hash, updated_ms = excluded.updated_ms, version = excluded.version`
 	if keep {
 		conflict = ` ON CONFLICT (tenant, terminal) DO NOTHING`
@@ -123,9 +124,9 @@ func upsertTerminals(ctx context.Context, d store.Dialect, tx *sql.Tx, ts []stor
 				lat, lon = *s.t.Lat, *s.t.Lon
 			}
 			args = append(args, s.t.Tenant, s.t.Terminal, s.t.Model, s.t.Merchant, s.t.Site, s.t.Region,
-				lat, lon, s.hash, store.Millis(s.t.Created), store.Millis(s.t.Updated), v)
+				lat, lon, s.t.Address, s.t.Person, s.t.Phone, s.t.OpeningHours, s.hash, store.Millis(s.t.Created), store.Millis(s.t.Updated), v)
 		}
-		q := `INSERT INTO terminals (tenant, terminal, model, merchant, site, region, lat, lon, secret_hash, created_ms, updated_ms, version) VALUES ` +
+		q := `INSERT INTO terminals (tenant, terminal, model, merchant, site, region, lat, lon, address, contact, phone, opening_hours, secret_hash, created_ms, updated_ms, version) VALUES ` +
 			d.Values(n, cols) + conflict
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("store terminals: %w", err)

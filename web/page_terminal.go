@@ -82,6 +82,18 @@ func (s *Server) terminalPage(w http.ResponseWriter, r *http.Request, frame layo
 	if site.Lat != 0 || site.Lon != 0 {
 		v.Site = append(v.Site, terminal.Fact{Label: "Location", Value: fmt.Sprintf("%.5f, %.5f", site.Lat, site.Lon)})
 	}
+	// The job-sheet columns of provisioning, the registry's when known
+	// (fresh after an import); shown only when given.
+	contact := site.Contact
+	if p := d.Provisioned; p != nil {
+		contact = p.Contact
+	}
+	for _, f := range []terminal.Fact{{Label: "Address", Value: contact.Address, TestID: "address"}, {Label: "Contact", Value: contact.Person, TestID: "contact"},
+		{Label: "Phone", Value: contact.Phone, TestID: "phone"}, {Label: "Opening hours", Value: contact.OpeningHours, TestID: "opening-hours"}} {
+		if f.Value != "" {
+			v.Site = append(v.Site, f)
+		}
+	}
 	if pol := s.opts.Health.Policy(); pol != nil {
 		if mp, ok := pol.Models[model]; ok && mp.URL != "" && mp.SHA256 != "" {
 			v.CanUpdate, v.UpdateTarget = true, mp.Target

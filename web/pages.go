@@ -43,6 +43,8 @@ func (s *Server) mountPages() {
 	s.mux.HandleFunc("POST /firmware/policy", s.page(s.handlePolicyForm))
 	s.mux.HandleFunc("POST /firmware/update", s.page(s.handleBulkUpdateForm))
 	s.mux.HandleFunc("GET /worklist", s.page(s.handleWorkListPage))
+	s.mux.HandleFunc("GET /worklist.csv", s.page(s.handleJobSheetCSV))
+	s.mux.HandleFunc("POST /worklist/site-done", s.page(s.handleSiteVisitedForm))
 	s.mux.HandleFunc("GET /incidents", s.page(s.handleIncidentsPage))
 }
 
