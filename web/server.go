@@ -41,7 +41,7 @@ type Events interface {
 type Server struct {
 	opts     Options
 	log      *slog.Logger
-	mux      *http.ServeMux
+	mux      *routes // the mux with the role policy (roles.go)
 	tokens   TokenVerifier
 	signin   SignInChecker
 	sessions *sessions
@@ -159,10 +159,14 @@ func (s *Server) page(h func(http.ResponseWriter, *http.Request, layout.Page)) h
 			s.renderError(w, r, err)
 			return
 		}
+		if err := allowed(r); err != nil {
+			s.renderError(w, r, err)
+			return
+		}
 		p, _ := PrincipalFrom(r.Context())
 		sess, _ := sessionFrom(r.Context())
 		frame := layout.Page{User: p.Name, Tenant: p.Tenant, CSRF: sess.CSRF, Active: r.URL.Path,
-			Perms: layout.Perms{Act: true, Visit: true, Manage: p.Admin()}}
+			Perms: pagePerms(p)}
 		s.navFrame(r, &frame)
 		h(w, r, frame)
 	}
@@ -205,6 +209,9 @@ func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 func (s *Server) api(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		r, err := s.authenticate(r)
+		if err == nil {
+			err = allowed(r)
+		}
 		if err != nil {
 			writeError(w, s.log, err)
 			return
