@@ -275,3 +275,18 @@ func allowed(r *http.Request) error {
 	}
 	return nil
 }
+
+// inRegion refuses a crew a terminal outside its regions as "not found",
+// as another tenant's terminal is: for every route with a terminal in its
+// path (the terminal's page and API, its commands and visits).
+func (s *Server) inRegion(r *http.Request) error {
+	p, _ := PrincipalFrom(r.Context())
+	if p.EffectiveRole() != posfleet.RoleCrew || r.PathValue("terminal") == "" || s.opts.Health == nil {
+		return nil
+	}
+	site, ok := s.opts.Health.Site(posfleet.TerminalRef{Tenant: r.PathValue("tenant"), Terminal: r.PathValue("terminal")})
+	if !ok || !p.InRegion(site.Region) {
+		return errNotFound
+	}
+	return nil
+}

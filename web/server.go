@@ -163,6 +163,10 @@ func (s *Server) page(h func(http.ResponseWriter, *http.Request, layout.Page)) h
 			s.renderError(w, r, err)
 			return
 		}
+		if err := s.inRegion(r); err != nil {
+			s.renderError(w, r, err)
+			return
+		}
 		p, _ := PrincipalFrom(r.Context())
 		sess, _ := sessionFrom(r.Context())
 		frame := layout.Page{User: p.Name, Tenant: p.Tenant, CSRF: sess.CSRF, Active: r.URL.Path,
@@ -211,6 +215,9 @@ func (s *Server) api(h http.HandlerFunc) http.HandlerFunc {
 		r, err := s.authenticate(r)
 		if err == nil {
 			err = allowed(r)
+		}
+		if err == nil {
+			err = s.inRegion(r)
 		}
 		if err != nil {
 			writeError(w, s.log, err)
