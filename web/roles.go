@@ -290,3 +290,8 @@ func (s *Server) inRegion(r *http.Request) error {
 	}
 	return nil
 }
+
+func mustPrincipal(r *http.Request) posfleet.Principal {
+	p, _ := PrincipalFrom(r.Context())
+	return p
+}

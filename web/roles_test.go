@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -385,5 +386,58 @@ func TestReadScopedToken(t *testing.T) {
 	}
 	if status, body := f.do(t, "acme-operator", "POST", "/api/v1/terminals/acme/T-1/commands", `{"type":"reboot"}`); status != http.StatusAccepted {
 		t.Errorf("operator POST command: %d %.200s", status, body)
+	}
+}
+
+var postForm = regexp.MustCompile(`(?s)<form[^>]*method="post"[^>]*>.*?</form>`)
+
+// actionForms are the forms of a page that change something: a POST form
+// with a submit button, other than signing out.
+func actionForms(page string) []string {
+	var out []string
+	for _, f := range postForm.FindAllString(page, -1) {
+		if strings.Contains(f, `action="/logout"`) || !strings.Contains(f, `type="submit"`) {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// TestViewerSeesNoActions: a viewer's pages (terminal, work list,
+// firmware, alarms, an alarm, notifications) show no form that would
+// act, and its POSTs are refused; an operator's terminal page has them,
+// a crew's has "visit done" but no command.
+func TestViewerSeesNoActions(t *testing.T) {
+	f := newRoleFixture(t)
+	pages := []string{"/terminals/acme/T-1", "/worklist", "/firmware", "/alarms", "/alarms/a-tamper", "/notifications", "/", "/terminals", "/incidents"}
+	for _, path := range pages {
+		status, body := f.do(t, "acme-viewer", "GET", path, "")
+		if status != 200 {
+			t.Errorf("viewer GET %s: %d", path, status)
+			continue
+		}
+		if forms := actionForms(body); len(forms) > 0 {
+			t.Errorf("viewer's %s shows %d action forms: %.300s", path, len(forms), forms[0])
+		}
+	}
+	for _, path := range []string{"/terminals/acme/T-1/commands", "/terminals/acme/T-1/serviced", "/firmware/update", "/alarms/a-tamper/comment"} {
+		if status, _ := f.do(t, "acme-viewer", "POST", path, "type=reboot"); status != http.StatusForbidden {
+			t.Errorf("viewer POST %s: %d, want 403", path, status)
+		}
+	}
+	_, op := f.do(t, "acme-operator", "GET", "/terminals/acme/T-1", "")
+	for _, id := range []string{`data-testid="send-reboot"`, `data-testid="mark-serviced"`} {
+		if !strings.Contains(op, id) {
+			t.Errorf("operator's terminal page lacks %s", id)
+		}
+	}
+	_, crew := f.do(t, "acme-crew", "GET", "/terminals/acme/T-1", "")
+	if strings.Contains(crew, `data-testid="send-reboot"`) || !strings.Contains(crew, `data-testid="mark-serviced"`) {
+		t.Errorf("crew's terminal page: want visit done and no reboot")
+	}
+	_, crewAlarm := f.do(t, "acme-crew", "GET", "/alarms/a-tamper", "")
+	if strings.Contains(crewAlarm, `id="resolve"`) || !strings.Contains(crewAlarm, `id="comment"`) {
+		t.Errorf("crew's alarm page: want a comment form and no resolve")
 	}
 }
