@@ -25,7 +25,20 @@ func (s *Server) handleWorkListPage(w http.ResponseWriter, r *http.Request, fram
 		}
 		page = n
 	}
-	total, items, err := queries(s.opts.Health).WorkPage(r.Context(), scope(r), (page-1)*workListPerPage, workListPerPage)
+	var (
+		total int
+		items []health.WorkItem
+		err   error
+	)
+	if p := mustPrincipal(r); p.EffectiveRole() == posfleet.RoleCrew {
+		// A crew's regions: filtered here, from the engine's list (a
+		// crew's work list is a few dozen terminals).
+		all := crewItems(p, s.opts.Health.WorkList(scope(r)))
+		total = len(all)
+		items = all[min((page-1)*workListPerPage, total):min(page*workListPerPage, total)]
+	} else {
+		total, items, err = queries(s.opts.Health).WorkPage(r.Context(), scope(r), (page-1)*workListPerPage, workListPerPage)
+	}
 	if err != nil {
 		s.renderError(w, r, err)
 		return

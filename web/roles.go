@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/web/pages/layout"
 )
 
@@ -294,4 +295,31 @@ func (s *Server) inRegion(r *http.Request) error {
 func mustPrincipal(r *http.Request) posfleet.Principal {
 	p, _ := PrincipalFrom(r.Context())
 	return p
+}
+
+// crewItems keeps the work items of p's regions: all of them for anyone
+// but a crew.
+func crewItems(p posfleet.Principal, items []health.WorkItem) []health.WorkItem {
+	if p.EffectiveRole() != posfleet.RoleCrew {
+		return items
+	}
+	out := []health.WorkItem{}
+	for _, it := range items {
+		if p.InRegion(it.Region) {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// crewFilter keeps a crew's terminal list to its regions: the region it
+// asks for when that is one of its own, else its first. (The list filters
+// by one region; a crew of several switches between them.)
+func crewFilter(p posfleet.Principal, f *TerminalFilter) {
+	if p.EffectiveRole() != posfleet.RoleCrew || len(p.Regions) == 0 {
+		return
+	}
+	if f.Region == "" || !p.InRegion(f.Region) {
+		f.Region = p.Regions[0]
+	}
 }

@@ -358,7 +358,6 @@ func TestCrewRegions(t *testing.T) {
 		{"POST", "/api/v1/terminals/acme/T-2/serviced", `{"note":"paper"}`, 404},
 		{"POST", "/api/v1/terminals/acme/T-1/commands", `{"type":"reboot"}`, 403},
 		{"POST", "/terminals/acme/T-1/commands", "type=reboot", 403},
-		{"POST", "/api/v1/terminals/acme/T-1/serviced", `{"note":"paper rolls replaced"}`, 200},
 	} {
 		if status, body := f.do(t, "acme-crew", c.method, c.path, c.body); status != c.want {
 			t.Errorf("crew %s %s: %d %.200s; want %d", c.method, c.path, status, body, c.want)
@@ -366,6 +365,20 @@ func TestCrewRegions(t *testing.T) {
 	}
 	if len(f.sent) != 0 {
 		t.Errorf("a crew's command was sent: %v", f.sent)
+	}
+	// Lists: the crew's region only; an operator's: both regions.
+	for _, path := range []string{"/api/v1/worklist", "/api/v1/terminals", "/worklist", "/terminals", "/terminals?region=south"} {
+		_, crew := f.do(t, "acme-crew", "GET", path, "")
+		_, ops := f.do(t, "acme-operator", "GET", strings.TrimSuffix(path, "?region=south"), "")
+		if !strings.Contains(crew, "T-1") || strings.Contains(crew, "T-2") {
+			t.Errorf("crew's %s: want T-1 (north) and not T-2 (south): %.400s", path, crew)
+		}
+		if !strings.Contains(ops, "T-2") {
+			t.Errorf("operator's %s lacks T-2: %.400s", path, ops)
+		}
+	}
+	if status, body := f.do(t, "acme-crew", "POST", "/api/v1/terminals/acme/T-1/serviced", `{"note":"paper rolls replaced"}`); status != 200 {
+		t.Errorf("crew's visit done in its region: %d %.200s", status, body)
 	}
 }
 
