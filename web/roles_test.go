@@ -454,3 +454,37 @@ func TestViewerSeesNoActions(t *testing.T) {
 		t.Errorf("crew's alarm page: want a comment form and no resolve")
 	}
 }
+
+// TestSessionRole: a crew signed in with a password (a session, not a
+// token) has its role: "visit done" and no reboot on its terminal's page,
+// its command POST refused; a role changed counts at its next request.
+func TestSessionRole(t *testing.T) {
+	f := newRoleFixture(t)
+	c := browser(t)
+	resp, _ := postLogin(t, f.srv.URL, c, url.Values{"name": {"acme-crew"}, "password": {"correct horse battery"}, "next": {"/terminals/acme/T-1"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign in: %s", resp.Status)
+	}
+	resp, page := get(t, c, f.srv.URL+"/terminals/acme/T-1")
+	if resp.StatusCode != 200 || strings.Contains(page, `data-testid="send-reboot"`) || !strings.Contains(page, `data-testid="mark-serviced"`) {
+		t.Fatalf("crew's terminal page: %s; want visit done and no reboot", resp.Status)
+	}
+	if resp, _ := get(t, c, f.srv.URL+"/terminals/acme/T-2"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("crew's session on another region's terminal: %s, want 404", resp.Status)
+	}
+	csrf := attr(t, page, "csrf")
+	resp, body := post(t, c, f.srv.URL+"/terminals/acme/T-1/commands", url.Values{"csrf": {csrf}, "type": {"reboot"}})
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, roleRefusal) {
+		t.Errorf("crew's reboot form: %s %.200s; want 403", resp.Status, body)
+	}
+	if err := f.users.SetRole(context.Background(), "acme-crew", posfleet.RoleViewer, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, page = get(t, c, f.srv.URL+"/terminals/acme/T-1")
+	if strings.Contains(page, `data-testid="mark-serviced"`) {
+		t.Errorf("a crew made viewer still sees visit done")
+	}
+	if len(f.sent) != 0 {
+		t.Errorf("commands sent: %v", f.sent)
+	}
+}

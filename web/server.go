@@ -206,7 +206,14 @@ func tenantScope(p posfleet.Principal) string {
 // me answers who the caller is: a cheap way for scripts to check a token.
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 	p, _ := PrincipalFrom(r.Context())
-	writeJSON(w, http.StatusOK, map[string]any{"name": p.Name, "tenant": p.Tenant, "token": p.Token})
+	me := map[string]any{"name": p.Name, "tenant": p.Tenant, "token": p.Token, "role": p.EffectiveRole()}
+	if len(p.Regions) > 0 {
+		me["regions"] = p.Regions
+	}
+	if len(p.Scopes) > 0 {
+		me["scopes"] = p.Scopes
+	}
+	writeJSON(w, http.StatusOK, me)
 }
 
 // api wraps a JSON API handler with authentication.

@@ -159,7 +159,7 @@ func (s *Server) metricsAuth(h http.Handler) http.Handler {
 			writeError(w, s.log, err)
 			return
 		}
-		if !principal(r).admin {
+		if p, _ := PrincipalFrom(r.Context()); !may(p, adminAll) {
 			writeError(w, s.log, errAdminOnly)
 			return
 		}
