@@ -488,3 +488,10 @@ func TestSessionRole(t *testing.T) {
 		t.Errorf("commands sent: %v", f.sent)
 	}
 }
+
+// The auth store is what the server passes as Users: it reads sessions'
+// roles and manages users with roles.
+var (
+	_ web.SessionReader = (*auth.Store)(nil)
+	_ web.UserAdmin     = (*auth.Store)(nil)
+)
