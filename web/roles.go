@@ -319,7 +319,17 @@ func crewFilter(p posfleet.Principal, f *TerminalFilter) {
 	if p.EffectiveRole() != posfleet.RoleCrew || len(p.Regions) == 0 {
 		return
 	}
-	if f.Region == "" || !p.InRegion(f.Region) {
-		f.Region = p.Regions[0]
+	f.Region = crewRegion(p, f.Region)
+}
+
+// crewRegion is the region a list of p's shows when it asks for region:
+// anyone but a crew gets what it asks; a crew its own region, or its first.
+func crewRegion(p posfleet.Principal, region string) string {
+	if p.EffectiveRole() != posfleet.RoleCrew || len(p.Regions) == 0 {
+		return region
 	}
+	if region == "" || !p.InRegion(region) {
+		return p.Regions[0]
+	}
+	return region
 }

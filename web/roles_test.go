@@ -377,6 +377,15 @@ func TestCrewRegions(t *testing.T) {
 			t.Errorf("operator's %s lacks T-2: %.400s", path, ops)
 		}
 	}
+	// Alarms: its region's; another region's alarm is 404.
+	if status, _ := f.do(t, "acme-crew", "GET", "/api/v1/alarms/a-offline", ""); status != http.StatusNotFound {
+		t.Errorf("crew GET another region's alarm: %d, want 404", status)
+	}
+	for _, path := range []string{"/api/v1/alarms", "/alarms"} {
+		if _, body := f.do(t, "acme-crew", "GET", path, ""); !strings.Contains(body, "a-tamper") || strings.Contains(body, "a-offline") {
+			t.Errorf("crew's %s: want a-tamper (north), not a-offline (south): %.300s", path, body)
+		}
+	}
 	if status, body := f.do(t, "acme-crew", "POST", "/api/v1/terminals/acme/T-1/serviced", `{"note":"paper rolls replaced"}`); status != 200 {
 		t.Errorf("crew's visit done in its region: %d %.200s", status, body)
 	}
