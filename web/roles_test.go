@@ -448,6 +448,21 @@ func TestViewerSeesNoActions(t *testing.T) {
 			t.Errorf("viewer POST %s: %d, want 403", path, status)
 		}
 	}
+	// A viewer of every tenant: no channel or route forms either.
+	if err := f.users.NewUser(context.Background(), posfleet.User{Name: "auditor", Tenant: auth.AllTenants, Role: posfleet.RoleViewer}, "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	secret, _, err := f.users.NewToken(context.Background(), posfleet.APIToken{Name: "auditor", Tenant: auth.AllTenants, CreatedBy: "auditor"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.tokens["auditor"] = secret
+	for _, path := range append(pages, "/security") {
+		status, body := f.do(t, "auditor", "GET", path, "")
+		if forms := actionForms(body); status != 200 || len(forms) > 0 {
+			t.Errorf("viewer of every tenant: %s: %d, %d action forms", path, status, len(forms))
+		}
+	}
 	_, op := f.do(t, "acme-operator", "GET", "/terminals/acme/T-1", "")
 	for _, id := range []string{`data-testid="send-reboot"`, `data-testid="mark-serviced"`} {
 		if !strings.Contains(op, id) {
