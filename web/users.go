@@ -238,17 +238,6 @@ func userErr(err error) error {
 	return err
 }
 
-// adminOnly refuses callers that are not administrators.
-func (s *Server) adminOnly(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !principal(r).admin {
-			writeError(w, s.log, errAdminOnly)
-			return
-		}
-		h(w, r)
-	}
-}
-
 // ownTenant keeps the items of the caller's tenant, or all of them for an
 // administrator.
 func ownTenant[T any](r *http.Request, items []T, tenant func(T) string) []T {
