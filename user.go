@@ -1,6 +1,9 @@
 package posfleet
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // AllTenants is the tenant of an administrator.
 const AllTenants = "*"
@@ -14,6 +17,13 @@ type Principal struct {
 	// cookie carries it, and a password change, disabling or removal moves
 	// the user's epoch on, which ends every older session at once.
 	Epoch uint64
+	// Role is what p may do; "" is a user stored before roles
+	// (EffectiveRole).
+	Role Role
+	// Regions are a crew's regions: it sees only their terminals.
+	Regions []string
+	// Scopes limit a token (ScopeRead…); nil is every scope.
+	Scopes []string
 }
 
 // Sees reports whether p may see tenant's terminals.
@@ -28,6 +38,9 @@ type User struct {
 	Tenant   string    `json:"tenant"`
 	Created  time.Time `json:"created"`
 	Disabled bool      `json:"disabled"`
+	// Role is "" for a user stored before roles (Principal.EffectiveRole).
+	Role    Role     `json:"role"`
+	Regions []string `json:"regions,omitempty"`
 }
 
 // APIToken is an API token as listed: what it is for and whom it serves,
@@ -39,4 +52,92 @@ type APIToken struct {
 	Tenant      string    `json:"tenant"`
 	CreatedBy   string    `json:"created_by"`
 	Created     time.Time `json:"created"`
+	// Scopes limit the token; empty is every scope (a token made before
+	// scopes existed).
+	Scopes []string `json:"scopes,omitempty"`
+}
+
+// Role is what a user may do within the tenants it sees.
+type Role string
+
+// The roles, from most to least powerful. A user stored without a role
+// (before roles existed) is RoleAdministrator when it sees every tenant and
+// RoleOperator otherwise: what it could do then (Principal.EffectiveRole).
+const (
+	// RoleAdministrator does everything, in every tenant it sees.
+	RoleAdministrator Role = "administrator"
+	// RoleTenantAdmin manages its tenant's users, tokens, firmware policy
+	// and notification channels and routes, and acts as an operator.
+	RoleTenantAdmin Role = "tenant_admin"
+	// RoleOperator acts: commands, firmware updates, alarm actions, visits.
+	RoleOperator Role = "operator"
+	// RoleCrew visits sites in its regions: the work list, those
+	// terminals' pages, "visit done" with a note, comments on alarms.
+	RoleCrew Role = "crew"
+	// RoleViewer only reads.
+	RoleViewer Role = "viewer"
+)
+
+// Roles lists the roles, most powerful first.
+var Roles = []Role{RoleAdministrator, RoleTenantAdmin, RoleOperator, RoleCrew, RoleViewer}
+
+// Valid reports whether r is one of Roles.
+func (r Role) Valid() bool {
+	for _, x := range Roles {
+		if r == x {
+			return true
+		}
+	}
+	return false
+}
+
+// The scopes an API token may be limited to. A token's rights are its
+// creator's role's rights that its scopes allow; a token with no scopes
+// recorded (made before scopes existed) has all of them.
+const (
+	ScopeRead      = "read"      // GET the fleet, terminals, alarms, policy
+	ScopeAct       = "act"       // commands, firmware updates, alarm actions, visits
+	ScopeProvision = "provision" // import terminals
+	ScopeAdmin     = "admin"     // users, tokens, policy, channels and routes
+)
+
+// Scopes lists the token scopes.
+var Scopes = []string{ScopeRead, ScopeAct, ScopeProvision, ScopeAdmin}
+
+// EffectiveRole is p's role, with the rule for users stored before roles:
+// an administrator when p sees every tenant, an operator otherwise.
+func (p Principal) EffectiveRole() Role {
+	if p.Role != "" {
+		return p.Role
+	}
+	if p.Admin() {
+		return RoleAdministrator
+	}
+	return RoleOperator
+}
+
+// InRegion reports whether p may see a terminal of region: everyone but a
+// crew sees every region of its tenants; a crew only its own.
+func (p Principal) InRegion(region string) bool {
+	if p.EffectiveRole() != RoleCrew {
+		return true
+	}
+	for _, r := range p.Regions {
+		if strings.EqualFold(r, region) {
+			return true
+		}
+	}
+	return false
+}
+
+// SplitList splits a comma-separated list (regions, scopes) into its
+// trimmed, non-empty items.
+func SplitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }

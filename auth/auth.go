@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -185,12 +186,48 @@ func userNotFound(name string) error {
 	return &posfleet.Error{Kind: posfleet.NotFound, Code: "not_found", Message: fmt.Sprintf("no user %q", name), Err: ErrNotFound}
 }
 
-// AddUser creates a user of tenant (or AllTenants) with a password.
+// AddUser creates a user of tenant (or AllTenants) with a password and no
+// role recorded: an administrator of AllTenants, an operator of a tenant
+// (posfleet.Principal.EffectiveRole).
 func (s *Store) AddUser(ctx context.Context, name, tenant, password string) error {
+	return s.NewUser(ctx, User{Name: name, Tenant: tenant}, password)
+}
+
+// ValidRole checks a role and regions for a user of tenant: a known role
+// (or "" for the rule of users stored before roles), an administrator only
+// of AllTenants, a tenant administrator and a crew only of one tenant,
+// regions for a crew (at least one) and nobody else.
+func ValidRole(tenant string, role posfleet.Role, regions []string) error {
+	switch {
+	case role != "" && !role.Valid():
+		return invalid("bad_role", "role %q: want one of administrator, tenant_admin, operator, crew, viewer", role)
+	case role == posfleet.RoleAdministrator && tenant != AllTenants:
+		return invalid("bad_role", "an administrator sees every tenant: its tenant is %q", AllTenants)
+	case (role == posfleet.RoleTenantAdmin || role == posfleet.RoleCrew) && tenant == AllTenants:
+		return invalid("bad_role", "a %s belongs to one tenant, not %q", role, AllTenants)
+	case role == posfleet.RoleCrew && len(regions) == 0:
+		return invalid("bad_regions", "a crew needs at least one region")
+	case role != posfleet.RoleCrew && len(regions) > 0:
+		return invalid("bad_regions", "only a crew has regions")
+	}
+	for _, r := range regions {
+		if len(r) > 128 || strings.ContainsAny(r, ",") || strings.IndexFunc(r, unicode.IsControl) >= 0 {
+			return invalid("bad_regions", "region %q: want at most 128 characters without commas", r)
+		}
+	}
+	return nil
+}
+
+// NewUser creates u (Name, Tenant, Role, Regions) with a password.
+func (s *Store) NewUser(ctx context.Context, u User, password string) error {
+	name, tenant := u.Name, u.Tenant
 	if err := validName(name); err != nil {
 		return err
 	}
 	if err := validTenant(tenant); err != nil {
+		return err
+	}
+	if err := ValidRole(tenant, u.Role, u.Regions); err != nil {
 		return err
 	}
 	if err := validPassword(password); err != nil {
@@ -207,8 +244,8 @@ func (s *Store) AddUser(ctx context.Context, name, tenant, password string) erro
 		return err
 	}
 	epoch := int64(binary.BigEndian.Uint64(e) >> 1)
-	res, err := s.db.ExecContext(ctx, `INSERT INTO users (name, tenant, hash, created_ms, epoch, disabled) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING`,
-		name, tenant, hash, store.Millis(s.opts.Now()), epoch, false)
+	res, err := s.db.ExecContext(ctx, `INSERT INTO users (name, tenant, hash, created_ms, epoch, disabled, role, regions) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING`,
+		name, tenant, hash, store.Millis(s.opts.Now()), epoch, false, string(u.Role), strings.Join(u.Regions, ","))
 	if err != nil {
 		return fmt.Errorf("auth: add user %q: %w", name, err)
 	}
@@ -218,6 +255,39 @@ func (s *Store) AddUser(ctx context.Context, name, tenant, password string) erro
 		return &posfleet.Error{Kind: posfleet.Conflict, Code: "exists", Message: fmt.Sprintf("user %q already exists", name), Err: ErrExists}
 	}
 	return nil
+}
+
+// User returns one user as listed.
+func (s *Store) User(ctx context.Context, name string) (User, error) {
+	var (
+		u       User
+		ms      int64
+		role    string
+		regions string
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT name, tenant, created_ms, disabled, role, regions FROM users WHERE name = $1`, name).
+		Scan(&u.Name, &u.Tenant, &ms, &u.Disabled, &role, &regions)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, userNotFound(name)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("auth: read user %q: %w", name, err)
+	}
+	u.Created, u.Role, u.Regions = store.Time(ms), posfleet.Role(role), posfleet.SplitList(regions)
+	return u, nil
+}
+
+// SetRole changes a user's role and regions; it counts at the user's next
+// request (a session reads the role from the database every time).
+func (s *Store) SetRole(ctx context.Context, name string, role posfleet.Role, regions []string) error {
+	u, err := s.User(ctx, name)
+	if err != nil {
+		return err
+	}
+	if err := ValidRole(u.Tenant, role, regions); err != nil {
+		return err
+	}
+	return s.updateUser(ctx, name, `UPDATE users SET role = $2, regions = $3 WHERE name = $1`, string(role), strings.Join(regions, ","))
 }
 
 // SetPassword replaces a user's password; the user's sessions end.
@@ -273,26 +343,35 @@ func (s *Store) UserExists(ctx context.Context, name string) bool {
 // known by id, still counts: the user exists, is enabled, is at the same
 // epoch, and the session was not signed out. ErrSessionEnded when not.
 func (s *Store) CheckSession(ctx context.Context, name string, epoch uint64, id string) error {
+	_, err := s.Session(ctx, name, epoch, id)
+	return err
+}
+
+// Session is CheckSession that also returns the user as it is now: its
+// tenant, role and regions, so that a role changed counts at once.
+func (s *Store) Session(ctx context.Context, name string, epoch uint64, id string) (Principal, error) {
 	if id == "" {
-		return ErrSessionEnded
+		return Principal{}, ErrSessionEnded
 	}
 	var (
-		cur      int64
-		disabled bool
-		ended    bool
+		cur           int64
+		disabled      bool
+		ended         bool
+		tenant        string
+		role, regions string
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT epoch, disabled, EXISTS (SELECT 1 FROM ended_sessions WHERE id = $2) FROM users WHERE name = $1`, name, id).
-		Scan(&cur, &disabled, &ended)
+	err := s.db.QueryRowContext(ctx, `SELECT epoch, disabled, EXISTS (SELECT 1 FROM ended_sessions WHERE id = $2), tenant, role, regions FROM users WHERE name = $1`, name, id).
+		Scan(&cur, &disabled, &ended, &tenant, &role, &regions)
 	if errors.Is(err, sql.ErrNoRows) {
-		return ErrSessionEnded
+		return Principal{}, ErrSessionEnded
 	}
 	if err != nil {
-		return fmt.Errorf("auth: read session: %w", err)
+		return Principal{}, fmt.Errorf("auth: read session: %w", err)
 	}
 	if ended || disabled || uint64(cur) != epoch {
-		return ErrSessionEnded
+		return Principal{}, ErrSessionEnded
 	}
-	return nil
+	return Principal{Name: name, Tenant: tenant, Epoch: epoch, Role: posfleet.Role(role), Regions: posfleet.SplitList(regions)}, nil
 }
 
 // EndSession records that the session id was signed out; it is kept until
@@ -324,8 +403,10 @@ func (s *Store) SignIn(ctx context.Context, name, password string) (Principal, e
 		hash     []byte
 		epoch    int64
 		disabled bool
+		role     string
+		regions  string
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT tenant, hash, epoch, disabled FROM users WHERE name = $1`, name).Scan(&tenant, &hash, &epoch, &disabled)
+	err := s.db.QueryRowContext(ctx, `SELECT tenant, hash, epoch, disabled, role, regions FROM users WHERE name = $1`, name).Scan(&tenant, &hash, &epoch, &disabled, &role, &regions)
 	found := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, fmt.Errorf("auth: read user: %w", err)
@@ -336,12 +417,12 @@ func (s *Store) SignIn(ctx context.Context, name, password string) (Principal, e
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || !found || disabled {
 		return Principal{}, ErrBadCredentials
 	}
-	return Principal{Name: name, Tenant: tenant, Epoch: uint64(epoch)}, nil
+	return Principal{Name: name, Tenant: tenant, Epoch: uint64(epoch), Role: posfleet.Role(role), Regions: posfleet.SplitList(regions)}, nil
 }
 
 // Users lists the users by name.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, tenant, created_ms, disabled FROM users ORDER BY name`)
+	rows, err := s.db.QueryContext(ctx, `SELECT name, tenant, created_ms, disabled, role, regions FROM users ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("auth: list users: %w", err)
 	}
@@ -349,13 +430,14 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 	out := []User{}
 	for rows.Next() {
 		var (
-			u  User
-			ms int64
+			u             User
+			ms            int64
+			role, regions string
 		)
-		if err := rows.Scan(&u.Name, &u.Tenant, &ms, &u.Disabled); err != nil {
+		if err := rows.Scan(&u.Name, &u.Tenant, &ms, &u.Disabled, &role, &regions); err != nil {
 			return nil, fmt.Errorf("auth: list users: %w", err)
 		}
-		u.Created = store.Time(ms)
+		u.Created, u.Role, u.Regions = store.Time(ms), posfleet.Role(role), posfleet.SplitList(regions)
 		out = append(out, u)
 	}
 	if err := rows.Err(); err != nil {
@@ -378,9 +460,9 @@ func (s *Store) CreateToken(ctx context.Context, name, tenant string) (string, e
 	return secret, err
 }
 
-// NewToken makes an API token from spec's Name, Description, Tenant and
-// CreatedBy, and returns its secret (shown once, stored only as a hash)
-// and the token as listed.
+// NewToken makes an API token from spec's Name, Description, Tenant,
+// CreatedBy and Scopes (none: every scope), and returns its secret (shown
+// once, stored only as a hash) and the token as listed.
 func (s *Store) NewToken(ctx context.Context, spec Token) (string, Token, error) {
 	if err := validName(spec.Name); err != nil {
 		return "", Token{}, err
@@ -390,6 +472,9 @@ func (s *Store) NewToken(ctx context.Context, spec Token) (string, Token, error)
 	}
 	if len(spec.Description) > maxDescription || strings.IndexFunc(spec.Description, unicode.IsControl) >= 0 {
 		return "", Token{}, invalid("bad_description", "description: at most %d characters on one line", maxDescription)
+	}
+	if err := ValidScopes(spec.Scopes); err != nil {
+		return "", Token{}, err
 	}
 	b, err := s.random(8 + 32)
 	if err != nil {
@@ -402,11 +487,12 @@ func (s *Store) NewToken(ctx context.Context, spec Token) (string, Token, error)
 		Tenant:      spec.Tenant,
 		CreatedBy:   spec.CreatedBy,
 		Created:     store.Time(store.Millis(s.opts.Now())),
+		Scopes:      spec.Scopes,
 	}
 	secret := base64.RawURLEncoding.EncodeToString(b[8:])
 	sum := sha256.Sum256([]byte(secret))
-	if _, err := s.db.ExecContext(ctx, `INSERT INTO api_tokens (id, name, description, tenant, hash, created_ms, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		tok.ID, tok.Name, tok.Description, tok.Tenant, sum[:], store.Millis(tok.Created), tok.CreatedBy); err != nil {
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO api_tokens (id, name, description, tenant, hash, created_ms, created_by, scopes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		tok.ID, tok.Name, tok.Description, tok.Tenant, sum[:], store.Millis(tok.Created), tok.CreatedBy, strings.Join(tok.Scopes, ",")); err != nil {
 		return "", Token{}, fmt.Errorf("auth: save token: %w", err)
 	}
 	return tokenPrefix + tok.ID + "_" + secret, tok, nil
@@ -423,10 +509,16 @@ func (s *Store) VerifyToken(ctx context.Context, token string) (Principal, error
 		return Principal{}, ErrBadToken
 	}
 	var (
-		name, tenant string
-		hash         []byte
+		name, tenant, scopes string
+		hash                 []byte
+		role, regions        sql.NullString
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT name, tenant, hash FROM api_tokens WHERE id = $1`, id).Scan(&name, &tenant, &hash)
+	// The token acts with its creator's role as it is now (a user demoted
+	// takes its tokens down with it); a token of nobody known (made by the
+	// CLI, or its creator since removed) has the role of a user of its
+	// tenant stored before roles.
+	err := s.db.QueryRowContext(ctx, `SELECT t.name, t.tenant, t.hash, t.scopes, u.role, u.regions FROM api_tokens t LEFT JOIN users u ON u.name = t.created_by AND u.tenant = t.tenant WHERE t.id = $1`, id).
+		Scan(&name, &tenant, &hash, &scopes, &role, &regions)
 	found := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, fmt.Errorf("auth: read token: %w", err)
@@ -435,12 +527,13 @@ func (s *Store) VerifyToken(ctx context.Context, token string) (Principal, error
 	if !found || subtle.ConstantTimeCompare(sum[:], hash) != 1 {
 		return Principal{}, ErrBadToken
 	}
-	return Principal{Name: name, Tenant: tenant, Token: true}, nil
+	return Principal{Name: name, Tenant: tenant, Token: true, Role: posfleet.Role(role.String),
+		Regions: posfleet.SplitList(regions.String), Scopes: posfleet.SplitList(scopes)}, nil
 }
 
 // Tokens lists the tokens, oldest first.
 func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, name, description, tenant, created_by, created_ms FROM api_tokens ORDER BY created_ms, id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, description, tenant, created_by, created_ms, scopes FROM api_tokens ORDER BY created_ms, id`)
 	if err != nil {
 		return nil, fmt.Errorf("auth: list tokens: %w", err)
 	}
@@ -448,19 +541,32 @@ func (s *Store) Tokens(ctx context.Context) ([]Token, error) {
 	out := []Token{}
 	for rows.Next() {
 		var (
-			t  Token
-			ms int64
+			t      Token
+			ms     int64
+			scopes string
 		)
-		if err := rows.Scan(&t.ID, &t.Name, &t.Description, &t.Tenant, &t.CreatedBy, &ms); err != nil {
+		if err := rows.Scan(&t.ID, &t.Name, &t.Description, &t.Tenant, &t.CreatedBy, &ms, &scopes); err != nil {
 			return nil, fmt.Errorf("auth: list tokens: %w", err)
 		}
-		t.Created = store.Time(ms)
+		t.Created, t.Scopes = store.Time(ms), posfleet.SplitList(scopes)
 		out = append(out, t)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("auth: list tokens: %w", err)
 	}
 	return out, nil
+}
+
+// ValidScopes checks a token's scopes: each one of posfleet.Scopes, once.
+func ValidScopes(scopes []string) error {
+	seen := map[string]bool{}
+	for _, sc := range scopes {
+		if !slices.Contains(posfleet.Scopes, sc) || seen[sc] {
+			return invalid("bad_scopes", "scope %q: want each of read, act, provision, admin at most once", sc)
+		}
+		seen[sc] = true
+	}
+	return nil
 }
 
 // RevokeToken deletes a token by its ID: it stops working at once.

@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -147,7 +148,7 @@ func TestTokens(t *testing.T) {
 				listed = tk
 			}
 		}
-		if listed != made || listed.Description != "the deploy pipeline's" || listed.CreatedBy != "root" {
+		if !reflect.DeepEqual(listed, made) || listed.Description != "the deploy pipeline's" || listed.CreatedBy != "root" {
 			t.Errorf("listed %+v, made %+v", listed, made)
 		}
 		// The database holds the secret's hash, never the secret.

@@ -135,6 +135,7 @@ func parseAlarmFilter(q url.Values, r *http.Request) (posfleet.AlarmFilter, erro
 		f.Urgent = &b
 	}
 	f.Region, f.Assignee, f.Terminal, f.Parent = get("region"), get("assignee"), get("terminal"), get("parent")
+	f.Region = crewRegion(p, f.Region)
 	for k, v := range map[string]string{"region": f.Region, "assignee": f.Assignee, "terminal": f.Terminal, "parent": f.Parent} {
 		if len(v) > 256 {
 			return f, badRequest(k + ": too long")
@@ -170,7 +171,7 @@ func (s *Server) visibleAlarm(ctx context.Context, id string) (posfleet.Alarm, [
 	if err != nil {
 		return a, nil, err
 	}
-	if !p.Sees(a.Tenant) {
+	if !p.Sees(a.Tenant) || (a.Terminal != "" && !p.InRegion(a.Region)) { // a crew: its regions' (roles.go)
 		return posfleet.Alarm{}, nil, errAlarmNotFound
 	}
 	return a, hist, nil

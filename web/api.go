@@ -343,6 +343,7 @@ func (s *Server) handleTerminals(w http.ResponseWriter, r *http.Request) {
 		writeError(w, s.log, err)
 		return
 	}
+	crewFilter(mustPrincipal(r), &f)
 	page, err := listTerminalPage(r.Context(), s.opts.Health, principal(r).scope, f)
 	if err != nil {
 		writeError(w, s.log, err)
@@ -555,7 +556,7 @@ func WorkList(hs Health, tenant string) []health.WorkGroup {
 }
 
 func (s *Server) handleWorkList(w http.ResponseWriter, r *http.Request) {
-	groups := WorkList(s.opts.Health, principal(r).scope)
+	groups := health.GroupWorkList(crewItems(mustPrincipal(r), s.opts.Health.WorkList(principal(r).scope)))
 	switch r.URL.Query().Get("format") {
 	case "", "json":
 		writeJSON(w, http.StatusOK, map[string]any{"groups": groups})

@@ -633,7 +633,7 @@ func (s *Server) notificationsPage(w http.ResponseWriter, r *http.Request, frame
 	frame.Title, frame.Active = "Notifications", "/notifications"
 	p, _ := PrincipalFrom(ctx)
 	tenant := tenantScope(p)
-	v.Frame, v.Admin, v.Types, v.States, v.DefaultTimeZone = frame, p.Admin(), posfleet.NotifyChannelTypes, notificationStates, defaultTimeZone
+	v.Frame, v.Admin, v.Types, v.States, v.DefaultTimeZone = frame, p.Admin() && may(p, adminAll), posfleet.NotifyChannelTypes, notificationStates, defaultTimeZone
 	for _, k := range alarmKinds() {
 		v.Kinds = append(v.Kinds, notifications.Option{Value: k.Value, Label: k.Label})
 	}

@@ -18,6 +18,7 @@ var adminNotices = map[string]string{
 	"user-enable":   "User enabled: they can sign in again.",
 	"user-delete":   "User deleted: their sessions ended at once.",
 	"user-password": "Password set: the user's sessions ended; they sign in with the new password.",
+	"user-role":     "Role set: it counts from the user's next request.",
 	"token-revoked": "Token revoked: it no longer works.",
 }
 
@@ -28,11 +29,16 @@ func (s *Server) mountAdminPage(ua UserAdmin) {
 	})))
 	s.mux.HandleFunc("POST /admin/users", s.page(s.adminOnlyPage(func(w http.ResponseWriter, r *http.Request, frame layout.Page) {
 		name, tenant := strings.TrimSpace(r.PostFormValue("name")), strings.TrimSpace(r.PostFormValue("tenant"))
-		if err := ua.AddUser(r.Context(), name, tenant, r.PostFormValue("password")); err != nil {
-			s.adminRefused(w, r, ua, admin.View{Frame: frame, UserName: name, UserTenant: tenant}, err)
+		role, regions := posfleet.Role(r.PostFormValue("role")), posfleet.SplitList(r.PostFormValue("regions"))
+		err := mayGrant(r, tenant, role)
+		if err == nil {
+			err = ua.NewUser(r.Context(), posfleet.User{Name: name, Tenant: tenant, Role: role, Regions: regions}, r.PostFormValue("password"))
+		}
+		if err != nil {
+			s.adminRefused(w, r, ua, admin.View{Frame: frame, UserName: name, UserTenant: tenant, UserRole: string(role), UserRegions: r.PostFormValue("regions")}, err)
 			return
 		}
-		s.log.Info("user added", "user", name, "tenant", tenant, "by", principal(r).name)
+		s.log.Info("user added", "user", name, "tenant", tenant, "role", role, "by", principal(r).name)
 		http.Redirect(w, r, "/admin?done=user-added", http.StatusSeeOther)
 	})))
 	s.mux.HandleFunc("POST /admin/users/{name}/{action}", s.page(s.adminOnlyPage(func(w http.ResponseWriter, r *http.Request, frame layout.Page) {
@@ -43,7 +49,19 @@ func (s *Server) mountAdminPage(ua UserAdmin) {
 			return
 		}
 		var err error
+		p, _ := PrincipalFrom(r.Context())
+		if !p.Admin() {
+			if u, uerr := ua.User(r.Context(), name); uerr != nil || u.Tenant != p.Tenant {
+				s.adminRefused(w, r, ua, admin.View{Frame: frame}, userErr(posfleet.Errorf(posfleet.NotFound, "not_found", "no such user")))
+				return
+			}
+		}
 		switch action {
+		case "role":
+			role := posfleet.Role(r.PostFormValue("role"))
+			if err = mayGrant(r, "", role); err == nil {
+				err = ua.SetRole(r.Context(), name, role, posfleet.SplitList(r.PostFormValue("regions")))
+			}
 		case "disable", "enable":
 			err = ua.SetDisabled(r.Context(), name, action == "disable")
 		case "delete":
@@ -67,8 +85,16 @@ func (s *Server) mountAdminPage(ua UserAdmin) {
 			Description: strings.TrimSpace(r.PostFormValue("description")),
 			Tenant:      strings.TrimSpace(r.PostFormValue("tenant")),
 			CreatedBy:   principal(r).name,
+			Scopes:      r.PostForm["scopes"],
 		}
-		secret, tok, err := ua.NewToken(r.Context(), spec)
+		err := mayGrant(r, spec.Tenant, "")
+		var (
+			secret string
+			tok    posfleet.APIToken
+		)
+		if err == nil {
+			secret, tok, err = ua.NewToken(r.Context(), spec)
+		}
 		if err != nil {
 			s.adminRefused(w, r, ua, admin.View{Frame: frame, TokenName: spec.Name, TokenDescription: spec.Description, TokenTenant: spec.Tenant}, err)
 			return
@@ -80,7 +106,11 @@ func (s *Server) mountAdminPage(ua UserAdmin) {
 	})))
 	s.mux.HandleFunc("POST /admin/tokens/{id}/revoke", s.page(s.adminOnlyPage(func(w http.ResponseWriter, r *http.Request, frame layout.Page) {
 		id := r.PathValue("id")
-		if err := ua.RevokeToken(r.Context(), id); err != nil {
+		err := ownToken(r, ua, id)
+		if err == nil {
+			err = ua.RevokeToken(r.Context(), id)
+		}
+		if err != nil {
 			s.adminRefused(w, r, ua, admin.View{Frame: frame}, err)
 			return
 		}
@@ -89,13 +119,11 @@ func (s *Server) mountAdminPage(ua UserAdmin) {
 	})))
 }
 
-// adminOnlyPage refuses pages to those who are not administrators.
+// adminOnlyPage titles the page of users and tokens: the role policy
+// (roles.go) lets administrators and tenant administrators in, and the
+// handlers keep the latter to their own tenant.
 func (s *Server) adminOnlyPage(h func(http.ResponseWriter, *http.Request, layout.Page)) func(http.ResponseWriter, *http.Request, layout.Page) {
 	return func(w http.ResponseWriter, r *http.Request, frame layout.Page) {
-		if !principal(r).admin {
-			s.renderError(w, r, errAdminOnly)
-			return
-		}
 		frame.Title = "Users and API tokens"
 		h(w, r, frame)
 	}
@@ -112,6 +140,9 @@ func (s *Server) renderAdmin(w http.ResponseWriter, r *http.Request, status int,
 		s.renderError(w, r, err)
 		return
 	}
+	v.Users = ownTenant(r, v.Users, func(u posfleet.User) string { return u.Tenant })
+	v.Tokens = ownTenant(r, v.Tokens, func(t posfleet.APIToken) string { return t.Tenant })
+	v.AllTenants = principal(r).admin
 	s.render(w, r, status, admin.Page(v))
 }
 

@@ -55,7 +55,7 @@ func (s *Server) firmwareView(r *http.Request, frame layout.Page) firmware.View 
 	tenant := scope(r)
 	pol := s.opts.Health.Policy()
 	fs := s.opts.Health.FleetSummary(tenant)
-	v := firmware.View{Frame: frame, Admin: principal(r).admin, Suspect: fs.SuspectFirmware, Models: adoption(fs.Models, pol)}
+	v := firmware.View{Frame: frame, Admin: principal(r).admin && may(mustPrincipal(r), adminAll), Suspect: fs.SuspectFirmware, Models: adoption(fs.Models, pol)}
 	v.Policy = string(s.policyFor(tenant, principal(r).admin).YAML())
 	hist, err := s.policyVersions(r.Context(), tenant, principal(r).admin, pageHistory)
 	if err != nil {

@@ -31,6 +31,8 @@ func (s *Server) handleTerminalsPage(w http.ResponseWriter, r *http.Request, fra
 		s.render(w, r, http.StatusBadRequest, terminals.Page(v))
 		return
 	}
+	crewFilter(mustPrincipal(r), &f)
+	v.Filter.Region = f.Region
 	total, rows, err := queries(s.opts.Health).TerminalsPage(r.Context(), scope(r), f, v.Filter.Sort)
 	if err != nil {
 		s.renderError(w, r, err)

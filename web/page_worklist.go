@@ -97,6 +97,9 @@ func (s *Server) jobSheet(r *http.Request, f jobFilter) (items []health.WorkItem
 		}
 		items = append(items, it)
 	}
+	if p := mustPrincipal(r); p.EffectiveRole() == posfleet.RoleCrew {
+		items = crewItems(p, items) // a crew's regions only
+	}
 	return health.JobItems(health.JobSheet(items)), note, nil
 }
 
@@ -207,7 +210,7 @@ func (s *Server) handleSiteVisitedForm(w http.ResponseWriter, r *http.Request, f
 	var valid []posfleet.TerminalRef
 	for _, v := range refs {
 		ref, err := posfleet.ParseClientID(v)
-		if err != nil || ref.Validate() != nil || !p.Sees(ref.Tenant) {
+		if err != nil || ref.Validate() != nil || !p.Sees(ref.Tenant) || s.refInRegion(p, ref) != nil {
 			s.renderError(w, r, errNotFound)
 			return
 		}

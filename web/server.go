@@ -41,7 +41,7 @@ type Events interface {
 type Server struct {
 	opts     Options
 	log      *slog.Logger
-	mux      *http.ServeMux
+	mux      *routes // the mux with the role policy (roles.go)
 	tokens   TokenVerifier
 	signin   SignInChecker
 	sessions *sessions
@@ -167,11 +167,19 @@ func (s *Server) page(h func(http.ResponseWriter, *http.Request, layout.Page)) h
 			s.renderError(w, r, err)
 			return
 		}
-		notePrincipal(r)
+		notePrincipal(r) // refused requests are audited too
+		if err := allowed(r); err != nil {
+			s.renderError(w, r, err)
+			return
+		}
+		if err := s.inRegion(r); err != nil {
+			s.renderError(w, r, err)
+			return
+		}
 		p, _ := PrincipalFrom(r.Context())
 		sess, _ := sessionFrom(r.Context())
 		frame := layout.Page{User: p.Name, Tenant: p.Tenant, CSRF: sess.CSRF, Active: r.URL.Path,
-			Perms: layout.Perms{Act: true, Visit: true, Manage: p.Admin()}}
+			Perms: pagePerms(p)}
 		s.navFrame(r, &frame)
 		h(w, r, frame)
 	}
@@ -207,18 +215,31 @@ func tenantScope(p posfleet.Principal) string {
 // me answers who the caller is: a cheap way for scripts to check a token.
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request) {
 	p, _ := PrincipalFrom(r.Context())
-	writeJSON(w, http.StatusOK, map[string]any{"name": p.Name, "tenant": p.Tenant, "token": p.Token})
+	me := map[string]any{"name": p.Name, "tenant": p.Tenant, "token": p.Token, "role": p.EffectiveRole()}
+	if len(p.Regions) > 0 {
+		me["regions"] = p.Regions
+	}
+	if len(p.Scopes) > 0 {
+		me["scopes"] = p.Scopes
+	}
+	writeJSON(w, http.StatusOK, me)
 }
 
 // api wraps a JSON API handler with authentication.
 func (s *Server) api(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		r, err := s.authenticate(r)
+		if err == nil {
+			notePrincipal(r) // refused requests are audited too
+			err = allowed(r)
+		}
+		if err == nil {
+			err = s.inRegion(r)
+		}
 		if err != nil {
 			writeError(w, s.log, err)
 			return
 		}
-		notePrincipal(r)
 		h(w, r)
 	}
 }

@@ -177,6 +177,13 @@ type SessionChecker interface {
 	EndSession(ctx context.Context, id string, expires time.Time) error
 }
 
+// SessionReader is a SessionChecker that also returns the user's role and
+// regions as they are now (auth.Store.Session); without it, a session has
+// the role of a user stored before roles.
+type SessionReader interface {
+	Session(ctx context.Context, name string, epoch uint64, id string) (posfleet.Principal, error)
+}
+
 // TokenVerifier checks API tokens. An unknown or revoked token is an error
 // of kind posfleet.Unauthorized (auth.ErrBadToken); any other error is the
 // store failing.
@@ -235,7 +242,18 @@ func (s *Server) authenticate(r *http.Request) (*http.Request, error) {
 	if !ok {
 		return r, errUnauthorized
 	}
-	if err := s.opts.Users.CheckSession(r.Context(), v.Name, v.Epoch, v.ID); err != nil {
+	p := posfleet.Principal{Name: v.Name, Tenant: v.Tenant, Epoch: v.Epoch}
+	var err2 error
+	if sr, ok := s.opts.Users.(SessionReader); ok {
+		// The role as it is now: a role changed counts at the next request.
+		var cur posfleet.Principal
+		if cur, err2 = sr.Session(r.Context(), v.Name, v.Epoch, v.ID); err2 == nil {
+			p.Role, p.Regions = cur.Role, cur.Regions
+		}
+	} else {
+		err2 = s.opts.Users.CheckSession(r.Context(), v.Name, v.Epoch, v.ID)
+	}
+	if err := err2; err != nil {
 		if posfleet.ErrorKind(err) == posfleet.Unauthorized { // auth.ErrSessionEnded
 			return r, errUnauthorized
 		}
@@ -250,7 +268,7 @@ func (s *Server) authenticate(r *http.Request) (*http.Request, error) {
 			return r, errCSRF
 		}
 	}
-	ctx := context.WithValue(r.Context(), principalKey, posfleet.Principal{Name: v.Name, Tenant: v.Tenant, Epoch: v.Epoch})
+	ctx := context.WithValue(r.Context(), principalKey, p)
 	return r.WithContext(context.WithValue(ctx, sessionKey, v)), nil
 }
 

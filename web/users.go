@@ -13,6 +13,12 @@ import (
 type UserAdmin interface {
 	Users(ctx context.Context) ([]posfleet.User, error)
 	AddUser(ctx context.Context, name, tenant, password string) error
+	// NewUser adds u (Name, Tenant, Role, Regions) with a password.
+	NewUser(ctx context.Context, u posfleet.User, password string) error
+	// User returns one user; an unknown one is posfleet.NotFound.
+	User(ctx context.Context, name string) (posfleet.User, error)
+	// SetRole changes a user's role and regions.
+	SetRole(ctx context.Context, name string, role posfleet.Role, regions []string) error
 	SetPassword(ctx context.Context, name, password string) error
 	SetDisabled(ctx context.Context, name string, disabled bool) error
 	DeleteUser(ctx context.Context, name string) error
@@ -28,6 +34,17 @@ type NewUserRequest struct {
 	Name     string `json:"name"`
 	Tenant   string `json:"tenant"` // a tenant ID, or "*" for an administrator
 	Password string `json:"password"`
+	// Role is one of administrator, tenant_admin, operator, crew, viewer;
+	// empty keeps the rule of users made before roles (an administrator
+	// of "*", an operator of a tenant). Regions are a crew's.
+	Role    posfleet.Role `json:"role"`
+	Regions []string      `json:"regions"`
+}
+
+// RoleRequest is the body of PUT /api/v1/users/{name}/role.
+type RoleRequest struct {
+	Role    posfleet.Role `json:"role"`
+	Regions []string      `json:"regions"`
 }
 
 // PasswordRequest is the body of POST /api/v1/users/{name}/password.
@@ -40,6 +57,9 @@ type NewTokenRequest struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	Tenant      string `json:"tenant"` // a tenant ID, or "*" for all tenants
+	// Scopes limit the token (read, act, provision, admin); none is every
+	// scope its creator's role allows.
+	Scopes []string `json:"scopes"`
 }
 
 // NewTokenResponse answers POST /api/v1/tokens: the token as listed, and
@@ -52,14 +72,32 @@ type NewTokenResponse struct {
 // mountUserAdmin adds the administrators' endpoints for users and tokens,
 // and their page (page_admin.go).
 func (s *Server) mountUserAdmin(ua UserAdmin) {
-	admin := func(h http.HandlerFunc) http.HandlerFunc { return s.api(s.adminOnly(h)) }
+	// The role policy (roles.go) lets administrators and tenant
+	// administrators in; manages() keeps the latter to their own tenant.
+	admin := func(h http.HandlerFunc) http.HandlerFunc { return s.api(h) }
+	// ownUser refuses a user of another tenant to a tenant administrator
+	// as "not found", as another tenant's terminal is.
+	ownUser := func(r *http.Request) error {
+		p, _ := PrincipalFrom(r.Context())
+		if p.Admin() {
+			return nil
+		}
+		u, err := ua.User(r.Context(), r.PathValue("name"))
+		if err != nil {
+			return userErr(err)
+		}
+		if u.Tenant != p.Tenant {
+			return userErr(posfleet.Errorf(posfleet.NotFound, "not_found", "no such user"))
+		}
+		return nil
+	}
 	s.mux.HandleFunc("GET /api/v1/users", admin(func(w http.ResponseWriter, r *http.Request) {
 		users, err := ua.Users(r.Context())
 		if err != nil {
 			writeError(w, s.log, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"users": users})
+		writeJSON(w, http.StatusOK, map[string]any{"users": ownTenant(r, users, func(u posfleet.User) string { return u.Tenant })})
 	}))
 	s.mux.HandleFunc("POST /api/v1/users", admin(func(w http.ResponseWriter, r *http.Request) {
 		var req NewUserRequest
@@ -67,12 +105,37 @@ func (s *Server) mountUserAdmin(ua UserAdmin) {
 			writeError(w, s.log, err)
 			return
 		}
-		if err := ua.AddUser(r.Context(), req.Name, req.Tenant, req.Password); err != nil {
+		if err := mayGrant(r, req.Tenant, req.Role); err != nil {
 			writeError(w, s.log, err)
 			return
 		}
-		s.log.Info("user added", "user", req.Name, "tenant", req.Tenant, "by", principal(r).name)
-		writeJSON(w, http.StatusCreated, map[string]any{"name": req.Name, "tenant": req.Tenant, "disabled": false})
+		if err := ua.NewUser(r.Context(), posfleet.User{Name: req.Name, Tenant: req.Tenant, Role: req.Role, Regions: req.Regions}, req.Password); err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		s.log.Info("user added", "user", req.Name, "tenant", req.Tenant, "role", req.Role, "by", principal(r).name)
+		writeJSON(w, http.StatusCreated, map[string]any{"name": req.Name, "tenant": req.Tenant, "disabled": false, "role": req.Role, "regions": req.Regions})
+	}))
+	s.mux.HandleFunc("PUT /api/v1/users/{name}/role", admin(func(w http.ResponseWriter, r *http.Request) {
+		var req RoleRequest
+		if err := decodeBody(w, r, &req); err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		name := r.PathValue("name")
+		err := ownUser(r)
+		if err == nil {
+			err = mayGrant(r, "", req.Role)
+		}
+		if err == nil {
+			err = userErr(ua.SetRole(r.Context(), name, req.Role, req.Regions))
+		}
+		if err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		s.log.Info("role set", "user", name, "role", req.Role, "regions", req.Regions, "by", principal(r).name)
+		writeJSON(w, http.StatusOK, map[string]any{"name": name, "role": req.Role, "regions": req.Regions})
 	}))
 	s.mux.HandleFunc("POST /api/v1/users/{name}/password", admin(func(w http.ResponseWriter, r *http.Request) {
 		var req PasswordRequest
@@ -81,6 +144,10 @@ func (s *Server) mountUserAdmin(ua UserAdmin) {
 			return
 		}
 		name := r.PathValue("name")
+		if err := ownUser(r); err != nil {
+			writeError(w, s.log, err)
+			return
+		}
 		if err := userErr(ua.SetPassword(r.Context(), name, req.Password)); err != nil {
 			writeError(w, s.log, err)
 			return
@@ -91,6 +158,10 @@ func (s *Server) mountUserAdmin(ua UserAdmin) {
 	setDisabled := func(disabled bool) http.HandlerFunc {
 		return admin(func(w http.ResponseWriter, r *http.Request) {
 			name := r.PathValue("name")
+			if err := ownUser(r); err != nil {
+				writeError(w, s.log, err)
+				return
+			}
 			if err := userErr(ua.SetDisabled(r.Context(), name, disabled)); err != nil {
 				writeError(w, s.log, err)
 				return
@@ -103,6 +174,10 @@ func (s *Server) mountUserAdmin(ua UserAdmin) {
 	s.mux.HandleFunc("POST /api/v1/users/{name}/enable", setDisabled(false))
 	s.mux.HandleFunc("DELETE /api/v1/users/{name}", admin(func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("name")
+		if err := ownUser(r); err != nil {
+			writeError(w, s.log, err)
+			return
+		}
 		if err := userErr(ua.DeleteUser(r.Context(), name)); err != nil {
 			writeError(w, s.log, err)
 			return
@@ -117,7 +192,7 @@ func (s *Server) mountUserAdmin(ua UserAdmin) {
 			writeError(w, s.log, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"tokens": toks})
+		writeJSON(w, http.StatusOK, map[string]any{"tokens": ownTenant(r, toks, func(t posfleet.APIToken) string { return t.Tenant })})
 	}))
 	s.mux.HandleFunc("POST /api/v1/tokens", admin(func(w http.ResponseWriter, r *http.Request) {
 		var req NewTokenRequest
@@ -125,7 +200,11 @@ func (s *Server) mountUserAdmin(ua UserAdmin) {
 			writeError(w, s.log, err)
 			return
 		}
-		secret, tok, err := ua.NewToken(r.Context(), posfleet.APIToken{Name: req.Name, Description: req.Description, Tenant: req.Tenant, CreatedBy: principal(r).name})
+		if err := mayGrant(r, req.Tenant, ""); err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		secret, tok, err := ua.NewToken(r.Context(), posfleet.APIToken{Name: req.Name, Description: req.Description, Tenant: req.Tenant, CreatedBy: principal(r).name, Scopes: req.Scopes})
 		if err != nil {
 			writeError(w, s.log, err)
 			return
@@ -135,7 +214,11 @@ func (s *Server) mountUserAdmin(ua UserAdmin) {
 	}))
 	s.mux.HandleFunc("DELETE /api/v1/tokens/{id}", admin(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		if err := ua.RevokeToken(r.Context(), id); err != nil {
+		err := ownToken(r, ua, id)
+		if err == nil {
+			err = ua.RevokeToken(r.Context(), id)
+		}
+		if err != nil {
 			if posfleet.ErrorKind(err) == posfleet.NotFound {
 				err = &posfleet.Error{Kind: posfleet.NotFound, Code: "not_found", Message: "no such token", Err: err}
 			}
@@ -155,13 +238,55 @@ func userErr(err error) error {
 	return err
 }
 
-// adminOnly refuses callers that are not administrators.
-func (s *Server) adminOnly(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !principal(r).admin {
-			writeError(w, s.log, errAdminOnly)
-			return
-		}
-		h(w, r)
+// ownTenant keeps the items of the caller's tenant, or all of them for an
+// administrator.
+func ownTenant[T any](r *http.Request, items []T, tenant func(T) string) []T {
+	p, _ := PrincipalFrom(r.Context())
+	if p.Admin() {
+		return items
 	}
+	out := []T{}
+	for _, it := range items {
+		if tenant(it) == p.Tenant {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+var errGrant = &posfleet.Error{Kind: posfleet.Forbidden, Code: "forbidden",
+	Message: "a tenant administrator manages the users and tokens of its own tenant only, and makes no administrators"}
+
+// mayGrant checks that the caller may make a user or token of tenant
+// ("" for the user's own, checked by ownUser) with role: an
+// administrator may make anything; a tenant administrator only in its own
+// tenant and no administrator.
+func mayGrant(r *http.Request, tenant string, role posfleet.Role) error {
+	p, _ := PrincipalFrom(r.Context())
+	if p.Admin() {
+		return nil
+	}
+	if (tenant != "" && tenant != p.Tenant) || role == posfleet.RoleAdministrator {
+		return errGrant
+	}
+	return nil
+}
+
+// ownToken refuses another tenant's token to a tenant administrator as
+// "not found".
+func ownToken(r *http.Request, ua UserAdmin, id string) error {
+	p, _ := PrincipalFrom(r.Context())
+	if p.Admin() {
+		return nil
+	}
+	toks, err := ua.Tokens(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, t := range toks {
+		if t.ID == id && t.Tenant == p.Tenant {
+			return nil
+		}
+	}
+	return posfleet.Errorf(posfleet.NotFound, "not_found", "no such token")
 }

@@ -116,7 +116,8 @@ func New(opts Options) (*Server, error) {
 	if g == nil {
 		g = prometheus.DefaultGatherer
 	}
-	s := &Server{opts: opts, log: log.With("component", "web"), mux: http.NewServeMux(), limiter: newSignInLimiter(opts.SignInLimits, opts.Now)}
+	s := &Server{opts: opts, log: log.With("component", "web"), limiter: newSignInLimiter(opts.SignInLimits, opts.Now)}
+	s.mux = &routes{ServeMux: http.NewServeMux(), log: s.log}
 	s.mux.Handle("GET /metrics", s.metricsAuth(promhttp.HandlerFor(g, promhttp.HandlerOpts{})))
 	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	if opts.Users != nil {
@@ -165,7 +166,7 @@ func (s *Server) metricsAuth(h http.Handler) http.Handler {
 			writeError(w, s.log, err)
 			return
 		}
-		if !principal(r).admin {
+		if p, _ := PrincipalFrom(r.Context()); !may(p, adminAll) {
 			writeError(w, s.log, errAdminOnly)
 			return
 		}

@@ -22,6 +22,7 @@ type UsersCmd struct {
 	Disable UsersDisableCmd `cmd:"" help:"Disable a user: it can no longer sign in and its sessions end at once."`
 	Enable  UsersEnableCmd  `cmd:"" help:"Enable a disabled user again (its old sessions stay ended)."`
 	Delete  UsersDeleteCmd  `cmd:"" help:"Delete a user; its sessions end at once."`
+	Role    UsersRoleCmd    `cmd:"" help:"Set a user's role (and a crew's regions); it counts from the user's next request."`
 }
 
 // UsersDisableCmd disables a user.
@@ -110,6 +111,10 @@ type UsersAddCmd struct {
 	Name   string `arg:"" help:"User name."`
 	Tenant string `help:"The tenant the user sees." xor:"scope" required:""`
 	Admin  bool   `help:"The user sees every tenant." xor:"scope" required:""`
+	// Role and Regions: see posfleet.Role; empty keeps the rule of users
+	// made before roles.
+	Role    string   `help:"administrator (with --admin), tenant_admin, operator, crew or viewer; empty: administrator with --admin, operator with --tenant, as before roles."`
+	Regions []string `help:"A crew's regions, comma-separated." sep:","`
 }
 
 // UsersPasswdCmd sets a password.
@@ -125,6 +130,8 @@ type TokensCreateCmd struct {
 	Name   string `arg:"" help:"What the token is for, e.g. grafana."`
 	Tenant string `help:"The tenant the token sees." xor:"scope" required:""`
 	Admin  bool   `help:"The token sees every tenant." xor:"scope" required:""`
+	// Scopes limit the token; none is every scope.
+	Scopes []string `help:"Limit the token to these scopes, comma-separated: read, act, provision, admin (default: all)." sep:","`
 	// Description says more than the name: who runs it, where it lives.
 	Description string `help:"What the token is for, in a sentence (shown by tokens list and the administrators' page)."`
 }
@@ -164,11 +171,12 @@ func (cmd *UsersAddCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	return withAuth(ctx, g, func(s *auth.Store) error {
-		if err := s.AddUser(ctx, cmd.Name, scope(cmd.Tenant, cmd.Admin), pw); err != nil {
+		u := posfleet.User{Name: cmd.Name, Tenant: scope(cmd.Tenant, cmd.Admin), Role: posfleet.Role(cmd.Role), Regions: cmd.Regions}
+		if err := s.NewUser(ctx, u, pw); err != nil {
 			return err
 		}
-		fmt.Fprintf(g.Stdout, "user %s added (tenant %s)\n", cmd.Name, scope(cmd.Tenant, cmd.Admin))
-		auditCLI(ctx, g, "user_create", scope(cmd.Tenant, cmd.Admin), cmd.Name, map[string]any{"tenant": scope(cmd.Tenant, cmd.Admin)})
+		fmt.Fprintf(g.Stdout, "user %s added (tenant %s, role %s)\n", cmd.Name, u.Tenant, posfleet.Principal{Tenant: u.Tenant, Role: u.Role}.EffectiveRole())
+		auditCLI(ctx, g, "user_create", u.Tenant, cmd.Name, map[string]any{"tenant": u.Tenant, "role": string(u.Role)})
 		return nil
 	})
 }
@@ -197,13 +205,14 @@ func (cmd *UsersListCmd) Run(ctx context.Context, g *Globals) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tTENANT\tCREATED\tSTATE")
+		fmt.Fprintln(tw, "NAME\tTENANT\tCREATED\tSTATE\tROLE\tREGIONS")
 		for _, u := range users {
 			state := "enabled"
 			if u.Disabled {
 				state = "disabled"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, u.Tenant, u.Created.Format("2006-01-02 15:04"), state)
+			role := posfleet.Principal{Tenant: u.Tenant, Role: u.Role}.EffectiveRole()
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, u.Tenant, u.Created.Format("2006-01-02 15:04"), state, role, strings.Join(u.Regions, ","))
 		}
 		return tw.Flush()
 	})
@@ -212,7 +221,7 @@ func (cmd *UsersListCmd) Run(ctx context.Context, g *Globals) error {
 // Run creates the token and prints it once.
 func (cmd *TokensCreateCmd) Run(ctx context.Context, g *Globals) error {
 	return withAuth(ctx, g, func(s *auth.Store) error {
-		tok, _, err := s.NewToken(ctx, auth.Token{Name: cmd.Name, Description: cmd.Description, Tenant: scope(cmd.Tenant, cmd.Admin), CreatedBy: "cli"})
+		tok, _, err := s.NewToken(ctx, auth.Token{Name: cmd.Name, Description: cmd.Description, Tenant: scope(cmd.Tenant, cmd.Admin), CreatedBy: "cli", Scopes: cmd.Scopes})
 		if err != nil {
 			return err
 		}
@@ -231,9 +240,13 @@ func (cmd *TokensListCmd) Run(ctx context.Context, g *Globals) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tTENANT\tCREATED\tBY\tDESCRIPTION")
+		fmt.Fprintln(tw, "ID\tNAME\tTENANT\tCREATED\tBY\tSCOPES\tDESCRIPTION")
 		for _, t := range toks {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Tenant, t.Created.Format("2006-01-02 15:04"), t.CreatedBy, t.Description)
+			scopes := strings.Join(t.Scopes, ",")
+			if scopes == "" {
+				scopes = "all"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Tenant, t.Created.Format("2006-01-02 15:04"), t.CreatedBy, scopes, t.Description)
 		}
 		return tw.Flush()
 	})
@@ -247,6 +260,24 @@ func (cmd *TokensRevokeCmd) Run(ctx context.Context, g *Globals) error {
 		}
 		fmt.Fprintf(g.Stdout, "token %s revoked\n", cmd.ID)
 		auditCLI(ctx, g, "token_revoke", "", cmd.ID, nil)
+		return nil
+	})
+}
+
+// UsersRoleCmd sets a user's role.
+type UsersRoleCmd struct {
+	Name    string   `arg:"" help:"User name."`
+	Role    string   `arg:"" help:"administrator, tenant_admin, operator, crew or viewer."`
+	Regions []string `help:"A crew's regions, comma-separated." sep:","`
+}
+
+// Run sets the role.
+func (cmd *UsersRoleCmd) Run(ctx context.Context, g *Globals) error {
+	return withAuth(ctx, g, func(s *auth.Store) error {
+		if err := s.SetRole(ctx, cmd.Name, posfleet.Role(cmd.Role), cmd.Regions); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.Stdout, "role of %s set to %s\n", cmd.Name, cmd.Role)
 		return nil
 	})
 }

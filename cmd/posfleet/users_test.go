@@ -212,3 +212,31 @@ func TestReplicasShareUsers(t *testing.T) {
 		t.Errorf("the session of a user disabled on two: %d on one, %d on two", a, b)
 	}
 }
+
+// TestUsersRolesAndScopes: the CLI adds a crew with regions, changes a
+// role, refuses a crew without regions, and limits a token's scopes.
+func TestUsersRolesAndScopes(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("POSFLEET_PASSWORD", "correct horse battery")
+	if code, out, errs := cliIn(dir, "users", "add", "wang", "--tenant", "acme", "--role", "crew", "--regions", "chengdu,mianyang"); code != 0 || !strings.Contains(out, "role crew") {
+		t.Fatalf("add crew: %d %s %s", code, out, errs)
+	}
+	if code, out, errs := cliIn(dir, "users", "add", "li", "--tenant", "acme", "--role", "crew"); code == 0 || !strings.Contains(out+errs, "at least one region") {
+		t.Errorf("a crew without regions: %d %s %s", code, out, errs)
+	}
+	if code, out, errs := cliIn(dir, "users", "role", "wang", "viewer"); code != 0 {
+		t.Fatalf("role: %d %s %s", code, out, errs)
+	}
+	if code, out, _ := cliIn(dir, "users", "list"); code != 0 || !strings.Contains(out, "viewer") {
+		t.Errorf("list after role: %d %s", code, out)
+	}
+	if code, _, errs := cliIn(dir, "tokens", "create", "grafana", "--tenant", "acme", "--scopes", "read"); code != 0 {
+		t.Fatalf("token: %d %s", code, errs)
+	}
+	if code, out, _ := cliIn(dir, "tokens", "list"); code != 0 || !strings.Contains(out, "read") {
+		t.Errorf("tokens list: %d %s", code, out)
+	}
+	if code, out, errs := cliIn(dir, "tokens", "create", "x", "--tenant", "acme", "--scopes", "root"); code == 0 {
+		t.Errorf("a token of scope root: %d %s %s", code, out, errs)
+	}
+}

@@ -1,6 +1,11 @@
 package admin
 
-import "net/url"
+import (
+	"net/url"
+	"strings"
+
+	"github.com/posfleet/posfleet"
+)
 
 func tenantLabel(t string) string {
 	if t == "*" {
@@ -35,4 +40,21 @@ func stateLabel(disabled bool) string {
 		return "Enable"
 	}
 	return "Disable"
+}
+
+// roleLabel is a user's role as shown: its effective role, and a crew's
+// regions.
+func roleLabel(u posfleet.User) string {
+	role := posfleet.Principal{Tenant: u.Tenant, Role: u.Role}.EffectiveRole()
+	if len(u.Regions) > 0 {
+		return string(role) + " (" + strings.Join(u.Regions, ", ") + ")"
+	}
+	return string(role)
+}
+
+func scopesLabel(scopes []string) string {
+	if len(scopes) == 0 {
+		return "all"
+	}
+	return strings.Join(scopes, ", ")
 }

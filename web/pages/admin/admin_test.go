@@ -18,7 +18,7 @@ import (
 func TestPage(t *testing.T) {
 	at := time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
 	v := admin.View{
-		Frame: layout.Page{User: "root", Tenant: "*", CSRF: "csrf-token"},
+		Frame: layout.Page{User: "root", Tenant: "*", CSRF: "csrf-token", Perms: layout.Perms{Act: true, Visit: true, Manage: true}},
 		Users: []posfleet.User{
 			{Name: "root", Tenant: "*", Created: at},
 			{Name: "ops acme/1", Tenant: "acme", Created: at, Disabled: true},

@@ -32,7 +32,7 @@ func TestDetail(t *testing.T) {
 	a := posfleet.Alarm{ID: "a-1", Tenant: "acme", Terminal: "T-1", Kind: "tamper", Urgent: true, State: posfleet.AlarmAcknowledged,
 		Active: true, Opened: at.Add(-time.Hour), AckBy: "ops", AckAt: at, SnoozedUntil: at.Add(time.Hour), Occurrences: 2,
 		Evidence: json.RawMessage(`{"events":[{"code":"OPENED"}]}`)}
-	v := alarms.DetailView{Frame: layout.Page{User: "ops", Tenant: "acme", CSRF: "tok", Alarms: true, OpenAlarms: 3}, Now: at,
+	v := alarms.DetailView{Frame: layout.Page{User: "ops", Tenant: "acme", CSRF: "tok", Perms: layout.Perms{Act: true, Visit: true}, Alarms: true, OpenAlarms: 3}, Now: at,
 		Alarm: alarms.NewRow(a), Evidence: "{\n  \"events\": []\n}", Zone: "Asia/Shanghai",
 		History: []posfleet.AlarmEntry{{At: at.Add(-time.Hour), Action: posfleet.AlarmActRaised},
 			{At: at, Actor: "ops", Action: posfleet.AlarmActCommented, Detail: "<script>alert(1)</script>"}}}
@@ -64,7 +64,7 @@ func TestDetail(t *testing.T) {
 // TestList: a row per alarm with its links, the filters as chosen, the
 // bulk form, and an incident's alarm linking to the incidents.
 func TestList(t *testing.T) {
-	v := alarms.ListView{Frame: layout.Page{User: "ops", Tenant: "acme", CSRF: "tok"}, Now: at, Total: 2, Page: 1, Pages: 1, First: 1,
+	v := alarms.ListView{Frame: layout.Page{User: "ops", Tenant: "acme", CSRF: "tok", Perms: layout.Perms{Act: true, Visit: true}}, Now: at, Total: 2, Page: 1, Pages: 1, First: 1,
 		Filter: alarms.Filter{State: "assigned", Urgent: "true"}, Kinds: []alarms.Option{{Value: "tamper", Label: "Tamper"}}, Back: "/alarms?urgent=true",
 		Rows: []alarms.Row{
 			alarms.NewRow(posfleet.Alarm{ID: "a-1", Tenant: "acme", Terminal: "T-1", Kind: "tamper", Urgent: true, State: posfleet.AlarmAssigned, Assignee: "crew-1", Opened: at}),
