@@ -427,15 +427,18 @@ func (s *Server) mountAudit() {
 
 // auditFilter reads the filters of a request (actor, action, tenant, from,
 // to: a date or an RFC 3339 time; to's date counts whole) for principal p.
-// Only administrators read the audit log.
+// Administrators read the whole audit log, a tenant administrator its
+// tenant's entries.
 func auditFilter(r *http.Request, p posfleet.Principal) (posfleet.AuditFilter, error) {
-	// ROLES: a tenant administrator reads its own tenant's entries: once
-	// the role exists, allow it here and force f.Tenant = p.Tenant.
-	if !p.Admin() {
+	// A tenant administrator reads its own tenant's entries only.
+	if !p.Admin() && p.EffectiveRole() != posfleet.RoleTenantAdmin {
 		return posfleet.AuditFilter{}, errAdminOnly
 	}
 	q := r.URL.Query()
 	f := posfleet.AuditFilter{Actor: strings.TrimSpace(q.Get("actor")), Action: strings.TrimSpace(q.Get("action")), Tenant: strings.TrimSpace(q.Get("tenant"))}
+	if !p.Admin() {
+		f.Tenant = p.Tenant
+	}
 	var err error
 	if f.From, err = auditTime(q.Get("from"), false); err != nil {
 		return f, badRequest("from: want a date (2006-01-02) or an RFC 3339 time")

@@ -35,6 +35,7 @@ type roleFixture struct {
 	sent   []posfleet.Command
 	now    time.Time
 	engine *health.Engine
+	audit  *memAudit
 	// otherToken and acmeToken are token IDs to revoke.
 	otherToken string
 }
@@ -120,8 +121,9 @@ func newRoleFixture(t *testing.T) *roleFixture {
 	key, _ := users.SessionKey()
 	af := &alarmFixture{now: f.now, alarms: newFakeAlarms(clock)}
 	af.seed()
+	f.audit = &memAudit{}
 	f.h, err = web.New(web.Options{Users: users, SessionKey: key, Health: f.engine, Commander: f, Commands: commands.New(),
-		Alarms: af.alarms, Notifications: newFakeNotifications(clock), Provisioner: noImport{}, Now: clock})
+		Alarms: af.alarms, Notifications: newFakeNotifications(clock), Provisioner: noImport{}, Now: clock, Audit: f.audit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +267,22 @@ func TestRoleMatrix(t *testing.T) {
 					if tenant == "other" && !c.tenanted {
 						continue // the same request as on its own tenant
 					}
+					f.audit.mu.Lock()
+					before := len(f.audit.entries)
+					f.audit.mu.Unlock()
 					status, body := f.do(t, who, c.method, c.path, c.body)
+					f.audit.mu.Lock()
+					added := f.audit.entries[before:]
+					f.audit.mu.Unlock()
+					// Every action the matrix exercises, allowed or refused,
+					// leaves one audit entry naming who; reads leave none.
+					if mutating := c.method != http.MethodGet; mutating && c.need != "public" {
+						if len(added) != 1 || added[0].Actor != p.Name {
+							t.Errorf("%s %s %s: audit entries %+v, want one by %s", who, c.method, c.path, added, p.Name)
+						}
+					} else if !mutating && len(added) != 0 {
+						t.Errorf("%s %s %s: a read left audit entries %+v", who, c.method, c.path, added)
+					}
 					allowed := web.May(p, c.need)
 					refusedByRole := status == http.StatusForbidden && strings.Contains(body, roleRefusal)
 					want := "allowed"
