@@ -176,13 +176,18 @@ func (s *Server) page(h func(http.ResponseWriter, *http.Request, layout.Page)) h
 			s.renderError(w, r, err)
 			return
 		}
-		p, _ := PrincipalFrom(r.Context())
-		sess, _ := sessionFrom(r.Context())
-		frame := layout.Page{User: p.Name, Tenant: p.Tenant, CSRF: sess.CSRF, Active: r.URL.Path,
-			Perms: pagePerms(p)}
-		s.navFrame(r, &frame)
-		h(w, r, frame)
+		h(w, r, s.frame(r))
 	}
+}
+
+// frame is the layout of a page for the signed-in principal of r.
+func (s *Server) frame(r *http.Request) layout.Page {
+	p, _ := PrincipalFrom(r.Context())
+	sess, _ := sessionFrom(r.Context())
+	frame := layout.Page{User: p.Name, Tenant: p.Tenant, CSRF: sess.CSRF, Active: r.URL.Path,
+		Perms: pagePerms(p)}
+	s.navFrame(r, &frame)
+	return frame
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
@@ -201,7 +206,14 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 	if !ok {
 		s.log.Error("page failed", "path", r.URL.Path, "err", err)
 	}
-	http.Error(w, st.Message, st.Status)
+	if _, signedIn := sessionFrom(r.Context()); !signedIn || r.Method != http.MethodGet {
+		http.Error(w, st.Message, st.Status)
+		return
+	}
+	// A signed-in person keeps the navigation: the error inside the layout.
+	frame := s.frame(r)
+	frame.Title = http.StatusText(st.Status)
+	s.render(w, r, st.Status, layout.ErrorPage(frame, st.Status, st.Message))
 }
 
 // tenantScope is the tenant filter of a principal's queries: "" for all.

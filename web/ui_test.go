@@ -587,3 +587,19 @@ func TestNeverConnectedPages(t *testing.T) {
 	}
 	f.page(t, c, "/terminals?state=lost", 400)
 }
+
+// TestErrorPageInLayout: a signed-in person who opens another tenant's
+// terminal (or one that does not exist) gets the 404 inside the layout,
+// with the navigation and a way back, not bare text.
+func TestErrorPageInLayout(t *testing.T) {
+	f := newUIFixture(t)
+	c, _ := f.session(t, "ops-acme")
+	for _, path := range []string{"/terminals/other/T-0001", "/terminals/acme/T-NONE"} {
+		body, ids := f.page(t, c, path, http.StatusNotFound)
+		for _, id := range []string{"error-page", "error-message", "error-home", "nav-overview"} {
+			if len(ids[id]) == 0 {
+				t.Errorf("GET %s: no %s in the error page: %.300s", path, id, body)
+			}
+		}
+	}
+}
