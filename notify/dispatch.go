@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/alarm"
 	"github.com/posfleet/posfleet/store"
 )
 
@@ -266,38 +267,17 @@ type bundle struct {
 	Held   int              `json:"held,omitempty"`
 }
 
-// channel is a channels row with its write-only parts.
-type channel struct {
-	Target
-	Enabled bool
-}
-
-// loadChannel reads a channel; ok is false when there is none.
-func loadChannel(ctx context.Context, q interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}, id string) (ch channel, ok bool, err error) {
-	var typ, recipients string
-	var created, updated int64
-	err = q.QueryRowContext(ctx, `SELECT id, tenant, name, type, url, recipients, secret, language, enabled, rate_per_hour,
-		created_ms, created_by, updated_ms FROM channels WHERE id = $1`, id).Scan(
-		&ch.ID, &ch.Tenant, &ch.Name, &typ, &ch.URL, &recipients, &ch.Secret, &ch.Language, &ch.Enabled, &ch.RatePerHour,
-		&created, &ch.CreatedBy, &updated)
-	if errors.Is(err, sql.ErrNoRows) {
-		return ch, false, nil
+// loadChannel reads a channel with its write-only parts (the alarm
+// store's ChannelTarget); ok is false when there is none.
+func loadChannel(ctx context.Context, db *store.DB, id string) (t Target, ok bool, err error) {
+	ch, rawURL, secret, err := (&alarm.Store{DB: db}).ChannelTarget(ctx, id)
+	if posfleet.ErrorKind(err) == posfleet.NotFound {
+		return t, false, nil
 	}
 	if err != nil {
-		return ch, false, fmt.Errorf("notify: channel %s: %w", id, err)
+		return t, false, fmt.Errorf("notify: %w", err)
 	}
-	ch.Type = posfleet.NotifyChannelType(typ)
-	ch.NotifyChannel.Enabled = ch.Enabled
-	ch.Created, ch.Updated = store.Time(created), store.Time(updated)
-	ch.HasSecret = ch.Secret != ""
-	for _, to := range strings.Split(recipients, ",") {
-		if to = strings.TrimSpace(to); to != "" {
-			ch.To = append(ch.To, to)
-		}
-	}
-	return ch, true, nil
+	return Target{NotifyChannel: ch, URL: rawURL, Secret: secret}, true, nil
 }
 
 // bundleDigests turns each channel's held notifications whose digest is
@@ -602,7 +582,7 @@ func (d *Dispatcher) deliverChannel(ctx context.Context, chID string, rows []row
 			d.metrics.retried(typ)
 		}
 		sctx, cancel := context.WithTimeout(ctx, d.opts.SendTimeout)
-		errSend := d.send.Send(sctx, ch.Target, m)
+		errSend := d.send.Send(sctx, ch, m)
 		cancel()
 		if errSend == nil {
 			// Only now: a crash before this line sends it again, with
@@ -621,7 +601,7 @@ func (d *Dispatcher) deliverChannel(ctx context.Context, chID string, rows []row
 		d.metrics.failed(typ)
 		permanent := IsPermanent(errSend)
 		wait := d.backoff(n.Attempts+1, permanent)
-		msg := truncate(redact(errSend.Error(), ch.Target))
+		msg := truncate(redact(errSend.Error(), ch))
 		next := store.Millis(now.Add(wait))
 		d.log.Warn("notification not delivered; retrying", "id", n.ID, "channel", ch.Name, "channel_type", typ,
 			"attempts", n.Attempts+1, "retry_in", wait.String(), "permanent", permanent, "err", msg)
@@ -739,12 +719,12 @@ func (d *Dispatcher) Test(ctx context.Context, channelID, by string) error {
 	m := posfleet.NotifyMessage{ID: newID(), Event: posfleet.NotifyTest, Tenant: ch.Tenant,
 		URL: d.opts.BaseURL + "/notifications", Time: now}
 	sctx, cancel := context.WithTimeout(ctx, d.opts.SendTimeout)
-	errSend := d.send.Send(sctx, ch.Target, m)
+	errSend := d.send.Send(sctx, ch, m)
 	cancel()
 	typ := string(ch.Type)
 	state, sentMs, lastErr := "sent", store.Millis(now), ""
 	if errSend != nil {
-		state, sentMs, lastErr = "failed", 0, truncate(redact(errSend.Error(), ch.Target))
+		state, sentMs, lastErr = "failed", 0, truncate(redact(errSend.Error(), ch))
 		d.metrics.failed(typ)
 	} else {
 		d.metrics.sent(typ)
