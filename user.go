@@ -24,6 +24,10 @@ type Principal struct {
 	Regions []string
 	// Scopes limit a token (ScopeRead…); nil is every scope.
 	Scopes []string
+	// Language and TimeZone are what the user chose, else its tenant's
+	// default ("" for neither: the browser's language, the language's
+	// zone; package locale).
+	Language, TimeZone string
 }
 
 // Sees reports whether p may see tenant's terminals.
@@ -41,6 +45,10 @@ type User struct {
 	// Role is "" for a user stored before roles (Principal.EffectiveRole).
 	Role    Role     `json:"role"`
 	Regions []string `json:"regions,omitempty"`
+	// Language ("en", "zh-CN") and TimeZone (IANA) the user chose; "" is
+	// the browser's language and the tenant's zone.
+	Language string `json:"language,omitempty"`
+	TimeZone string `json:"time_zone,omitempty"`
 }
 
 // APIToken is an API token as listed: what it is for and whom it serves,
@@ -140,4 +148,12 @@ func SplitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// TenantSettings are a tenant's defaults for its users and its mail:
+// language ("en", "zh-CN"; "" for the browser's) and IANA time zone.
+type TenantSettings struct {
+	Tenant   string `json:"tenant"`
+	Language string `json:"language"`
+	TimeZone string `json:"time_zone"`
 }

@@ -11,6 +11,7 @@
 package auth
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -21,6 +22,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/posfleet/posfleet/locale"
 	"io"
 	"log/slog"
 	"slices"
@@ -265,8 +267,8 @@ func (s *Store) User(ctx context.Context, name string) (User, error) {
 		role    string
 		regions string
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT name, tenant, created_ms, disabled, role, regions FROM users WHERE name = $1`, name).
-		Scan(&u.Name, &u.Tenant, &ms, &u.Disabled, &role, &regions)
+	err := s.db.QueryRowContext(ctx, `SELECT name, tenant, created_ms, disabled, role, regions, language, time_zone FROM users WHERE name = $1`, name).
+		Scan(&u.Name, &u.Tenant, &ms, &u.Disabled, &role, &regions, &u.Language, &u.TimeZone)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, userNotFound(name)
 	}
@@ -288,6 +290,61 @@ func (s *Store) SetRole(ctx context.Context, name string, role posfleet.Role, re
 		return err
 	}
 	return s.updateUser(ctx, name, `UPDATE users SET role = $2, regions = $3 WHERE name = $1`, string(role), strings.Join(regions, ","))
+}
+
+// ValidPreferences checks a language ("" or one of locale.Languages) and a
+// time zone ("" or an IANA name).
+func ValidPreferences(lang, zone string) error {
+	if lang != "" && !locale.Supported(lang) {
+		return invalid("bad_language", "language %q: want one of %s", lang, strings.Join(locale.Languages, ", "))
+	}
+	if zone != "" {
+		if _, err := time.LoadLocation(zone); err != nil || zone == "Local" || len(zone) > 64 {
+			return invalid("bad_time_zone", "time zone %q: want an IANA name such as Asia/Shanghai or UTC", zone)
+		}
+	}
+	return nil
+}
+
+// SetPreferences sets a user's language and time zone ("" for the
+// browser's language, the tenant's zone); it counts at the next request.
+func (s *Store) SetPreferences(ctx context.Context, name, lang, zone string) error {
+	if err := ValidPreferences(lang, zone); err != nil {
+		return err
+	}
+	return s.updateUser(ctx, name, `UPDATE users SET language = $2, time_zone = $3 WHERE name = $1`, lang, zone)
+}
+
+// TenantSettings are a tenant's defaults for its users and its mail.
+type TenantSettings = posfleet.TenantSettings
+
+// TenantDefaults is a tenant's defaults ("" for none set).
+func (s *Store) TenantDefaults(ctx context.Context, tenant string) (TenantSettings, error) {
+	ts := TenantSettings{Tenant: tenant}
+	err := s.db.QueryRowContext(ctx, `SELECT language, time_zone FROM tenant_settings WHERE tenant = $1`, tenant).Scan(&ts.Language, &ts.TimeZone)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ts, nil
+	}
+	if err != nil {
+		return ts, fmt.Errorf("auth: read tenant settings: %w", err)
+	}
+	return ts, nil
+}
+
+// SetTenantDefaults sets a tenant's default language and time zone.
+func (s *Store) SetTenantDefaults(ctx context.Context, ts TenantSettings) error {
+	if ts.Tenant == "" || ts.Tenant == posfleet.AllTenants {
+		return invalid("bad_tenant", "defaults are set for one tenant")
+	}
+	if err := ValidPreferences(ts.Language, ts.TimeZone); err != nil {
+		return err
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO tenant_settings (tenant, language, time_zone) VALUES ($1, $2, $3)
+ON CONFLICT (tenant) DO UPDATE SET language = excluded.language, time_zone = excluded.time_zone`, ts.Tenant, ts.Language, ts.TimeZone)
+	if err != nil {
+		return fmt.Errorf("auth: set tenant settings: %w", err)
+	}
+	return nil
 }
 
 // SetPassword replaces a user's password; the user's sessions end.
@@ -359,9 +416,11 @@ func (s *Store) Session(ctx context.Context, name string, epoch uint64, id strin
 		ended         bool
 		tenant        string
 		role, regions string
+		lang, zone    string
+		tlang, tzone  string
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT epoch, disabled, EXISTS (SELECT 1 FROM ended_sessions WHERE id = $2), tenant, role, regions FROM users WHERE name = $1`, name, id).
-		Scan(&cur, &disabled, &ended, &tenant, &role, &regions)
+	err := s.db.QueryRowContext(ctx, `SELECT u.epoch, u.disabled, EXISTS (SELECT 1 FROM ended_sessions WHERE id = $2), u.tenant, u.role, u.regions, u.language, u.time_zone, COALESCE(ts.language, ''), COALESCE(ts.time_zone, '') FROM users u LEFT JOIN tenant_settings ts ON ts.tenant = u.tenant WHERE u.name = $1`, name, id).
+		Scan(&cur, &disabled, &ended, &tenant, &role, &regions, &lang, &zone, &tlang, &tzone)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Principal{}, ErrSessionEnded
 	}
@@ -371,7 +430,8 @@ func (s *Store) Session(ctx context.Context, name string, epoch uint64, id strin
 	if ended || disabled || uint64(cur) != epoch {
 		return Principal{}, ErrSessionEnded
 	}
-	return Principal{Name: name, Tenant: tenant, Epoch: epoch, Role: posfleet.Role(role), Regions: posfleet.SplitList(regions)}, nil
+	return Principal{Name: name, Tenant: tenant, Epoch: epoch, Role: posfleet.Role(role), Regions: posfleet.SplitList(regions),
+		Language: cmp.Or(lang, tlang), TimeZone: cmp.Or(zone, tzone)}, nil
 }
 
 // EndSession records that the session id was signed out; it is kept until
@@ -422,7 +482,7 @@ func (s *Store) SignIn(ctx context.Context, name, password string) (Principal, e
 
 // Users lists the users by name.
 func (s *Store) Users(ctx context.Context) ([]User, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, tenant, created_ms, disabled, role, regions FROM users ORDER BY name`)
+	rows, err := s.db.QueryContext(ctx, `SELECT name, tenant, created_ms, disabled, role, regions, language, time_zone FROM users ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("auth: list users: %w", err)
 	}
@@ -434,7 +494,7 @@ func (s *Store) Users(ctx context.Context) ([]User, error) {
 			ms            int64
 			role, regions string
 		)
-		if err := rows.Scan(&u.Name, &u.Tenant, &ms, &u.Disabled, &role, &regions); err != nil {
+		if err := rows.Scan(&u.Name, &u.Tenant, &ms, &u.Disabled, &role, &regions, &u.Language, &u.TimeZone); err != nil {
 			return nil, fmt.Errorf("auth: list users: %w", err)
 		}
 		u.Created, u.Role, u.Regions = store.Time(ms), posfleet.Role(role), posfleet.SplitList(regions)

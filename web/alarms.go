@@ -15,6 +15,7 @@ import (
 	"unicode"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/web/pages/alarms"
 	"github.com/posfleet/posfleet/web/pages/layout"
 	"github.com/posfleet/posfleet/web/pages/parts"
@@ -485,13 +486,13 @@ var alarmNotices = map[string]string{
 }
 
 // alarmKinds are the options of the kind filter: the flags, and incidents.
-func alarmKinds() []alarms.Option {
+func alarmKinds(ctx context.Context) []alarms.Option {
 	out := make([]alarms.Option, 0, len(posfleet.FlagNames)+1)
 	for _, f := range posfleet.FlagNames {
-		out = append(out, alarms.Option{Value: string(f), Label: parts.FlagLabel(f)})
+		out = append(out, alarms.Option{Value: string(f), Label: parts.FlagLabel(ctx, f)})
 	}
-	return append(out, alarms.Option{Value: posfleet.AlarmKindIncident, Label: alarms.KindLabel(posfleet.AlarmKindIncident)},
-		alarms.Option{Value: posfleet.AlarmKindBurst, Label: alarms.KindLabel(posfleet.AlarmKindBurst)})
+	return append(out, alarms.Option{Value: posfleet.AlarmKindIncident, Label: alarms.KindLabel(ctx, posfleet.AlarmKindIncident)},
+		alarms.Option{Value: posfleet.AlarmKindBurst, Label: alarms.KindLabel(ctx, posfleet.AlarmKindBurst)})
 }
 
 func (s *Server) handleAlarmsPage(w http.ResponseWriter, r *http.Request, frame layout.Page) {
@@ -501,9 +502,9 @@ func (s *Server) handleAlarmsPage(w http.ResponseWriter, r *http.Request, frame 
 // alarmsPage renders the list page for the request's query, with an error
 // of a refused bulk action.
 func (s *Server) alarmsPage(w http.ResponseWriter, r *http.Request, frame layout.Page, status int, actionErr string) {
-	frame.Title, frame.Active = "Alarms", "/alarms"
+	frame.Title, frame.Active = locale.T(r.Context(), "nav.alarms"), "/alarms"
 	q := r.URL.Query()
-	v := alarms.ListView{Frame: frame, Now: s.opts.Now(), Admin: principal(r).admin, Kinds: alarmKinds(), Error: actionErr,
+	v := alarms.ListView{Frame: frame, Now: s.opts.Now(), Admin: principal(r).admin, Kinds: alarmKinds(r.Context()), Error: actionErr,
 		Filter: alarms.Filter{State: q.Get("state"), Kind: q.Get("kind"), Urgent: q.Get("urgent"), Region: q.Get("region"),
 			Assignee: q.Get("assignee"), Tenant: q.Get("tenant")},
 		Back: "/alarms"}
@@ -546,7 +547,7 @@ func (s *Server) alarmsPage(w http.ResponseWriter, r *http.Request, frame layout
 	}
 	v.Total, v.Page, v.Pages, v.First = total, page, (total+alarmsPerPage-1)/alarmsPerPage, f.Offset+1
 	for _, a := range list {
-		v.Rows = append(v.Rows, alarms.NewRow(a))
+		v.Rows = append(v.Rows, alarms.NewRow(r.Context(), a))
 	}
 	pageHref := func(n int) string {
 		u := url.Values{}
@@ -598,13 +599,13 @@ func (s *Server) handleAlarmBulkForm(w http.ResponseWriter, r *http.Request, fra
 		s.alarmsPage(w, r, frame, st.Status, st.Message)
 		return
 	}
-	frame.Title, frame.Active = "Alarms", "/alarms"
+	frame.Title, frame.Active = locale.T(r.Context(), "nav.alarms"), "/alarms"
 	if r.PostFormValue("confirm") != "yes" {
 		v := alarms.ConfirmView{Frame: frame, Action: req.Action, Assignee: req.Assignee, IDs: req.IDs, Back: back}
 		// Show the alarms the caller may see; the others fail when done.
 		for _, id := range req.IDs {
 			if a, _, err := s.visibleAlarm(r.Context(), id); err == nil {
-				v.Rows = append(v.Rows, alarms.NewRow(a))
+				v.Rows = append(v.Rows, alarms.NewRow(r.Context(), a))
 			}
 		}
 		s.render(w, r, http.StatusOK, alarms.Confirm(v))
@@ -645,8 +646,8 @@ func (s *Server) alarmPage(w http.ResponseWriter, r *http.Request, frame layout.
 		s.renderError(w, r, err)
 		return
 	}
-	frame.Title, frame.Active = "Alarm", "/alarms"
-	v := alarms.DetailView{Frame: frame, Now: s.opts.Now(), Alarm: alarms.NewRow(a), History: hist, Notice: notice, Error: actionErr,
+	frame.Title, frame.Active = locale.T(r.Context(), "nav.alarm"), "/alarms"
+	v := alarms.DetailView{Frame: frame, Now: s.opts.Now(), Alarm: alarms.NewRow(r.Context(), a), History: hist, Notice: notice, Error: actionErr,
 		Users: s.assignees(ctx, a.Tenant), Zone: s.tenantZone(ctx, a.Tenant).String()}
 	if len(a.Evidence) > 0 {
 		var b bytes.Buffer
@@ -657,7 +658,7 @@ func (s *Server) alarmPage(w http.ResponseWriter, r *http.Request, frame layout.
 		}
 	}
 	for _, f := range folded {
-		v.Folded = append(v.Folded, alarms.NewRow(f))
+		v.Folded = append(v.Folded, alarms.NewRow(r.Context(), f))
 	}
 	s.render(w, r, status, alarms.Detail(v))
 }

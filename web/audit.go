@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/web/pages/audit"
 	"github.com/posfleet/posfleet/web/pages/layout"
 )
@@ -72,6 +73,9 @@ var auditActions = map[string]string{
 	"POST /admin/tokens":                       "token_create",
 	"DELETE /api/v1/tokens/{id}":               "token_revoke",
 	"POST /admin/tokens/{id}/revoke":           "token_revoke",
+	"POST /account":                            "preferences_change",
+	"PUT /api/v1/me/preferences":               "preferences_change",
+	"POST /account/tenant":                     "tenant_defaults_change",
 }
 
 // auditAction is the action name of a matched request.
@@ -95,7 +99,7 @@ func auditAction(r *http.Request) string {
 // or secret, the CSRF token) and never a whole body (a policy's YAML).
 var auditDetailKeys = []string{"type", "target", "model", "firmware", "note", "text", "tenant", "name",
 	"description", "role", "roles", "scopes", "regions", "action", "assignee", "id", "ids", "for",
-	"enabled", "language", "channel", "kinds", "urgent_only", "confirm"}
+	"enabled", "language", "time_zone", "channel", "kinds", "urgent_only", "confirm"}
 
 // Bounds of what one entry keeps of a request.
 const (
@@ -508,7 +512,7 @@ func (s *Server) handleAuditPage(w http.ResponseWriter, r *http.Request, frame l
 		s.renderError(w, r, err)
 		return
 	}
-	frame.Title = "Audit log"
+	frame.Title = locale.T(r.Context(), "nav.audit")
 	q := r.URL.Query()
 	q.Del("page")
 	v := audit.View{Frame: frame, Entries: es, Total: total, Page: page, PageSize: auditPageSize,

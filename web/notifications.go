@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/web/pages/layout"
 	"github.com/posfleet/posfleet/web/pages/notifications"
 )
@@ -630,11 +631,11 @@ func (s *Server) handleNotificationsPage(w http.ResponseWriter, r *http.Request,
 // notifications the caller sees.
 func (s *Server) notificationsPage(w http.ResponseWriter, r *http.Request, frame layout.Page, status int, v notifications.View) {
 	ctx := r.Context()
-	frame.Title, frame.Active = "Notifications", "/notifications"
+	frame.Title, frame.Active = locale.T(r.Context(), "nav.notifications"), "/notifications"
 	p, _ := PrincipalFrom(ctx)
 	tenant := tenantScope(p)
 	v.Frame, v.Admin, v.Types, v.States, v.DefaultTimeZone = frame, p.Admin() && may(p, adminAll), posfleet.NotifyChannelTypes, notificationStates, defaultTimeZone
-	for _, k := range alarmKinds() {
+	for _, k := range alarmKinds(ctx) {
 		v.Kinds = append(v.Kinds, notifications.Option{Value: k.Value, Label: k.Label})
 	}
 	state, n, err := parseRecent(r.URL.Query())

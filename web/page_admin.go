@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/web/pages/admin"
 	"github.com/posfleet/posfleet/web/pages/layout"
 )
@@ -124,7 +125,7 @@ func (s *Server) mountAdminPage(ua UserAdmin) {
 // handlers keep the latter to their own tenant.
 func (s *Server) adminOnlyPage(h func(http.ResponseWriter, *http.Request, layout.Page)) func(http.ResponseWriter, *http.Request, layout.Page) {
 	return func(w http.ResponseWriter, r *http.Request, frame layout.Page) {
-		frame.Title = "Users and API tokens"
+		frame.Title = locale.T(r.Context(), "nav.admin")
 		h(w, r, frame)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/commands"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/web/pages/firmware"
@@ -51,7 +52,7 @@ func adoption(models map[string]map[string]int, pol *health.Policy) []parts.Mode
 }
 
 func (s *Server) firmwareView(r *http.Request, frame layout.Page) firmware.View {
-	frame.Title = "Firmware"
+	frame.Title = locale.T(r.Context(), "nav.firmware")
 	tenant := scope(r)
 	pol := s.opts.Health.Policy()
 	fs := s.opts.Health.FleetSummary(tenant)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/web/pages/layout"
 	"github.com/posfleet/posfleet/web/pages/overview"
 )
@@ -21,7 +22,7 @@ func flagsOfKind(k posfleet.FlagKind) []posfleet.FlagName {
 }
 
 func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request, frame layout.Page) {
-	frame.Title = "Fleet overview"
+	frame.Title = locale.T(r.Context(), "nav.overview")
 	tenant := scope(r)
 	now := s.opts.Now()
 	fs := s.opts.Health.FleetSummary(tenant)

@@ -5,12 +5,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/web/pages/layout"
 	"github.com/posfleet/posfleet/web/pages/security"
 )
 
 func (s *Server) handleSecurity(w http.ResponseWriter, r *http.Request, frame layout.Page) {
-	frame.Title = "Incidents & security"
+	frame.Title = locale.T(r.Context(), "nav.security")
 	v := security.View{Frame: frame}
 	if s.opts.Events != nil {
 		p, _ := PrincipalFrom(r.Context())

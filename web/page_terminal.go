@@ -62,12 +62,12 @@ func (s *Server) terminalPage(w http.ResponseWriter, r *http.Request, frame layo
 			terminal.Fact{Label: "Firmware", Value: orDash(h.Firmware), TestID: "firmware"},
 			terminal.Fact{Label: "Payment app", Value: orDash(h.App)},
 			terminal.Fact{Label: "Last boot", Value: orDash(h.BootReason)},
-			terminal.Fact{Label: "First seen", Value: parts.Time(h.FirstSeen)})
+			terminal.Fact{Label: "First seen", Value: parts.Time(r.Context(), h.FirstSeen)})
 		if u := h.LastUpdate; u != nil {
 			v.Identity = append(v.Identity, terminal.Fact{Label: "Last update", Value: strings.TrimSpace(u.Target + " " + u.Status + " " + u.Error)})
 		}
 		if hb := h.Heartbeat; hb != nil {
-			v.Heartbeat = heartbeatFacts(hb)
+			v.Heartbeat = heartbeatFacts(r.Context(), hb)
 		}
 	}
 	if m := d.Messages; m != nil {
@@ -119,14 +119,14 @@ func (s *Server) terminalPage(w http.ResponseWriter, r *http.Request, frame layo
 	s.render(w, r, status, terminal.Page(v))
 }
 
-func heartbeatFacts(hb *health.HeartbeatSummary) []terminal.Fact {
+func heartbeatFacts(ctx context.Context, hb *health.HeartbeatSummary) []terminal.Fact {
 	intp := func(p *int, unit string) string {
 		if p == nil {
 			return "–"
 		}
 		return strconv.Itoa(*p) + unit
 	}
-	fs := []terminal.Fact{{Label: "Received", Value: parts.Time(hb.At)}}
+	fs := []terminal.Fact{{Label: "Received", Value: parts.Time(ctx, hb.At)}}
 	bat := intp(hb.BatteryPct, " %")
 	if hb.Charging {
 		bat += ", charging"

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/web/pages/layout"
 	"github.com/posfleet/posfleet/web/pages/parts"
 	"github.com/posfleet/posfleet/web/pages/terminals"
@@ -16,7 +17,7 @@ import (
 var terminalSorts = []string{"terminal", "last_seen", "flags"}
 
 func (s *Server) handleTerminalsPage(w http.ResponseWriter, r *http.Request, frame layout.Page) {
-	frame.Title = "Terminals"
+	frame.Title = locale.T(r.Context(), "nav.terminals")
 	q := r.URL.Query()
 	v := terminals.View{Frame: frame, Now: s.opts.Now(), Filter: terminals.Filter{Flag: q.Get("flag"), Model: q.Get("model"),
 		Firmware: q.Get("firmware"), Region: q.Get("region"), Online: q.Get("online"), State: q.Get("state"), Q: q.Get("q"), Sort: q.Get("sort")},

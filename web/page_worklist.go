@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/web/pages/layout"
 	"github.com/posfleet/posfleet/web/pages/worklist"
@@ -140,7 +141,7 @@ func (s *Server) assignedTerminals(ctx context.Context, tenant, who string) (map
 }
 
 func (s *Server) handleWorkListPage(w http.ResponseWriter, r *http.Request, frame layout.Page) {
-	frame.Title = "Work list"
+	frame.Title = locale.T(r.Context(), "nav.worklist")
 	page := 1
 	if v := r.URL.Query().Get("page"); v != "" {
 		n, err := strconv.Atoi(v)

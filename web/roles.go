@@ -63,6 +63,11 @@ var policy = []rule{
 	{"GET /metrics", public, nil}, // metricsAuth: the metrics token or an administrator
 	{"/api/", public, nil},        // the API's 404
 	{"POST /logout", read, nil},
+	{"GET /account", read, nil},
+	{"POST /account", read, nil},
+	{"POST /account/tenant", manageTenant, nil},
+	{"GET /api/v1/me/preferences", read, nil},
+	{"PUT /api/v1/me/preferences", read, nil},
 
 	// Pages.
 	{"GET /{$}", read, nil},

@@ -54,6 +54,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Frame-Options", "DENY")
 	w.Header().Set("Referrer-Policy", "same-origin")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'")
+	r = withLocale(r) // the browser's language until the asker is known
 	if s.opts.Audit != nil && mutating(r) {
 		s.serveAudited(w, r)
 		return
@@ -168,6 +169,7 @@ func (s *Server) page(h func(http.ResponseWriter, *http.Request, layout.Page)) h
 			return
 		}
 		notePrincipal(r) // refused requests are audited too
+		r = withLocale(r)
 		if err := allowed(r); err != nil {
 			s.renderError(w, r, err)
 			return
@@ -212,7 +214,7 @@ func (s *Server) renderError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	// A signed-in person keeps the navigation: the error inside the layout.
 	frame := s.frame(r)
-	frame.Title = http.StatusText(st.Status)
+	frame.Title = layout.StatusText(r.Context(), st.Status)
 	s.render(w, r, st.Status, layout.ErrorPage(frame, st.Status, st.Message))
 }
 

@@ -252,7 +252,7 @@ func TestTerminalPage(t *testing.T) {
 	if !strings.Contains(body, `<path class="line line-battery" d="M`) || !strings.Contains(body, `<rect class="bar-approved"`) {
 		t.Error("the charts draw no line or no bar")
 	}
-	if len(ids["chart-mismatch"]) != 1 || len(ids["txn-row"]) != 1 || !strings.Contains(body, "12.50 EUR") || !strings.Contains(body, "125.00 EUR") {
+	if len(ids["chart-mismatch"]) != 1 || len(ids["txn-row"]) != 1 || !strings.Contains(body, "€12.50") || !strings.Contains(body, "€125.00") {
 		t.Errorf("mismatch chart or recent transactions: %v", ids["txn-row"])
 	}
 	if one(t, ids, "send-update") != "Update firmware" || !strings.Contains(body, `data-testid="send-update" disabled`) {

@@ -129,6 +129,9 @@ func New(opts Options) (*Server, error) {
 		if ua, ok := opts.Users.(UserAdmin); ok {
 			s.mountUserAdmin(ua)
 		}
+		if pr, ok := opts.Users.(Preferences); ok {
+			s.mountAccount(pr)
+		}
 		if opts.Health != nil {
 			s.mountAPI()
 		}

@@ -4,6 +4,7 @@
 package alarms
 
 import (
+	"context"
 	"net/url"
 	"time"
 
@@ -30,8 +31,8 @@ type Row struct {
 }
 
 // NewRow is an alarm with its links and labels.
-func NewRow(a posfleet.Alarm) Row {
-	r := Row{Alarm: a, Href: Href(a.ID), KindLabel: KindLabel(a.Kind)}
+func NewRow(ctx context.Context, a posfleet.Alarm) Row {
+	r := Row{Alarm: a, Href: Href(a.ID), KindLabel: KindLabel(ctx, a.Kind)}
 	if a.Kind == posfleet.AlarmKindBurst {
 		r.TargetHref, r.TargetLabel = Href(a.ID), "its terminals"
 	} else if a.Kind == posfleet.AlarmKindIncident || a.Terminal == "" {
@@ -52,14 +53,14 @@ func Href(id string) string { return "/alarms/" + url.PathEscape(id) }
 func ActionHref(id, action string) string { return Href(id) + "/" + action }
 
 // KindLabel is an alarm's kind for people: its flag's name, or Incident.
-func KindLabel(kind string) string {
+func KindLabel(ctx context.Context, kind string) string {
 	switch kind {
 	case posfleet.AlarmKindIncident:
 		return "Incident"
 	case posfleet.AlarmKindBurst:
 		return "Many offline at once"
 	}
-	return parts.FlagLabel(posfleet.FlagName(kind))
+	return parts.FlagLabel(ctx, posfleet.FlagName(kind))
 }
 
 // StateClass is the css class of a state's badge.
@@ -145,11 +146,11 @@ func orDash(s string) string {
 }
 
 // timeOrDash formats a time, "–" when zero.
-func timeOrDash(t time.Time) string {
+func timeOrDash(ctx context.Context, t time.Time) string {
 	if t.IsZero() {
 		return "–"
 	}
-	return parts.Time(t)
+	return parts.Time(ctx, t)
 }
 
 func actorLabel(actor string) string {

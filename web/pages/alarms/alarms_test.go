@@ -33,7 +33,7 @@ func TestDetail(t *testing.T) {
 		Active: true, Opened: at.Add(-time.Hour), AckBy: "ops", AckAt: at, SnoozedUntil: at.Add(time.Hour), Occurrences: 2,
 		Evidence: json.RawMessage(`{"events":[{"code":"OPENED"}]}`)}
 	v := alarms.DetailView{Frame: layout.Page{User: "ops", Tenant: "acme", CSRF: "tok", Perms: layout.Perms{Act: true, Visit: true}, Alarms: true, OpenAlarms: 3}, Now: at,
-		Alarm: alarms.NewRow(a), Evidence: "{\n  \"events\": []\n}", Zone: "Asia/Shanghai",
+		Alarm: alarms.NewRow(context.Background(), a), Evidence: "{\n  \"events\": []\n}", Zone: "Asia/Shanghai",
 		History: []posfleet.AlarmEntry{{At: at.Add(-time.Hour), Action: posfleet.AlarmActRaised},
 			{At: at, Actor: "ops", Action: posfleet.AlarmActCommented, Detail: "<script>alert(1)</script>"}}}
 	page := render(t, alarms.Detail(v))
@@ -54,7 +54,7 @@ func TestDetail(t *testing.T) {
 		t.Errorf("%d forms with the CSRF token", n)
 	}
 	a.State = posfleet.AlarmResolved
-	v.Alarm = alarms.NewRow(a)
+	v.Alarm = alarms.NewRow(context.Background(), a)
 	page = render(t, alarms.Detail(v))
 	if strings.Contains(page, `id="assign"`) || strings.Contains(page, `id="resolve"`) || !strings.Contains(page, `id="comment"`) {
 		t.Error("a resolved alarm offers more than a comment")
@@ -67,8 +67,8 @@ func TestList(t *testing.T) {
 	v := alarms.ListView{Frame: layout.Page{User: "ops", Tenant: "acme", CSRF: "tok", Perms: layout.Perms{Act: true, Visit: true}}, Now: at, Total: 2, Page: 1, Pages: 1, First: 1,
 		Filter: alarms.Filter{State: "assigned", Urgent: "true"}, Kinds: []alarms.Option{{Value: "tamper", Label: "Tamper"}}, Back: "/alarms?urgent=true",
 		Rows: []alarms.Row{
-			alarms.NewRow(posfleet.Alarm{ID: "a-1", Tenant: "acme", Terminal: "T-1", Kind: "tamper", Urgent: true, State: posfleet.AlarmAssigned, Assignee: "crew-1", Opened: at}),
-			alarms.NewRow(posfleet.Alarm{ID: "a-2", Tenant: "acme", Kind: posfleet.AlarmKindIncident, Incident: "i-9", State: posfleet.AlarmOpen, Folded: 12, Opened: at}),
+			alarms.NewRow(context.Background(), posfleet.Alarm{ID: "a-1", Tenant: "acme", Terminal: "T-1", Kind: "tamper", Urgent: true, State: posfleet.AlarmAssigned, Assignee: "crew-1", Opened: at}),
+			alarms.NewRow(context.Background(), posfleet.Alarm{ID: "a-2", Tenant: "acme", Kind: posfleet.AlarmKindIncident, Incident: "i-9", State: posfleet.AlarmOpen, Folded: 12, Opened: at}),
 		}}
 	page := render(t, alarms.List(v))
 	for _, want := range []string{`<tr data-alarm-id="a-1"`, `<tr data-alarm-id="a-2"`, `href="/incidents"`, "incident i-9", `>12</td>`,

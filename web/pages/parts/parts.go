@@ -3,6 +3,7 @@
 package parts
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -13,37 +14,16 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/locale"
 )
 
 // FlagLabel is a flag's name for people.
-func FlagLabel(f posfleet.FlagName) string {
+func FlagLabel(ctx context.Context, f posfleet.FlagName) string {
 	switch f {
-	case posfleet.FlagOffline:
-		return "Offline"
-	case posfleet.FlagFirmwareOutdated:
-		return "Firmware outdated"
-	case posfleet.FlagFirmwareBlocked:
-		return "Firmware blocked"
-	case posfleet.FlagUpdateFailed:
-		return "Update failed"
-	case posfleet.FlagAmountMismatch:
-		return "Amount mismatch"
-	case posfleet.FlagTxnFailures:
-		return "Payments failing"
-	case posfleet.FlagReceiptFailures:
-		return "Receipts failing"
-	case posfleet.FlagRefundAnomaly:
-		return "Refund anomaly"
-	case posfleet.FlagHardwareFault:
-		return "Hardware fault"
-	case posfleet.FlagTamper:
-		return "Tamper"
-	case posfleet.FlagWeakNetwork:
-		return "Weak network"
-	case posfleet.FlagBattery:
-		return "Battery"
-	case posfleet.FlagClockSkew:
-		return "Clock wrong"
+	case posfleet.FlagOffline, posfleet.FlagFirmwareOutdated, posfleet.FlagFirmwareBlocked, posfleet.FlagUpdateFailed,
+		posfleet.FlagAmountMismatch, posfleet.FlagTxnFailures, posfleet.FlagReceiptFailures, posfleet.FlagRefundAnomaly,
+		posfleet.FlagHardwareFault, posfleet.FlagTamper, posfleet.FlagWeakNetwork, posfleet.FlagBattery, posfleet.FlagClockSkew:
+		return locale.T(ctx, "flag."+string(f))
 	}
 	return string(f)
 }
@@ -58,73 +38,71 @@ func BadgeClass(f posfleet.Flag) string {
 }
 
 // KindLabel says who acts on a kind of flag.
-func KindLabel(k posfleet.FlagKind) string {
+func KindLabel(ctx context.Context, k posfleet.FlagKind) string {
 	switch k {
-	case posfleet.KindMaintenance:
-		return "needs a visit"
-	case posfleet.KindUpdate:
-		return "needs an update"
-	case posfleet.KindInvestigate:
-		return "under investigation"
+	case posfleet.KindMaintenance, posfleet.KindUpdate, posfleet.KindInvestigate:
+		return locale.T(ctx, "kind."+string(k))
 	}
 	return string(k)
 }
 
 // Describe says in one sentence why a flag is raised, from its evidence.
-func Describe(f posfleet.Flag) string {
+func Describe(ctx context.Context, f posfleet.Flag) string {
+	v := func(x any) string { return Value(ctx, x) }
+	t := func(id string, kv ...any) string { return locale.T(ctx, "describe."+id, kv...) }
 	switch ev := f.Evidence.(type) {
 	case *posfleet.OfflineEvidence:
 		if ev.Reason == posfleet.OfflineLastWill {
-			return "The terminal dropped off the network (its connection ended without a goodbye) at " + Value(ev.LastSeen) + "."
+			return t("offline_will", "At", v(ev.LastSeen))
 		}
-		return "Nothing heard from the terminal since " + Value(ev.LastSeen) + "."
+		return t("offline_silent", "At", v(ev.LastSeen))
 	case *posfleet.FirmwareOutdatedEvidence:
-		s := fmt.Sprintf("Runs %s; the policy's target for %s is %s.", Value(ev.Firmware), Value(ev.Model), Value(ev.Target))
+		s := t("firmware_outdated", "Firmware", v(ev.Firmware), "Model", v(ev.Model), "Target", v(ev.Target))
 		if ev.BelowMinimum != nil && *ev.BelowMinimum {
-			s += " It is below the minimum " + Value(ev.Minimum) + "."
+			s += " " + t("below_minimum", "Minimum", v(ev.Minimum))
 		}
 		return s
 	case *posfleet.FirmwareBlockedEvidence:
-		return fmt.Sprintf("Runs %s, a version the policy blocks for %s; update it to %s.", Value(ev.Firmware), Value(ev.Model), Value(ev.Target))
+		return t("firmware_blocked", "Firmware", v(ev.Firmware), "Model", v(ev.Model), "Target", v(ev.Target))
 	case *posfleet.UpdateFailedEvidence:
-		return fmt.Sprintf("The update to %s failed (%s) at %s; it still runs %s.", Value(ev.Target), Value(ev.Error), Value(ev.ReportedAt), Value(ev.Firmware))
+		return t("update_failed", "Target", v(ev.Target), "Error", v(ev.Error), "At", v(ev.ReportedAt), "Firmware", v(ev.Firmware))
 	case *posfleet.AmountMismatchEvidence:
-		return fmt.Sprintf("%s approved sales charged an amount other than the one entered in the last %s hours.", Value(ev.Count), Value(ev.WindowH))
+		return t("amount_mismatch", "Count", v(ev.Count), "Hours", v(ev.WindowH))
 	case *posfleet.TxnFailuresEvidence:
-		return fmt.Sprintf("%s of the last %s transactions failed on the terminal or its network (limit %s).", Value(ev.Failed), Value(ev.Total), pct(ev.Threshold))
+		return t("txn_failures", "Failed", v(ev.Failed), "Total", v(ev.Total), "Limit", pct(ctx, ev.Threshold))
 	case *posfleet.ReceiptFailuresEvidence:
 		if ev.Paper == posfleet.PaperOut {
-			return "The printer reported paper out at " + Value(ev.PaperOutAt) + "."
+			return t("paper_out", "At", v(ev.PaperOutAt))
 		}
-		return fmt.Sprintf("%s approved payments had no receipt printed in the last %s hours.", Value(ev.FailedReceipts), Value(ev.WindowH))
+		return t("receipt_failures", "Count", v(ev.FailedReceipts), "Hours", v(ev.WindowH))
 	case *posfleet.RefundAnomalyEvidence:
-		return fmt.Sprintf("%s refunds do not match a sale of this terminal.", Value(ev.Count))
+		return t("refund_anomaly", "Count", v(ev.Count))
 	case *posfleet.HardwareFaultEvidence:
 		var parts []string
 		for _, x := range ev.Faults {
-			parts = append(parts, fmt.Sprintf("%s %s (%s) since %s", Value(x.Component), Value(x.Code), Value(x.Severity), Value(x.Since)))
+			parts = append(parts, t("fault", "Component", v(x.Component), "Code", v(x.Code), "Severity", v(x.Severity), "Since", v(x.Since)))
 		}
-		return "Open faults: " + strings.Join(parts, "; ") + "."
+		return t("hardware_fault", "Faults", strings.Join(parts, t("separator")))
 	case *posfleet.TamperEvidence:
 		var parts []string
 		for _, x := range ev.Events {
-			parts = append(parts, fmt.Sprintf("%s reported %s at %s", Value(x.Component), Value(x.Code), Value(x.At)))
+			parts = append(parts, t("tamper_event", "Component", v(x.Component), "Code", v(x.Code), "At", v(x.At)))
 		}
-		return "Possible tampering: " + strings.Join(parts, "; ") + ". Take it out of service."
+		return t("tamper", "Events", strings.Join(parts, t("separator")))
 	case *posfleet.WeakNetworkEvidence:
 		if ev.WeakSignal {
-			return fmt.Sprintf("The median signal over the last %s heartbeats was %s dBm (limit %s dBm).", Value(ev.Heartbeats), Value(opt(ev.MedianSignalDBm)), Value(ev.SignalThresholdDBm))
+			return t("weak_signal", "Heartbeats", v(ev.Heartbeats), "Median", v(opt(ev.MedianSignalDBm)), "Limit", v(ev.SignalThresholdDBm))
 		}
-		return fmt.Sprintf("90%% of the round trips to the bank took up to %s ms (limit %s ms).", Value(opt(ev.P90HostRTTMs)), Value(ev.RTTThresholdMs))
+		return t("slow_host", "P90", v(opt(ev.P90HostRTTMs)), "Limit", v(ev.RTTThresholdMs))
 	case *posfleet.BatteryEvidence:
 		if ev.TempC != nil {
-			return fmt.Sprintf("The terminal reported %s °C (limit %s °C) at %s.", Value(*ev.TempC), Value(opt(ev.TempThresholdC)), Value(ev.ReportedAt))
+			return t("battery_hot", "Temp", v(*ev.TempC), "Limit", v(opt(ev.TempThresholdC)), "At", v(ev.ReportedAt))
 		}
-		return fmt.Sprintf("The battery was at %s%% and not charging for %s heartbeats in a row.", Value(opt(ev.BatteryPct)), Value(opt(ev.LowHeartbeats)))
+		return t("battery_low", "Pct", v(opt(ev.BatteryPct)), "Heartbeats", v(opt(ev.LowHeartbeats)))
 	case *posfleet.ClockSkewEvidence:
-		return fmt.Sprintf("The terminal's clock was %s s off the server's at %s.", Value(ev.SkewS), Value(ev.ServerTS))
+		return t("clock_skew", "Skew", v(ev.SkewS), "At", v(ev.ServerTS))
 	}
-	return "See the evidence."
+	return t("see_evidence")
 }
 
 // opt is what p points to, or nil (shown as "–") when p is nil.
@@ -135,11 +113,11 @@ func opt[T any](p *T) any {
 	return *p
 }
 
-func pct(v any) string {
+func pct(ctx context.Context, v any) string {
 	if x, ok := v.(float64); ok {
 		return strconv.FormatFloat(x*100, 'f', -1, 64) + "%"
 	}
-	return Value(v)
+	return Value(ctx, v)
 }
 
 // list returns a JSON array of objects (transactions, faults) as records;
@@ -163,128 +141,141 @@ type Field struct {
 	Key, Value string
 	Rows       []map[string]string // a list of records (transactions, faults)
 	Cols       []string
+	ColNames   []string // Cols in the reader's language
+}
+
+// EvidenceKey is an evidence field's name in the reader's language (the
+// catalogue's evidence.<key>, else the key with spaces).
+func EvidenceKey(ctx context.Context, k string) string {
+	if _, ok := evidenceKeys[k]; ok {
+		if k == "id" {
+			k = "id_" // "id" is a reserved word of the catalogue format
+		}
+		return locale.T(ctx, "evidence."+k)
+	}
+	return strings.ReplaceAll(k, "_", " ")
+}
+
+// evidenceKeys are the evidence fields the catalogue names (every JSON key
+// of posfleet's evidence types; TestEvidenceKeysNamed).
+var evidenceKeys = map[string]struct{}{}
+
+func init() {
+	for _, k := range strings.Fields(`amount amount_charged amount_entered at battery_pct below_minimum blocked by_cause
+		cause charging code component count currency detail difference error events evidence excused_by_incident failed
+		failed_receipts faults firmware heartbeats id last_seen last_txn latest low_heartbeats low_since median_signal_dbm
+		minimum model network original_amount p90_host_rtt_ms paper paper_out_at rate reason reported_at result
+		rtt_threshold_ms server_ts severity sha256 signal_threshold_dbm silent_s since skew_s slow_host target temp_c
+		temp_threshold_c terminal terminal_ts threshold threshold_pct threshold_s total transactions url was_selling
+		weak_signal window_h`) {
+		evidenceKeys[k] = struct{}{}
+	}
 }
 
 // Evidence lists a flag's evidence sorted by key, with readable keys: the
 // keys and values of its JSON, as the API shows them, so that every field of
 // every flag's evidence type is listed without a list of them here.
-func Evidence(ev posfleet.Evidence) []Field {
+func Evidence(ctx context.Context, ev posfleet.Evidence) []Field {
 	if ev == nil {
 		return nil
 	}
 	var m map[string]any
 	if b, err := json.Marshal(ev); err != nil || json.Unmarshal(b, &m) != nil {
-		return []Field{{Key: "evidence", Value: "–"}}
+		return []Field{{Key: locale.T(ctx, "evidence.evidence"), Value: "–"}}
 	}
 	var out []Field
 	for _, k := range slices.Sorted(maps.Keys(m)) {
-		fd := Field{Key: strings.ReplaceAll(k, "_", " ")}
+		fd := Field{Key: EvidenceKey(ctx, k)}
 		if rows := list(m[k]); rows != nil {
 			cols := map[string]bool{}
 			for _, r := range rows {
 				row := map[string]string{}
 				for c, v := range r {
 					cols[c] = true
-					row[c] = Value(v)
+					row[c] = Value(ctx, v)
 				}
 				fd.Rows = append(fd.Rows, row)
 			}
 			fd.Cols = slices.Sorted(maps.Keys(cols))
+			for _, c := range fd.Cols {
+				fd.ColNames = append(fd.ColNames, EvidenceKey(ctx, c))
+			}
 		} else {
-			fd.Value = Value(m[k])
+			fd.Value = Value(ctx, m[k])
 		}
 		out = append(out, fd)
 	}
 	return out
 }
 
-// Value formats one evidence value: times in UTC, maps as k=v, lists joined.
-func Value(v any) string {
+// Value formats one evidence value: times in the reader's zone, numbers
+// with separators, maps as k=v, lists joined.
+func Value(ctx context.Context, v any) string {
 	switch x := v.(type) {
 	case nil:
 		return "–"
 	case time.Time:
-		return Time(x)
+		return Time(ctx, x)
 	case string:
 		if t, err := time.Parse(time.RFC3339Nano, x); err == nil {
-			return Time(t)
+			return Time(ctx, t)
 		}
 		return x
 	case bool:
 		if x {
-			return "yes"
+			return locale.T(ctx, "common.yes")
 		}
-		return "no"
+		return locale.T(ctx, "common.no")
+	case int:
+		return locale.Int(ctx, int64(x))
+	case int64:
+		return locale.Int(ctx, x)
 	case float64:
+		if x == float64(int64(x)) && x < 1e15 && x > -1e15 {
+			return locale.Int(ctx, int64(x))
+		}
 		return strconv.FormatFloat(x, 'f', -1, 64)
 	case []string:
 		return strings.Join(x, ", ")
 	case map[string]int:
 		var parts []string
 		for _, k := range slices.Sorted(maps.Keys(x)) {
-			parts = append(parts, fmt.Sprintf("%s %d", k, x[k]))
+			parts = append(parts, fmt.Sprintf("%s %s", k, locale.Int(ctx, int64(x[k]))))
 		}
 		return strings.Join(parts, ", ")
 	case map[string]any:
 		var parts []string
 		for _, k := range slices.Sorted(maps.Keys(x)) {
-			parts = append(parts, k+" "+Value(x[k]))
+			parts = append(parts, k+" "+Value(ctx, x[k]))
 		}
 		return strings.Join(parts, ", ")
 	case []any:
 		var parts []string
 		for _, e := range x {
-			parts = append(parts, Value(e))
+			parts = append(parts, Value(ctx, e))
 		}
 		return strings.Join(parts, ", ")
 	}
 	return fmt.Sprint(v)
 }
 
-// Time formats a time for people, in UTC (crews and operators across
-// time zones read the same clock).
-func Time(t time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	return t.UTC().Format("2006-01-02 15:04:05") + " UTC"
-}
+// Time formats a time for people in the reader's time zone, with the zone
+// named ("2026-03-02 17:30:00 UTC+8").
+func Time(ctx context.Context, t time.Time) string { return locale.Time(ctx, t) }
 
 // Ago says how long before now t was, roughly.
-func Ago(t, now time.Time) string {
-	if t.IsZero() {
-		return "never"
-	}
-	d := now.Sub(t)
-	switch {
-	case d < time.Minute:
-		return "just now"
-	case d < time.Hour:
-		return fmt.Sprintf("%d min ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%d h ago", int(d.Hours()))
-	}
-	return fmt.Sprintf("%d days ago", int(d.Hours()/24))
-}
+func Ago(ctx context.Context, t, now time.Time) string { return locale.From(ctx).Ago(t, now) }
 
 // Percent formats n of total as a percentage with one decimal.
-func Percent(n, total int64) string {
-	if total == 0 {
-		return "–"
-	}
-	return strconv.FormatFloat(float64(n)*100/float64(total), 'f', 1, 64) + "%"
-}
+func Percent(ctx context.Context, n, total int64) string { return locale.From(ctx).Percent(n, total) }
 
-// Money formats an amount in minor units.
-func Money(v *int64, currency string) string {
+// Money formats an amount given in minor units in major units with its
+// currency (¥409.59); the API keeps minor units.
+func Money(ctx context.Context, v *int64, currency string) string {
 	if v == nil {
 		return "–"
 	}
-	sign, n := "", *v
-	if n < 0 {
-		sign, n = "-", -n
-	}
-	return fmt.Sprintf("%s%d.%02d %s", sign, n/100, n%100, currency)
+	return locale.Money(ctx, *v, currency)
 }
 
 // FlagsHref is the terminal list filtered to a flag.
@@ -327,11 +318,11 @@ type Model struct {
 }
 
 // Adoption is the share of a model's terminals on the target or above.
-func (m Model) Adoption() string {
+func (m Model) Adoption(ctx context.Context) string {
 	if m.Target == "" {
-		return "no target"
+		return locale.T(ctx, "firmware.no_target")
 	}
-	return Percent(int64(m.OnTarget), int64(m.Total))
+	return Percent(ctx, int64(m.OnTarget), int64(m.Total))
 }
 
 // StatusClass is the css class of a version's status.

@@ -1,7 +1,10 @@
 package parts_test
 
 import (
+	"context"
 	"encoding/json"
+	"github.com/posfleet/posfleet/locale"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -31,14 +34,14 @@ func TestDescribe(t *testing.T) {
 		{&posfleet.HardwareFaultEvidence{Faults: []posfleet.RaisedFault{{Component: "printer", Code: "PAPER_JAM", Severity: "warning", Since: at}}}, []string{"printer PAPER_JAM (warning) since 2026-03-02 09:30:00 UTC"}},
 		{&posfleet.TamperEvidence{Events: []posfleet.TamperEvent{{Component: "secure_element", Code: "TAMPER", At: at}}}, []string{"secure_element reported TAMPER", "out of service"}},
 		{&posfleet.WeakNetworkEvidence{WeakSignal: true, Heartbeats: 5, MedianSignalDBm: &minus105, SignalThresholdDBm: -100}, []string{"median signal", "-105 dBm"}},
-		{&posfleet.WeakNetworkEvidence{Heartbeats: 5, P90HostRTTMs: &rtt, RTTThresholdMs: 2000}, []string{"3200 ms", "limit 2000 ms"}},
+		{&posfleet.WeakNetworkEvidence{Heartbeats: 5, P90HostRTTMs: &rtt, RTTThresholdMs: 2000}, []string{"3,200 ms", "limit 2,000 ms"}},
 		{&posfleet.BatteryEvidence{BatteryPct: &pct8, Charging: &no, LowHeartbeats: &three}, []string{"8% and not charging for 3 heartbeats"}},
 		{&posfleet.BatteryEvidence{TempC: &temp, TempThresholdC: &limit60, ReportedAt: at}, []string{"61.5 °C (limit 60 °C)"}},
 		{&posfleet.ClockSkewEvidence{SkewS: -420, ServerTS: at}, []string{"-420 s off"}},
 	} {
 		flag := tc.ev.EvidenceFor()
 		t.Run(string(flag), func(t *testing.T) {
-			got := parts.Describe(posfleet.Flag{Name: flag, Kind: flag.Kind(), Evidence: tc.ev})
+			got := parts.Describe(context.Background(), posfleet.Flag{Name: flag, Kind: flag.Kind(), Evidence: tc.ev})
 			if strings.Contains(got, "%!") || strings.Contains(got, "<nil>") || strings.Contains(got, "–") {
 				t.Errorf("formatting slip: %q", got)
 			}
@@ -55,7 +58,7 @@ func TestDescribe(t *testing.T) {
 			if err := json.Unmarshal(b, &keys); err != nil {
 				t.Fatal(err)
 			}
-			if rows := parts.Evidence(tc.ev); len(rows) != len(keys) {
+			if rows := parts.Evidence(context.Background(), tc.ev); len(rows) != len(keys) {
 				t.Errorf("evidence rows %v, want one per key of %s", rows, b)
 			}
 		})
@@ -72,7 +75,7 @@ func TestDescribeEveryFlag(t *testing.T) {
 			if ev == nil || ev.EvidenceFor() != f {
 				t.Fatalf("NewEvidence(%s) = %#v", f, ev)
 			}
-			if got := parts.Describe(posfleet.Flag{Name: f, Kind: f.Kind(), Evidence: ev}); got == "See the evidence." {
+			if got := parts.Describe(context.Background(), posfleet.Flag{Name: f, Kind: f.Kind(), Evidence: ev}); got == "See the evidence." {
 				t.Errorf("no sentence for %s", f)
 			}
 		})
@@ -81,7 +84,7 @@ func TestDescribeEveryFlag(t *testing.T) {
 
 func TestLabels(t *testing.T) {
 	for _, f := range posfleet.FlagNames {
-		if l := parts.FlagLabel(f); l == string(f) || l == "" {
+		if l := parts.FlagLabel(context.Background(), f); l == string(f) || l == "" {
 			t.Errorf("flag %s has no label", f)
 		}
 	}
@@ -91,9 +94,43 @@ func TestLabels(t *testing.T) {
 	if got := parts.TerminalHref("acme", "T 1/x"); got != "/terminals/acme/T%201%2Fx" {
 		t.Errorf("TerminalHref: %s", got)
 	}
-	for v, want := range map[int64]string{-1205: "-12.05 EUR", -5: "-0.05 EUR", 0: "0.00 EUR", 123456: "1234.56 EUR"} {
-		if got := parts.Money(&v, "EUR"); got != want {
+	for v, want := range map[int64]string{-1205: "-€12.05", -5: "-€0.05", 0: "€0.00", 123456: "€1,234.56"} {
+		if got := parts.Money(context.Background(), &v, "EUR"); got != want {
 			t.Errorf("Money(%d) = %s, want %s", v, got, want)
 		}
+	}
+}
+
+// Every JSON key of every evidence type has a name in the catalogue: a
+// page in Chinese never shows an evidence field in English.
+func TestEvidenceKeysNamed(t *testing.T) {
+	zh := locale.With(context.Background(), locale.New(locale.Chinese, ""))
+	for _, f := range posfleet.FlagNames {
+		ev := posfleet.NewEvidence(f)
+		if ev == nil {
+			continue
+		}
+		typ := reflect.TypeOf(ev).Elem()
+		var walk func(reflect.Type)
+		walk = func(typ reflect.Type) {
+			for i := range typ.NumField() {
+				fd := typ.Field(i)
+				name, _, _ := strings.Cut(fd.Tag.Get("json"), ",")
+				if name == "" || name == "-" {
+					continue
+				}
+				if got := parts.EvidenceKey(zh, name); got == strings.ReplaceAll(name, "_", " ") && name != "sha256" {
+					t.Errorf("%s: evidence key %q has no name in the catalogue", f, name)
+				}
+				et := fd.Type
+				for et.Kind() == reflect.Pointer || et.Kind() == reflect.Slice {
+					et = et.Elem()
+				}
+				if et.Kind() == reflect.Struct && et.PkgPath() == typ.PkgPath() {
+					walk(et)
+				}
+			}
+		}
+		walk(typ)
 	}
 }
