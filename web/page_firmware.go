@@ -10,9 +10,9 @@ import (
 	"strings"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/commands"
 	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/web/pages/firmware"
 	"github.com/posfleet/posfleet/web/pages/layout"
 	"github.com/posfleet/posfleet/web/pages/parts"

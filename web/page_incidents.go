@@ -4,8 +4,8 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/web/pages/incidents"
 	"github.com/posfleet/posfleet/web/pages/layout"
 )

@@ -10,8 +10,8 @@ import (
 	"strings"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/health"
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/web/pages/layout"
 	"github.com/posfleet/posfleet/web/pages/worklist"
 )
