@@ -102,6 +102,11 @@ type Config struct {
 	SuspectMinTxns      int
 	SuspectMinTerminals int
 	SuspectAlpha        float64
+	// SuspectMinTerminalVolume, SuspectMinRatio and SuspectMinDiff: see
+	// SuspectRules; SuspectAlpha is its false discovery rate.
+	SuspectMinTerminalVolume int64
+	SuspectMinRatio          float64
+	SuspectMinDiff           float64
 
 	// TickInterval is how often Run checks deadlines and windows.
 	TickInterval time.Duration
@@ -171,6 +176,12 @@ func DefaultConfig() Config {
 		SuspectMinTxns:      200,
 		SuspectMinTerminals: 3,
 		SuspectAlpha:        0.001,
+		// A terminal is compared with 10 transactions or more; the
+		// version's typical (median) terminal must fail at least twice as
+		// often as the rest's and 0.2 percentage points more.
+		SuspectMinTerminalVolume: 10,
+		SuspectMinRatio:          2,
+		SuspectMinDiff:           0.002,
 		// Offline must be noticed within seconds of the deadline, and a tick
 		// over 100,000 terminals costs about 40 ms of one core
 		// (BenchmarkTick), under 1% every 5 s.
@@ -230,6 +241,11 @@ func (c Config) withDefaults() Config {
 	setInt(&c.SuspectMinTxns, d.SuspectMinTxns)
 	setInt(&c.SuspectMinTerminals, d.SuspectMinTerminals)
 	setF(&c.SuspectAlpha, d.SuspectAlpha)
+	if c.SuspectMinTerminalVolume <= 0 {
+		c.SuspectMinTerminalVolume = d.SuspectMinTerminalVolume
+	}
+	setF(&c.SuspectMinRatio, d.SuspectMinRatio)
+	setF(&c.SuspectMinDiff, d.SuspectMinDiff)
 	setDur(&c.TickInterval, d.TickInterval)
 	if c.Now == nil {
 		c.Now = time.Now

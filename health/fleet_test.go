@@ -51,7 +51,7 @@ func TestSuspectFirmware(t *testing.T) {
 			f.Terminals != 10 || f.Affected != 10 || f.Count != 90 || f.Total != 1000 || f.RestCount != 62 || f.RestTotal != 1302 {
 			t.Errorf("finding = %+v", f)
 		}
-		if f.Test != "z" || f.Z < 3 || f.PValue >= 0.001 || f.Rate <= f.RestRate {
+		if f.Test != "mann_whitney" || f.Z < 3 || f.PValue >= 0.001 || f.Rate <= f.RestRate || f.MedianRate != 0.09 || f.RestMedianRate != 0 || f.Above < 0.9 {
 			t.Errorf("statistics = %+v", f)
 		}
 		if fs := e.FleetSummary(tenant); len(fs.SuspectFirmware) != 1 || fs.Models["A920"]["2.4.1"] != 10 {
@@ -62,7 +62,8 @@ func TestSuspectFirmware(t *testing.T) {
 
 func TestSuspectFirmwareSmallCounts(t *testing.T) {
 	bubbleWith(t, health.Config{SuspectMinTxns: 30}, func(t *testing.T, e *health.Engine) {
-		// Rare events: expected counts under 5 switch to Fisher's exact test.
+		// Rare events on few terminals: every one of the version's
+		// terminals is worse than every other terminal.
 		for i := range 10 {
 			x := newTerm(e, fmt.Sprintf("old%d", i))
 			x.inv("A920", "2.4.0", nil)
@@ -75,7 +76,7 @@ func TestSuspectFirmwareSmallCounts(t *testing.T) {
 			y.txns(2, terminalError)
 		}
 		got := e.SuspectFirmware(tenant)
-		if len(got) != 1 || got[0].Metric != health.MetricTerminalFailures || got[0].Test != "fisher" || got[0].PValue >= 0.001 {
+		if len(got) != 1 || got[0].Metric != health.MetricTerminalFailures || got[0].Above != 1 || got[0].PValue >= 0.001 {
 			t.Fatalf("findings = %+v", got)
 		}
 	})
