@@ -58,6 +58,16 @@ type Config struct {
 	TxnWindow      int
 	TxnMinimum     int
 	TxnFailureRate float64
+	// TxnChanceRate and TxnAlpha: besides, the failures must be too many
+	// for a terminal that fails TxnChanceRate of its transactions (a weak
+	// link, a worn reader that still mostly works) to show by chance more
+	// often than TxnAlpha of the time: a one-sided exact binomial test, so
+	// that 2 chance failures among 10 transactions flag nothing.
+	TxnChanceRate float64
+	TxnAlpha      float64
+	// txnCritical[n] is the fewest failures among n transactions that
+	// pass the binomial test (withDefaults).
+	txnCritical []int
 
 	// ReceiptFailures is how many approved transactions without a printed
 	// receipt in EvidenceWindow raise receipt_failures.
@@ -142,6 +152,11 @@ func DefaultConfig() Config {
 		TxnWindow:      50,
 		TxnMinimum:     10,
 		TxnFailureRate: 0.20,
+		// A terminal failing one payment in ten (a weak link's timeouts
+		// are 6%) needs no crew; 1% keeps it from being flagged by a bad
+		// streak (health/doc.go has the false-flag rates).
+		TxnChanceRate: 0.10,
+		TxnAlpha:      0.01,
 		// PROTOCOL.md §2: one failed print can be a jammed slip; two in a
 		// day is a printer that needs a crew.
 		ReceiptFailures: 2,
@@ -219,6 +234,12 @@ func (c Config) withDefaults() Config {
 	}
 	setInt(&c.TxnMinimum, d.TxnMinimum)
 	setF(&c.TxnFailureRate, d.TxnFailureRate)
+	setF(&c.TxnChanceRate, d.TxnChanceRate)
+	setF(&c.TxnAlpha, d.TxnAlpha)
+	c.txnCritical = make([]int, c.TxnWindow+1)
+	for n := range c.txnCritical {
+		c.txnCritical[n] = binomialCritical(n, c.TxnChanceRate, c.TxnAlpha)
+	}
 	setInt(&c.ReceiptFailures, d.ReceiptFailures)
 	if c.ReceiptFailures > EvidenceRing {
 		c.ReceiptFailures = EvidenceRing

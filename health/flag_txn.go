@@ -72,14 +72,47 @@ func (t *txnTally) rate() float64 {
 
 func (e *Engine) decideTxnFailures(s *termState, cut int64, view *incidentView) verdict {
 	t := e.tallyTxns(s, cut, view)
-	return verdict{on: t.total >= e.cfg.TxnMinimum && t.rate() >= e.cfg.TxnFailureRate, at: t.first}
+	return verdict{on: t.total >= e.cfg.TxnMinimum && t.rate() >= e.cfg.TxnFailureRate && t.failed >= e.cfg.txnCritical[t.total], at: t.first}
+}
+
+// binomialTail is P(X ≥ k) for X ~ Binomial(n, p).
+func binomialTail(k, n int, p float64) float64 {
+	if k <= 0 {
+		return 1
+	}
+	if k > n || p <= 0 {
+		return 0
+	}
+	if p >= 1 {
+		return 1
+	}
+	sum := 0.0
+	for x := k; x <= n; x++ {
+		a, _ := math.Lgamma(float64(n + 1))
+		b, _ := math.Lgamma(float64(x + 1))
+		c, _ := math.Lgamma(float64(n - x + 1))
+		sum += math.Exp(a - b - c + float64(x)*math.Log(p) + float64(n-x)*math.Log1p(-p))
+	}
+	return min(sum, 1)
+}
+
+// binomialCritical is the fewest events among n for which a rate of p or
+// less would show as many with probability under alpha.
+func binomialCritical(n int, p, alpha float64) int {
+	for k := 0; k <= n; k++ {
+		if binomialTail(k, n, p) < alpha {
+			return k
+		}
+	}
+	return n + 1
 }
 
 func (e *Engine) explainTxnFailures(s *termState, cut int64, view *incidentView) *posfleet.TxnFailuresEvidence {
 	t := e.tallyTxns(s, cut, view)
 	ev := &posfleet.TxnFailuresEvidence{
 		Failed: t.failed, Total: t.total, Rate: math.Round(t.rate()*1000) / 1000,
-		Threshold: e.cfg.TxnFailureRate, Minimum: e.cfg.TxnMinimum,
+		Threshold: e.cfg.TxnFailureRate, Minimum: e.cfg.TxnMinimum, ChanceRate: e.cfg.TxnChanceRate,
+		Chance:            roundSig(binomialTail(t.failed, t.total, e.cfg.TxnChanceRate)),
 		ByCause:           posfleet.FailuresByCause{Network: t.byCause[cNetwork], Terminal: t.byCause[cTerminal]},
 		ExcusedByIncident: t.excused,
 	}
@@ -145,4 +178,13 @@ func (e *Engine) explainRefundAnomaly(s *termState, now int64) *posfleet.RefundA
 	}
 	ev.Count = len(ev.Transactions)
 	return ev
+}
+
+// roundSig rounds v to 3 significant digits (a probability shown to people).
+func roundSig(v float64) float64 {
+	if v == 0 {
+		return 0
+	}
+	e := math.Pow(10, math.Floor(math.Log10(math.Abs(v)))-2)
+	return math.Round(v/e) * e
 }

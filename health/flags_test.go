@@ -197,11 +197,20 @@ func flagCases() []flagCase {
 			name: "txn_failures",
 			flag: posfleet.FlagTxnFailures,
 			raise: func(x *term) {
-				x.txns(8)
-				x.txn(terminalError)
-				x.txn(timeout)
+				x.txns(5)
+				x.txns(3, terminalError)
+				x.txns(2, timeout)
 			},
 			below: func(x *term) {
+				// 2 of 10 is 20%, but a terminal that fails one payment in
+				// ten shows as many by chance 26% of the time.
+				z := newTerm(x.e, x.ref.Terminal+"-chance")
+				z.txns(8)
+				z.txn(terminalError)
+				z.txn(timeout)
+				if z.has(posfleet.FlagTxnFailures) {
+					panic("txn_failures raised on 2 failures of 10")
+				}
 				// 10%, and the card, the bank and the cashier do not count.
 				x.txns(4)
 				x.txn(terminalError)
@@ -218,7 +227,7 @@ func flagCases() []flagCase {
 				}
 			},
 			clear:    func(x *term) { x.txns(10) },
-			evidence: []string{"failed", "total", "rate", "by_cause", "latest"},
+			evidence: []string{"failed", "total", "rate", "by_cause", "latest", "chance_rate", "chance"},
 		},
 		{
 			name:  "receipt_failures",

@@ -153,8 +153,8 @@ func TestMarkServiced(t *testing.T) {
 		x.hb()
 		x.fault(posfleet.ComponentPrinter, "JAM", posfleet.SeverityWarning, posfleet.FaultRaised)
 		x.txn(charged(1001)) // investigate: not the crew's to clear
-		x.txns(7)
-		x.txns(2, terminalError)
+		x.txns(4)
+		x.txns(5, terminalError)
 		for _, f := range []posfleet.FlagName{posfleet.FlagHardwareFault, posfleet.FlagTxnFailures, posfleet.FlagAmountMismatch} {
 			if !x.has(f) {
 				t.Fatalf("no %s before the visit", f)
@@ -193,8 +193,8 @@ func TestMarkServiced(t *testing.T) {
 		// New evidence after the visit raises the flags again: the printer
 		// jams again, and failures mount.
 		x.fault(posfleet.ComponentPrinter, "JAM", posfleet.SeverityWarning, posfleet.FaultRaised)
-		x.txns(5)
-		x.txn(timeout)
+		x.txns(2)
+		x.txns(4, timeout)
 		if !x.has(posfleet.FlagHardwareFault) || !x.has(posfleet.FlagTxnFailures) {
 			t.Error("no hardware_fault or txn_failures with new evidence")
 		}

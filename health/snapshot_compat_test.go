@@ -44,7 +44,9 @@ func TestRestorePreviousReleaseSnapshot(t *testing.T) {
 	}
 	bubbleWith(t, health.Config{}, func(t *testing.T, _ *health.Engine) {
 		time.Sleep(snapshotV1Elapsed)
-		r := health.New(health.Config{Now: time.Now})
+		// TxnAlpha 1: the previous release's txn_failures rule (the share
+		// alone), under which the snapshot was written.
+		r := health.New(health.Config{Now: time.Now, TxnAlpha: 1})
 		if err := r.Restore(bytes.NewReader(snap)); err != nil {
 			t.Fatal(err)
 		}

@@ -167,7 +167,7 @@ func init() {
 		minimum model network original_amount p90_host_rtt_ms paper paper_out_at rate reason reported_at result
 		rtt_threshold_ms server_ts severity sha256 signal_threshold_dbm silent_s since skew_s slow_host target temp_c
 		temp_threshold_c terminal terminal_ts threshold threshold_pct threshold_s total transactions url was_selling
-		weak_signal window_h`) {
+		weak_signal window_h chance chance_rate`) {
 		evidenceKeys[k] = struct{}{}
 	}
 }
