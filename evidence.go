@@ -162,6 +162,11 @@ type MismatchedTxn struct {
 // TxnFailuresEvidence explains txn_failures.
 type TxnFailuresEvidence struct {
 	ByCause FailuresByCause `json:"by_cause"`
+	// ChanceRate is the failure rate a terminal may have without a visit;
+	// Chance is how likely such a terminal is to fail at least Failed of
+	// Total (the flag needs it under the configured alpha, 1%).
+	Chance     float64 `json:"chance"`
+	ChanceRate float64 `json:"chance_rate"`
 	// ExcusedByIncident counts host-side failures an incident explains;
 	// omitted when none.
 	ExcusedByIncident int `json:"excused_by_incident,omitempty"`
@@ -172,11 +177,6 @@ type TxnFailuresEvidence struct {
 	Rate      float64     `json:"rate"`
 	Threshold float64     `json:"threshold"`
 	Total     int         `json:"total"`
-	// ChanceRate is the failure rate a terminal may have without a visit;
-	// Chance is how likely such a terminal is to fail at least Failed of
-	// Total (the flag needs it under the configured alpha, 1%).
-	ChanceRate float64 `json:"chance_rate"`
-	Chance     float64 `json:"chance"`
 }
 
 // FailuresByCause counts the failures that count against a terminal.

@@ -23,7 +23,7 @@ func (e *Engine) explainAmountMismatch(s *termState, now int64) *posfleet.Amount
 		ev.Transactions = append(ev.Transactions, posfleet.MismatchedTxn{ID: x.ID, At: tm(x.At), AmountEntered: x.A,
 			AmountCharged: x.B, Difference: x.B - x.A, Currency: x.Note})
 	}
-	ev.Count = len(ev.Transactions)
+	ev.Count = s.Mismatch.total(e.dayAgo(now), now)
 	return ev
 }
 
@@ -144,8 +144,7 @@ func (e *Engine) decideReceiptFailures(s *termState, now, cut int64) verdict {
 
 func (e *Engine) explainReceiptFailures(s *termState, now, cut int64) *posfleet.ReceiptFailuresEvidence {
 	from := max(e.dayAgo(now), cut)
-	n, _ := s.Receipt.countSince(from)
-	ev := &posfleet.ReceiptFailuresEvidence{FailedReceipts: n, Threshold: e.cfg.ReceiptFailures,
+	ev := &posfleet.ReceiptFailuresEvidence{FailedReceipts: s.Receipt.total(from, now), Threshold: e.cfg.ReceiptFailures,
 		WindowH: int(e.cfg.EvidenceWindow.Hours())}
 	for _, x := range s.Receipt.since(from) {
 		ev.Transactions = append(ev.Transactions, posfleet.ReceiptTxn{ID: x.ID, At: tm(x.At)})
@@ -176,7 +175,7 @@ func (e *Engine) explainRefundAnomaly(s *termState, now int64) *posfleet.RefundA
 		}
 		ev.Transactions = append(ev.Transactions, t)
 	}
-	ev.Count = len(ev.Transactions)
+	ev.Count = s.Refund.total(e.dayAgo(now), now)
 	return ev
 }
 

@@ -386,3 +386,45 @@ func TestRestoreWithholdsCardData(t *testing.T) {
 		}
 	})
 }
+
+// A terminal mismatching 120 sales in an hour says 120, not the 4 samples
+// its evidence keeps; the next day's count starts again.
+func TestEvidenceCountsAreTrue(t *testing.T) {
+	bubble(t, func(t *testing.T, e *health.Engine) {
+		x := newTerm(e, "T1")
+		for range 120 {
+			x.txn(charged(1006))
+			time.Sleep(30 * time.Second)
+		}
+		for range 3 {
+			x.txn(result(posfleet.ResultApproved, "00"), receipt(posfleet.ReceiptFailed))
+		}
+		ev := func(f posfleet.FlagName) posfleet.Evidence {
+			h, _ := e.Terminal(posfleet.TerminalRef{Tenant: tenant, Terminal: "T1"})
+			for _, fl := range h.Flags {
+				if fl.Name == f {
+					return fl.Evidence
+				}
+			}
+			t.Fatalf("no %s", f)
+			return nil
+		}
+		am := ev(posfleet.FlagAmountMismatch).(*posfleet.AmountMismatchEvidence)
+		if am.Count != 120 || len(am.Transactions) != health.EvidenceRing {
+			t.Errorf("amount_mismatch count %d with %d samples, want 120 with %d", am.Count, len(am.Transactions), health.EvidenceRing)
+		}
+		if rf := ev(posfleet.FlagReceiptFailures).(*posfleet.ReceiptFailuresEvidence); rf.FailedReceipts != 3 {
+			t.Errorf("receipt failures %d, want 3", rf.FailedReceipts)
+		}
+		time.Sleep(23 * time.Hour)
+		x.txn(charged(1007))
+		if am := ev(posfleet.FlagAmountMismatch).(*posfleet.AmountMismatchEvidence); am.Count < 1 || am.Count > 121 {
+			t.Errorf("a day later: count %d", am.Count)
+		}
+		time.Sleep(25 * time.Hour)
+		x.txn(charged(1008))
+		if am := ev(posfleet.FlagAmountMismatch).(*posfleet.AmountMismatchEvidence); am.Count != 1 {
+			t.Errorf("two days later: count %d, want 1", am.Count)
+		}
+	})
+}

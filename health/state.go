@@ -1,6 +1,7 @@
 package health
 
 import (
+	"math"
 	"time"
 
 	"github.com/posfleet/posfleet"
@@ -167,7 +168,14 @@ type evRing struct {
 	E     [EvidenceRing]evt
 	Next  uint8
 	Count uint8
+	// Hourly counts every event of the last 24 hours by the hour it
+	// happened in (Hour is the newest hour, in Unix hours): the ring keeps
+	// the latest few as samples, these count them all (total).
+	Hourly [24]uint16
+	Hour   int32
 }
+
+const hourMs = int64(time.Hour / time.Millisecond)
 
 func (r *evRing) add(e evt) {
 	r.E[r.Next] = e
@@ -175,6 +183,40 @@ func (r *evRing) add(e evt) {
 	if r.Count < EvidenceRing {
 		r.Count++
 	}
+	h := int32(e.At / hourMs)
+	switch {
+	case h > r.Hour:
+		for x := max(r.Hour+1, h-23); x <= h; x++ {
+			r.Hourly[x%24] = 0
+		}
+		r.Hour = h
+	case h <= r.Hour-24:
+		return // older than the counts reach
+	}
+	if c := &r.Hourly[h%24]; *c < math.MaxUint16 {
+		*c++
+	}
+}
+
+// total counts the events from the hour of from up to now: the whole
+// count behind the ring's samples, to the hour (the oldest hour counts
+// whole). Never fewer than the ring holds since from.
+func (r *evRing) total(from, now int64) int {
+	if r == nil {
+		return 0
+	}
+	inRing, _ := r.countSince(from)
+	oldest := r.E[(int(r.Next)-int(r.Count)+EvidenceRing)%EvidenceRing].At
+	if r.Count < EvidenceRing || oldest < from {
+		return inRing // the ring reaches back past from: it holds them all
+	}
+	n := 0
+	for h := int32(from / hourMs); h <= int32(now/hourMs) && h <= r.Hour; h++ {
+		if h > r.Hour-24 && h >= 0 {
+			n += int(r.Hourly[h%24])
+		}
+	}
+	return max(n, inRing)
 }
 
 // since returns the events at or after from, oldest first.
