@@ -27,7 +27,7 @@ func TestPageShowsAggregatedCounts(t *testing.T) {
 	}
 	page := b.String()
 	for _, tc := range []struct{ testid, want string }{
-		{"security-row-count", "1999"},
+		{"security-row-count", "1,999"},
 		{"rejection-row-count", "749"},
 	} {
 		t.Run(tc.testid, func(t *testing.T) {
