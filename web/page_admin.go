@@ -6,27 +6,33 @@ import (
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/locale"
+	"github.com/posfleet/posfleet/web/pages/account"
 	"github.com/posfleet/posfleet/web/pages/admin"
 	"github.com/posfleet/posfleet/web/pages/layout"
 )
 
-// adminNotices are the messages of the administrators' page after a
-// redirect (?done=): fixed texts, so that a link cannot make the page say
-// anything else.
+// adminNotices are the messages (catalogue IDs) of the administrators'
+// page after a redirect (?done=): fixed texts, so that a link cannot make
+// the page say anything else.
 var adminNotices = map[string]string{
-	"user-added":    "User added: they can sign in now.",
-	"user-disable":  "User disabled: their sessions ended at once.",
-	"user-enable":   "User enabled: they can sign in again.",
-	"user-delete":   "User deleted: their sessions ended at once.",
-	"user-password": "Password set: the user's sessions ended; they sign in with the new password.",
-	"user-role":     "Role set: it counts from the user's next request.",
-	"token-revoked": "Token revoked: it no longer works.",
+	"user-added":       "admin.done.user_added",
+	"user-disable":     "admin.done.user_disable",
+	"user-enable":      "admin.done.user_enable",
+	"user-delete":      "admin.done.user_delete",
+	"user-password":    "admin.done.user_password",
+	"user-role":        "admin.done.user_role",
+	"user-preferences": "admin.done.user_preferences",
+	"token-revoked":    "admin.done.token_revoked",
 }
 
 // mountAdminPage adds the administrators' page of users and tokens.
 func (s *Server) mountAdminPage(ua UserAdmin) {
 	s.mux.HandleFunc("GET /admin", s.page(s.adminOnlyPage(func(w http.ResponseWriter, r *http.Request, frame layout.Page) {
-		s.renderAdmin(w, r, http.StatusOK, ua, admin.View{Frame: frame, Notice: adminNotices[r.URL.Query().Get("done")]})
+		v := admin.View{Frame: frame}
+		if id, ok := adminNotices[r.URL.Query().Get("done")]; ok {
+			v.Notice = locale.T(r.Context(), id)
+		}
+		s.renderAdmin(w, r, http.StatusOK, ua, v)
 	})))
 	s.mux.HandleFunc("POST /admin/users", s.page(s.adminOnlyPage(func(w http.ResponseWriter, r *http.Request, frame layout.Page) {
 		name, tenant := strings.TrimSpace(r.PostFormValue("name")), strings.TrimSpace(r.PostFormValue("tenant"))
@@ -44,9 +50,9 @@ func (s *Server) mountAdminPage(ua UserAdmin) {
 	})))
 	s.mux.HandleFunc("POST /admin/users/{name}/{action}", s.page(s.adminOnlyPage(func(w http.ResponseWriter, r *http.Request, frame layout.Page) {
 		name, action := r.PathValue("name"), r.PathValue("action")
-		if name == frame.User && action != "password" {
+		if name == frame.User && action != "password" && action != "preferences" {
 			// An administrator locking themselves out is a slip, not a wish.
-			s.adminRefused(w, r, ua, admin.View{Frame: frame}, posfleet.Errorf(posfleet.Conflict, "self", "you cannot disable or delete the user you are signed in as"))
+			s.adminRefused(w, r, ua, admin.View{Frame: frame}, posfleet.Errorf(posfleet.Conflict, "self", "%s", locale.T(r.Context(), "admin.self")))
 			return
 		}
 		var err error
@@ -69,6 +75,13 @@ func (s *Server) mountAdminPage(ua UserAdmin) {
 			err = ua.DeleteUser(r.Context(), name)
 		case "password":
 			err = ua.SetPassword(r.Context(), name, r.PostFormValue("password"))
+		case "preferences":
+			pr, ok := ua.(Preferences)
+			if !ok {
+				s.renderError(w, r, errNotFound)
+				return
+			}
+			err = pr.SetPreferences(r.Context(), name, strings.TrimSpace(r.PostFormValue("language")), strings.TrimSpace(r.PostFormValue("time_zone")))
 		default:
 			s.renderError(w, r, errNotFound)
 			return
@@ -144,6 +157,9 @@ func (s *Server) renderAdmin(w http.ResponseWriter, r *http.Request, status int,
 	v.Users = ownTenant(r, v.Users, func(u posfleet.User) string { return u.Tenant })
 	v.Tokens = ownTenant(r, v.Tokens, func(t posfleet.APIToken) string { return t.Tenant })
 	v.AllTenants = principal(r).admin
+	if _, ok := ua.(Preferences); ok {
+		v.Preferences, v.Zones = true, account.CommonZones
+	}
 	s.render(w, r, status, admin.Page(v))
 }
 
