@@ -171,6 +171,6 @@ func (s *Server) adminRefused(w http.ResponseWriter, r *http.Request, ua UserAdm
 		s.renderError(w, r, err)
 		return
 	}
-	v.Error = msg
+	v.Error = prefsProblem(r, err, msg)
 	s.renderAdmin(w, r, status, ua, v)
 }
