@@ -131,6 +131,7 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, frame layou
 		return
 	}
 	l := locale.From(r.Context())
+	frame.Title = locale.T(r.Context(), "nav.account")
 	v := account.View{Frame: frame, Language: u.Language, TimeZone: u.TimeZone, Effective: l.Lang, EffectiveZone: l.Zone.String(),
 		Saved: r.URL.Query().Get("saved"), Error: problem, Zones: account.CommonZones}
 	if may(p, manageTenant) && !p.Admin() {

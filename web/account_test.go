@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/auth"
@@ -410,4 +412,89 @@ func TestAdminSetsPreferences(t *testing.T) {
 	// An operator does not reach the page.
 	w, wcsrf := f.session(t, "wang")
 	f.post(t, w, wcsrf, "/admin/users/li/preferences", url.Values{"language": {"en"}}, http.StatusForbidden, "")
+}
+
+// filterAudit is an audit log in memory that keeps the last filter read.
+type filterAudit struct {
+	*memAudit
+	last posfleet.AuditFilter
+}
+
+func (a *filterAudit) AuditLog(ctx context.Context, f posfleet.AuditFilter) ([]posfleet.AuditEntry, int, error) {
+	a.last = f
+	return a.memAudit.AuditLog(ctx, f)
+}
+
+// TestAuditInReadersZone: the audit page shows times in the reader's
+// zone and reads its date filters as the reader's days; the API's stay
+// UTC; the CSV export's header follows the language while its times stay
+// RFC 3339 UTC.
+func TestAuditInReadersZone(t *testing.T) {
+	users, err := newUsers(t, auth.Options{BcryptCost: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer users.Close()
+	ctx := context.Background()
+	if err := users.AddUser(ctx, "root", auth.AllTenants, "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	if err := users.SetPreferences(ctx, "root", "zh-CN", "Asia/Shanghai"); err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := users.CreateToken(ctx, "admin", auth.AllTenants)
+	key, _ := users.SessionKey()
+	a := &filterAudit{memAudit: &memAudit{}}
+	h, err := web.New(web.Options{Users: users, SessionKey: key, Audit: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	c := browser(t)
+	if resp, _ := postLogin(t, srv.URL, c, url.Values{"name": {"root"}, "password": {"correct horse battery"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign in: %s", resp.Status)
+	}
+	at := time.Date(2026, 3, 2, 1, 30, 0, 0, time.UTC) // 09:30 in Shanghai
+	a.set(posfleet.AuditEntry{At: at, Actor: "王芳", ActorKind: posfleet.ActorUser, Tenant: "acme", Action: "command", Target: "acme:T-1", Outcome: "ok", ID: "1"})
+
+	_, page := get(t, c, srv.URL+"/audit?from=2026-03-02&to=2026-03-02")
+	if !strings.Contains(page, "2026-03-02 09:30:00 UTC+8") || !strings.Contains(page, "第 1–1 条，共 1 条") {
+		t.Errorf("audit page: %.2000s", page)
+	}
+	shanghai, _ := time.LoadLocation("Asia/Shanghai")
+	if !a.last.From.Equal(time.Date(2026, 3, 2, 0, 0, 0, 0, shanghai)) || !a.last.To.Equal(time.Date(2026, 3, 3, 0, 0, 0, 0, shanghai)) {
+		t.Errorf("the page's dates are not the reader's days: %v – %v", a.last.From, a.last.To)
+	}
+
+	req, _ := http.NewRequest("GET", srv.URL+"/api/v1/audit?from=2026-03-02", nil)
+	req.Header.Set("Authorization", "Bearer "+admin)
+	req.Header.Set("Accept-Language", "zh-CN")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"2026-03-02T01:30:00Z"`) {
+		t.Errorf("API: %s %s", resp.Status, b)
+	}
+	if !a.last.From.Equal(time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("the API's date is not UTC's day: %v", a.last.From)
+	}
+
+	resp, csvText := get(t, c, srv.URL+"/audit.csv")
+	if resp.StatusCode != 200 || !strings.HasPrefix(csvText, "\uFEFF") {
+		t.Fatalf("CSV: %s", resp.Status)
+	}
+	rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(csvText, "\uFEFF"))).ReadAll()
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("CSV rows %q, %v", rows, err)
+	}
+	if rows[0][0] != "时间（UTC）" || rows[0][1] != "操作人" || rows[1][0] != "2026-03-02T01:30:00Z" || rows[1][1] != "王芳" || rows[1][4] != "command" {
+		t.Errorf("CSV: %q", rows)
+	}
+	if _, page := get(t, c, srv.URL+"/audit?from=yesterday"); !strings.Contains(page, "起始日期") {
+		t.Errorf("a bad date is not refused in Chinese: %.300s", page)
+	}
 }
