@@ -214,11 +214,20 @@ func TestAccountPreferences(t *testing.T) {
 	if got := strings.Join(ids["user-language"], ","); got != "简体中文,跟随浏览器,跟随浏览器" {
 		t.Errorf("languages listed: %s", got)
 	}
+	body := f.post(t, c, csrf, "/admin/users", url.Values{"name": {"wang"}, "tenant": {"acme"}, "password": {"correct horse battery"}}, http.StatusConflict, "")
+	if msg := one(t, testIDs(t, body), "admin-error"); msg != "用户 wang 已存在。" {
+		t.Errorf("refusal on the users page: %q", msg)
+	}
+	body = f.post(t, c, csrf, "/admin/users", url.Values{"name": {"zhao"}, "tenant": {"other"}, "password": {"correct horse battery"}}, http.StatusForbidden, "")
+	if msg := one(t, testIDs(t, body), "admin-error"); !strings.Contains(msg, "租户管理员只能管理本租户") {
+		t.Errorf("refusal on the users page: %q", msg)
+	}
+	f.audit.take()
 
 	f.audit.take()
 	// A bad time zone: 400, the field named, nothing saved (not even the
 	// language given with it).
-	body := f.post(t, c, csrf, "/account", url.Values{"language": {"en"}, "time_zone": {"Asia/Atlantis"}}, http.StatusBadRequest, "")
+	body = f.post(t, c, csrf, "/account", url.Values{"language": {"en"}, "time_zone": {"Asia/Atlantis"}}, http.StatusBadRequest, "")
 	ids = testIDs(t, body)
 	if msg := one(t, ids, "account-error"); !strings.Contains(msg, "时区") || !strings.Contains(msg, "Asia/Atlantis") {
 		t.Errorf("error %q does not name the field", msg)

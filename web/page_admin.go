@@ -1,6 +1,8 @@
 package web
 
 import (
+	"cmp"
+	"errors"
 	"net/http"
 	"strings"
 
@@ -171,6 +173,37 @@ func (s *Server) adminRefused(w http.ResponseWriter, r *http.Request, ua UserAdm
 		s.renderError(w, r, err)
 		return
 	}
-	v.Error = prefsProblem(r, err, msg)
+	v.Error = adminProblem(r, err, msg)
 	s.renderAdmin(w, r, status, ua, v)
+}
+
+// adminProblem is why a change on the page was refused, in the reader's
+// language where the error's code says it well enough; the store's
+// message (English) otherwise.
+func adminProblem(r *http.Request, err error, msg string) string {
+	ctx := r.Context()
+	if errors.Is(err, errGrant) {
+		return locale.T(ctx, "admin.err.grant")
+	}
+	var e *posfleet.Error
+	if !errors.As(err, &e) {
+		return msg
+	}
+	name := cmp.Or(r.PathValue("name"), strings.TrimSpace(r.PostFormValue("name")))
+	switch e.Code {
+	case "not_found":
+		if r.PathValue("id") != "" {
+			return locale.T(ctx, "admin.err.no_token")
+		}
+		return locale.T(ctx, "admin.err.no_user")
+	case "exists":
+		return locale.T(ctx, "admin.err.exists", "Name", name)
+	case "bad_name":
+		return locale.T(ctx, "admin.err.bad_name", "Name", name)
+	case "bad_tenant":
+		return locale.T(ctx, "admin.err.bad_tenant", "Tenant", strings.TrimSpace(r.PostFormValue("tenant")))
+	case "bad_language", "bad_time_zone":
+		return prefsProblem(r, err, msg)
+	}
+	return msg
 }
