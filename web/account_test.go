@@ -507,3 +507,64 @@ func TestAuditInReadersZone(t *testing.T) {
 		t.Errorf("a bad date is not refused in Chinese: %.300s", page)
 	}
 }
+
+// TestUserPreferencesAPI: an administrator or the tenant's administrator
+// sets a user's language and zone through the API; another tenant's user
+// is not found; a bad zone is refused; each call is audited.
+func TestUserPreferencesAPI(t *testing.T) {
+	f := newAccountFixture(t)
+	root, err := f.users.CreateToken(context.Background(), "root-script", auth.AllTenants)
+	if err != nil {
+		t.Fatal(err)
+	}
+	boss, csrf := f.session(t, "boss")
+	call := func(token, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("PUT", f.srv.URL+path, strings.NewReader(body))
+		c := http.DefaultClient
+		if token == "boss" { // the tenant administrator's session
+			c = boss
+			req.Header.Set("X-CSRF-Token", csrf)
+		} else {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, c := range []struct {
+		name, token, path, body string
+		status                  int
+		want, outcome           string
+	}{
+		{"tenant administrator", "boss", "/api/v1/users/wang/preferences", `{"language":"zh-CN","time_zone":"Asia/Shanghai"}`, 200, `"time_zone": "Asia/Shanghai"`, "ok"},
+		{"administrator", root, "/api/v1/users/li/preferences", `{"language":"en","time_zone":"Europe/London"}`, 200, `"language": "en"`, "ok"},
+		{"bad zone", root, "/api/v1/users/li/preferences", `{"language":"en","time_zone":"Europe/Atlantis"}`, 400, "bad_time_zone", "bad_request"},
+		{"another tenant's user", "boss", "/api/v1/users/root/preferences", `{"language":"en"}`, 404, "no such user", "not_found"},
+		{"nobody", root, "/api/v1/users/nobody/preferences", `{"language":"en"}`, 404, "no such user", "not_found"},
+		{"an operator's token", f.script, "/api/v1/users/wang/preferences", `{"language":"en"}`, 403, "may not manage users", "forbidden"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, body := call(c.token, c.path, c.body)
+			if code != c.status || !strings.Contains(body, c.want) {
+				t.Errorf("PUT %s: %d %s, want %d %s", c.path, code, body, c.status, c.want)
+			}
+			if e := f.audit.only(t, c.name); e.Action != "user_preferences" || e.Outcome != c.outcome {
+				t.Errorf("audit entry: %+v", e)
+			}
+		})
+	}
+	if u := f.user(t, "wang"); u.Language != "zh-CN" || u.TimeZone != "Asia/Shanghai" {
+		t.Errorf("wang: %q %q", u.Language, u.TimeZone)
+	}
+	if u := f.user(t, "li"); u.Language != "en" || u.TimeZone != "Europe/London" {
+		t.Errorf("li: %q %q (a refused change saved?)", u.Language, u.TimeZone)
+	}
+	if u := f.user(t, "root"); u.Language != "" {
+		t.Errorf("acme's administrator set root's language")
+	}
+}

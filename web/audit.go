@@ -76,6 +76,7 @@ var auditActions = map[string]string{
 	"POST /account":                            "preferences_change",
 	"PUT /api/v1/me/preferences":               "preferences_change",
 	"POST /account/tenant":                     "tenant_defaults_change",
+	"PUT /api/v1/users/{name}/preferences":     "user_preferences",
 }
 
 // auditAction is the action name of a matched request.
