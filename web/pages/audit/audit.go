@@ -50,3 +50,12 @@ func summary(ctx context.Context, v View) string {
 	}
 	return locale.T(ctx, "audit.range", "First", first, "Last", last, "Total", v.Total)
 }
+
+// outcomeName is an outcome in the reader's language; an unknown one as
+// its code.
+func outcomeName(ctx context.Context, code string) string {
+	if outcomes[code] {
+		return locale.T(ctx, "audit.outcomes."+code)
+	}
+	return code
+}
