@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/posfleet/posfleet"
@@ -48,6 +49,11 @@ func (s *Server) mountAccount(pr Preferences) {
 		ts := posfleet.TenantSettings{Tenant: p.Tenant, Language: r.PostFormValue("language"), TimeZone: r.PostFormValue("time_zone")}
 		if p.Admin() {
 			ts.Tenant = r.PostFormValue("tenant")
+		} else if t := r.PostFormValue("tenant"); t != "" && t != p.Tenant {
+			// Refused rather than ignored: the audit entry names the
+			// tenant asked for, which would not be the one changed.
+			s.renderError(w, r, errGrant)
+			return
 		}
 		if err := pr.SetTenantDefaults(r.Context(), ts); err != nil {
 			s.accountFailed(w, r, frame, pr, err)
@@ -98,7 +104,23 @@ func (s *Server) accountFailed(w http.ResponseWriter, r *http.Request, frame lay
 		s.renderError(w, r, err)
 		return
 	}
-	s.accountPage(w, r, frame, pr, st.Status, st.Message)
+	s.accountPage(w, r, frame, pr, st.Status, prefsProblem(r, err, st.Message))
+}
+
+// prefsProblem is why a language or time zone from r's form was refused,
+// in the reader's language (the store's message, in English, otherwise).
+func prefsProblem(r *http.Request, err error, msg string) string {
+	var e *posfleet.Error
+	if !errors.As(err, &e) {
+		return msg
+	}
+	switch e.Code {
+	case "bad_language":
+		return locale.T(r.Context(), "account.bad_language", "Language", r.PostFormValue("language"))
+	case "bad_time_zone":
+		return locale.T(r.Context(), "account.bad_time_zone", "Zone", r.PostFormValue("time_zone"))
+	}
+	return msg
 }
 
 func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, frame layout.Page, pr Preferences, status int, problem string) {
@@ -109,6 +131,7 @@ func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, frame layou
 		return
 	}
 	l := locale.From(r.Context())
+	frame.Title = locale.T(r.Context(), "nav.account")
 	v := account.View{Frame: frame, Language: u.Language, TimeZone: u.TimeZone, Effective: l.Lang, EffectiveZone: l.Zone.String(),
 		Saved: r.URL.Query().Get("saved"), Error: problem, Zones: account.CommonZones}
 	if may(p, manageTenant) && !p.Admin() {

@@ -76,6 +76,7 @@ var auditActions = map[string]string{
 	"POST /account":                            "preferences_change",
 	"PUT /api/v1/me/preferences":               "preferences_change",
 	"POST /account/tenant":                     "tenant_defaults_change",
+	"PUT /api/v1/users/{name}/preferences":     "user_preferences",
 }
 
 // auditAction is the action name of a matched request.
@@ -430,10 +431,10 @@ func (s *Server) mountAudit() {
 }
 
 // auditFilter reads the filters of a request (actor, action, tenant, from,
-// to: a date or an RFC 3339 time; to's date counts whole) for principal p.
-// Administrators read the whole audit log, a tenant administrator its
-// tenant's entries.
-func auditFilter(r *http.Request, p posfleet.Principal) (posfleet.AuditFilter, error) {
+// to: a date, a day in zone, or an RFC 3339 time; to's date counts whole)
+// for principal p. Administrators read the whole audit log, a tenant
+// administrator its tenant's entries.
+func auditFilter(r *http.Request, p posfleet.Principal, zone *time.Location) (posfleet.AuditFilter, error) {
 	// A tenant administrator reads its own tenant's entries only.
 	if !p.Admin() && p.EffectiveRole() != posfleet.RoleTenantAdmin {
 		return posfleet.AuditFilter{}, errAdminOnly
@@ -444,23 +445,24 @@ func auditFilter(r *http.Request, p posfleet.Principal) (posfleet.AuditFilter, e
 		f.Tenant = p.Tenant
 	}
 	var err error
-	if f.From, err = auditTime(q.Get("from"), false); err != nil {
-		return f, badRequest("from: want a date (2006-01-02) or an RFC 3339 time")
+	if f.From, err = auditTime(q.Get("from"), false, zone); err != nil {
+		return f, badRequest(locale.T(r.Context(), "audit.bad_from"))
 	}
-	if f.To, err = auditTime(q.Get("to"), true); err != nil {
-		return f, badRequest("to: want a date (2006-01-02) or an RFC 3339 time")
+	if f.To, err = auditTime(q.Get("to"), true, zone); err != nil {
+		return f, badRequest(locale.T(r.Context(), "audit.bad_to"))
 	}
 	return f, nil
 }
 
-// auditTime parses a filter's time: a date is its midnight UTC, or the
-// next one for the end of a range (to=2026-12-03 includes that day).
-func auditTime(v string, end bool) (time.Time, error) {
+// auditTime parses a filter's time: a date is its midnight in zone (the
+// reader's on the page, UTC in the API), or the next one for the end of a
+// range (to=2026-12-03 includes that day).
+func auditTime(v string, end bool, zone *time.Location) (time.Time, error) {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return time.Time{}, nil
 	}
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
+	if t, err := time.ParseInLocation(time.DateOnly, v, zone); err == nil {
 		if end {
 			t = t.AddDate(0, 0, 1)
 		}
@@ -471,7 +473,7 @@ func auditTime(v string, end bool) (time.Time, error) {
 
 func (s *Server) handleAuditAPI(w http.ResponseWriter, r *http.Request) {
 	p, _ := PrincipalFrom(r.Context())
-	f, err := auditFilter(r, p)
+	f, err := auditFilter(r, p, time.UTC)
 	if err != nil {
 		writeError(w, s.log, err)
 		return
@@ -499,7 +501,7 @@ func (s *Server) handleAuditAPI(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleAuditPage(w http.ResponseWriter, r *http.Request, frame layout.Page) {
 	p, _ := PrincipalFrom(r.Context())
-	f, err := auditFilter(r, p)
+	f, err := auditFilter(r, p, locale.From(r.Context()).Zone)
 	if err != nil {
 		s.renderError(w, r, err)
 		return
@@ -520,15 +522,18 @@ func (s *Server) handleAuditPage(w http.ResponseWriter, r *http.Request, frame l
 	s.render(w, r, http.StatusOK, audit.Page(v))
 }
 
-// auditCSVHeader is the CSV export's header row.
-var auditCSVHeader = []string{"time_utc", "actor", "actor_kind", "tenant", "action", "target", "detail", "remote", "outcome", "id"}
+// auditCSVColumns are the CSV export's columns (their header in the
+// reader's language: audit.csv.<column>).
+var auditCSVColumns = []string{"time", "actor", "actor_kind", "tenant", "action", "target", "detail", "remote", "outcome", "id_"}
 
 // handleAuditCSV exports the entries the filters select, newest first, as
 // CSV in UTF-8 with a byte-order mark, so that spreadsheets read Chinese
-// names as such.
+// names as such. The header row is in the reader's language; the cells
+// stay machine-readable: times in RFC 3339 UTC, actions and outcomes as
+// their codes.
 func (s *Server) handleAuditCSV(w http.ResponseWriter, r *http.Request, _ layout.Page) {
 	p, _ := PrincipalFrom(r.Context())
-	f, err := auditFilter(r, p)
+	f, err := auditFilter(r, p, locale.From(r.Context()).Zone)
 	if err != nil {
 		s.renderError(w, r, err)
 		return
@@ -545,7 +550,11 @@ func (s *Server) handleAuditCSV(w http.ResponseWriter, r *http.Request, _ layout
 	w.Header().Set("Cache-Control", "no-store")
 	io.WriteString(w, "\uFEFF")
 	cw := csv.NewWriter(w)
-	cw.Write(auditCSVHeader)
+	header := make([]string, len(auditCSVColumns))
+	for i, c := range auditCSVColumns {
+		header[i] = locale.T(r.Context(), "audit.csv."+c)
+	}
+	cw.Write(header)
 	for n := 0; ; {
 		for _, e := range es {
 			cw.Write([]string{e.At.UTC().Format(time.RFC3339Nano), csvSafe(e.Actor), e.ActorKind, csvSafe(e.Tenant), e.Action,
@@ -559,7 +568,7 @@ func (s *Server) handleAuditCSV(w http.ResponseWriter, r *http.Request, _ layout
 		if es, _, err = s.opts.Audit.AuditLog(r.Context(), f); err != nil {
 			// The header went out: the export ends short, and says so.
 			s.log.Error("audit export cut short", "err", err)
-			cw.Write([]string{"export cut short: see the server log"})
+			cw.Write([]string{locale.T(r.Context(), "audit.csv_cut_short")})
 			break
 		}
 	}

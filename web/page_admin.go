@@ -1,32 +1,40 @@
 package web
 
 import (
+	"cmp"
+	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/locale"
+	"github.com/posfleet/posfleet/web/pages/account"
 	"github.com/posfleet/posfleet/web/pages/admin"
 	"github.com/posfleet/posfleet/web/pages/layout"
 )
 
-// adminNotices are the messages of the administrators' page after a
-// redirect (?done=): fixed texts, so that a link cannot make the page say
-// anything else.
+// adminNotices are the messages (catalogue IDs) of the administrators'
+// page after a redirect (?done=): fixed texts, so that a link cannot make
+// the page say anything else.
 var adminNotices = map[string]string{
-	"user-added":    "User added: they can sign in now.",
-	"user-disable":  "User disabled: their sessions ended at once.",
-	"user-enable":   "User enabled: they can sign in again.",
-	"user-delete":   "User deleted: their sessions ended at once.",
-	"user-password": "Password set: the user's sessions ended; they sign in with the new password.",
-	"user-role":     "Role set: it counts from the user's next request.",
-	"token-revoked": "Token revoked: it no longer works.",
+	"user-added":       "admin.done.user_added",
+	"user-disable":     "admin.done.user_disable",
+	"user-enable":      "admin.done.user_enable",
+	"user-delete":      "admin.done.user_delete",
+	"user-password":    "admin.done.user_password",
+	"user-role":        "admin.done.user_role",
+	"user-preferences": "admin.done.user_preferences",
+	"token-revoked":    "admin.done.token_revoked",
 }
 
 // mountAdminPage adds the administrators' page of users and tokens.
 func (s *Server) mountAdminPage(ua UserAdmin) {
 	s.mux.HandleFunc("GET /admin", s.page(s.adminOnlyPage(func(w http.ResponseWriter, r *http.Request, frame layout.Page) {
-		s.renderAdmin(w, r, http.StatusOK, ua, admin.View{Frame: frame, Notice: adminNotices[r.URL.Query().Get("done")]})
+		v := admin.View{Frame: frame}
+		if id, ok := adminNotices[r.URL.Query().Get("done")]; ok {
+			v.Notice = locale.T(r.Context(), id)
+		}
+		s.renderAdmin(w, r, http.StatusOK, ua, v)
 	})))
 	s.mux.HandleFunc("POST /admin/users", s.page(s.adminOnlyPage(func(w http.ResponseWriter, r *http.Request, frame layout.Page) {
 		name, tenant := strings.TrimSpace(r.PostFormValue("name")), strings.TrimSpace(r.PostFormValue("tenant"))
@@ -44,9 +52,9 @@ func (s *Server) mountAdminPage(ua UserAdmin) {
 	})))
 	s.mux.HandleFunc("POST /admin/users/{name}/{action}", s.page(s.adminOnlyPage(func(w http.ResponseWriter, r *http.Request, frame layout.Page) {
 		name, action := r.PathValue("name"), r.PathValue("action")
-		if name == frame.User && action != "password" {
+		if name == frame.User && action != "password" && action != "preferences" {
 			// An administrator locking themselves out is a slip, not a wish.
-			s.adminRefused(w, r, ua, admin.View{Frame: frame}, posfleet.Errorf(posfleet.Conflict, "self", "you cannot disable or delete the user you are signed in as"))
+			s.adminRefused(w, r, ua, admin.View{Frame: frame}, posfleet.Errorf(posfleet.Conflict, "self", "%s", locale.T(r.Context(), "admin.self")))
 			return
 		}
 		var err error
@@ -69,6 +77,13 @@ func (s *Server) mountAdminPage(ua UserAdmin) {
 			err = ua.DeleteUser(r.Context(), name)
 		case "password":
 			err = ua.SetPassword(r.Context(), name, r.PostFormValue("password"))
+		case "preferences":
+			pr, ok := ua.(Preferences)
+			if !ok {
+				s.renderError(w, r, errNotFound)
+				return
+			}
+			err = pr.SetPreferences(r.Context(), name, strings.TrimSpace(r.PostFormValue("language")), strings.TrimSpace(r.PostFormValue("time_zone")))
 		default:
 			s.renderError(w, r, errNotFound)
 			return
@@ -144,6 +159,9 @@ func (s *Server) renderAdmin(w http.ResponseWriter, r *http.Request, status int,
 	v.Users = ownTenant(r, v.Users, func(u posfleet.User) string { return u.Tenant })
 	v.Tokens = ownTenant(r, v.Tokens, func(t posfleet.APIToken) string { return t.Tenant })
 	v.AllTenants = principal(r).admin
+	if _, ok := ua.(Preferences); ok {
+		v.Preferences, v.Zones = true, account.CommonZones
+	}
 	s.render(w, r, status, admin.Page(v))
 }
 
@@ -155,6 +173,37 @@ func (s *Server) adminRefused(w http.ResponseWriter, r *http.Request, ua UserAdm
 		s.renderError(w, r, err)
 		return
 	}
-	v.Error = msg
+	v.Error = adminProblem(r, err, msg)
 	s.renderAdmin(w, r, status, ua, v)
+}
+
+// adminProblem is why a change on the page was refused, in the reader's
+// language where the error's code says it well enough; the store's
+// message (English) otherwise.
+func adminProblem(r *http.Request, err error, msg string) string {
+	ctx := r.Context()
+	if errors.Is(err, errGrant) {
+		return locale.T(ctx, "admin.err.grant")
+	}
+	var e *posfleet.Error
+	if !errors.As(err, &e) {
+		return msg
+	}
+	name := cmp.Or(r.PathValue("name"), strings.TrimSpace(r.PostFormValue("name")))
+	switch e.Code {
+	case "not_found":
+		if r.PathValue("id") != "" {
+			return locale.T(ctx, "admin.err.no_token")
+		}
+		return locale.T(ctx, "admin.err.no_user")
+	case "exists":
+		return locale.T(ctx, "admin.err.exists", "Name", name)
+	case "bad_name":
+		return locale.T(ctx, "admin.err.bad_name", "Name", name)
+	case "bad_tenant":
+		return locale.T(ctx, "admin.err.bad_tenant", "Tenant", strings.TrimSpace(r.PostFormValue("tenant")))
+	case "bad_language", "bad_time_zone":
+		return prefsProblem(r, err, msg)
+	}
+	return msg
 }

@@ -74,7 +74,7 @@ func TestAdminPage(t *testing.T) {
 	redirects("/admin/users", form("name", "crew-7", "tenant", "acme", "password", "correct horse battery"), "/admin?done=user-added")
 	refused("/admin/users", form("name", "crew-7", "tenant", "acme", "password", "correct horse battery"), 409, "already exists")
 	refused("/admin/users", form("name", "crew-8", "tenant", "acme", "password", "short"), 400, "password")
-	refused("/admin/users", form("name", "crew 8", "tenant", "acme", "password", "correct horse battery"), 400, "name")
+	refused("/admin/users", form("name", "crew 8", "tenant", "acme", "password", "correct horse battery"), 400, "Name")
 	refused("/admin/users", form("name", "crew-8", "tenant", "", "password", "correct horse battery"), 400, "tenant")
 	refused("/admin/users/root/disable", form(), 409, "signed in as")
 	if resp, _ := post(t, root, f.srv.URL+"/admin/users", url.Values{"name": {"x"}, "tenant": {"acme"}, "password": {"correct horse battery"}}); resp.StatusCode != 403 {
@@ -98,10 +98,10 @@ func TestAdminPage(t *testing.T) {
 		t.Errorf("the new password: %v", err)
 	}
 	redirects("/admin/users/crew-7/delete", form(), "/admin?done=user-delete")
-	refused("/admin/users/crew-7/delete", form(), 404, "no such user")
+	refused("/admin/users/crew-7/delete", form(), 404, "No such user")
 
 	// A token: the secret is on the answer to the form, once.
-	refused("/admin/tokens", form("name", "", "tenant", "acme"), 400, "name")
+	refused("/admin/tokens", form("name", "", "tenant", "acme"), 400, "Name")
 	resp, body := post(t, root, f.srv.URL+"/admin/tokens", form("name", "grafana", "description", "the NOC's wall", "tenant", "acme"))
 	ids = testIDs(t, body)
 	secret := one(t, ids, "token-secret")
@@ -121,5 +121,5 @@ func TestAdminPage(t *testing.T) {
 	if _, err := users.VerifyToken(ctx, secret); err == nil {
 		t.Error("a token revoked on the page still works")
 	}
-	refused("/admin/tokens/"+id+"/revoke", form(), 404, "no token")
+	refused("/admin/tokens/"+id+"/revoke", form(), 404, "No such token")
 }

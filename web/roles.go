@@ -141,6 +141,7 @@ var policy = []rule{
 	{"POST /api/v1/users/{name}/disable", manageTenant, nil},
 	{"POST /api/v1/users/{name}/enable", manageTenant, nil},
 	{"PUT /api/v1/users/{name}/role", manageTenant, nil},
+	{"PUT /api/v1/users/{name}/preferences", manageTenant, nil},
 	{"DELETE /api/v1/users/{name}", manageTenant, nil},
 	{"GET /api/v1/tokens", manageTenant, nil},
 	{"POST /api/v1/tokens", manageTenant, nil},

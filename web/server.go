@@ -11,6 +11,7 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/web/pages/layout"
 	"github.com/posfleet/posfleet/web/pages/login"
 )
@@ -97,7 +98,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	next := safeNext(r.PostFormValue("next"))
 	shown := posfleet.Redact(name)
 	if !loginTokenOK(r) {
-		s.loginPage(w, r, http.StatusForbidden, login.View{Name: shown, Next: next, Error: "The sign-in form was stale or came from another site; sign in again."})
+		s.loginPage(w, r, http.StatusForbidden, login.View{Name: shown, Next: next, Error: locale.T(r.Context(), "login.stale_form")})
 		return
 	}
 	ctx := r.Context()
@@ -105,7 +106,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		s.log.Info("sign-in refused: too many attempts", "user", shown, "remote", r.RemoteAddr)
 		s.auditSignIn(r, name, posfleet.Principal{}, errTooMany.Code)
-		s.loginPage(w, r, http.StatusTooManyRequests, login.View{Name: shown, Next: next, Error: errTooMany.Message})
+		s.loginPage(w, r, http.StatusTooManyRequests, login.View{Name: shown, Next: next, Error: locale.T(ctx, "login.too_many")})
 		return
 	}
 	p, err := s.signin.SignIn(ctx, name, password)
@@ -119,7 +120,7 @@ func (s *Server) handleSignIn(w http.ResponseWriter, r *http.Request) {
 		}
 		s.log.Info("sign-in refused", "user", shown, "remote", r.RemoteAddr)
 		s.auditSignIn(r, name, posfleet.Principal{}, errUnauthorized.Code)
-		s.loginPage(w, r, http.StatusUnauthorized, login.View{Name: shown, Next: next, Error: "Wrong user name or password."})
+		s.loginPage(w, r, http.StatusUnauthorized, login.View{Name: shown, Next: next, Error: locale.T(ctx, "login.wrong")})
 		return
 	}
 	try.refund()

@@ -155,6 +155,29 @@ func (s *Server) mountUserAdmin(ua UserAdmin) {
 		s.log.Info("password set", "user", name, "by", principal(r).name)
 		writeJSON(w, http.StatusOK, map[string]any{"name": name, "password_changed": true})
 	}))
+	s.mux.HandleFunc("PUT /api/v1/users/{name}/preferences", admin(func(w http.ResponseWriter, r *http.Request) {
+		pr, ok := ua.(Preferences)
+		if !ok {
+			writeError(w, s.log, errNotFound)
+			return
+		}
+		var req prefsJSON
+		if err := decodeBody(w, r, &req); err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		name := r.PathValue("name")
+		err := ownUser(r)
+		if err == nil {
+			err = userErr(pr.SetPreferences(r.Context(), name, req.Language, req.TimeZone))
+		}
+		if err != nil {
+			writeError(w, s.log, err)
+			return
+		}
+		s.log.Info("preferences set", "user", name, "language", req.Language, "time_zone", req.TimeZone, "by", principal(r).name)
+		writeJSON(w, http.StatusOK, map[string]any{"name": name, "language": req.Language, "time_zone": req.TimeZone})
+	}))
 	setDisabled := func(disabled bool) http.HandlerFunc {
 		return admin(func(w http.ResponseWriter, r *http.Request) {
 			name := r.PathValue("name")

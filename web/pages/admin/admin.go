@@ -1,15 +1,17 @@
 package admin
 
 import (
+	"context"
 	"net/url"
 	"strings"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/locale"
 )
 
-func tenantLabel(t string) string {
-	if t == "*" {
-		return "all tenants"
+func tenantLabel(ctx context.Context, t string) string {
+	if t == posfleet.AllTenants {
+		return locale.T(ctx, "nav.all_tenants")
 	}
 	return t
 }
@@ -35,26 +37,48 @@ func stateAction(disabled bool) string {
 	return "disable"
 }
 
-func stateLabel(disabled bool) string {
-	if disabled {
-		return "Enable"
+func stateLabel(ctx context.Context, disabled bool) string {
+	return locale.T(ctx, "admin."+stateAction(disabled))
+}
+
+// roleName is a role in the reader's language.
+func roleName(ctx context.Context, r posfleet.Role) string {
+	if !r.Valid() {
+		return string(r)
 	}
-	return "Disable"
+	return locale.T(ctx, "admin.roles."+string(r))
 }
 
 // roleLabel is a user's role as shown: its effective role, and a crew's
 // regions.
-func roleLabel(u posfleet.User) string {
-	role := posfleet.Principal{Tenant: u.Tenant, Role: u.Role}.EffectiveRole()
+func roleLabel(ctx context.Context, u posfleet.User) string {
+	role := roleName(ctx, posfleet.Principal{Tenant: u.Tenant, Role: u.Role}.EffectiveRole())
 	if len(u.Regions) > 0 {
-		return string(role) + " (" + strings.Join(u.Regions, ", ") + ")"
+		return locale.T(ctx, "admin.role_regions", "Role", role, "Regions", strings.Join(u.Regions, ", "))
 	}
-	return string(role)
+	return role
 }
 
-func scopesLabel(scopes []string) string {
+func scopesLabel(ctx context.Context, scopes []string) string {
 	if len(scopes) == 0 {
-		return "all"
+		return locale.T(ctx, "admin.scopes_all")
 	}
 	return strings.Join(scopes, ", ")
+}
+
+// languageLabel is a user's chosen language, or that it follows its
+// browser.
+func languageLabel(ctx context.Context, lang string) string {
+	if lang == "" {
+		return locale.T(ctx, "admin.language_browser")
+	}
+	return locale.LanguageName(lang)
+}
+
+// zoneLabel is a user's chosen time zone, or that it is its tenant's.
+func zoneLabel(ctx context.Context, zone string) string {
+	if zone == "" {
+		return locale.T(ctx, "admin.zone_default")
+	}
+	return zone
 }

@@ -1,8 +1,11 @@
 package audit
 
 import (
-	"fmt"
+	"context"
 	"strconv"
+
+	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/locale"
 )
 
 func orDash(s string) string {
@@ -26,14 +29,33 @@ func pageHref(query string, page int) string {
 	return "/audit?" + query + "&page=" + strconv.Itoa(page)
 }
 
-func summary(v View) string {
+// actorKind names who acted (a user, a token, posfleet itself) in the reader's language;
+// another kind shows as stored.
+func actorKind(ctx context.Context, kind string) string {
+	switch kind {
+	case posfleet.ActorUser, posfleet.ActorToken, posfleet.ActorSystem:
+		return locale.T(ctx, "audit.actor_"+kind)
+	}
+	return kind
+}
+
+func summary(ctx context.Context, v View) string {
 	if v.Total == 0 {
-		return "No entries match."
+		return locale.T(ctx, "audit.none_match")
 	}
 	first := (v.Page-1)*v.PageSize + 1
 	last := min(first+len(v.Entries)-1, v.Total)
 	if len(v.Entries) == 0 {
-		return fmt.Sprintf("%d entries; this page is past the last.", v.Total)
+		return locale.T(ctx, "audit.past_last", "Total", v.Total)
 	}
-	return fmt.Sprintf("Entries %d–%d of %d, newest first.", first, last, v.Total)
+	return locale.T(ctx, "audit.range", "First", first, "Last", last, "Total", v.Total)
+}
+
+// outcomeName is an outcome in the reader's language; an unknown one as
+// its code.
+func outcomeName(ctx context.Context, code string) string {
+	if outcomes[code] {
+		return locale.T(ctx, "audit.outcomes."+code)
+	}
+	return code
 }

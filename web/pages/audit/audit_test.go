@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/web/pages/audit"
 )
 
@@ -42,5 +43,37 @@ func TestPagePaging(t *testing.T) {
 				t.Errorf("older link: %v", got)
 			}
 		})
+	}
+}
+
+// TestPageInChinese: a Chinese reader in Asia/Shanghai reads the actions,
+// outcomes and counts in Chinese and the times in UTC+8; the codes stay
+// beside the names.
+func TestPageInChinese(t *testing.T) {
+	at := time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
+	es := []posfleet.AuditEntry{
+		{At: at, Actor: "王芳", ActorKind: posfleet.ActorUser, Tenant: "acme", Action: "command", Target: "acme:T-1", Outcome: "forbidden"},
+		{At: at, Actor: "erp", ActorKind: posfleet.ActorToken, Tenant: "acme", Action: "job_sheet_print", Outcome: "ok"},
+	}
+	ctx := locale.With(context.Background(), locale.New(locale.Chinese, "Asia/Shanghai"))
+	var b bytes.Buffer
+	if err := audit.Page(audit.View{Entries: es, Total: 1200, Page: 1, PageSize: 2}).Render(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{"审计日志", "向终端下发命令", `<code data-testid="audit-action">command</code>`,
+		`<code data-testid="audit-action">job_sheet_print</code>`, "已拒绝：无权限", "2026-03-02 17:30:00 UTC+8",
+		"第 1–2 条，共 1,200 条", "令牌", "导出 CSV"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	for _, never := range []string{"Times are UTC", "Time (UTC)", "09:30:00", "Actor"} {
+		if strings.Contains(page, never) {
+			t.Errorf("page has %q", never)
+		}
+	}
+	if m := locale.Missing(); len(m) > 0 {
+		t.Errorf("untranslated: %v", m)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/web/pages/security"
 )
 
@@ -27,7 +28,7 @@ func TestPageShowsAggregatedCounts(t *testing.T) {
 	}
 	page := b.String()
 	for _, tc := range []struct{ testid, want string }{
-		{"security-row-count", "1999"},
+		{"security-row-count", "1,999"},
 		{"rejection-row-count", "749"},
 	} {
 		t.Run(tc.testid, func(t *testing.T) {
@@ -38,5 +39,30 @@ func TestPageShowsAggregatedCounts(t *testing.T) {
 				t.Errorf("count %s not shown", tc.want)
 			}
 		})
+	}
+}
+
+// TestPageInChinese: headings and the empty states in Chinese, times in
+// the reader's zone, counts with separators.
+func TestPageInChinese(t *testing.T) {
+	at := time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
+	ctx := locale.With(context.Background(), locale.New(locale.Chinese, "Asia/Shanghai"))
+	v := security.View{
+		Events:   []security.Event{{Time: at, Kind: "auth_failed", Username: "acme:T-9", Remote: "192.0.2.7:4000", Count: 12000}},
+		ByKind:   []security.Count{{Key: "auth_failed", N: 12000}},
+		ByReason: nil,
+	}
+	var b bytes.Buffer
+	if err := security.Page(v).Render(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, want := range []string{"事件与安全", "被拒绝的连接和主题", "未知：acme:T-9", "2026-03-02 17:30:00 UTC+8", "12,000", "服务器启动以来没有被拒收的消息。"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Contains(page, "09:30:00") || strings.Contains(page, "Rejected messages") {
+		t.Error("page in UTC or in English")
 	}
 }
