@@ -245,7 +245,9 @@ func (b *tab) waitFor(what, cond string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			b.t.Fatalf("the page never showed %s (%s)", what, cond)
+			loc, _ := chromedp.Run(b.ctx, chromedp.Location())
+			text, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText.slice(0, 600)`))
+			b.t.Fatalf("the page never showed %s (%s); at %s:\n%s", what, cond, loc, text)
 		}
 	}
 }
@@ -447,7 +449,10 @@ func TestBrowserViewer(t *testing.T) {
 	if json.Unmarshal(f.api(t, "GET", "/api/v1/alarms/"+f.alarmID, "", http.StatusOK), &d) != nil || d.Alarm.State != posfleet.AlarmOpen {
 		t.Errorf("after the viewer's refused POSTs the alarm is %+v; want open", d.Alarm)
 	}
-	var me struct{ Language, TimeZone string }
+	var me struct {
+		Language string `json:"language"`
+		TimeZone string `json:"time_zone"`
+	}
 	if err := json.Unmarshal([]byte(b.eval(`fetch("/api/v1/me/preferences", {credentials: "same-origin"}).then(r => r.text())`)), &me); err != nil || me.TimeZone != "UTC" {
 		t.Errorf("the viewer's preferences after its POST /account: %+v %v", me, err)
 	}
@@ -539,11 +544,12 @@ func TestBrowserChinese(t *testing.T) {
 	b.signIn("zhangli", 1440)
 	byID := func(id string) chromedp.CSS { return chromedp.CSS(`[data-testid="` + id + `"]`) }
 	b.open("/account")
-	b.do("choose Chinese and Asia/Shanghai",
-		chromedp.SetValue(byID("account-language"), "zh-CN"),
-		chromedp.SetValue(byID("account-zone"), peopleZone),
-		chromedp.Click(byID("account-save")),
-	)
+	b.eval(`(() => {
+		document.querySelector('[data-testid="account-language"]').value = "zh-CN";
+		document.querySelector('[data-testid="account-zone"]').value = ` + jsString(peopleZone) + `;
+		return "";
+	})()`)
+	b.do("save Chinese and Asia/Shanghai", chromedp.Click(byID("account-save")))
 	b.waitFor("the preferences saved", `document.querySelector('[data-testid="account-saved"]') && document.documentElement.lang === "zh-CN"`)
 
 	allow := allowWords(f.data)
