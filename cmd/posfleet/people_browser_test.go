@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -604,5 +605,43 @@ func TestZhProblems(t *testing.T) {
 		if p := zhProblems(bad.text, allow, bad.money); len(p) == 0 {
 			t.Errorf("%q passes", bad.text)
 		}
+	}
+}
+
+// TestAccountPreferencesApply: the language and time zone a person chooses
+// on /account apply to its pages at once, in the same session (the
+// session reads them as they are now), and GET /api/v1/me/preferences
+// answers them.
+func TestAccountPreferencesApply(t *testing.T) {
+	influx := influxtest.Start(t)
+	srv := testServer(t, influx, 1)
+	if err := srv.Users().AddUser(context.Background(), "zhangli", "acme", peoplePassword); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + srv.HTTPAddr().String()
+	c := signInWeb(t, base, "zhangli", peoplePassword)
+	read := func(resp *http.Response, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(read(c.Get(base + "/account")))
+	if m == nil {
+		t.Fatal("no CSRF token on /account")
+	}
+	page := read(c.PostForm(base+"/account", url.Values{"csrf": {m[1]}, "language": {"zh-CN"}, "time_zone": {peopleZone}}))
+	if !strings.Contains(page, `lang="zh-CN"`) || !strings.Contains(page, "UTC+8") {
+		t.Errorf("the page after choosing zh-CN and %s is not Chinese in UTC+8:\n%.600s", peopleZone, page)
+	}
+	var me struct {
+		Language string `json:"language"`
+		TimeZone string `json:"time_zone"`
+	}
+	if got := read(c.Get(base + "/api/v1/me/preferences")); json.Unmarshal([]byte(got), &me) != nil || me.Language != "zh-CN" || me.TimeZone != peopleZone {
+		t.Errorf("GET /api/v1/me/preferences: %s", got)
 	}
 }
