@@ -553,6 +553,17 @@ func TestBrowserChinese(t *testing.T) {
 	b.do("save Chinese and Asia/Shanghai", chromedp.Click(byID("account-save")))
 	b.waitFor("the preferences saved", `document.querySelector('[data-testid="account-saved"]') && document.documentElement.lang === "zh-CN"`)
 
+	// The table covers every page of the navigation.
+	for _, href := range b.strings(`Array.from(document.querySelectorAll('[data-testid="nav"] a')).map(a => a.getAttribute("href"))`) {
+		if !slices.ContainsFunc(zhPages, func(p struct {
+			name, path string
+			money      bool
+		}) bool {
+			return p.path == href
+		}) {
+			t.Errorf("the navigation's %s is not in zhPages", href)
+		}
+	}
 	allow := allowWords(f.data)
 	failed := map[string][]string{}
 	for _, p := range zhPages {
@@ -571,6 +582,13 @@ func TestBrowserChinese(t *testing.T) {
 	if nav := zhProblems(b.eval(`document.querySelector('[data-testid="nav"]').parentElement.innerText`), allow, false); len(nav) > 0 {
 		failed["navigation"] = nav
 	}
+	var passed []string
+	for _, p := range zhPages {
+		if len(failed[p.name]) == 0 {
+			passed = append(passed, p.name)
+		}
+	}
+	t.Logf("all Chinese in UTC+8: %s", strings.Join(passed, ", "))
 	for _, p := range zhPages {
 		if len(failed[p.name]) > 0 {
 			t.Errorf("%s (%s) is not all Chinese in UTC+8:\n  %s", p.name, p.path, strings.Join(failed[p.name], "\n  "))
