@@ -64,17 +64,23 @@ func shoot(t *testing.T, ctx context.Context, name string) {
 		label string
 		w, h  int64
 	}{{"phone", 390, 844}, {"desktop", 1366, 900}} {
-		if err := chromedp.Do(ctx, chromedp.EmulateViewport(size.w, size.h)); err != nil {
-			t.Fatalf("viewport: %v", err)
-		}
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		file := filepath.Join(screenshotDir(t), fmt.Sprintf("%s-%s.png", name, size.label))
-		if err := os.WriteFile(file, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		shootAt(t, ctx, fmt.Sprintf("%s-%s.png", name, size.label), size.w, size.h)
+	}
+}
+
+// shootAt saves a full-page screenshot of the current page at width w
+// (viewport height h) as file in screenshotDir; the viewport stays at w.
+func shootAt(t *testing.T, ctx context.Context, file string, w, h int64) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(w, h)); err != nil {
+		t.Fatalf("viewport: %v", err)
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", file, err)
+	}
+	if err := os.WriteFile(filepath.Join(screenshotDir(t), file), png, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
