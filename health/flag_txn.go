@@ -2,6 +2,7 @@ package health
 
 import (
 	"math"
+	"strconv"
 
 	"github.com/posfleet/posfleet"
 )
@@ -181,9 +182,6 @@ func (e *Engine) explainRefundAnomaly(s *termState, now int64) *posfleet.RefundA
 
 // roundSig rounds v to 3 significant digits (a probability shown to people).
 func roundSig(v float64) float64 {
-	if v == 0 {
-		return 0
-	}
-	e := math.Pow(10, math.Floor(math.Log10(math.Abs(v)))-2)
-	return math.Round(v/e) * e
+	r, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 3, 64), 64)
+	return r
 }
