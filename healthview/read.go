@@ -314,7 +314,7 @@ func (r *Reader) TerminalsPage(ctx context.Context, tenant string, f web.Termina
 	// As web.TerminalFilter's match: a terminal that never connected has
 	// no model, firmware or online state.
 	if f.Model != "" {
-		q.where("NOT s.never_connected AND s.model = %s", f.Model)
+		r.modelFilter(ctx, &q, tenant, f.Model)
 	}
 	if f.Firmware != "" {
 		q.where("NOT s.never_connected AND s.firmware = %s", f.Firmware)
@@ -331,8 +331,9 @@ func (r *Reader) TerminalsPage(ctx context.Context, tenant string, f web.Termina
 		q.where("s.never_connected")
 	}
 	if f.Region != "" {
-		q.where("s.region = %s", f.Region)
+		q.where("LOWER(s.region) = LOWER(%s)", f.Region)
 	}
+	kindFilter(&q, f.Kind)
 	if f.Q != "" {
 		// The text web.TerminalFilter searches: tenant, terminal, merchant,
 		// the site's merchant and name, serial.
@@ -355,13 +356,7 @@ func (r *Reader) TerminalsPage(ctx context.Context, tenant string, f web.Termina
 	if total == 0 || offset >= total {
 		return total, []web.ListedTerminal{}, nil
 	}
-	by := key + ".tenant, " + key + ".terminal"
-	switch order {
-	case "last_seen":
-		by = "s.last_seen_ms, " + by
-	case "flags":
-		by = flagCount + " DESC, " + by
-	}
+	by := r.orderBy(key, order)
 	stmt := `SELECT s.tenant, s.terminal, s.never_connected, s.health, s.merchant, s.region FROM ` + from + q.clause() +
 		` ORDER BY ` + by + ` LIMIT ` + q.arg(f.PerPage) + ` OFFSET ` + q.arg(offset)
 	rows, err := r.db.QueryContext(ctx, stmt, q.args...)
@@ -399,7 +394,7 @@ func (r *Reader) TerminalsPage(ctx context.Context, tenant string, f web.Termina
 // counts on the heap: 70 ms at 100,000 terminals, ten times that at a
 // million); the summary is published with the rows.
 func (r *Reader) publishedCount(ctx context.Context, tenant string, f web.TerminalFilter) (int, bool) {
-	if f.Flag != "" || f.Model != "" || f.Firmware != "" || f.Region != "" || f.Q != "" || f.Online != nil && f.State != "" {
+	if f.Flag != "" || f.Kind != "" || f.Model != "" || f.Firmware != "" || f.Region != "" || f.Q != "" || f.Online != nil && f.State != "" {
 		return 0, false
 	}
 	var body string
