@@ -307,6 +307,11 @@ func (r *Reader) TerminalsPage(ctx context.Context, tenant string, f web.Termina
 		key = "f"
 		q.tenant("f.tenant", tenant)
 		q.where("f.flag = %s", string(f.Flag))
+		if f.Kind != "" && f.Flag.Kind() != f.Kind {
+			return 0, []web.ListedTerminal{}, nil // a flag of another kind
+		}
+	} else if f.Kind != "" {
+		from, key = kindFrom(&q, tenant, f.Kind)
 	} else {
 		q.tenant("s.tenant", tenant)
 	}
@@ -333,7 +338,6 @@ func (r *Reader) TerminalsPage(ctx context.Context, tenant string, f web.Termina
 	if f.Region != "" {
 		q.where("LOWER(s.region) = LOWER(%s)", f.Region)
 	}
-	kindFilter(&q, f.Kind)
 	if f.Q != "" {
 		// The text web.TerminalFilter searches: tenant, terminal, merchant,
 		// the site's merchant and name, serial.
@@ -357,33 +361,9 @@ func (r *Reader) TerminalsPage(ctx context.Context, tenant string, f web.Termina
 		return total, []web.ListedTerminal{}, nil
 	}
 	by := r.orderBy(key, order)
-	stmt := `SELECT s.tenant, s.terminal, s.never_connected, s.health, s.merchant, s.region FROM ` + from + q.clause() +
-		` ORDER BY ` + by + ` LIMIT ` + q.arg(f.PerPage) + ` OFFSET ` + q.arg(offset)
-	rows, err := r.db.QueryContext(ctx, stmt, q.args...)
+	out, err := r.pageOf(ctx, from, key, q, by, f.PerPage, offset)
 	if err != nil {
-		return 0, nil, fmt.Errorf("healthview: listing terminals: %w", err)
-	}
-	defer rows.Close()
-	out := make([]web.ListedTerminal, 0, f.PerPage)
-	for rows.Next() {
-		var (
-			tn, id, body, merchant, region string
-			never                          bool
-		)
-		if err := rows.Scan(&tn, &id, &never, &body, &merchant, &region); err != nil {
-			return 0, nil, fmt.Errorf("healthview: listing terminals: %w", err)
-		}
-		h, err := decodeHealth(tn, id, body)
-		if err != nil {
-			return 0, nil, err
-		}
-		if never {
-			h = health.TerminalHealth{Ref: h.Ref, Tenant: tn, Terminal: id, Site: site(h, merchant, region)}
-		}
-		out = append(out, web.ListedTerminal{TerminalHealth: h, NeverConnected: never})
-	}
-	if err := rows.Err(); err != nil {
-		return 0, nil, fmt.Errorf("healthview: listing terminals: %w", err)
+		return 0, nil, err
 	}
 	return total, out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/store"
 	"github.com/posfleet/posfleet/web"
 )
@@ -19,24 +20,25 @@ import (
 
 var _ web.Chooser = (*Reader)(nil)
 
-// kindFilter keeps the terminals with any flag of kind k: one row per
-// terminal (EXISTS, not a join), on terminal_flags' primary key.
-func kindFilter(q *query, k posfleet.FlagKind) {
-	if k == "" {
-		return
-	}
+// kindFrom is the FROM of the terminals with any flag of kind k: each
+// terminal once, from terminal_flags' index of (tenant, flag, terminal) as
+// for one flag, joined to its state. Its alias is "f".
+func kindFrom(q *query, tenant string, k posfleet.FlagKind) (from, key string) {
+	var sub query
+	sub.args = q.args // the subquery's placeholders come first
+	sub.tenant("tenant", tenant)
 	var in []string
 	for _, f := range posfleet.FlagNames {
 		if f.Kind() == k {
-			in = append(in, q.arg(string(f)))
+			in = append(in, sub.arg(string(f)))
 		}
 	}
 	if len(in) == 0 {
-		q.conds = append(q.conds, "1 = 0")
-		return
+		in = append(in, "''") // no flag of that kind: nothing
 	}
-	q.conds = append(q.conds, `EXISTS (SELECT 1 FROM terminal_flags k WHERE k.tenant = s.tenant AND k.terminal = s.terminal AND k.flag IN (`+
-		strings.Join(in, ", ")+`))`)
+	sub.conds = append(sub.conds, "flag IN ("+strings.Join(in, ", ")+")")
+	q.args = sub.args
+	return `(SELECT DISTINCT tenant, terminal FROM terminal_flags` + sub.clause() + `) f JOIN terminal_state s ON s.tenant = f.tenant AND s.terminal = f.terminal`, "f"
 }
 
 // modelFilter keeps the terminals of model, regardless of case: the
@@ -149,4 +151,84 @@ func (r *Reader) ListChoices(ctx context.Context, tenant string) (web.ListChoice
 	}
 	sort.Strings(lc.Regions)
 	return lc, nil
+}
+
+// pageOf reads a page of the list in two steps: the page's terminals in
+// order, sorting only their keys, then the health of those terminals. A
+// sort that carried every row's health (kilobytes of JSON each) through
+// SQLite's sorter took 400 ms at 100,000 terminals.
+func (r *Reader) pageOf(ctx context.Context, from, key string, q query, by string, limit, offset int) ([]web.ListedTerminal, error) {
+	stmt := `SELECT ` + key + `.tenant, ` + key + `.terminal FROM ` + from + q.clause() +
+		` ORDER BY ` + by + ` LIMIT ` + q.arg(limit) + ` OFFSET ` + q.arg(offset)
+	rows, err := r.db.QueryContext(ctx, stmt, q.args...)
+	if err != nil {
+		return nil, fmt.Errorf("healthview: listing terminals: %w", err)
+	}
+	var refs []posfleet.TerminalRef
+	for rows.Next() {
+		var ref posfleet.TerminalRef
+		if err := rows.Scan(&ref.Tenant, &ref.Terminal); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("healthview: listing terminals: %w", err)
+		}
+		refs = append(refs, ref)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("healthview: listing terminals: %w", err)
+	}
+	out := make([]web.ListedTerminal, len(refs))
+	if len(refs) == 0 {
+		return out, nil
+	}
+	at := make(map[posfleet.TerminalRef]int, len(refs))
+	var hq query
+	ors := make([]string, len(refs))
+	for i, ref := range refs {
+		at[ref] = i
+		ors[i] = "(tenant = " + hq.arg(ref.Tenant) + " AND terminal = " + hq.arg(ref.Terminal) + ")"
+	}
+	rows, err = r.db.QueryContext(ctx, `SELECT tenant, terminal, never_connected, health, merchant, region FROM terminal_state WHERE `+
+		strings.Join(ors, " OR "), hq.args...)
+	if err != nil {
+		return nil, fmt.Errorf("healthview: listing terminals: %w", err)
+	}
+	defer rows.Close()
+	found := 0
+	for rows.Next() {
+		var (
+			tn, id, body, merchant, region string
+			never                          bool
+		)
+		if err := rows.Scan(&tn, &id, &never, &body, &merchant, &region); err != nil {
+			return nil, fmt.Errorf("healthview: listing terminals: %w", err)
+		}
+		h, err := decodeHealth(tn, id, body)
+		if err != nil {
+			return nil, err
+		}
+		if never {
+			h = health.TerminalHealth{Ref: h.Ref, Tenant: tn, Terminal: id, Site: site(h, merchant, region)}
+		}
+		i, ok := at[posfleet.TerminalRef{Tenant: tn, Terminal: id}]
+		if ok {
+			out[i] = web.ListedTerminal{TerminalHealth: h, NeverConnected: never}
+			found++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("healthview: listing terminals: %w", err)
+	}
+	if found < len(refs) {
+		// A terminal removed between the two reads (a new publication):
+		// the page lists those still there.
+		kept := out[:0]
+		for _, lt := range out {
+			if lt.Terminal != "" {
+				kept = append(kept, lt)
+			}
+		}
+		out = kept
+	}
+	return out, nil
 }

@@ -51,7 +51,7 @@ func (s *Server) handleTerminalsPage(w http.ResponseWriter, r *http.Request, fra
 		s.renderError(w, r, err)
 		return
 	}
-	if lc, err := listChoices(ctx, s.opts.Health, scope(r)); err != nil {
+	if lc, err := s.listChoices(ctx, scope(r)); err != nil {
 		// Suggestions are a convenience: the list goes without them.
 		s.log.Warn("terminal list suggestions", "err", err)
 	} else {

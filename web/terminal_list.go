@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/health"
@@ -143,6 +145,45 @@ type Chooser interface {
 	// ListChoices returns the distinct non-empty models and regions of
 	// tenant's terminals ("" for all), each sorted.
 	ListChoices(ctx context.Context, tenant string) (ListChoices, error)
+}
+
+// choicesTTL is how long the list's suggestions are kept: gathering them
+// reads every terminal (its site in memory, or a table scan), as much as a
+// page of the list itself at 100,000 terminals, and a model or region new
+// to the fleet may well wait half a minute to be suggested.
+const choicesTTL = 30 * time.Second
+
+// choiceCache keeps each tenant's suggestions for choicesTTL.
+type choiceCache struct {
+	mu sync.Mutex
+	m  map[string]cachedChoices
+}
+
+type cachedChoices struct {
+	lc ListChoices
+	at time.Time
+}
+
+// listChoices are tenant's suggestions, from the cache or gathered.
+func (s *Server) listChoices(ctx context.Context, tenant string) (ListChoices, error) {
+	c := &s.choices
+	c.mu.Lock()
+	got, ok := c.m[tenant]
+	c.mu.Unlock()
+	if ok && time.Since(got.at) < choicesTTL {
+		return got.lc, nil
+	}
+	lc, err := listChoices(ctx, s.opts.Health, tenant)
+	if err != nil {
+		return lc, err
+	}
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]cachedChoices{}
+	}
+	c.m[tenant] = cachedChoices{lc: lc, at: time.Now()}
+	c.mu.Unlock()
+	return lc, nil
 }
 
 // listChoices asks the Health's Chooser, or gathers the choices in memory.
