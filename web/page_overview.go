@@ -23,7 +23,11 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request, frame la
 		s.renderError(w, r, err)
 		return
 	}
-	investigate, err := q.CountFlagged(r.Context(), tenant, flagsOfKind(posfleet.KindInvestigate))
+	// Under investigation: the total of the very list the number links to
+	// (a crew's, its region's), so that the two cannot disagree.
+	inv := TerminalFilter{Kind: posfleet.KindInvestigate, Page: 1, PerPage: 1}
+	crewFilter(mustPrincipal(r), &inv)
+	investigate, _, err := q.TerminalsPage(r.Context(), tenant, inv, "")
 	if err != nil {
 		s.renderError(w, r, err)
 		return
