@@ -42,8 +42,9 @@ type Health interface {
 type Queries interface {
 	// TerminalsPage returns how many terminals of tenant ("" for all)
 	// match f, and the f.Page'th page of f.PerPage of them in order ("" by
-	// tenant and terminal, "last_seen" the longest silent first, "flags"
-	// the most flagged first), each with its full health.
+	// tenant and terminal, else a TerminalOrder: "last_seen" the longest
+	// silent first, "flags" the most flagged first, "merchant:desc"...),
+	// each with its full health.
 	TerminalsPage(ctx context.Context, tenant string, f TerminalFilter, order string) (total int, page []ListedTerminal, err error)
 	// CountFlagged returns how many terminals of tenant have any of flags.
 	CountFlagged(ctx context.Context, tenant string, flags []posfleet.FlagName) (int, error)
@@ -75,12 +76,7 @@ type memQueries struct{ hs Health }
 func (m memQueries) TerminalsPage(_ context.Context, tenant string, f TerminalFilter, order string) (int, []ListedTerminal, error) {
 	hs := m.hs
 	match := MatchingRows(hs, tenant, f)
-	switch order {
-	case "last_seen": // the longest silent first
-		slices.SortStableFunc(match, func(a, b health.Row) int { return a.LastSeen.Compare(b.LastSeen) })
-	case "flags": // the most flagged first
-		slices.SortStableFunc(match, func(a, b health.Row) int { return len(b.Flags) - len(a.Flags) })
-	}
+	sortRows(hs, match, order)
 	lo := min((f.Page-1)*f.PerPage, len(match))
 	hi := min(lo+f.PerPage, len(match))
 	out := make([]ListedTerminal, 0, hi-lo)
@@ -198,7 +194,12 @@ type TerminalPage struct {
 
 // TerminalFilter is the query of the terminal list.
 type TerminalFilter struct {
-	Flag                    posfleet.FlagName
+	Flag posfleet.FlagName
+	// Kind keeps the terminals with any flag of that kind (the overview's
+	// "under investigation" is kind=investigate).
+	Kind posfleet.FlagKind
+	// Model and Region match regardless of case ("chengdu" is Chengdu);
+	// Firmware exactly.
 	Model, Firmware, Region string
 	Q                       string
 	// Online and State filter by state; Online (the older parameter)
@@ -236,6 +237,14 @@ func parseTerminalFilter(q map[string][]string) (TerminalFilter, error) {
 		}
 		f.Flag = fl
 	}
+	if v := get("kind"); v != "" {
+		k := posfleet.FlagKind(v)
+		if len(flagsOfKind(k)) == 0 {
+			return f, badRequest(fmt.Sprintf("unknown flag kind %q; kinds are %s, %s, %s", v,
+				posfleet.KindMaintenance, posfleet.KindUpdate, posfleet.KindInvestigate))
+		}
+		f.Kind = k
+	}
 	if v := get("online"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -270,7 +279,7 @@ func parseTerminalFilter(q map[string][]string) (TerminalFilter, error) {
 // only when a filter needs it (region, text), since it is a registry read.
 func (f TerminalFilter) match(hs Health, r *health.Row) bool {
 	switch {
-	case f.Model != "" && r.Model != f.Model,
+	case f.Model != "" && !strings.EqualFold(r.Model, f.Model),
 		f.Firmware != "" && r.Firmware != f.Firmware,
 		f.Online != nil && (r.NeverConnected || r.Online != *f.Online),
 		f.State == StateOnline && !r.Online,
@@ -282,10 +291,10 @@ func (f TerminalFilter) match(hs Health, r *health.Row) bool {
 		return true
 	}
 	site, _ := hs.Site(r.Ref)
-	if f.Model != "" && r.Model == "" && site.Model != f.Model {
+	if f.Model != "" && r.Model == "" && !strings.EqualFold(site.Model, f.Model) {
 		return false
 	}
-	if f.Region != "" && site.Region != f.Region {
+	if f.Region != "" && !strings.EqualFold(site.Region, f.Region) {
 		return false
 	}
 	if f.Q != "" {
@@ -301,6 +310,12 @@ func (f TerminalFilter) match(hs Health, r *health.Row) bool {
 // pass f, in terminal order.
 func MatchingRows(hs Health, tenant string, f TerminalFilter) []health.Row {
 	rows := hs.Rows(tenant, f.Flag)
+	if f.Kind != "" {
+		rows = kindRows(hs, tenant, f.Kind)
+		if f.Flag != "" {
+			rows = slices.DeleteFunc(rows, func(r health.Row) bool { return !slices.Contains(r.Flags, f.Flag) })
+		}
+	}
 	out := rows[:0]
 	for i := range rows {
 		if f.match(hs, &rows[i]) {

@@ -11,16 +11,6 @@ import (
 	"github.com/posfleet/posfleet/web/pages/overview"
 )
 
-func flagsOfKind(k posfleet.FlagKind) []posfleet.FlagName {
-	var out []posfleet.FlagName
-	for _, f := range posfleet.FlagNames {
-		if f.Kind() == k {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request, frame layout.Page) {
 	frame.Title = locale.T(r.Context(), "nav.overview")
 	tenant := scope(r)
@@ -33,7 +23,11 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request, frame la
 		s.renderError(w, r, err)
 		return
 	}
-	investigate, err := q.CountFlagged(r.Context(), tenant, flagsOfKind(posfleet.KindInvestigate))
+	// Under investigation: the total of the very list the number links to
+	// (a crew's, its region's), so that the two cannot disagree.
+	inv := TerminalFilter{Kind: posfleet.KindInvestigate, Page: 1, PerPage: 1}
+	crewFilter(mustPrincipal(r), &inv)
+	investigate, _, err := q.TerminalsPage(r.Context(), tenant, inv, "")
 	if err != nil {
 		s.renderError(w, r, err)
 		return
@@ -47,15 +41,19 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request, frame la
 	for _, m := range v.Models {
 		behind += m.Behind
 	}
+	ctx := r.Context()
+	t := func(id string) string { return locale.T(ctx, id) }
 	v.Stats = []overview.Stat{
-		{Label: "terminals", TestID: "total", Href: "/terminals", N: fs.Total},
-		{Label: "online", TestID: "online", Href: "/terminals?state=online", N: fs.Online, Class: "good"},
-		{Label: "offline", TestID: "offline", Href: "/terminals?state=offline", N: fs.Offline, Class: "bad"},
-		{Label: "never connected", TestID: "never-connected", Href: "/terminals?state=never_connected", N: fs.NeverConnected, Class: "bad"},
-		{Label: "need an update", TestID: "update", Href: "/firmware", N: behind, Class: "update"},
-		{Label: "need a visit", TestID: "visit", Href: "/worklist", N: visit, Class: "maintenance"},
-		{Label: "under investigation", TestID: "investigate", Href: "/terminals?flag=amount_mismatch", N: investigate, Class: "investigate"},
-		{Label: "open incidents", TestID: "incidents", Href: "/incidents", N: len(fs.OpenIncidents), Class: "bad"},
+		{Label: t("overview.stat_terminals"), TestID: "total", Href: "/terminals", N: fs.Total},
+		{Label: t("overview.stat_online"), TestID: "online", Href: "/terminals?state=online", N: fs.Online, Class: "good"},
+		{Label: t("overview.stat_offline"), TestID: "offline", Href: "/terminals?state=offline", N: fs.Offline, Class: "bad"},
+		{Label: t("overview.stat_never_connected"), TestID: "never-connected", Href: "/terminals?state=never_connected", N: fs.NeverConnected, Class: "bad"},
+		{Label: t("overview.stat_update"), TestID: "update", Href: "/firmware", N: behind, Class: "update"},
+		{Label: t("overview.stat_visit"), TestID: "visit", Href: "/worklist", N: visit, Class: "maintenance"},
+		// Every terminal with a flag of the kind, as counted: the list of
+		// the kind (amount mismatch and refund anomaly), not of one flag.
+		{Label: t("overview.stat_investigate"), TestID: "investigate", Href: "/terminals?kind=" + string(posfleet.KindInvestigate), N: investigate, Class: "investigate"},
+		{Label: t("overview.stat_incidents"), TestID: "incidents", Href: "/incidents", N: len(fs.OpenIncidents), Class: "bad"},
 	}
 	for _, f := range posfleet.FlagNames {
 		if n := fs.Flagged[f]; n > 0 {
@@ -67,25 +65,35 @@ func (s *Server) handleOverview(w http.ResponseWriter, r *http.Request, frame la
 			Merchants: len(inc.Merchants), Terminals: inc.TerminalCount, Failures: inc.Failures, PeakShare: inc.PeakShare})
 	}
 	for _, c := range posfleet.Causes {
-		v.Causes = append(v.Causes, overview.Count{Label: string(c), Class: "cause", N: fs.Causes[c]})
+		v.Causes = append(v.Causes, overview.Count{Label: t("overview.cause_" + string(c)), Class: "cause", N: fs.Causes[c]})
 		v.FailedAll += fs.Causes[c]
 	}
-	v.TxnWindow = "Last 24 hours"
+	v.TxnWindow = t("overview.txn_window_24h")
 	if s.opts.Series == nil {
-		v.TxnError = "No time-series store is configured: counts over time are not available."
+		v.TxnError = t("overview.txn_no_series")
 	} else {
 		ctx, cancel := context.WithTimeout(r.Context(), seriesTimeout)
 		counts, err := s.opts.Series.TransactionCounts(ctx, tenant, 24*time.Hour, now)
 		cancel()
 		if err != nil {
 			s.log.Warn("overview transaction counts", "err", err)
-			v.TxnError = "The time-series store did not answer; try again in a moment."
+			v.TxnError = t("overview.txn_series_down")
 		}
 		for _, res := range txnResults(counts) {
-			v.Results = append(v.Results, overview.Count{Label: res, Class: "res-" + res, N: counts[res]})
+			v.Results = append(v.Results, overview.Count{Label: resultLabel(ctx, res), Class: "res-" + res, N: counts[res]})
 			v.TxnTotal += counts[res]
 		}
 		v.TxnOK = counts[posfleet.ResultApproved]
 	}
 	s.render(w, r, http.StatusOK, overview.Page(v))
+}
+
+// resultLabel names a transaction result; a result posfleet does not know
+// keeps the terminal's word.
+func resultLabel(ctx context.Context, res string) string {
+	switch res {
+	case posfleet.ResultApproved, posfleet.ResultDeclined, posfleet.ResultError, posfleet.ResultTimeout, posfleet.ResultCancelled:
+		return locale.T(ctx, "overview.result_"+res)
+	}
+	return res
 }

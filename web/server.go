@@ -47,6 +47,7 @@ type Server struct {
 	signin   SignInChecker
 	sessions *sessions
 	limiter  *signInLimiter
+	choices  choiceCache // the terminal list's suggestions (terminal_list.go)
 }
 
 // ServeHTTP implements http.Handler.

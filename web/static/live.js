@@ -7,7 +7,8 @@
   var period = 15000;
   function set(key, n) {
     var el = document.querySelector('[data-live="' + key + '"]');
-    if (el && typeof n === "number") { el.textContent = String(n); }
+    // With the page language's thousands separators, as the server wrote it.
+    if (el && typeof n === "number") { el.textContent = n.toLocaleString(document.documentElement.lang || "en"); }
   }
   function refresh() {
     if (document.hidden) { return; }
