@@ -475,14 +475,24 @@ func (s *Server) handleAlarmBulkAPI(w http.ResponseWriter, r *http.Request) {
 // --- pages ---
 
 // alarmNotices are the messages of the alarm pages after a redirect
-// (?done=): fixed texts, so that a link cannot make a page say anything else.
+// (?done=), by their catalogue IDs: fixed texts, so that a link cannot
+// make a page say anything else.
 var alarmNotices = map[string]string{
-	actAcknowledge: "Acknowledged: the alarm is yours.",
-	actAssign:      "Assigned.",
-	actComment:     "Comment added.",
-	actSnooze:      "Snoozed: it notifies nobody until then.",
-	"unsnooze":     "Snooze ended.",
-	actResolve:     "Resolved.",
+	actAcknowledge: "alarms.notice.acknowledge",
+	actAssign:      "alarms.notice.assign",
+	actComment:     "alarms.notice.comment",
+	actSnooze:      "alarms.notice.snooze",
+	"unsnooze":     "alarms.notice.unsnooze",
+	actResolve:     "alarms.notice.resolve",
+}
+
+// alarmNotice is the notice of ?done=done in the reader's language; ""
+// for none.
+func alarmNotice(ctx context.Context, done string) string {
+	if id, ok := alarmNotices[done]; ok {
+		return locale.T(ctx, id)
+	}
+	return ""
 }
 
 // alarmKinds are the options of the kind filter: the flags, and incidents.
@@ -629,7 +639,7 @@ func (s *Server) handleAlarmBulkForm(w http.ResponseWriter, r *http.Request, fra
 }
 
 func (s *Server) handleAlarmPage(w http.ResponseWriter, r *http.Request, frame layout.Page) {
-	s.alarmPage(w, r, frame, http.StatusOK, alarmNotices[r.URL.Query().Get("done")], "")
+	s.alarmPage(w, r, frame, http.StatusOK, alarmNotice(r.Context(), r.URL.Query().Get("done")), "")
 }
 
 // alarmPage renders an alarm's page with a notice or the error of a
@@ -686,14 +696,15 @@ func (s *Server) assignees(ctx context.Context, tenant string) []string {
 
 // tenantZone is the time zone of a tenant's "tomorrow 09:00": the zone of
 // its first route that names one (routes hold the tenant's quiet hours),
-// else UTC, the clock the pages show.
+// else the reader's (locale), the zone the pages show times in.
 func (s *Server) tenantZone(ctx context.Context, tenant string) *time.Location {
+	reader := locale.From(ctx).Zone
 	if s.opts.Notifications == nil {
-		return time.UTC
+		return reader
 	}
 	routes, err := s.opts.Notifications.Routes(ctx, tenant)
 	if err != nil {
-		return time.UTC
+		return reader
 	}
 	for _, rt := range routes {
 		if rt.Tenant == tenant && rt.TimeZone != "" {
@@ -702,7 +713,7 @@ func (s *Server) tenantZone(ctx context.Context, tenant string) *time.Location {
 			}
 		}
 	}
-	return time.UTC
+	return reader
 }
 
 // formSnooze reads the snooze form's choice: a duration, "tomorrow" (09:00

@@ -613,18 +613,23 @@ func (s *Server) handleNotificationsAPI(w http.ResponseWriter, r *http.Request) 
 
 // --- page ---
 
-// notifyNotices are the page's messages after a redirect (?done=): fixed
-// texts, so that a link cannot make the page say anything else.
+// notifyNotices are the page's messages after a redirect (?done=), by
+// their catalogue IDs: fixed texts, so that a link cannot make the page
+// say anything else.
 var notifyNotices = map[string]string{
-	"channel-saved":   "Channel saved.",
-	"channel-deleted": "Channel deleted.",
-	"test-sent":       "Test message sent: the receiver accepted it.",
-	"route-saved":     "Route saved.",
-	"route-deleted":   "Route deleted.",
+	"channel-saved":   "notifications.notice.channel_saved",
+	"channel-deleted": "notifications.notice.channel_deleted",
+	"test-sent":       "notifications.notice.test_sent",
+	"route-saved":     "notifications.notice.route_saved",
+	"route-deleted":   "notifications.notice.route_deleted",
 }
 
 func (s *Server) handleNotificationsPage(w http.ResponseWriter, r *http.Request, frame layout.Page) {
-	s.notificationsPage(w, r, frame, http.StatusOK, notifications.View{Notice: notifyNotices[r.URL.Query().Get("done")]})
+	var v notifications.View
+	if id, ok := notifyNotices[r.URL.Query().Get("done")]; ok {
+		v.Notice = locale.T(r.Context(), id)
+	}
+	s.notificationsPage(w, r, frame, http.StatusOK, v)
 }
 
 // notificationsPage renders the page with the channels, routes and recent
@@ -635,6 +640,7 @@ func (s *Server) notificationsPage(w http.ResponseWriter, r *http.Request, frame
 	p, _ := PrincipalFrom(ctx)
 	tenant := tenantScope(p)
 	v.Frame, v.Admin, v.Types, v.States, v.DefaultTimeZone = frame, p.Admin() && may(p, adminAll), posfleet.NotifyChannelTypes, notificationStates, defaultTimeZone
+	v.DefaultLanguage = locale.From(ctx).Lang
 	for _, k := range alarmKinds(ctx) {
 		v.Kinds = append(v.Kinds, notifications.Option{Value: k.Value, Label: k.Label})
 	}
@@ -720,7 +726,7 @@ func (s *Server) handleChannelForm(w http.ResponseWriter, r *http.Request, frame
 // confirmed reports whether a delete form's confirmation box is ticked.
 func confirmed(r *http.Request) error {
 	if r.PostFormValue("confirm") != "yes" {
-		return badRequest("Tick the confirmation box to delete.")
+		return badRequest(locale.T(r.Context(), "notifications.tick_to_delete"))
 	}
 	return nil
 }
