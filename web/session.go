@@ -245,10 +245,11 @@ func (s *Server) authenticate(r *http.Request) (*http.Request, error) {
 	p := posfleet.Principal{Name: v.Name, Tenant: v.Tenant, Epoch: v.Epoch}
 	var err2 error
 	if sr, ok := s.opts.Users.(SessionReader); ok {
-		// The role as it is now: a role changed counts at the next request.
+		// The role, language and time zone as they are now: a change counts
+		// at the next request.
 		var cur posfleet.Principal
 		if cur, err2 = sr.Session(r.Context(), v.Name, v.Epoch, v.ID); err2 == nil {
-			p.Role, p.Regions = cur.Role, cur.Regions
+			p.Role, p.Regions, p.Language, p.TimeZone = cur.Role, cur.Regions, cur.Language, cur.TimeZone
 		}
 	} else {
 		err2 = s.opts.Users.CheckSession(r.Context(), v.Name, v.Epoch, v.ID)
