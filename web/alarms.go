@@ -201,9 +201,9 @@ type alarmInput struct {
 func checkText(field, text string) error {
 	switch err := posfleet.ValidateNote(text); {
 	case errors.Is(err, posfleet.ErrNoteTooLong):
-		return badRequest(fmt.Sprintf("%s: too long, at most %d characters", field, posfleet.MaxNoteLen))
+		return refusal(fmt.Sprintf("%s: too long, at most %d characters", field, posfleet.MaxNoteLen), "alarms.refused.text_too_long", "Max", posfleet.MaxNoteLen)
 	case err != nil:
-		return badRequest(field + ": looks like it holds a card number; card data is never stored, leave it out")
+		return refusal(field+": looks like it holds a card number; card data is never stored, leave it out", "alarms.refused.text_card_data")
 	}
 	return nil
 }
@@ -213,15 +213,43 @@ func checkText(field, text string) error {
 func checkAssignee(to string) error {
 	switch {
 	case to == "":
-		return badRequest("assignee: say to whom (a user or a crew)")
+		return refusal("assignee: say to whom (a user or a crew)", "alarms.refused.assignee_empty")
 	case len(to) > maxAssigneeLen:
-		return badRequest(fmt.Sprintf("assignee: at most %d characters", maxAssigneeLen))
+		return refusal(fmt.Sprintf("assignee: at most %d characters", maxAssigneeLen), "alarms.refused.assignee_too_long", "Max", maxAssigneeLen)
 	case strings.IndexFunc(to, func(c rune) bool { return !unicode.IsPrint(c) }) >= 0:
-		return badRequest("assignee: only printable characters")
+		return refusal("assignee: only printable characters", "alarms.refused.assignee_unprintable")
 	case posfleet.ContainsCardData(to):
-		return badRequest("assignee: looks like it holds a card number")
+		return refusal("assignee: looks like it holds a card number", "alarms.refused.assignee_card_data")
 	}
 	return nil
+}
+
+// localizedError is a refusal with its text for pages: the API answers
+// with its English Message (clients match on the code), a page shows the
+// catalogue's message id in the reader's language.
+type localizedError struct {
+	err *posfleet.Error
+	id  string
+	kv  []any
+}
+
+func (e *localizedError) Error() string { return e.err.Error() }
+func (e *localizedError) Unwrap() error { return e.err }
+
+// refusal is a 400 whose message is english in the API and the catalogue's
+// id (placeholders from kv) on a page.
+func refusal(english, id string, kv ...any) error {
+	return &localizedError{err: badRequest(english), id: id, kv: kv}
+}
+
+// refusedText is the message of a refused form for the reader: the
+// catalogue's when err is a refusal, else msg (the error's own).
+func refusedText(ctx context.Context, err error, msg string) string {
+	var le *localizedError
+	if errors.As(err, &le) {
+		return locale.T(ctx, le.id, le.kv...)
+	}
+	return msg
 }
 
 // alarmAction checks the input and does one action on an alarm the caller
@@ -247,7 +275,7 @@ func (s *Server) alarmAction(ctx context.Context, id, action string, in alarmInp
 	case actComment:
 		in.Text = strings.TrimSpace(in.Text)
 		if in.Text == "" {
-			return a, badRequest("text: the comment is empty")
+			return a, refusal("text: the comment is empty", "alarms.refused.comment_empty")
 		}
 		if err := checkText("text", in.Text); err != nil {
 			return a, err
@@ -433,9 +461,9 @@ func checkBulk(req *BulkRequest) error {
 	}
 	switch {
 	case len(ids) == 0:
-		return badRequest("ids: select at least one alarm")
+		return refusal("ids: select at least one alarm", "alarms.refused.none_selected")
 	case len(ids) > maxBulkAlarms:
-		return badRequest(fmt.Sprintf("ids: at most %d alarms at once", maxBulkAlarms))
+		return refusal(fmt.Sprintf("ids: at most %d alarms at once", maxBulkAlarms), "alarms.refused.too_many", "Max", maxBulkAlarms)
 	}
 	req.IDs = ids
 	return nil
@@ -606,7 +634,7 @@ func (s *Server) handleAlarmBulkForm(w http.ResponseWriter, r *http.Request, fra
 		// Back to the list the form came from, with the reason.
 		u, _ := url.Parse(back)
 		r.URL.RawQuery = u.RawQuery
-		s.alarmsPage(w, r, frame, st.Status, st.Message)
+		s.alarmsPage(w, r, frame, st.Status, refusedText(r.Context(), err, st.Message))
 		return
 	}
 	frame.Title, frame.Active = locale.T(r.Context(), "nav.alarms"), "/alarms"
@@ -763,7 +791,7 @@ func (s *Server) handleAlarmForm(w http.ResponseWriter, r *http.Request, frame l
 	}
 	if err != nil {
 		if status, msg, ok := s.actionRefused(err); ok && status != http.StatusNotFound {
-			s.alarmPage(w, r, frame, status, "", msg)
+			s.alarmPage(w, r, frame, status, "", refusedText(r.Context(), err, msg))
 			return
 		}
 		s.renderError(w, r, err)

@@ -54,8 +54,23 @@ func TestAlarmsAndNotificationsChinese(t *testing.T) {
 		t.Errorf("bulk confirmation: %s %v", resp.Status, testIDs(t, body)["bulk-question"])
 	}
 	add(body)
+	// Refused forms say why in Chinese.
+	resp, body = post(t, c, f.srv.URL+"/alarms/bulk", url.Values{"csrf": {csrf}, "action": {"acknowledge"}, "back": {"/alarms"}})
+	if resp.StatusCode != http.StatusBadRequest || one(t, testIDs(t, body), "alarms-error") != "请至少选择一条告警。" {
+		t.Errorf("nothing selected: %s %v", resp.Status, testIDs(t, body)["alarms-error"])
+	}
+	resp, body = post(t, c, f.srv.URL+"/alarms/a-tamper/assign", url.Values{"csrf": {csrf}, "assignee": {" "}})
+	if resp.StatusCode != http.StatusBadRequest || one(t, testIDs(t, body), "action-error") != "请填写指派给谁：用户或上门维护小组。" {
+		t.Errorf("assign to nobody: %s %v", resp.Status, testIDs(t, body)["action-error"])
+	}
 
-	root, _ := f.session(t, "root")
+	root, rootCSRF := f.session(t, "root")
+	resp, body = post(t, root, f.srv.URL+"/notifications/routes", url.Values{"csrf": {rootCSRF}, "name": {"夜间"}, "channel": {"ch-a"},
+		"quiet_start": {"22:00"}, "time_zone": {"Mars/Olympus"}})
+	if resp.StatusCode != http.StatusBadRequest || one(t, testIDs(t, body), "notify-error") != "请同时填写免打扰时段的开始和结束时间，或都不填。" {
+		t.Errorf("half quiet hours: %s %v", resp.Status, testIDs(t, body)["notify-error"])
+	}
+	add(body)
 	page, _ = f.page(t, root, "/notifications?done=route-saved", 200)
 	add(page)
 
