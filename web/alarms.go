@@ -242,12 +242,26 @@ func refusal(english, id string, kv ...any) error {
 	return &localizedError{err: badRequest(english), id: id, kv: kv}
 }
 
+// refusalCodes are the catalogue's messages of the stores' refusals
+// that a form may meet, by their codes.
+var refusalCodes = map[string]string{
+	"alarm_resolved": "alarms.refused.resolved",
+	"channel_exists": "notifications.refused.channel_exists",
+}
+
 // refusedText is the message of a refused form for the reader: the
-// catalogue's when err is a refusal, else msg (the error's own).
+// catalogue's when err is a refusal or has a known code, else msg (the
+// error's own).
 func refusedText(ctx context.Context, err error, msg string) string {
 	var le *localizedError
 	if errors.As(err, &le) {
 		return locale.T(ctx, le.id, le.kv...)
+	}
+	var e *posfleet.Error
+	if errors.As(err, &e) {
+		if id, ok := refusalCodes[e.Code]; ok {
+			return locale.T(ctx, id)
+		}
 	}
 	return msg
 }
@@ -432,6 +446,7 @@ type BulkRequest struct {
 type BulkFailure struct {
 	ID    string `json:"id"`
 	Error string `json:"error"`
+	err   error  // for the page, in the reader's language
 }
 
 // BulkResult answers POST /api/v1/alarms/bulk.
@@ -479,7 +494,7 @@ func (s *Server) bulk(ctx context.Context, req BulkRequest) BulkResult {
 			if !ok {
 				s.log.Error("bulk alarm action", "alarm", id, "action", req.Action, "err", err)
 			}
-			res.Failed = append(res.Failed, BulkFailure{ID: id, Error: st.Message})
+			res.Failed = append(res.Failed, BulkFailure{ID: id, Error: st.Message, err: err})
 			continue
 		}
 		res.Done++
@@ -661,7 +676,11 @@ func (s *Server) handleAlarmBulkForm(w http.ResponseWriter, r *http.Request, fra
 	}
 	v := alarms.ConfirmView{Frame: frame, Action: req.Action, Assignee: req.Assignee, Back: back, Done: &res.Done}
 	for _, f := range res.Failed {
-		v.Failed = append(v.Failed, alarms.Failure{ID: f.ID, Error: f.Error})
+		msg := refusedText(r.Context(), f.err, f.Error)
+		if posfleet.ErrorKind(f.err) == posfleet.NotFound {
+			msg = locale.T(r.Context(), "alarms.refused.not_found")
+		}
+		v.Failed = append(v.Failed, alarms.Failure{ID: f.ID, Error: msg})
 	}
 	s.render(w, r, http.StatusOK, alarms.Confirm(v))
 }

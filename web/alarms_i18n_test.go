@@ -54,6 +54,13 @@ func TestAlarmsAndNotificationsChinese(t *testing.T) {
 		t.Errorf("bulk confirmation: %s %v", resp.Status, testIDs(t, body)["bulk-question"])
 	}
 	add(body)
+	// A bulk action that fails in part says why in Chinese.
+	resp, body = post(t, c, f.srv.URL+"/alarms/bulk", url.Values{"csrf": {csrf}, "action": {"assign"}, "assignee": {"crew-9"},
+		"id": {"a-offline", "o-tamper"}, "back": {"/alarms"}, "confirm": {"yes"}})
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "没有这条告警，或您无权查看。") || !strings.Contains(body, "已将 1 条告警指派给 crew-9。") {
+		t.Errorf("partial failure: %s %.2000s", resp.Status, body)
+	}
+	add(body)
 	// Refused forms say why in Chinese.
 	resp, body = post(t, c, f.srv.URL+"/alarms/bulk", url.Values{"csrf": {csrf}, "action": {"acknowledge"}, "back": {"/alarms"}})
 	if resp.StatusCode != http.StatusBadRequest || one(t, testIDs(t, body), "alarms-error") != "请至少选择一条告警。" {
