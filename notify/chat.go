@@ -116,13 +116,13 @@ func dingTalkSign(secret string, timestampMS int64) string {
 }
 
 func (s *Senders) sendDingTalk(ctx context.Context, t Target, m posfleet.NotifyMessage) error {
-	r := render(t.NotifyChannel, m, mdEscape)
+	r := render(t, m, mdEscape)
 	var body dingTalkBody
 	body.MsgType = "markdown"
 	// The title is what the conversation list and the phone's notification
 	// show, as plain text (not escaped); the text carries it again as a
 	// heading.
-	body.Markdown.Title = render(t.NotifyChannel, m, nil).Title
+	body.Markdown.Title = render(t, m, nil).Title
 	body.Markdown.Text = r.markdown("### "+r.Title, len(r.Items)) + "\n\n###### " + r.Footer
 	data, err := json.Marshal(body)
 	if err != nil {
@@ -160,7 +160,7 @@ type weComBody struct {
 }
 
 func (s *Senders) sendWeCom(ctx context.Context, t Target, m posfleet.NotifyMessage) error {
-	r := render(t.NotifyChannel, m, mdEscape)
+	r := render(t, m, mdEscape)
 	title := "**" + r.Title + "**"
 	if r.Urgent {
 		title = `<font color="warning">**` + r.Title + `**</font>`
@@ -229,7 +229,7 @@ func feishuSign(secret string, timestamp int64) string {
 }
 
 func (s *Senders) sendFeishu(ctx context.Context, t Target, m posfleet.NotifyMessage) error {
-	r := render(t.NotifyChannel, m, nil) // post text elements are not markup
+	r := render(t, m, nil) // post text elements are not markup
 	line := func(s string) []feishuElement { return []feishuElement{{Tag: "text", Text: s}} }
 	post := feishuPost{Title: r.Title}
 	post.Content = append(post.Content, line(r.Lead))
@@ -305,7 +305,7 @@ type slackBody struct {
 }
 
 func (s *Senders) sendSlack(ctx context.Context, t Target, m posfleet.NotifyMessage) error {
-	r := render(t.NotifyChannel, m, slackEscape)
+	r := render(t, m, slackEscape)
 	section := func(s string) slackBlock {
 		return slackBlock{Type: "section", Text: &slackText{Type: "mrkdwn", Text: truncateUTF8(s, slackTextMax)}}
 	}

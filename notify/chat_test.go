@@ -313,7 +313,7 @@ func chCheckContent(t *testing.T, typ posfleet.NotifyChannelType, lang string, m
 	var want []string
 	switch {
 	case lang == "zh-CN" && m.Event == posfleet.NotifyRaised:
-		want = []string{"紧急告警 tamper", "防拆触发", "北京时间", "09:57"} // 01:57 UTC in Shanghai
+		want = []string{"紧急告警 tamper", "防拆触发", "2026-12-03 09:57:00 UTC+8"} // 01:57 UTC in Shanghai, the zone named
 	case lang == "zh-CN" && m.Event == posfleet.NotifyResolved:
 		want = []string{"告警已恢复", "crew-chengdu"}
 	case lang == "zh-CN" && m.Event == posfleet.NotifyDigest:
@@ -323,7 +323,7 @@ func chCheckContent(t *testing.T, typ posfleet.NotifyChannelType, lang string, m
 	case lang == "zh-CN":
 		want = []string{"测试"}
 	case m.Event == posfleet.NotifyRaised:
-		want = []string{"URGENT tamper on acme/T-0001", "Tamper", "2026-12-03T01:57:00Z", "Occurrences: 2", "chengdu"}
+		want = []string{"URGENT tamper on acme/T-0001", "Tamper", "2026-12-03 01:57:00 UTC", "Occurrences: 2", "chengdu"}
 	case m.Event == posfleet.NotifyResolved:
 		want = []string{"Resolved: tamper on acme/T-0001", "crew-chengdu"}
 	case m.Event == posfleet.NotifyDigest:

@@ -66,6 +66,15 @@ type DispatcherOptions struct {
 	// Metrics, when set, gets the delivery counters and the outbox and
 	// alarm gauges (metrics.go).
 	Metrics prometheus.Registerer
+	// Tenants, when set, gives a tenant's default language and time zone
+	// (the user store's, table tenant_settings): the language of a channel
+	// that has none, and the zone of one whose routes name none.
+	Tenants TenantDefaults
+}
+
+// TenantDefaults reads a tenant's defaults ("" for none set).
+type TenantDefaults interface {
+	TenantDefaults(ctx context.Context, tenant string) (posfleet.TenantSettings, error)
 }
 
 // DefaultDispatcherOptions returns the defaults.
@@ -278,6 +287,42 @@ func loadChannel(ctx context.Context, db *store.DB, id string) (t Target, ok boo
 		return t, false, fmt.Errorf("notify: %w", err)
 	}
 	return Target{NotifyChannel: ch, URL: rawURL, Secret: secret}, true, nil
+}
+
+// target reads a channel to send to, with its readers' language and time
+// zone: the channel's language, else its tenant's default; the zone of its
+// first route that names one (a route's quiet hours and digest are in
+// it), else its tenant's default zone, else the language's
+// (locale.DefaultZone). A failure to read the routes or the tenant's
+// defaults is logged: a message in the default zone beats none.
+func (d *Dispatcher) target(ctx context.Context, id string) (Target, bool, error) {
+	t, ok, err := loadChannel(ctx, d.db, id)
+	if err != nil || !ok {
+		return t, ok, err
+	}
+	routes, err := (&alarm.Store{DB: d.db}).Routes(ctx, t.Tenant)
+	if err != nil {
+		d.log.Warn("routes of a channel not read; its messages show times in its tenant's zone", "channel_id", id, "err", err)
+	}
+	for _, rt := range routes {
+		if rt.Channel == t.ID && rt.TimeZone != "" {
+			t.TimeZone = rt.TimeZone
+			break
+		}
+	}
+	if d.opts.Tenants != nil && (t.Language == "" || t.TimeZone == "") {
+		ts, err := d.opts.Tenants.TenantDefaults(ctx, t.Tenant)
+		if err != nil {
+			d.log.Warn("tenant defaults not read; the channel's messages use the defaults", "tenant", t.Tenant, "err", err)
+		}
+		if t.Language == "" {
+			t.Language = ts.Language
+		}
+		if t.TimeZone == "" {
+			t.TimeZone = ts.TimeZone
+		}
+	}
+	return t, true, nil
 }
 
 // bundleDigests turns each channel's held notifications whose digest is
@@ -529,7 +574,7 @@ func limited(ev posfleet.NotificationEvent) bool {
 }
 
 func (d *Dispatcher) deliverChannel(ctx context.Context, chID string, rows []row, now time.Time) error {
-	ch, ok, err := loadChannel(ctx, d.db, chID)
+	ch, ok, err := d.target(ctx, chID)
 	if err != nil {
 		return err
 	}
@@ -708,7 +753,7 @@ func (d *Dispatcher) alarmPage(a posfleet.Alarm) string {
 // test" shows it. The attempt is kept as a sent or failed notification.
 // by is who asked (logged).
 func (d *Dispatcher) Test(ctx context.Context, channelID, by string) error {
-	ch, ok, err := loadChannel(ctx, d.db, channelID)
+	ch, ok, err := d.target(ctx, channelID)
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ func (s *Senders) sendEmail(ctx context.Context, t Target, m posfleet.NotifyMess
 	if len(t.To) == 0 {
 		return permanent("notify: email: the channel has no recipients")
 	}
-	r := render(t.NotifyChannel, m, nil)
+	r := render(t, m, nil)
 	var html strings.Builder
 	if err := emailHTML.Execute(&html, r); err != nil {
 		return permanent("notify: email: render: %w", err)

@@ -244,7 +244,7 @@ func TestEmail(t *testing.T) {
 			t.Errorf("HTML part lacks a link to %s:\n%s", u, html)
 		}
 	}
-	if !strings.Contains(text, "Opened: 2026-12-03T01:57:00Z") || !strings.Contains(html, "Tamper") {
+	if !strings.Contains(text, "Opened: 2026-12-03 01:57:00 UTC") || !strings.Contains(html, "Tamper") {
 		t.Errorf("parts lack the facts:\n%s\n%s", text, html)
 	}
 	if strings.Contains(string(g.Data), chEvidence) {
@@ -264,7 +264,7 @@ func TestEmailChinese(t *testing.T) {
 	if err != nil || subject != "[posfleet] 紧急告警 tamper：acme/T-0001（Noodle Bar *Chengdu*）" {
 		t.Errorf("Subject %q (%v)", subject, err)
 	}
-	if !strings.Contains(p.Parts["text/plain"], "北京时间") || !strings.Contains(p.Parts["text/html"], `lang="zh-CN"`) {
+	if !strings.Contains(p.Parts["text/plain"], "开始时间：2026-12-03 09:57:00 UTC+8") || !strings.Contains(p.Parts["text/html"], `lang="zh-CN"`) {
 		t.Errorf("parts are not Chinese:\n%s\n%s", p.Parts["text/plain"], p.Parts["text/html"])
 	}
 }

@@ -15,11 +15,16 @@ import (
 	"github.com/posfleet/posfleet"
 )
 
-// Target is a channel with its write-only parts: what a Sender needs.
+// Target is a channel with its write-only parts and its readers' time
+// zone: what a Sender needs.
 type Target struct {
 	posfleet.NotifyChannel
 	URL    string
 	Secret string
+	// TimeZone is the IANA zone of the times in its messages (its route's,
+	// else its tenant's default); "" is its language's default
+	// (locale.DefaultZone: Asia/Shanghai for zh-CN, UTC otherwise).
+	TimeZone string
 }
 
 // Sender delivers one message to one channel.

@@ -6,32 +6,36 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/locale"
 )
 
-// TestTextTables: both languages have every text (English alone has
-// singular variants), every flag has a label, and no template is broken.
-func TestTextTables(t *testing.T) {
-	en, zh := texts["en"], texts["zh-CN"]
-	for k := range en {
-		if _, ok := zh[k]; !ok && !strings.HasSuffix(k, ".one") {
-			t.Errorf("zh-CN lacks %q", k)
-		}
-	}
-	for k := range zh {
-		if _, ok := en[k]; !ok {
-			t.Errorf("en lacks %q", k)
-		}
-	}
-	kinds := []string{posfleet.AlarmKindIncident}
-	for _, f := range posfleet.FlagNames {
-		kinds = append(kinds, string(f))
-	}
-	for _, lang := range []string{"en", "zh-CN"} {
+// TestCatalogue: both languages have every text of every message (the
+// catalogue's completeness is locale's test; this one renders), and every
+// kind has a label.
+func TestCatalogue(t *testing.T) {
+	msgs := chMessages()
+	for _, lang := range []string{locale.English, locale.Chinese} {
+		p := printer{l: locale.New(lang, ""), esc: func(s string) string { return s }}
 		for _, k := range kinds {
-			if _, ok := texts[lang]["kind."+k]; !ok {
-				t.Errorf("%s has no label for %s", lang, k)
+			if got := p.kindLabel(k); got == "" || got == k || strings.HasPrefix(got, "notify.") {
+				t.Errorf("%s has no label for %s: %q", lang, k, got)
 			}
 		}
+		for _, st := range posfleet.AlarmStates {
+			a := *msgs[posfleet.NotifyRaised].Alarm
+			a.State, a.Resolved, a.ResolvedBy, a.Assignee, a.Folded = st, chNow, "li", "crew", 3
+			for _, ev := range []posfleet.NotificationEvent{posfleet.NotifyRaised, posfleet.NotifyResolved} {
+				m := msgs[ev]
+				m.Alarm = &a
+				render(Target{NotifyChannel: posfleet.NotifyChannel{Language: lang}}, m, nil).plain()
+			}
+		}
+		for _, m := range msgs {
+			render(Target{NotifyChannel: posfleet.NotifyChannel{Language: lang}}, m, nil).plain()
+		}
+	}
+	if m := locale.Missing(); len(m) > 0 {
+		t.Errorf("messages missing from the catalogue: %v", m)
 	}
 }
 
@@ -50,7 +54,7 @@ func TestRenderAll(t *testing.T) {
 	msgs["summary1"] = sum1
 	for _, lang := range []string{"", "en", "zh-CN", "fr"} {
 		for name, m := range msgs {
-			r := render(posfleet.NotifyChannel{Name: "ops", Language: lang}, m, nil)
+			r := render(Target{NotifyChannel: posfleet.NotifyChannel{Name: "ops", Language: lang}}, m, nil)
 			all := strings.Join(append(append([]string{r.Title, r.Lead, r.Footer}, r.Facts...), r.AllItems()...), "\n")
 			for _, l := range r.Links {
 				all += "\n" + l.Label + " " + l.URL
@@ -73,7 +77,7 @@ func TestRenderAll(t *testing.T) {
 		case string:
 			m = msgs[posfleet.NotificationEvent(n)]
 		}
-		return render(posfleet.NotifyChannel{Name: "ops"}, m, nil)
+		return render(Target{NotifyChannel: posfleet.NotifyChannel{Name: "ops"}}, m, nil)
 	}
 	if r := en("incident"); r.Title != "URGENT incident on acme" || r.Links[0].Label != "Open the incident" ||
 		!strings.Contains(strings.Join(r.Facts, "\n"), "Terminal alarms folded into it: 200") ||
@@ -125,7 +129,7 @@ func TestRedacted(t *testing.T) {
 	a.Merchant = "shop " + grouped
 	m.Alarm = &a
 	for _, lang := range []string{"en", "zh-CN"} {
-		r := render(posfleet.NotifyChannel{Language: lang}, m, nil)
+		r := render(Target{NotifyChannel: posfleet.NotifyChannel{Language: lang}}, m, nil)
 		all := r.Title + r.Lead + strings.Join(r.Facts, "")
 		if strings.Contains(all, digits[8:12]) || !strings.Contains(all, posfleet.RedactedMarker) {
 			t.Errorf("card-like value shown or not marked:\n%s", all)

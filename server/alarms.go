@@ -90,6 +90,9 @@ func (s *Server) startDispatcher() {
 	}
 	opts := s.cfg.Alerting.Dispatcher
 	opts.BaseURL, opts.Logger, opts.Metrics = s.publicURL(), s.log, s.metrics
+	if s.users != nil {
+		opts.Tenants = s.users // a tenant's default language and zone for its channels
+	}
 	senders := &notify.Senders{SMTP: s.cfg.Alerting.SMTP, Logger: s.log}
 	a := &alertingParts{disp: notify.NewDispatcher(s.db, senders, opts)}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -201,9 +201,9 @@ type alarmInput struct {
 func checkText(field, text string) error {
 	switch err := posfleet.ValidateNote(text); {
 	case errors.Is(err, posfleet.ErrNoteTooLong):
-		return badRequest(fmt.Sprintf("%s: too long, at most %d characters", field, posfleet.MaxNoteLen))
+		return refusal(fmt.Sprintf("%s: too long, at most %d characters", field, posfleet.MaxNoteLen), "alarms.refused.text_too_long", "Max", posfleet.MaxNoteLen)
 	case err != nil:
-		return badRequest(field + ": looks like it holds a card number; card data is never stored, leave it out")
+		return refusal(field+": looks like it holds a card number; card data is never stored, leave it out", "alarms.refused.text_card_data")
 	}
 	return nil
 }
@@ -213,15 +213,57 @@ func checkText(field, text string) error {
 func checkAssignee(to string) error {
 	switch {
 	case to == "":
-		return badRequest("assignee: say to whom (a user or a crew)")
+		return refusal("assignee: say to whom (a user or a crew)", "alarms.refused.assignee_empty")
 	case len(to) > maxAssigneeLen:
-		return badRequest(fmt.Sprintf("assignee: at most %d characters", maxAssigneeLen))
+		return refusal(fmt.Sprintf("assignee: at most %d characters", maxAssigneeLen), "alarms.refused.assignee_too_long", "Max", maxAssigneeLen)
 	case strings.IndexFunc(to, func(c rune) bool { return !unicode.IsPrint(c) }) >= 0:
-		return badRequest("assignee: only printable characters")
+		return refusal("assignee: only printable characters", "alarms.refused.assignee_unprintable")
 	case posfleet.ContainsCardData(to):
-		return badRequest("assignee: looks like it holds a card number")
+		return refusal("assignee: looks like it holds a card number", "alarms.refused.assignee_card_data")
 	}
 	return nil
+}
+
+// localizedError is a refusal with its text for pages: the API answers
+// with its English Message (clients match on the code), a page shows the
+// catalogue's message id in the reader's language.
+type localizedError struct {
+	err *posfleet.Error
+	id  string
+	kv  []any
+}
+
+func (e *localizedError) Error() string { return e.err.Error() }
+func (e *localizedError) Unwrap() error { return e.err }
+
+// refusal is a 400 whose message is english in the API and the catalogue's
+// id (placeholders from kv) on a page.
+func refusal(english, id string, kv ...any) error {
+	return &localizedError{err: badRequest(english), id: id, kv: kv}
+}
+
+// refusalCodes are the catalogue's messages of the stores' refusals
+// that a form may meet, by their codes.
+var refusalCodes = map[string]string{
+	"alarm_resolved": "alarms.refused.resolved",
+	"channel_exists": "notifications.refused.channel_exists",
+}
+
+// refusedText is the message of a refused form for the reader: the
+// catalogue's when err is a refusal or has a known code, else msg (the
+// error's own).
+func refusedText(ctx context.Context, err error, msg string) string {
+	var le *localizedError
+	if errors.As(err, &le) {
+		return locale.T(ctx, le.id, le.kv...)
+	}
+	var e *posfleet.Error
+	if errors.As(err, &e) {
+		if id, ok := refusalCodes[e.Code]; ok {
+			return locale.T(ctx, id)
+		}
+	}
+	return msg
 }
 
 // alarmAction checks the input and does one action on an alarm the caller
@@ -247,7 +289,7 @@ func (s *Server) alarmAction(ctx context.Context, id, action string, in alarmInp
 	case actComment:
 		in.Text = strings.TrimSpace(in.Text)
 		if in.Text == "" {
-			return a, badRequest("text: the comment is empty")
+			return a, refusal("text: the comment is empty", "alarms.refused.comment_empty")
 		}
 		if err := checkText("text", in.Text); err != nil {
 			return a, err
@@ -404,6 +446,7 @@ type BulkRequest struct {
 type BulkFailure struct {
 	ID    string `json:"id"`
 	Error string `json:"error"`
+	err   error  // for the page, in the reader's language
 }
 
 // BulkResult answers POST /api/v1/alarms/bulk.
@@ -433,9 +476,9 @@ func checkBulk(req *BulkRequest) error {
 	}
 	switch {
 	case len(ids) == 0:
-		return badRequest("ids: select at least one alarm")
+		return refusal("ids: select at least one alarm", "alarms.refused.none_selected")
 	case len(ids) > maxBulkAlarms:
-		return badRequest(fmt.Sprintf("ids: at most %d alarms at once", maxBulkAlarms))
+		return refusal(fmt.Sprintf("ids: at most %d alarms at once", maxBulkAlarms), "alarms.refused.too_many", "Max", maxBulkAlarms)
 	}
 	req.IDs = ids
 	return nil
@@ -451,7 +494,7 @@ func (s *Server) bulk(ctx context.Context, req BulkRequest) BulkResult {
 			if !ok {
 				s.log.Error("bulk alarm action", "alarm", id, "action", req.Action, "err", err)
 			}
-			res.Failed = append(res.Failed, BulkFailure{ID: id, Error: st.Message})
+			res.Failed = append(res.Failed, BulkFailure{ID: id, Error: st.Message, err: err})
 			continue
 		}
 		res.Done++
@@ -475,14 +518,24 @@ func (s *Server) handleAlarmBulkAPI(w http.ResponseWriter, r *http.Request) {
 // --- pages ---
 
 // alarmNotices are the messages of the alarm pages after a redirect
-// (?done=): fixed texts, so that a link cannot make a page say anything else.
+// (?done=), by their catalogue IDs: fixed texts, so that a link cannot
+// make a page say anything else.
 var alarmNotices = map[string]string{
-	actAcknowledge: "Acknowledged: the alarm is yours.",
-	actAssign:      "Assigned.",
-	actComment:     "Comment added.",
-	actSnooze:      "Snoozed: it notifies nobody until then.",
-	"unsnooze":     "Snooze ended.",
-	actResolve:     "Resolved.",
+	actAcknowledge: "alarms.notice.acknowledge",
+	actAssign:      "alarms.notice.assign",
+	actComment:     "alarms.notice.comment",
+	actSnooze:      "alarms.notice.snooze",
+	"unsnooze":     "alarms.notice.unsnooze",
+	actResolve:     "alarms.notice.resolve",
+}
+
+// alarmNotice is the notice of ?done=done in the reader's language; ""
+// for none.
+func alarmNotice(ctx context.Context, done string) string {
+	if id, ok := alarmNotices[done]; ok {
+		return locale.T(ctx, id)
+	}
+	return ""
 }
 
 // alarmKinds are the options of the kind filter: the flags, and incidents.
@@ -596,7 +649,7 @@ func (s *Server) handleAlarmBulkForm(w http.ResponseWriter, r *http.Request, fra
 		// Back to the list the form came from, with the reason.
 		u, _ := url.Parse(back)
 		r.URL.RawQuery = u.RawQuery
-		s.alarmsPage(w, r, frame, st.Status, st.Message)
+		s.alarmsPage(w, r, frame, st.Status, refusedText(r.Context(), err, st.Message))
 		return
 	}
 	frame.Title, frame.Active = locale.T(r.Context(), "nav.alarms"), "/alarms"
@@ -623,13 +676,17 @@ func (s *Server) handleAlarmBulkForm(w http.ResponseWriter, r *http.Request, fra
 	}
 	v := alarms.ConfirmView{Frame: frame, Action: req.Action, Assignee: req.Assignee, Back: back, Done: &res.Done}
 	for _, f := range res.Failed {
-		v.Failed = append(v.Failed, alarms.Failure{ID: f.ID, Error: f.Error})
+		msg := refusedText(r.Context(), f.err, f.Error)
+		if posfleet.ErrorKind(f.err) == posfleet.NotFound {
+			msg = locale.T(r.Context(), "alarms.refused.not_found")
+		}
+		v.Failed = append(v.Failed, alarms.Failure{ID: f.ID, Error: msg})
 	}
 	s.render(w, r, http.StatusOK, alarms.Confirm(v))
 }
 
 func (s *Server) handleAlarmPage(w http.ResponseWriter, r *http.Request, frame layout.Page) {
-	s.alarmPage(w, r, frame, http.StatusOK, alarmNotices[r.URL.Query().Get("done")], "")
+	s.alarmPage(w, r, frame, http.StatusOK, alarmNotice(r.Context(), r.URL.Query().Get("done")), "")
 }
 
 // alarmPage renders an alarm's page with a notice or the error of a
@@ -686,14 +743,15 @@ func (s *Server) assignees(ctx context.Context, tenant string) []string {
 
 // tenantZone is the time zone of a tenant's "tomorrow 09:00": the zone of
 // its first route that names one (routes hold the tenant's quiet hours),
-// else UTC, the clock the pages show.
+// else the reader's (locale), the zone the pages show times in.
 func (s *Server) tenantZone(ctx context.Context, tenant string) *time.Location {
+	reader := locale.From(ctx).Zone
 	if s.opts.Notifications == nil {
-		return time.UTC
+		return reader
 	}
 	routes, err := s.opts.Notifications.Routes(ctx, tenant)
 	if err != nil {
-		return time.UTC
+		return reader
 	}
 	for _, rt := range routes {
 		if rt.Tenant == tenant && rt.TimeZone != "" {
@@ -702,7 +760,7 @@ func (s *Server) tenantZone(ctx context.Context, tenant string) *time.Location {
 			}
 		}
 	}
-	return time.UTC
+	return reader
 }
 
 // formSnooze reads the snooze form's choice: a duration, "tomorrow" (09:00
@@ -752,7 +810,7 @@ func (s *Server) handleAlarmForm(w http.ResponseWriter, r *http.Request, frame l
 	}
 	if err != nil {
 		if status, msg, ok := s.actionRefused(err); ok && status != http.StatusNotFound {
-			s.alarmPage(w, r, frame, status, "", msg)
+			s.alarmPage(w, r, frame, status, "", refusedText(r.Context(), err, msg))
 			return
 		}
 		s.renderError(w, r, err)

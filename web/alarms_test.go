@@ -742,7 +742,7 @@ func TestAlarmBulkConfirm(t *testing.T) {
 	}
 	// Nothing selected: back to the list with the reason.
 	resp, page = post(t, c, f.srv.URL+"/alarms/bulk", url.Values{"csrf": {csrf}, "action": {"acknowledge"}, "back": {"https://evil.example/"}})
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(one(t, testIDs(t, page), "alarms-error"), "select at least one") {
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(one(t, testIDs(t, page), "alarms-error"), "Select at least one") {
 		t.Errorf("nothing selected: %s", resp.Status)
 	}
 	// A foreign "back" never leaves the alarm list.

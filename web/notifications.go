@@ -180,11 +180,11 @@ type ChannelRequest struct {
 func checkName(field, name string) error {
 	switch {
 	case name == "":
-		return badRequest(field + ": give it a name")
+		return refusal(field+": give it a name", "notifications.refused.name_empty")
 	case len(name) > maxNameLen:
-		return badRequest(fmt.Sprintf("%s: at most %d characters", field, maxNameLen))
+		return refusal(fmt.Sprintf("%s: at most %d characters", field, maxNameLen), "notifications.refused.name_too_long", "Max", maxNameLen)
 	case strings.IndexFunc(name, func(c rune) bool { return !unicode.IsPrint(c) }) >= 0:
-		return badRequest(field + ": only printable characters")
+		return refusal(field+": only printable characters", "notifications.refused.name_unprintable")
 	}
 	return nil
 }
@@ -193,7 +193,7 @@ func checkName(field, name string) error {
 // belong to one tenant.
 func checkTenant(t string) error {
 	if t == "" || t == posfleet.AllTenants || !posfleet.ValidID(t) {
-		return badRequest("tenant: want a tenant ID (a channel or route belongs to one tenant)")
+		return refusal("tenant: want a tenant ID (a channel or route belongs to one tenant)", "notifications.refused.tenant")
 	}
 	return nil
 }
@@ -210,7 +210,7 @@ func (s *Server) buildChannel(ctx context.Context, req ChannelRequest, id string
 			return ch, sec, err
 		}
 		if req.Tenant != "" && req.Tenant != old.Tenant {
-			return ch, sec, badRequest("tenant: a channel's tenant cannot change; make a new channel")
+			return ch, sec, refusal("tenant: a channel's tenant cannot change; make a new channel", "notifications.refused.channel_tenant_fixed")
 		}
 		ch = old
 		req.Tenant = old.Tenant
@@ -224,26 +224,26 @@ func (s *Server) buildChannel(ctx context.Context, req ChannelRequest, id string
 		return ch, sec, err
 	}
 	if !slices.Contains(posfleet.NotifyChannelTypes, req.Type) {
-		return ch, sec, badRequest("type: want webhook, email, dingtalk, wecom, feishu or slack")
+		return ch, sec, refusal("type: want webhook, email, dingtalk, wecom, feishu or slack", "notifications.refused.type")
 	}
 	if id != "" && req.Type != ch.Type && req.URL == nil && req.Type != posfleet.NotifyEmail {
-		return ch, sec, badRequest("url: a channel that changes type needs its new URL")
+		return ch, sec, refusal("url: a channel that changes type needs its new URL", "notifications.refused.url_type_changed")
 	}
 	switch {
 	case req.Type == posfleet.NotifyEmail && req.URL != nil && *req.URL != "":
-		return ch, sec, badRequest("url: an e-mail channel sends through the server's SMTP settings; leave url out and list the recipients in to")
+		return ch, sec, refusal("url: an e-mail channel sends through the server's SMTP settings; leave url out and list the recipients in to", "notifications.refused.url_email")
 	case req.Type != posfleet.NotifyEmail && id == "" && (req.URL == nil || *req.URL == ""):
-		return ch, sec, badRequest("url: a " + string(req.Type) + " channel needs the URL to post to")
+		return ch, sec, refusal("url: a "+string(req.Type)+" channel needs the URL to post to", "notifications.refused.url_needed")
 	case req.Type != posfleet.NotifyEmail && req.URL != nil:
 		if *req.URL == "" {
-			return ch, sec, badRequest("url: a " + string(req.Type) + " channel needs the URL to post to")
+			return ch, sec, refusal("url: a "+string(req.Type)+" channel needs the URL to post to", "notifications.refused.url_needed")
 		}
 		if err := checkChannelURL(*req.URL); err != nil {
 			return ch, sec, err
 		}
 	}
 	if req.Secret != nil && len(*req.Secret) > maxSecretLen {
-		return ch, sec, badRequest(fmt.Sprintf("secret: at most %d characters", maxSecretLen))
+		return ch, sec, refusal(fmt.Sprintf("secret: at most %d characters", maxSecretLen), "notifications.refused.secret_too_long", "Max", maxSecretLen)
 	}
 	var to []string
 	for _, addr := range req.To {
@@ -252,7 +252,7 @@ func (s *Server) buildChannel(ctx context.Context, req ChannelRequest, id string
 		}
 		a, err := mail.ParseAddress(addr)
 		if err != nil {
-			return ch, sec, badRequest(fmt.Sprintf("to: %q is not an e-mail address", addr))
+			return ch, sec, refusal(fmt.Sprintf("to: %q is not an e-mail address", addr), "notifications.refused.to_not_address", "Address", addr)
 		}
 		if !slices.Contains(to, a.Address) {
 			to = append(to, a.Address)
@@ -260,11 +260,11 @@ func (s *Server) buildChannel(ctx context.Context, req ChannelRequest, id string
 	}
 	switch {
 	case req.Type == posfleet.NotifyEmail && len(to) == 0:
-		return ch, sec, badRequest("to: an e-mail channel needs at least one recipient")
+		return ch, sec, refusal("to: an e-mail channel needs at least one recipient", "notifications.refused.to_needed")
 	case req.Type != posfleet.NotifyEmail && len(to) > 0:
-		return ch, sec, badRequest("to: only e-mail channels have recipients")
+		return ch, sec, refusal("to: only e-mail channels have recipients", "notifications.refused.to_email_only")
 	case len(to) > maxRecipients:
-		return ch, sec, badRequest(fmt.Sprintf("to: at most %d recipients", maxRecipients))
+		return ch, sec, refusal(fmt.Sprintf("to: at most %d recipients", maxRecipients), "notifications.refused.to_too_many", "Max", maxRecipients)
 	}
 	switch req.Language {
 	case "":
@@ -274,11 +274,11 @@ func (s *Server) buildChannel(ctx context.Context, req ChannelRequest, id string
 	case "en", "zh-CN":
 		ch.Language = req.Language
 	default:
-		return ch, sec, badRequest(`language: want "en" or "zh-CN"`)
+		return ch, sec, refusal(`language: want "en" or "zh-CN"`, "notifications.refused.language")
 	}
 	if req.RatePerHour != nil {
 		if *req.RatePerHour < 1 || *req.RatePerHour > maxRatePerHour {
-			return ch, sec, badRequest(fmt.Sprintf("rate_per_hour: want a whole number from 1 to %d", maxRatePerHour))
+			return ch, sec, refusal(fmt.Sprintf("rate_per_hour: want a whole number from 1 to %d", maxRatePerHour), "notifications.refused.rate", "Max", maxRatePerHour)
 		}
 		ch.RatePerHour = *req.RatePerHour
 	}
@@ -295,11 +295,11 @@ func checkChannelURL(raw string) error {
 	u, err := url.Parse(raw)
 	switch {
 	case len(raw) > maxURLLen:
-		return badRequest(fmt.Sprintf("url: at most %d characters", maxURLLen))
+		return refusal(fmt.Sprintf("url: at most %d characters", maxURLLen), "notifications.refused.url_too_long", "Max", maxURLLen)
 	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
-		return badRequest("url: want an absolute http:// or https:// URL")
+		return refusal("url: want an absolute http:// or https:// URL", "notifications.refused.url_absolute")
 	case u.User != nil:
-		return badRequest("url: no user or password in the URL; a webhook signs with its secret")
+		return refusal("url: no user or password in the URL; a webhook signs with its secret", "notifications.refused.url_user")
 	}
 	return nil
 }
@@ -441,7 +441,7 @@ type RouteRequest struct {
 // checkClock accepts a time of day, "HH:MM".
 func checkClock(field, v string) error {
 	if _, err := time.Parse("15:04", v); err != nil || len(v) != 5 {
-		return badRequest(field + `: want a time of day such as "22:00"`)
+		return refusal(field+`: want a time of day such as "22:00"`, "notifications.refused.clock")
 	}
 	return nil
 }
@@ -457,7 +457,7 @@ func (s *Server) buildRoute(ctx context.Context, req RouteRequest, id string) (p
 			return rt, err
 		}
 		if req.Tenant != "" && req.Tenant != old.Tenant {
-			return rt, badRequest("tenant: a route's tenant cannot change; make a new route")
+			return rt, refusal("tenant: a route's tenant cannot change; make a new route", "notifications.refused.route_tenant_fixed")
 		}
 		rt, req.Tenant = old, old.Tenant
 	}
@@ -465,11 +465,11 @@ func (s *Server) buildRoute(ctx context.Context, req RouteRequest, id string) (p
 		return rt, err
 	}
 	if req.Channel == "" {
-		return rt, badRequest("channel: say which channel the route notifies")
+		return rt, refusal("channel: say which channel the route notifies", "notifications.refused.channel_needed")
 	}
 	ch, err := s.visibleChannel(ctx, req.Channel)
 	if posfleet.ErrorKind(err) == posfleet.NotFound {
-		return rt, badRequest("channel: no such channel")
+		return rt, refusal("channel: no such channel", "notifications.refused.channel_unknown")
 	}
 	if err != nil {
 		return rt, err
@@ -481,13 +481,13 @@ func (s *Server) buildRoute(ctx context.Context, req RouteRequest, id string) (p
 		return rt, err
 	}
 	if ch.Tenant != req.Tenant {
-		return rt, badRequest("channel: the channel belongs to another tenant")
+		return rt, refusal("channel: the channel belongs to another tenant", "notifications.refused.channel_other_tenant")
 	}
 	var kinds []string
 	for _, k := range req.Kinds {
 		k = strings.TrimSpace(k)
 		if !posfleet.ValidAlarmKind(k) {
-			return rt, badRequest(fmt.Sprintf("kinds: unknown kind %q; kinds are the flag names, incident and mass_offline", k))
+			return rt, refusal(fmt.Sprintf("kinds: unknown kind %q; kinds are the flag names, incident and mass_offline", k), "notifications.refused.kind", "Kind", k)
 		}
 		if !slices.Contains(kinds, k) {
 			kinds = append(kinds, k)
@@ -497,13 +497,13 @@ func (s *Server) buildRoute(ctx context.Context, req RouteRequest, id string) (p
 	for _, g := range req.Regions {
 		if g = strings.TrimSpace(g); g != "" && !slices.Contains(regions, g) {
 			if len(g) > maxNameLen {
-				return rt, badRequest("regions: a region's name is too long")
+				return rt, refusal("regions: a region's name is too long", "notifications.refused.region_too_long")
 			}
 			regions = append(regions, g)
 		}
 	}
 	if (req.QuietStart == "") != (req.QuietEnd == "") {
-		return rt, badRequest("quiet_start, quiet_end: give both, or neither for no quiet hours")
+		return rt, refusal("quiet_start, quiet_end: give both, or neither for no quiet hours", "notifications.refused.quiet_both")
 	}
 	if req.QuietStart != "" {
 		if err := checkClock("quiet_start", req.QuietStart); err != nil {
@@ -513,12 +513,12 @@ func (s *Server) buildRoute(ctx context.Context, req RouteRequest, id string) (p
 			return rt, err
 		}
 		if req.QuietStart == req.QuietEnd {
-			return rt, badRequest("quiet_end: the quiet hours end when they start")
+			return rt, refusal("quiet_end: the quiet hours end when they start", "notifications.refused.quiet_empty")
 		}
 	}
 	if req.TimeZone != "" {
 		if _, err := time.LoadLocation(req.TimeZone); err != nil || len(req.TimeZone) > 64 {
-			return rt, badRequest(fmt.Sprintf("time_zone: unknown time zone %q; want an IANA name such as Asia/Shanghai", req.TimeZone))
+			return rt, refusal(fmt.Sprintf("time_zone: unknown time zone %q; want an IANA name such as Asia/Shanghai", req.TimeZone), "notifications.refused.time_zone", "Zone", req.TimeZone)
 		}
 	}
 	if req.Digest {
@@ -613,18 +613,23 @@ func (s *Server) handleNotificationsAPI(w http.ResponseWriter, r *http.Request) 
 
 // --- page ---
 
-// notifyNotices are the page's messages after a redirect (?done=): fixed
-// texts, so that a link cannot make the page say anything else.
+// notifyNotices are the page's messages after a redirect (?done=), by
+// their catalogue IDs: fixed texts, so that a link cannot make the page
+// say anything else.
 var notifyNotices = map[string]string{
-	"channel-saved":   "Channel saved.",
-	"channel-deleted": "Channel deleted.",
-	"test-sent":       "Test message sent: the receiver accepted it.",
-	"route-saved":     "Route saved.",
-	"route-deleted":   "Route deleted.",
+	"channel-saved":   "notifications.notice.channel_saved",
+	"channel-deleted": "notifications.notice.channel_deleted",
+	"test-sent":       "notifications.notice.test_sent",
+	"route-saved":     "notifications.notice.route_saved",
+	"route-deleted":   "notifications.notice.route_deleted",
 }
 
 func (s *Server) handleNotificationsPage(w http.ResponseWriter, r *http.Request, frame layout.Page) {
-	s.notificationsPage(w, r, frame, http.StatusOK, notifications.View{Notice: notifyNotices[r.URL.Query().Get("done")]})
+	var v notifications.View
+	if id, ok := notifyNotices[r.URL.Query().Get("done")]; ok {
+		v.Notice = locale.T(r.Context(), id)
+	}
+	s.notificationsPage(w, r, frame, http.StatusOK, v)
 }
 
 // notificationsPage renders the page with the channels, routes and recent
@@ -635,6 +640,7 @@ func (s *Server) notificationsPage(w http.ResponseWriter, r *http.Request, frame
 	p, _ := PrincipalFrom(ctx)
 	tenant := tenantScope(p)
 	v.Frame, v.Admin, v.Types, v.States, v.DefaultTimeZone = frame, p.Admin() && may(p, adminAll), posfleet.NotifyChannelTypes, notificationStates, defaultTimeZone
+	v.DefaultLanguage = locale.From(ctx).Lang
 	for _, k := range alarmKinds(ctx) {
 		v.Kinds = append(v.Kinds, notifications.Option{Value: k.Value, Label: k.Label})
 	}
@@ -666,7 +672,7 @@ func (s *Server) notifyRefused(w http.ResponseWriter, r *http.Request, frame lay
 		s.renderError(w, r, err)
 		return
 	}
-	v.Error = msg
+	v.Error = refusedText(r.Context(), err, msg)
 	s.notificationsPage(w, r, frame, status, v)
 }
 
@@ -720,7 +726,7 @@ func (s *Server) handleChannelForm(w http.ResponseWriter, r *http.Request, frame
 // confirmed reports whether a delete form's confirmation box is ticked.
 func confirmed(r *http.Request) error {
 	if r.PostFormValue("confirm") != "yes" {
-		return badRequest("Tick the confirmation box to delete.")
+		return badRequest(locale.T(r.Context(), "notifications.tick_to_delete"))
 	}
 	return nil
 }

@@ -463,7 +463,7 @@ func TestNotificationsPage(t *testing.T) {
 	// A refused form shows why, keeping what was typed (never the secret).
 	resp, body = post(t, root, f.srv.URL+"/notifications/channels", url.Values{"csrf": {csrf}, "tenant": {"acme"}, "name": {"bad one"},
 		"type": {"webhook"}, "url": {"ftp://nope"}, "secret": {"new-secret-2"}, "rate_per_hour": {"60"}})
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(one(t, testIDs(t, body), "notify-error"), "url") || !strings.Contains(body, `value="bad one"`) {
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(one(t, testIDs(t, body), "notify-error"), "https:// URL") || !strings.Contains(body, `value="bad one"`) {
 		t.Errorf("refused: %s", resp.Status)
 	}
 	noSecrets(t, "refused form", []byte(body))

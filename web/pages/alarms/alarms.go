@@ -6,9 +6,11 @@ package alarms
 import (
 	"context"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/web/pages/layout"
 	"github.com/posfleet/posfleet/web/pages/parts"
 )
@@ -34,11 +36,11 @@ type Row struct {
 func NewRow(ctx context.Context, a posfleet.Alarm) Row {
 	r := Row{Alarm: a, Href: Href(a.ID), KindLabel: KindLabel(ctx, a.Kind)}
 	if a.Kind == posfleet.AlarmKindBurst {
-		r.TargetHref, r.TargetLabel = Href(a.ID), "its terminals"
+		r.TargetHref, r.TargetLabel = Href(a.ID), locale.T(ctx, "alarms.target.its_terminals")
 	} else if a.Kind == posfleet.AlarmKindIncident || a.Terminal == "" {
-		r.TargetHref, r.TargetLabel = "/incidents", "incident "+a.Incident
+		r.TargetHref, r.TargetLabel = "/incidents", locale.T(ctx, "alarms.target.incident", "ID", a.Incident)
 		if a.Incident == "" {
-			r.TargetLabel = "incidents"
+			r.TargetLabel = locale.T(ctx, "alarms.target.incidents")
 		}
 	} else {
 		r.TargetHref, r.TargetLabel = parts.TerminalHref(a.Tenant, a.Terminal), a.Terminal
@@ -56,11 +58,47 @@ func ActionHref(id, action string) string { return Href(id) + "/" + action }
 func KindLabel(ctx context.Context, kind string) string {
 	switch kind {
 	case posfleet.AlarmKindIncident:
-		return "Incident"
+		return locale.T(ctx, "alarms.kind.incident")
 	case posfleet.AlarmKindBurst:
-		return "Many offline at once"
+		return locale.T(ctx, "alarms.kind.mass_offline")
 	}
 	return parts.FlagLabel(ctx, posfleet.FlagName(kind))
+}
+
+// StateLabel is an alarm's state for people; an unknown one as it is.
+func StateLabel(ctx context.Context, st posfleet.AlarmState) string {
+	if slices.Contains(posfleet.AlarmStates, st) {
+		return locale.T(ctx, "alarms.state."+string(st))
+	}
+	return string(st)
+}
+
+// historyActions are the actions of an alarm's history.
+var historyActions = []posfleet.AlarmAction{posfleet.AlarmActRaised, posfleet.AlarmActCleared, posfleet.AlarmActReopened,
+	posfleet.AlarmActResolved, posfleet.AlarmActAcknowledged, posfleet.AlarmActAssigned, posfleet.AlarmActCommented,
+	posfleet.AlarmActSnoozed, posfleet.AlarmActFolded, posfleet.AlarmActUnfolded}
+
+// ActionLabel is a history entry's action for people; an unknown one as
+// it is.
+func ActionLabel(ctx context.Context, act posfleet.AlarmAction) string {
+	if slices.Contains(historyActions, act) {
+		return locale.T(ctx, "alarms.action_done."+string(act))
+	}
+	return string(act)
+}
+
+// entryDetail is a history entry's detail: a snooze's end (RFC 3339) in
+// the reader's zone, "snooze ended" for its end; anything else as it is.
+func entryDetail(ctx context.Context, e posfleet.AlarmEntry) string {
+	if e.Action == posfleet.AlarmActSnoozed {
+		if e.Detail == "" {
+			return locale.T(ctx, "alarms.snooze_ended")
+		}
+		if t, err := time.Parse(time.RFC3339, e.Detail); err == nil {
+			return locale.T(ctx, "alarms.snoozed_until", "Until", t)
+		}
+	}
+	return e.Detail
 }
 
 // StateClass is the css class of a state's badge.
@@ -131,7 +169,7 @@ type DetailView struct {
 	// Users are the names the assign form suggests.
 	Users         []string
 	Notice, Error string
-	// Zone is the time zone of "until tomorrow 09:00".
+	// Zone names the time zone of "until tomorrow 09:00" (Asia/Shanghai).
 	Zone string
 }
 

@@ -5,12 +5,14 @@
 package notifications
 
 import (
+	"context"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/web/pages/layout"
 )
 
@@ -45,6 +47,8 @@ type View struct {
 	States          []posfleet.NotificationState
 	State           string // the recent list's filter
 	DefaultTimeZone string
+	// DefaultLanguage is a new channel's language: the reader's.
+	DefaultLanguage string
 	Channels        []posfleet.NotifyChannel
 	Routes          []posfleet.NotifyRoute
 	Recent          []posfleet.Notification
@@ -68,7 +72,11 @@ func (v View) NewChannelDraft() ChannelDraft {
 	if v.ChannelDraft.Name != "" || v.ChannelDraft.Type != "" {
 		return v.ChannelDraft
 	}
-	return ChannelDraft{Type: string(posfleet.NotifyWebhook), Language: "en", Enabled: true, RatePerHour: "60"}
+	lang := v.DefaultLanguage
+	if !locale.Supported(lang) {
+		lang = locale.English
+	}
+	return ChannelDraft{Type: string(posfleet.NotifyWebhook), Language: lang, Enabled: true, RatePerHour: "60"}
 }
 
 // NewRouteDraft is the create form's values: the refused ones, or the
@@ -104,11 +112,11 @@ func routeHref(id, action string) string {
 	return "/notifications/routes/" + url.PathEscape(id) + "/" + action
 }
 
-func yesNo(b bool) string {
+func yesNo(ctx context.Context, b bool) string {
 	if b {
-		return "yes"
+		return locale.T(ctx, "common.yes")
 	}
-	return "no"
+	return locale.T(ctx, "common.no")
 }
 
 func orDash(s string) string {
@@ -118,22 +126,85 @@ func orDash(s string) string {
 	return s
 }
 
-func orAll(list []string) string {
+func orAll(ctx context.Context, list []string) string {
 	if len(list) == 0 {
-		return "all"
+		return locale.T(ctx, "notifications.all")
 	}
 	return strings.Join(list, ", ")
+}
+
+// kindLabel is an alarm kind's name for people (the kind filter's
+// labels); an unknown kind as it is.
+func (v View) kindLabel(kind string) string {
+	for _, k := range v.Kinds {
+		if k.Value == kind {
+			return k.Label
+		}
+	}
+	return kind
+}
+
+// kindsLabel are a route's kinds for people, "all" for none.
+func (v View) kindsLabel(ctx context.Context, kinds []string) string {
+	if len(kinds) == 0 {
+		return locale.T(ctx, "notifications.all")
+	}
+	out := make([]string, len(kinds))
+	for i, k := range kinds {
+		out[i] = v.kindLabel(k)
+	}
+	return strings.Join(out, locale.T(ctx, "notifications.list_separator"))
 }
 
 func has(list []string, v string) bool { return slices.Contains(list, v) }
 
 func joinTo(list []string) string { return strings.Join(list, ", ") }
 
+// orUTC is a route's time zone: "" is UTC.
 func orUTC(tz string) string {
 	if tz == "" {
 		return "UTC"
 	}
 	return tz
+}
+
+// typeLabel is a channel type's name for people (DingTalk, 钉钉).
+func typeLabel(ctx context.Context, t posfleet.NotifyChannelType) string {
+	if slices.Contains(posfleet.NotifyChannelTypes, t) {
+		return locale.T(ctx, "notifications.type."+string(t))
+	}
+	return string(t)
+}
+
+// languageLabel is a channel's language in itself (English, 简体中文).
+func languageLabel(ctx context.Context, lang string) string {
+	if !locale.Supported(lang) {
+		return orDash(lang)
+	}
+	return locale.LanguageName(lang)
+}
+
+// notificationStates are the states a notification's label is known for.
+var notificationStates = []posfleet.NotificationState{posfleet.NotificationPending, posfleet.NotificationHeld,
+	posfleet.NotificationSent, posfleet.NotificationFailed, posfleet.NotificationSuppressed, posfleet.NotificationBundled}
+
+// stateLabel is a notification's state for people.
+func stateLabel(ctx context.Context, st posfleet.NotificationState) string {
+	if slices.Contains(notificationStates, st) {
+		return locale.T(ctx, "notifications.state."+string(st))
+	}
+	return string(st)
+}
+
+var notificationEvents = []posfleet.NotificationEvent{posfleet.NotifyRaised, posfleet.NotifyResolved,
+	posfleet.NotifyDigest, posfleet.NotifySummary, posfleet.NotifyTest}
+
+// eventLabel is a notification's event for people.
+func eventLabel(ctx context.Context, ev posfleet.NotificationEvent) string {
+	if slices.Contains(notificationEvents, ev) {
+		return locale.T(ctx, "notifications.event."+string(ev))
+	}
+	return string(ev)
 }
 
 // stateClass is the css class of a notification's state.
@@ -149,11 +220,13 @@ func stateClass(st posfleet.NotificationState) string {
 	return "badge"
 }
 
-func sentTime(n posfleet.Notification) string {
+// sentTime is when a notification was sent, in the reader's zone; "–"
+// before.
+func sentTime(ctx context.Context, n posfleet.Notification) string {
 	if n.Sent.IsZero() {
 		return "–"
 	}
-	return n.Sent.UTC().Format("2006-01-02 15:04:05") + " UTC"
+	return locale.Time(ctx, n.Sent)
 }
 
 // formID is a form's id: channel-new, or channel-edit-<id>.
@@ -171,24 +244,24 @@ func formTestID(kind string, isNew bool) string {
 	return kind + "-edit"
 }
 
-func urlPlaceholder(d ChannelDraft, isNew bool) string {
+func urlPlaceholder(ctx context.Context, d ChannelDraft, isNew bool) string {
 	switch {
 	case isNew:
-		return "https://… (not for e-mail)"
+		return locale.T(ctx, "notifications.url_new")
 	case d.URLHint != "":
-		return "unchanged: " + d.URLHint
+		return locale.T(ctx, "notifications.url_unchanged", "Hint", d.URLHint)
 	}
-	return "none set"
+	return locale.T(ctx, "notifications.none_set")
 }
 
-func secretPlaceholder(d ChannelDraft, isNew bool) string {
+func secretPlaceholder(ctx context.Context, d ChannelDraft, isNew bool) string {
 	switch {
 	case isNew:
-		return "signing secret (optional)"
+		return locale.T(ctx, "notifications.secret_new")
 	case d.HasSecret:
-		return "unchanged (set)"
+		return locale.T(ctx, "notifications.secret_unchanged")
 	}
-	return "none set"
+	return locale.T(ctx, "notifications.none_set")
 }
 
 // digestAt is the digest time the form shows: 09:00 when none is set.
