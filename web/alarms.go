@@ -706,7 +706,9 @@ func (s *Server) alarmPage(w http.ResponseWriter, r *http.Request, frame layout.
 	frame.Title, frame.Active = locale.T(r.Context(), "nav.alarm"), "/alarms"
 	v := alarms.DetailView{Frame: frame, Now: s.opts.Now(), Alarm: alarms.NewRow(r.Context(), a), History: hist, Notice: notice, Error: actionErr,
 		Users: s.assignees(ctx, a.Tenant), Zone: s.tenantZone(ctx, a.Tenant).String()}
-	if len(a.Evidence) > 0 {
+	if ev := posfleet.NewEvidence(posfleet.FlagName(a.Kind)); ev != nil && len(a.Evidence) > 0 && json.Unmarshal(a.Evidence, ev) == nil {
+		v.FlagEvidence = ev // a flag's evidence, in words as on the terminal page
+	} else if len(a.Evidence) > 0 {
 		var b bytes.Buffer
 		if json.Indent(&b, a.Evidence, "", "  ") == nil {
 			v.Evidence = b.String()

@@ -586,7 +586,7 @@ func TestAlarmPageAndForms(t *testing.T) {
 		t.Errorf("alarm page: %v", ids)
 	}
 	for _, want := range []string{`id="alarm-state"`, `<tbody id="history">`, `id="ack"`, `id="assign"`, `name="assignee"`, `id="comment"`,
-		`name="text"`, `id="snooze"`, `name="for"`, `id="resolve"`, `name="note"`, `<pre id="evidence">`, `&#34;OPENED&#34;`,
+		`name="text"`, `id="snooze"`, `name="for"`, `id="resolve"`, `name="note"`, `<dl class="evidence">`, `OPENED`,
 		`<datalist id="assignees"><option value="ops-acme"></option><option value="root"></option></datalist>`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("alarm page lacks %s", want)

@@ -63,7 +63,20 @@ func scopesLabel(ctx context.Context, scopes []string) string {
 	if len(scopes) == 0 {
 		return locale.T(ctx, "admin.scopes_all")
 	}
-	return strings.Join(scopes, ", ")
+	names := make([]string, len(scopes))
+	for i, sc := range scopes {
+		names[i] = ScopeLabel(ctx, sc)
+	}
+	return strings.Join(names, locale.T(ctx, "admin.scope.separator"))
+}
+
+// ScopeLabel is a token scope's name in the reader's language.
+func ScopeLabel(ctx context.Context, sc string) string {
+	switch sc {
+	case posfleet.ScopeRead, posfleet.ScopeAct, posfleet.ScopeProvision, posfleet.ScopeAdmin:
+		return locale.T(ctx, "admin.scope."+sc)
+	}
+	return sc
 }
 
 // languageLabel is a user's chosen language, or that it follows its

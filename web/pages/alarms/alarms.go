@@ -163,7 +163,10 @@ type DetailView struct {
 	Frame    layout.Page
 	Now      time.Time
 	Alarm    Row
-	Evidence string // indented JSON
+	Evidence string // indented JSON, when it is not a flag's
+	// FlagEvidence is a flag alarm's evidence, shown as the terminal page
+	// shows it.
+	FlagEvidence posfleet.Evidence
 	History  []posfleet.AlarmEntry
 	Folded   []Row
 	// Users are the names the assign form suggests.
