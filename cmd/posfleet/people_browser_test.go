@@ -575,7 +575,10 @@ func TestBrowserChinese(t *testing.T) {
 		if lang := b.eval(`document.documentElement.lang`); lang != "zh-CN" {
 			failed[p.name] = append(failed[p.name], fmt.Sprintf("html lang %q", lang))
 		}
-		failed[p.name] = append(failed[p.name], zhProblems(b.eval(`document.body.innerText`), allow, p.money)...)
+		// Codes shown as codes (<code>: an audit entry's action code beside
+		// its name, the fields a request asked for) are data, not prose.
+		text := b.eval(`(() => { document.querySelectorAll("code, pre").forEach(e => e.style.display = "none"); return document.body.innerText })()`)
+		failed[p.name] = append(failed[p.name], zhProblems(text, allow, p.money)...)
 		b.shoot(p.name)
 	}
 	// The navigation (the frame) is translated on every page.
