@@ -2,6 +2,7 @@ package healthview
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -15,9 +16,11 @@ var _ web.WorkKeys = (*Reader)(nil)
 
 // WorkKeys is web.WorkKeys' keys of the work list: what a job sheet is
 // grouped and ordered by (terminal, region, site, priority, urgency),
-// without the items' reasons and evidence, so that ordering a large work
-// list reads a few columns of each row and decodes no item. At most limit
-// keys (0: all), in the engine's order; total counts them all.
+// without the items' reasons and evidence. They are columns of
+// terminal_state in covering indexes (terminal_state_work_keys and its
+// any-tenant twin), so ordering a large work list reads an index and
+// decodes no item. At most limit keys (0: all), the most pressing first;
+// total counts them all. JobSheet orders them for the page.
 func (r *Reader) WorkKeys(ctx context.Context, tenant string, limit int) (int, []web.WorkKey, error) {
 	var q query
 	q.tenant("tenant", tenant)
@@ -30,28 +33,43 @@ func (r *Reader) WorkKeys(ctx context.Context, tenant string, limit int) (int, [
 	if limit > 0 {
 		lim = ` LIMIT ` + q.arg(limit)
 	}
-	urgent := r.jsonText("work", "urgent")
-	rows, err := r.db.QueryContext(ctx, `SELECT tenant, terminal, `+r.jsonText("work", "region")+`, `+r.jsonText("work", "site")+
-		`, work_priority, `+urgent+` FROM terminal_state`+q.clause()+` ORDER BY `+r.workOrder()+lim, q.args...)
+	keys, complete, err := r.workKeys(ctx, `SELECT tenant, terminal, region, work_site, work_priority, work_urgent FROM terminal_state`+
+		q.clause()+` ORDER BY work_priority, tenant, terminal`+lim, q.args, total, limit)
+	if err == nil && !complete {
+		// Rows published before the columns existed (until the publisher's
+		// next full publish): their site and urgency from the JSON.
+		keys, _, err = r.workKeys(ctx, `SELECT tenant, terminal, region, `+r.jsonText("work", "site")+`, work_priority, `+
+			r.jsonText("work", "urgent")+` FROM terminal_state`+q.clause()+` ORDER BY work_priority, tenant, terminal`+lim, q.args, total, limit)
+	}
+	return total, keys, err
+}
+
+// workKeys scans the keys a statement selects; complete is false when a
+// row has no work_site.
+func (r *Reader) workKeys(ctx context.Context, stmt string, args []any, total, limit int) (keys []web.WorkKey, complete bool, err error) {
+	rows, err := r.db.QueryContext(ctx, stmt, args...)
 	if err != nil {
-		return 0, nil, fmt.Errorf("healthview: work list keys: %w", err)
+		return nil, false, fmt.Errorf("healthview: work list keys: %w", err)
 	}
 	defer rows.Close()
 	n := total
 	if limit > 0 {
 		n = min(n, limit)
 	}
-	out := make([]web.WorkKey, 0, n)
+	keys = make([]web.WorkKey, 0, n)
+	complete = true
 	for rows.Next() {
 		var k web.WorkKey
+		var site sql.NullString
 		var urg any
-		if err := rows.Scan(&k.Ref.Tenant, &k.Ref.Terminal, &k.Region, &k.Site, &k.Priority, &urg); err != nil {
-			return 0, nil, fmt.Errorf("healthview: work list keys: %w", err)
+		if err := rows.Scan(&k.Ref.Tenant, &k.Ref.Terminal, &k.Region, &site, &k.Priority, &urg); err != nil {
+			return nil, false, fmt.Errorf("healthview: work list keys: %w", err)
 		}
-		k.Urgent = truthy(urg)
-		out = append(out, k)
+		k.Site, k.Urgent = site.String, truthy(urg)
+		complete = complete && site.Valid
+		keys = append(keys, k)
 	}
-	return total, out, rows.Err()
+	return keys, complete, rows.Err()
 }
 
 // truthy reads a JSON boolean as the engines return it through jsonText:

@@ -1,8 +1,10 @@
 package healthview_test
 
 import (
+	"cmp"
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/posfleet/posfleet"
@@ -13,9 +15,10 @@ import (
 )
 
 // TestWorkKeys: the keys of the published work list are the engine's work
-// list's, in its order, with region, site, priority and urgency; the items
-// of some of them read back as the engine has them; a limit keeps the
-// first keys and still counts them all.
+// list's, the most pressing first, with region, site, priority and
+// urgency, from their columns and, for rows published before those
+// existed, from the JSON; the items of some of them read back as the
+// engine has them; a limit keeps the first keys and still counts them all.
 func TestWorkKeys(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		f, r := smallFleet(t, db)
@@ -26,9 +29,21 @@ func TestWorkKeys(t *testing.T) {
 			for _, it := range all {
 				want = append(want, web.WorkKey{Ref: it.Ref, Region: it.Region, Site: it.Site.Site, Priority: it.Priority, Urgent: it.Urgent})
 			}
+			slices.SortFunc(want, func(a, b web.WorkKey) int {
+				return cmp.Or(cmp.Compare(a.Priority, b.Priority), strings.Compare(a.Ref.Tenant, b.Ref.Tenant), strings.Compare(a.Ref.Terminal, b.Ref.Terminal))
+			})
 			total, keys, err := r.WorkKeys(ctx, tenant, 0)
 			if err != nil || total != len(all) || !slices.Equal(keys, want) {
 				t.Errorf("WorkKeys(%q) = %d, %+v, %v\nwant %d, %+v", tenant, total, keys, err, len(all), want)
+			}
+			if tenant == "" {
+				// As published before the columns: the JSON answers.
+				if _, err := db.Exec(`UPDATE terminal_state SET work_site = NULL, work_urgent = FALSE WHERE terminal = 'T0000002'`); err != nil {
+					t.Fatal(err)
+				}
+				if _, keys, err := r.WorkKeys(ctx, tenant, 0); err != nil || !slices.Equal(keys, want) {
+					t.Errorf("WorkKeys(%q) of rows without the columns = %+v, %v\nwant %+v", tenant, keys, err, want)
+				}
 			}
 			if total, keys, err := r.WorkKeys(ctx, tenant, 2); err != nil || total != len(all) || !slices.Equal(keys, want[:min(2, len(want))]) {
 				t.Errorf("WorkKeys(%q, 2) = %d, %+v, %v", tenant, total, keys, err)
