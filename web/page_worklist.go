@@ -1,11 +1,13 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -168,16 +170,11 @@ func (s *Server) jobSheetPage(r *http.Request, f jobFilter, page, perPage int) (
 	ctx := r.Context()
 	wk, ok := s.opts.Health.(WorkKeys)
 	if !ok {
-		items, notes, err := s.jobSheetItems(r, f)
+		total, all, err := queries(s.opts.Health).WorkPage(ctx, scope(r), 0, maxJobSheet)
 		if err != nil {
 			return nil, 0, nil, err
 		}
-		lo := min((page-1)*perPage, len(items))
-		hi := min(lo+perPage, len(items))
-		for i := range items[lo:hi] {
-			items[lo+i] = s.withContact(ctx, items[lo+i])
-		}
-		return health.GroupJobSheet(items[lo:hi]), len(items), notes, nil
+		wk = newMemWorkKeys(total, all)
 	}
 	all, keys, err := wk.WorkKeys(ctx, scope(r), maxJobKeys)
 	if err != nil {
@@ -191,20 +188,18 @@ func (s *Server) jobSheetPage(r *http.Request, f jobFilter, page, perPage int) (
 		return nil, 0, nil, err
 	}
 	notes = append(notes, more...)
-	// The keys as items without reasons: all that JobSheet orders by.
-	var bare []health.WorkItem
+	var kept []WorkKey
 	for _, k := range keys {
 		if keep(k.Ref, k.Region) {
-			bare = append(bare, health.WorkItem{Ref: k.Ref, Tenant: k.Ref.Tenant, Terminal: k.Ref.Terminal,
-				Site: health.Site{Region: k.Region, Site: k.Site}, Priority: k.Priority, Urgent: k.Urgent})
+			kept = append(kept, k)
 		}
 	}
-	order := health.JobItems(health.JobSheet(bare))
+	order := jobSheetOrder(kept)
 	lo := min((page-1)*perPage, len(order))
 	hi := min(lo+perPage, len(order))
 	refs := make([]posfleet.TerminalRef, 0, hi-lo)
-	for _, it := range order[lo:hi] {
-		refs = append(refs, it.Ref)
+	for _, k := range order[lo:hi] {
+		refs = append(refs, k.Ref)
 	}
 	loaded, err := wk.WorkItems(ctx, refs)
 	if err != nil {
@@ -224,10 +219,109 @@ func (s *Server) jobSheetPage(r *http.Request, f jobFilter, page, perPage int) (
 			continue // visited since the keys were read
 		}
 		// Grouped where the keys put it, should the item have moved since.
-		it.Region, it.Site.Site, it.Priority = key.Region, key.Site.Site, key.Priority
+		it.Region, it.Site.Site, it.Priority = key.Region, key.Site, key.Priority
 		items = append(items, s.withContact(ctx, it))
 	}
 	return health.GroupJobSheet(items), len(order), notes, nil
+}
+
+// memWorkKeys answers WorkKeys over a Health without them (the engine in
+// memory) from its work list, read once.
+type memWorkKeys struct {
+	total int
+	keys  []WorkKey
+	items map[posfleet.TerminalRef]health.WorkItem
+}
+
+func newMemWorkKeys(total int, all []health.WorkItem) memWorkKeys {
+	m := memWorkKeys{total: total, keys: make([]WorkKey, 0, len(all)), items: make(map[posfleet.TerminalRef]health.WorkItem, len(all))}
+	for _, it := range all {
+		if it.Ref == (posfleet.TerminalRef{}) {
+			it.Ref = posfleet.TerminalRef{Tenant: it.Tenant, Terminal: it.Terminal}
+		}
+		m.keys = append(m.keys, WorkKey{Ref: it.Ref, Region: it.Region, Site: it.Site.Site, Priority: it.Priority, Urgent: it.Urgent})
+		m.items[it.Ref] = it
+	}
+	return m
+}
+
+func (m memWorkKeys) WorkKeys(context.Context, string, int) (int, []WorkKey, error) {
+	return m.total, m.keys, nil
+}
+
+func (m memWorkKeys) WorkItems(_ context.Context, refs []posfleet.TerminalRef) ([]health.WorkItem, error) {
+	var out []health.WorkItem
+	for _, ref := range refs {
+		if it, ok := m.items[ref]; ok {
+			out = append(out, it)
+		}
+	}
+	return out, nil
+}
+
+// jobSheetOrder puts keys in the order of health.JobSheet (which orders
+// whole items: region → site, a site's priority its most pressing
+// terminal's, then urgent, then more terminals, then by name; a site's
+// terminals most pressing first), on the keys alone: sorting thousands of
+// small keys rather than whole items is most of what keeps a large job
+// sheet's page fast. TestJobSheetOrder checks it against health.JobSheet.
+func jobSheetOrder(keys []WorkKey) []WorkKey {
+	type place struct{ tenant, region, site string }
+	type site struct {
+		place
+		prio   int
+		urgent bool
+		keys   []WorkKey
+	}
+	at := map[place]int{}
+	var sites []*site
+	for _, k := range keys {
+		p := place{k.Ref.Tenant, k.Region, k.Site}
+		i, ok := at[p]
+		if !ok {
+			i = len(sites)
+			at[p] = i
+			sites = append(sites, &site{place: p, prio: k.Priority})
+		}
+		s := sites[i]
+		s.keys = append(s.keys, k)
+		s.prio = min(s.prio, k.Priority)
+		s.urgent = s.urgent || k.Urgent
+	}
+	for _, s := range sites {
+		slices.SortFunc(s.keys, func(a, b WorkKey) int {
+			return cmp.Or(cmp.Compare(a.Priority, b.Priority), strings.Compare(a.Ref.Terminal, b.Ref.Terminal))
+		})
+	}
+	slices.SortFunc(sites, func(a, b *site) int {
+		return cmp.Or(cmp.Compare(a.prio, b.prio), -cmpBool(a.urgent, b.urgent), -cmp.Compare(len(a.keys), len(b.keys)),
+			strings.Compare(a.site, b.site), strings.Compare(a.tenant, b.tenant), strings.Compare(a.region, b.region))
+	})
+	// Regions in the order of their most pressing site, then by name.
+	prio := map[string]int{}
+	for _, s := range sites {
+		if _, ok := prio[s.region]; !ok {
+			prio[s.region] = s.prio // its first site is its most pressing
+		}
+	}
+	slices.SortStableFunc(sites, func(a, b *site) int {
+		return cmp.Or(cmp.Compare(prio[a.region], prio[b.region]), strings.Compare(a.region, b.region))
+	})
+	out := make([]WorkKey, 0, len(keys))
+	for _, s := range sites {
+		out = append(out, s.keys...)
+	}
+	return out
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // assignedTerminals returns the terminals of tenant ("" for all) with an
