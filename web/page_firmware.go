@@ -180,9 +180,9 @@ func (s *Server) handleBulkUpdateForm(w http.ResponseWriter, r *http.Request, fr
 			}
 		}
 		slices.Sort(v.From)
-		if confirm != "" {
-			// Asked for another count: the fleet changed since.
-			status, v.Changed = http.StatusConflict, confirm
+		if asked, err := strconv.Atoi(confirm); err == nil && asked >= 0 {
+			// Confirmed another count: the fleet changed since.
+			status, v.Changed = http.StatusConflict, strconv.Itoa(asked)
 		}
 		NoteAudit(ctx, "step", "confirmation shown")
 		NoteAudit(ctx, "count", n)
