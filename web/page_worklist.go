@@ -71,10 +71,10 @@ type WorkKey struct {
 }
 
 // WorkKeys is what a Health over a database offers so that the job sheet
-// orders a large work list without reading it all: its keys in the order
-// of WorkList (at most limit, 0 for all; total counts them all), then the
-// full items of one page's terminals (in any order; one no longer on the
-// work list is left out).
+// orders a large work list without reading it all: its keys, in any order
+// but the most pressing kept when limit (0: none) cuts them, total
+// counting them all; then the full items of one page's terminals (in any
+// order; one no longer on the work list is left out).
 type WorkKeys interface {
 	WorkKeys(ctx context.Context, tenant string, limit int) (total int, keys []WorkKey, err error)
 	WorkItems(ctx context.Context, refs []posfleet.TerminalRef) ([]health.WorkItem, error)
