@@ -269,9 +269,9 @@ func jobSheetOrder(keys []WorkKey) []WorkKey {
 	type place struct{ tenant, region, site string }
 	type site struct {
 		place
-		prio   int
-		urgent bool
-		keys   []WorkKey
+		prio, regionPrio int
+		urgent           bool
+		keys             []WorkKey
 	}
 	at := map[place]int{}
 	var sites []*site
@@ -300,12 +300,15 @@ func jobSheetOrder(keys []WorkKey) []WorkKey {
 	// Regions in the order of their most pressing site, then by name.
 	prio := map[string]int{}
 	for _, s := range sites {
-		if _, ok := prio[s.region]; !ok {
-			prio[s.region] = s.prio // its first site is its most pressing
+		p, ok := prio[s.region]
+		if !ok {
+			p = s.prio // its first site is its most pressing
+			prio[s.region] = p
 		}
+		s.regionPrio = p
 	}
 	slices.SortStableFunc(sites, func(a, b *site) int {
-		return cmp.Or(cmp.Compare(prio[a.region], prio[b.region]), strings.Compare(a.region, b.region))
+		return cmp.Or(cmp.Compare(a.regionPrio, b.regionPrio), strings.Compare(a.region, b.region))
 	})
 	out := make([]WorkKey, 0, len(keys))
 	for _, s := range sites {
