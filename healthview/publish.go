@@ -270,16 +270,16 @@ func putTerminals(ctx context.Context, in inserter, rows []TerminalRow, nowMs in
 		for i, f := range h.Flags {
 			names[i] = string(f.Name)
 		}
-		work, prio := "", 0
+		work, prio, site, urgent := "", 0, "", false
 		if t.Work != nil {
 			b, err := json.Marshal(t.Work)
 			if err != nil {
 				return err
 			}
-			work, prio = string(b), t.Work.Priority
+			work, prio, site, urgent = string(b), t.Work.Priority, t.Work.Site.Site, t.Work.Urgent
 		}
 		states = append(states, h.Tenant, h.Terminal, h.Online, t.NeverConnected, store.Millis(h.LastSeen), h.Model, h.Firmware, h.Serial,
-			t.Merchant, t.Region, strings.Join(names, ","), prio, work, string(body), nowMs)
+			t.Merchant, t.Region, strings.Join(names, ","), prio, work, string(body), nowMs, site, urgent)
 		for _, f := range h.Flags {
 			ev, err := json.Marshal(f.Evidence)
 			if err != nil {
@@ -289,11 +289,12 @@ func putTerminals(ctx context.Context, in inserter, rows []TerminalRow, nowMs in
 		}
 	}
 	if err := in.insert(ctx, `INSERT INTO terminal_state (tenant, terminal, online, never_connected, last_seen_ms,
-			model, firmware, serial, merchant, region, flags, work_priority, work, health, updated_ms) VALUES `,
+			model, firmware, serial, merchant, region, flags, work_priority, work, health, updated_ms, work_site, work_urgent) VALUES `,
 		` ON CONFLICT (tenant, terminal) DO UPDATE SET online = excluded.online, never_connected = excluded.never_connected,
 			last_seen_ms = excluded.last_seen_ms, model = excluded.model, firmware = excluded.firmware, serial = excluded.serial,
 			merchant = excluded.merchant, region = excluded.region, flags = excluded.flags, work_priority = excluded.work_priority,
-			work = excluded.work, health = excluded.health, updated_ms = excluded.updated_ms`, 15, states); err != nil {
+			work = excluded.work, health = excluded.health, updated_ms = excluded.updated_ms,
+			work_site = excluded.work_site, work_urgent = excluded.work_urgent`, 17, states); err != nil {
 		return err
 	}
 	if err := byTenant(rows, func(_, in string, args []any) error {

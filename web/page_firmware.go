@@ -71,11 +71,13 @@ func (s *Server) firmwareView(r *http.Request, frame layout.Page) firmware.View 
 func (s *Server) handleFirmwarePage(w http.ResponseWriter, r *http.Request, frame layout.Page) {
 	v := s.firmwareView(r, frame)
 	q := r.URL.Query()
-	v.Notice = notices[q.Get("done")]
+	if q.Get("done") == "policy" {
+		v.Notice = locale.T(r.Context(), "firmware.policy_saved")
+	}
 	if q.Has("sent") {
 		sent, _ := strconv.Atoi(q.Get("sent"))
 		failed, _ := strconv.Atoi(q.Get("failed"))
-		v.Notice = fmt.Sprintf("Update sent to %d terminals; %d could not be reached.", sent, failed)
+		v.Notice = locale.N(r.Context(), "firmware.sent", sent, "Failed", failed)
 	}
 	s.render(w, r, http.StatusOK, firmware.Page(v))
 }
@@ -120,9 +122,15 @@ func (s *Server) handlePolicyForm(w http.ResponseWriter, r *http.Request, frame 
 const pageHistory = 10
 
 // maxBulk bounds one bulk update: a rollout goes in waves.
-const maxBulk = 500
+const maxBulk = firmware.MaxBulk
 
+// handleBulkUpdateForm sends the policy's update to a model's terminals
+// below its target (or only those on one version), in two steps: the
+// first POST shows how many terminals, from which versions to which, with
+// a button that posts again with confirm=<that count>, which sends. A
+// count that no longer matches (the fleet changed in between) asks again.
 func (s *Server) handleBulkUpdateForm(w http.ResponseWriter, r *http.Request, frame layout.Page) {
+	ctx := r.Context()
 	model, fw := strings.TrimSpace(r.PostFormValue("model")), strings.TrimSpace(r.PostFormValue("firmware"))
 	refuse := func(status int, msg string) {
 		v := s.firmwareView(r, frame)
@@ -130,25 +138,61 @@ func (s *Server) handleBulkUpdateForm(w http.ResponseWriter, r *http.Request, fr
 		s.render(w, r, status, firmware.Page(v))
 	}
 	if model == "" {
-		refuse(http.StatusBadRequest, "Choose a model.")
+		refuse(http.StatusBadRequest, locale.T(ctx, "firmware.choose_model"))
 		return
 	}
 	// Nothing can go out without a broker or without a package for the
 	// model: say so once rather than once per terminal.
 	if s.opts.Commander == nil {
-		refuse(http.StatusServiceUnavailable, "This posfleet process runs no broker; send updates through one that does.")
+		refuse(http.StatusServiceUnavailable, locale.T(ctx, "firmware.no_broker"))
 		return
 	}
-	if _, err := commands.Build(posfleet.CmdUpdateFirmware, "", model, s.opts.Health.Policy()); err != nil {
+	pol := s.opts.Health.Policy()
+	cmd, err := commands.Build(posfleet.CmdUpdateFirmware, "", model, pol)
+	if err != nil {
 		_, msg, _ := s.actionRefused(err)
 		refuse(http.StatusConflict, msg)
 		return
 	}
-	page := ListTerminals(s.opts.Health, scope(r), TerminalFilter{Flag: posfleet.FlagFirmwareOutdated, Model: model, Firmware: fw, Page: 1, PerPage: maxBulk})
+	page, err := listTerminalPage(ctx, s.opts.Health, scope(r), TerminalFilter{Flag: posfleet.FlagFirmwareOutdated, Model: model, Firmware: fw, Page: 1, PerPage: maxBulk})
+	if err != nil {
+		s.renderError(w, r, err)
+		return
+	}
+	n := len(page.Terminals)
+	if n == 0 {
+		if fw != "" {
+			refuse(http.StatusConflict, locale.T(ctx, "firmware.none_on_version", "Model", model, "Firmware", fw))
+		} else {
+			refuse(http.StatusConflict, locale.T(ctx, "firmware.none_behind", "Model", model))
+		}
+		return
+	}
+	if confirm := r.PostFormValue("confirm"); confirm != strconv.Itoa(n) {
+		status := http.StatusOK
+		v := firmware.ConfirmView{Frame: frame, Model: model, Firmware: fw, Target: cmd.Target, Count: n, Total: page.Total}
+		v.Frame.Title = locale.T(ctx, "nav.firmware")
+		seen := map[string]bool{}
+		for _, t := range page.Terminals {
+			if !seen[t.Firmware] {
+				seen[t.Firmware] = true
+				v.From = append(v.From, t.Firmware)
+			}
+		}
+		slices.Sort(v.From)
+		if asked, err := strconv.Atoi(confirm); err == nil && asked >= 0 {
+			// Confirmed another count: the fleet changed since.
+			status, v.Changed = http.StatusConflict, strconv.Itoa(asked)
+		}
+		NoteAudit(ctx, "step", "confirmation shown")
+		NoteAudit(ctx, "count", n)
+		s.render(w, r, status, firmware.Confirm(v))
+		return
+	}
 	sent, failed := 0, 0
 	for _, t := range page.Terminals {
 		ref := posfleet.TerminalRef{Tenant: t.Tenant, Terminal: t.Terminal}
-		if _, err := s.SendCommand(r.Context(), ref, CommandRequest{Type: posfleet.CmdUpdateFirmware}, principal(r).name); err != nil {
+		if _, err := s.SendCommand(ctx, ref, CommandRequest{Type: posfleet.CmdUpdateFirmware}, principal(r).name); err != nil {
 			// Typically a terminal that never connected with a persistent
 			// session; the others still get theirs.
 			s.log.Info("bulk update: not sent", "terminal", ref.String(), "err", err)

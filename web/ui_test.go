@@ -349,8 +349,20 @@ func TestFirmwarePage(t *testing.T) {
 	if resp.StatusCode != http.StatusConflict || !strings.Contains(one(t, testIDs(t, body), "action-error"), "no update package") || len(f.sent) != 0 {
 		t.Errorf("bulk update of a model without a package: %s, sent %d", resp.Status, len(f.sent))
 	}
-	// Bulk update: the tenant's outdated A920s, not the other tenant's.
-	resp, _ = post(t, acme, f.srv.URL+"/firmware/update", url.Values{"csrf": {acmeCSRF}, "model": {"A920"}})
+	// Bulk update: the tenant's outdated A920s, not the other tenant's,
+	// after a confirmation with their count; a count that no longer
+	// matches asks again.
+	resp, body = post(t, acme, f.srv.URL+"/firmware/update", url.Values{"csrf": {acmeCSRF}, "model": {"A920"}})
+	ids = testIDs(t, body)
+	if q := one(t, ids, "bulk-question"); resp.StatusCode != 200 || len(f.sent) != 0 || !strings.HasPrefix(q, "Update 2 A920 terminals from 2.4.") || !strings.HasSuffix(q, " to 2.5.1?") ||
+		!strings.Contains(body, `name="confirm" value="2"`) || len(ids["bulk-cancel"]) != 1 {
+		t.Fatalf("bulk update, first step: %s, sent %d, %v", resp.Status, len(f.sent), ids)
+	}
+	resp, body = post(t, acme, f.srv.URL+"/firmware/update", url.Values{"csrf": {acmeCSRF}, "model": {"A920"}, "confirm": {"3"}})
+	if ids := testIDs(t, body); resp.StatusCode != http.StatusConflict || len(f.sent) != 0 || len(ids["bulk-changed"]) != 1 || !strings.Contains(body, `name="confirm" value="2"`) {
+		t.Fatalf("bulk update, stale count: %s, sent %d, %v", resp.Status, len(f.sent), ids)
+	}
+	resp, _ = post(t, acme, f.srv.URL+"/firmware/update", url.Values{"csrf": {acmeCSRF}, "model": {"A920"}, "confirm": {"2"}})
 	if resp.StatusCode != http.StatusSeeOther || len(f.sent) != 2 {
 		t.Fatalf("bulk update: %s, sent %d", resp.Status, len(f.sent))
 	}

@@ -97,7 +97,7 @@ func TestWriteJobSheetCSV(t *testing.T) {
 		Site:    health.Site{Merchant: chunxiMerchant, Region: "成都", Contact: posfleet.Contact{Address: chunxiAddress, Phone: "028 8661 2345", OpeningHours: "=1+2"}},
 		Reasons: []health.WorkReason{{Flag: posfleet.FlagReceiptFailures}, {Flag: posfleet.FlagBattery}}}}
 	var buf bytes.Buffer
-	if err := web.WriteJobSheetCSV(&buf, items); err != nil {
+	if err := web.WriteJobSheetCSV(context.Background(), &buf, items); err != nil {
 		t.Fatal(err)
 	}
 	rows := readUTF8SigCSV(t, buf.Bytes())

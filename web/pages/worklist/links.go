@@ -65,17 +65,3 @@ func orNone(s, none string) string {
 	}
 	return s
 }
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
-
-func join(parts []string) string {
-	if len(parts) == 0 {
-		return "nothing special"
-	}
-	return strings.Join(parts, ", ")
-}
