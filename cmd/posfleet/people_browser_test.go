@@ -495,7 +495,7 @@ var (
 // which a Chinese page shows as they are, and the names and units no
 // language translates.
 func allowWords(data []string) map[string]bool {
-	allow := map[string]bool{"posfleet": true, "OpenStreetMap": true, "SHA": true, "dBm": true}
+	allow := map[string]bool{"posfleet": true, "OpenStreetMap": true, "SHA": true, "dBm": true, "Excel": true, "YAML": true, "JSON": true, "Mann": true, "Whitney": true}
 	for _, s := range data {
 		for _, w := range asciiWord.FindAllString(s, -1) {
 			allow[w] = true
