@@ -85,6 +85,15 @@ type Observer interface {
 	Observe(*posfleet.Message)
 }
 
+// RejectionObserver is an Observer that is also told of every message the
+// collector rejected (the health engine: bad_data, and a terminal that
+// sends only bad messages is still connected). It gets the reason, never
+// the payload. ObserveRejection runs on the submitter's path: it must not
+// block.
+type RejectionObserver interface {
+	ObserveRejection(RejectionEvent)
+}
+
 // EventSink keeps the security events and rejections the collector
 // stores. Its methods must not block (hand off to a queue).
 type EventSink interface {
@@ -555,6 +564,11 @@ func (c *Collector) reject(_ context.Context, ref posfleet.TerminalRef, ch posfl
 	c.log.Debug("message rejected", "terminal", ref.String(), "channel", string(ch), "reason", string(rej.Reason), "field", rej.Field)
 
 	ev := RejectionEvent{Time: at, Terminal: ref, Channel: ch, Reason: rej.Reason, Field: rej.Field}
+	for _, o := range c.opts.Observers {
+		if ro, ok := o.(RejectionObserver); ok {
+			ro.ObserveRejection(RejectionEvent{Time: at, Terminal: ref, Channel: ch, Reason: rej.Reason, Count: 1})
+		}
+	}
 	out, store, full := c.rejAgg.add(rejectionKey{rej.Reason, ref, ch}, ev, c.now())
 	if full {
 		c.metrics.rejectionsDropped.WithLabelValues(dropAggregatorFull).Inc()

@@ -252,6 +252,7 @@ func New(cfg Config) (*Server, error) {
 // command tracker (Start: collector.Options.Observers).
 var (
 	_ collector.Observer = (*health.Engine)(nil)
+	_ collector.RejectionObserver = (*health.Engine)(nil)
 	_ collector.Observer = (*commands.Tracker)(nil)
 )
 
