@@ -1005,6 +1005,18 @@ func (c *Collector) RecentRejections(tenant string, n int) []RejectionEvent {
 	return c.rejections.latest(n, func(ev RejectionEvent) bool { return tenant == "" || ev.Terminal.Tenant == tenant })
 }
 
+// TerminalRejections returns the latest rejected messages of one terminal,
+// newest first, at most n.
+func (c *Collector) TerminalRejections(ref posfleet.TerminalRef, n int) []RejectionEvent {
+	return c.rejections.latest(n, func(ev RejectionEvent) bool { return ev.Terminal == ref })
+}
+
+// TerminalSecurity returns the latest security events naming one
+// provisioned terminal, newest first, at most n.
+func (c *Collector) TerminalSecurity(ref posfleet.TerminalRef, n int) []SecurityRecord {
+	return c.security.latest(n, func(ev SecurityRecord) bool { return ev.Known && ev.Terminal == ref })
+}
+
 // RecentSecurity returns the latest security events naming a tenant ("" for
 // all), newest first, at most n.
 func (c *Collector) RecentSecurity(tenant string, n int) []SecurityRecord {

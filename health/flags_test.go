@@ -446,7 +446,11 @@ func flagCases() []flagCase {
 			name:  "bad_data ages out",
 			flag:  posfleet.FlagBadData,
 			raise: func(x *term) { x.hb(); time.Sleep(61 * time.Minute); x.rejects(5, posfleet.ReasonWrongType) },
-			below: func(x *term) { x.rejects(5, posfleet.ReasonWrongType); time.Sleep(65 * time.Minute); x.reject(posfleet.ReasonWrongType) },
+			below: func(x *term) {
+				x.rejects(5, posfleet.ReasonWrongType)
+				time.Sleep(65 * time.Minute)
+				x.reject(posfleet.ReasonWrongType)
+			},
 			// An hour of silence: the rejections leave the window (Tick).
 			clear: func(x *term) { time.Sleep(66 * time.Minute) },
 		},
