@@ -83,6 +83,7 @@ var texts = map[string]map[string]string{
 		"kind.weak_network":      "Weak network",
 		"kind.battery":           "Battery",
 		"kind.clock_skew":        "Clock wrong",
+		"kind.bad_data":          "Bad data (every message rejected)",
 	},
 	"zh-CN": {
 		"where.terminal":          "%[1]s/%[2]s",
@@ -143,6 +144,7 @@ var texts = map[string]map[string]string{
 		"kind.weak_network":      "网络信号弱",
 		"kind.battery":           "电池电量低",
 		"kind.clock_skew":        "时钟不准",
+		"kind.bad_data":          "数据全被拒收",
 	},
 }
 

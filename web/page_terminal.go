@@ -122,6 +122,7 @@ func (s *Server) terminalPage(w http.ResponseWriter, r *http.Request, frame layo
 		v.Messages = messageFacts(ctx, *m)
 	}
 	v.Rejections, v.Security = s.terminalEvents(ref)
+	v.EventsShown = s.opts.Events != nil
 	v.Identity = append([]terminal.Fact{{Label: l("fact.model"), Value: orDash(model), TestID: "model"}}, v.Identity...)
 	v.Site = []terminal.Fact{
 		{Label: l("fact.merchant"), Value: orDash(site.Merchant), TestID: "merchant"},

@@ -65,18 +65,34 @@ func TestTerminalPageRejectedOnly(t *testing.T) {
 	}
 
 	// In Chinese, in the reader's zone, every message from the catalogue.
-	req, _ := http.NewRequest("GET", f.srv.URL+"/terminals/acme/T-BAD", nil)
-	req.Header.Set("Accept-Language", "zh-CN,zh;q=0.9")
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	zhPage := func(path string) string {
+		req, _ := http.NewRequest("GET", f.srv.URL+path, nil)
+		req.Header.Set("Accept-Language", "zh-CN,zh;q=0.9")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		_, _ = io.Copy(&b, resp.Body)
+		return b.String()
 	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	_, _ = io.Copy(&b, resp.Body)
-	zh := testIDs(t, b.String())
+	zh := testIDs(t, zhPage("/terminals/acme/T-BAD"))
 	if got := strings.Join(zh["flag-description"], ""); !strings.Contains(got, "全部被拒收") {
 		t.Errorf("bad_data in Chinese: %q", got)
+	}
+	for _, p := range []string{"/terminals/acme/T-1", "/terminals/acme/T-1?range=7d"} {
+		page := zhPage(p)
+		for _, want := range []string{"设备信息", "最近交易", "UTC+8", "€12.50"} {
+			if !strings.Contains(page, want) {
+				t.Errorf("%s in Chinese lacks %q", p, want)
+			}
+		}
+		for _, english := range []string{"Identity", "Recent transactions", "No command sent", "Times are UTC"} {
+			if strings.Contains(page, english) {
+				t.Errorf("%s in Chinese shows %q", p, english)
+			}
+		}
 	}
 	for _, m := range locale.Missing() {
 		t.Errorf("message missing from the catalogue: %s", m)
