@@ -280,22 +280,12 @@ func terminalCharts(ctx context.Context, ts posfleet.TerminalSeries) []chart.Cha
 	txns := chart.Chart{ID: "txns", Title: l("txns"), Unit: locale.N(ctx, "terminal.chart.per_hours", hours), Start: ts.Start, End: ts.End, Bucket: ts.Bucket}
 	for _, res := range txnResults(nil) {
 		if ps, ok := ts.TxnsByResult[res]; ok {
-			txns.Bars = append(txns.Bars, chart.Series{Label: resultLabel(ctx, res), Class: "bar-" + res, Points: points(ps)})
+			txns.Bars = append(txns.Bars, chart.Series{Label: terminal.ResultLabel(ctx, res), Class: "bar-" + res, Points: points(ps)})
 		}
 	}
 	mism := chart.Chart{ID: "mismatch", Title: l("mismatch"), Unit: locale.N(ctx, "terminal.chart.sales_per_hours", hours), Start: ts.Start, End: ts.End, Bucket: ts.Bucket,
 		Bars: []chart.Series{{Label: l("mismatches"), Class: "bar-mismatch", Points: points(ts.Mismatches)}}}
 	return []chart.Chart{bat, line("signal", l("signal"), "dBm", ts.Signal), rtt, txns, mism}
-}
-
-// resultLabel is a transaction result in the reader's language; an
-// unknown result as the terminal sent it.
-func resultLabel(ctx context.Context, res string) string {
-	switch res {
-	case posfleet.ResultApproved, posfleet.ResultDeclined, posfleet.ResultError, posfleet.ResultTimeout, posfleet.ResultCancelled:
-		return locale.T(ctx, "terminal.result."+res)
-	}
-	return res
 }
 
 func (s *Server) handleCommandForm(w http.ResponseWriter, r *http.Request, frame layout.Page) {
