@@ -448,3 +448,30 @@ func TestBadDataShare(t *testing.T) {
 		}
 	})
 }
+
+// TestBadDataSurvivesRestart: a snapshot keeps bad_data, its time and the
+// rejections that raised it.
+func TestBadDataSurvivesRestart(t *testing.T) {
+	bubble(t, func(t *testing.T, e *health.Engine) {
+		x := newTerm(e, "BAD")
+		x.rejects(6, posfleet.ReasonNotJSON)
+		since := x.flag(t, posfleet.FlagBadData).Since
+		var b strings.Builder
+		if err := e.Snapshot(&b); err != nil {
+			t.Fatal(err)
+		}
+		r := health.New(health.Config{Now: time.Now})
+		if err := r.Restore(strings.NewReader(b.String())); err != nil {
+			t.Fatal(err)
+		}
+		y := newTerm(r, "BAD")
+		f := y.flag(t, posfleet.FlagBadData)
+		if ev := evidenceOf[*posfleet.BadDataEvidence](t, f); !f.Since.Equal(since) || ev.Count != 6 || ev.ByReason[posfleet.ReasonNotJSON] != 6 {
+			t.Errorf("after restore: %+v %+v", f, ev)
+		}
+		y.hb()
+		if y.has(posfleet.FlagBadData) {
+			t.Error("bad_data stays after an accepted message")
+		}
+	})
+}
