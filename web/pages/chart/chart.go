@@ -139,7 +139,7 @@ func (c Chart) LayoutFor(ctx context.Context) Drawing {
 	y := func(v float64) float64 { return top + (H-top-foot)*(1-(v-lo)/(hi-lo)) }
 	for v := lo; v <= hi+step/2; v += step {
 		d.Grid = append(d.Grid, f(y(v)))
-		d.YTicks = append(d.YTicks, Tick{X: f(left - 4), Y: f(y(v) + 4), Text: label(v, step), Anchor: "end"})
+		d.YTicks = append(d.YTicks, Tick{X: f(left - 4), Y: f(y(v) + 4), Text: label(loc, v, step), Anchor: "end"})
 	}
 	// Time labels: every 6 h over a day, every day over a week.
 	every := 6 * time.Hour
@@ -189,7 +189,7 @@ func (c Chart) LayoutFor(ctx context.Context) Drawing {
 				y0, y1 := y(base[i]), y(base[i]+p.Value)
 				base[i] += p.Value
 				d.Rects = append(d.Rects, Rect{X: f(left + bw*float64(i) + bw*0.1), Y: f(y1), W: f(bw * 0.8), H: f(y0 - y1), Class: s.Class,
-					Title: loc.T("chart.bar", "At", loc.Minute(p.At), "Label", s.Label, "Value", label(p.Value, 1))})
+					Title: loc.T("chart.bar", "At", loc.Minute(p.At), "Label", s.Label, "Value", label(loc, p.Value, 1))})
 			}
 			d.Legend = append(d.Legend, s)
 		}
@@ -211,9 +211,11 @@ func niceRange(lo, hi float64) (float64, float64, float64) {
 	return math.Floor(lo/step) * step, math.Ceil(hi/step) * step, step
 }
 
-func label(v, step float64) string {
+// label is a value on the axis: whole numbers with the reader's thousands
+// separators (3,000 ms), others with up to two decimals.
+func label(loc *locale.Locale, v, step float64) string {
 	if step >= 1 || v == math.Trunc(v) {
-		return strconv.FormatFloat(math.Round(v), 'f', -1, 64)
+		return loc.Int(int64(math.Round(v)))
 	}
 	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64)
 }

@@ -105,6 +105,14 @@ func TestLayoutInReadersZone(t *testing.T) {
 	if r := bars.LayoutFor(zh).Rects; len(r) != 1 || !strings.Contains(r[0].Title, "2026-03-02 09:00 UTC+8") {
 		t.Errorf("bar title %+v, want Shanghai time", r)
 	}
+	rtt := chart.Chart{Start: start, End: start.Add(24 * time.Hour), Lines: []chart.Series{{Points: []chart.Point{{start, 2000}, {start.Add(time.Hour), 4000}}}}}
+	var ys []string
+	for _, y := range rtt.LayoutFor(zh).YTicks {
+		ys = append(ys, y.Text)
+	}
+	if want := "2,000 2,500 3,000 3,500 4,000"; strings.Join(ys, " ") != want {
+		t.Errorf("y ticks %v, want %s (with separators)", ys, want)
+	}
 	for _, m := range locale.Missing() {
 		t.Errorf("missing message %s", m)
 	}
