@@ -47,6 +47,8 @@ func NewEvidence(f FlagName) Evidence {
 		return &BatteryEvidence{}
 	case FlagClockSkew:
 		return &ClockSkewEvidence{}
+	case FlagBadData:
+		return &BadDataEvidence{}
 	}
 	return nil
 }
@@ -289,6 +291,32 @@ type ClockSkewEvidence struct {
 	TerminalTS time.Time `json:"terminal_ts"`
 	ThresholdS int64     `json:"threshold_s"`
 }
+
+// BadDataEvidence explains bad_data: in the window, at least Threshold
+// messages were rejected and fewer than the allowed share accepted (none,
+// by default). It names the reasons, never a value of the messages.
+type BadDataEvidence struct {
+	// Accepted is how many messages were accepted in the window (counted
+	// from the terminal's first rejection on).
+	Accepted int64 `json:"accepted"`
+	// ByReason counts the rejections in the window by reason.
+	ByReason map[Reason]int64 `json:"by_reason"`
+	// Count is how many messages were rejected in the window.
+	Count         int64     `json:"count"`
+	FirstRejected time.Time `json:"first_rejected"`
+	// LastAccepted is the last accepted message, before the window; zero
+	// when none ever was.
+	LastAccepted time.Time `json:"last_accepted,omitzero"`
+	LastRejected time.Time `json:"last_rejected"`
+	// Share is the least share of rejected messages that raises the flag
+	// (1: every message); Threshold the least count.
+	Share     float64 `json:"share"`
+	Threshold int     `json:"threshold"`
+	WindowS   int64   `json:"window_s"`
+}
+
+// EvidenceFor implements Evidence.
+func (*BadDataEvidence) EvidenceFor() FlagName { return FlagBadData }
 
 // EvidenceFor implements Evidence.
 func (*OfflineEvidence) EvidenceFor() FlagName { return FlagOffline }

@@ -23,6 +23,11 @@ const (
 	FlagWeakNetwork      FlagName = "weak_network"
 	FlagBattery          FlagName = "battery"
 	FlagClockSkew        FlagName = "clock_skew"
+	// FlagBadData is a compatible extension of PROTOCOL.md §2 (README,
+	// "PROTOCOL extensions"): a connected terminal whose messages are all
+	// rejected. Its absence from a client's list of flags changes nothing
+	// else.
+	FlagBadData FlagName = "bad_data"
 )
 
 // FlagKind says who acts on a flag: a crew on site, a firmware update, or
@@ -63,6 +68,8 @@ var FlagSpecs = [...]FlagSpec{
 	{Name: FlagWeakNetwork, Kind: KindMaintenance},
 	{Name: FlagBattery, Kind: KindMaintenance},
 	{Name: FlagClockSkew, Kind: KindMaintenance},
+	// After the flags of §2, so that their indices (and snapshots) stay.
+	{Name: FlagBadData, Kind: KindInvestigate},
 }
 
 // FlagNames lists every flag's name in the order of FlagSpecs.

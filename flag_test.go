@@ -100,7 +100,7 @@ func TestFlagKinds(t *testing.T) {
 		posfleet.FlagReceiptFailures: posfleet.KindMaintenance, posfleet.FlagRefundAnomaly: posfleet.KindInvestigate,
 		posfleet.FlagHardwareFault: posfleet.KindMaintenance, posfleet.FlagTamper: posfleet.KindMaintenance,
 		posfleet.FlagWeakNetwork: posfleet.KindMaintenance, posfleet.FlagBattery: posfleet.KindMaintenance,
-		posfleet.FlagClockSkew: posfleet.KindMaintenance,
+		posfleet.FlagClockSkew: posfleet.KindMaintenance, posfleet.FlagBadData: posfleet.KindInvestigate,
 	}
 	for f := range want {
 		if posfleet.FlagIndex(f) < 0 {

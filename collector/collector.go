@@ -85,6 +85,15 @@ type Observer interface {
 	Observe(*posfleet.Message)
 }
 
+// RejectionObserver is an Observer that is also told of every message the
+// collector rejected (the health engine: bad_data, and a terminal that
+// sends only bad messages is still connected). It gets the reason, never
+// the payload. ObserveRejection runs on the submitter's path: it must not
+// block.
+type RejectionObserver interface {
+	ObserveRejection(RejectionEvent)
+}
+
 // EventSink keeps the security events and rejections the collector
 // stores. Its methods must not block (hand off to a queue).
 type EventSink interface {
@@ -555,6 +564,11 @@ func (c *Collector) reject(_ context.Context, ref posfleet.TerminalRef, ch posfl
 	c.log.Debug("message rejected", "terminal", ref.String(), "channel", string(ch), "reason", string(rej.Reason), "field", rej.Field)
 
 	ev := RejectionEvent{Time: at, Terminal: ref, Channel: ch, Reason: rej.Reason, Field: rej.Field}
+	for _, o := range c.opts.Observers {
+		if ro, ok := o.(RejectionObserver); ok {
+			ro.ObserveRejection(RejectionEvent{Time: at, Terminal: ref, Channel: ch, Reason: rej.Reason, Count: 1})
+		}
+	}
 	out, store, full := c.rejAgg.add(rejectionKey{rej.Reason, ref, ch}, ev, c.now())
 	if full {
 		c.metrics.rejectionsDropped.WithLabelValues(dropAggregatorFull).Inc()
@@ -989,6 +1003,18 @@ func (c *Collector) Counters(ref posfleet.TerminalRef) TerminalCounters {
 // all), newest first, at most n.
 func (c *Collector) RecentRejections(tenant string, n int) []RejectionEvent {
 	return c.rejections.latest(n, func(ev RejectionEvent) bool { return tenant == "" || ev.Terminal.Tenant == tenant })
+}
+
+// TerminalRejections returns the latest rejected messages of one terminal,
+// newest first, at most n.
+func (c *Collector) TerminalRejections(ref posfleet.TerminalRef, n int) []RejectionEvent {
+	return c.rejections.latest(n, func(ev RejectionEvent) bool { return ev.Terminal == ref })
+}
+
+// TerminalSecurity returns the latest security events naming one
+// provisioned terminal, newest first, at most n.
+func (c *Collector) TerminalSecurity(ref posfleet.TerminalRef, n int) []SecurityRecord {
+	return c.security.latest(n, func(ev SecurityRecord) bool { return ev.Known && ev.Terminal == ref })
 }
 
 // RecentSecurity returns the latest security events naming a tenant ("" for

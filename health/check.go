@@ -9,7 +9,7 @@ import (
 
 // The rules of PROTOCOL.md §2, one small function per flag in a file named
 // after its family (flag_offline.go, flag_firmware.go, flag_txn.go,
-// flag_fault.go, flag_device.go). Each flag has two halves: decide, on the
+// flag_fault.go, flag_device.go, flag_data.go). Each flag has two halves: decide, on the
 // message path, which says whether the flag is raised and since when
 // without building evidence or allocating; and explain, on the query path,
 // which gathers the evidence of a raised flag for a report.
@@ -61,6 +61,8 @@ func (e *Engine) decide(s *termState, f int, now int64, pol *compiledPolicy, vie
 		return e.decideBattery(s, cut)
 	case fClockSkew:
 		return e.decideClockSkew(s, cut)
+	case fBadData:
+		return e.decideBadData(s, now)
 	}
 	return verdict{}
 }
@@ -95,6 +97,8 @@ func (e *Engine) explain(s *termState, f int, now int64, pol *compiledPolicy, vi
 		return e.explainBattery(s, cut)
 	case fClockSkew:
 		return e.explainClockSkew(s, cut)
+	case fBadData:
+		return e.explainBadData(s, now)
 	}
 	return nil
 }

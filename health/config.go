@@ -118,6 +118,13 @@ type Config struct {
 	SuspectMinRatio          float64
 	SuspectMinDiff           float64
 
+	// BadDataWindow, BadDataMinRejected and BadDataShare: bad_data is raised
+	// when at least BadDataMinRejected of a terminal's messages were
+	// rejected in the last BadDataWindow and at least BadDataShare of its
+	// messages there were (1: none accepted).
+	BadDataWindow      time.Duration
+	BadDataMinRejected int
+	BadDataShare       float64
 	// TickInterval is how often Run checks deadlines and windows.
 	TickInterval time.Duration
 
@@ -201,6 +208,13 @@ func DefaultConfig() Config {
 		// over 100,000 terminals costs about 40 ms of one core
 		// (BenchmarkTick), under 1% every 5 s.
 		TickInterval: 5 * time.Second,
+		// A connected terminal that sent five messages in an hour and had
+		// every one refused is broken (firmware, configuration, or card
+		// data where none may go), not "healthy"; one bad message among good
+		// ones is a bug to count on the security page, not a flag.
+		BadDataWindow:      time.Hour,
+		BadDataMinRejected: 5,
+		BadDataShare:       1,
 	}
 }
 
@@ -268,6 +282,10 @@ func (c Config) withDefaults() Config {
 	setF(&c.SuspectMinRatio, d.SuspectMinRatio)
 	setF(&c.SuspectMinDiff, d.SuspectMinDiff)
 	setDur(&c.TickInterval, d.TickInterval)
+	setDur(&c.BadDataWindow, d.BadDataWindow)
+	setInt(&c.BadDataMinRejected, d.BadDataMinRejected)
+	setF(&c.BadDataShare, d.BadDataShare)
+	c.BadDataShare = min(c.BadDataShare, 1)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

@@ -11,6 +11,9 @@
 // alone: offline deadlines, evidence leaving the 24-hour windows, incidents.
 // The message's Received time (the server's clock) is "now" for everything a
 // message changes; Config.Now is the clock of ticks and queries.
+// Engine.ObserveRejection takes every message the collector refused (a
+// collector.RejectionObserver): only its terminal, time and reason. It
+// counts as the terminal heard, and feeds bad_data (flag_data.go).
 //
 // # Memory
 //
@@ -27,7 +30,8 @@
 // ends the firmware flags; the 24-hour flags clear when their last event is
 // 24 h old; txn_failures when failures fall below the rate in the last 50;
 // hardware_fault when the fault is cleared; weak_network, battery and
-// clock_skew with the next heartbeats that are fine. tamper is the exception:
+// clock_skew with the next heartbeats that are fine; bad_data with an
+// accepted message or when its rejections leave the hour. tamper is the exception:
 // a terminal that reports tamper and later "clears" it is not trusted again
 // until a crew has seen it, so it clears only with MarkServiced.
 // MarkServiced clears every maintenance flag by ignoring, for those flags,

@@ -88,32 +88,21 @@ func (e *Engine) Observe(m *posfleet.Message) {
 	if now == 0 {
 		now = ms(e.cfg.Now())
 	}
-	sh := e.shard(m.Terminal)
-	sh.mu.Lock()
-	s := sh.m[m.Terminal]
-	if s == nil {
-		// Ask for the merchant without holding the shard: the lookup may
-		// read the registry.
-		sh.mu.Unlock()
-		merchant := ""
-		if e.cfg.Merchant != nil {
-			merchant = e.cfg.Merchant(m.Terminal)
-		}
-		sh.mu.Lock()
-		if s = sh.m[m.Terminal]; s == nil {
-			s = &termState{Ref: m.Terminal, Merchant: merchant, FirstSeen: now}
-			sh.m[m.Terminal] = s
-			delete(sh.prov, m.Terminal)
-			sh.markDirty(s)
-		}
-	}
+	sh, s := e.lockedState(m.Terminal, now)
 	defer sh.mu.Unlock()
 	willAt := s.WillAt
 
 	if now > s.LastSeen {
 		s.LastSeen = now
 	}
+	s.AcceptedAt = max(s.AcceptedAt, now)
 	mask := mOffline
+	if s.Rejects != nil {
+		// Accepted messages count against bad_data (and clear it).
+		_, width := e.badDataWindow(now)
+		s.Rejects.accept(now, width)
+		mask |= mBadData
+	}
 	switch {
 	case m.Status != nil:
 		if m.Status.Online {
@@ -144,6 +133,31 @@ func (e *Engine) Observe(m *posfleet.Message) {
 		sh.markDirty(s) // online or offline by its last will
 	}
 	e.reassess(sh, s, mask, now, "")
+}
+
+// lockedState returns ref's shard, locked, and its state, created (first
+// seen at now) when the engine had not heard from it.
+func (e *Engine) lockedState(ref posfleet.TerminalRef, now int64) (*shard, *termState) {
+	sh := e.shard(ref)
+	sh.mu.Lock()
+	s := sh.m[ref]
+	if s == nil {
+		// Ask for the merchant without holding the shard: the lookup may
+		// read the registry.
+		sh.mu.Unlock()
+		merchant := ""
+		if e.cfg.Merchant != nil {
+			merchant = e.cfg.Merchant(ref)
+		}
+		sh.mu.Lock()
+		if s = sh.m[ref]; s == nil {
+			s = &termState{Ref: ref, Merchant: merchant, FirstSeen: now}
+			sh.m[ref] = s
+			delete(sh.prov, ref)
+			sh.markDirty(s)
+		}
+	}
+	return sh, s
 }
 
 func (e *Engine) observeHeartbeat(s *termState, hb *posfleet.Heartbeat, now int64) flagMask {
@@ -401,15 +415,15 @@ func (e *Engine) reassess(sh *shard, s *termState, mask flagMask, now int64, act
 		v := e.decide(s, i, now, pol, view)
 		switch {
 		case !v.on:
-			if s.Since[i] != 0 {
+			if s.Raised[i] != 0 {
 				sh.noteTransition(s, i, false, now, actor)
 			}
-			s.Since[i] = 0
-		case s.Since[i] == 0:
+			s.Raised[i] = 0
+		case s.Raised[i] == 0:
 			if v.at == 0 {
 				v.at = now
 			}
-			s.Since[i] = v.at
+			s.Raised[i] = v.at
 			sh.noteTransition(s, i, true, v.at, actor)
 		}
 	}

@@ -434,6 +434,35 @@ func flagCases() []flagCase {
 			},
 			evidence: []string{"skew_s"},
 		},
+		{
+			name:  "bad_data",
+			flag:  posfleet.FlagBadData,
+			raise: func(x *term) { x.rejects(3, posfleet.ReasonCardData); x.rejects(2, posfleet.ReasonMissingSeq) },
+			below: func(x *term) {
+				x.rejects(4, posfleet.ReasonNotJSON)
+				// Five, but one message of the hour was accepted.
+				y := newTerm(x.e, "T2")
+				y.hb()
+				y.rejects(5, posfleet.ReasonNotJSON)
+				if y.has(posfleet.FlagBadData) {
+					panic("bad_data with an accepted message in the window")
+				}
+			},
+			clear:    func(x *term) { x.hb() },
+			evidence: []string{"count", "by_reason", "first_rejected", "last_rejected", "window_s", "threshold"},
+		},
+		{
+			name:  "bad_data ages out",
+			flag:  posfleet.FlagBadData,
+			raise: func(x *term) { x.hb(); time.Sleep(61 * time.Minute); x.rejects(5, posfleet.ReasonWrongType) },
+			below: func(x *term) {
+				x.rejects(5, posfleet.ReasonWrongType)
+				time.Sleep(65 * time.Minute)
+				x.reject(posfleet.ReasonWrongType)
+			},
+			// An hour of silence: the rejections leave the window (Tick).
+			clear: func(x *term) { time.Sleep(66 * time.Minute) },
+		},
 	}
 }
 

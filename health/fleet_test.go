@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/posfleet/posfleet"
@@ -425,6 +426,95 @@ func TestEvidenceCountsAreTrue(t *testing.T) {
 		x.txn(charged(1008))
 		if am := ev(posfleet.FlagAmountMismatch).(*posfleet.AmountMismatchEvidence); am.Count != 1 {
 			t.Errorf("two days later: count %d, want 1", am.Count)
+		}
+	})
+}
+
+// TestRejectedOnlyIsNotHealthy: a provisioned terminal whose every message
+// is rejected is connected, not "never connected", and flagged bad_data
+// with the reasons and counts; accepted messages clear it.
+func TestRejectedOnlyIsNotHealthy(t *testing.T) {
+	bubble(t, func(t *testing.T, e *health.Engine) {
+		e.Provision(ref("BAD"))
+		x := newTerm(e, "BAD")
+		start := time.Now().UTC()
+		x.rejects(7, posfleet.ReasonCardData)
+		x.rejects(5, posfleet.ReasonNotJSON)
+		synctest.Wait()
+		if fs := e.FleetSummary(tenant); fs.NeverConnected != 0 || fs.Online != 1 {
+			t.Errorf("summary %+v: want it online, not never connected", fs)
+		}
+		for _, r := range e.Rows(tenant, "") {
+			if r.NeverConnected || r.LastSeen.IsZero() {
+				t.Errorf("row %+v", r)
+			}
+		}
+		h, ok := e.Terminal(ref("BAD"))
+		if !ok || len(h.Flags) != 1 || h.Flags[0].Name != posfleet.FlagBadData {
+			t.Fatalf("flags %+v (known %v), want bad_data alone", h.Flags, ok)
+		}
+		f := h.Flags[0]
+		ev := evidenceOf[*posfleet.BadDataEvidence](t, f)
+		if ev.Count != 12 || ev.ByReason[posfleet.ReasonCardData] != 7 || ev.ByReason[posfleet.ReasonNotJSON] != 5 || ev.Accepted != 0 {
+			t.Errorf("evidence %+v", ev)
+		}
+		if !ev.FirstRejected.Equal(start) || !ev.LastRejected.Equal(start.Add(11*time.Second)) || !f.Since.Equal(start) {
+			t.Errorf("first %v last %v since %v, want %v and 11 s later", ev.FirstRejected, ev.LastRejected, f.Since, start)
+		}
+		if ev.WindowS != 3600 || ev.Threshold != 5 || ev.Share != 1 || !ev.LastAccepted.IsZero() {
+			t.Errorf("thresholds %+v", ev)
+		}
+		if f.Kind != posfleet.KindInvestigate {
+			t.Errorf("kind %s", f.Kind)
+		}
+		x.txn()
+		if x.has(posfleet.FlagBadData) {
+			t.Error("bad_data stays after an accepted message")
+		}
+	})
+}
+
+// TestBadDataShare: with a share below 1, bad_data allows some accepted
+// messages among the rejected ones.
+func TestBadDataShare(t *testing.T) {
+	bubbleWith(t, health.Config{BadDataShare: 0.8, BadDataMinRejected: 3}, func(t *testing.T, e *health.Engine) {
+		x := newTerm(e, "T1")
+		x.reject(posfleet.ReasonOutOfRange)
+		x.hb()
+		x.rejects(3, posfleet.ReasonOutOfRange) // 4 of 5: 80%
+		if !x.has(posfleet.FlagBadData) {
+			t.Fatal("bad_data not raised at 80% rejected")
+		}
+		x.hb() // 4 of 6
+		if x.has(posfleet.FlagBadData) {
+			t.Error("bad_data raised at 67% rejected")
+		}
+	})
+}
+
+// TestBadDataSurvivesRestart: a snapshot keeps bad_data, its time and the
+// rejections that raised it.
+func TestBadDataSurvivesRestart(t *testing.T) {
+	bubble(t, func(t *testing.T, e *health.Engine) {
+		x := newTerm(e, "BAD")
+		x.rejects(6, posfleet.ReasonNotJSON)
+		since := x.flag(t, posfleet.FlagBadData).Since
+		var b strings.Builder
+		if err := e.Snapshot(&b); err != nil {
+			t.Fatal(err)
+		}
+		r := health.New(health.Config{Now: time.Now})
+		if err := r.Restore(strings.NewReader(b.String())); err != nil {
+			t.Fatal(err)
+		}
+		y := newTerm(r, "BAD")
+		f := y.flag(t, posfleet.FlagBadData)
+		if ev := evidenceOf[*posfleet.BadDataEvidence](t, f); !f.Since.Equal(since) || ev.Count != 6 || ev.ByReason[posfleet.ReasonNotJSON] != 6 {
+			t.Errorf("after restore: %+v %+v", f, ev)
+		}
+		y.hb()
+		if y.has(posfleet.FlagBadData) {
+			t.Error("bad_data stays after an accepted message")
 		}
 	})
 }

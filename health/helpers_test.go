@@ -81,6 +81,18 @@ func (t *term) status(online bool) {
 	t.send(&posfleet.Message{Channel: posfleet.ChannelStatus, Status: &posfleet.Status{Online: online}})
 }
 
+// reject tells the engine the collector refused one of t's messages.
+func (t *term) reject(r posfleet.Reason) {
+	t.e.ObserveRejection(posfleet.RejectionEvent{Time: time.Now().UTC(), Terminal: t.ref, Channel: posfleet.ChannelTxn, Reason: r})
+}
+
+func (t *term) rejects(n int, r posfleet.Reason) {
+	for range n {
+		t.reject(r)
+		time.Sleep(time.Second)
+	}
+}
+
 func (t *term) has(f posfleet.FlagName) bool {
 	h, ok := t.e.Terminal(t.ref)
 	return ok && h.Has(f)

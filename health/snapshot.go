@@ -12,7 +12,9 @@ import (
 
 // snapshotVersion changes whenever the snapshot layout does; Restore refuses
 // other versions rather than guessing.
-const snapshotVersion = 1
+// Version 2 added bad_data: the flags' times moved from Since (13 flags)
+// to Raised, and rejections are counted; Restore reads version 1 too.
+const snapshotVersion = 2
 
 type snapshotHeader struct {
 	Version   int
@@ -107,7 +109,7 @@ func (e *Engine) Restore(r io.Reader) error {
 	if err := dec.Decode(&h); err != nil {
 		return fmt.Errorf("health: restore header: %w", err)
 	}
-	if h.Version != snapshotVersion {
+	if h.Version != snapshotVersion && h.Version != 1 {
 		return fmt.Errorf("health: restore: snapshot version %d, want %d", h.Version, snapshotVersion)
 	}
 	var pol *compiledPolicy
@@ -134,6 +136,9 @@ func (e *Engine) Restore(r io.Reader) error {
 			continue
 		}
 		s.withholdCardData()
+		if h.Version == 1 {
+			s.fromV1()
+		}
 		maps[e.shardIndex(s.Ref)][s.Ref] = s
 	}
 	tenants := map[string]*tenantIncidents{}
@@ -186,6 +191,16 @@ func (e *Engine) Restore(r io.Reader) error {
 		e.shards[i].mu.Unlock()
 	}
 	return nil
+}
+
+// fromV1 moves what a version 1 snapshot held under older names: the
+// flags' times, and the last accepted message (every message then was).
+func (s *termState) fromV1() {
+	copy(s.Raised[:], s.Since[:])
+	s.Since = [nFlagsV1]int64{}
+	if s.AcceptedAt == 0 {
+		s.AcceptedAt = s.LastSeen
+	}
 }
 
 func sortIncidentRecs(l []*incidentRec) {

@@ -64,6 +64,9 @@ func TestRestorePreviousReleaseSnapshot(t *testing.T) {
 			}
 		}
 		for _, f := range posfleet.FlagNames {
+			if f == posfleet.FlagBadData {
+				continue // added after version 1
+			}
 			if !raised[f] {
 				t.Errorf("the snapshot raises no %s: regenerate it with a terminal that does", f)
 			}

@@ -12,6 +12,9 @@ import (
 // Unix milliseconds (0 = never): half the size of a time.Time and no
 // location pointer for the garbage collector to follow.
 
+// nFlagsV1 is the number of flags of snapshot version 1 (PROTOCOL.md §2).
+const nFlagsV1 = 13
+
 // nFlags is the number of flags; a flag's index in the per-terminal arrays
 // and its bit in a flagMask are its position in posfleet.FlagSpecs.
 const nFlags = len(posfleet.FlagSpecs)
@@ -37,6 +40,7 @@ var (
 	fWeakNetwork      = flagIndex(posfleet.FlagWeakNetwork)
 	fBattery          = flagIndex(posfleet.FlagBattery)
 	fClockSkew        = flagIndex(posfleet.FlagClockSkew)
+	fBadData          = flagIndex(posfleet.FlagBadData)
 )
 
 // The masks of the flags each kind of message (or time alone) can change.
@@ -48,9 +52,11 @@ var (
 	mFirmware      = maskOf(posfleet.FlagFirmwareOutdated, posfleet.FlagFirmwareBlocked, posfleet.FlagUpdateFailed)
 	mTxn           = maskOf(posfleet.FlagAmountMismatch, posfleet.FlagTxnFailures, posfleet.FlagReceiptFailures, posfleet.FlagRefundAnomaly)
 	mHeartbeat     = maskOf(posfleet.FlagReceiptFailures, posfleet.FlagWeakNetwork, posfleet.FlagBattery, posfleet.FlagClockSkew)
+	mBadData       = maskOf(posfleet.FlagBadData)
 	// mTimeBased: flags whose evidence ages out (offline deadlines, the
-	// 24-hour windows) and that Tick therefore re-judges.
-	mTimeBased = maskOf(posfleet.FlagOffline, posfleet.FlagAmountMismatch, posfleet.FlagReceiptFailures, posfleet.FlagRefundAnomaly)
+	// 24-hour windows, bad_data's window) and that Tick therefore re-judges.
+	mTimeBased = maskOf(posfleet.FlagOffline, posfleet.FlagAmountMismatch, posfleet.FlagReceiptFailures, posfleet.FlagRefundAnomaly,
+		posfleet.FlagBadData)
 )
 
 const mAll = flagMask(1)<<nFlags - 1
@@ -277,6 +283,12 @@ type termState struct {
 	FirstSeen, LastSeen int64
 	WillAt              int64 // the last will arrived and nothing since
 	LastTxnAt           int64
+	// AcceptedAt is the last accepted message; LastSeen counts rejected
+	// ones too (the terminal was heard, whatever it said).
+	AcceptedAt int64
+	// Rejects counts rejected messages for bad_data; nil for a terminal
+	// that never sent one.
+	Rejects *rejLog
 
 	Model, Serial, Firmware, App, BootReason string
 	InvAt                                    int64
@@ -309,7 +321,12 @@ type termState struct {
 	HostFailRun    uint32
 	HostFails      uint32
 
-	Since      [nFlags]int64
+	// Raised is when each flag was raised (0: not raised), by flag index.
+	Raised [nFlags]int64
+	// Since is Raised as snapshots of release 1 wrote it (the 13 flags of
+	// PROTOCOL.md §2, under this name); Restore moves it to Raised and
+	// Snapshot never writes it (gob leaves a zero array out).
+	Since      [nFlagsV1]int64
 	ServicedAt int64
 	Service    []ServiceRecord
 

@@ -256,10 +256,41 @@ func (e Events) RecentSecurity(tenant string, n int) []posfleet.SecurityRecord {
 	return out
 }
 
+// TerminalRejections returns one terminal's newest n rejections, newest
+// first; nil when the database fails (logged).
+func (e Events) TerminalRejections(ref posfleet.TerminalRef, n int) []posfleet.RejectionEvent {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	rows, err := e.DB.QueryContext(ctx, rejectionCols+`WHERE tenant = $2 AND terminal = $3 ORDER BY at_ms DESC LIMIT $1`, n, ref.Tenant, ref.Terminal)
+	out, err := scanRejections(rows, err)
+	if err != nil {
+		e.logErr("rejections not read", err)
+	}
+	return out
+}
+
+// TerminalSecurity returns the newest n security events naming one
+// provisioned terminal, newest first; nil when the database fails (logged).
+func (e Events) TerminalSecurity(ref posfleet.TerminalRef, n int) []posfleet.SecurityRecord {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	rows, err := e.DB.QueryContext(ctx, securityCols+`WHERE tenant = $2 AND terminal = $3 AND known ORDER BY at_ms DESC LIMIT $1`, n, ref.Tenant, ref.Terminal)
+	out, err := scanSecurity(rows, err)
+	if err != nil {
+		e.logErr("security events not read", err)
+	}
+	return out
+}
+
+const (
+	rejectionCols = `SELECT tenant, terminal, at_ms, channel, reason, field, count FROM rejections `
+	securityCols  = `SELECT tenant, terminal, at_ms, kind, username, topic, remote, known, count FROM security_events `
+)
+
 // RecentRejections returns a tenant's ("" for all) newest n rejections,
 // newest first.
 func RecentRejections(ctx context.Context, db *store.DB, tenant string, n int) ([]posfleet.RejectionEvent, error) {
-	const cols = `SELECT tenant, terminal, at_ms, channel, reason, field, count FROM rejections `
+	const cols = rejectionCols
 	var rows *sql.Rows
 	var err error
 	if tenant == "" {
@@ -267,6 +298,10 @@ func RecentRejections(ctx context.Context, db *store.DB, tenant string, n int) (
 	} else {
 		rows, err = db.QueryContext(ctx, cols+`WHERE tenant = $2 ORDER BY at_ms DESC LIMIT $1`, n, tenant)
 	}
+	return scanRejections(rows, err)
+}
+
+func scanRejections(rows *sql.Rows, err error) ([]posfleet.RejectionEvent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal: rejections: %w", err)
 	}
@@ -290,7 +325,7 @@ func RecentRejections(ctx context.Context, db *store.DB, tenant string, n int) (
 // RecentSecurity returns the newest n security events naming a tenant (""
 // for all), newest first.
 func RecentSecurity(ctx context.Context, db *store.DB, tenant string, n int) ([]posfleet.SecurityRecord, error) {
-	const cols = `SELECT tenant, terminal, at_ms, kind, username, topic, remote, known, count FROM security_events `
+	const cols = securityCols
 	var rows *sql.Rows
 	var err error
 	if tenant == "" {
@@ -298,6 +333,10 @@ func RecentSecurity(ctx context.Context, db *store.DB, tenant string, n int) ([]
 	} else {
 		rows, err = db.QueryContext(ctx, cols+`WHERE tenant = $2 ORDER BY at_ms DESC LIMIT $1`, n, tenant)
 	}
+	return scanSecurity(rows, err)
+}
+
+func scanSecurity(rows *sql.Rows, err error) ([]posfleet.SecurityRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("journal: security events: %w", err)
 	}

@@ -288,6 +288,18 @@ func TestEvents(t *testing.T) {
 		if len(all) != 8 || all[0].Username == pan || all[0].Topic != posfleet.Redact(card.Topic) {
 			t.Errorf("all security events: %d, newest %+v", len(all), all[0])
 		}
+		if r := ev.TerminalRejections(a, 2); len(r) != 2 || r[0].Terminal != a || r[0].Count != 4 {
+			t.Errorf("a's rejections = %+v", r)
+		}
+		if r := ev.TerminalRejections(z, 100); len(r) != 1 || r[0].Terminal != z {
+			t.Errorf("z's rejections = %+v", r)
+		}
+		if s := ev.TerminalSecurity(a, 100); len(s) != 5 || s[0].Terminal != a || !s[0].Known {
+			t.Errorf("a's security events = %+v", s)
+		}
+		if s := ev.TerminalSecurity(z, 100); len(s) != 0 {
+			t.Errorf("z is not provisioned: its security events %+v", s)
+		}
 		if c := ev.Counters(a); c.Gaps != 0 {
 			t.Errorf("counters without a collector: %+v", c)
 		}

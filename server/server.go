@@ -251,8 +251,9 @@ func New(cfg Config) (*Server, error) {
 // The collector hands every accepted message to the health engine and the
 // command tracker (Start: collector.Options.Observers).
 var (
-	_ collector.Observer = (*health.Engine)(nil)
-	_ collector.Observer = (*commands.Tracker)(nil)
+	_ collector.Observer          = (*health.Engine)(nil)
+	_ collector.RejectionObserver = (*health.Engine)(nil)
+	_ collector.Observer          = (*commands.Tracker)(nil)
 )
 
 // Run starts the server and serves until ctx ends (SIGINT, SIGTERM) or one

@@ -167,8 +167,8 @@ type DetailView struct {
 	// FlagEvidence is a flag alarm's evidence, shown as the terminal page
 	// shows it.
 	FlagEvidence posfleet.Evidence
-	History  []posfleet.AlarmEntry
-	Folded   []Row
+	History      []posfleet.AlarmEntry
+	Folded       []Row
 	// Users are the names the assign form suggests.
 	Users         []string
 	Notice, Error string

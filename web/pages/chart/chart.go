@@ -4,11 +4,14 @@
 package chart
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/posfleet/posfleet/locale"
 )
 
 // Point is one value at a time.
@@ -80,8 +83,13 @@ type Drawing struct {
 
 func f(v float64) string { return strconv.FormatFloat(math.Round(v*10)/10, 'f', -1, 64) }
 
-// Layout computes the drawing of c.
-func (c Chart) Layout() Drawing {
+// Layout computes the drawing of c with its times in UTC, in English.
+func (c Chart) Layout() Drawing { return c.LayoutFor(context.Background()) }
+
+// LayoutFor computes the drawing of c for the reader of ctx: the time axis
+// in its zone (ticks on its round hours and days) and language.
+func (c Chart) LayoutFor(ctx context.Context) Drawing {
+	loc := locale.From(ctx)
 	d := Drawing{Chart: c, X1: f(left), X2: f(W - right), ViewBox: "0 0 " + f(W) + " " + f(H)}
 	lo, hi := math.Inf(1), math.Inf(-1)
 	n := 0
@@ -131,19 +139,25 @@ func (c Chart) Layout() Drawing {
 	y := func(v float64) float64 { return top + (H-top-foot)*(1-(v-lo)/(hi-lo)) }
 	for v := lo; v <= hi+step/2; v += step {
 		d.Grid = append(d.Grid, f(y(v)))
-		d.YTicks = append(d.YTicks, Tick{X: f(left - 4), Y: f(y(v) + 4), Text: label(v, step), Anchor: "end"})
+		d.YTicks = append(d.YTicks, Tick{X: f(left - 4), Y: f(y(v) + 4), Text: label(loc, v, step), Anchor: "end"})
 	}
 	// Time labels: every 6 h over a day, every day over a week.
 	every := 6 * time.Hour
-	format := "15:04"
+	format := func(t time.Time) string { return t.Format("15:04") }
 	if c.End.Sub(c.Start) > 48*time.Hour {
-		every, format = 24*time.Hour, "Mon 2"
+		every = 24 * time.Hour
+		format = func(t time.Time) string {
+			return loc.T("chart.day", "Weekday", loc.T("chart.weekday."+strings.ToLower(t.Weekday().String()[:3])), "Month", int(t.Month()), "Day", t.Day())
+		}
 	}
-	for t := c.Start.Truncate(every); !t.After(c.End); t = t.Add(every) {
+	// Round hours and midnights of the reader's zone, not of UTC.
+	_, off := c.Start.In(loc.Zone).Zone()
+	shift := time.Duration(off) * time.Second
+	for t := c.Start.Add(shift).Truncate(every).Add(-shift); !t.After(c.End); t = t.Add(every) {
 		if t.Before(c.Start) {
 			continue
 		}
-		d.XTicks = append(d.XTicks, Tick{X: f(x(t)), Y: f(H - 5), Text: t.UTC().Format(format), Anchor: "middle"})
+		d.XTicks = append(d.XTicks, Tick{X: f(x(t)), Y: f(H - 5), Text: format(t.In(loc.Zone)), Anchor: "middle"})
 	}
 	for _, s := range c.Lines {
 		var b strings.Builder
@@ -175,7 +189,7 @@ func (c Chart) Layout() Drawing {
 				y0, y1 := y(base[i]), y(base[i]+p.Value)
 				base[i] += p.Value
 				d.Rects = append(d.Rects, Rect{X: f(left + bw*float64(i) + bw*0.1), Y: f(y1), W: f(bw * 0.8), H: f(y0 - y1), Class: s.Class,
-					Title: fmt.Sprintf("%s %s: %s", p.At.UTC().Format("Jan 2 15:04"), s.Label, label(p.Value, 1))})
+					Title: loc.T("chart.bar", "At", loc.Minute(p.At), "Label", s.Label, "Value", label(loc, p.Value, 1))})
 			}
 			d.Legend = append(d.Legend, s)
 		}
@@ -197,9 +211,11 @@ func niceRange(lo, hi float64) (float64, float64, float64) {
 	return math.Floor(lo/step) * step, math.Ceil(hi/step) * step, step
 }
 
-func label(v, step float64) string {
+// label is a value on the axis: whole numbers with the reader's thousands
+// separators (3,000 ms), others with up to two decimals.
+func label(loc *locale.Locale, v, step float64) string {
 	if step >= 1 || v == math.Trunc(v) {
-		return strconv.FormatFloat(math.Round(v), 'f', -1, 64)
+		return loc.Int(int64(math.Round(v)))
 	}
 	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posfleet/posfleet/locale"
 	"github.com/posfleet/posfleet/web/pages/chart"
 )
 
@@ -70,5 +71,49 @@ func TestSVGEscapesTitles(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "<b>") || strings.Contains(b.String(), "<i>") || !strings.Contains(b.String(), `data-testid="chart-x"`) {
 		t.Errorf("svg: %s", b.String())
+	}
+}
+
+// TestLayoutInReadersZone: the time axis is in the reader's zone, on its
+// round hours, and a week's ticks name its days in its language.
+func TestLayoutInReadersZone(t *testing.T) {
+	start := time.Date(2026, 3, 2, 1, 0, 0, 0, time.UTC) // 09:00 in Shanghai
+	pts := []chart.Point{{start.Add(time.Hour), 1}, {start.Add(2 * time.Hour), 2}}
+	zh := locale.With(context.Background(), locale.New(locale.Chinese, "Asia/Shanghai"))
+	day := chart.Chart{Start: start, End: start.Add(24 * time.Hour), Lines: []chart.Series{{Points: pts}}}
+	var got []string
+	for _, x := range day.LayoutFor(zh).XTicks {
+		got = append(got, x.Text)
+	}
+	if want := "12:00 18:00 00:00 06:00"; strings.Join(got, " ") != want {
+		t.Errorf("day ticks in Shanghai %v, want %s", got, want)
+	}
+	got = nil
+	for _, x := range day.Layout().XTicks {
+		got = append(got, x.Text)
+	}
+	if want := "06:00 12:00 18:00 00:00"; strings.Join(got, " ") != want {
+		t.Errorf("day ticks in UTC %v, want %s", got, want)
+	}
+	week := chart.Chart{Start: start, End: start.Add(7 * 24 * time.Hour), Lines: []chart.Series{{Points: pts}}}
+	ticks := week.LayoutFor(zh).XTicks
+	if len(ticks) == 0 || ticks[0].Text != "3月3日" {
+		t.Errorf("week ticks in Chinese %+v, want 3月3日 first", ticks)
+	}
+	bars := chart.Chart{Start: start, End: start.Add(24 * time.Hour), Bucket: time.Hour,
+		Bars: []chart.Series{{Label: "x", Points: []chart.Point{{start, 3}}}}}
+	if r := bars.LayoutFor(zh).Rects; len(r) != 1 || !strings.Contains(r[0].Title, "2026-03-02 09:00 UTC+8") {
+		t.Errorf("bar title %+v, want Shanghai time", r)
+	}
+	rtt := chart.Chart{Start: start, End: start.Add(24 * time.Hour), Lines: []chart.Series{{Points: []chart.Point{{start, 2000}, {start.Add(time.Hour), 4000}}}}}
+	var ys []string
+	for _, y := range rtt.LayoutFor(zh).YTicks {
+		ys = append(ys, y.Text)
+	}
+	if want := "2,000 2,500 3,000 3,500 4,000"; strings.Join(ys, " ") != want {
+		t.Errorf("y ticks %v, want %s (with separators)", ys, want)
+	}
+	for _, m := range locale.Missing() {
+		t.Errorf("missing message %s", m)
 	}
 }

@@ -22,7 +22,8 @@ func FlagLabel(ctx context.Context, f posfleet.FlagName) string {
 	switch f {
 	case posfleet.FlagOffline, posfleet.FlagFirmwareOutdated, posfleet.FlagFirmwareBlocked, posfleet.FlagUpdateFailed,
 		posfleet.FlagAmountMismatch, posfleet.FlagTxnFailures, posfleet.FlagReceiptFailures, posfleet.FlagRefundAnomaly,
-		posfleet.FlagHardwareFault, posfleet.FlagTamper, posfleet.FlagWeakNetwork, posfleet.FlagBattery, posfleet.FlagClockSkew:
+		posfleet.FlagHardwareFault, posfleet.FlagTamper, posfleet.FlagWeakNetwork, posfleet.FlagBattery, posfleet.FlagClockSkew,
+		posfleet.FlagBadData:
 		return locale.T(ctx, "flag."+string(f))
 	}
 	return string(f)
@@ -101,6 +102,17 @@ func Describe(ctx context.Context, f posfleet.Flag) string {
 		return t("battery_low", "Pct", v(opt(ev.BatteryPct)), "Heartbeats", v(opt(ev.LowHeartbeats)))
 	case *posfleet.ClockSkewEvidence:
 		return t("clock_skew", "Skew", v(ev.SkewS), "At", v(ev.ServerTS))
+	case *posfleet.BadDataEvidence:
+		reasons := map[string]any{}
+		for r, n := range ev.ByReason {
+			reasons[string(r)] = n
+		}
+		kv := []any{"Count", v(ev.Count), "Accepted", v(ev.Accepted), "Minutes", v(ev.WindowS / 60), "Reasons", v(reasons),
+			"First", v(ev.FirstRejected), "Last", v(ev.LastRejected)}
+		if ev.Accepted > 0 {
+			return t("bad_data_some", kv...)
+		}
+		return t("bad_data", kv...)
 	}
 	return t("see_evidence")
 }
@@ -161,7 +173,8 @@ func EvidenceKey(ctx context.Context, k string) string {
 var evidenceKeys = map[string]struct{}{}
 
 func init() {
-	for _, k := range strings.Fields(`amount amount_charged amount_entered at battery_pct below_minimum blocked by_cause
+	for _, k := range strings.Fields(`accepted by_reason first_rejected last_accepted last_rejected share window_s
+		amount amount_charged amount_entered at battery_pct below_minimum blocked by_cause
 		cause charging code component count currency detail difference error events evidence excused_by_incident failed
 		failed_receipts faults firmware heartbeats id last_seen last_txn latest low_heartbeats low_since median_signal_dbm
 		minimum model network original_amount p90_host_rtt_ms paper paper_out_at rate reason reported_at result

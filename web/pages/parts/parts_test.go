@@ -38,6 +38,8 @@ func TestDescribe(t *testing.T) {
 		{&posfleet.BatteryEvidence{BatteryPct: &pct8, Charging: &no, LowHeartbeats: &three}, []string{"8% and not charging for 3 heartbeats"}},
 		{&posfleet.BatteryEvidence{TempC: &temp, TempThresholdC: &limit60, ReportedAt: at}, []string{"61.5 °C (limit 60 °C)"}},
 		{&posfleet.ClockSkewEvidence{SkewS: -420, ServerTS: at}, []string{"-420 s off"}},
+		{&posfleet.BadDataEvidence{Count: 1205, ByReason: map[posfleet.Reason]int64{posfleet.ReasonCardData: 1200, posfleet.ReasonNotJSON: 5}, FirstRejected: at,
+			LastRejected: at.Add(time.Hour), Share: 1, Threshold: 5, WindowS: 3600}, []string{"All 1,205 messages of the last 60 minutes were rejected", "card_data 1,200, not_json 5", "09:30:00 UTC"}},
 	} {
 		flag := tc.ev.EvidenceFor()
 		t.Run(string(flag), func(t *testing.T) {

@@ -66,3 +66,26 @@ func TestPageInChinese(t *testing.T) {
 		t.Error("page in UTC or in English")
 	}
 }
+
+// TestRowsLinkToTerminal: a row naming a terminal links to its page; one
+// naming none (an aggregate's catch-all, an unknown client) does not.
+func TestRowsLinkToTerminal(t *testing.T) {
+	at := time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC)
+	v := security.View{
+		Events:     []security.Event{{Time: at, Kind: "auth_failed", Terminal: "acme:T-1"}, {Time: at, Kind: "auth_failed", Username: "nobody"}},
+		Rejections: []security.Rejection{{Time: at, Terminal: "acme:T-2", Reason: "not_json"}, {Time: at, Terminal: ":", Reason: "not_json"}},
+	}
+	var b bytes.Buffer
+	if err := security.Page(v).Render(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	if n := strings.Count(page, `data-testid="security-terminal-link"`); n != 2 {
+		t.Errorf("%d terminal links, want 2", n)
+	}
+	for _, href := range []string{`href="/terminals/acme/T-1"`, `href="/terminals/acme/T-2"`} {
+		if !strings.Contains(page, href) {
+			t.Errorf("no link %s", href)
+		}
+	}
+}
