@@ -166,6 +166,9 @@ func changedFields(a, b server.Config) []string {
 	walk = func(prefix string, x, y reflect.Value) {
 		if x.Kind() == reflect.Struct && x.Type() != reflect.TypeFor[time.Time]() {
 			for i := range x.NumField() {
+				if !x.Type().Field(i).IsExported() {
+					continue // derived from the exported ones (health's precomputed tables)
+				}
 				name := x.Type().Field(i).Name
 				if prefix != "" {
 					name = prefix + "." + name
