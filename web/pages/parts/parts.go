@@ -81,7 +81,7 @@ func Describe(ctx context.Context, f posfleet.Flag) string {
 	case *posfleet.HardwareFaultEvidence:
 		var parts []string
 		for _, x := range ev.Faults {
-			parts = append(parts, t("fault", "Component", v(x.Component), "Code", v(x.Code), "Severity", v(x.Severity), "Since", v(x.Since)))
+			parts = append(parts, t("fault", "Component", v(x.Component), "Code", v(x.Code), "Severity", SeverityLabel(ctx, x.Severity), "Since", v(x.Since)))
 		}
 		return t("hardware_fault", "Faults", strings.Join(parts, t("separator")))
 	case *posfleet.TamperEvidence:
@@ -115,6 +115,15 @@ func Describe(ctx context.Context, f posfleet.Flag) string {
 		return t("bad_data", kv...)
 	}
 	return t("see_evidence")
+}
+
+// SeverityLabel is a fault's severity in the reader's language.
+func SeverityLabel(ctx context.Context, s string) string {
+	switch s {
+	case posfleet.SeverityInfo, posfleet.SeverityWarning, posfleet.SeverityCritical:
+		return locale.T(ctx, "terminal.severity."+s)
+	}
+	return s
 }
 
 // opt is what p points to, or nil (shown as "–") when p is nil.
@@ -206,6 +215,9 @@ func Evidence(ctx context.Context, ev posfleet.Evidence) []Field {
 				for c, v := range r {
 					cols[c] = true
 					row[c] = Value(ctx, v)
+					if s, ok := v.(string); ok && c == "severity" {
+						row[c] = SeverityLabel(ctx, s)
+					}
 				}
 				fd.Rows = append(fd.Rows, row)
 			}
