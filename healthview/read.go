@@ -448,12 +448,18 @@ func (r *Reader) workItems(ctx context.Context, q query, limit string) ([]health
 	if err != nil {
 		return nil, fmt.Errorf("healthview: work list: %w", err)
 	}
+	return scanWorkItems(rows, "work list")
+}
+
+// scanWorkItems reads rows of (tenant, terminal, work) into work items and
+// closes them; what names the query in errors.
+func scanWorkItems(rows *sql.Rows, what string) ([]health.WorkItem, error) {
 	defer rows.Close()
 	var out []health.WorkItem
 	for rows.Next() {
 		var tn, id, body string
 		if err := rows.Scan(&tn, &id, &body); err != nil {
-			return nil, fmt.Errorf("healthview: work list: %w", err)
+			return nil, fmt.Errorf("healthview: %s: %w", what, err)
 		}
 		var it health.WorkItem
 		if err := json.Unmarshal([]byte(body), &it); err != nil {

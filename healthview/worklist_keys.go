@@ -3,7 +3,6 @@ package healthview
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -119,19 +118,5 @@ func (r *Reader) WorkItems(ctx context.Context, refs []posfleet.TerminalRef) ([]
 	if err != nil {
 		return nil, fmt.Errorf("healthview: work items: %w", err)
 	}
-	defer rows.Close()
-	var out []health.WorkItem
-	for rows.Next() {
-		var tn, id, body string
-		if err := rows.Scan(&tn, &id, &body); err != nil {
-			return nil, fmt.Errorf("healthview: work items: %w", err)
-		}
-		var it health.WorkItem
-		if err := json.Unmarshal([]byte(body), &it); err != nil {
-			return nil, fmt.Errorf("healthview: work item of %s:%s: %w", tn, id, err)
-		}
-		it.Ref = posfleet.TerminalRef{Tenant: tn, Terminal: id}
-		out = append(out, it)
-	}
-	return out, rows.Err()
+	return scanWorkItems(rows, "work items")
 }
