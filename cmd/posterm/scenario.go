@@ -74,9 +74,6 @@ type Behavior struct {
 	Currency   string     `json:"currency"`
 	Entry      EntryShare `json:"entry"`
 
-	// FeeBasisPoints is added to amount_charged of approved sales (60 =
-	// 0.6%, the credit-card merchant fee): the firmware fee bug.
-	FeeBasisPoints int64 `json:"fee_bp"`
 	// Card-side declines (51, 05, 55, 54...), operator cancellations, and
 	// sales keyed wrong and declined 13.
 	DeclineRate float64 `json:"decline_rate"`

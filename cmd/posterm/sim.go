@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"sync"
@@ -30,6 +31,13 @@ type SimOptions struct {
 	Fleet     []FleetTerminal
 	Scenarios map[posfleet.TerminalRef]string
 	File      *ScenarioFile
+	// Firmware says how each firmware version behaves (nil: the built-in
+	// scenarios/firmware.json). A terminal follows the version it runs
+	// now.
+	Firmware *FirmwareCatalogue
+	// Download fetches update packages; nil serves each URL's own bytes
+	// as its package (urlPackages), with no network.
+	Download *http.Client
 	// Heartbeat is the heartbeat interval, in real time.
 	Heartbeat time.Duration
 	// TimeScale is how many simulated seconds pass per real second: 60
@@ -37,7 +45,8 @@ type SimOptions struct {
 	TimeScale float64
 	// StartHour is the simulated time of day at the start (9.5 = 09:30).
 	StartHour float64
-	// StoreDir holds the shared outbox of all terminals; Sync fsyncs it.
+	// StoreDir holds the shared outbox of all terminals and the firmware
+	// the updates installed (installedFile); Sync fsyncs them.
 	StoreDir string
 	Sync     bool
 	// Ramp is how many terminals start per second, so that a large fleet
@@ -58,6 +67,7 @@ type Simulation struct {
 	opts     SimOptions
 	log      *slog.Logger
 	store    *firmwareclient.Store
+	inst     *installed
 	terms    []*simTerminal
 	start    time.Time
 	simStart time.Time
@@ -78,6 +88,13 @@ func NewSimulation(opts SimOptions) (*Simulation, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Firmware == nil {
+		fw, err := LoadFirmware("")
+		if err != nil {
+			return nil, err
+		}
+		opts.Firmware = fw
 	}
 	s := &Simulation{opts: opts, log: opts.Logger}
 	fleetWide := opts.File.FleetWide()
@@ -143,6 +160,9 @@ func (s *Simulation) Run(ctx context.Context) error {
 	}
 	s.store = store
 	defer store.Close()
+	if s.inst, err = loadInstalled(s.opts.StoreDir, s.opts.Sync); err != nil {
+		return err
+	}
 	s.start = time.Now()
 	day := s.start.Truncate(24 * time.Hour)
 	s.simStart = day.Add(time.Duration(s.opts.StartHour * float64(time.Hour)))
@@ -255,8 +275,9 @@ type simTerminal struct {
 
 	faults    []*faultState
 	flapPhase float64
-	n         int    // transactions so far
-	sales     []sold // recent approved sales, for refunds
+	n         int       // transactions so far
+	recent    []float64 // minutes of the recent transactions, for crashes
+	sales     []sold    // recent approved sales, for refunds
 	hostMs    atomic.Int64
 }
 
@@ -281,24 +302,34 @@ type sold struct {
 
 func (t *simTerminal) newClient() error {
 	drift := time.Duration(t.b.ClockDriftS) * time.Second
+	firmware := t.b.Firmware
+	if v := t.sim.inst.get(t.ft.TerminalRef); v != "" {
+		firmware = v // an update installed it before a restart
+	}
+	download := t.sim.opts.Download
+	if download == nil {
+		download = &http.Client{Transport: urlPackages{}}
+	}
 	c, err := firmwareclient.New(firmwareclient.Config{
 		Broker: t.sim.opts.Broker, TLS: t.sim.opts.TLS,
 		Tenant: t.ft.Tenant, Terminal: t.ft.Terminal, Secret: t.ft.Secret,
 		Dial:  t.link.dial,
 		Store: t.sim.store,
 		Inventory: posfleet.Inventory{
-			Model: t.ft.Model, Serial: "SN" + t.ft.Terminal, Firmware: t.b.Firmware, App: t.b.App,
+			Model: t.ft.Model, Serial: "SN" + t.ft.Terminal, Firmware: firmware, App: t.b.App,
 		},
 		HeartbeatInterval: t.sim.opts.Heartbeat,
 		Heartbeat:         t.heartbeat,
+		Download:          firmwareclient.DownloadOptions{Client: download, Dir: t.sim.opts.StoreDir},
 		Flash: func(ctx context.Context, u firmwareclient.Update) error {
 			// Installing takes a moment on a real terminal.
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-time.After(time.Duration(1+rand.IntN(3)) * time.Second):
-				return nil
 			}
+			// The new version is in flash: it survives a restart.
+			return t.sim.inst.set(t.ft.TerminalRef, u.Target)
 		},
 		Reboot:       func(context.Context) error { return nil },
 		ReconnectMax: t.sim.opts.ReconnectMax,
@@ -467,10 +498,11 @@ func (t *simTerminal) transact(ctx context.Context, m float64) {
 		host()
 	}
 	charged := amount
-	if tx.Result == posfleet.ResultApproved && tx.Type == posfleet.TxnSale && b.FeeBasisPoints > 0 &&
-		t.client.Inventory().Firmware == t.b.Firmware {
-		// The fee bug lives in this firmware version: an update cures it.
-		charged += (amount*b.FeeBasisPoints + 5000) / 10000
+	fw := t.sim.opts.Firmware.Lookup(t.ft.Model, t.client.Inventory().Firmware)
+	if tx.Result == posfleet.ResultApproved && tx.Type == posfleet.TxnSale && fw.FeeBasisPoints > 0 {
+		// The fee bug lives in the firmware the terminal runs now (the
+		// catalogue's): an update brings it in or cures it.
+		charged += (amount*fw.FeeBasisPoints + 5000) / 10000
 	}
 	if tx.Result != posfleet.ResultCancelled && tx.Result != posfleet.ResultError {
 		tx.AmountCharged = ptr(charged)
@@ -491,6 +523,28 @@ func (t *simTerminal) transact(ctx context.Context, m float64) {
 		}
 	}
 	t.report(t.client.ReportTransaction(ctx, tx))
+	if fw.Crash != nil {
+		t.load(ctx, m, fw.Crash)
+	}
+}
+
+// load counts the transaction of minute m against the firmware's crash
+// plan: too many in too short a time restart the terminal, which reports
+// its inventory again with the crash's boot reason.
+func (t *simTerminal) load(ctx context.Context, m float64, p *CrashPlan) {
+	t.recent = append(t.recent, m)
+	i := 0
+	for i < len(t.recent) && t.recent[i] < m-p.WithinMin {
+		i++
+	}
+	t.recent = t.recent[i:]
+	if len(t.recent) < p.AfterTxns {
+		return
+	}
+	t.recent = t.recent[:0]
+	inv := t.client.Inventory()
+	inv.BootReason, inv.Update = p.BootReason, nil
+	t.report(t.client.ReportInventory(ctx, inv))
 }
 
 var digits = regexp.MustCompile(`[0-9]+`)
