@@ -52,6 +52,22 @@ type CrashPlan struct {
 	BootReason string  `json:"boot_reason"`
 }
 
+// overloaded adds a transaction at minute m to the minutes of the recent
+// ones and says whether they are too many for the plan: then the terminal
+// crashes, and the count starts again.
+func (p *CrashPlan) overloaded(recent []float64, m float64) ([]float64, bool) {
+	recent = append(recent, m)
+	i := 0
+	for i < len(recent) && recent[i] <= m-p.WithinMin {
+		i++
+	}
+	recent = recent[i:]
+	if len(recent) >= p.AfterTxns {
+		return recent[:0], true
+	}
+	return recent, false
+}
+
 // LoadFirmware reads a firmware catalogue; "" reads the embedded one.
 func LoadFirmware(path string) (*FirmwareCatalogue, error) {
 	var b []byte

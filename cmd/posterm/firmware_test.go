@@ -75,6 +75,32 @@ func TestFirmwareCatalogue(t *testing.T) {
 	}
 }
 
+// TestCrashUnderLoad: 2.5.1 crashes on its sixth transaction within 30
+// minutes, never at a quiet shop's pace.
+func TestCrashUnderLoad(t *testing.T) {
+	c, err := LoadFirmware("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Lookup("A920", "2.5.1").Crash
+	count := func(every float64, n int) (crashes int) {
+		var recent []float64
+		for k := range n {
+			var crash bool
+			if recent, crash = p.overloaded(recent, float64(k)*every); crash {
+				crashes++
+			}
+		}
+		return crashes
+	}
+	if n := count(1, 60); n != 10 { // a sale a minute: every sixth crashes
+		t.Errorf("busy: %d crashes in 60 sales, want 10", n)
+	}
+	if n := count(6, 200); n != 0 { // a sale every 6 minutes: 5 in 30 minutes
+		t.Errorf("quiet: %d crashes in 200 sales, want 0", n)
+	}
+}
+
 // TestURLPackages: without a network, the package at a URL is the URL's
 // bytes, and PackageSHA256 is their digest.
 func TestURLPackages(t *testing.T) {
@@ -176,7 +202,7 @@ func TestFirmwareBehaviourFromCatalogue(t *testing.T) {
 	for _, st := range sim.terms {
 		want[st.ft.Terminal] = st.client.Stats().Acked.Txn
 	}
-	type outcome struct{ sales, mismatched, feeRight, crashes, boots int }
+	type outcome struct{ sales, mismatched, feeRight, crashes, boots, maxUptime int }
 	got := map[string]outcome{}
 	for _, f := range fleet {
 		servertest.Eventually(t, 20*time.Second, f.Terminal+"'s acknowledged transactions", func() bool {
@@ -203,6 +229,10 @@ func TestFirmwareBehaviourFromCatalogue(t *testing.T) {
 				o.crashes++
 			}
 		}
+		for _, p := range srv.Points(bg, "heartbeat", f.TerminalRef) {
+			up, _ := strconv.Atoi(p["uptime_s"])
+			o.maxUptime = max(o.maxUptime, up)
+		}
 		got[assigned[f.TerminalRef]] = o
 		t.Logf("%s: %+v", assigned[f.TerminalRef], o)
 	}
@@ -219,6 +249,11 @@ func TestFirmwareBehaviourFromCatalogue(t *testing.T) {
 	}
 	if o := got["fw_2.5.2"]; o.crashes != 0 || o.mismatched != 0 {
 		t.Errorf("good firmware 2.5.2: %+v, want neither fee nor crash", o)
+	}
+	// A crash restarts the uptime: the crashing terminal never stays up
+	// as long as the good one.
+	if c, g := got["fw_2.5.1"].maxUptime, got["fw_2.5.2"].maxUptime; c >= g || g < 3 {
+		t.Errorf("longest uptime %d s on the crashing firmware, %d s on the good one", c, g)
 	}
 }
 

@@ -279,6 +279,7 @@ type simTerminal struct {
 	recent    []float64 // minutes of the recent transactions, for crashes
 	sales     []sold    // recent approved sales, for refunds
 	hostMs    atomic.Int64
+	crashedAt atomic.Int64 // unix nanoseconds of the last crash, 0 if none
 }
 
 // event is a fleet-wide scenario: the terminal's behaviour while it lasts.
@@ -532,16 +533,11 @@ func (t *simTerminal) transact(ctx context.Context, m float64) {
 // plan: too many in too short a time restart the terminal, which reports
 // its inventory again with the crash's boot reason.
 func (t *simTerminal) load(ctx context.Context, m float64, p *CrashPlan) {
-	t.recent = append(t.recent, m)
-	i := 0
-	for i < len(t.recent) && t.recent[i] < m-p.WithinMin {
-		i++
-	}
-	t.recent = t.recent[i:]
-	if len(t.recent) < p.AfterTxns {
+	var crash bool
+	if t.recent, crash = p.overloaded(t.recent, m); !crash {
 		return
 	}
-	t.recent = t.recent[:0]
+	t.crashedAt.Store(time.Now().UnixNano()) // uptime starts again
 	inv := t.client.Inventory()
 	inv.BootReason, inv.Update = p.BootReason, nil
 	t.report(t.client.ReportInventory(ctx, inv))
@@ -576,6 +572,9 @@ func (t *simTerminal) heartbeat() posfleet.Heartbeat {
 		TempC:       ptr(math.Round(randFloat(b.TempC)*10) / 10),
 		Paper:       b.Paper,
 		PendingTxns: ptr(0),
+	}
+	if at := t.crashedAt.Load(); at > 0 {
+		hb.UptimeS = ptr(int64(time.Since(time.Unix(0, at)) / time.Second))
 	}
 	if ms := t.hostMs.Load(); ms > 0 {
 		hb.HostRTTMs = ptr(int(ms))
