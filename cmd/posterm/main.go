@@ -9,7 +9,8 @@
 // is also the simulator's credentials) and a labels file that names each
 // terminal's scenario and the flags the server should raise for it.
 // Scenarios are data: scenarios/field.json is built in, --scenarios reads
-// another file of the same shape.
+// another file of the same shape. So is each firmware version's behaviour
+// (a fee, crashes under load): scenarios/firmware.json, or --firmware.
 package main
 
 import (
@@ -182,24 +183,24 @@ func (cmd *ScenariosCmd) Run(g *Globals) error {
 
 // SimulateCmd runs a fleet.
 type SimulateCmd struct {
-	Fleet         string        `help:"Provisioning CSV with a secret column (from provision)." required:"" type:"existingfile"`
-	Labels        string        `help:"Labels CSV giving each terminal's scenario; default: next to --fleet, .labels.csv. Without it every terminal is healthy." type:"path"`
-	Broker        string        `help:"MQTT URL of posfleet (tcp:// or ssl://)." default:"tcp://127.0.0.1:1883"`
-	Scenarios     string        `help:"Scenario file (JSON); default: the built-in one." type:"existingfile"`
-	Firmware      string        `help:"Firmware catalogue (JSON): how each firmware version behaves; default: the built-in one." type:"existingfile"`
-	RealDownloads bool          `help:"Download update packages from their URLs; default: each URL's own bytes are its package (no network)."`
-	Heartbeat     time.Duration `help:"Heartbeat interval (real time)." default:"60s"`
-	TimeScale     float64       `help:"Simulated seconds per real second: 60 runs a shop's day in 24 minutes." default:"1"`
-	StartHour     float64       `help:"Simulated time of day at the start (9.5 = 09:30)." default:"9"`
-	Duration      time.Duration `help:"Stop after this long (0: run until interrupted)." default:"0"`
-	Limit         int           `help:"Run only the first N terminals of the fleet (0: all)." default:"0"`
-	Ramp          int           `help:"Terminals started per second." default:"200"`
-	SourceAddrs   string        `help:"Comma-separated local IP addresses to spread connections over (e.g. 127.0.0.1,127.0.0.2)."`
-	StoreDir      string        `help:"Directory of the terminals' shared outbox and of the firmware their updates installed (kept across restarts); default: a temporary directory removed at the end." type:"path"`
-	Fsync         bool          `help:"fsync the outbox on every write, as a real terminal does (slower)."`
-	ReconnectMax  time.Duration `help:"Longest wait between reconnection attempts." default:"30s"`
-	Progress      time.Duration `help:"Interval of the progress line on stderr (0: none)." default:"1s"`
-	Pprof         string        `help:"Serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060, to measure the simulator itself."`
+	Fleet        string        `help:"Provisioning CSV with a secret column (from provision)." required:"" type:"existingfile"`
+	Labels       string        `help:"Labels CSV giving each terminal's scenario; default: next to --fleet, .labels.csv. Without it every terminal is healthy." type:"path"`
+	Broker       string        `help:"MQTT URL of posfleet (tcp:// or ssl://)." default:"tcp://127.0.0.1:1883"`
+	Scenarios    string        `help:"Scenario file (JSON); default: the built-in one." type:"existingfile"`
+	Firmware     string        `help:"Firmware catalogue (JSON): how each firmware version behaves; default: the built-in one." type:"existingfile"`
+	Download     bool          `help:"Download update packages from their URLs; default: each URL's own bytes are its package (no network)."`
+	Heartbeat    time.Duration `help:"Heartbeat interval (real time)." default:"60s"`
+	TimeScale    float64       `help:"Simulated seconds per real second: 60 runs a shop's day in 24 minutes." default:"1"`
+	StartHour    float64       `help:"Simulated time of day at the start (9.5 = 09:30)." default:"9"`
+	Duration     time.Duration `help:"Stop after this long (0: run until interrupted)." default:"0"`
+	Limit        int           `help:"Run only the first N terminals of the fleet (0: all)." default:"0"`
+	Ramp         int           `help:"Terminals started per second." default:"200"`
+	SourceAddrs  string        `help:"Comma-separated local IP addresses to spread connections over (e.g. 127.0.0.1,127.0.0.2)."`
+	StoreDir     string        `help:"Directory of the terminals' shared outbox and of the firmware their updates installed (kept across restarts); default: a temporary directory removed at the end." type:"path"`
+	Fsync        bool          `help:"fsync the outbox on every write, as a real terminal does (slower)."`
+	ReconnectMax time.Duration `help:"Longest wait between reconnection attempts." default:"30s"`
+	Progress     time.Duration `help:"Interval of the progress line on stderr (0: none)." default:"1s"`
+	Pprof        string        `help:"Serve Go's profiler (net/http/pprof) on this address, e.g. 127.0.0.1:6060, to measure the simulator itself."`
 }
 
 // Run runs the simulation until interrupted or --duration.
@@ -225,7 +226,7 @@ func (cmd *SimulateCmd) Run(ctx context.Context, g *Globals) error {
 		return err
 	}
 	var download *http.Client
-	if cmd.RealDownloads {
+	if cmd.Download {
 		download = &http.Client{}
 	}
 	assigned := map[posfleet.TerminalRef]string{}
