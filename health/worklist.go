@@ -114,7 +114,7 @@ func (e *Engine) WorkList(tenant string) []WorkItem {
 func (e *Engine) workItem(s *termState, now int64, pol *compiledPolicy, view *incidentView) (WorkItem, bool) {
 	need := false
 	for i := range nFlags {
-		if s.Raised[i] != 0 && posfleet.FlagSpecs[i].Kind == posfleet.KindMaintenance {
+		if s.raised[i] != 0 && posfleet.FlagSpecs[i].Kind == posfleet.KindMaintenance {
 			need = true
 			break
 		}
