@@ -22,7 +22,7 @@ func TestDescribeSignals(t *testing.T) {
 	}{
 		{&posfleet.FallbackRateEvidence{Count: 7, Total: 50, Rate: 0.14, Threshold: 0.1, Minimum: 5, Window: 50,
 			Latest: []posfleet.FallbackTxn{{ID: "t1", At: at}}},
-			[]string{"7 of the last 50 chip payments fell back", "14%", "limit 10%"}, []string{"最近 50 笔芯片交易中有 7 笔降级"}},
+			[]string{"7 of the last 50 chip payments fell back", "14.0%", "limit 10%"}, []string{"最近 50 笔芯片交易中有 7 笔降级"}},
 		{&posfleet.MovedEvidence{DistanceM: 12034, Heartbeats: 2, Lat: 31.34, Lon: 121.47, SiteLat: 31.23, SiteLon: 121.47, Since: at, ThresholdM: 1000},
 			[]string{"12,034 m from its site", "limit 1,000 m", "2026-03-02 09:30:00 UTC"}, []string{"12,034 米", "17:30:00 UTC+8"}},
 	} {
