@@ -17,15 +17,15 @@ const FallbackRing = 50
 
 // chipLog is the terminal's last FallbackRing card-present chip
 // transactions: when each arrived (Unix seconds) and whether it fell back
-// to the stripe. About 210 bytes, allocated with the first chip
-// transaction.
+// to the stripe. About 220 bytes, allocated with the first chip
+// transaction; the samples with the first fallback.
 type chipLog struct {
 	At       [FallbackRing]uint32
 	Fallback uint64 // bit i: entry i of At fell back
 	Next     uint8
 	Count    uint8
 	// Samples keeps the latest fallbacks (transaction ID and time).
-	Samples evRing
+	Samples *evRing
 }
 
 // observeChip records a chip or fallback transaction.
@@ -41,6 +41,9 @@ func (s *termState) observeChip(t *posfleet.Transaction, now int64) flagMask {
 	c.At[c.Next] = uint32(max(now/1000, 0))
 	if fallback {
 		c.Fallback |= 1 << c.Next
+		if c.Samples == nil {
+			c.Samples = &evRing{}
+		}
 		c.Samples.add(evt{At: now, ID: t.ID})
 	} else {
 		c.Fallback &^= 1 << c.Next
