@@ -21,7 +21,10 @@
 // packed into 8 bytes each, the last 10 heartbeats, and for each 24-hour rule
 // the last EvidenceRing events (allocated only when such an event happens).
 // A "N in 24 h" rule is exact as long as N ≤ EvidenceRing, which Config
-// enforces. BenchmarkMemoryPerTerminal measures the whole at about 1.4 KiB.
+// enforces. fallback_rate keeps the last 50 chip payments in about 220
+// bytes (times to the second, one bit each for a fallback), moved the last
+// location and the provisioned site. BenchmarkMemoryPerTerminal measures
+// the whole at about 1.4 KiB.
 //
 // # Flags and their clearing rules
 //

@@ -144,8 +144,10 @@ func (e *Engine) Restore(r io.Reader) error {
 		case 1:
 			s.fromV1()
 		case 2:
-			copy(s.raised[:], s.Raised[:])
-			s.Raised = [nFlagsV2]int64{}
+			if s.Raised != nil {
+				copy(s.raised[:], s.Raised[:])
+			}
+			s.Raised = nil
 		default:
 			copy(s.raised[:], s.RaisedAt)
 			s.RaisedAt = nil
@@ -207,8 +209,10 @@ func (e *Engine) Restore(r io.Reader) error {
 // fromV1 moves what a version 1 snapshot held under older names: the
 // flags' times, and the last accepted message (every message then was).
 func (s *termState) fromV1() {
-	copy(s.raised[:], s.Since[:])
-	s.Since = [nFlagsV1]int64{}
+	if s.Since != nil {
+		copy(s.raised[:], s.Since[:])
+	}
+	s.Since = nil
 	if s.AcceptedAt == 0 {
 		s.AcceptedAt = s.LastSeen
 	}

@@ -344,9 +344,9 @@ type termState struct {
 	// Raised is raised as snapshots of version 2 wrote it (14 flags), and
 	// Since as those of version 1 did (the 13 flags of PROTOCOL.md §2);
 	// Restore moves them to raised and Snapshot never writes them (gob
-	// leaves a zero array out).
-	Raised     [nFlagsV2]int64
-	Since      [nFlagsV1]int64
+	// leaves a nil pointer out, and reads an array into one).
+	Raised     *[nFlagsV2]int64
+	Since      *[nFlagsV1]int64
 	ServicedAt int64
 	Service    []ServiceRecord
 
