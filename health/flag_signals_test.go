@@ -2,6 +2,8 @@ package health_test
 
 import (
 	"bytes"
+	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -204,6 +206,34 @@ func TestMovedSurvivesRestart(t *testing.T) {
 		y.hb(hbAt(0))
 		if y.has(posfleet.FlagMoved) {
 			t.Error("moved stays after two heartbeats at the site")
+		}
+	})
+}
+
+// TestFallbackRateOnWorkList: fallback_rate puts the terminal on the work
+// list (routine: payments still go through) with what to do, and the crew
+// brings a chip reader; moved, an investigation, does not.
+func TestFallbackRateOnWorkList(t *testing.T) {
+	bubbleWith(t, siteConfig(), func(t *testing.T, e *health.Engine) {
+		x := newTerm(e, "T1")
+		x.txns(6, fallback)
+		y := newTerm(e, "T2")
+		y.hb(hbAt(30))
+		y.hb(hbAt(30))
+		if !y.has(posfleet.FlagMoved) {
+			t.Fatal("T2 not moved")
+		}
+		items := e.WorkList(tenant)
+		if len(items) != 1 || items[0].Terminal != "T1" || len(items[0].Reasons) != 1 {
+			t.Fatalf("work list %+v", items)
+		}
+		it := items[0]
+		if r := it.Reasons[0]; r.Flag != posfleet.FlagFallbackRate || it.Priority != health.PriorityRoutine ||
+			!strings.Contains(r.Action, "6 of the last 6 chip payments fell back") {
+			t.Errorf("reason %+v priority %d", r, it.Priority)
+		}
+		if parts := posfleet.PartsFor(posfleet.FlagFallbackRate, nil); !slices.Contains(parts, "chip reader") {
+			t.Errorf("parts %v", parts)
 		}
 	})
 }
