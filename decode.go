@@ -154,7 +154,7 @@ func header(c *check) Header {
 
 // hb
 
-var hbKeys = []string{"seq", "ts", "uptime_s", "battery_pct", "charging", "temp_c", "signal_dbm", "net", "host_rtt_ms", "paper", "pending_txns"}
+var hbKeys = []string{"seq", "ts", "uptime_s", "battery_pct", "charging", "temp_c", "signal_dbm", "net", "host_rtt_ms", "paper", "pending_txns", "lat", "lon"}
 
 const (
 	hbUptime = fFirst + iota
@@ -166,6 +166,8 @@ const (
 	hbRTT
 	hbPaper
 	hbPending
+	hbLat
+	hbLon
 )
 
 var (
@@ -174,6 +176,8 @@ var (
 	tempRule    = numberRule{min: -60, max: 150, want: "want number -60..150"}
 	netRule     = enumRule(NetEthernet, NetWiFi, Net2G, Net3G, Net4G, Net5G)
 	paperRule   = enumRule(PaperOK, PaperLow, PaperOut)
+	latRule     = numberRule{min: -90, max: 90, want: "want latitude -90..90 degrees"}
+	lonRule     = numberRule{min: -180, max: 180, want: "want longitude -180..180 degrees"}
 )
 
 // heartbeatBlock holds a heartbeat message and the targets of its optional
@@ -183,7 +187,7 @@ type heartbeatBlock struct {
 	hb                            Heartbeat
 	uptime                        int64
 	battery, signal, rtt, pending int
-	temp                          float64
+	temp, lat, lon                float64
 	charging                      bool
 }
 
@@ -214,6 +218,19 @@ func decodeHeartbeat(c *check) *Message {
 	h.Paper = c.enum(hbPaper, paperRule, false)
 	if n, ok := c.integer(hbPending, nonNegativeInt, false); ok {
 		b.pending, h.PendingTxns = int(n), &b.pending
+	}
+	// lat and lon (README, "PROTOCOL extensions"): optional, but both or
+	// neither, so that a location is never half a reading.
+	lat, hasLat := c.number(hbLat, latRule)
+	lon, hasLon := c.number(hbLon, lonRule)
+	switch {
+	case c.rej != nil:
+	case hasLat && hasLon:
+		b.lat, b.lon, h.Lat, h.Lon = lat, lon, &b.lat, &b.lon
+	case hasLat:
+		c.fail(ReasonMissingField, hbLon, "required with lat")
+	case hasLon:
+		c.fail(ReasonMissingField, hbLat, "required with lon")
 	}
 	return &b.m
 }

@@ -49,6 +49,10 @@ func NewEvidence(f FlagName) Evidence {
 		return &ClockSkewEvidence{}
 	case FlagBadData:
 		return &BadDataEvidence{}
+	case FlagFallbackRate:
+		return &FallbackRateEvidence{}
+	case FlagMoved:
+		return &MovedEvidence{}
 	}
 	return nil
 }
@@ -317,6 +321,47 @@ type BadDataEvidence struct {
 
 // EvidenceFor implements Evidence.
 func (*BadDataEvidence) EvidenceFor() FlagName { return FlagBadData }
+
+// FallbackRateEvidence explains fallback_rate: of the terminal's last Total
+// card-present chip transactions (entry chip or fallback), Count fell back
+// to the stripe, at least Minimum and at least Threshold of them.
+type FallbackRateEvidence struct {
+	Count int `json:"count"`
+	// Latest are the latest fallbacks, a sample; Count counts them all.
+	Latest    []FallbackTxn `json:"latest"`
+	Minimum   int           `json:"minimum"`
+	Rate      float64       `json:"rate"`
+	Threshold float64       `json:"threshold"`
+	Total     int           `json:"total"`
+	// Window is how many chip transactions the rule looks at.
+	Window int `json:"window"`
+}
+
+// FallbackTxn is one transaction that fell back from chip to stripe.
+type FallbackTxn struct {
+	At time.Time `json:"at"`
+	ID string    `json:"id"`
+}
+
+// EvidenceFor implements Evidence.
+func (*FallbackRateEvidence) EvidenceFor() FlagName { return FlagFallbackRate }
+
+// MovedEvidence explains moved: the terminal's reported location (Lat,
+// Lon) is DistanceM metres from its provisioned site (SiteLat, SiteLon),
+// farther than ThresholdM, in Heartbeats heartbeats in a row since Since.
+type MovedEvidence struct {
+	DistanceM  int64     `json:"distance_m"`
+	Heartbeats int       `json:"heartbeats"`
+	Lat        float64   `json:"lat"`
+	Lon        float64   `json:"lon"`
+	Since      time.Time `json:"since"`
+	SiteLat    float64   `json:"site_lat"`
+	SiteLon    float64   `json:"site_lon"`
+	ThresholdM int64     `json:"threshold_m"`
+}
+
+// EvidenceFor implements Evidence.
+func (*MovedEvidence) EvidenceFor() FlagName { return FlagMoved }
 
 // EvidenceFor implements Evidence.
 func (*OfflineEvidence) EvidenceFor() FlagName { return FlagOffline }

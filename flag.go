@@ -28,6 +28,14 @@ const (
 	// rejected. Its absence from a client's list of flags changes nothing
 	// else.
 	FlagBadData FlagName = "bad_data"
+	// FlagFallbackRate and FlagMoved are compatible extensions of
+	// PROTOCOL.md §2 (README, "PROTOCOL extensions"): chip-to-stripe
+	// fallbacks above a rate (a worn chip reader, or skimming), and a
+	// terminal reporting a location far from its provisioned site (a
+	// stolen or re-sited terminal). A terminal that sends no fallbacks or
+	// no location never raises them.
+	FlagFallbackRate FlagName = "fallback_rate"
+	FlagMoved        FlagName = "moved"
 )
 
 // FlagKind says who acts on a flag: a crew on site, a firmware update, or
@@ -70,6 +78,8 @@ var FlagSpecs = [...]FlagSpec{
 	{Name: FlagClockSkew, Kind: KindMaintenance},
 	// After the flags of §2, so that their indices (and snapshots) stay.
 	{Name: FlagBadData, Kind: KindInvestigate},
+	{Name: FlagFallbackRate, Kind: KindMaintenance},
+	{Name: FlagMoved, Kind: KindInvestigate},
 }
 
 // FlagNames lists every flag's name in the order of FlagSpecs.

@@ -101,6 +101,7 @@ func TestFlagKinds(t *testing.T) {
 		posfleet.FlagHardwareFault: posfleet.KindMaintenance, posfleet.FlagTamper: posfleet.KindMaintenance,
 		posfleet.FlagWeakNetwork: posfleet.KindMaintenance, posfleet.FlagBattery: posfleet.KindMaintenance,
 		posfleet.FlagClockSkew: posfleet.KindMaintenance, posfleet.FlagBadData: posfleet.KindInvestigate,
+		posfleet.FlagFallbackRate: posfleet.KindMaintenance, posfleet.FlagMoved: posfleet.KindInvestigate,
 	}
 	for f := range want {
 		if posfleet.FlagIndex(f) < 0 {

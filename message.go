@@ -45,6 +45,11 @@ type Heartbeat struct {
 	HostRTTMs   *int     `json:"host_rtt_ms,omitempty"`
 	Paper       string   `json:"paper,omitempty"`
 	PendingTxns *int     `json:"pending_txns,omitempty"`
+	// Lat and Lon are where the terminal says it is (WGS 84 degrees, from
+	// its GPS or its cell), an optional extension of PROTOCOL §1 (README,
+	// "PROTOCOL extensions"): both or neither.
+	Lat *float64 `json:"lat,omitempty"`
+	Lon *float64 `json:"lon,omitempty"`
 }
 
 // Components a fault can name in Fault.Component.

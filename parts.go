@@ -15,6 +15,9 @@ var FlagParts = map[FlagName][]string{
 	FlagBattery:         {"battery", "charger"},
 	FlagClockSkew:       {"clock battery"},
 	FlagUpdateFailed:    {"firmware package on USB", "USB cable"},
+	// A worn chip reader; skimming shows the same way, and the crew
+	// checks the card slot for an overlay.
+	FlagFallbackRate: {"chip reader", "cleaning card", "test chip card"},
 }
 
 // ComponentParts lists what to bring for a faulty component of a

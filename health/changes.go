@@ -132,7 +132,7 @@ func (e *Engine) Drain() Changes {
 		c.Terminals = append(c.Terminals, sh.provDirty...)
 		for _, t := range sh.trans {
 			tr := Transition{Ref: t.s.Ref, Flag: posfleet.FlagNames[t.flag], Raised: t.raised, At: tm(t.at), Actor: t.actor}
-			if t.raised && t.s.Raised[t.flag] == t.at {
+			if t.raised && t.s.raised[t.flag] == t.at {
 				tr.Evidence = e.explain(t.s, int(t.flag), max(now, t.at), pol, view)
 			}
 			c.Transitions = append(c.Transitions, tr)

@@ -9,7 +9,7 @@ import (
 
 // The rules of PROTOCOL.md §2, one small function per flag in a file named
 // after its family (flag_offline.go, flag_firmware.go, flag_txn.go,
-// flag_fault.go, flag_device.go, flag_data.go). Each flag has two halves: decide, on the
+// flag_fault.go, flag_device.go, flag_data.go, flag_signals.go). Each flag has two halves: decide, on the
 // message path, which says whether the flag is raised and since when
 // without building evidence or allocating; and explain, on the query path,
 // which gathers the evidence of a raised flag for a report.
@@ -63,6 +63,10 @@ func (e *Engine) decide(s *termState, f int, now int64, pol *compiledPolicy, vie
 		return e.decideClockSkew(s, cut)
 	case fBadData:
 		return e.decideBadData(s, now)
+	case fFallbackRate:
+		return e.decideFallbackRate(s, cut)
+	case fMoved:
+		return decideMoved(s)
 	}
 	return verdict{}
 }
@@ -99,6 +103,10 @@ func (e *Engine) explain(s *termState, f int, now int64, pol *compiledPolicy, vi
 		return e.explainClockSkew(s, cut)
 	case fBadData:
 		return e.explainBadData(s, now)
+	case fFallbackRate:
+		return e.explainFallbackRate(s, cut)
+	case fMoved:
+		return e.explainMoved(s)
 	}
 	return nil
 }

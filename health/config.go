@@ -125,6 +125,21 @@ type Config struct {
 	BadDataWindow      time.Duration
 	BadDataMinRejected int
 	BadDataShare       float64
+
+	// FallbackWindow, FallbackMinimum and FallbackRate: fallback_rate is
+	// raised when at least FallbackMinimum of the terminal's last
+	// FallbackWindow chip transactions (entry chip or fallback; at most
+	// FallbackRing) fell back to the stripe, and at least FallbackRate of
+	// them (doc.go has the false-flag rates).
+	FallbackWindow  int
+	FallbackMinimum int
+	FallbackRate    float64
+	// MovedDistanceM and MovedHeartbeats: moved is raised when
+	// MovedHeartbeats heartbeats in a row report a location farther than
+	// MovedDistanceM metres from the provisioned site (Site), and cleared
+	// after as many at the site.
+	MovedDistanceM  float64
+	MovedHeartbeats int
 	// TickInterval is how often Run checks deadlines and windows.
 	TickInterval time.Duration
 
@@ -215,6 +230,17 @@ func DefaultConfig() Config {
 		BadDataWindow:      time.Hour,
 		BadDataMinRejected: 5,
 		BadDataShare:       1,
+		// A healthy reader falls back on about 1 chip card in 200 (old or
+		// dirty cards); 5 of the last 50, and 10%, is a reader that fails
+		// a card in ten (health/doc.go).
+		FallbackWindow:  50,
+		FallbackMinimum: 5,
+		FallbackRate:    0.10,
+		// GPS in a shop is off by tens of metres, a cell location by
+		// hundreds; a kilometre is another street. Two heartbeats in a row
+		// rule out one bad fix.
+		MovedDistanceM:  1000,
+		MovedHeartbeats: 2,
 	}
 }
 
@@ -286,6 +312,12 @@ func (c Config) withDefaults() Config {
 	setInt(&c.BadDataMinRejected, d.BadDataMinRejected)
 	setF(&c.BadDataShare, d.BadDataShare)
 	c.BadDataShare = min(c.BadDataShare, 1)
+	setInt(&c.FallbackWindow, d.FallbackWindow)
+	c.FallbackWindow = min(c.FallbackWindow, FallbackRing)
+	setInt(&c.FallbackMinimum, d.FallbackMinimum)
+	setF(&c.FallbackRate, d.FallbackRate)
+	setF(&c.MovedDistanceM, d.MovedDistanceM)
+	setInt(&c.MovedHeartbeats, d.MovedHeartbeats)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

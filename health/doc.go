@@ -21,7 +21,10 @@
 // packed into 8 bytes each, the last 10 heartbeats, and for each 24-hour rule
 // the last EvidenceRing events (allocated only when such an event happens).
 // A "N in 24 h" rule is exact as long as N ≤ EvidenceRing, which Config
-// enforces. BenchmarkMemoryPerTerminal measures the whole at about 1.4 KiB.
+// enforces. fallback_rate keeps the last 50 chip payments in about 220
+// bytes (times to the second, one bit each for a fallback), moved the last
+// location and the provisioned site. BenchmarkMemoryPerTerminal measures
+// the whole at about 1.4 KiB.
 //
 // # Flags and their clearing rules
 //
@@ -31,7 +34,9 @@
 // 24 h old; txn_failures when failures fall below the rate in the last 50;
 // hardware_fault when the fault is cleared; weak_network, battery and
 // clock_skew with the next heartbeats that are fine; bad_data with an
-// accepted message or when its rejections leave the hour. tamper is the exception:
+// accepted message or when its rejections leave the hour; fallback_rate
+// when the fallbacks leave the last 50 chip payments; moved after two
+// heartbeats at the site. tamper is the exception:
 // a terminal that reports tamper and later "clears" it is not trusted again
 // until a crew has seen it, so it clears only with MarkServiced.
 // MarkServiced clears every maintenance flag by ignoring, for those flags,
@@ -99,6 +104,42 @@
 // 1%), and a failing chip reader (a third of its payments) within 25
 // transactions 81% of the time and within 50, 98%. The evidence says how
 // likely a terminal at the chance rate was to fail as often (chance).
+//
+// # fallback_rate and chance
+//
+// fallback_rate (flag_signals.go, a compatible extension: README, "PROTOCOL
+// extensions") reads the transactions' entry: of a terminal's last 50 chip
+// payments (entry chip or fallback, FallbackWindow), at least 5 fell back
+// to the magnetic stripe (FallbackMinimum) and at least 10% (FallbackRate;
+// with 50 chip payments that is the same 5, the share matters while fewer
+// are known). Contactless, QR, swiped and keyed payments do not count:
+// they never touch the chip reader. A healthy reader falls back when a
+// card's chip is dirty or damaged, about 1 chip payment in 200 (the
+// simulator's baseline: 1% of chip reads fail, half of those are saved by
+// the stripe). Five of fifty is then a 1-in-180,000 window; judged after
+// every payment of a terminal taking 60 chip payments a day, it flags a
+// healthy reader on about 3 days in 100,000, one at 1% fallbacks (a
+// merchant whose customers carry worn cards) on 0.08% of its days, at 2% on
+// 1.5% (simulated, 100,000 terminal-days). A worn reader that makes 20% of
+// chip payments fall back is flagged within 50 chip payments 98% of the
+// time, at 30% within 25, 91%. Skimming shows the same way (an overlay in
+// the slot breaks chip contact, and the stripe is what a skimmer reads), so
+// the crew checks the slot before replacing the reader. It is a
+// maintenance flag: it clears when the fallbacks leave the last 50, or with
+// a crew visit (only chip payments after it count).
+//
+// # moved
+//
+// moved compares the optional lat/lon of hb (README, "PROTOCOL extensions")
+// with the terminal's provisioned site (Config.Site, asked again every 10
+// minutes at most, and only for terminals that report a location). A shop's
+// GPS fix is off by tens of metres, a cell-derived location by hundreds, so
+// the default is 1 km (MovedDistanceM), and two heartbeats in a row must
+// be away (MovedHeartbeats), so that one bad fix raises nothing; as many in
+// a row at the site clear it (heartbeats without a location change
+// nothing). A terminal without a provisioned location (no lat/lon in the
+// registry) or that reports none never raises it. Where terminals report
+// cell locations in the countryside, raise MovedDistanceM.
 //
 // # Suspect firmware
 //

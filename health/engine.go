@@ -88,6 +88,7 @@ func (e *Engine) Observe(m *posfleet.Message) {
 	if now == 0 {
 		now = ms(e.cfg.Now())
 	}
+	site := e.lookupSite(m, now)
 	sh, s := e.lockedState(m.Terminal, now)
 	defer sh.mu.Unlock()
 	willAt := s.WillAt
@@ -113,6 +114,7 @@ func (e *Engine) Observe(m *posfleet.Message) {
 	case m.Heartbeat != nil:
 		s.WillAt = 0
 		mask |= e.observeHeartbeat(s, m.Heartbeat, now)
+		mask |= e.observeLocation(s, m.Heartbeat, site, now)
 	case m.Fault != nil:
 		s.WillAt = 0
 		mask |= e.observeFault(s, m.Fault, now)
@@ -126,6 +128,7 @@ func (e *Engine) Observe(m *posfleet.Message) {
 	case m.Txn != nil:
 		s.WillAt = 0
 		mask |= e.observeTxn(s, m.Txn, now)
+		mask |= s.observeChip(m.Txn, now)
 	default:
 		s.WillAt = 0
 	}
@@ -415,15 +418,15 @@ func (e *Engine) reassess(sh *shard, s *termState, mask flagMask, now int64, act
 		v := e.decide(s, i, now, pol, view)
 		switch {
 		case !v.on:
-			if s.Raised[i] != 0 {
+			if s.raised[i] != 0 {
 				sh.noteTransition(s, i, false, now, actor)
 			}
-			s.Raised[i] = 0
-		case s.Raised[i] == 0:
+			s.raised[i] = 0
+		case s.raised[i] == 0:
 			if v.at == 0 {
 				v.at = now
 			}
-			s.Raised[i] = v.at
+			s.raised[i] = v.at
 			sh.noteTransition(s, i, true, v.at, actor)
 		}
 	}

@@ -32,7 +32,7 @@ func (e *Engine) explainOffline(s *termState, now int64) *posfleet.OfflineEviden
 // heardAt is the time silence is counted from: the last message, or the
 // last restore for a terminal that was not offline already.
 func (e *Engine) heardAt(s *termState) int64 {
-	if s.Raised[fOffline] != 0 {
+	if s.raised[fOffline] != 0 {
 		return s.LastSeen
 	}
 	return max(s.LastSeen, e.restoredAt.Load())

@@ -72,7 +72,7 @@ func TestFlags(t *testing.T) {
 	for _, tt := range flagCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Run("raised", func(t *testing.T) {
-				bubble(t, func(t *testing.T, e *health.Engine) {
+				bubbleWith(t, tt.cfg, func(t *testing.T, e *health.Engine) {
 					x := newTerm(e, "T1")
 					tt.raise(x)
 					synctest.Wait()
@@ -92,7 +92,7 @@ func TestFlags(t *testing.T) {
 				})
 			})
 			t.Run("not raised below the threshold", func(t *testing.T) {
-				bubble(t, func(t *testing.T, e *health.Engine) {
+				bubbleWith(t, tt.cfg, func(t *testing.T, e *health.Engine) {
 					x := newTerm(e, "T1")
 					tt.below(x)
 					synctest.Wait()
@@ -102,7 +102,7 @@ func TestFlags(t *testing.T) {
 				})
 			})
 			t.Run("cleared", func(t *testing.T) {
-				bubble(t, func(t *testing.T, e *health.Engine) {
+				bubbleWith(t, tt.cfg, func(t *testing.T, e *health.Engine) {
 					x := newTerm(e, "T1")
 					tt.raise(x)
 					synctest.Wait()
@@ -130,11 +130,13 @@ type flagCase struct {
 	clear func(*term)
 	// evidence keys the raised flag must carry
 	evidence []string
+	// cfg configures the engine (the zero Config: the defaults).
+	cfg health.Config
 }
 
 func flagCases() []flagCase {
 	day := 24*time.Hour + time.Minute
-	return []flagCase{
+	return append([]flagCase{
 		{
 			name:     "offline by silence",
 			flag:     posfleet.FlagOffline,
@@ -463,7 +465,7 @@ func flagCases() []flagCase {
 			// An hour of silence: the rejections leave the window (Tick).
 			clear: func(x *term) { time.Sleep(66 * time.Minute) },
 		},
-	}
+	}, signalFlagCases()...)
 }
 
 func TestFlagsCoverProtocol(t *testing.T) {

@@ -85,7 +85,7 @@ func (h *TerminalHealth) Has(f posfleet.FlagName) bool {
 func (e *Engine) flags(s *termState, now int64, pol *compiledPolicy, view *incidentView) []posfleet.Flag {
 	out := []posfleet.Flag{}
 	for i := range nFlags {
-		if s.Raised[i] == 0 {
+		if s.raised[i] == 0 {
 			continue
 		}
 		v := e.decide(s, i, now, pol, view)
@@ -95,7 +95,7 @@ func (e *Engine) flags(s *termState, now int64, pol *compiledPolicy, view *incid
 			continue
 		}
 		spec := posfleet.FlagSpecs[i]
-		out = append(out, posfleet.Flag{Name: spec.Name, Kind: spec.Kind, Since: tm(s.Raised[i]),
+		out = append(out, posfleet.Flag{Name: spec.Name, Kind: spec.Kind, Since: tm(s.raised[i]),
 			Urgent: v.urgent || posfleet.FlagSpecs[i].Urgent, Evidence: e.explain(s, i, now, pol, view)})
 	}
 	return out
@@ -116,7 +116,7 @@ func (e *Engine) health(s *termState, now int64, pol *compiledPolicy, view *inci
 			h.Service[i].Cleared = []posfleet.FlagName{}
 		}
 	}
-	h.Online = s.Raised[fOffline] == 0 && s.WillAt == 0 && now-s.LastSeen <= e.cfg.OfflineAfter.Milliseconds()
+	h.Online = s.raised[fOffline] == 0 && s.WillAt == 0 && now-s.LastSeen <= e.cfg.OfflineAfter.Milliseconds()
 	h.Site.Merchant = s.Merchant
 	h.Site.Model = s.Model
 	if s.Update.Status != "" {
@@ -222,7 +222,7 @@ func (e *Engine) Terminals(tenant string, flag posfleet.FlagName) []TerminalHeal
 	pol, view := e.policy.Load(), e.incView.Load()
 	var out []TerminalHealth
 	e.each(tenant, func(s *termState) {
-		if fi >= 0 && s.Raised[fi] == 0 {
+		if fi >= 0 && s.raised[fi] == 0 {
 			return
 		}
 		h := e.health(s, now, pol, view)
@@ -272,14 +272,14 @@ func (e *Engine) FleetSummary(tenant string) FleetSummary {
 	}
 	e.each(tenant, func(s *termState) {
 		fs.Total++
-		offline := s.Raised[fOffline] != 0 || s.WillAt != 0 || now-s.LastSeen > e.cfg.OfflineAfter.Milliseconds()
+		offline := s.raised[fOffline] != 0 || s.WillAt != 0 || now-s.LastSeen > e.cfg.OfflineAfter.Milliseconds()
 		if offline {
 			fs.Offline++
 		} else {
 			fs.Online++
 		}
 		for i := range nFlags {
-			if s.Raised[i] != 0 {
+			if s.raised[i] != 0 {
 				fs.Flagged[posfleet.FlagNames[i]]++
 			}
 		}
@@ -334,7 +334,7 @@ func (e *Engine) MarkServiced(ref posfleet.TerminalRef, note, by string, at time
 	}
 	cleared := []posfleet.FlagName{}
 	for i := range nFlags {
-		if s.Raised[i] != 0 && posfleet.FlagSpecs[i].Kind == posfleet.KindMaintenance {
+		if s.raised[i] != 0 && posfleet.FlagSpecs[i].Kind == posfleet.KindMaintenance {
 			cleared = append(cleared, posfleet.FlagNames[i])
 		}
 	}

@@ -40,13 +40,13 @@ func (e *Engine) Rows(tenant string, flag posfleet.FlagName) []Row {
 	now := ms(e.cfg.Now())
 	var out []Row
 	e.each(tenant, func(s *termState) {
-		if fi >= 0 && s.Raised[fi] == 0 {
+		if fi >= 0 && s.raised[fi] == 0 {
 			return
 		}
 		r := Row{Ref: s.Ref, LastSeen: tm(s.LastSeen), Model: s.Model, Firmware: s.Firmware, Serial: s.Serial, Merchant: s.Merchant,
-			Online: s.Raised[fOffline] == 0 && s.WillAt == 0 && now-s.LastSeen <= e.cfg.OfflineAfter.Milliseconds()}
+			Online: s.raised[fOffline] == 0 && s.WillAt == 0 && now-s.LastSeen <= e.cfg.OfflineAfter.Milliseconds()}
 		for i := range nFlags {
-			if s.Raised[i] != 0 {
+			if s.raised[i] != 0 {
 				r.Flags = append(r.Flags, posfleet.FlagNames[i])
 			}
 		}

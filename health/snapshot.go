@@ -13,8 +13,10 @@ import (
 // snapshotVersion changes whenever the snapshot layout does; Restore refuses
 // other versions rather than guessing.
 // Version 2 added bad_data: the flags' times moved from Since (13 flags)
-// to Raised, and rejections are counted; Restore reads version 1 too.
-const snapshotVersion = 2
+// to Raised, and rejections are counted. Version 3 added fallback_rate and
+// moved, and writes the flags' times as a slice (RaisedAt) so that a flag
+// added later changes no layout. Restore reads versions 1 and 2 too.
+const snapshotVersion = 3
 
 type snapshotHeader struct {
 	Version   int
@@ -78,7 +80,9 @@ func (e *Engine) Snapshot(w io.Writer) error {
 			if left == 0 || err != nil {
 				break
 			}
+			s.RaisedAt = s.raised[:]
 			err = enc.Encode(s)
+			s.RaisedAt = nil
 			left--
 		}
 		sh.mu.Unlock()
@@ -109,7 +113,7 @@ func (e *Engine) Restore(r io.Reader) error {
 	if err := dec.Decode(&h); err != nil {
 		return fmt.Errorf("health: restore header: %w", err)
 	}
-	if h.Version != snapshotVersion && h.Version != 1 {
+	if h.Version != snapshotVersion && h.Version != 1 && h.Version != 2 {
 		return fmt.Errorf("health: restore: snapshot version %d, want %d", h.Version, snapshotVersion)
 	}
 	var pol *compiledPolicy
@@ -136,8 +140,17 @@ func (e *Engine) Restore(r io.Reader) error {
 			continue
 		}
 		s.withholdCardData()
-		if h.Version == 1 {
+		switch h.Version {
+		case 1:
 			s.fromV1()
+		case 2:
+			if s.Raised != nil {
+				copy(s.raised[:], s.Raised[:])
+			}
+			s.Raised = nil
+		default:
+			copy(s.raised[:], s.RaisedAt)
+			s.RaisedAt = nil
 		}
 		maps[e.shardIndex(s.Ref)][s.Ref] = s
 	}
@@ -196,8 +209,10 @@ func (e *Engine) Restore(r io.Reader) error {
 // fromV1 moves what a version 1 snapshot held under older names: the
 // flags' times, and the last accepted message (every message then was).
 func (s *termState) fromV1() {
-	copy(s.Raised[:], s.Since[:])
-	s.Since = [nFlagsV1]int64{}
+	if s.Since != nil {
+		copy(s.raised[:], s.Since[:])
+	}
+	s.Since = nil
 	if s.AcceptedAt == 0 {
 		s.AcceptedAt = s.LastSeen
 	}

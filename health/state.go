@@ -12,18 +12,22 @@ import (
 // Unix milliseconds (0 = never): half the size of a time.Time and no
 // location pointer for the garbage collector to follow.
 
-// nFlagsV1 is the number of flags of snapshot version 1 (PROTOCOL.md §2).
-const nFlagsV1 = 13
+// nFlagsV1 is the number of flags of snapshot version 1 (PROTOCOL.md §2),
+// nFlagsV2 of version 2 (with bad_data).
+const (
+	nFlagsV1 = 13
+	nFlagsV2 = 14
+)
 
 // nFlags is the number of flags; a flag's index in the per-terminal arrays
 // and its bit in a flagMask are its position in posfleet.FlagSpecs.
 const nFlags = len(posfleet.FlagSpecs)
 
 // flagMask has one bit per flag.
-type flagMask uint16
+type flagMask uint32
 
 // A flagMask holds every flag: a compile error here says it needs a wider type.
-var _ [16 - nFlags]struct{}
+var _ [32 - nFlags]struct{}
 
 // The indices of the flags the rules name, derived from posfleet.FlagSpecs.
 var (
@@ -41,6 +45,8 @@ var (
 	fBattery          = flagIndex(posfleet.FlagBattery)
 	fClockSkew        = flagIndex(posfleet.FlagClockSkew)
 	fBadData          = flagIndex(posfleet.FlagBadData)
+	fFallbackRate     = flagIndex(posfleet.FlagFallbackRate)
+	fMoved            = flagIndex(posfleet.FlagMoved)
 )
 
 // The masks of the flags each kind of message (or time alone) can change.
@@ -53,6 +59,8 @@ var (
 	mTxn           = maskOf(posfleet.FlagAmountMismatch, posfleet.FlagTxnFailures, posfleet.FlagReceiptFailures, posfleet.FlagRefundAnomaly)
 	mHeartbeat     = maskOf(posfleet.FlagReceiptFailures, posfleet.FlagWeakNetwork, posfleet.FlagBattery, posfleet.FlagClockSkew)
 	mBadData       = maskOf(posfleet.FlagBadData)
+	mFallbackRate  = maskOf(posfleet.FlagFallbackRate)
+	mMoved         = maskOf(posfleet.FlagMoved)
 	// mTimeBased: flags whose evidence ages out (offline deadlines, the
 	// 24-hour windows, bad_data's window) and that Tick therefore re-judges.
 	mTimeBased = maskOf(posfleet.FlagOffline, posfleet.FlagAmountMismatch, posfleet.FlagReceiptFailures, posfleet.FlagRefundAnomaly,
@@ -313,6 +321,11 @@ type termState struct {
 	Mismatch *evRing
 	Receipt  *evRing
 	Refund   *evRing
+	// Chip holds the last card-present chip transactions for
+	// fallback_rate, and Loc the reported location for moved
+	// (flag_signals.go); nil until the terminal sends one.
+	Chip *chipLog
+	Loc  *locState
 
 	Causes         [nCauses]uint32
 	FW             fwCounters
@@ -321,12 +334,19 @@ type termState struct {
 	HostFailRun    uint32
 	HostFails      uint32
 
-	// Raised is when each flag was raised (0: not raised), by flag index.
-	Raised [nFlags]int64
-	// Since is Raised as snapshots of release 1 wrote it (the 13 flags of
-	// PROTOCOL.md §2, under this name); Restore moves it to Raised and
-	// Snapshot never writes it (gob leaves a zero array out).
-	Since      [nFlagsV1]int64
+	// raised is when each flag was raised (0: not raised), by flag index.
+	// Snapshots hold it as RaisedAt, a slice, so that adding a flag
+	// changes no snapshot's layout (Snapshot and Restore copy it).
+	raised [nFlags]int64
+	// RaisedAt is raised in a snapshot (version 3 on): set only while
+	// Snapshot writes the terminal and until Restore has read it.
+	RaisedAt []int64
+	// Raised is raised as snapshots of version 2 wrote it (14 flags), and
+	// Since as those of version 1 did (the 13 flags of PROTOCOL.md §2);
+	// Restore moves them to raised and Snapshot never writes them (gob
+	// leaves a nil pointer out, and reads an array into one).
+	Raised     *[nFlagsV2]int64
+	Since      *[nFlagsV1]int64
 	ServicedAt int64
 	Service    []ServiceRecord
 

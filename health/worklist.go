@@ -114,7 +114,7 @@ func (e *Engine) WorkList(tenant string) []WorkItem {
 func (e *Engine) workItem(s *termState, now int64, pol *compiledPolicy, view *incidentView) (WorkItem, bool) {
 	need := false
 	for i := range nFlags {
-		if s.Raised[i] != 0 && posfleet.FlagSpecs[i].Kind == posfleet.KindMaintenance {
+		if s.raised[i] != 0 && posfleet.FlagSpecs[i].Kind == posfleet.KindMaintenance {
 			need = true
 			break
 		}
@@ -227,6 +227,9 @@ func action(f posfleet.Flag) string {
 		}
 		return fmt.Sprintf("Replace the battery or the charger and check the charging cradle; the battery was at %v%% and not charging for %v heartbeats in a row since %s.",
 			orNil(ev.BatteryPct), orNil(ev.LowHeartbeats), clock(ev.LowSince))
+	case *posfleet.FallbackRateEvidence:
+		return fmt.Sprintf("Check the chip card slot for an overlay or a skimmer, clean it with a cleaning card and test a chip card; "+
+			"replace the chip reader if chip cards still fall back to the stripe. %d of the last %d chip payments fell back.", ev.Count, ev.Total)
 	case *posfleet.ClockSkewEvidence:
 		skew, dir := ev.SkewS, "ahead of"
 		if skew < 0 {

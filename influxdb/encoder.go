@@ -71,6 +71,15 @@ func (Encoder) AppendMessage(dst []byte, m *posfleet.Message) ([]byte, error) {
 		// heartbeats, so only recent ones say anything about its clock.
 		e.AddField("clock_skew_ms", lineprotocol.IntValue(hb.TS.Sub(m.Received).Milliseconds()))
 		addInt(&e, "host_rtt_ms", hb.HostRTTMs)
+		// lat and lon: the optional location (README, "PROTOCOL extensions").
+		if hb.Lat != nil && hb.Lon != nil {
+			if lat, ok := lineprotocol.FloatValue(*hb.Lat); ok {
+				e.AddField("lat", lat)
+			}
+			if lon, ok := lineprotocol.FloatValue(*hb.Lon); ok {
+				e.AddField("lon", lon)
+			}
+		}
 		addInt(&e, "pending_txns", hb.PendingTxns)
 		e.AddField("seq", lineprotocol.IntValue(hb.Seq))
 		addInt(&e, "signal_dbm", hb.SignalDBm)

@@ -27,6 +27,7 @@ func TestScenarioFile(t *testing.T) {
 	}
 	want := []string{"healthy", "firmware_fee_bug", "cashier_keying_errors", "printer_paper_out", "weak_signal_slow_host",
 		"failing_chip_reader", "refund_anomaly", "tamper", "battery_wear", "flapping_connectivity", "clock_drift",
+		"worn_chip_reader", "moved_terminal",
 		"outdated_firmware", "bank_host_outage"}
 	for _, name := range want {
 		if _, ok := f.Scenario(name); !ok {
@@ -223,7 +224,8 @@ func TestSimulatedFleetMatchesLabels(t *testing.T) {
 			if len(data["txn"][id]) == 0 || len(data["heartbeat"][id]) == 0 {
 				t.Fatalf("no data: %d transactions, %d heartbeats", len(data["txn"][id]), len(data["heartbeat"][id]))
 			}
-			got := evidence(data, id)
+			got := append(evidence(data, id), signalEvidence(data, f)...)
+			sort.Strings(got)
 			exp := append([]string(nil), want[id]...)
 			sort.Strings(exp)
 			if strings.Join(got, ",") != strings.Join(exp, ",") {

@@ -583,6 +583,7 @@ func (t *simTerminal) heartbeat() posfleet.Heartbeat {
 		hb.BatteryPct = ptr(randRange(b.Battery))
 		hb.Charging = ptr(rand.Float64() < b.Charging)
 	}
+	t.locate(&hb)
 	return hb
 }
 

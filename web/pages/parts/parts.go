@@ -23,7 +23,7 @@ func FlagLabel(ctx context.Context, f posfleet.FlagName) string {
 	case posfleet.FlagOffline, posfleet.FlagFirmwareOutdated, posfleet.FlagFirmwareBlocked, posfleet.FlagUpdateFailed,
 		posfleet.FlagAmountMismatch, posfleet.FlagTxnFailures, posfleet.FlagReceiptFailures, posfleet.FlagRefundAnomaly,
 		posfleet.FlagHardwareFault, posfleet.FlagTamper, posfleet.FlagWeakNetwork, posfleet.FlagBattery, posfleet.FlagClockSkew,
-		posfleet.FlagBadData:
+		posfleet.FlagBadData, posfleet.FlagFallbackRate, posfleet.FlagMoved:
 		return locale.T(ctx, "flag."+string(f))
 	}
 	return string(f)
@@ -113,6 +113,11 @@ func Describe(ctx context.Context, f posfleet.Flag) string {
 			return t("bad_data_some", kv...)
 		}
 		return t("bad_data", kv...)
+	case *posfleet.FallbackRateEvidence:
+		return t("fallback_rate", "Count", v(ev.Count), "Total", v(ev.Total), "Rate", locale.From(ctx).Percent(int64(ev.Count), int64(ev.Total)),
+			"Limit", pct(ctx, ev.Threshold), "Minimum", v(ev.Minimum))
+	case *posfleet.MovedEvidence:
+		return t("moved", "Distance", v(ev.DistanceM), "Limit", v(ev.ThresholdM), "Since", v(ev.Since))
 	}
 	return t("see_evidence")
 }
@@ -189,7 +194,8 @@ func init() {
 		minimum model network original_amount p90_host_rtt_ms paper paper_out_at rate reason reported_at result
 		rtt_threshold_ms server_ts severity sha256 signal_threshold_dbm silent_s since skew_s slow_host target temp_c
 		temp_threshold_c terminal terminal_ts threshold threshold_pct threshold_s total transactions url was_selling
-		weak_signal window_h chance chance_rate`) {
+		weak_signal window_h chance chance_rate
+		distance_m lat lon site_lat site_lon threshold_m window`) {
 		evidenceKeys[k] = struct{}{}
 	}
 }

@@ -115,6 +115,8 @@ func Action(ctx context.Context, r health.WorkReason) string {
 			beats = strconv.Itoa(*ev.LowHeartbeats)
 		}
 		return locale.T(ctx, "worklist.action.battery_low", "Pct", pct, "Heartbeats", beats, "At", at(ev.LowSince))
+	case *posfleet.FallbackRateEvidence:
+		return locale.T(ctx, "worklist.action.fallback_rate", "Count", ev.Count, "Total", ev.Total)
 	case *posfleet.ClockSkewEvidence:
 		if ev.SkewS < 0 {
 			return locale.T(ctx, "worklist.action.clock_behind", "Skew", -ev.SkewS, "At", at(ev.ServerTS))
