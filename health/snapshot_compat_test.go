@@ -34,25 +34,35 @@ func TestRestorePreviousReleaseSnapshot(t *testing.T) {
 		writeSnapshotV1(t)
 		return
 	}
-	snap, err := os.ReadFile(snapshotV1)
+	// TxnAlpha 1: the previous release's txn_failures rule (the share
+	// alone), under which the snapshot was written. bad_data and the flags
+	// after it came after version 1.
+	checkRestored(t, snapshotV1, snapshotV1JSON, health.Config{TxnAlpha: 1}, posfleet.FlagIndex(posfleet.FlagBadData))
+}
+
+// checkRestored restores the snapshot file snap into an engine of cfg,
+// snapshotV1Elapsed after the bubble's start, and checks that its terminals
+// read as the file wantJSON says, with evidence for every flag, and that the
+// first flags flags of posfleet.FlagNames are all raised.
+func checkRestored(t *testing.T, snap, wantJSON string, cfg health.Config, flags int) {
+	t.Helper()
+	raw, err := os.ReadFile(snap)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := os.ReadFile(snapshotV1JSON)
+	want, err := os.ReadFile(wantJSON)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bubbleWith(t, health.Config{}, func(t *testing.T, _ *health.Engine) {
 		time.Sleep(snapshotV1Elapsed)
-		// TxnAlpha 1: the previous release's txn_failures rule (the share
-		// alone), under which the snapshot was written.
-		r := health.New(health.Config{Now: time.Now, TxnAlpha: 1})
-		if err := r.Restore(bytes.NewReader(snap)); err != nil {
+		cfg.Now = time.Now
+		r := health.New(cfg)
+		if err := r.Restore(bytes.NewReader(raw)); err != nil {
 			t.Fatal(err)
 		}
-		got := terminalsJSON(t, r)
-		if !bytes.Equal(got, want) {
-			t.Errorf("after restoring the previous release's snapshot the terminals read\n%s\nwant\n%s", got, want)
+		if got := terminalsJSON(t, r); !bytes.Equal(got, want) {
+			t.Errorf("after restoring %s the terminals read\n%s\nwant\n%s", snap, got, want)
 		}
 		raised := map[posfleet.FlagName]bool{}
 		for _, h := range r.Terminals("", "") {
@@ -63,12 +73,9 @@ func TestRestorePreviousReleaseSnapshot(t *testing.T) {
 				}
 			}
 		}
-		for _, f := range posfleet.FlagNames {
-			if posfleet.FlagIndex(f) >= posfleet.FlagIndex(posfleet.FlagBadData) {
-				continue // bad_data and the flags after it came after version 1
-			}
+		for _, f := range posfleet.FlagNames[:flags] {
 			if !raised[f] {
-				t.Errorf("the snapshot raises no %s: regenerate it with a terminal that does", f)
+				t.Errorf("%s raises no %s", snap, f)
 			}
 		}
 	})

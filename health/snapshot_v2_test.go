@@ -29,35 +29,7 @@ func TestRestoreVersion2Snapshot(t *testing.T) {
 		writeSnapshotV2(t)
 		return
 	}
-	snap, err := os.ReadFile(snapshotV2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := os.ReadFile(snapshotV2JSON)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bubbleWith(t, health.Config{}, func(t *testing.T, _ *health.Engine) {
-		time.Sleep(snapshotV1Elapsed)
-		r := health.New(health.Config{Now: time.Now})
-		if err := r.Restore(bytes.NewReader(snap)); err != nil {
-			t.Fatal(err)
-		}
-		if got := terminalsJSON(t, r); !bytes.Equal(got, want) {
-			t.Errorf("after restoring a version 2 snapshot the terminals read\n%s\nwant\n%s", got, want)
-		}
-		raised := map[posfleet.FlagName]bool{}
-		for _, h := range r.Terminals("", "") {
-			for _, f := range h.Flags {
-				raised[f.Name] = true
-			}
-		}
-		for _, f := range posfleet.FlagNames[:14] {
-			if !raised[f] {
-				t.Errorf("the version 2 snapshot raises no %s", f)
-			}
-		}
-	})
+	checkRestored(t, snapshotV2, snapshotV2JSON, health.Config{}, 14)
 }
 
 func writeSnapshotV2(t *testing.T) {
