@@ -19,11 +19,7 @@ import (
 
 // FlagLabel is a flag's name for people.
 func FlagLabel(ctx context.Context, f posfleet.FlagName) string {
-	switch f {
-	case posfleet.FlagOffline, posfleet.FlagFirmwareOutdated, posfleet.FlagFirmwareBlocked, posfleet.FlagUpdateFailed,
-		posfleet.FlagAmountMismatch, posfleet.FlagTxnFailures, posfleet.FlagReceiptFailures, posfleet.FlagRefundAnomaly,
-		posfleet.FlagHardwareFault, posfleet.FlagTamper, posfleet.FlagWeakNetwork, posfleet.FlagBattery, posfleet.FlagClockSkew,
-		posfleet.FlagBadData, posfleet.FlagFallbackRate, posfleet.FlagMoved:
+	if slices.Contains(posfleet.FlagNames, f) {
 		return locale.T(ctx, "flag."+string(f))
 	}
 	return string(f)
