@@ -298,3 +298,16 @@ type GateMetric struct {
 	// several KPIs (for the API; pages say it in words).
 	PValue float64 `json:"p_value"`
 }
+
+// CampaignPreview is what a spec would do, shown before it is created.
+type CampaignPreview struct {
+	// Selected is how many terminals the spec selects, by the version
+	// each runs now.
+	Selected int            `json:"selected"`
+	Versions map[string]int `json:"versions"`
+	// WaveSizes is how many terminals each wave adds.
+	WaveSizes []int `json:"wave_sizes"`
+	// WithoutHistory is how many selected terminals have too little
+	// transaction history for a learned window (they use Start–End).
+	WithoutHistory int `json:"without_history"`
+}

@@ -71,6 +71,9 @@ type Options struct {
 	// Alarms serves the alarm pages and /api/v1/alarms; nil mounts
 	// neither.
 	Alarms Alarms
+	// Campaigns serves the campaign pages and /api/v1/campaigns; nil
+	// mounts neither.
+	Campaigns Campaigns
 	// Notifications serves the channels and routes page and
 	// /api/v1/channels, /api/v1/routes and /api/v1/notifications; nil
 	// mounts none of them.
