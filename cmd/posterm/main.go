@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	_ "net/http/pprof"
+	_ "time/tzdata" // --zone in a distroless image, which has no zoneinfo
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -192,6 +193,10 @@ type SimulateCmd struct {
 	Heartbeat    time.Duration `help:"Heartbeat interval (real time)." default:"60s"`
 	TimeScale    float64       `help:"Simulated seconds per real second: 60 runs a shop's day in 24 minutes." default:"1"`
 	StartHour    float64       `help:"Simulated time of day at the start (9.5 = 09:30)." default:"9"`
+	Zone         string        `help:"Time zone of the shops: their trading hours are local hours there (IANA name, e.g. Asia/Shanghai)." default:"UTC"`
+	RealClock    bool          `help:"Run the shops on the real clock in --zone, not a simulated day from --start-hour: a terminal sells in the hours its messages' timestamps say (--time-scale then only multiplies rates)."`
+	History      time.Duration `help:"Before going live, each terminal reports its transactions of this long before, with their timestamps, by its shop's hours (e.g. 72h), so that the server can learn its trading hours at once. Once per --store-dir." default:"0"`
+	HistoryRate  float64       `help:"Scale of the history's transaction rate (0.25: a quarter of the live rate)." default:"1"`
 	Duration     time.Duration `help:"Stop after this long (0: run until interrupted)." default:"0"`
 	Limit        int           `help:"Run only the first N terminals of the fleet (0: all)." default:"0"`
 	Ramp         int           `help:"Terminals started per second." default:"200"`
@@ -228,6 +233,10 @@ func (cmd *SimulateCmd) Run(ctx context.Context, g *Globals) error {
 	var download *http.Client
 	if cmd.Download {
 		download = &http.Client{}
+	}
+	zone, err := time.LoadLocation(cmd.Zone)
+	if err != nil {
+		return fmt.Errorf("simulate: --zone: %w", err)
 	}
 	assigned := map[posfleet.TerminalRef]string{}
 	lp := cmd.Labels
@@ -266,6 +275,7 @@ func (cmd *SimulateCmd) Run(ctx context.Context, g *Globals) error {
 		Broker: cmd.Broker, Fleet: fleet, Scenarios: assigned, File: scen,
 		Firmware: fw, Download: download,
 		Heartbeat: cmd.Heartbeat, TimeScale: cmd.TimeScale, StartHour: cmd.StartHour,
+		Zone: zone, RealClock: cmd.RealClock, History: cmd.History, HistoryRate: cmd.HistoryRate,
 		StoreDir: dir, Sync: cmd.Fsync, Ramp: cmd.Ramp, SourceAddrs: addrs,
 		ReconnectMax: cmd.ReconnectMax, Logger: g.Logger,
 	})

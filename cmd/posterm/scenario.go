@@ -68,11 +68,13 @@ type Behavior struct {
 	// TxnPerHour is the number of transactions in the busiest hour of the
 	// shop's day; Curve is the relative activity of each hour of the day
 	// (0..1, 24 values, 0 while the shop is closed).
-	TxnPerHour float64    `json:"txn_per_hour"`
-	Curve      []float64  `json:"curve"`
-	Amount     [2]int64   `json:"amount"` // minor units, log-uniform
-	Currency   string     `json:"currency"`
-	Entry      EntryShare `json:"entry"`
+	TxnPerHour float64   `json:"txn_per_hour"`
+	Curve      []float64 `json:"curve"`
+	// AllDay makes a share of the shops trade round the clock (hours.go).
+	AllDay   *AllDay    `json:"all_day,omitempty"`
+	Amount   [2]int64   `json:"amount"` // minor units, log-uniform
+	Currency string     `json:"currency"`
+	Entry    EntryShare `json:"entry"`
 
 	// Card-side declines (51, 05, 55, 54...), operator cancellations, and
 	// sales keyed wrong and declined 13.

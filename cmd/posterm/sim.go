@@ -45,6 +45,23 @@ type SimOptions struct {
 	TimeScale float64
 	// StartHour is the simulated time of day at the start (9.5 = 09:30).
 	StartHour float64
+	// Zone is the shops' time zone: their hours (Behavior.Curve) are
+	// local hours there. Nil: UTC.
+	Zone *time.Location
+	// RealClock runs the shops on the real clock (in Zone) instead of a
+	// simulated day from StartHour: the hour a terminal sells in is the
+	// hour its messages' ts say, as the server sees it. TimeScale then
+	// only multiplies the rates of transactions, faults and flaps.
+	RealClock bool
+	// History is how much trading history each terminal reports before it
+	// goes live: its transactions of the last History hours, by its shop's
+	// hours in Zone, with their past timestamps (as a terminal that had
+	// been offline would send them), so that the server can learn each
+	// terminal's trading hours without waiting days. HistoryRate scales
+	// the rate of those transactions (0: 1). A store directory that has
+	// reported its history once (historyFile) does not report it again.
+	History     time.Duration
+	HistoryRate float64
 	// StoreDir holds the shared outbox of all terminals and the firmware
 	// the updates installed (installedFile); Sync fsyncs them.
 	StoreDir string
@@ -111,7 +128,7 @@ func NewSimulation(opts SimOptions) (*Simulation, error) {
 		if err != nil {
 			return nil, fmt.Errorf("simulate: %s: %w", name, err)
 		}
-		t := &simTerminal{sim: s, ft: ft, scen: scen, b: b}
+		t := &simTerminal{sim: s, ft: ft, scen: scen, b: b, curve: b.hours(ft)}
 		for _, fw := range fleetWide {
 			ob, err := opts.File.behavior(scen, fw)
 			if err != nil {
@@ -145,8 +162,12 @@ func (s *Simulation) SimMinute(now time.Time) float64 {
 	return now.Sub(s.start).Minutes() * s.opts.TimeScale
 }
 
-// SimTime returns the simulated wall clock.
+// SimTime returns the simulated wall clock, in the shops' zone: the real
+// one with RealClock.
 func (s *Simulation) SimTime(now time.Time) time.Time {
+	if s.opts.RealClock {
+		return now.In(s.zone())
+	}
 	return s.simStart.Add(time.Duration(float64(now.Sub(s.start)) * s.opts.TimeScale))
 }
 
@@ -164,8 +185,17 @@ func (s *Simulation) Run(ctx context.Context) error {
 		return err
 	}
 	s.start = time.Now()
-	day := s.start.Truncate(24 * time.Hour)
-	s.simStart = day.Add(time.Duration(s.opts.StartHour * float64(time.Hour)))
+	if s.opts.RealClock {
+		s.simStart = s.start.In(s.zone())
+	} else {
+		y, m, d := s.start.In(s.zone()).Date()
+		day := time.Date(y, m, d, 0, 0, 0, 0, s.zone())
+		s.simStart = day.Add(time.Duration(s.opts.StartHour * float64(time.Hour)))
+	}
+	history, err := s.historyDue()
+	if err != nil {
+		return err
+	}
 
 	for _, t := range s.terms {
 		if err := t.newClient(); err != nil {
@@ -190,7 +220,7 @@ ramp:
 			t := s.terms[next]
 			next++
 			wg.Add(1)
-			go func() { defer wg.Done(); t.run(ctx) }()
+			go func() { defer wg.Done(); t.run(ctx, history) }()
 			s.started.Add(1)
 		}
 	}
@@ -198,6 +228,14 @@ ramp:
 	wg.Wait()
 	s.closeAll()
 	return nil
+}
+
+// zone is the shops' time zone.
+func (s *Simulation) zone() *time.Location {
+	if s.opts.Zone == nil {
+		return time.UTC
+	}
+	return s.opts.Zone
 }
 
 // closeAll closes every client, a few hundred at a time.
@@ -270,6 +308,9 @@ type simTerminal struct {
 	b      Behavior
 	events []event
 	mains  bool
+	// curve is the shop's activity per local hour: b.Curve, or its
+	// round-the-clock version for a shop that never closes (b.AllDay).
+	curve  []float64
 	client *firmwareclient.Client
 	link   link
 
@@ -346,7 +387,7 @@ func (t *simTerminal) newClient() error {
 
 // run drives the terminal until ctx ends: transactions following the
 // shop's day, scheduled faults and link failures.
-func (t *simTerminal) run(ctx context.Context) {
+func (t *simTerminal) run(ctx context.Context, history time.Duration) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -356,6 +397,9 @@ func (t *simTerminal) run(ctx context.Context) {
 		}
 	}()
 	defer func() { <-done }()
+	if history > 0 {
+		t.backfill(ctx, t.sim.start.Add(-history), t.sim.start)
+	}
 
 	// Transactions arrive as a Poisson process at the busiest hour's rate,
 	// thinned by the hour's activity (Lewis-Shedler).
@@ -380,8 +424,8 @@ func (t *simTerminal) run(ctx context.Context) {
 			return
 		case now := <-txnC:
 			hour := t.sim.SimTime(now).Hour()
-			if rand.Float64() < t.b.Curve[hour] {
-				t.transact(ctx, t.sim.SimMinute(now))
+			if rand.Float64() < t.curve[hour] {
+				t.transact(ctx, t.sim.SimMinute(now), time.Time{})
 			}
 			txnT.Reset(expDuration(peak))
 		case now := <-tickC:
@@ -439,11 +483,13 @@ func (t *simTerminal) behaviorAt(m float64) *Behavior {
 	return &t.b
 }
 
-// transact makes one transaction.
-func (t *simTerminal) transact(ctx context.Context, m float64) {
+// transact makes one transaction at simulated minute m; a transaction of
+// the history (backfill) has its past time in ts, and m < 0.
+func (t *simTerminal) transact(ctx context.Context, m float64, ts time.Time) {
 	b := t.behaviorAt(m)
 	t.n++
 	tx := posfleet.Transaction{Type: posfleet.TxnSale, Currency: b.Currency, Entry: pickEntry(b.Entry)}
+	tx.TS = ts
 	amount := logUniform(b.Amount)
 	if len(t.sales) > 0 && rand.Float64() < b.RefundRate {
 		orig := t.sales[rand.IntN(len(t.sales))]
@@ -524,7 +570,7 @@ func (t *simTerminal) transact(ctx context.Context, m float64) {
 		}
 	}
 	t.report(t.client.ReportTransaction(ctx, tx))
-	if fw.Crash != nil {
+	if fw.Crash != nil && ts.IsZero() {
 		t.load(ctx, m, fw.Crash)
 	}
 }

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// Trading hours. A shop sells in the hours its Behavior.Curve gives
+// activity to (08:00–23:00 in the field file: 0 from 23:00 to 08:00), in
+// the shops' local time (SimOptions.Zone); a share of the shops (a hotel,
+// a 24-hour convenience store) trades round the clock (Behavior.AllDay).
+// The hours a terminal does not sell in are its maintenance window as the
+// server learns it from the terminal's own transactions; History gives the
+// server those transactions at once, for the past days, instead of after
+// days of running.
+
+// AllDay: Share of the merchants trade round the clock; their closed
+// hours (0 in Curve) sell at Night activity instead.
+type AllDay struct {
+	Share float64 `json:"share"`
+	Night float64 `json:"night"`
+}
+
+// hours returns the shop's activity per local hour: Curve, or for a shop
+// that never closes, Curve with its closed hours at AllDay.Night. Which
+// shops never close is decided by the merchant's ID (the terminal's when
+// it has none), so that a merchant's terminals keep the same hours, and
+// the same across runs.
+func (b *Behavior) hours(ft FleetTerminal) []float64 {
+	if b.AllDay == nil || b.AllDay.Share <= 0 {
+		return b.Curve
+	}
+	key := ft.Merchant
+	if key == "" {
+		key = ft.Terminal
+	}
+	h := fnv.New64a()
+	h.Write([]byte(ft.Tenant + "\x00" + key))
+	if float64(h.Sum64()%10000)/10000 >= b.AllDay.Share {
+		return b.Curve
+	}
+	c := slices.Clone(b.Curve)
+	for i, v := range c {
+		if v == 0 {
+			c[i] = b.AllDay.Night
+		}
+	}
+	return c
+}
+
+// AllDayShop reports whether the terminal's shop trades round the clock.
+func (t *simTerminal) AllDayShop() bool { return !slices.Contains(t.curve, 0) }
+
+// historyFile, in the store directory, records that the terminals have
+// reported their history: a restart does not report it again.
+const historyFile = "history-reported"
+
+// historyDue returns how much history the terminals report at this
+// start: the History asked for, or 0 when this store directory's
+// terminals reported theirs already (and marks it reported).
+func (s *Simulation) historyDue() (time.Duration, error) {
+	if s.opts.History <= 0 {
+		return 0, nil
+	}
+	p := filepath.Join(s.opts.StoreDir, historyFile)
+	if _, err := os.Stat(p); err == nil {
+		return 0, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return 0, fmt.Errorf("simulate: %w", err)
+	}
+	if err := os.WriteFile(p, []byte(s.start.UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+		return 0, fmt.Errorf("simulate: %w", err)
+	}
+	return s.opts.History, nil
+}
+
+// backfill reports the terminal's transactions of [from, to): at the rate
+// of its busiest hour (TxnPerHour × HistoryRate, a Poisson process)
+// thinned by its shop's activity in the local hour of each, in time
+// order. They reach the server as a terminal's stored transactions do,
+// with their own timestamps.
+func (t *simTerminal) backfill(ctx context.Context, from, to time.Time) {
+	rate := t.sim.opts.HistoryRate
+	if rate <= 0 {
+		rate = 1
+	}
+	zone := t.sim.zone()
+	for lo := from; lo.Before(to); lo = lo.Add(time.Hour) {
+		hi := lo.Add(time.Hour)
+		if hi.After(to) {
+			hi = to
+		}
+		span := hi.Sub(lo)
+		times := make([]time.Time, 0, 16)
+		for n := poisson(t.b.TxnPerHour * rate * span.Hours()); n > 0; n-- {
+			ts := lo.Add(time.Duration(rand.Int64N(int64(span))))
+			if rand.Float64() < t.curve[ts.In(zone).Hour()] {
+				times = append(times, ts)
+			}
+		}
+		slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+		for _, ts := range times {
+			if ctx.Err() != nil {
+				return
+			}
+			t.transact(ctx, -1, ts)
+		}
+	}
+}
+
+// poisson draws from a Poisson distribution of mean lambda: Knuth's
+// product of uniforms for small means, the normal approximation for large.
+func poisson(lambda float64) int {
+	switch {
+	case lambda <= 0:
+		return 0
+	case lambda > 30:
+		return max(0, int(math.Round(lambda+math.Sqrt(lambda)*rand.NormFloat64())))
+	}
+	l, k, p := math.Exp(-lambda), 0, 1.0
+	for {
+		p *= rand.Float64()
+		if p <= l {
+			return k
+		}
+		k++
+	}
+}
