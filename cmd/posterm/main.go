@@ -21,7 +21,6 @@ import (
 	"net"
 	"net/http"
 	_ "net/http/pprof"
-	_ "time/tzdata" // --zone in a distroless image, which has no zoneinfo
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -29,6 +28,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	_ "time/tzdata" // --zone in a distroless image, which has no zoneinfo
 
 	"github.com/alecthomas/kong"
 
