@@ -265,7 +265,11 @@ func (cmd *SimulateCmd) Run(ctx context.Context, g *Globals) error {
 		addrs = append(addrs, ip)
 	}
 	dir := cmd.StoreDir
-	if dir == "" {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("simulate: %w", err)
+		}
+	} else {
 		if dir, err = os.MkdirTemp("", "posterm-"); err != nil {
 			return err
 		}

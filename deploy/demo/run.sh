@@ -69,6 +69,10 @@ if [ ! -f "$data/fleet.csv" ]; then
   # the labels file says which terminal should get which flag.
   bin/posterm provision -n 300 --tenant demo --out "$data/fleet.csv"
   "${posfleet[@]}" terminals import "$data/fleet.csv" --secrets-out "$data/secrets.csv" >/dev/null
+fi
+# The demo's firmware policy, with update packages (a demo data directory
+# from before they had one gets them too).
+if [ ! -f "$data/server/policy.yaml" ] || ! grep -q 'sha256:' "$data/server/policy.yaml"; then
   cp deploy/demo/policy.yaml "$data/server/policy.yaml"
 fi
 if [ ! -f "$data/login.txt" ]; then
@@ -89,9 +93,14 @@ for _ in $(seq 1 60); do
 done
 
 # The simulated fleet: a shop's day runs in 24 minutes (time scale 60);
-# heartbeats every 20 s. Its outbox persists, so seq numbers go on across runs.
+# heartbeats every 20 s. Its outbox and the firmware updates installed
+# persist, so seq numbers go on and updated terminals stay updated across
+# runs. At the first run each terminal reports two days of trading history
+# (shops in Shanghai, open 08:00-23:00, a tenth round the clock), so that
+# campaigns can learn each terminal's maintenance window at once.
 bin/posterm simulate --fleet "$data/fleet.csv" --broker "tcp://$mqtt_addr" \
   --time-scale 60 --heartbeat 20s --store-dir "$data/terminals" --progress 10s \
+  --zone Asia/Shanghai --history 48h --history-rate 0.25 \
   2>"$data/posterm.log" &
 pids+=($!)
 
@@ -103,6 +112,12 @@ posfleet demo is running
   MQTT:      tcp://$mqtt_addr   300 simulated terminals (log: $data/posterm.log)
   InfluxDB:  http://127.0.0.1:$influx_port  (bucket posfleet/autogen)
   metrics:   http://$http_addr/metrics (signed in as the administrator)   health: http://$http_addr/healthz
-Flags appear within minutes as the simulated day goes on. Press Ctrl-C to stop.
+Flags appear within minutes as the simulated day goes on.
+Firmware campaigns: the Firmware page, or POST a spec from deploy/demo/campaigns/
+to /api/v1/campaigns (a token as above), e.g.
+  curl -H "Authorization: Bearer TOKEN" -H 'Content-Type: application/json' \
+    --data @deploy/demo/campaigns/a920-2.5.0-fee.json http://$http_addr/api/v1/campaigns
+2.5.2 is good, 2.5.0 adds a 0.6% fee and 2.5.1 crashes under load: those two pause after the canary.
+Press Ctrl-C to stop.
 MSG
 wait "${pids[1]}"
