@@ -10,7 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
+
+	"github.com/posfleet/posfleet"
 )
 
 // Trading hours. A shop sells in the hours its Behavior.Curve gives
@@ -85,7 +88,8 @@ func (s *Simulation) historyDue() (time.Duration, error) {
 // backfill reports the terminal's transactions of [from, to): at the rate
 // of its busiest hour (TxnPerHour × HistoryRate, a Poisson process)
 // thinned by its shop's activity in the local hour of each, in time
-// order. They reach the server as a terminal's stored transactions do,
+// order (their seq may interleave a little: they are stored a few at
+// once). They reach the server as a terminal's stored transactions do,
 // with their own timestamps.
 func (t *simTerminal) backfill(ctx context.Context, from, to time.Time) {
 	rate := t.sim.opts.HistoryRate
@@ -93,6 +97,7 @@ func (t *simTerminal) backfill(ctx context.Context, from, to time.Time) {
 		rate = 1
 	}
 	zone := t.sim.zone()
+	var txns []posfleet.Transaction
 	for lo := from; lo.Before(to); lo = lo.Add(time.Hour) {
 		hi := lo.Add(time.Hour)
 		if hi.After(to) {
@@ -108,10 +113,31 @@ func (t *simTerminal) backfill(ctx context.Context, from, to time.Time) {
 		}
 		slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
 		for _, ts := range times {
-			if ctx.Err() != nil {
-				return
+			tx, _ := t.makeTxn(-1, ts)
+			txns = append(txns, tx)
+		}
+	}
+	// A few reports at once: the outbox commits them together, where one
+	// at a time waits for a commit each.
+	const workers = 8
+	next := make(chan posfleet.Transaction)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for tx := range next {
+				t.report(t.client.ReportTransaction(ctx, tx))
 			}
-			t.transact(ctx, -1, ts)
+		}()
+	}
+	defer wg.Wait()
+	defer close(next)
+	for _, tx := range txns {
+		select {
+		case <-ctx.Done():
+			return
+		case next <- tx:
 		}
 	}
 }

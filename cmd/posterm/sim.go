@@ -485,9 +485,19 @@ func (t *simTerminal) behaviorAt(m float64) *Behavior {
 	return &t.b
 }
 
-// transact makes one transaction at simulated minute m; a transaction of
-// the history (backfill) has its past time in ts, and m < 0.
+// transact makes one transaction at simulated minute m and reports it.
 func (t *simTerminal) transact(ctx context.Context, m float64, ts time.Time) {
+	tx, fw := t.makeTxn(m, ts)
+	t.report(t.client.ReportTransaction(ctx, tx))
+	if fw.Crash != nil && ts.IsZero() {
+		t.load(ctx, m, fw.Crash)
+	}
+}
+
+// makeTxn makes one transaction at simulated minute m, as the firmware
+// the terminal runs now (returned too) makes it; a transaction of the
+// history (backfill) has its past time in ts, and m < 0.
+func (t *simTerminal) makeTxn(m float64, ts time.Time) (posfleet.Transaction, FirmwareVersion) {
 	b := t.behaviorAt(m)
 	t.n++
 	tx := posfleet.Transaction{Type: posfleet.TxnSale, Currency: b.Currency, Entry: pickEntry(b.Entry)}
@@ -571,10 +581,7 @@ func (t *simTerminal) transact(ctx context.Context, m float64, ts time.Time) {
 			t.sales = t.sales[1:]
 		}
 	}
-	t.report(t.client.ReportTransaction(ctx, tx))
-	if fw.Crash != nil && ts.IsZero() {
-		t.load(ctx, m, fw.Crash)
-	}
+	return tx, fw
 }
 
 // load counts the transaction of minute m against the firmware's crash
