@@ -499,6 +499,14 @@ func (t *simTerminal) transact(ctx context.Context, m float64, ts time.Time) {
 // history (backfill) has its past time in ts, and m < 0.
 func (t *simTerminal) makeTxn(m float64, ts time.Time) (posfleet.Transaction, FirmwareVersion) {
 	b := t.behaviorAt(m)
+	if !ts.IsZero() {
+		// The history is about the shop's hours, not its failures: a
+		// burst of old timeouts and host errors, all delivered at once,
+		// would look like a fleet incident happening now.
+		h := *b
+		h.ChipFailRate, h.TimeoutRate, h.ErrorRate, h.HostDownRate = 0, 0, 0, 0
+		b = &h
+	}
 	t.n++
 	tx := posfleet.Transaction{Type: posfleet.TxnSale, Currency: b.Currency, Entry: pickEntry(b.Entry)}
 	tx.TS = ts
