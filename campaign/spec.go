@@ -353,7 +353,9 @@ func choose(id string, spec posfleet.CampaignSpec, all []Terminal, busy map[stri
 	}
 	groups := make([][]choice, 0, len(byMerchant))
 	for _, g := range byMerchant {
-		sort.Slice(g, func(i, j int) bool { return g[i].rank < g[j].rank || g[i].rank == g[j].rank && g[i].Ref.Terminal < g[j].Ref.Terminal })
+		sort.Slice(g, func(i, j int) bool {
+			return g[i].rank < g[j].rank || g[i].rank == g[j].rank && g[i].Ref.Terminal < g[j].Ref.Terminal
+		})
 		groups = append(groups, g)
 	}
 	sort.Slice(groups, func(i, j int) bool {
