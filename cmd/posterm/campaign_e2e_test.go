@@ -234,8 +234,16 @@ func list[T any](r *e2eRig, path, key string) []T {
 // create creates a campaign.
 func (r *e2eRig) create(spec posfleet.CampaignSpec) posfleet.Campaign {
 	r.t.Helper()
-	var c posfleet.Campaign
-	if st := r.api(http.MethodPost, "/api/v1/campaigns", spec, &c); st != http.StatusCreated && st != http.StatusOK {
+	var out struct {
+		Campaign posfleet.Campaign `json:"campaign"`
+	}
+	body := struct {
+		Tenant string `json:"tenant"`
+		posfleet.CampaignSpec
+	}{"sim", spec}
+	st := r.api(http.MethodPost, "/api/v1/campaigns", body, &out)
+	c := out.Campaign
+	if st != http.StatusCreated {
 		r.t.Fatalf("create campaign: status %d", st)
 	}
 	if c.ID == "" {
@@ -247,11 +255,13 @@ func (r *e2eRig) create(spec posfleet.CampaignSpec) posfleet.Campaign {
 
 func (r *e2eRig) campaign(id string) posfleet.Campaign {
 	r.t.Helper()
-	var c posfleet.Campaign
-	if st := r.api(http.MethodGet, "/api/v1/campaigns/"+id, nil, &c); st != http.StatusOK {
+	var out struct {
+		Campaign posfleet.Campaign `json:"campaign"`
+	}
+	if st := r.api(http.MethodGet, "/api/v1/campaigns/"+id, nil, &out); st != http.StatusOK {
 		r.t.Fatalf("GET campaign %s: %d", id, st)
 	}
-	return c
+	return out.Campaign
 }
 
 func (r *e2eRig) terminals(id string) map[string]posfleet.CampaignTerminal {
@@ -661,4 +671,6 @@ func TestCampaignFixedWindowWaits(t *testing.T) {
 // a quick tick, gates that judge a few seconds of sales.
 func e2eCampaignConfig(cfg *server.Config, opts e2eOptions) {
 	_ = opts
+	cfg.Campaigns.MinSoak = 0
+	cfg.CampaignInterval = 200 * time.Millisecond
 }

@@ -55,13 +55,22 @@ func TestDemoPackages(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var spec posfleet.CampaignSpec
+		// The body of POST /api/v1/campaigns: the tenant (the demo's token
+		// is an administrator's of every tenant) and the spec.
+		var req struct {
+			Tenant string `json:"tenant"`
+			posfleet.CampaignSpec
+		}
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&spec); err != nil {
+		if err := dec.Decode(&req); err != nil {
 			t.Errorf("%s: %v", f, err)
 			continue
 		}
+		if req.Tenant != "demo" {
+			t.Errorf("%s: tenant %q, want the demo's", f, req.Tenant)
+		}
+		spec := req.CampaignSpec
 		if spec.Package.SHA256 != PackageSHA256(spec.Package.URL) {
 			t.Errorf("%s: sha256 %s, want the URL's digest %s", f, spec.Package.SHA256, PackageSHA256(spec.Package.URL))
 		}
