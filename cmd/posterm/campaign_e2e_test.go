@@ -593,8 +593,11 @@ func TestCampaignLearnedWindows(t *testing.T) {
 	// About 10 transactions an open hour in the history: 48 h of it is a
 	// few hundred per terminal.
 	r := startE2E(t, e2eScenarios(t, closedNow, openNow), e2eOptions{History: 48 * time.Hour, HistoryRate: 10.0 / 3600}, names...)
+	// The window for a terminal without history, twelve hours away: a
+	// terminal updated now was so by its learned window.
+	fallback := func(h int) string { return fmt.Sprintf("%02d:00", (h+24)%24) }
 	c := r.create(spec("windows", "2.5.2", waves(2*time.Second, 8),
-		posfleet.MaintenanceWindow{Mode: posfleet.WindowLearned, Start: "02:00", End: "05:00", Zone: "UTC"}))
+		posfleet.MaintenanceWindow{Mode: posfleet.WindowLearned, Start: fallback(now + 12), End: fallback(now + 13), Zone: "UTC"}))
 
 	servertest.Eventually(t, 45*time.Second, "the closed shops' terminals updated", func() bool {
 		for _, f := range r.fleet {
@@ -636,34 +639,52 @@ func TestCampaignLearnedWindows(t *testing.T) {
 	}
 }
 
-// TestCampaignFixedWindowWaits: with a fixed window that opens in three
-// hours, nothing is sent: every terminal of the canary stays queued.
-func TestCampaignFixedWindowWaits(t *testing.T) {
+// TestCampaignFixedWindow: a fixed window in Asia/Shanghai time that
+// opens at the next minute (at least 10 s away): until then nothing is
+// sent and the canary stays queued; once it opens the terminals are
+// updated, every command sent inside the window.
+func TestCampaignFixedWindow(t *testing.T) {
 	r := startE2E(t, e2eScenarios(t, shop{name: "open", rate: e2eRate}), e2eOptions{}, repeat("open", 4)...)
-	h := time.Now().UTC().Add(3 * time.Hour).Hour()
-	c := r.create(spec("later", "2.5.2", waves(2*time.Second, 2, 100),
-		posfleet.MaintenanceWindow{Mode: posfleet.WindowFixed, Start: fmt.Sprintf("%02d:00", h), End: fmt.Sprintf("%02d:00", (h+1)%24), Zone: "UTC"}))
-	time.Sleep(8 * time.Second)
-	c = r.campaign(c.ID)
-	if c.State != posfleet.CampaignRunning {
-		t.Errorf("campaign %s, want running (waiting for its window)", c.State)
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
 	}
+	opens := time.Now().Add(10 * time.Second).Truncate(time.Minute).Add(time.Minute)
+	start, end := opens.In(shanghai).Format("15:04"), opens.Add(time.Hour).In(shanghai).Format("15:04")
+	c := r.create(spec("next minute", "2.5.2", waves(2*time.Second, 2, 100),
+		posfleet.MaintenanceWindow{Mode: posfleet.WindowFixed, Start: start, End: end, Zone: "Asia/Shanghai"}))
+	t.Logf("window %s–%s Asia/Shanghai opens in %.1f s", start, end, time.Until(opens).Seconds())
+	for time.Until(opens) > 300*time.Millisecond {
+		for _, f := range r.fleet {
+			if ups := r.updates(f.TerminalRef); len(ups) != 0 {
+				t.Fatalf("%s was sent %s at %s, before its window opened at %s", f.Terminal, ups[0].Command.ID,
+					ups[0].SentAt.Format("15:04:05.000"), opens.Format("15:04:05"))
+			}
+		}
+		queued := 0
+		for _, ct := range r.terminals(c.ID) {
+			if ct.State == posfleet.CTQueued {
+				queued++
+			} else if ct.State != posfleet.CTPending {
+				t.Fatalf("%s: %s before its window", ct.Terminal, ct.State)
+			}
+		}
+		if queued != 2 {
+			t.Fatalf("%d terminals queued, want the canary's 2", queued)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	c = r.waitState(c.ID, 40*time.Second, posfleet.CampaignFinished)
 	for _, f := range r.fleet {
-		if ups := r.updates(f.TerminalRef); len(ups) != 0 {
-			t.Errorf("%s was sent %d update commands outside its window", f.Terminal, len(ups))
+		ups := r.updates(f.TerminalRef)
+		if len(ups) != 1 || r.installed(f.TerminalRef) != "2.5.2" {
+			t.Errorf("%s: %d update commands, installed %q; want one, 2.5.2", f.Terminal, len(ups), r.installed(f.TerminalRef))
 		}
-	}
-	cts := r.terminals(c.ID)
-	queued := 0
-	for _, ct := range cts {
-		if ct.State == posfleet.CTQueued {
-			queued++
-		} else if ct.State != posfleet.CTPending {
-			t.Errorf("%s: %s outside its window", ct.Terminal, ct.State)
+		for _, u := range ups {
+			if u.SentAt.Before(opens) || !u.SentAt.Before(opens.Add(time.Hour)) {
+				t.Errorf("%s was sent %s at %s, outside its window %s–%s", f.Terminal, u.Command.ID, u.SentAt.In(shanghai).Format("15:04:05"), start, end)
+			}
 		}
-	}
-	if queued != 2 {
-		t.Errorf("%d terminals queued, want the canary's 2", queued)
 	}
 }
 
