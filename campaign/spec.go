@@ -441,3 +441,20 @@ func clockMinutes(hhmm string) int {
 	fmt.Sscanf(hhmm, "%d:%d", &h, &m)
 	return h*60 + m
 }
+
+// Validate reports the first option out of its range.
+func (o Options) Validate() error {
+	switch {
+	case o.MinSoak < 0:
+		return fmt.Errorf("campaigns: minimum soak %s: want 0 or more", o.MinSoak)
+	case o.AnswerTimeout <= 0:
+		return fmt.Errorf("campaigns: answer timeout %s: want a positive duration", o.AnswerTimeout)
+	case o.WaveTimeout <= 0:
+		return fmt.Errorf("campaigns: wave timeout %s: want a positive duration", o.WaveTimeout)
+	case o.BaselineCap < 1:
+		return fmt.Errorf("campaigns: baseline cap %d: want at least 1", o.BaselineCap)
+	case o.DefaultMaxInFlight < 1 || o.DefaultMaxInFlight > MaxMaxInFlight:
+		return fmt.Errorf("campaigns: default max in flight %d: want 1 to %d", o.DefaultMaxInFlight, MaxMaxInFlight)
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"encoding/json"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -241,9 +242,12 @@ func (p printer) campaignFacts(a *posfleet.Alarm) []string {
 		p.f("fact.campaign_cohorts", "Updated", ev.Updated, "Baseline", ev.Baseline)}
 	pct := func(r float64) string { return strconv.FormatFloat(100*r, 'f', 1, 64) + "%" }
 	for _, m := range ev.Metrics {
-		id, ue, be := "fact.campaign_kpi", strconv.FormatFloat(m.UpdatedExposure, 'f', 0, 64), strconv.FormatFloat(m.BaselineExposure, 'f', 0, 64)
+		var id string
+		var ue, be any
 		if m.KPI == posfleet.KPICrashBoots {
 			id, ue, be = "fact.campaign_kpi_hours", strconv.FormatFloat(m.UpdatedExposure, 'f', 1, 64), strconv.FormatFloat(m.BaselineExposure, 'f', 1, 64)
+		} else {
+			id, ue, be = "fact.campaign_kpi", int64(math.Round(m.UpdatedExposure)), int64(math.Round(m.BaselineExposure))
 		}
 		out = append(out, p.f(id, "KPI", p.v(string(m.KPI)), "UpdatedEvents", m.UpdatedEvents, "UpdatedExposure", ue, "UpdatedRate", pct(m.UpdatedRate),
 			"BaselineEvents", m.BaselineEvents, "BaselineExposure", be, "BaselineRate", pct(m.BaselineRate)))

@@ -189,7 +189,7 @@ func (c Config) Validate() error {
 	if c.Roles.Health && c.HealthClientID == "" {
 		return errors.New("serve: the health role needs a client ID on the external broker (--health-client-id)")
 	}
-	errs := []error{c.Broker.Validate(), c.Collector.Validate(), c.Registry.Validate(), c.Health.Validate(), c.Influx.Validate(), c.EventRetention.Validate(), c.auditRetention().Validate(), c.Alerting.Validate()}
+	errs := []error{c.Broker.Validate(), c.Collector.Validate(), c.Registry.Validate(), c.Health.Validate(), c.Influx.Validate(), c.EventRetention.Validate(), c.auditRetention().Validate(), c.Alerting.Validate(), c.Campaigns.Validate()}
 	if c.Source.Broker != "" {
 		errs = append(errs, c.Source.Validate())
 	}
