@@ -83,9 +83,11 @@ if [ ! -f "$data/login.txt" ]; then
 fi
 read -r login_user login_password < "$data/login.txt"
 
+# Campaign soaks of minutes, not hours: the simulated day runs 60 times
+# faster than the real one.
 "${posfleet[@]}" serve --mqtt-addr "$mqtt_addr" --http-addr "$http_addr" \
   --influx-url "http://127.0.0.1:$influx_port" --influx-bucket posfleet/autogen \
-  --log-level warn 2> >(tee -a "$data/server.log" >&2) &
+  --campaign-min-soak 2m --log-level warn 2> >(tee -a "$data/server.log" >&2) &
 pids+=($!)
 for _ in $(seq 1 60); do
   curl -sf -o /dev/null "http://$http_addr/healthz" && break
