@@ -14,6 +14,7 @@ import (
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/auth"
+	"github.com/posfleet/posfleet/campaign"
 	"github.com/posfleet/posfleet/commands"
 	"github.com/posfleet/posfleet/server"
 	"github.com/posfleet/posfleet/server/servertest"
@@ -91,8 +92,9 @@ type e2eOptions struct {
 	// learned windows), at HistoryRate of the shop's rate.
 	History     time.Duration
 	HistoryRate float64
-	// Now is the campaign runner's clock (nil: the real one).
-	Now func() time.Time
+	// needSaleHours skips the test when the health engine does not learn
+	// usual sale hours (campaign.SaleHours), which learned windows need.
+	needSaleHours bool
 }
 
 // e2eTestPolicy: A920s should run 2.4.1, whose package is the simulator's
@@ -122,6 +124,9 @@ func startE2E(t *testing.T, scen *ScenarioFile, opts e2eOptions, scenarios ...st
 		cfg.Health.TickInterval = 250 * time.Millisecond
 		e2eCampaignConfig(cfg, opts)
 	}))
+	if _, ok := any(srv.Health()).(campaign.SaleHours); opts.needSaleHours && !ok {
+		t.Skip("learned windows: the health engine does not learn the terminals' usual sale hours (campaign.SaleHours)")
+	}
 	if err := srv.Health().SetPolicy([]byte(e2eTestPolicy)); err != nil {
 		t.Fatal(err)
 	}
@@ -574,9 +579,14 @@ func TestCampaignCrashingFirmwarePauses(t *testing.T) {
 	}
 }
 
+// e2eHistory is the trading history the terminals of a learned-window
+// test report first: the engine learns usual sale hours per hour of the
+// week, so a week and a day of it.
+const e2eHistory = 8 * 24 * time.Hour
+
 // TestCampaignLearnedWindows: no update command reaches a terminal
-// outside its maintenance window. Eight terminals report two days of
-// trading history first: four shops are closed from two hours before now
+// outside its maintenance window. Eight terminals report eight days of
+// trading history first (about four sales an open hour): four shops are closed from two hours before now
 // to two hours after (their learned window holds now), four are open now
 // and close eight hours later. A campaign with learned windows updates
 // the first four, each while its shop is closed, and sends the others
@@ -590,9 +600,7 @@ func TestCampaignLearnedWindows(t *testing.T) {
 	closedNow := shop{name: "closed_now", rate: 3600, open: func(h int) bool { return !within(h, now-2, now+2) }}
 	openNow := shop{name: "open_now", rate: 3600, open: func(h int) bool { return !within(h, now+8, now+12) }}
 	names := append(repeat("closed_now", 4), repeat("open_now", 4)...)
-	// About 10 transactions an open hour in the history: 48 h of it is a
-	// few hundred per terminal.
-	r := startE2E(t, e2eScenarios(t, closedNow, openNow), e2eOptions{History: 48 * time.Hour, HistoryRate: 10.0 / 3600}, names...)
+	r := startE2E(t, e2eScenarios(t, closedNow, openNow), e2eOptions{History: e2eHistory, HistoryRate: 4.0 / 3600, needSaleHours: true}, names...)
 	// The window for a terminal without history, twelve hours away: a
 	// terminal updated now was so by its learned window.
 	fallback := func(h int) string { return fmt.Sprintf("%02d:00", (h+24)%24) }
