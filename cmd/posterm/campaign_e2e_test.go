@@ -16,6 +16,7 @@ import (
 	"github.com/posfleet/posfleet/auth"
 	"github.com/posfleet/posfleet/campaign"
 	"github.com/posfleet/posfleet/commands"
+	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/server"
 	"github.com/posfleet/posfleet/server/servertest"
 )
@@ -117,6 +118,9 @@ func startE2E(t *testing.T, scen *ScenarioFile, opts e2eOptions, scenarios ...st
 	if testing.Short() {
 		t.Skip("a server and a simulated fleet for tens of seconds")
 	}
+	if _, ok := any((*health.Engine)(nil)).(campaign.SaleHours); opts.needSaleHours && !ok {
+		t.Skip("learned windows: the health engine does not learn the terminals' usual sale hours (campaign.SaleHours)")
+	}
 	srv := servertest.Start(t, 0, servertest.WithConfig(func(cfg *server.Config) {
 		// Heartbeats every second: offline after 3 s, not 3 minutes.
 		cfg.Health.HeartbeatInterval = time.Second
@@ -124,9 +128,6 @@ func startE2E(t *testing.T, scen *ScenarioFile, opts e2eOptions, scenarios ...st
 		cfg.Health.TickInterval = 250 * time.Millisecond
 		e2eCampaignConfig(cfg, opts)
 	}))
-	if _, ok := any(srv.Health()).(campaign.SaleHours); opts.needSaleHours && !ok {
-		t.Skip("learned windows: the health engine does not learn the terminals' usual sale hours (campaign.SaleHours)")
-	}
 	if err := srv.Health().SetPolicy([]byte(e2eTestPolicy)); err != nil {
 		t.Fatal(err)
 	}
