@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -469,15 +468,22 @@ func TestCampaignFeeFirmwarePausesAndRollsBack(t *testing.T) {
 	var alarms struct {
 		Alarms []posfleet.Alarm `json:"alarms"`
 	}
+	var ev struct {
+		Campaign string                `json:"campaign"`
+		Metrics  []posfleet.GateMetric `json:"metrics"`
+	}
 	servertest.Eventually(t, 10*time.Second, "the paused campaign's alarm", func() bool {
-		r.api(http.MethodGet, "/api/v1/alarms?state=open", nil, &alarms)
+		r.api(http.MethodGet, "/api/v1/alarms", nil, &alarms)
 		for _, a := range alarms.Alarms {
-			if strings.Contains(a.Kind, "campaign") {
+			if a.Kind == posfleet.AlarmKindCampaign && a.Active && json.Unmarshal(a.Evidence, &ev) == nil && ev.Campaign == c.ID {
 				return true
 			}
 		}
 		return false
 	})
+	if len(ev.Metrics) == 0 || ev.Metrics[0].KPI != posfleet.KPIAmountMismatch || ev.Metrics[0].UpdatedEvents == 0 {
+		t.Errorf("the alarm's evidence: %+v, want the amount mismatches", ev)
+	}
 
 	canary := map[string]bool{}
 	checkOnlyCanary := func() {
