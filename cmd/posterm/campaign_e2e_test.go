@@ -710,3 +710,49 @@ func e2eCampaignConfig(cfg *server.Config, opts e2eOptions) {
 	cfg.Campaigns.MinSoak = 0
 	cfg.CampaignInterval = 200 * time.Millisecond
 }
+
+// TestCampaignOfflineTerminalUpdatedOnReturn: a terminal whose link is
+// down when its wave starts is offline in the campaign and sent nothing;
+// once its link is back it is sent its update and installs it, which the
+// campaign records (finished or not by then: its soak began without the
+// terminal).
+func TestCampaignOfflineTerminalUpdatedOnReturn(t *testing.T) {
+	r := startE2E(t, e2eScenarios(t, shop{name: "open", rate: e2eRate}), e2eOptions{}, repeat("open", 4)...)
+	gone := r.sim.terms[3]
+	ref := gone.ft.TerminalRef
+	gone.link.setDown(true) // cut without a goodbye: its last will says offline
+	servertest.Eventually(t, 10*time.Second, ref.Terminal+" offline", func() bool {
+		st, ok := r.srv.Health().FirmwareState(ref)
+		return ok && !st.Online
+	})
+	c := r.create(spec("offline", "2.5.2", waves(2*time.Second, 100), posfleet.MaintenanceWindow{Mode: posfleet.WindowAny}))
+	servertest.Eventually(t, 20*time.Second, "the others updated and "+ref.Terminal+" offline in the campaign", func() bool {
+		cts := r.terminals(c.ID)
+		for _, f := range r.fleet {
+			want := posfleet.CTInstalled
+			if f.TerminalRef == ref {
+				want = posfleet.CTOffline
+			}
+			if cts[f.Terminal].State != want {
+				return false
+			}
+		}
+		return true
+	})
+	if ups := r.updates(ref); len(ups) != 0 || r.installed(ref) != "" {
+		t.Fatalf("%s, offline: %d update commands, installed %q; want none", ref.Terminal, len(ups), r.installed(ref))
+	}
+	if st := r.campaign(c.ID).State; st != posfleet.CampaignRunning {
+		t.Fatalf("campaign %s with a terminal of its wave offline, want running", st)
+	}
+	gone.link.setDown(false)
+	// The wave's soak started without it (it was offline); the campaign
+	// may finish before its update is done, and follows it still.
+	c = r.waitState(c.ID, 40*time.Second, posfleet.CampaignFinished)
+	servertest.Eventually(t, 30*time.Second, ref.Terminal+" installed in the campaign", func() bool {
+		return r.terminals(c.ID)[ref.Terminal].State == posfleet.CTInstalled
+	})
+	if ups := r.updates(ref); len(ups) != 1 || r.installed(ref) != "2.5.2" {
+		t.Errorf("%s, back: %d update commands, installed %q; want one, 2.5.2", ref.Terminal, len(ups), r.installed(ref))
+	}
+}
