@@ -655,7 +655,7 @@ func TestCampaignLearnedWindows(t *testing.T) {
 }
 
 // TestCampaignFixedWindow: a fixed window in Asia/Shanghai time that
-// opens at the next minute (at least 10 s away): until then nothing is
+// opens at the next minute (at least 6 s away): until then nothing is
 // sent and the canary stays queued; once it opens the terminals are
 // updated, every command sent inside the window.
 func TestCampaignFixedWindow(t *testing.T) {
@@ -664,7 +664,7 @@ func TestCampaignFixedWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opens := time.Now().Add(10 * time.Second).Truncate(time.Minute).Add(time.Minute)
+	opens := time.Now().Add(6 * time.Second).Truncate(time.Minute).Add(time.Minute)
 	start, end := opens.In(shanghai).Format("15:04"), opens.Add(time.Hour).In(shanghai).Format("15:04")
 	c := r.create(spec("next minute", "2.5.2", waves(2*time.Second, 2, 100),
 		posfleet.MaintenanceWindow{Mode: posfleet.WindowFixed, Start: start, End: end, Zone: "Asia/Shanghai"}))
