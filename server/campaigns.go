@@ -152,6 +152,9 @@ func (s *Server) startCampaigns() {
 	send := campaignSender{s}
 	run := campaign.NewRunner(s.campaigns, send, s.log)
 	run.Acks = send
+	if s.cfg.CampaignGate != nil {
+		run.Rules = *s.cfg.CampaignGate
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	s.stopCampaigns = func() { cancel(); <-done }

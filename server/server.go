@@ -138,6 +138,9 @@ type Config struct {
 	// CampaignInterval is how often the runner steps (0: 5 s).
 	Campaigns        campaign.Options
 	CampaignInterval time.Duration
+	// CampaignGate replaces the gates' rules (nil: campaign's defaults):
+	// tests whose soaks last seconds lower the minimum exposures.
+	CampaignGate *campaign.GateRules
 }
 
 // DefaultConfig returns the components' defaults with their files under dataDir.
