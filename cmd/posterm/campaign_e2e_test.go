@@ -29,6 +29,10 @@ import (
 // command logs and inventories in the API, the alarms, and the firmware
 // the simulated terminals have installed (installed-firmware.json).
 
+// e2eFleet is the fleet of the gate tests: a canary of 3 and a baseline of
+// 21, the fewest terminals the gate judges (campaign.DefaultGateRules).
+const e2eFleet = 24
+
 // e2eRate is the live rate of the simulated shops: 4 sales a second per
 // terminal, so that a soak of a few seconds gives a gate tens of sales.
 const e2eRate = 4 * 3600
@@ -395,14 +399,14 @@ func repeat(s string, n int) []string {
 	return out
 }
 
-// TestCampaignGoodFirmwareFinishes: a campaign to 2.5.2 (good) over 8
-// terminals, a canary of 1 then 50% then 100%, each soaked 4 s, runs
+// TestCampaignGoodFirmwareFinishes: a campaign to 2.5.2 (good) over 24
+// terminals, a canary of 3 then 50% then 100%, each soaked 4 s, runs
 // every wave, passes every gate and finishes by itself: every terminal
 // got one update command, installed it, runs 2.5.2 by the server's
 // inventory and by its own flash.
 func TestCampaignGoodFirmwareFinishes(t *testing.T) {
-	r := startE2E(t, e2eScenarios(t, shop{name: "open", rate: e2eRate}), e2eOptions{}, repeat("open", 8)...)
-	c := r.create(spec("good", "2.5.2", waves(4*time.Second, 1, 50, 100), posfleet.MaintenanceWindow{Mode: posfleet.WindowAny}))
+	r := startE2E(t, e2eScenarios(t, shop{name: "open", rate: e2eRate}), e2eOptions{}, repeat("open", e2eFleet)...)
+	c := r.create(spec("good", "2.5.2", waves(4*time.Second, 3, 50, 100), posfleet.MaintenanceWindow{Mode: posfleet.WindowAny}))
 	c = r.waitState(c.ID, 75*time.Second, posfleet.CampaignFinished)
 
 	if len(c.Gates) < len(c.Spec.Waves)-1 {
@@ -443,14 +447,15 @@ func TestCampaignGoodFirmwareFinishes(t *testing.T) {
 }
 
 // TestCampaignFeeFirmwarePausesAndRollsBack: a campaign to 2.5.0 (which
-// charges 0.6% more than entered) pauses after its canary of 2 with the
+// charges 0.6% more than entered) over 24 terminals pauses after its
+// canary of 3 with the
 // amount mismatches as the gate's evidence and an alarm, having updated
 // the canary and nothing else (by the campaign, the command logs and the
 // terminals' flash); it stays so while paused. A rollback then returns the
 // canary to 2.4.1, which the inventories show.
 func TestCampaignFeeFirmwarePausesAndRollsBack(t *testing.T) {
-	r := startE2E(t, e2eScenarios(t, shop{name: "open", rate: e2eRate}), e2eOptions{}, repeat("open", 8)...)
-	c := r.create(spec("fee", "2.5.0", waves(6*time.Second, 2, 100), posfleet.MaintenanceWindow{Mode: posfleet.WindowAny}))
+	r := startE2E(t, e2eScenarios(t, shop{name: "open", rate: e2eRate}), e2eOptions{}, repeat("open", e2eFleet)...)
+	c := r.create(spec("fee", "2.5.0", waves(6*time.Second, 3, 100), posfleet.MaintenanceWindow{Mode: posfleet.WindowAny}))
 	c = r.waitState(c.ID, 60*time.Second, posfleet.CampaignPaused)
 
 	if c.Wave != 0 || len(c.Gates) != 1 || c.Gates[0].Passed {
@@ -504,8 +509,8 @@ func TestCampaignFeeFirmwarePausesAndRollsBack(t *testing.T) {
 				t.Errorf("%s outside the canary: %s, installed %q, update commands %+v; want nothing sent", f.Terminal, ct.State, fw, ups)
 			}
 		}
-		if len(canary) != 2 {
-			t.Errorf("%d canary terminals, want 2", len(canary))
+		if len(canary) != 3 {
+			t.Errorf("%d canary terminals, want 3", len(canary))
 		}
 	}
 	checkOnlyCanary()
@@ -544,11 +549,12 @@ func TestCampaignFeeFirmwarePausesAndRollsBack(t *testing.T) {
 }
 
 // TestCampaignCrashingFirmwarePauses: a campaign to 2.5.1 (which restarts
-// under load) pauses after its canary of 2 on the crash boots, which the
+// under load) over 24 terminals pauses after its canary of 3 on the
+// crash boots, which the
 // canary's inventories report (boot_reason crash); nothing else is sent.
 func TestCampaignCrashingFirmwarePauses(t *testing.T) {
-	r := startE2E(t, e2eScenarios(t, shop{name: "open", rate: e2eRate}), e2eOptions{}, repeat("open", 8)...)
-	c := r.create(spec("crash", "2.5.1", waves(6*time.Second, 2, 100), posfleet.MaintenanceWindow{Mode: posfleet.WindowAny}))
+	r := startE2E(t, e2eScenarios(t, shop{name: "open", rate: e2eRate}), e2eOptions{}, repeat("open", e2eFleet)...)
+	c := r.create(spec("crash", "2.5.1", waves(6*time.Second, 3, 100), posfleet.MaintenanceWindow{Mode: posfleet.WindowAny}))
 	c = r.waitState(c.ID, 60*time.Second, posfleet.CampaignPaused)
 
 	if c.Wave != 0 || len(c.Gates) != 1 || c.Gates[0].Passed {
@@ -581,8 +587,8 @@ func TestCampaignCrashingFirmwarePauses(t *testing.T) {
 			t.Errorf("canary %s on 2.5.1 reported no crash boot", f.Terminal)
 		}
 	}
-	if updated != 2 {
-		t.Errorf("%d terminals updated, want the canary's 2", updated)
+	if updated != 3 {
+		t.Errorf("%d terminals updated, want the canary's 3", updated)
 	}
 }
 
