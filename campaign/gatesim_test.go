@@ -315,3 +315,16 @@ func TestTails(t *testing.T) {
 		t.Errorf("negative binomial median tail = %v", p)
 	}
 }
+
+// BenchmarkJudge judges a canary of 50 against 1,000 baseline terminals
+// over a 2-hour soak.
+func BenchmarkJudge(b *testing.B) {
+	s := &fleetSim{rng: rand.New(rand.NewPCG(1, 16)), hours: 2, salesLo: 2, salesHi: 30}
+	u, base := s.wave(50, 1000, firmware{})
+	rules := DefaultGateRules()
+	b.ReportAllocs()
+	for b.Loop() {
+		Judge(u, base, rules)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e6, "ms/gate")
+}
