@@ -214,14 +214,20 @@ func TestGateRulesValidate(t *testing.T) {
 		{"min_baseline_terminals", func(r *campaign.GateRules) { r.MinBaselineTerminals = 1 }},
 		{"kpis.offline", func(r *campaign.GateRules) { delete(r.KPIs, posfleet.KPIOffline) }},
 		{"kpis.refunds", func(r *campaign.GateRules) { r.KPIs["refunds"] = campaign.KPIRule{Ratio: 2, Diff: 0.1, MinEvents: 1} }},
-		{"kpis.declines.ratio", func(r *campaign.GateRules) { edit(r, posfleet.KPIDeclines, func(k *campaign.KPIRule) { k.Ratio = 0.5 }) }},
+		{"kpis.declines.ratio", func(r *campaign.GateRules) {
+			edit(r, posfleet.KPIDeclines, func(k *campaign.KPIRule) { k.Ratio = 0.5 })
+		}},
 		{"kpis.declines.diff", func(r *campaign.GateRules) { edit(r, posfleet.KPIDeclines, func(k *campaign.KPIRule) { k.Diff = 1 }) }},
 		{"kpis.crash_boots.diff", func(r *campaign.GateRules) { edit(r, posfleet.KPICrashBoots, func(k *campaign.KPIRule) { k.Diff = 0 }) }},
-		{"kpis.update_failures.diff", func(r *campaign.GateRules) { edit(r, posfleet.KPIUpdateFailures, func(k *campaign.KPIRule) { k.Diff = 1.5 }) }},
+		{"kpis.update_failures.diff", func(r *campaign.GateRules) {
+			edit(r, posfleet.KPIUpdateFailures, func(k *campaign.KPIRule) { k.Diff = 1.5 })
+		}},
 		{"kpis.receipt_failures.min_updated", func(r *campaign.GateRules) {
 			edit(r, posfleet.KPIReceiptFailures, func(k *campaign.KPIRule) { k.MinUpdated = -1 })
 		}},
-		{"kpis.offline.min_baseline", func(r *campaign.GateRules) { edit(r, posfleet.KPIOffline, func(k *campaign.KPIRule) { k.MinBaseline = -1 }) }},
+		{"kpis.offline.min_baseline", func(r *campaign.GateRules) {
+			edit(r, posfleet.KPIOffline, func(k *campaign.KPIRule) { k.MinBaseline = -1 })
+		}},
 		{"kpis.amount_mismatch.min_events", func(r *campaign.GateRules) {
 			edit(r, posfleet.KPIAmountMismatch, func(k *campaign.KPIRule) { k.MinEvents = 0 })
 		}},
