@@ -168,28 +168,64 @@ func TestGateFalsePauseRate(t *testing.T) {
 	}
 }
 
-// TestGatePooledFalsePauseRate measures what ignoring the spread between
-// terminals would cost: the same healthy waves judged as pooled counts,
-// with the default effects and with none (every rate's own, plus 0.01
-// points). It only reports; doc.go quotes the figures.
-func TestGatePooledFalsePauseRate(t *testing.T) {
-	none := DefaultGateRules()
-	for _, k := range []posfleet.KPI{posfleet.KPIDeclines, posfleet.KPIDeviceFailures, posfleet.KPIReceiptFailures} {
-		kr := none.KPIs[k]
-		kr.Ratio, kr.Diff = 1, 0.0001
-		none.KPIs[k] = kr
-	}
+// TestGateFalsePauseRateCorners: the same bound at the corners of the
+// healthy waves, where the approximations are most strained: a large
+// canary against a small baseline, a tiny canary of busy terminals, the
+// longest soak.
+func TestGateFalsePauseRateCorners(t *testing.T) {
 	for _, c := range []struct {
-		name  string
-		rules GateRules
-	}{{"default effects", DefaultGateRules()}, {"no effect bound", none}} {
-		for _, p := range []bool{false, true} {
-			pooled = p
-			rate, by := pausesWith(c.rules, 1000, 1, healthyWave)
-			t.Logf("healthy waves, %s, pooled counts %v: %.1f%% paused; by KPI %v", c.name, p, 100*rate, by)
+		canary, baseline int
+		hours, lo, hi    float64
+	}{
+		{50, 100, 6, 15, 30},
+		{50, 100, 1, 2, 5},
+		{5, 3000, 6, 15, 30},
+		{50, 3000, 6, 15, 30},
+		{20, 300, 2, 2, 30},
+	} {
+		rate, by := pauses(1000, uint64(c.canary*c.baseline), func(rng *rand.Rand) ([]TerminalKPI, []TerminalKPI) {
+			s := &fleetSim{rng: rng, hours: c.hours, salesLo: c.lo, salesHi: c.hi}
+			return s.wave(c.canary, c.baseline, firmware{})
+		})
+		t.Logf("healthy, canary %d, baseline %d, %.0f h, %.0f–%.0f sales/h: %.1f%% paused; by KPI %v", c.canary, c.baseline, c.hours, c.lo, c.hi, 100*rate, by)
+		if rate > DefaultGateRules().Alpha {
+			t.Errorf("canary %d baseline %d: false-pause rate %.3f above the documented %.3f", c.canary, c.baseline, rate, DefaultGateRules().Alpha)
 		}
 	}
-	pooled = false
+}
+
+// TestGateAtBoundary judges firmware exactly at the minimum effects on
+// declines (every terminal's rate 1.25 times its own) and terminal
+// failures (1.5 times, weak links included): the hardest case for the
+// statistics, since only chance and the spread between terminals stand
+// between it and a pause. The gate must still pause at most Alpha of such
+// waves. The same waves judged as pooled counts (the spread ignored) are
+// reported beside: doc.go quotes both.
+func TestGateAtBoundary(t *testing.T) {
+	defer func() { pooled = false }()
+	for _, c := range []struct {
+		canary, baseline int
+		hours, lo, hi    float64
+	}{
+		{50, 3000, 6, 15, 30},
+		{50, 200, 6, 15, 30},
+		{10, 1000, 6, 15, 30},
+		{20, 500, 2, 2, 30},
+	} {
+		draw := func(rng *rand.Rand) ([]TerminalKPI, []TerminalKPI) {
+			s := &fleetSim{rng: rng, hours: c.hours, salesLo: c.lo, salesHi: c.hi}
+			return s.wave(c.canary, c.baseline, firmware{declines: 1.25, failures: 1.5})
+		}
+		pooled = false
+		rate, by := pauses(1000, 3, draw)
+		pooled = true
+		pooledRate, pooledBy := pauses(1000, 3, draw)
+		t.Logf("at the minimum effects, canary %d, baseline %d, %.0f h, %.0f–%.0f sales/h: %.1f%% paused %v; pooled counts %.1f%% %v",
+			c.canary, c.baseline, c.hours, c.lo, c.hi, 100*rate, by, 100*pooledRate, pooledBy)
+		if rate > DefaultGateRules().Alpha {
+			t.Errorf("canary %d baseline %d: pause rate at the boundary %.3f above the documented %.3f", c.canary, c.baseline, rate, DefaultGateRules().Alpha)
+		}
+	}
 }
 
 // TestGateFindsFeeBug: a firmware charging a fee on every approved sale
