@@ -472,30 +472,45 @@ func lower(d discrete, k float64) float64 {
 
 // tail sums the probabilities from k outward (dir +1 up, -1 down) to the
 // end of the support or until the terms no longer matter. k is on the far
-// side of the mean, where the terms fall off geometrically.
+// side of the mean, where the terms fall off geometrically. A very wide
+// distribution (a cohort of a few terminals with huge counts and a large
+// spread) would take millions of terms: after every stride terms the step
+// doubles, each term then standing for the step's width, so a tail costs
+// at most about stride·log2(width) terms; the terms fall away from k, so
+// the wider steps err toward a larger tail (a larger p-value, a higher
+// upper bound).
 func tail(d discrete, k float64, dir int) float64 {
+	const stride = 20000
 	first := d.logPMF(k)
 	if math.IsInf(first, -1) {
 		return 0
 	}
-	s, t := 1.0, 1.0
+	s, t, h, n := 1.0, 1.0, 1.0, 0
 	for j := k; ; {
+		step := h
 		if dir > 0 {
-			if j >= d.top() {
-				break
-			}
-			t *= d.next(j)
-			j++
+			step = min(h, d.top()-j)
 		} else {
-			if j <= 0 {
-				break
-			}
-			t /= d.next(j - 1)
-			j--
+			step = min(h, j)
 		}
+		if step <= 0 {
+			break
+		}
+		switch {
+		case h == 1 && dir > 0:
+			t *= d.next(j)
+		case h == 1:
+			t /= d.next(j - 1)
+		default:
+			t = math.Exp(d.logPMF(j+float64(dir)*step)-first) * step
+		}
+		j += float64(dir) * step
 		s += t
 		if t < 1e-17*s || t == 0 || math.IsInf(t, 0) || math.IsNaN(t) {
 			break
+		}
+		if n++; n == stride {
+			n, h = 0, 2*h
 		}
 	}
 	return min(1, math.Exp(first+math.Log(s)))
