@@ -91,8 +91,13 @@
 // mismatches, offline terminals: rare events) its rate is taken at its
 // upper confidence bound and the bound's error level is added to the
 // p-value (Berger and Boos), which stays valid when the baseline saw no
-// event at all. update_failures has no baseline: the failed installs are
-// tested with an exact binomial test against the 5% maximum.
+// event at all. Offline terminals are one trial each, so they have no
+// spread: an exact binomial test against the boundary (Fisher's exact
+// test would ask whether the shares are equal, not whether the updated
+// one is above the boundary). update_failures has no baseline: the failed
+// installs are tested with an exact binomial test against the 5% maximum.
+// The spread and the baseline's rates are measured anew at every gate, on
+// that gate's hours: nothing is configured per fleet.
 //
 // Tails are summed exactly, term by term from the first in log space, so
 // they are right for counts from zero to millions (the simulator and the
