@@ -48,7 +48,7 @@
 //	amount_mismatch   2      0.5 point 0 → 0.5% of approved sales
 //	receipt_failures  2      1 point   0.5% → 1.5%
 //	crash_boots       2      0.02/h    one more crash per terminal every 50 h
-//	update_failures   –      5%        at most 5% of installs fail
+//	update_failures   –      –         at most 5% of installs fail (MaxUpdateFailureRate)
 //	offline           2      10 points 1.5% → 11.5% of terminals
 //
 // # Minimum sample

@@ -219,9 +219,7 @@ func TestGateRulesValidate(t *testing.T) {
 		}},
 		{"kpis.declines.diff", func(r *campaign.GateRules) { edit(r, posfleet.KPIDeclines, func(k *campaign.KPIRule) { k.Diff = 1 }) }},
 		{"kpis.crash_boots.diff", func(r *campaign.GateRules) { edit(r, posfleet.KPICrashBoots, func(k *campaign.KPIRule) { k.Diff = 0 }) }},
-		{"kpis.update_failures.diff", func(r *campaign.GateRules) {
-			edit(r, posfleet.KPIUpdateFailures, func(k *campaign.KPIRule) { k.Diff = 1.5 })
-		}},
+		{"max_update_failure_rate", func(r *campaign.GateRules) { r.MaxUpdateFailureRate = 1.5 }},
 		{"kpis.receipt_failures.min_updated", func(r *campaign.GateRules) {
 			edit(r, posfleet.KPIReceiptFailures, func(k *campaign.KPIRule) { k.MinUpdated = -1 })
 		}},
