@@ -17,10 +17,11 @@
 // of its cumulative counters (posfleet.KPICounts) between the start and
 // the end of the soak, the hours it was observed, and whether it is
 // offline at the end (and, for the updated cohort, whether its install
-// failed). The updated cohort is the wave's terminals; the baseline is the
-// terminals of the same model not yet updated, over the same hours, so
-// that the time of day, the day of the week and the acquirer's outages are
-// the same on both sides. Each KPI is a rate, events over exposure, summed
+// failed). The updated cohort is the wave's terminals (those whose install
+// failed count for update_failures and offline only: they still run their
+// old firmware); the baseline is the terminals of the same model not yet
+// updated, over the same hours, so that the time of day, the day of the
+// week and the acquirer's outages are the same on both sides. Each KPI is a rate, events over exposure, summed
 // over the cohort:
 //
 //	declines          declined or failed sales / sales
@@ -39,7 +40,7 @@
 // fleet. It asks "is the updated cohort worse by at least the minimum
 // effect?": above both Ratio times the baseline's rate and the baseline's
 // rate plus Diff. The test is made against that boundary, not against
-// equality, so a firmware a little worse than the boundary passes however
+// equality, so a firmware worse by less than the minimum effect passes however
 // many payments the canary makes. The defaults (DefaultGateRules):
 //
 //	KPI               Ratio  Diff      a typical baseline, and its boundary

@@ -199,9 +199,17 @@ type cohort struct {
 	e, x, x2, x3, s float64
 }
 
+// sum sums ts for k; dev also sums the squared deviations (the baseline).
+// An updated terminal whose install failed still runs its old firmware:
+// it counts for update_failures and offline (a failed install may leave a
+// terminal dead), not for the payment KPIs and crash boots.
 func sum(k posfleet.KPI, ts []TerminalKPI, dev bool) cohort {
-	c := cohort{terminals: len(ts)}
+	var c cohort
 	for _, t := range ts {
+		if t.UpdateFailed && k != posfleet.KPIUpdateFailures && k != posfleet.KPIOffline {
+			continue
+		}
+		c.terminals++
 		e, x := events(k, t)
 		c.e += e
 		c.x += x
@@ -211,6 +219,9 @@ func sum(k posfleet.KPI, ts []TerminalKPI, dev bool) cohort {
 	if dev && c.x > 0 {
 		mu := c.e / c.x
 		for _, t := range ts {
+			if t.UpdateFailed && k != posfleet.KPIUpdateFailures && k != posfleet.KPIOffline {
+				continue
+			}
 			e, x := events(k, t)
 			c.s += (e - mu*x) * (e - mu*x)
 		}

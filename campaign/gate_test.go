@@ -186,6 +186,29 @@ func TestJudgeSpreadBetweenTerminals(t *testing.T) {
 	}
 }
 
+// TestJudgeFailedInstalls: a terminal whose install failed still runs its
+// old firmware; its sales are not the new firmware's, its failed install
+// and its being offline are.
+func TestJudgeFailedInstalls(t *testing.T) {
+	updated := cohortOf(10, with(quiet(), func(x *campaign.TerminalKPI) { x.Counts.CrashBoots = 5 }))
+	for i := range 6 {
+		updated[i].UpdateFailed, updated[i].Offline = true, true
+	}
+	g := campaign.Judge(updated, cohortOf(200, quiet()), campaign.DefaultGateRules())
+	if m := metric(t, g, posfleet.KPICrashBoots); m.Enough || m.UpdatedEvents != 20 {
+		t.Errorf("crash_boots counts the failed installs: %+v", m)
+	}
+	if m := metric(t, g, posfleet.KPIDeclines); m.UpdatedExposure != 400 {
+		t.Errorf("declines counts the failed installs: %+v", m)
+	}
+	if m := metric(t, g, posfleet.KPIUpdateFailures); !m.Worse || m.UpdatedEvents != 6 || m.UpdatedExposure != 10 {
+		t.Errorf("update_failures: %+v", m)
+	}
+	if m := metric(t, g, posfleet.KPIOffline); !m.Worse || m.UpdatedEvents != 6 {
+		t.Errorf("offline: %+v", m)
+	}
+}
+
 // TestJudgeEmpty: no terminals at all judges nothing and passes.
 func TestJudgeEmpty(t *testing.T) {
 	g := campaign.Judge(nil, nil, campaign.DefaultGateRules())
