@@ -74,10 +74,12 @@ func DefaultGateRules() GateRules {
 		// A tenth of the error budget for the baseline's own noise keeps
 		// the bound close to the baseline's rate on large baselines.
 		NuisanceShare: 0.1,
-		// Five terminals is the smallest canary worth a verdict (and what
-		// finds a fee bug in an hour); twenty terminals of baseline are
-		// the fewest whose spread between terminals can be estimated.
-		MinUpdatedTerminals:  5,
+		// Three terminals on the new firmware: one bad unit is not a
+		// firmware, and a canary of five is still judged when one or two
+		// of its installs fail (a canary of five finds a fee bug in an
+		// hour). Twenty terminals of baseline are the fewest whose spread
+		// between terminals can be estimated.
+		MinUpdatedTerminals:  3,
 		MinBaselineTerminals: 20,
 		// One install in twenty may fail (a flaky download, a full
 		// flash) before the firmware is suspected of failing them.

@@ -112,12 +112,13 @@ func TestJudgeBoundaries(t *testing.T) {
 		{"update failures one in 20", posfleet.KPIUpdateFailures, cohortOf(200, quiet()), each(20, 1, quiet(), failed), true, false},
 		{"update failures 3 in 20", posfleet.KPIUpdateFailures, cohortOf(200, quiet()), each(20, 3, quiet(), failed), true, false},
 		{"update failures 6 in 20", posfleet.KPIUpdateFailures, cohortOf(200, quiet()), each(20, 6, quiet(), failed), true, true},
-		{"update failures 4 of 4", posfleet.KPIUpdateFailures, cohortOf(200, quiet()), each(4, 4, quiet(), failed), false, false},
+		{"update failures 2 of 2", posfleet.KPIUpdateFailures, cohortOf(200, quiet()), each(2, 2, quiet(), failed), false, false},
 		{"update failures without baseline", posfleet.KPIUpdateFailures, nil, each(20, 10, quiet(), failed), true, true},
 		// Offline: 3 of 200 baseline terminals; the bound is about 18%.
 		{"offline 2 of 20", posfleet.KPIOffline, each(200, 3, quiet(), offline), each(20, 2, quiet(), offline), true, false},
 		{"offline 12 of 20", posfleet.KPIOffline, each(200, 3, quiet(), offline), each(20, 12, quiet(), offline), true, true},
 		{"offline 4 of 4", posfleet.KPIOffline, each(200, 3, quiet(), offline), each(4, 4, quiet(), offline), false, false},
+		{"offline 2 of 2", posfleet.KPIOffline, each(200, 3, quiet(), offline), each(2, 2, quiet(), offline), false, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			g := campaign.Judge(c.updated, c.baseline, campaign.DefaultGateRules())
@@ -195,7 +196,7 @@ func TestJudgeFailedInstalls(t *testing.T) {
 		updated[i].UpdateFailed, updated[i].Offline = true, true
 	}
 	g := campaign.Judge(updated, cohortOf(200, quiet()), campaign.DefaultGateRules())
-	if m := metric(t, g, posfleet.KPICrashBoots); m.Enough || m.UpdatedEvents != 20 {
+	if m := metric(t, g, posfleet.KPICrashBoots); !m.Worse || m.UpdatedEvents != 20 || m.UpdatedExposure != 8 {
 		t.Errorf("crash_boots counts the failed installs: %+v", m)
 	}
 	if m := metric(t, g, posfleet.KPIDeclines); m.UpdatedExposure != 400 {
