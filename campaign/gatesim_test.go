@@ -175,8 +175,8 @@ func TestGateFalsePauseRate(t *testing.T) {
 
 // TestGateFalsePauseRateCorners: the same bound at the corners of the
 // healthy waves, where the approximations are most strained: a large
-// canary against a small baseline, a tiny canary of busy terminals, the
-// longest soak.
+// canary against a small baseline, a tiny canary of busy terminals (down
+// to the 3 terminals a gate judges), the longest soak.
 func TestGateFalsePauseRateCorners(t *testing.T) {
 	for _, c := range []struct {
 		canary, baseline int
@@ -187,6 +187,7 @@ func TestGateFalsePauseRateCorners(t *testing.T) {
 		{5, 3000, 6, 15, 30},
 		{50, 3000, 6, 15, 30},
 		{20, 300, 2, 2, 30},
+		{3, 1000, 6, 15, 30},
 	} {
 		rate, by := pauses(1000, uint64(c.canary*c.baseline), func(rng *rand.Rand) ([]TerminalKPI, []TerminalKPI) {
 			s := &fleetSim{rng: rng, hours: c.hours, salesLo: c.lo, salesHi: c.hi}
