@@ -85,39 +85,17 @@ func (s *Simulation) historyDue() (time.Duration, error) {
 	return s.opts.History, nil
 }
 
-// backfill reports the terminal's transactions of [from, to): at the rate
-// of its busiest hour (TxnPerHour × HistoryRate, a Poisson process)
-// thinned by its shop's activity in the local hour of each, in time
-// order (their seq may interleave a little: they are stored a few at
-// once). They reach the server as a terminal's stored transactions do,
-// with their own timestamps. None fails for the terminal, the network or
-// the bank (makeTxn): delivered in one burst, such failures would look
-// like a fleet incident now.
+// backfill reports the terminal's transactions of [from, to)
+// (historyTimes), a few at once: their seq may interleave a little. They
+// reach the server as a terminal's stored transactions do, with their own
+// timestamps. None fails for the terminal, the network or the bank
+// (makeTxn): delivered in one burst, such failures would look like a
+// fleet incident now.
 func (t *simTerminal) backfill(ctx context.Context, from, to time.Time) {
-	rate := t.sim.opts.HistoryRate
-	if rate <= 0 {
-		rate = 1
-	}
-	zone := t.sim.zone()
 	var txns []posfleet.Transaction
-	for lo := from; lo.Before(to); lo = lo.Add(time.Hour) {
-		hi := lo.Add(time.Hour)
-		if hi.After(to) {
-			hi = to
-		}
-		span := hi.Sub(lo)
-		times := make([]time.Time, 0, 16)
-		for n := poisson(t.b.TxnPerHour * rate * span.Hours()); n > 0; n-- {
-			ts := lo.Add(time.Duration(rand.Int64N(int64(span))))
-			if rand.Float64() < t.curve[ts.In(zone).Hour()] {
-				times = append(times, ts)
-			}
-		}
-		slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
-		for _, ts := range times {
-			tx, _ := t.makeTxn(-1, ts)
-			txns = append(txns, tx)
-		}
+	for _, ts := range t.historyTimes(from, to, t.sim.opts.HistoryRate) {
+		tx, _ := t.makeTxn(-1, ts)
+		txns = append(txns, tx)
 	}
 	// A few reports at once: the outbox commits them together, where one
 	// at a time waits for a commit each.
@@ -142,6 +120,47 @@ func (t *simTerminal) backfill(ctx context.Context, from, to time.Time) {
 		case next <- tx:
 		}
 	}
+}
+
+// historyTimes returns the times of the terminal's sales in [from, to),
+// in order: a Poisson process at the rate of its busiest hour
+// (TxnPerHour × rate; rate 0 is 1) thinned by its shop's activity in the
+// local hour of each.
+func (t *simTerminal) historyTimes(from, to time.Time, rate float64) []time.Time {
+	if rate <= 0 {
+		rate = 1
+	}
+	zone := t.sim.zone()
+	var times []time.Time
+	for lo := from; lo.Before(to); lo = lo.Add(time.Hour) {
+		hi := lo.Add(time.Hour)
+		if hi.After(to) {
+			hi = to
+		}
+		span := hi.Sub(lo)
+		first := len(times)
+		for n := poisson(t.b.TxnPerHour * rate * span.Hours()); n > 0; n-- {
+			ts := lo.Add(time.Duration(rand.Int64N(int64(span))))
+			if rand.Float64() < t.curve[ts.In(zone).Hour()] {
+				times = append(times, ts)
+			}
+		}
+		slices.SortFunc(times[first:], func(a, b time.Time) int { return a.Compare(b) })
+	}
+	return times
+}
+
+// SaleTimes returns when the terminal ref sold in [from, to) by its
+// shop's hours, at rate times its busiest hour's rate: what a server that
+// had heard it all along would know of its trading hours (for
+// health.Engine.LearnHistory). Nil for a terminal not in the fleet.
+func (s *Simulation) SaleTimes(ref posfleet.TerminalRef, from, to time.Time, rate float64) []time.Time {
+	for _, t := range s.terms {
+		if t.ft.TerminalRef == ref {
+			return t.historyTimes(from, to, rate)
+		}
+	}
+	return nil
 }
 
 // poisson draws from a Poisson distribution of mean lambda: Knuth's
