@@ -21,9 +21,11 @@ import (
 // the shops' local time (SimOptions.Zone); a share of the shops (a hotel,
 // a 24-hour convenience store) trades round the clock (Behavior.AllDay).
 // The hours a terminal does not sell in are its maintenance window as the
-// server learns it from the terminal's own transactions; History gives the
-// server those transactions at once, for the past days, instead of after
-// days of running.
+// server learns it from the terminal's own transactions. History sends
+// the past days' transactions at the start, as stored ones (offline, with
+// their own ts), so that the server's time series show the shops' hours
+// from the start; SaleTimes gives the same for a test to hand the health
+// engine (LearnHistory), as a server learns the past from its store.
 
 // AllDay: Share of the merchants trade round the clock; their closed
 // hours (0 in Curve) sell at Night activity instead.

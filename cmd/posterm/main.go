@@ -195,7 +195,7 @@ type SimulateCmd struct {
 	StartHour    float64       `help:"Simulated time of day at the start (9.5 = 09:30)." default:"9"`
 	Zone         string        `help:"Time zone of the shops: their trading hours are local hours there (IANA name, e.g. Asia/Shanghai)." default:"UTC"`
 	RealClock    bool          `help:"Run the shops on the real clock in --zone, not a simulated day from --start-hour: a terminal sells in the hours its messages' timestamps say (--time-scale then only multiplies rates)."`
-	History      time.Duration `help:"Before going live, each terminal reports its transactions of this long before, with their timestamps, by its shop's hours (e.g. 72h), so that the server can learn its trading hours at once. Once per --store-dir." default:"0"`
+	History      time.Duration `help:"Before going live, each terminal reports its transactions of this long before (e.g. 48h), by its shop's hours, as stored ones with their timestamps, so that the server's time series show its trading hours from the start. Once per --store-dir." default:"0"`
 	HistoryRate  float64       `help:"Scale of the history's transaction rate (0.25: a quarter of the live rate)." default:"1"`
 	Duration     time.Duration `help:"Stop after this long (0: run until interrupted)." default:"0"`
 	Limit        int           `help:"Run only the first N terminals of the fleet (0: all)." default:"0"`

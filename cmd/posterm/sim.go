@@ -55,9 +55,9 @@ type SimOptions struct {
 	RealClock bool
 	// History is how much trading history each terminal reports before it
 	// goes live: its transactions of the last History hours, by its shop's
-	// hours in Zone, with their past timestamps (as a terminal that had
-	// been offline would send them), so that the server can learn each
-	// terminal's trading hours without waiting days. HistoryRate scales
+	// hours in Zone, with their past timestamps and marked offline (as a
+	// terminal that had been offline sends them), so that the server's
+	// time series hold each terminal's trading hours from the start. HistoryRate scales
 	// the rate of those transactions (0: 1): a terminal stores about 100
 	// a second (its outbox commits in batches), so a history of a few
 	// hundred transactions per terminal takes seconds. A store directory that has
@@ -509,7 +509,9 @@ func (t *simTerminal) makeTxn(m float64, ts time.Time) (posfleet.Transaction, Fi
 	}
 	t.n++
 	tx := posfleet.Transaction{Type: posfleet.TxnSale, Currency: b.Currency, Entry: pickEntry(b.Entry)}
-	tx.TS = ts
+	// A transaction of the history was stored and is sent late: offline,
+	// so that the server takes its ts, not its arrival, as when it sold.
+	tx.TS, tx.Offline = ts, !ts.IsZero()
 	amount := logUniform(b.Amount)
 	if len(t.sales) > 0 && rand.Float64() < b.RefundRate {
 		orig := t.sales[rand.IntN(len(t.sales))]

@@ -99,7 +99,7 @@ done
 # persist, so seq numbers go on and updated terminals stay updated across
 # runs. At the first run each terminal reports two days of trading history
 # (shops in Shanghai, open 08:00-23:00, a tenth round the clock), so that
-# campaigns can learn each terminal's maintenance window at once.
+# the charts show the shops' hours from the start.
 bin/posterm simulate --fleet "$data/fleet.csv" --broker "tcp://$mqtt_addr" \
   --time-scale 60 --heartbeat 20s --store-dir "$data/terminals" --progress 10s \
   --zone Asia/Shanghai --history 48h --history-rate 0.25 \
