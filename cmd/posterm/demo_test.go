@@ -77,6 +77,16 @@ func TestDemoPackages(t *testing.T) {
 		if v := fw.Lookup(spec.Model, spec.Target); v.Version == "" {
 			t.Errorf("%s: target %s is not in the firmware catalogue", f, spec.Target)
 		}
+		// A rollback returns terminals to what they ran: the demo's
+		// versions, whatever campaigns ran before.
+		for _, rb := range spec.Rollback {
+			if rb.Package.SHA256 != PackageSHA256(rb.Package.URL) {
+				t.Errorf("%s: rollback to %s: sha256 %s, want the URL's digest", f, rb.Version, rb.Package.SHA256)
+			}
+		}
+		if len(spec.Rollback) < 5 {
+			t.Errorf("%s: rollback packages for %d versions, want every other version of the demo", f, len(spec.Rollback))
+		}
 		if len(spec.Waves) == 0 || spec.Model == "" || spec.Name == "" {
 			t.Errorf("%s: %+v", f, spec)
 		}
