@@ -87,9 +87,9 @@ func Judge(updated, baseline []TerminalKPI, rules GateRules) posfleet.GateResult
 		case posfleet.KPICrashBoots:
 			minExp, minEvents = 0.0001, 2
 		}
-		m.Enough = u.exposure >= minExp
-		if k != posfleet.KPIUpdateFailures && k != posfleet.KPIOffline {
-			m.Enough = m.Enough && b.exposure >= minExp // nothing to compare with
+		m.Enough = u.exposure >= minExp && len(updated) >= 3 // as gate.go: 3 updated terminals
+		if k != posfleet.KPIUpdateFailures {
+			m.Enough = m.Enough && b.exposure >= minExp && len(baseline) >= 20 // and 20 of baseline
 		}
 		if m.Enough && u.events >= minEvents && m.UpdatedRate > 2*m.BaselineRate+0.01 {
 			if k != posfleet.KPIUpdateFailures && k != posfleet.KPIOffline || m.UpdatedRate >= 0.5 {

@@ -454,7 +454,7 @@ func (s *Store) CreateCampaign(ctx context.Context, tenant string, spec posfleet
 			return fmt.Errorf("campaign: create terminals: %w", err)
 		}
 		if err := addEvent(ctx, tx, id, posfleet.CampaignEvent{At: now, Kind: "created", By: by,
-			Text: fmt.Sprintf("%s: %d terminals of %s to %s in %d waves", spec.Name, sum(sizes), spec.Model, spec.Target, len(sizes))}); err != nil {
+			Text: fmt.Sprintf("%s: %d terminals of %s to %s in %d waves", spec.Name, sumInts(sizes), spec.Model, spec.Target, len(sizes))}); err != nil {
 			return err
 		}
 		return addEvent(ctx, tx, id, posfleet.CampaignEvent{At: now, Kind: "wave_started", Wave: 0,
@@ -466,7 +466,7 @@ func (s *Store) CreateCampaign(ctx context.Context, tenant string, spec posfleet
 	return s.Campaign(ctx, id)
 }
 
-func sum(xs []int) int {
+func sumInts(xs []int) int {
 	n := 0
 	for _, x := range xs {
 		n += x
