@@ -184,7 +184,9 @@ func TestCampaignEndToEnd(t *testing.T) {
 // with the mismatches in words, having updated only the canary, raises
 // its alarm; a rollback returns the canary to 2.4.1 and resolves it.
 func TestCampaignGatePausesAndRollsBack(t *testing.T) {
-	const n = 6
+	// A canary of 3 and a baseline of 21: the gate judges no fewer
+	// (campaign.DefaultGateRules).
+	const n = 24
 	r := newCampaignRig(t, n)
 	// Every terminal sells continually; on 2.5.0 it charges 0.6% more.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -198,7 +200,7 @@ func TestCampaignGatePausesAndRollsBack(t *testing.T) {
 				select {
 				case <-ctx.Done():
 					return
-				case <-time.After(50 * time.Millisecond):
+				case <-time.After(200 * time.Millisecond):
 				}
 				entered, charged := int64(10000), int64(10000)
 				if c.Inventory().Firmware == "2.5.0" {
@@ -211,8 +213,8 @@ func TestCampaignGatePausesAndRollsBack(t *testing.T) {
 		}()
 	}
 	spec := fmt.Sprintf(`{"tenant":"acme","name":"A920 to 2.5.0","model":"A920","target":"2.5.0","package":%s,
-		"waves":[{"count":2,"soak":"5s"},{"percent":100,"soak":"1s"}],
-		"max_in_flight":2,"window":{"mode":"any"},
+		"waves":[{"count":3,"soak":"6s"},{"percent":100,"soak":"1s"}],
+		"max_in_flight":3,"window":{"mode":"any"},
 		"rollback":[{"version":"2.4.1","package":%s}]}`, r.pkg("2.5.0"), r.pkg("2.4.1"))
 	id := r.create(spec)
 	servertest.Eventually(t, 60*time.Second, "the campaign paused", func() bool { return r.get(id).State != posfleet.CampaignRunning })
@@ -220,7 +222,7 @@ func TestCampaignGatePausesAndRollsBack(t *testing.T) {
 	if c.State != posfleet.CampaignPaused || !strings.Contains(c.Reason, "amount_mismatch") || len(c.Gates) != 1 || c.Gates[0].Passed {
 		t.Fatalf("paused? %s %q gates %+v", c.State, c.Reason, c.Gates)
 	}
-	if c.Waves[0].Counts[posfleet.CTInstalled] != 2 || c.Waves[1].Counts[posfleet.CTPending] != 4 {
+	if c.Waves[0].Counts[posfleet.CTInstalled] != 3 || c.Waves[1].Counts[posfleet.CTPending] != n-3 {
 		t.Errorf("more than the canary updated: %+v", c.Waves)
 	}
 	code, body := r.do("GET", "/api/v1/alarms?kind=campaign_paused", "")
@@ -232,7 +234,7 @@ func TestCampaignGatePausesAndRollsBack(t *testing.T) {
 		t.Fatalf("rollback: %d %s", code, body)
 	}
 	servertest.Eventually(t, 60*time.Second, "the campaign rolled back", func() bool { return r.get(id).State == posfleet.CampaignRolledBack })
-	if got := r.get(id); got.Waves[0].Counts[posfleet.CTRolledBack] != 2 {
+	if got := r.get(id); got.Waves[0].Counts[posfleet.CTRolledBack] != 3 {
 		t.Errorf("rolled back: %+v", got.Waves[0])
 	}
 	for i := 1; i <= n; i++ {
