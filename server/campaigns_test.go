@@ -18,6 +18,8 @@ import (
 	firmwareclient "github.com/posfleet/posfleet/firmware-client"
 	"github.com/posfleet/posfleet/server"
 	"github.com/posfleet/posfleet/server/servertest"
+	"github.com/posfleet/posfleet/store"
+	"github.com/posfleet/posfleet/store/storetest"
 )
 
 // campaignRig is the real server with n real terminal clients on A920
@@ -245,5 +247,83 @@ func TestCampaignGatePausesAndRollsBack(t *testing.T) {
 	code, body = r.do("GET", "/api/v1/alarms?kind=campaign_paused&state=resolved", "")
 	if code != http.StatusOK || !strings.Contains(body, `"resolved_by": "ops"`) {
 		t.Errorf("the campaign's alarm is not resolved: %d %.1500s", code, body)
+	}
+}
+
+// TestCampaignFromWebReplica: a campaign created on a web replica, which
+// has no health engine (it chooses the terminals from the published health
+// view), is run by the process holding the health lease; the replica
+// shows its progress.
+func TestCampaignFromWebReplica(t *testing.T) {
+	dbURL := storetest.URL(t, store.SQLite)
+	r := &campaignRig{t: t}
+	r.srv = servertest.Start(t, 2, servertest.WithConfig(func(c *server.Config) {
+		c.DatabaseURL = dbURL
+		c.AllowHTTPFirmware = true
+		c.Campaigns.MinSoak = 0
+		c.CampaignInterval = 200 * time.Millisecond
+	}))
+	r.files = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { w.Write(pkgOf(req.URL.Path)) }))
+	defer r.files.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for i := 1; i <= 2; i++ {
+		ref := servertest.Ref(i)
+		c, err := firmwareclient.New(firmwareclient.Config{Broker: r.srv.URL(), Tenant: ref.Tenant, Terminal: ref.Terminal, Secret: servertest.Secret(i),
+			StoreDir: t.TempDir(), Inventory: posfleet.Inventory{Model: "A920", Serial: "S" + ref.Terminal, Firmware: "2.4.1"},
+			HeartbeatInterval: time.Second, Flash: func(context.Context, firmwareclient.Update) error { return nil }, ReconnectMax: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Run(ctx) }()
+	}
+	webCfg := servertest.Config(t.TempDir(), r.srv.Influx)
+	webCfg.DatabaseURL = dbURL
+	webCfg.Roles = server.Roles{Web: true}
+	webCfg.AllowHTTPFirmware = true
+	webCfg.Campaigns.MinSoak = 0
+	replica := startServer(t, webCfg)
+	tok, err := replica.Users().CreateToken(t.Context(), "ops", "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.token = tok
+	on := func(addr string) func(method, path, body string) (int, string) {
+		return func(method, path, body string) (int, string) {
+			req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+	}
+	onReplica := on(replica.HTTPAddr().String())
+	spec := fmt.Sprintf(`{"tenant":"acme","model":"A920","target":"2.5.2","package":%s,
+		"waves":[{"percent":100,"soak":"1s"}],"window":{"mode":"any"}}`, r.pkg("2.5.2"))
+	// The replica knows the terminals once the box published them.
+	servertest.Eventually(t, 20*time.Second, "both terminals on the replica", func() bool {
+		code, body := onReplica("POST", "/api/v1/campaigns/preview", spec)
+		return code == http.StatusOK && strings.Contains(body, `"selected": 2`)
+	})
+	code, body := onReplica("POST", "/api/v1/campaigns", spec)
+	if code != http.StatusCreated {
+		t.Fatalf("create on the replica: %d %s", code, body)
+	}
+	var created struct{ Campaign posfleet.Campaign }
+	json.Unmarshal([]byte(body), &created)
+	servertest.Eventually(t, 60*time.Second, "the campaign finished, seen on the replica", func() bool {
+		code, body := onReplica("GET", "/api/v1/campaigns/"+created.Campaign.ID, "")
+		return code == http.StatusOK && strings.Contains(body, `"state": "finished"`)
+	})
+	for i := 1; i <= 2; i++ {
+		if st, _ := r.srv.Health().FirmwareState(servertest.Ref(i)); st.Firmware != "2.5.2" {
+			t.Errorf("%s runs %s", servertest.Ref(i), st.Firmware)
+		}
 	}
 }
