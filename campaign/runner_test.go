@@ -149,10 +149,10 @@ func TestBadCampaignPausesAndRollsBack(t *testing.T) {
 func TestResumeAcceptsTheGate(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		f := newFleet(10, "A920", "2.4.1")
+		f := newFleet(30, "A920", "2.4.1")
 		r := newRig(t, db, f)
 		c, err := r.st.CreateCampaign(ctx, tenant, spec("2.5.0",
-			posfleet.WaveSpec{Count: 2, Soak: soak(time.Hour)},
+			posfleet.WaveSpec{Count: 3, Soak: soak(time.Hour)},
 			posfleet.WaveSpec{Percent: 100, Soak: soak(time.Hour)}), "ana")
 		if err != nil {
 			t.Fatal(err)
@@ -170,12 +170,12 @@ func TestResumeAcceptsTheGate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.State != posfleet.CampaignRunning || got.Wave != 1 || got.Waves[1].Counts[posfleet.CTQueued] != 8 {
+		if got.State != posfleet.CampaignRunning || got.Wave != 1 || got.Waves[1].Counts[posfleet.CTQueued] != 27 {
 			t.Fatalf("resumed: %s wave %d %+v", got.State, got.Wave, got.Waves[1].Counts)
 		}
 		r.step()
-		if f.sentCount() != 5 {
-			t.Errorf("%d sent after resuming, want 2 + MaxInFlight 3", f.sentCount())
+		if f.sentCount() != 6 {
+			t.Errorf("%d sent after resuming, want 3 + MaxInFlight 3", f.sentCount())
 		}
 		if _, err := r.st.ActOnCampaign(ctx, c.ID, posfleet.CampaignAbort, "ana", ""); err != nil {
 			t.Fatal(err)
