@@ -167,7 +167,8 @@ func (e *Engine) decideBadData(s *termState, now int64, th *resolved) verdict {
 
 func (e *Engine) explainBadData(s *termState, now int64, th *resolved) *posfleet.BadDataEvidence {
 	ev := &posfleet.BadDataEvidence{ByReason: map[posfleet.Reason]int64{}, Share: th.BadDataShare,
-		Threshold: th.BadDataMinRejected, WindowS: int64(e.cfg.BadDataWindow.Seconds()), LastAccepted: tm(s.AcceptedAt)}
+		Threshold: th.BadDataMinRejected, WindowS: int64(e.cfg.BadDataWindow.Seconds()), LastAccepted: tm(s.AcceptedAt),
+		Thresholds: th.appliedFor("bad_data")}
 	if s.Rejects == nil {
 		return ev
 	}

@@ -61,7 +61,7 @@ func (e *Engine) decideWeakNetwork(s *termState, cut int64, th *resolved) verdic
 func (e *Engine) explainWeakNetwork(s *termState, cut int64, th *resolved) *posfleet.WeakNetworkEvidence {
 	r := e.readNetwork(s, cut, th)
 	ev := &posfleet.WeakNetworkEvidence{Heartbeats: r.heartbeats, SignalThresholdDBm: th.WeakSignalDBm,
-		RTTThresholdMs: th.WeakRTTMs, WeakSignal: r.weakSignal, SlowHost: r.slow}
+		RTTThresholdMs: th.WeakRTTMs, WeakSignal: r.weakSignal, SlowHost: r.slow, Thresholds: th.appliedFor("weak_network")}
 	if r.hasMedian {
 		ev.MedianSignalDBm = &r.median
 	}
@@ -97,7 +97,7 @@ func (e *Engine) decideBattery(s *termState, cut int64, th *resolved) verdict {
 }
 
 func (e *Engine) explainBattery(s *termState, cut int64, th *resolved) *posfleet.BatteryEvidence {
-	ev := &posfleet.BatteryEvidence{}
+	ev := &posfleet.BatteryEvidence{Thresholds: th.appliedFor("battery")}
 	if e.lowBattery(s, cut, th) {
 		pct, charging, streak, threshold := int(s.LastHB.Battery), false, int(s.LowBatStreak), th.LowBatteryPct
 		ev.BatteryPct, ev.Charging, ev.LowHeartbeats, ev.ThresholdPct = &pct, &charging, &streak, &threshold
@@ -153,5 +153,5 @@ func (e *Engine) decideClockSkew(s *termState, cut int64, th *resolved) verdict 
 func (e *Engine) explainClockSkew(s *termState, cut int64, th *resolved) *posfleet.ClockSkewEvidence {
 	r := e.readSkew(s, cut)
 	return &posfleet.ClockSkewEvidence{SkewS: r.skew, Heartbeats: r.heartbeats, TerminalTS: tm(s.LastHB.TS),
-		ServerTS: tm(s.LastHB.At), ThresholdS: int64(th.ClockSkew.Seconds())}
+		ServerTS: tm(s.LastHB.At), ThresholdS: int64(th.ClockSkew.Seconds()), Thresholds: th.appliedFor("clock_skew")}
 }

@@ -25,6 +25,7 @@ func (e *Engine) explainOffline(s *termState, now int64, th *resolved) *posfleet
 	if s.WillAt == 0 {
 		silent, threshold := (now-s.LastSeen)/1000, int64(th.OfflineAfter.Seconds())
 		ev.Reason, ev.SilentS, ev.ThresholdS = posfleet.OfflineNoMessage, &silent, &threshold
+		ev.Thresholds = th.appliedFor("offline")
 	}
 	return ev
 }

@@ -86,7 +86,7 @@ func (e *Engine) decideFallbackRate(s *termState, cut int64, th *resolved) verdi
 func (e *Engine) explainFallbackRate(s *termState, cut int64, th *resolved) *posfleet.FallbackRateEvidence {
 	total, n, _ := e.tallyFallbacks(s, cut, th)
 	ev := &posfleet.FallbackRateEvidence{Count: n, Total: total, Minimum: th.FallbackMinimum,
-		Threshold: th.FallbackRate, Window: th.FallbackWindow, Latest: []posfleet.FallbackTxn{}}
+		Threshold: th.FallbackRate, Window: th.FallbackWindow, Latest: []posfleet.FallbackTxn{}, Thresholds: th.appliedFor("fallback_rate")}
 	if total > 0 {
 		ev.Rate = math.Round(float64(n)/float64(total)*1000) / 1000
 	}
@@ -200,7 +200,7 @@ func (e *Engine) explainMoved(s *termState, th *resolved) *posfleet.MovedEvidenc
 	}
 	return &posfleet.MovedEvidence{DistanceM: int64(math.Round(l.DistanceM)), Heartbeats: th.MovedHeartbeats,
 		Lat: l.Lat, Lon: l.Lon, SiteLat: l.SiteLat, SiteLon: l.SiteLon, Since: tm(l.MovedSince),
-		ThresholdM: int64(math.Round(th.MovedDistanceM))}
+		ThresholdM: int64(math.Round(th.MovedDistanceM)), Thresholds: th.appliedFor("moved")}
 }
 
 // earthRadiusM is the mean radius of the Earth.

@@ -116,6 +116,7 @@ func (e *Engine) explainTxnFailures(s *termState, cut int64, view *incidentView,
 		Chance:            roundSig(binomialTail(t.failed, t.total, th.TxnChanceRate)),
 		ByCause:           posfleet.FailuresByCause{Network: t.byCause[cNetwork], Terminal: t.byCause[cTerminal]},
 		ExcusedByIncident: t.excused,
+		Thresholds:        th.appliedFor("txn_failures"),
 	}
 	for _, x := range s.Failures.since(max(cut, 1)) {
 		if x.B == 1 && view.covers(s.Ref.Tenant, x.At) {
@@ -146,7 +147,7 @@ func (e *Engine) decideReceiptFailures(s *termState, now, cut int64, th *resolve
 func (e *Engine) explainReceiptFailures(s *termState, now, cut int64, th *resolved) *posfleet.ReceiptFailuresEvidence {
 	from := max(e.dayAgo(now), cut)
 	ev := &posfleet.ReceiptFailuresEvidence{FailedReceipts: s.Receipt.total(from, now), Threshold: th.ReceiptFailures,
-		WindowH: int(e.cfg.EvidenceWindow.Hours())}
+		WindowH: int(e.cfg.EvidenceWindow.Hours()), Thresholds: th.appliedFor("receipt_failures")}
 	for _, x := range s.Receipt.since(from) {
 		ev.Transactions = append(ev.Transactions, posfleet.ReceiptTxn{ID: x.ID, At: tm(x.At)})
 	}

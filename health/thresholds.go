@@ -665,3 +665,22 @@ func (e *Engine) ThresholdsFor(tenant, model string) []posfleet.AppliedThreshold
 func (e *Engine) resolve(s *termState) *resolved {
 	return e.thr.Load().lookup(s.Ref.Tenant, s.Model)
 }
+
+// appliedFor names every threshold of flag, as its evidence shows them,
+// when a tenant's or model's override set any of them; nil when all are
+// the defaults (PROTOCOL.md §2), so that the evidence of a fleet without
+// overrides reads as it always did.
+func (r *resolved) appliedFor(flag string) []posfleet.AppliedThreshold {
+	var names []string
+	overridden := false
+	for i, t := range ThresholdTable {
+		if t.Flag == flag {
+			names = append(names, t.Name)
+			overridden = overridden || r.src[i] != posfleet.ThresholdDefault
+		}
+	}
+	if !overridden {
+		return nil
+	}
+	return r.applied(names...)
+}
