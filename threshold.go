@@ -14,11 +14,13 @@ const (
 
 // AppliedThreshold is a threshold a rule judged by: its name (as the
 // thresholds document spells it, "txn_failures.rate"), its value in the
-// threshold's unit, where the value came from and, for a model's override,
-// the model.
+// threshold's unit (Unit: "ratio" is a share, 0.2 for 20%; "count", "s",
+// "ms", "dBm", "%", "°C", "km", "probability", "times"), where the value
+// came from and, for a model's override, the model.
 type AppliedThreshold struct {
 	Model  string          `json:"model,omitempty"`
 	Name   string          `json:"name"`
 	Source ThresholdSource `json:"source"`
+	Unit   string          `json:"unit"`
 	Value  float64         `json:"value"`
 }

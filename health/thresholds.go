@@ -528,7 +528,7 @@ func (r *resolved) applied(names ...string) []posfleet.AppliedThreshold {
 	out := make([]posfleet.AppliedThreshold, 0, len(names))
 	for _, name := range names {
 		i := thresholdIndex[name]
-		a := posfleet.AppliedThreshold{Name: name, Source: r.src[i], Value: ThresholdTable[i].get(&r.Config)}
+		a := posfleet.AppliedThreshold{Name: name, Source: r.src[i], Unit: string(ThresholdTable[i].Unit), Value: ThresholdTable[i].get(&r.Config)}
 		if a.Source == posfleet.ThresholdModel {
 			a.Model = r.model
 		}
@@ -683,4 +683,86 @@ func (r *resolved) appliedFor(flag string) []posfleet.AppliedThreshold {
 		return nil
 	}
 	return r.applied(names...)
+}
+
+// Only is the part of d about tenant: a document with that tenant alone
+// (none when d says nothing of it).
+func (d *Thresholds) Only(tenant string) *Thresholds {
+	out := &Thresholds{Tenants: map[string]TenantThresholds{}}
+	if t, ok := d.Clone().Tenants[tenant]; ok {
+		out.Tenants[tenant] = t
+	}
+	return out
+}
+
+// WithTenant is d with tenant's part replaced by from's part about it
+// (removed when from has none).
+func (d *Thresholds) WithTenant(tenant string, from *Thresholds) *Thresholds {
+	out := d.Clone()
+	delete(out.Tenants, tenant)
+	if t, ok := from.Clone().Tenants[tenant]; ok {
+		out.Tenants[tenant] = t
+	}
+	return out
+}
+
+// ThresholdChange is one value a new version changed: From is nil for a
+// value set anew, To for one removed (back to the less specific value).
+type ThresholdChange struct {
+	Field string   `json:"field"`
+	From  *float64 `json:"from"`
+	To    *float64 `json:"to"`
+}
+
+// flat is d's values by field path ("tenants.acme.models.A920.txn_failures.rate").
+func (d *Thresholds) flat() map[string]float64 {
+	out := map[string]float64{}
+	if d == nil {
+		return out
+	}
+	for tenant, t := range d.Tenants {
+		for k, v := range t.Values {
+			out["tenants."+tenant+"."+k] = v
+		}
+		for model, vals := range t.Models {
+			for k, v := range vals {
+				out["tenants."+tenant+".models."+model+"."+k] = v
+			}
+		}
+	}
+	return out
+}
+
+// DiffThresholds lists the values that differ from a to b, by field.
+func DiffThresholds(a, b *Thresholds) []ThresholdChange {
+	fa, fb := a.flat(), b.flat()
+	out := []ThresholdChange{}
+	for _, f := range slices.Sorted(mapKeys(fa)) {
+		if v, ok := fb[f]; !ok {
+			out = append(out, ThresholdChange{Field: f, From: ptrTo(fa[f])})
+		} else if v != fa[f] {
+			out = append(out, ThresholdChange{Field: f, From: ptrTo(fa[f]), To: ptrTo(v)})
+		}
+	}
+	for _, f := range slices.Sorted(mapKeys(fb)) {
+		if _, ok := fa[f]; !ok {
+			out = append(out, ThresholdChange{Field: f, To: ptrTo(fb[f])})
+		}
+	}
+	slices.SortStableFunc(out, func(x, y ThresholdChange) int { return strings.Compare(x.Field, y.Field) })
+	return out
+}
+
+func ptrTo(v float64) *float64 { return &v }
+
+// ResolveThresholds is what the thresholds of d are for tenant's terminals
+// of model ("" for the tenant's own), over the defaults (DefaultConfig),
+// in ThresholdTable's order. d must be valid.
+func ResolveThresholds(d *Thresholds, tenant, model string) []posfleet.AppliedThreshold {
+	set := compileThresholds(DefaultConfig().withDefaults(), d, 0)
+	names := make([]string, len(ThresholdTable))
+	for i, t := range ThresholdTable {
+		names[i] = t.Name
+	}
+	return set.lookup(tenant, model).applied(names...)
 }

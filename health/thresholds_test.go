@@ -307,10 +307,10 @@ func TestThresholdsFor(t *testing.T) {
 			tenant, model, name string
 			want                posfleet.AppliedThreshold
 		}{
-			{"acme", "A920", "offline.after", posfleet.AppliedThreshold{Name: "offline.after", Value: 600, Source: posfleet.ThresholdModel, Model: "A920"}},
-			{"acme", "B50", "offline.after", posfleet.AppliedThreshold{Name: "offline.after", Value: 180, Source: posfleet.ThresholdDefault}},
-			{"acme", "A920", "suspect.min_terminals", posfleet.AppliedThreshold{Name: "suspect.min_terminals", Value: 7, Source: posfleet.ThresholdTenant}},
-			{"globex", "A920", "suspect.min_terminals", posfleet.AppliedThreshold{Name: "suspect.min_terminals", Value: 3, Source: posfleet.ThresholdDefault}},
+			{"acme", "A920", "offline.after", posfleet.AppliedThreshold{Name: "offline.after", Value: 600, Source: posfleet.ThresholdModel, Model: "A920", Unit: "s"}},
+			{"acme", "B50", "offline.after", posfleet.AppliedThreshold{Name: "offline.after", Value: 180, Source: posfleet.ThresholdDefault, Unit: "s"}},
+			{"acme", "A920", "suspect.min_terminals", posfleet.AppliedThreshold{Name: "suspect.min_terminals", Value: 7, Source: posfleet.ThresholdTenant, Unit: "count"}},
+			{"globex", "A920", "suspect.min_terminals", posfleet.AppliedThreshold{Name: "suspect.min_terminals", Value: 3, Source: posfleet.ThresholdDefault, Unit: "count"}},
 		} {
 			if got := get(c.tenant, c.model, c.name); got != c.want {
 				t.Errorf("%s %s %s: %+v, want %+v", c.tenant, c.model, c.name, got, c.want)
