@@ -3,9 +3,11 @@ package journal
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/store"
 )
 
@@ -18,19 +20,35 @@ type ThresholdsVersion struct {
 	CreatedBy string // the user or token, or ImportedBy
 }
 
+// ErrThresholdsChanged: another version was stored since the one a change
+// was made on (AddThresholds' base).
+var ErrThresholdsChanged = &posfleet.Error{Kind: posfleet.Conflict, Code: "conflict", Message: "the thresholds changed meanwhile; reload and try again"}
+
 // AddThresholds stores body as the next version (the newest + 1) and
-// returns its number. Two replicas adding at once both get theirs: the
-// loser of the race on the number tries again.
-func AddThresholds(ctx context.Context, db *store.DB, body []byte, by string, at time.Time) (int64, error) {
+// returns its number. With base >= 0, the newest must still be base (0:
+// none), else ErrThresholdsChanged: a change made on an older version
+// would undo the ones after it. Two replicas adding at once both get
+// theirs when base < 0: the loser of the race on the number tries again.
+func AddThresholds(ctx context.Context, db *store.DB, body []byte, by string, at time.Time, base int64) (int64, error) {
 	var v int64
 	var err error
 	for range 5 {
 		err = db.Tx(ctx, func(tx *sql.Tx) error {
+			var newest int64
+			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM threshold_versions`).Scan(&newest); err != nil {
+				return err
+			}
+			if base >= 0 && newest != base {
+				return ErrThresholdsChanged
+			}
 			return tx.QueryRowContext(ctx, `INSERT INTO threshold_versions (version, body, created_ms, created_by)
-SELECT COALESCE(MAX(version), 0) + 1, $1, $2, $3 FROM threshold_versions RETURNING version`, string(body), store.Millis(at), by).Scan(&v)
+VALUES ($1, $2, $3, $4) RETURNING version`, newest+1, string(body), store.Millis(at), by).Scan(&v)
 		})
 		if err == nil {
 			return v, nil
+		}
+		if errors.Is(err, ErrThresholdsChanged) {
+			return 0, err
 		}
 		if ctx.Err() != nil {
 			break

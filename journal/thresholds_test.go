@@ -2,6 +2,7 @@ package journal_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ func TestThresholdVersions(t *testing.T) {
 		}
 		bodies := []string{`{"tenants":{}}`, `{"tenants":{"acme":{"txn_failures.rate":0.15}}}`, `{"tenants":{"acme":{"models":{"A920":{"txn_failures.rate":0.1}}}}}`}
 		for i, b := range bodies {
-			v, err := journal.AddThresholds(ctx, db, []byte(b), "ops-"+string(rune('a'+i)), t0.Add(time.Duration(i)*time.Minute))
+			v, err := journal.AddThresholds(ctx, db, []byte(b), "ops-"+string(rune('a'+i)), t0.Add(time.Duration(i)*time.Minute), int64(i))
 			if err != nil || v != int64(i+1) {
 				t.Fatalf("add %d: version %d %v", i, v, err)
 			}
@@ -36,6 +37,10 @@ func TestThresholdVersions(t *testing.T) {
 		}
 		if v, err := journal.LatestThresholdsVersion(ctx, db); v != 3 || err != nil {
 			t.Fatalf("version %d %v", v, err)
+		}
+		// A change made on version 2 would undo version 3.
+		if _, err := journal.AddThresholds(ctx, db, []byte(bodies[0]), "late", t0, 2); !errors.Is(err, journal.ErrThresholdsChanged) {
+			t.Fatalf("a change on an old version: %v", err)
 		}
 		h, err := journal.ThresholdsHistory(ctx, db, 2)
 		if err != nil || len(h) != 2 || h[0].Version != 3 || h[1].Version != 2 || h[1].Body != bodies[1] {

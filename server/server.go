@@ -96,9 +96,12 @@ type Config struct {
 	SecureCookies bool
 	// AllowHTTPFirmware accepts http:// package URLs in the firmware policy.
 	AllowHTTPFirmware bool
-	Broker            broker.Options
-	Collector         collector.Options
-	Registry          registry.Options
+	// ThresholdsFile, when set, is a thresholds document (YAML or JSON,
+	// health.Thresholds) imported as version 1 when the database has none.
+	ThresholdsFile string
+	Broker         broker.Options
+	Collector      collector.Options
+	Registry       registry.Options
 	// Health is the health engine's configuration; its Logger, Merchant
 	// and Site are filled in by the server (the registry's terminals).
 	Health health.Config

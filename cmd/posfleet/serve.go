@@ -48,6 +48,7 @@ type ServeCmd struct {
 	AuthUsernameBurst    int           `help:"Failed CONNECTs one username may make in a burst." default:"${auth_username_burst}" env:"POSFLEET_AUTH_USERNAME_BURST"`
 	RegistrySyncInterval time.Duration `name:"registry-sync-interval" help:"How often terminals provisioned or rotated by other processes (other replicas, 'posfleet terminals import' beside the server) are read from the database; each process holds all terminals in memory." default:"${registry_sync}" env:"POSFLEET_REGISTRY_SYNC_INTERVAL"`
 	AllowHTTPFirmware    bool          `name:"allow-http-firmware" help:"Accept http:// package URLs in the firmware policy (by default only https://). The terminals still check each package's SHA-256." env:"POSFLEET_ALLOW_HTTP_FIRMWARE"`
+	Thresholds           string        `name:"thresholds" help:"A thresholds document (YAML or JSON: overrides per tenant and model of the flags' thresholds) imported when the database has none; later changes go through PUT /api/v1/thresholds or the Thresholds page." type:"path" env:"POSFLEET_THRESHOLDS" placeholder:"FILE"`
 	SecureCookies        bool          `help:"Mark session cookies Secure: set it when users reach posfleet over HTTPS (directly or through a proxy)." env:"POSFLEET_SECURE_COOKIES"`
 	PprofAddr            string        `name:"pprof-addr" help:"Debugging aid, off when empty: serve Go's runtime profiles (/debug/pprof/: heap, goroutines, CPU) on this address, a listener of their own. Keep it on loopback (e.g. 127.0.0.1:6060): the profiles need no login and show the process's internals." env:"POSFLEET_PPROF_ADDR" placeholder:"HOST:PORT"`
 
@@ -139,6 +140,7 @@ func (cmd *ServeCmd) config(g *Globals) (server.Config, error) {
 	}
 	cfg.SecureCookies = cmd.SecureCookies
 	cfg.AllowHTTPFirmware = cmd.AllowHTTPFirmware
+	cfg.ThresholdsFile = cmd.Thresholds
 	cfg.PprofAddr = cmd.PprofAddr
 	cfg.Influx.URL, cfg.Influx.Org, cfg.Influx.Bucket = cmd.InfluxURL, cmd.InfluxOrg, cmd.InfluxBucket
 	cfg.Influx.Token = os.Getenv("POSFLEET_INFLUX_TOKEN")
