@@ -99,9 +99,10 @@ type Config struct {
 	// ThresholdsFile, when set, is a thresholds document (YAML or JSON,
 	// health.Thresholds) imported as version 1 when the database has none.
 	ThresholdsFile string
-	Broker         broker.Options
-	Collector      collector.Options
-	Registry       registry.Options
+
+	Broker            broker.Options
+	Collector         collector.Options
+	Registry          registry.Options
 	// Health is the health engine's configuration; its Logger, Merchant
 	// and Site are filled in by the server (the registry's terminals).
 	Health health.Config
