@@ -3,6 +3,7 @@ package health_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -316,5 +317,76 @@ func TestThresholdsFor(t *testing.T) {
 				t.Errorf("%s %s %s: %+v, want %+v", c.tenant, c.model, c.name, got, c.want)
 			}
 		}
+	})
+}
+
+// TestTenantOnlyThresholds: incidents and suspect firmware judge a tenant
+// by its own thresholds; another tenant keeps the defaults.
+func TestTenantOnlyThresholds(t *testing.T) {
+	t.Run("incident.share", func(t *testing.T) {
+		for _, c := range []struct {
+			name string
+			doc  *health.Thresholds
+			want int
+		}{
+			{"default: 3 terminals of 30 are not 20%", nil, 0},
+			{"tenant: 10%", thrDoc(map[string]float64{"incident.share": 0.1}, nil), 1},
+			{"another tenant's 10%", &health.Thresholds{Tenants: map[string]health.TenantThresholds{"globex": {Values: map[string]float64{"incident.share": 0.1}}}}, 0},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				bubbleWith(t, health.Config{TxnAlpha: 1}, func(t *testing.T, e *health.Engine) {
+					if c.doc != nil {
+						if err := e.SetThresholds(c.doc, 1); err != nil {
+							t.Fatal(err)
+						}
+					}
+					time.Sleep(time.Second)
+					fleet := outageFleet(e)
+					for range 3 {
+						for _, x := range fleet {
+							x.txn()
+						}
+						time.Sleep(10 * time.Second)
+					}
+					for _, x := range fleet[:3] {
+						hostFailures(x)
+					}
+					time.Sleep(10 * time.Second)
+					if got := len(e.Incidents(tenant)); got != c.want {
+						t.Errorf("%d incidents, want %d", got, c.want)
+					}
+				})
+			})
+		}
+	})
+	t.Run("suspect.min_terminals", func(t *testing.T) {
+		bubble(t, func(t *testing.T, e *health.Engine) {
+			// 2.4.1 adds a fee on its 4 terminals.
+			for i := range 10 {
+				x := newTerm(e, fmt.Sprintf("old%d", i))
+				x.inv("A920", "2.4.0", nil)
+				x.txns(100)
+			}
+			for i := range 4 {
+				y := newTerm(e, fmt.Sprintf("bug%d", i))
+				y.inv("A920", "2.4.1", nil)
+				for j := range 100 {
+					if j%12 == 0 {
+						y.txn(charged(1006))
+					} else {
+						y.txn()
+					}
+				}
+			}
+			if got := e.SuspectFirmware(tenant); len(got) != 1 || got[0].Firmware != "2.4.1" {
+				t.Fatalf("default: findings %+v, want 2.4.1", got)
+			}
+			if err := e.SetThresholds(thrDoc(map[string]float64{"suspect.min_terminals": 5, "suspect.min_txns": 200}, nil), 1); err != nil {
+				t.Fatal(err)
+			}
+			if got := e.SuspectFirmware(tenant); len(got) != 0 {
+				t.Errorf("with 5 terminals needed: findings %+v", got)
+			}
+		})
 	})
 }
