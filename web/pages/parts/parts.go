@@ -268,6 +268,9 @@ func Evidence(ctx context.Context, ev posfleet.Evidence) []Field {
 					if s, ok := v.(string); ok && c == "severity" {
 						row[c] = SeverityLabel(ctx, s)
 					}
+					if s, ok := v.(string); ok && c == "source" && k == "thresholds" {
+						row[c] = locale.T(ctx, "thresholds.source."+s)
+					}
 				}
 				fd.Rows = append(fd.Rows, row)
 			}

@@ -43,3 +43,21 @@ func TestDescribeAppliedThreshold(t *testing.T) {
 		t.Errorf("under the defaults: %q", got)
 	}
 }
+
+// TestEvidenceThresholdsTable: the evidence table lists the thresholds
+// applied with their sources in words.
+func TestEvidenceThresholdsTable(t *testing.T) {
+	ev := &posfleet.TxnFailuresEvidence{Thresholds: []posfleet.AppliedThreshold{
+		{Name: "txn_failures.rate", Source: posfleet.ThresholdModel, Model: "A920", Unit: "ratio", Value: 0.15}}}
+	ctx := locale.With(context.Background(), locale.New(locale.Chinese, ""))
+	for _, f := range parts.Evidence(ctx, ev) {
+		if f.Key != "所用阈值" {
+			continue
+		}
+		if len(f.Rows) != 1 || f.Rows[0]["source"] != "本租户（按机型）" || f.Rows[0]["name"] != "txn_failures.rate" {
+			t.Errorf("thresholds: %+v", f.Rows)
+		}
+		return
+	}
+	t.Error("no thresholds in the evidence table")
+}
