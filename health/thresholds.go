@@ -346,6 +346,10 @@ func ParseThresholds(data []byte) (*Thresholds, error) {
 				continue
 			}
 			field := path + "." + k.Value
+			if _, dup := into[k.Value]; dup {
+				fail(field, "appears twice")
+				continue
+			}
 			if v.Kind != yaml.ScalarNode || isNull(v) {
 				fail(field, "want a number")
 				continue
@@ -373,7 +377,15 @@ func ParseThresholds(data []byte) (*Thresholds, error) {
 		}
 		for j := 0; j+1 < len(v.Content); j += 2 {
 			tk, tv := v.Content[j], v.Content[j+1]
+			if posfleet.ContainsCardData(tk.Value) {
+				fail("tenants", "a tenant name looks like it holds a card number; card data is never stored")
+				continue
+			}
 			path := "tenants." + tk.Value
+			if _, dup := d.Tenants[tk.Value]; dup {
+				fail(path, "appears twice")
+				continue
+			}
 			t := TenantThresholds{Values: map[string]float64{}, Models: map[string]map[string]float64{}}
 			if isNull(tv) {
 				d.Tenants[tk.Value] = t
@@ -398,7 +410,15 @@ func ParseThresholds(data []byte) (*Thresholds, error) {
 				}
 				for n := 0; n+1 < len(mv.Content); n += 2 {
 					mk, mvv := mv.Content[n], mv.Content[n+1]
+					if posfleet.ContainsCardData(mk.Value) {
+						fail(path+".models", "a model name looks like it holds a card number; card data is never stored")
+						continue
+					}
 					mpath := path + ".models." + mk.Value
+					if _, dup := t.Models[mk.Value]; dup {
+						fail(mpath, "appears twice")
+						continue
+					}
 					vals := map[string]float64{}
 					if !isNull(mvv) {
 						if mvv.Kind != yaml.MappingNode {
@@ -630,7 +650,7 @@ func (r *resolved) with(vals map[string]float64, source posfleet.ThresholdSource
 
 // SetThresholds validates and applies a thresholds document (version is
 // the store's number, 0 for none) and re-judges every terminal. On error
-// the thresholds in force stay.
+// the thresholds in force stay; a version older than theirs is ignored.
 func (e *Engine) SetThresholds(d *Thresholds, version int64) error {
 	if d == nil {
 		d = &Thresholds{}
@@ -638,7 +658,18 @@ func (e *Engine) SetThresholds(d *Thresholds, version int64) error {
 	if err := d.Validate(); err != nil {
 		return err
 	}
-	e.thr.Store(compileThresholds(e.cfg, d, version))
+	set := compileThresholds(e.cfg, d, version)
+	for {
+		// A version older than the one in force (a poll that read the
+		// database before this process saved a newer one) changes nothing.
+		cur := e.thr.Load()
+		if version > 0 && version < cur.version {
+			return nil
+		}
+		if e.thr.CompareAndSwap(cur, set) {
+			break
+		}
+	}
 	now := ms(e.cfg.Now())
 	e.eachIn("", func(sh *shard, s *termState) { e.reassess(sh, s, mAll, now, "") })
 	return nil

@@ -224,6 +224,8 @@ func TestThresholdValidation(t *testing.T) {
 		{"tenants: {acme: {weak_network.signal_dbm: -200}}", "tenants.acme.weak_network.signal_dbm", "-200 is below -140"},
 		{"tenants: {acme: {moved.distance_km: 0.01}}", "tenants.acme.moved.distance_km", "0.01 is below 0.05"},
 		{"tenant: {}", "tenant", "unknown key"},
+		{"tenants: {acme: {offline.after: 60, offline.after: 90}}", "tenants.acme.offline.after", "appears twice"},
+		{"tenants: {'" + luhnComplete("4"+strings.Repeat("1", 14)) + "': {offline.after: 60}}", "tenants", "card number"},
 	} {
 		_, err := health.ParseThresholds([]byte(tc.doc))
 		var te *health.ThresholdsError
@@ -250,6 +252,13 @@ func TestThresholdValidation(t *testing.T) {
 		d, v := e.Thresholds()
 		if v != 3 || d.Tenants[tenant].Values["battery.low_pct"] != 20 {
 			t.Errorf("after a refused document: version %d, %v", v, d.Tenants)
+		}
+		// An older version (a poll racing a save) changes nothing.
+		if err := e.SetThresholds(thrDoc(map[string]float64{"battery.low_pct": 30}, nil), 2); err != nil {
+			t.Fatal(err)
+		}
+		if d, v := e.Thresholds(); v != 3 || d.Tenants[tenant].Values["battery.low_pct"] != 20 {
+			t.Errorf("after an older version: version %d, %v", v, d.Tenants)
 		}
 	})
 }
@@ -389,4 +398,21 @@ func TestTenantOnlyThresholds(t *testing.T) {
 			}
 		})
 	})
+}
+
+// luhnComplete is prefix with the check digit that makes it pass Luhn,
+// built at run time so that no card number is written down.
+func luhnComplete(prefix string) string {
+	sum := 0
+	for i := len(prefix) - 1; i >= 0; i-- {
+		d := int(prefix[i] - '0')
+		if (len(prefix)-i)%2 == 1 {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	return prefix + fmt.Sprint((10-sum%10)%10)
 }

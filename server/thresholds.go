@@ -83,6 +83,9 @@ func (s *Server) watchThresholds(ctx context.Context, eng *health.Engine) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			// A version this process saved is in force already.
+			_, inForce := eng.Thresholds()
+			applied = max(applied, inForce)
 			v, err := s.applyThresholds(ctx, eng, applied)
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn("thresholds not read from the database; trying again", "err", err)

@@ -63,6 +63,7 @@ func (s *Server) thresholdsPost(w http.ResponseWriter, r *http.Request, frame la
 	}
 	v.Version = cur.Version
 	if tenant == "" {
+		v.Error = locale.T(r.Context(), "thresholds.pick_tenant")
 		s.renderThresholds(w, r, http.StatusBadRequest, v, cur.Thresholds, health.TenantThresholds{}, nil, nil)
 		return
 	}
