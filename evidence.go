@@ -111,6 +111,9 @@ type OfflineEvidence struct {
 	// heard and how long is allowed, in seconds.
 	SilentS    *int64 `json:"silent_s,omitempty"`
 	ThresholdS *int64 `json:"threshold_s,omitempty"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
 	// WasSelling: the terminal took payments shortly before it went quiet.
 	WasSelling bool `json:"was_selling"`
 }
@@ -182,7 +185,10 @@ type TxnFailuresEvidence struct {
 	Minimum   int         `json:"minimum"`
 	Rate      float64     `json:"rate"`
 	Threshold float64     `json:"threshold"`
-	Total     int         `json:"total"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
+	Total      int                `json:"total"`
 }
 
 // FailuresByCause counts the failures that count against a terminal.
@@ -206,6 +212,9 @@ type ReceiptFailuresEvidence struct {
 	Paper      string    `json:"paper,omitempty"`
 	PaperOutAt time.Time `json:"paper_out_at,omitzero"`
 	Threshold  int       `json:"threshold"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
 	// Transactions is omitted when none is in the window.
 	Transactions []ReceiptTxn `json:"transactions,omitempty"`
 	WindowH      int          `json:"window_h"`
@@ -269,7 +278,10 @@ type WeakNetworkEvidence struct {
 	RTTThresholdMs     int      `json:"rtt_threshold_ms"`
 	SignalThresholdDBm int      `json:"signal_threshold_dbm"`
 	SlowHost           bool     `json:"slow_host"`
-	WeakSignal         bool     `json:"weak_signal"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
+	WeakSignal bool               `json:"weak_signal"`
 }
 
 // BatteryEvidence explains battery: a low battery (BatteryPct, Charging,
@@ -284,6 +296,9 @@ type BatteryEvidence struct {
 	TempC          *float64  `json:"temp_c,omitempty"`
 	TempThresholdC *float64  `json:"temp_threshold_c,omitempty"`
 	ThresholdPct   *int      `json:"threshold_pct,omitempty"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
 }
 
 // ClockSkewEvidence explains clock_skew.
@@ -294,6 +309,9 @@ type ClockSkewEvidence struct {
 	SkewS      int64     `json:"skew_s"`
 	TerminalTS time.Time `json:"terminal_ts"`
 	ThresholdS int64     `json:"threshold_s"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
 }
 
 // BadDataEvidence explains bad_data: in the window, at least Threshold
@@ -316,7 +334,10 @@ type BadDataEvidence struct {
 	// (1: every message); Threshold the least count.
 	Share     float64 `json:"share"`
 	Threshold int     `json:"threshold"`
-	WindowS   int64   `json:"window_s"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
+	WindowS    int64              `json:"window_s"`
 }
 
 // EvidenceFor implements Evidence.
@@ -332,7 +353,10 @@ type FallbackRateEvidence struct {
 	Minimum   int           `json:"minimum"`
 	Rate      float64       `json:"rate"`
 	Threshold float64       `json:"threshold"`
-	Total     int           `json:"total"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
+	Total      int                `json:"total"`
 	// Window is how many chip transactions the rule looks at.
 	Window int `json:"window"`
 }
@@ -358,6 +382,9 @@ type MovedEvidence struct {
 	SiteLat    float64   `json:"site_lat"`
 	SiteLon    float64   `json:"site_lon"`
 	ThresholdM int64     `json:"threshold_m"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
 }
 
 // EvidenceFor implements Evidence.

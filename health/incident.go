@@ -111,9 +111,10 @@ func (e *Engine) updateIncidents(now int64, counts map[string]*tenantCount) map[
 		share := 0.0
 		if tc != nil && tc.transacted > 0 {
 			share = float64(len(tc.hit)) / float64(tc.transacted)
-			cond = len(tc.hit) >= e.cfg.IncidentMinTerminals &&
-				len(tc.merchants) >= e.cfg.IncidentMinMerchants &&
-				share >= e.cfg.IncidentShare
+			th := e.thr.Load().lookup(t, "")
+			cond = len(tc.hit) >= th.IncidentMinTerminals &&
+				len(tc.merchants) >= th.IncidentMinMerchants &&
+				share >= th.IncidentShare
 		}
 		switch {
 		case cond:

@@ -42,6 +42,8 @@ var auditActions = map[string]string{
 	"POST /terminals/{tenant}/{terminal}/serviced":        "visit",
 	"PUT /api/v1/policy":                                  "policy_change",
 	"POST /firmware/policy":                               "policy_change",
+	"PUT /api/v1/thresholds":                              "thresholds_change",
+	"POST /admin/thresholds":                              "thresholds_change",
 	"POST /api/v1/terminals/import":                       "import",
 
 	"POST /api/v1/alarms/bulk": "alarm_bulk",

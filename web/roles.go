@@ -106,6 +106,8 @@ var policy = []rule{
 	{"POST /admin/users/{name}/{action}", manageTenant, nil},
 	{"POST /admin/tokens", manageTenant, nil},
 	{"POST /admin/tokens/{id}/revoke", manageTenant, nil},
+	{"GET /admin/thresholds", manageTenant, nil},
+	{"POST /admin/thresholds", manageTenant, nil},
 
 	// API.
 	{"GET /api/v1/me", read, nil},
@@ -120,6 +122,9 @@ var policy = []rule{
 	{"GET /api/v1/policy", read, nil},
 	{"PUT /api/v1/policy", adminAll, nil},
 	{"GET /api/v1/policy/history", read, nil},
+	{"GET /api/v1/thresholds", read, nil},
+	{"PUT /api/v1/thresholds", manageTenant, nil},
+	{"GET /api/v1/thresholds/history", read, nil},
 	{"GET /api/v1/alarms", read, nil},
 	{"POST /api/v1/alarms/bulk", act, nil},
 	{"GET /api/v1/alarms/{id}", read, nil},

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,6 +46,52 @@ func KindLabel(ctx context.Context, k posfleet.FlagKind) string {
 
 // Describe says in one sentence why a flag is raised, from its evidence.
 func Describe(ctx context.Context, f posfleet.Flag) string {
+	s := describe(ctx, f)
+	if a := appliedThresholds(ctx, f.Evidence); a != "" {
+		s += " " + a
+	}
+	return s
+}
+
+// appliedThresholds says which of a tenant's or model's thresholds raised
+// the flag, one sentence each; "" when all were the defaults.
+func appliedThresholds(ctx context.Context, ev posfleet.Evidence) string {
+	if ev == nil {
+		return ""
+	}
+	rv := reflect.ValueOf(ev)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
+		return ""
+	}
+	fv := rv.Elem().FieldByName("Thresholds")
+	if !fv.IsValid() {
+		return ""
+	}
+	ths, _ := fv.Interface().([]posfleet.AppliedThreshold)
+	var out []string
+	for _, a := range ths {
+		if a.Source == posfleet.ThresholdDefault {
+			continue
+		}
+		kv := []any{"Name", locale.T(ctx, "thresholds.name."+strings.ReplaceAll(a.Name, ".", "_")), "Value", ThresholdValue(ctx, a.Unit, a.Value), "Model", a.Model}
+		out = append(out, locale.T(ctx, "thresholds.describe."+string(a.Source), kv...))
+	}
+	return strings.Join(out, " ")
+}
+
+// ThresholdValue is a threshold's value with its unit, as people read it:
+// a share as a percentage.
+func ThresholdValue(ctx context.Context, unit string, v float64) string {
+	switch unit {
+	case "ratio":
+		return pct(ctx, v)
+	case "count", "probability", "times":
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64) + " " + unit
+}
+
+func describe(ctx context.Context, f posfleet.Flag) string {
 	v := func(x any) string { return Value(ctx, x) }
 	t := func(id string, kv ...any) string { return locale.T(ctx, "describe."+id, kv...) }
 	switch ev := f.Evidence.(type) {
@@ -191,7 +238,8 @@ func init() {
 		rtt_threshold_ms server_ts severity sha256 signal_threshold_dbm silent_s since skew_s slow_host target temp_c
 		temp_threshold_c terminal terminal_ts threshold threshold_pct threshold_s total transactions url was_selling
 		weak_signal window_h chance chance_rate
-		distance_m lat lon site_lat site_lon threshold_m window`) {
+		distance_m lat lon site_lat site_lon threshold_m window
+		thresholds name source unit value`) {
 		evidenceKeys[k] = struct{}{}
 	}
 }
@@ -219,6 +267,9 @@ func Evidence(ctx context.Context, ev posfleet.Evidence) []Field {
 					row[c] = Value(ctx, v)
 					if s, ok := v.(string); ok && c == "severity" {
 						row[c] = SeverityLabel(ctx, s)
+					}
+					if s, ok := v.(string); ok && c == "source" && k == "thresholds" {
+						row[c] = locale.T(ctx, "thresholds.source."+s)
 					}
 				}
 				fd.Rows = append(fd.Rows, row)
