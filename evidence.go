@@ -396,7 +396,7 @@ const (
 // WearDueEvidence explains wear_due: the parts forecast to reach their
 // rated life within HorizonDays days.
 type WearDueEvidence struct {
-	HorizonDays int            `json:"horizon_days"`
+	HorizonDays float64        `json:"horizon_days"`
 	Parts       []WearForecast `json:"parts"`
 }
 

@@ -115,6 +115,7 @@ func (e *Engine) Observe(m *posfleet.Message) {
 		s.WillAt = 0
 		mask |= e.observeHeartbeat(s, m.Heartbeat, now)
 		mask |= e.observeLocation(s, m.Heartbeat, site, now)
+		mask |= e.observeWear(s, m.Heartbeat, now)
 	case m.Fault != nil:
 		s.WillAt = 0
 		mask |= e.observeFault(s, m.Fault, now)
@@ -129,11 +130,16 @@ func (e *Engine) Observe(m *posfleet.Message) {
 		s.WillAt = 0
 		mask |= e.observeTxn(s, m.Txn, now)
 		mask |= s.observeChip(m.Txn, now)
+		mask |= s.observeSale(m.Txn, now)
 	default:
 		s.WillAt = 0
 	}
 	if (willAt == 0) != (s.WillAt == 0) {
 		sh.markDirty(s) // online or offline by its last will
+	}
+	if s.Hours != nil {
+		s.Hours.hear(now)
+		mask |= mSilent
 	}
 	e.reassess(sh, s, mask, now, "")
 }
