@@ -60,6 +60,6 @@ func Timeline(ctx context.Context, inc health.Incident, now time.Time) chart.Cha
 		s.Points = append(s.Points, chart.Point{At: m.At, Value: float64(m.Failures)})
 	}
 	return chart.Chart{ID: "incident-" + inc.ID, Title: locale.T(ctx, "incidents.timeline"),
-		Unit: locale.T(ctx, "incidents.timeline_unit", "Minutes", int(bucket.Minutes())),
+		Unit:  locale.T(ctx, "incidents.timeline_unit", "Minutes", int(bucket.Minutes())),
 		Start: start, End: end, Bucket: bucket, Bars: []chart.Series{s}}
 }
