@@ -1,6 +1,7 @@
 package health_test
 
 import (
+	"bytes"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -225,6 +226,46 @@ func TestWearDueEvidence(t *testing.T) {
 		parts := health.ItemParts(work[0])
 		if !slices.Contains(parts, "printer head") {
 			t.Errorf("parts %q", parts)
+		}
+	})
+}
+
+// TestSnapshotKeepsSignals: the sales baseline, the wear samples and the
+// host survive a snapshot, and so do the flags they raised.
+func TestSnapshotKeepsSignals(t *testing.T) {
+	bubbleWith(t, silentConfig(), func(t *testing.T, e *health.Engine) {
+		x := newTerm(e, "T1")
+		x.shop(history, true)
+		x.txn(viaHost("cup-sh"))
+		x.untilHour(10, 0, true)
+		x.untilHour(15, 5, false)
+		x.hb(batteryHealth(61), wearHB(1000))
+		x.hb(batteryHealth(59), wearHB(1001))
+		var buf bytes.Buffer
+		if err := e.Snapshot(&buf); err != nil {
+			t.Fatal(err)
+		}
+		cfg := silentConfig()
+		cfg.Now = time.Now
+		back := health.New(cfg)
+		if err := back.Restore(&buf); err != nil {
+			t.Fatal(err)
+		}
+		h1, k1 := e.UsualSaleHours(x.ref)
+		h2, k2 := back.UsualSaleHours(x.ref)
+		if !k1 || !k2 || h1 != h2 {
+			t.Errorf("usual hours after restore: known %t %t, equal %t", k1, k2, h1 == h2)
+		}
+		y := &term{e: back, ref: x.ref, seq: 1000}
+		for _, f := range []posfleet.FlagName{posfleet.FlagSilent, posfleet.FlagWearDue} {
+			if !y.has(f) {
+				t.Errorf("%s lost in the snapshot", f)
+			}
+		}
+		// The restored samples go on: a new battery clears wear_due.
+		y.hb(batteryHealth(97))
+		if y.has(posfleet.FlagWearDue) {
+			t.Error("wear_due after a new battery")
 		}
 	})
 }

@@ -29,12 +29,11 @@ const silentWalk = 48
 // without a sale (newest first, when list), their count and their chance.
 func (e *Engine) silentRun(s *termState, now int64, stop, list bool) (n int, chance float64, missed []int64) {
 	h := s.Hours
-	obs := h.observed(now)
 	hour := now / hourMs
 	sale := h.LastSale / hourMs
 	chance = 1
 	for g := hour - 1; g > sale && hour-g <= silentWalk && h.heard(g); g-- {
-		usual, p := e.usual(h, g, obs)
+		usual, p := e.usual(h, g)
 		if !usual {
 			continue
 		}
@@ -55,7 +54,7 @@ func (e *Engine) decideSilent(s *termState, now int64) verdict {
 	if !e.known(h, now) || s.WillAt != 0 || now-e.heardAt(s) > e.cfg.OfflineAfter.Milliseconds() {
 		return verdict{}
 	}
-	if ok, _ := e.usual(h, now/hourMs, h.observed(now)); !ok {
+	if ok, _ := e.usual(h, now/hourMs); !ok {
 		return verdict{}
 	}
 	n, chance, _ := e.silentRun(s, now, true, false)

@@ -46,9 +46,15 @@ type wearSeries struct {
 	Last, LastAt uint32
 }
 
-// wearState holds a terminal's wear counters; nil until it sends one.
+// wearState holds a terminal's wear counters; nil until it sends one. A
+// field per counter, not an array: gob writes no nil array element.
 type wearState struct {
-	S [nWear]*wearSeries
+	Prints, Insertions, Cycles, Health *wearSeries
+}
+
+// series returns the counters by index (wPrints...).
+func (w *wearState) series() [nWear]**wearSeries {
+	return [nWear]**wearSeries{&w.Prints, &w.Insertions, &w.Cycles, &w.Health}
 }
 
 func (w *wearSeries) latest() int { return (int(w.Next) - 1 + WearRing) % WearRing }
@@ -62,10 +68,11 @@ func (e *Engine) observeWear(s *termState, hb *posfleet.Heartbeat, now int64) fl
 		if s.Wear == nil {
 			s.Wear = &wearState{}
 		}
-		if s.Wear.S[i] == nil {
-			s.Wear.S[i] = &wearSeries{}
+		ws := s.Wear.series()[i]
+		if *ws == nil {
+			*ws = &wearSeries{}
 		}
-		e.addWear(s.Wear.S[i], i == wHealth, uint32(min(max(*p, 0), math.MaxUint32)), now)
+		e.addWear(*ws, i == wHealth, uint32(min(max(*p, 0), math.MaxUint32)), now)
 		mask = mWearDue
 	}
 	return mask
@@ -172,8 +179,8 @@ func (e *Engine) decideWearDue(s *termState, now, cut int64) verdict {
 	if s.Wear == nil {
 		return verdict{}
 	}
-	for i, w := range s.Wear.S {
-		if _, due, _ := e.forecast(w, i, cut); due {
+	for i, w := range s.Wear.series() {
+		if _, due, _ := e.forecast(*w, i, cut); due {
 			return verdict{on: true}
 		}
 	}
@@ -185,8 +192,8 @@ func (e *Engine) explainWearDue(s *termState, now, cut int64) *posfleet.WearDueE
 	if s.Wear == nil {
 		return ev
 	}
-	for i, w := range s.Wear.S {
-		if fc, due, _ := e.forecast(w, i, cut); due {
+	for i, w := range s.Wear.series() {
+		if fc, due, _ := e.forecast(*w, i, cut); due {
 			ev.Parts = append(ev.Parts, fc)
 		}
 	}

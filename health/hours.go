@@ -101,6 +101,16 @@ func (h *saleHours) observed(now int64) int {
 	return int(min((now-h.First)/weekMs, baselineWeeks))
 }
 
+// observedAt is how many of the baselineWeeks weeks before Unix hour
+// hour the baseline saw that hour of the week (those after its first
+// sale's hour).
+func (h *saleHours) observedAt(hour int64) int {
+	if h.First == 0 {
+		return 0
+	}
+	return int(max(min((hour-h.First/hourMs)/hoursPerWeek, baselineWeeks), 0))
+}
+
 // soldWeeks counts, of the obs weeks before the week of Unix hour hour,
 // those with a sale in its hour of the week.
 func (h *saleHours) soldWeeks(hour int64, obs int) int {
@@ -117,7 +127,8 @@ func (h *saleHours) soldWeeks(hour int64, obs int) int {
 // usual tells whether the terminal usually sells in Unix hour hour, and
 // the chance that it sells in it (by the weeks it did: (k+½)/(obs+1), so
 // that even a week after week habit leaves room for chance).
-func (e *Engine) usual(h *saleHours, hour int64, obs int) (bool, float64) {
+func (e *Engine) usual(h *saleHours, hour int64) (bool, float64) {
+	obs := h.observedAt(hour)
 	if obs == 0 {
 		return false, 0
 	}
@@ -156,29 +167,34 @@ func (e *Engine) UsualSaleHours(ref posfleet.TerminalRef) (hours [168]bool, know
 	if s == nil || !e.known(s.Hours, now) {
 		return hours, false
 	}
-	h := s.Hours
-	obs := h.observed(now)
 	// The hours of the current week, judged by the weeks before it.
 	week := int64(weekOf(now/hourMs))*hoursPerWeek - epochWeekday
 	for i := range hours {
-		hours[i], _ = e.usual(h, week+int64(i), obs)
+		hours[i], _ = e.usual(s.Hours, week+int64(i))
 	}
 	return hours, true
 }
 
-// LearnHistory feeds ref's baseline with what the engine did not hear
-// itself: its sales and the times it was heard from (any message), from
-// the time-series store's history when a server starts without a
-// snapshot. Each sale counts as if it had arrived at its time; sales
-// already learned must not be given again.
-func (e *Engine) LearnHistory(ref posfleet.TerminalRef, sales, heard []time.Time) {
-	if len(sales) == 0 {
-		return
-	}
-	sh, s := e.lockedState(ref, ms(sales[0]))
+// LearnHistory feeds the baseline of ref, a terminal the engine has heard
+// from, with what it did not hear itself: its sales and the times it was
+// heard from (any message), from the time-series store's history when a
+// server starts without a snapshot. Each sale counts as if it had arrived
+// at its time; sales already learned must not be given again. It returns
+// false, learning nothing, for a terminal not heard from yet.
+func (e *Engine) LearnHistory(ref posfleet.TerminalRef, sales, heard []time.Time) bool {
+	sh := e.shard(ref)
+	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if s.Hours == nil {
+	s := sh.m[ref]
+	if s == nil {
+		return false
+	}
+	if s.Hours == nil && len(sales) > 0 {
 		s.Hours = &saleHours{}
+		s.Hours.hear(s.LastSeen)
+	}
+	if s.Hours == nil {
+		return true
 	}
 	for _, t := range sales {
 		s.Hours.learn(ms(t), false)
@@ -187,5 +203,5 @@ func (e *Engine) LearnHistory(ref posfleet.TerminalRef, sales, heard []time.Time
 	for _, t := range heard {
 		s.Hours.hear(ms(t))
 	}
-	sh.markDirty(s)
+	return true
 }
