@@ -272,13 +272,15 @@ func DefaultConfig() Config {
 		MovedDistanceM:  1000,
 		MovedHeartbeats: 2,
 		// Three weeks: every hour of the week seen three times. Two usual
-		// hours at least, and a chance of 1 in 1,000, so that a quiet shop
-		// (a sale in two usual hours of three) needs about six silent hours
-		// and a busy one (sales every week) two or three (health/doc.go).
+		// hours at least, and a chance of 1 in 10,000, so that a shop that
+		// sold in those hours every one of six weeks is silent after four
+		// hours without a sale, and a quiet one (a sale in two usual hours
+		// of three) after about nine; a terminal with a dozen usual hours a
+		// day is then flagged by chance on about 1 day in 1,000 (doc.go).
 		SilentMinHistory: 21 * 24 * time.Hour,
 		SilentMinHours:   2,
 		SilentUsualShare: 0.5,
-		SilentAlpha:      0.001,
+		SilentAlpha:      0.0001,
 		// Two weeks: a part ordered today reaches the crew's next planned
 		// visit. Samples twice a day over eight days (16 kept) see a
 		// weekend; three days of them at least before any forecast.

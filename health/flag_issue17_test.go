@@ -13,7 +13,7 @@ import (
 
 // silentConfig: heartbeats every 10 minutes (offline after 30), ticks
 // every minute; the baseline's defaults (three weeks, two hours, 1 in
-// 1,000).
+// 10,000).
 func silentConfig() health.Config {
 	return health.Config{HeartbeatInterval: 10 * time.Minute, TickInterval: time.Minute}
 }
@@ -70,19 +70,19 @@ func issue17FlagCases() []flagCase {
 			name: "silent",
 			flag: posfleet.FlagSilent,
 			cfg:  silentConfig(),
-			// Three weeks of selling, then nothing from 10:00: four usual
-			// hours (0.125⁴ = 0.0002) raise it at 14:00.
+			// Three weeks of selling, then nothing from 10:00: five usual
+			// hours (0.125⁵ = 0.00003) raise it at 15:00.
 			raise: func(x *term) {
 				x.shop(history, true)
 				x.untilHour(10, 0, true)
-				x.untilHour(14, 5, false)
+				x.untilHour(15, 5, false)
 			},
-			// Three silent hours are a chance of 0.002; a terminal with
+			// Four silent hours are a chance of 0.0002; a terminal with
 			// ten days of history is never silent; nor at night.
 			below: func(x *term) {
 				x.shop(history, true)
 				x.untilHour(10, 0, true)
-				x.untilHour(13, 5, false)
+				x.untilHour(14, 5, false)
 				x.txn()
 				x.untilHour(20, 5, true)
 				x.untilHour(7, 55, false)
@@ -187,10 +187,10 @@ func TestSilentEvidence(t *testing.T) {
 		ev := evidenceOf[*posfleet.SilentEvidence](t, f)
 		day := time.Now().UTC().Truncate(24 * time.Hour)
 		if len(ev.Missed) != 5 || !ev.Missed[0].Equal(day.Add(10*time.Hour)) || !ev.Missed[4].Equal(day.Add(14*time.Hour)) ||
-			!ev.LastSale.Equal(last) || ev.Weeks != 3 || ev.MinimumHours != 2 || ev.Threshold != 0.001 || ev.Chance != 0.0000305 {
+			!ev.LastSale.Equal(last) || ev.Weeks != 3 || ev.MinimumHours != 2 || ev.Threshold != 0.0001 || ev.Chance != 0.0000305 {
 			t.Errorf("evidence %+v, last sale %v", ev, last)
 		}
-		if !f.Since.Equal(day.Add(14*time.Hour)) || f.Kind != posfleet.KindInvestigate {
+		if !f.Since.Equal(day.Add(15*time.Hour)) || f.Kind != posfleet.KindInvestigate {
 			t.Errorf("since %v kind %s", f.Since, f.Kind)
 		}
 		// Not on the work list: someone calls the merchant.

@@ -9,7 +9,7 @@ import (
 )
 
 // TestSilentWithLearnedHistory: a round-the-clock shop with six weeks of
-// history learned (LearnHistory) that has not sold for four hours while
+// history learned (LearnHistory) that has not sold for five hours while
 // heard every hour is silent whatever the hour and weekday; the same shop
 // still selling is not. The hours of the oldest week seen only partly
 // count as the weeks they were seen in (a shop is not "unusual" in the
@@ -19,7 +19,7 @@ func TestSilentWithLearnedHistory(t *testing.T) {
 	base := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
 	for i := range 300 {
 		now := base.Add(time.Duration(rng.Int64N(int64(7 * 24 * time.Hour))))
-		for _, quiet := range []time.Duration{0, 4 * time.Hour} {
+		for _, quiet := range []time.Duration{0, 5 * time.Hour} {
 			e := New(Config{HeartbeatInterval: time.Second, Now: func() time.Time { return now }})
 			ref := posfleet.TerminalRef{Tenant: "a", Terminal: "b"}
 			if e.LearnHistory(ref, []time.Time{now}, nil) {

@@ -276,6 +276,13 @@ func TestHealthFlagsMatchLabels(t *testing.T) {
 			t.Errorf("host %q: %d incidents, want %d", h, g, w)
 		}
 	}
+	if t.Failed() || testing.Verbose() {
+		for _, inc := range incidents {
+			fmt.Fprintf(&report, "incident %s host %q %v to %v (sim minutes %.1f to %.1f): %d terminals, %d merchants, %d failures, peak %.2f\n",
+				inc.ID, inc.Host, inc.Start.Format("15:04:05.000"), inc.End.Format("15:04:05.000"),
+				sim.SimMinute(inc.Start), sim.SimMinute(inc.End), inc.TerminalCount, len(inc.Merchants), inc.Failures, inc.PeakShare)
+		}
+	}
 	fmt.Fprintf(&report, "%-18s %4d %4d %4d %9.2f %6.2f\n", "incident (host)", itp, ifp, ifn, ratio(itp, itp+ifp), ratio(itp, itp+ifn))
 	fmt.Fprintf(&report, "incidents per host: %v (expected %v)\n", gotIncidents, wantIncidents)
 
