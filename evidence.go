@@ -53,6 +53,10 @@ func NewEvidence(f FlagName) Evidence {
 		return &FallbackRateEvidence{}
 	case FlagMoved:
 		return &MovedEvidence{}
+	case FlagSilent:
+		return &SilentEvidence{}
+	case FlagWearDue:
+		return &WearDueEvidence{}
 	}
 	return nil
 }
@@ -389,6 +393,56 @@ type MovedEvidence struct {
 
 // EvidenceFor implements Evidence.
 func (*MovedEvidence) EvidenceFor() FlagName { return FlagMoved }
+
+// SilentEvidence explains silent: the terminal was heard in each of the
+// Missed hours, in which it usually sells (learned over Weeks weeks of its
+// own sales), and sold nothing since LastSale. Chance is how often so many
+// usual hours pass without a sale in the terminal's own history; the flag
+// needs at least MinimumHours of them and Chance at most Threshold.
+type SilentEvidence struct {
+	Chance   float64   `json:"chance"`
+	LastSale time.Time `json:"last_sale,omitzero"`
+	// MinimumHours is the fewest usual hours without a sale that raise it.
+	MinimumHours int `json:"minimum_hours"`
+	// Missed are the starts of the usual hours without a sale, oldest first.
+	Missed    []time.Time `json:"missed"`
+	Threshold float64     `json:"threshold"`
+	Weeks     int         `json:"weeks"`
+}
+
+// EvidenceFor implements Evidence.
+func (*SilentEvidence) EvidenceFor() FlagName { return FlagSilent }
+
+// Wear parts, as WearForecast.Part names them.
+const (
+	WearPrinterHead = "printer_head"
+	WearChipReader  = "chip_reader"
+	WearBattery     = "battery"
+)
+
+// WearDueEvidence explains wear_due: the parts forecast to reach their
+// rated life within HorizonDays days.
+type WearDueEvidence struct {
+	HorizonDays float64        `json:"horizon_days"`
+	Parts       []WearForecast `json:"parts"`
+}
+
+// WearForecast is one part's forecast: its Counter (an hb field) is at
+// Value and moves by PerDay a day (least squares over the samples of the
+// last days), so it reaches RatedLife (for battery_health_pct: falls to
+// it) in DaysLeft days (0: already there).
+type WearForecast struct {
+	Counter   string  `json:"counter"`
+	DaysLeft  float64 `json:"days_left"`
+	Part      string  `json:"part"`
+	PerDay    float64 `json:"per_day"`
+	RatedLife int64   `json:"rated_life"`
+	Samples   int     `json:"samples"`
+	Value     int64   `json:"value"`
+}
+
+// EvidenceFor implements Evidence.
+func (*WearDueEvidence) EvidenceFor() FlagName { return FlagWearDue }
 
 // EvidenceFor implements Evidence.
 func (*OfflineEvidence) EvidenceFor() FlagName { return FlagOffline }

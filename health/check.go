@@ -9,7 +9,8 @@ import (
 
 // The rules of PROTOCOL.md §2, one small function per flag in a file named
 // after its family (flag_offline.go, flag_firmware.go, flag_txn.go,
-// flag_fault.go, flag_device.go, flag_data.go, flag_signals.go). Each flag has two halves: decide, on the
+// flag_fault.go, flag_device.go, flag_data.go, flag_signals.go,
+// flag_silent.go, flag_wear.go). Each flag has two halves: decide, on the
 // message path, which says whether the flag is raised and since when
 // without building evidence or allocating; and explain, on the query path,
 // which gathers the evidence of a raised flag for a report.
@@ -67,6 +68,10 @@ func (e *Engine) decide(s *termState, f int, now int64, r *resolved, pol *compil
 		return e.decideFallbackRate(s, cut, r)
 	case fMoved:
 		return decideMoved(s)
+	case fSilent:
+		return e.decideSilent(s, now)
+	case fWearDue:
+		return e.decideWearDue(s, now, cut)
 	}
 	return verdict{}
 }
@@ -107,6 +112,10 @@ func (e *Engine) explain(s *termState, f int, now int64, r *resolved, pol *compi
 		return e.explainFallbackRate(s, cut, r)
 	case fMoved:
 		return e.explainMoved(s, r)
+	case fSilent:
+		return e.explainSilent(s, now)
+	case fWearDue:
+		return e.explainWearDue(s, now, cut)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,6 +120,7 @@ func (e *Engine) Observe(m *posfleet.Message) {
 		s.WillAt = 0
 		mask |= e.observeHeartbeat(s, m.Heartbeat, now, r)
 		mask |= e.observeLocation(s, m.Heartbeat, site, now, r)
+		mask |= e.observeWear(s, m.Heartbeat, now)
 	case m.Fault != nil:
 		s.WillAt = 0
 		mask |= e.observeFault(s, m.Fault, now)
@@ -134,11 +136,16 @@ func (e *Engine) Observe(m *posfleet.Message) {
 		s.WillAt = 0
 		mask |= e.observeTxn(s, m.Txn, now)
 		mask |= s.observeChip(m.Txn, now)
+		mask |= s.observeSale(m.Txn, now)
 	default:
 		s.WillAt = 0
 	}
 	if (willAt == 0) != (s.WillAt == 0) {
 		sh.markDirty(s) // online or offline by its last will
+	}
+	if s.Hours != nil {
+		s.Hours.hear(now)
+		mask |= mSilent
 	}
 	e.reassessWith(sh, s, mask, now, "", r)
 }
@@ -319,6 +326,9 @@ func (e *Engine) observeInventory(s *termState, inv *posfleet.Inventory, now int
 }
 
 func (e *Engine) observeTxn(s *termState, t *posfleet.Transaction, now int64) flagMask {
+	if t.Host != "" && t.Host != s.Host {
+		s.Host = strings.Clone(t.Host) // not the decoder's copy of the whole message's text
+	}
 	cause := causeIndex(posfleet.ClassifyTransaction(t))
 	hostSide := posfleet.HostSideFailure(t)
 	counted := cause
@@ -329,7 +339,7 @@ func (e *Engine) observeTxn(s *termState, t *posfleet.Transaction, now int64) fl
 		s.HostFailRun++
 		s.LastHostFailAt = now
 		s.HostFails++
-		if e.incView.Load().open(s.Ref.Tenant) != nil {
+		if e.incView.Load().open(s.Ref.Tenant, s.Host) != nil {
 			// An open incident explains this failure: the bank, not the terminal.
 			counted = cHost
 		}
@@ -450,7 +460,7 @@ func (e *Engine) reassessWith(sh *shard, s *termState, mask flagMask, now int64,
 func (e *Engine) Tick(now time.Time) {
 	n := ms(now)
 	win := n - e.cfg.IncidentWindow.Milliseconds()
-	counts := map[string]*tenantCount{}
+	counts := map[incKey]*tenantCount{}
 	for i := range e.shards {
 		sh := &e.shards[i]
 		sh.mu.Lock()
@@ -459,10 +469,11 @@ func (e *Engine) Tick(now time.Time) {
 			if s.LastTxnAt < win && s.LastHostFailAt < win {
 				continue
 			}
-			tc := counts[s.Ref.Tenant]
+			k := incKey{s.Ref.Tenant, s.Host}
+			tc := counts[k]
 			if tc == nil {
 				tc = &tenantCount{merchants: map[string]struct{}{}}
-				counts[s.Ref.Tenant] = tc
+				counts[k] = tc
 			}
 			tc.transacted++
 			if s.LastHostFailAt >= win {

@@ -51,7 +51,7 @@ func (e *Engine) tallyTxns(s *termState, cut int64, view *incidentView, th *reso
 		if !causeByIndex[cause].CountsAgainstTerminal() {
 			continue
 		}
-		if hostSide && view.covers(s.Ref.Tenant, at) {
+		if hostSide && view.covers(s.Ref.Tenant, s.Host, at) {
 			t.excused++
 			continue
 		}
@@ -119,7 +119,7 @@ func (e *Engine) explainTxnFailures(s *termState, cut int64, view *incidentView,
 		Thresholds:        th.appliedFor("txn_failures"),
 	}
 	for _, x := range s.Failures.since(max(cut, 1)) {
-		if x.B == 1 && view.covers(s.Ref.Tenant, x.At) {
+		if x.B == 1 && view.covers(s.Ref.Tenant, s.Host, x.At) {
 			continue
 		}
 		ev.Latest = append(ev.Latest, posfleet.FailedTxn{ID: x.ID, At: tm(x.At), Result: x.Note, Cause: causeByIndex[x.A]})

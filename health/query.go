@@ -169,7 +169,7 @@ func (e *Engine) health(s *termState, now int64, pol *compiledPolicy, view *inci
 		if cause == cNone {
 			continue
 		}
-		if hostSide && view.covers(s.Ref.Tenant, at) {
+		if hostSide && view.covers(s.Ref.Tenant, s.Host, at) {
 			cause = cHost
 		}
 		h.Txns.RecentFailed[causeByIndex[cause]]++

@@ -221,7 +221,9 @@ func TestSimulatedFleetMatchesLabels(t *testing.T) {
 	for _, f := range fleet {
 		id := f.Terminal
 		t.Run(id+"-"+scenarioOf(labels)[f.TerminalRef], func(t *testing.T) {
-			if len(data["txn"][id]) == 0 || len(data["heartbeat"][id]) == 0 {
+			// A silent shop sells nothing (silent_shop); every other terminal does.
+			silent := slices.Contains(want[id], string(posfleet.FlagSilent))
+			if (len(data["txn"][id]) == 0) != silent || len(data["heartbeat"][id]) == 0 {
 				t.Fatalf("no data: %d transactions, %d heartbeats", len(data["txn"][id]), len(data["heartbeat"][id]))
 			}
 			got := append(evidence(data, id), signalEvidence(data, f)...)

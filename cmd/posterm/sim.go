@@ -124,6 +124,7 @@ func NewSimulation(opts SimOptions) (*Simulation, error) {
 				t.mains = true
 			}
 		}
+		t.initSignals()
 		for _, f := range b.Faults {
 			t.faults = append(t.faults, &faultState{plan: f, next: f.AtMin})
 		}
@@ -280,6 +281,7 @@ type simTerminal struct {
 	sales     []sold    // recent approved sales, for refunds
 	hostMs    atomic.Int64
 	crashedAt atomic.Int64 // unix nanoseconds of the last crash, 0 if none
+	sig       signalState  // signals.go
 }
 
 // event is a fleet-wide scenario: the terminal's behaviour while it lasts.
@@ -380,7 +382,7 @@ func (t *simTerminal) run(ctx context.Context) {
 			return
 		case now := <-txnC:
 			hour := t.sim.SimTime(now).Hour()
-			if rand.Float64() < t.b.Curve[hour] {
+			if rand.Float64() < t.b.Curve[hour] && !t.sig.silent {
 				t.transact(ctx, t.sim.SimMinute(now))
 			}
 			txnT.Reset(expDuration(peak))
@@ -432,7 +434,7 @@ func (t *simTerminal) report(err error) {
 // event's while it lasts.
 func (t *simTerminal) behaviorAt(m float64) *Behavior {
 	for i := range t.events {
-		if t.events[i].window.Contains(m) {
+		if t.events[i].window.Contains(m) && t.hitBy(&t.events[i].b) {
 			return &t.events[i].b
 		}
 	}
@@ -523,6 +525,7 @@ func (t *simTerminal) transact(ctx context.Context, m float64) {
 			t.sales = t.sales[1:]
 		}
 	}
+	t.signTxn(&tx)
 	t.report(t.client.ReportTransaction(ctx, tx))
 	if fw.Crash != nil {
 		t.load(ctx, m, fw.Crash)
@@ -584,6 +587,7 @@ func (t *simTerminal) heartbeat() posfleet.Heartbeat {
 		hb.Charging = ptr(rand.Float64() < b.Charging)
 	}
 	t.locate(&hb)
+	t.wearReport(&hb)
 	return hb
 }
 

@@ -161,8 +161,31 @@ func describe(ctx context.Context, f posfleet.Flag) string {
 			"Limit", pct(ctx, ev.Threshold), "Minimum", v(ev.Minimum))
 	case *posfleet.MovedEvidence:
 		return t("moved", "Distance", v(ev.DistanceM), "Limit", v(ev.ThresholdM), "Since", v(ev.Since))
+	case *posfleet.SilentEvidence:
+		return t("silent", "Hours", v(len(ev.Missed)), "LastSale", v(ev.LastSale), "Chance", v(ev.Chance), "Weeks", v(ev.Weeks))
+	case *posfleet.WearDueEvidence:
+		var out []string
+		for _, p := range ev.Parts {
+			kv := []any{"Part", WearPart(ctx, p.Part), "Counter", EvidenceKey(ctx, p.Counter), "Value", v(p.Value),
+				"Rated", v(p.RatedLife), "PerDay", v(p.PerDay), "Days", v(p.DaysLeft)}
+			if p.DaysLeft <= 0 {
+				out = append(out, t("wear_due_now", kv...))
+			} else {
+				out = append(out, t("wear_due", kv...))
+			}
+		}
+		return strings.Join(out, " ")
 	}
 	return t("see_evidence")
+}
+
+// WearPart is a wear_due part's name in the reader's language.
+func WearPart(ctx context.Context, part string) string {
+	switch part {
+	case posfleet.WearPrinterHead, posfleet.WearChipReader, posfleet.WearBattery:
+		return locale.T(ctx, "wear_part."+part)
+	}
+	return part
 }
 
 // SeverityLabel is a fault's severity in the reader's language.
@@ -239,7 +262,9 @@ func init() {
 		temp_threshold_c terminal terminal_ts threshold threshold_pct threshold_s total transactions url was_selling
 		weak_signal window_h chance chance_rate
 		distance_m lat lon site_lat site_lon threshold_m window
-		thresholds name source unit value`) {
+		thresholds name source unit value
+		last_sale minimum_hours missed weeks horizon_days parts counter days_left part per_day rated_life samples
+		prints card_insertions battery_cycles battery_health_pct`) {
 		evidenceKeys[k] = struct{}{}
 	}
 }
