@@ -179,7 +179,8 @@
 // samples spanning WearMinSpan (3 days), a part whose counter reaches its
 // rated life within WearHorizon (14 days) at that rate is due; a part past
 // its rated life is due at once. A counter that goes down (battery health
-// that rises by 10 points) is a new part and starts again.
+// that rises by 10 points) after a restart is a new part and starts again;
+// within one boot (uptime_s growing) it is a glitch, ignored.
 //
 // # Incidents per host
 //

@@ -50,6 +50,9 @@ func wearHB(prints int64) func(*posfleet.Heartbeat) {
 	return func(h *posfleet.Heartbeat) { h.Prints = ptr(prints) }
 }
 
+// rebooted: the terminal restarted a minute ago.
+func rebooted(h *posfleet.Heartbeat) { h.UptimeS = ptr[int64](60) }
+
 func batteryHealth(pct int) func(*posfleet.Heartbeat) {
 	return func(h *posfleet.Heartbeat) { h.BatteryHealthPct = ptr(pct) }
 }
@@ -136,8 +139,10 @@ func issue17FlagCases() []flagCase {
 					panic("wear_due on a short trend or a slowly ageing battery")
 				}
 			},
-			// A new head: the counter starts again.
-			clear:    func(x *term) { x.hb(wearHB(12)) },
+			// A new head, fitted with the terminal off: the counter starts
+			// again. (A lower reading while it runs is a glitch:
+			// TestWearCounterGlitch.)
+			clear:    func(x *term) { x.hb(wearHB(12), rebooted) },
 			evidence: []string{"horizon_days", "parts"},
 		},
 		{
@@ -153,7 +158,7 @@ func issue17FlagCases() []flagCase {
 					panic(err)
 				}
 				time.Sleep(time.Second)
-				x.hb(batteryHealth(98))
+				x.hb(batteryHealth(98), rebooted)
 			},
 		},
 	}
@@ -263,9 +268,31 @@ func TestSnapshotKeepsSignals(t *testing.T) {
 			}
 		}
 		// The restored samples go on: a new battery clears wear_due.
-		y.hb(batteryHealth(97))
+		y.hb(batteryHealth(97), rebooted)
 		if y.has(posfleet.FlagWearDue) {
 			t.Error("wear_due after a new battery")
+		}
+	})
+}
+
+// TestWearCounterGlitch: a counter that goes down while the terminal runs
+// (uptime still growing) is a glitch, not a new part: wear_due stays; the
+// same reading after a restart clears it.
+func TestWearCounterGlitch(t *testing.T) {
+	bubble(t, func(t *testing.T, e *health.Engine) {
+		x := newTerm(e, "T1")
+		x.hb(wearHB(151_000))
+		if !x.has(posfleet.FlagWearDue) {
+			t.Fatal("a head past its rated life is not due")
+		}
+		x.hb(wearHB(12), func(h *posfleet.Heartbeat) { h.UptimeS = ptr[int64](3700) })
+		if !x.has(posfleet.FlagWearDue) {
+			t.Error("a glitch while running cleared wear_due")
+		}
+		x.hb(wearHB(151_001), func(h *posfleet.Heartbeat) { h.UptimeS = ptr[int64](3800) })
+		x.hb(wearHB(12), rebooted)
+		if x.has(posfleet.FlagWearDue) {
+			t.Error("a new head after a restart did not clear wear_due")
 		}
 	})
 }

@@ -12,8 +12,12 @@ import (
 // least-squares line through samples taken once per WearSampleEvery (the
 // last WearRing, and the latest reading); a forecast needs three of them
 // spanning WearMinSpan. A part already past its rated life is due at once.
-// A counter that goes down (battery health that rises by 10 points) is a
-// new part: its samples start again, and the flag clears. Like every
+// The counters only grow while the terminal runs (battery health only
+// falls): a counter that goes down (battery health that rises by 10
+// points) after a restart (uptime_s lower than before, or not sent) is a
+// new part, fitted while the terminal was off: its samples start again,
+// and the flag clears. Within one boot (uptime_s still growing) such a
+// reading is a glitch and is ignored. Like every
 // maintenance flag, a crew visit clears it until samples after the visit
 // show it again.
 
@@ -48,8 +52,11 @@ type wearSeries struct {
 
 // wearState holds a terminal's wear counters; nil until it sends one. A
 // field per counter, not an array: gob writes no nil array element.
+// Uptime is the uptime_s of the last heartbeat with a counter (-1: none
+// sent), which tells a restart from a running terminal.
 type wearState struct {
 	Prints, Insertions, Cycles, Health *wearSeries
+	Uptime                             int64
 }
 
 // series returns the counters by index (wPrints...).
@@ -60,19 +67,28 @@ func (w *wearState) series() [nWear]**wearSeries {
 func (w *wearSeries) latest() int { return (int(w.Next) - 1 + WearRing) % WearRing }
 
 func (e *Engine) observeWear(s *termState, hb *posfleet.Heartbeat, now int64) flagMask {
+	if hb.Prints == nil && hb.CardInsertions == nil && hb.BatteryCycles == nil && hb.BatteryHealthPct == nil {
+		return 0
+	}
+	uptime := int64(-1)
+	if hb.UptimeS != nil {
+		uptime = *hb.UptimeS
+	}
+	if s.Wear == nil {
+		s.Wear = &wearState{Uptime: -1}
+	}
+	running := uptime >= 0 && s.Wear.Uptime >= 0 && uptime >= s.Wear.Uptime
+	s.Wear.Uptime = uptime
 	var mask flagMask
 	for i, p := range [nWear]*int64{hb.Prints, hb.CardInsertions, hb.BatteryCycles, intPtr64(hb.BatteryHealthPct)} {
 		if p == nil {
 			continue
 		}
-		if s.Wear == nil {
-			s.Wear = &wearState{}
-		}
 		ws := s.Wear.series()[i]
 		if *ws == nil {
 			*ws = &wearSeries{}
 		}
-		e.addWear(*ws, i == wHealth, uint32(min(max(*p, 0), math.MaxUint32)), now)
+		e.addWear(*ws, i == wHealth, running, uint32(min(max(*p, 0), math.MaxUint32)), now)
 		mask = mWearDue
 	}
 	return mask
@@ -86,9 +102,12 @@ func intPtr64(p *int) *int64 {
 	return &v
 }
 
-func (e *Engine) addWear(w *wearSeries, health bool, v uint32, now int64) {
+func (e *Engine) addWear(w *wearSeries, health, running bool, v uint32, now int64) {
 	at := uint32(max(now/1000, 0))
 	if w.Count > 0 && (!health && v < w.Last || health && v >= w.Last+10) {
+		if running {
+			return // a glitch: parts are not replaced in a running terminal
+		}
 		*w = wearSeries{} // a new part
 	}
 	w.Last, w.LastAt = v, at
