@@ -69,9 +69,9 @@ func (e *Engine) decide(s *termState, f int, now int64, r *resolved, pol *compil
 	case fMoved:
 		return decideMoved(s)
 	case fSilent:
-		return e.decideSilent(s, now)
+		return e.decideSilent(s, now, r)
 	case fWearDue:
-		return e.decideWearDue(s, now, cut)
+		return e.decideWearDue(s, now, cut, r)
 	}
 	return verdict{}
 }
@@ -113,9 +113,9 @@ func (e *Engine) explain(s *termState, f int, now int64, r *resolved, pol *compi
 	case fMoved:
 		return e.explainMoved(s, r)
 	case fSilent:
-		return e.explainSilent(s, now)
+		return e.explainSilent(s, now, r)
 	case fWearDue:
-		return e.explainWearDue(s, now, cut)
+		return e.explainWearDue(s, now, cut, r)
 	}
 	return nil
 }

@@ -27,7 +27,7 @@ const silentWalk = 48
 // silentRun walks back from the hour before now's; stop ends the walk
 // early once the rule holds (for decide). It returns the usual hours
 // without a sale (newest first, when list), their count and their chance.
-func (e *Engine) silentRun(s *termState, now int64, stop, list bool) (n int, chance float64, missed []int64) {
+func (e *Engine) silentRun(s *termState, now int64, th *resolved, stop, list bool) (n int, chance float64, missed []int64) {
 	h := s.Hours
 	hour := now / hourMs
 	sale := h.LastSale / hourMs
@@ -42,36 +42,36 @@ func (e *Engine) silentRun(s *termState, now int64, stop, list bool) (n int, cha
 		if list {
 			missed = append(missed, g*hourMs)
 		}
-		if stop && n >= e.cfg.SilentMinHours && chance <= e.cfg.SilentAlpha {
+		if stop && n >= th.SilentMinHours && chance <= th.SilentAlpha {
 			break
 		}
 	}
 	return n, chance, missed
 }
 
-func (e *Engine) decideSilent(s *termState, now int64) verdict {
+func (e *Engine) decideSilent(s *termState, now int64, th *resolved) verdict {
 	h := s.Hours
-	if !e.known(h, now) || s.WillAt != 0 || now-e.heardAt(s) > e.cfg.OfflineAfter.Milliseconds() {
+	if !e.known(h, now) || s.WillAt != 0 || now-e.heardAt(s) > th.OfflineAfter.Milliseconds() {
 		return verdict{}
 	}
 	if ok, _ := e.usual(h, now/hourMs); !ok {
 		return verdict{}
 	}
-	n, chance, _ := e.silentRun(s, now, true, false)
-	if n < e.cfg.SilentMinHours || chance > e.cfg.SilentAlpha {
+	n, chance, _ := e.silentRun(s, now, th, true, false)
+	if n < th.SilentMinHours || chance > th.SilentAlpha {
 		return verdict{}
 	}
 	return verdict{on: true, at: now / hourMs * hourMs}
 }
 
-func (e *Engine) explainSilent(s *termState, now int64) *posfleet.SilentEvidence {
-	ev := &posfleet.SilentEvidence{MinimumHours: e.cfg.SilentMinHours, Threshold: e.cfg.SilentAlpha,
+func (e *Engine) explainSilent(s *termState, now int64, th *resolved) *posfleet.SilentEvidence {
+	ev := &posfleet.SilentEvidence{MinimumHours: th.SilentMinHours, Threshold: th.SilentAlpha,
 		Missed: []time.Time{}}
 	h := s.Hours
 	if h == nil {
 		return ev
 	}
-	_, chance, missed := e.silentRun(s, now, false, true)
+	_, chance, missed := e.silentRun(s, now, th, false, true)
 	ev.Chance = roundSig(chance)
 	ev.LastSale = tm(h.LastSale)
 	ev.Weeks = h.observed(now)

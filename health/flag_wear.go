@@ -122,25 +122,25 @@ func (e *Engine) addWear(w *wearSeries, health, running bool, v uint32, now int6
 }
 
 // rated is counter i's rated life.
-func (e *Engine) rated(i int) int64 {
+func (e *Engine) rated(i int, th *resolved) int64 {
 	switch i {
 	case wPrints:
-		return e.cfg.WearPrinterPrints
+		return th.WearPrinterPrints
 	case wInsertions:
-		return e.cfg.WearChipInsertions
+		return th.WearChipInsertions
 	case wCycles:
-		return e.cfg.WearBatteryCycles
+		return th.WearBatteryCycles
 	}
-	return int64(e.cfg.WearBatteryHealthPct)
+	return int64(th.WearBatteryHealthPct)
 }
 
 // forecast is counter i's forecast from the samples at or after cut (Unix
 // ms); ok is false without a reading since cut.
-func (e *Engine) forecast(w *wearSeries, i int, cut int64) (fc posfleet.WearForecast, due, ok bool) {
+func (e *Engine) forecast(w *wearSeries, i int, cut int64, th *resolved) (fc posfleet.WearForecast, due, ok bool) {
 	if w == nil || int64(w.LastAt)*1000 < cut || w.LastAt == 0 && w.Count == 0 {
 		return fc, false, false
 	}
-	rated := e.rated(i)
+	rated := e.rated(i, th)
 	fc = posfleet.WearForecast{Counter: wearCounter[i].name, Part: wearCounter[i].part, RatedLife: rated,
 		Value: int64(w.Last), DaysLeft: -1}
 	// Least squares over the samples since cut and the latest reading, in
@@ -178,7 +178,7 @@ func (e *Engine) forecast(w *wearSeries, i int, cut int64) (fc posfleet.WearFore
 		slope = (n*stv - st*sv) / d
 		fc.PerDay = math.Round(slope*100) / 100
 	}
-	spanOK := n >= 3 && (last-first)*86400 >= e.cfg.WearMinSpan.Seconds()
+	spanOK := n >= 3 && (last-first)*86400 >= th.WearMinSpan.Seconds()
 	left := float64(rated) - float64(w.Last) // to go
 	if i == wHealth {
 		left, slope = -left, -slope
@@ -191,28 +191,28 @@ func (e *Engine) forecast(w *wearSeries, i int, cut int64) (fc posfleet.WearFore
 	default:
 		return fc, false, true
 	}
-	return fc, fc.DaysLeft <= e.cfg.WearHorizon.Hours()/24, true
+	return fc, fc.DaysLeft <= th.WearHorizon.Hours()/24, true
 }
 
-func (e *Engine) decideWearDue(s *termState, now, cut int64) verdict {
+func (e *Engine) decideWearDue(s *termState, now, cut int64, th *resolved) verdict {
 	if s.Wear == nil {
 		return verdict{}
 	}
 	for i, w := range s.Wear.series() {
-		if _, due, _ := e.forecast(*w, i, cut); due {
+		if _, due, _ := e.forecast(*w, i, cut, th); due {
 			return verdict{on: true}
 		}
 	}
 	return verdict{}
 }
 
-func (e *Engine) explainWearDue(s *termState, now, cut int64) *posfleet.WearDueEvidence {
-	ev := &posfleet.WearDueEvidence{HorizonDays: math.Round(e.cfg.WearHorizon.Hours()/24*100) / 100, Parts: []posfleet.WearForecast{}}
+func (e *Engine) explainWearDue(s *termState, now, cut int64, th *resolved) *posfleet.WearDueEvidence {
+	ev := &posfleet.WearDueEvidence{HorizonDays: math.Round(th.WearHorizon.Hours()/24*100) / 100, Parts: []posfleet.WearForecast{}}
 	if s.Wear == nil {
 		return ev
 	}
 	for i, w := range s.Wear.series() {
-		if fc, due, _ := e.forecast(*w, i, cut); due {
+		if fc, due, _ := e.forecast(*w, i, cut, th); due {
 			ev.Parts = append(ev.Parts, fc)
 		}
 	}

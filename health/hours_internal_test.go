@@ -39,8 +39,8 @@ func TestSilentWithLearnedHistory(t *testing.T) {
 			}
 			e.LearnHistory(ref, sales, heard)
 			sh := e.shard(ref)
-			if v := e.decideSilent(sh.m[ref], ms(now)); v.on != (quiet > 0) {
-				n, chance, _ := e.silentRun(sh.m[ref], ms(now), false, false)
+			if v := e.decideSilent(sh.m[ref], ms(now), e.resolve(sh.m[ref])); v.on != (quiet > 0) {
+				n, chance, _ := e.silentRun(sh.m[ref], ms(now), e.resolve(sh.m[ref]), false, false)
 				t.Fatalf("run %d at %v, quiet %v: silent %t (usual hours missed %d, chance %g)", i, now, quiet, v.on, n, chance)
 			}
 		}

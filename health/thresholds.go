@@ -43,6 +43,7 @@ const (
 	UnitPercent     Unit = "%"
 	UnitCelsius     Unit = "°C"
 	UnitKm          Unit = "km"
+	UnitDays        Unit = "days"
 	UnitTimes       Unit = "times" // a ratio of two rates
 )
 
@@ -83,6 +84,13 @@ func secondsT(name, flag string, lo, hi float64, field func(*Config) *time.Durat
 		set: func(c *Config, v float64) { *field(c) = time.Duration(v) * time.Second }}
 }
 
+// daysT is a duration kept as a time.Duration in Config and shown in days.
+func daysT(name, flag string, lo, hi float64, field func(*Config) *time.Duration) Threshold {
+	return Threshold{Name: name, Flag: flag, Unit: UnitDays, Min: lo, Max: hi, Integer: true,
+		get: func(c *Config) float64 { return field(c).Hours() / 24 },
+		set: func(c *Config, v float64) { *field(c) = time.Duration(v) * 24 * time.Hour }}
+}
+
 // kmT is a distance kept in metres in Config and shown in kilometres.
 func kmT(name, flag string, lo, hi float64, field func(*Config) *float64) Threshold {
 	return Threshold{Name: name, Flag: flag, Unit: UnitKm, Min: lo, Max: hi,
@@ -117,6 +125,13 @@ var ThresholdTable = []Threshold{
 	floatT("fallback_rate.rate", "fallback_rate", UnitRatio, 0.01, 1, func(c *Config) *float64 { return &c.FallbackRate }),
 	kmT("moved.distance_km", "moved", 0.05, 20000, func(c *Config) *float64 { return &c.MovedDistanceM }),
 	intT("moved.heartbeats", "moved", UnitCount, 1, 255, func(c *Config) *int { return &c.MovedHeartbeats }),
+	intT("silent.min_hours", "silent", UnitCount, 1, silentWalk, func(c *Config) *int { return &c.SilentMinHours }),
+	floatT("silent.alpha", "silent", UnitProbability, 1e-9, 0.1, func(c *Config) *float64 { return &c.SilentAlpha }),
+	daysT("wear.horizon_days", "wear_due", 1, 365, func(c *Config) *time.Duration { return &c.WearHorizon }),
+	intT("wear.printer_prints", "wear_due", UnitCount, 1000, 1e8, func(c *Config) *int64 { return &c.WearPrinterPrints }),
+	intT("wear.chip_insertions", "wear_due", UnitCount, 1000, 1e8, func(c *Config) *int64 { return &c.WearChipInsertions }),
+	intT("wear.battery_cycles", "wear_due", UnitCount, 10, 1e5, func(c *Config) *int64 { return &c.WearBatteryCycles }),
+	intT("wear.battery_health_pct", "wear_due", UnitPercent, 1, 99, func(c *Config) *int { return &c.WearBatteryHealthPct }),
 	floatT("incident.share", "incident", UnitRatio, 0.01, 1, func(c *Config) *float64 { return &c.IncidentShare }).tenantOnly(),
 	intT("incident.min_terminals", "incident", UnitCount, 1, MaxIncidentTerminals, func(c *Config) *int { return &c.IncidentMinTerminals }).tenantOnly(),
 	intT("incident.min_merchants", "incident", UnitCount, 1, 1000, func(c *Config) *int { return &c.IncidentMinMerchants }).tenantOnly(),

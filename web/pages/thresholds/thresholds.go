@@ -79,7 +79,7 @@ type Change struct {
 
 // unitKeys names each unit in the catalogue.
 var unitKeys = map[string]string{"ratio": "ratio", "probability": "probability", "count": "count", "s": "seconds",
-	"ms": "millis", "dBm": "dbm", "%": "percent", "°C": "celsius", "km": "km", "times": "times"}
+	"ms": "millis", "dBm": "dbm", "%": "percent", "°C": "celsius", "km": "km", "times": "times", "days": "days"}
 
 func unitLabel(ctx context.Context, unit string) string {
 	if k, ok := unitKeys[unit]; ok {
