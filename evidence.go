@@ -407,7 +407,10 @@ type SilentEvidence struct {
 	// Missed are the starts of the usual hours without a sale, oldest first.
 	Missed    []time.Time `json:"missed"`
 	Threshold float64     `json:"threshold"`
-	Weeks     int         `json:"weeks"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
+	Weeks      int                `json:"weeks"`
 }
 
 // EvidenceFor implements Evidence.
@@ -425,6 +428,9 @@ const (
 type WearDueEvidence struct {
 	HorizonDays float64        `json:"horizon_days"`
 	Parts       []WearForecast `json:"parts"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
 }
 
 // WearForecast is one part's forecast: its Counter (an hb field) is at

@@ -296,3 +296,31 @@ func TestWearCounterGlitch(t *testing.T) {
 		}
 	})
 }
+
+// TestSilentThresholdOverride: a tenant asking for eight usual hours
+// missed is not told of a shop quiet for five; back to the defaults, it is
+// (silent needs weeks of history, so it is not in TestThresholdOverrides'
+// table).
+func TestSilentThresholdOverride(t *testing.T) {
+	bubbleWith(t, silentConfig(), func(t *testing.T, e *health.Engine) {
+		if err := e.SetThresholds(thrDoc(map[string]float64{"silent.min_hours": 8}, nil), 1); err != nil {
+			t.Fatal(err)
+		}
+		x := newTerm(e, "T1")
+		x.inv("A920", "2.5.1", nil)
+		x.shop(history, true)
+		x.untilHour(10, 0, true)
+		x.untilHour(15, 5, false)
+		synctest.Wait()
+		if x.has(posfleet.FlagSilent) {
+			t.Fatal("silent raised after five quiet hours with the tenant's minimum of eight")
+		}
+		if err := e.SetThresholds(&health.Thresholds{}, 2); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if !x.has(posfleet.FlagSilent) {
+			t.Fatal("silent not raised under the defaults")
+		}
+	})
+}

@@ -66,7 +66,7 @@ func (e *Engine) decideSilent(s *termState, now int64, th *resolved) verdict {
 
 func (e *Engine) explainSilent(s *termState, now int64, th *resolved) *posfleet.SilentEvidence {
 	ev := &posfleet.SilentEvidence{MinimumHours: th.SilentMinHours, Threshold: th.SilentAlpha,
-		Missed: []time.Time{}}
+		Missed: []time.Time{}, Thresholds: th.appliedFor("silent")}
 	h := s.Hours
 	if h == nil {
 		return ev

@@ -207,7 +207,8 @@ func (e *Engine) decideWearDue(s *termState, now, cut int64, th *resolved) verdi
 }
 
 func (e *Engine) explainWearDue(s *termState, now, cut int64, th *resolved) *posfleet.WearDueEvidence {
-	ev := &posfleet.WearDueEvidence{HorizonDays: math.Round(th.WearHorizon.Hours()/24*100) / 100, Parts: []posfleet.WearForecast{}}
+	ev := &posfleet.WearDueEvidence{HorizonDays: math.Round(th.WearHorizon.Hours()/24*100) / 100, Parts: []posfleet.WearForecast{},
+		Thresholds: th.appliedFor("wear_due")}
 	if s.Wear == nil {
 		return ev
 	}

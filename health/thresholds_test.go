@@ -38,6 +38,15 @@ func hbTemp(c float64) func(*posfleet.Heartbeat) {
 	return func(h *posfleet.Heartbeat) { h.TempC = ptr(c) }
 }
 
+// wearFeed sends four days of wear counters, set by set for each half day.
+func wearFeed(set func(h *posfleet.Heartbeat, day float64)) func(x *term) {
+	return func(x *term) {
+		x.wearDays(4, func(d float64) func(*posfleet.Heartbeat) {
+			return func(h *posfleet.Heartbeat) { set(h, d) }
+		})
+	}
+}
+
 func thresholdCases() []thresholdCase {
 	return []thresholdCase{
 		{"offline.after", 60, posfleet.FlagOffline, false, func(x *term) { x.hb(); time.Sleep(2 * time.Minute); x.e.Tick(time.Now()) }},
@@ -62,6 +71,13 @@ func thresholdCases() []thresholdCase {
 		{"fallback_rate.window", 20, posfleet.FlagFallbackRate, true, func(x *term) { x.txns(5, fallback); x.txns(45) }},
 		{"moved.distance_km", 0.2, posfleet.FlagMoved, false, func(x *term) { hbs(x, 2, hbAt(0.5)) }},
 		{"moved.heartbeats", 1, posfleet.FlagMoved, false, func(x *term) { hbs(x, 1, hbAt(5)) }},
+		// wear_due: four days of counters twice a day; the default horizon
+		// is 14 days.
+		{"wear.horizon_days", 5, posfleet.FlagWearDue, true, wearFeed(func(h *posfleet.Heartbeat, d float64) { h.Prints = ptr(140_000 + int64(d*1000)) })},
+		{"wear.printer_prints", 300_000, posfleet.FlagWearDue, true, wearFeed(func(h *posfleet.Heartbeat, d float64) { h.Prints = ptr(140_000 + int64(d*1000)) })},
+		{"wear.chip_insertions", 51_000, posfleet.FlagWearDue, false, wearFeed(func(h *posfleet.Heartbeat, d float64) { h.CardInsertions = ptr(50_000 + int64(d*100)) })},
+		{"wear.battery_cycles", 100, posfleet.FlagWearDue, false, wearFeed(func(h *posfleet.Heartbeat, d float64) { h.BatteryCycles = ptr(90 + int64(d)) })},
+		{"wear.battery_health_pct", 70, posfleet.FlagWearDue, false, wearFeed(func(h *posfleet.Heartbeat, d float64) { h.BatteryHealthPct = ptr(80 - int(d)) })},
 	}
 }
 
@@ -154,7 +170,7 @@ func TestThresholdOverrides(t *testing.T) {
 		})
 	}
 	for _, th := range health.ThresholdTable {
-		if !covered[th.Name] && !th.TenantOnly && !strings.HasPrefix(th.Name, "silent.") && !strings.HasPrefix(th.Name, "wear.") {
+		if !covered[th.Name] && !th.TenantOnly && !strings.HasPrefix(th.Name, "silent.") {
 			t.Errorf("threshold %s has no override case", th.Name)
 		}
 	}
