@@ -46,6 +46,7 @@ var auditActions = map[string]string{
 
 	"POST /api/v1/alarms/bulk": "alarm_bulk",
 	"POST /alarms/bulk":        "alarm_bulk",
+	"POST /campaigns/new":      "campaign_create",
 	// POST /api/v1/alarms/{id}/<act> and /alarms/{id}/{action}: alarm_<act>
 	// (auditAction).
 
@@ -89,6 +90,8 @@ func auditAction(r *http.Request) string {
 		return "alarm_" + strings.TrimPrefix(r.Pattern, "POST /api/v1/alarms/{id}/")
 	case r.Pattern == "POST /alarms/{id}/{action}":
 		return "alarm_" + r.PathValue("action")
+	case r.Pattern == "POST /campaigns/{id}/{action}":
+		return "campaign_" + r.PathValue("action")
 	case r.Pattern == "POST /admin/users/{name}/{action}":
 		return "user_" + r.PathValue("action")
 	}

@@ -90,6 +90,11 @@ var policy = []rule{
 	{"POST /alarms/bulk", act, nil},
 	{"GET /alarms/{id}", read, nil},
 	{"POST /alarms/{id}/{action}", act, map[string]perm{"comment": visit}},
+	{"GET /campaigns", read, nil}, // not to crews (page_campaigns.go)
+	{"GET /campaigns/new", act, nil},
+	{"POST /campaigns/new", act, nil},
+	{"GET /campaigns/{id}", read, nil},
+	{"POST /campaigns/{id}/{action}", act, nil},
 	{"GET /notifications", read, nil},
 	{"POST /notifications/channels", adminAll, nil},
 	{"POST /notifications/channels/{id}", adminAll, nil},
