@@ -123,7 +123,7 @@ func newRoleFixture(t *testing.T) *roleFixture {
 	af.seed()
 	f.audit = &memAudit{}
 	f.h, err = web.New(web.Options{Users: users, SessionKey: key, Health: f.engine, Commander: f, Commands: commands.New(),
-		Alarms: af.alarms, Notifications: newFakeNotifications(clock), Provisioner: noImport{}, Now: clock, Audit: f.audit})
+		Alarms: af.alarms, Notifications: newFakeNotifications(clock), Campaigns: newPageCampaigns(clock), Provisioner: noImport{}, Now: clock, Audit: f.audit})
 	if err != nil {
 		t.Fatal(err)
 	}
