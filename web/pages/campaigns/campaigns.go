@@ -106,12 +106,29 @@ func exposureNumber(ctx context.Context, v float64) string {
 }
 
 // RateText writes a rate: a share as a percentage with two decimals,
-// crash boots per terminal-hour with three.
+// crash boots per 1,000 terminal-hours.
 func RateText(ctx context.Context, k posfleet.KPI, rate float64) string {
 	if k == posfleet.KPICrashBoots {
-		return locale.T(ctx, "campaigns.gate.per_terminal_hour", "Rate", locale.From(ctx).Float(rate, 3))
+		return locale.T(ctx, "campaigns.gate.per_terminal_hours", "Rate", BarValue(ctx, k, rate))
+	}
+	return BarValue(ctx, k, rate)
+}
+
+// BarValue is the number written next to a KPI's bar, its unit in the
+// chart's caption for crash boots.
+func BarValue(ctx context.Context, k posfleet.KPI, rate float64) string {
+	if k == posfleet.KPICrashBoots {
+		return locale.From(ctx).Float(1000*rate, 2)
 	}
 	return locale.From(ctx).Float(100*rate, 2) + "%"
+}
+
+// UnitText is a KPI chart's unit, "" for a share.
+func UnitText(ctx context.Context, k posfleet.KPI) string {
+	if k == posfleet.KPICrashBoots {
+		return locale.T(ctx, "campaigns.gate.unit_crash_boots")
+	}
+	return ""
 }
 
 // Totals counts a campaign's terminals by state over its waves.
@@ -384,6 +401,9 @@ func ActionCount(c posfleet.Campaign, act posfleet.CampaignAction) int {
 	return t[posfleet.CTPending] + t[posfleet.CTQueued] + t[posfleet.CTOffline]
 }
 
+// barX is where a KPI chart's bars start, after their labels.
+const barX = 112.0
+
 // Bar is one bar of a gate's KPI chart.
 type Bar struct {
 	Label, Value, Class string
@@ -394,7 +414,7 @@ type Bar struct {
 // KPIChart lays out the updated and baseline rates of m as two bars on
 // one scale, with the numbers written next to them.
 func KPIChart(ctx context.Context, m posfleet.GateMetric) []Bar {
-	const full = 200.0
+	const full = 180.0
 	top := max(m.UpdatedRate, m.BaselineRate)
 	w := func(v float64) string {
 		if top <= 0 || v <= 0 {
@@ -407,15 +427,15 @@ func KPIChart(ctx context.Context, m posfleet.GateMetric) []Bar {
 		upd = "bar-worse"
 	}
 	return []Bar{
-		{Label: locale.T(ctx, "campaigns.gate.updated"), Value: RateText(ctx, m.KPI, m.UpdatedRate), Class: upd, W: w(m.UpdatedRate), Y: "2", TextY: "14"},
-		{Label: locale.T(ctx, "campaigns.gate.baseline"), Value: RateText(ctx, m.KPI, m.BaselineRate), Class: "bar-baseline", W: w(m.BaselineRate), Y: "22", TextY: "34"},
+		{Label: locale.T(ctx, "campaigns.gate.updated"), Value: BarValue(ctx, m.KPI, m.UpdatedRate), Class: upd, W: w(m.UpdatedRate), Y: "2", TextY: "14"},
+		{Label: locale.T(ctx, "campaigns.gate.baseline"), Value: BarValue(ctx, m.KPI, m.BaselineRate), Class: "bar-baseline", W: w(m.BaselineRate), Y: "22", TextY: "34"},
 	}
 }
 
 // BarTextX is where a bar's number is written: after the bar.
 func BarTextX(b Bar) string {
 	w, _ := strconv.ParseFloat(b.W, 64)
-	return strconv.FormatFloat(80+w+4, 'f', -1, 64)
+	return strconv.FormatFloat(barX+w+4, 'f', -1, 64)
 }
 
 // Verdict is a KPI's verdict in words.
