@@ -51,7 +51,9 @@ func TestCampaignBrowser(t *testing.T) {
 			}
 		}
 	}
-	text := func(id string) string { return b.eval(`(document.querySelector('[data-testid="` + id + `"]') || {innerText: ""}).innerText.trim()`) }
+	text := func(id string) string {
+		return b.eval(`(document.querySelector('[data-testid="` + id + `"]') || {innerText: ""}).innerText.trim()`)
+	}
 
 	b.signIn("zhaolei", 1440)
 	b.open("/campaigns")
