@@ -7,7 +7,6 @@ package campaigns
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"maps"
 	"math"
 	"net/url"
@@ -525,14 +524,6 @@ func orDash(s string) string {
 	return s
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
-
-func pct(done, total int) string {
-	if total <= 0 {
-		return "–"
-	}
-	return fmt.Sprintf("%d%%", done*100/total)
-}
 
 func fromText(ctx context.Context, versions []string) string {
 	if len(versions) == 0 {
