@@ -524,7 +524,6 @@ func orDash(s string) string {
 	return s
 }
 
-
 func fromText(ctx context.Context, versions []string) string {
 	if len(versions) == 0 {
 		return locale.T(ctx, "campaigns.any_version")
