@@ -36,9 +36,14 @@ const AlarmKindIncident = "incident"
 // fold their alarms (incidents, bursts).
 func AlarmGroup(kind string) bool { return kind == AlarmKindIncident || kind == AlarmKindBurst }
 
-// ValidAlarmKind reports whether kind is a flag's name or a group's kind.
+// AlarmKindCampaign is the kind of the alarm a firmware campaign raises
+// when a gate pauses it (its Incident is the campaign's ID).
+const AlarmKindCampaign = "campaign_paused"
+
+// ValidAlarmKind reports whether kind is a flag's name, a group's kind or
+// a campaign's.
 func ValidAlarmKind(kind string) bool {
-	if AlarmGroup(kind) {
+	if AlarmGroup(kind) || kind == AlarmKindCampaign {
 		return true
 	}
 	_, err := ParseFlagName(kind)

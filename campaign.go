@@ -72,6 +72,18 @@ type CampaignSpec struct {
 	MaxInFlight int `json:"max_in_flight"`
 	// Window is when a terminal may be sent its update.
 	Window MaintenanceWindow `json:"window"`
+	// Rollback are the packages of the versions the chosen terminals run
+	// now, for a rollback; a version without one here takes the firmware
+	// policy's package when the policy's target for the model is that
+	// version.
+	Rollback []RollbackPackage `json:"rollback,omitempty"`
+}
+
+// RollbackPackage is the package of a version a rollback returns
+// terminals to.
+type RollbackPackage struct {
+	Version string          `json:"version"`
+	Package FirmwarePackage `json:"package"`
 }
 
 // FirmwarePackage is where a firmware image is downloaded from.

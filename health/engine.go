@@ -305,6 +305,7 @@ func (e *Engine) observeInventory(s *termState, inv *posfleet.Inventory, now int
 	s.Model, s.Serial, s.Firmware, s.App = inv.Model, inv.Serial, inv.Firmware, inv.App
 	s.BootReason = intern(inv.BootReason)
 	s.InvAt = now
+	s.countBoot(inv, s.Update) // before s.Update takes this one's (kpi.go)
 	if inv.Update != nil {
 		s.Update = *inv.Update
 		s.UpdateAt = now
@@ -329,6 +330,7 @@ func (e *Engine) observeTxn(s *termState, t *posfleet.Transaction, now int64) fl
 		}
 	}
 	s.Causes[counted]++
+	s.countTxn(t, counted) // campaign KPIs (kpi.go)
 	s.Txn[s.TxnNext] = packOutcome(now, cause, hostSide)
 	s.TxnNext = (s.TxnNext + 1) % TxnRing
 	if s.TxnCount < TxnRing {

@@ -349,6 +349,9 @@ type termState struct {
 	Since      *[nFlagsV1]int64
 	ServicedAt int64
 	Service    []ServiceRecord
+	// KPI holds the payment KPIs firmware campaigns compare (kpi.go);
+	// nil until the terminal's first transaction or inventory.
+	KPI *kpiState
 
 	// dirty: in its shard's change feed (changes.go); not in a snapshot.
 	dirty bool

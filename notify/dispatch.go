@@ -741,6 +741,9 @@ func (d *Dispatcher) alarmPage(a posfleet.Alarm) string {
 	if a.Kind == posfleet.AlarmKindBurst {
 		return d.opts.BaseURL + "/alarms?" + url.Values{"parent": {a.ID}, "state": {"all"}}.Encode()
 	}
+	if a.Kind == posfleet.AlarmKindCampaign {
+		return d.opts.BaseURL + "/campaigns/" + url.PathEscape(a.Incident)
+	}
 	if a.Kind == posfleet.AlarmKindIncident || a.Terminal == "" {
 		return d.opts.BaseURL + "/incidents"
 	}

@@ -1,7 +1,10 @@
 package notify
 
 import (
+	"encoding/json"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,7 +83,7 @@ func (p printer) v(s string) string { return p.esc(posfleet.Redact(s)) }
 
 // kinds are the alarm kinds the catalogue names.
 var kinds = func() []string {
-	out := []string{posfleet.AlarmKindIncident, posfleet.AlarmKindBurst}
+	out := []string{posfleet.AlarmKindIncident, posfleet.AlarmKindBurst, posfleet.AlarmKindCampaign}
 	for _, f := range posfleet.FlagNames {
 		out = append(out, string(f))
 	}
@@ -136,7 +139,10 @@ func render(t Target, m posfleet.NotifyMessage, esc func(string) string) text {
 		out.Title = p.f("title."+key, "Kind", kind, "Where", where)
 		out.Lead = p.f("lead."+key, "Label", label, "Where", where)
 		out.Facts = p.alarmFacts(a, m.Event == posfleet.NotifyResolved)
-		if a.Kind == posfleet.AlarmKindIncident || a.Terminal == "" {
+		if a.Kind == posfleet.AlarmKindCampaign {
+			out.Facts = append(out.Facts, p.campaignFacts(a)...)
+			out.Links = p.links(m, "link.campaign")
+		} else if a.Kind == posfleet.AlarmKindIncident || a.Terminal == "" {
 			out.Links = p.links(m, "link.incident")
 		} else {
 			out.Links = p.links(m, "link.terminal")
@@ -212,6 +218,39 @@ func (p printer) alarmFacts(a *posfleet.Alarm, resolved bool) []string {
 	}
 	if a.Folded > 0 {
 		add("fact.folded", "Count", a.Folded)
+	}
+	return out
+}
+
+// campaignFacts are the evidence of a campaign's alarm: which campaign
+// and wave, and each KPI that failed its gate with both cohorts' numbers
+// (counts only: nothing of a terminal or a transaction).
+func (p printer) campaignFacts(a *posfleet.Alarm) []string {
+	var ev struct {
+		Baseline int                   `json:"baseline"`
+		Metrics  []posfleet.GateMetric `json:"metrics"`
+		Model    string                `json:"model"`
+		Name     string                `json:"name"`
+		Target   string                `json:"target"`
+		Updated  int                   `json:"updated"`
+		Wave     int                   `json:"wave"`
+	}
+	if len(a.Evidence) == 0 || json.Unmarshal(a.Evidence, &ev) != nil {
+		return nil
+	}
+	out := []string{p.f("fact.campaign", "Name", p.v(ev.Name), "Model", p.v(ev.Model), "Target", p.v(ev.Target), "Wave", ev.Wave),
+		p.f("fact.campaign_cohorts", "Updated", ev.Updated, "Baseline", ev.Baseline)}
+	pct := func(r float64) string { return strconv.FormatFloat(100*r, 'f', 1, 64) + "%" }
+	for _, m := range ev.Metrics {
+		var id string
+		var ue, be any
+		if m.KPI == posfleet.KPICrashBoots {
+			id, ue, be = "fact.campaign_kpi_hours", strconv.FormatFloat(m.UpdatedExposure, 'f', 1, 64), strconv.FormatFloat(m.BaselineExposure, 'f', 1, 64)
+		} else {
+			id, ue, be = "fact.campaign_kpi", int64(math.Round(m.UpdatedExposure)), int64(math.Round(m.BaselineExposure))
+		}
+		out = append(out, p.f(id, "KPI", p.v(string(m.KPI)), "UpdatedEvents", m.UpdatedEvents, "UpdatedExposure", ue, "UpdatedRate", pct(m.UpdatedRate),
+			"BaselineEvents", m.BaselineEvents, "BaselineExposure", be, "BaselineRate", pct(m.BaselineRate)))
 	}
 	return out
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/auth"
 	"github.com/posfleet/posfleet/broker"
+	"github.com/posfleet/posfleet/campaign"
 	"github.com/posfleet/posfleet/collector"
 	"github.com/posfleet/posfleet/commands"
 	"github.com/posfleet/posfleet/health"
@@ -133,6 +134,10 @@ type Config struct {
 	// Publisher configures the health view's publisher (roles.go says
 	// where it runs); its Logger and Site are the server's.
 	Publisher healthview.PublisherOptions
+	// Campaigns are the firmware campaigns' settings (campaigns.go);
+	// CampaignInterval is how often the runner steps (0: 5 s).
+	Campaigns        campaign.Options
+	CampaignInterval time.Duration
 }
 
 // DefaultConfig returns the components' defaults with their files under dataDir.
@@ -155,6 +160,7 @@ func DefaultConfig(dataDir string) Config {
 		AuditRetention:   journal.DefaultAuditRetention,
 		Alerting:         DefaultAlertingConfig(),
 		Publisher:        healthview.DefaultPublisherOptions(),
+		Campaigns:        campaign.DefaultOptions(),
 	}
 	cfg.Broker.DataDir = filepath.Join(dataDir, "broker")
 	cfg.Collector.SpoolDir = filepath.Join(dataDir, "spool")
@@ -183,7 +189,7 @@ func (c Config) Validate() error {
 	if c.Roles.Health && c.HealthClientID == "" {
 		return errors.New("serve: the health role needs a client ID on the external broker (--health-client-id)")
 	}
-	errs := []error{c.Broker.Validate(), c.Collector.Validate(), c.Registry.Validate(), c.Health.Validate(), c.Influx.Validate(), c.EventRetention.Validate(), c.auditRetention().Validate(), c.Alerting.Validate()}
+	errs := []error{c.Broker.Validate(), c.Collector.Validate(), c.Registry.Validate(), c.Health.Validate(), c.Influx.Validate(), c.EventRetention.Validate(), c.auditRetention().Validate(), c.Alerting.Validate(), c.Campaigns.Validate()}
 	if c.Source.Broker != "" {
 		errs = append(errs, c.Source.Validate())
 	}
@@ -230,6 +236,10 @@ type Server struct {
 	publisherDone chan struct{}
 	// stopOutbox stops the sender of queued commands (outbox.go).
 	stopOutbox func()
+	// campaigns is the campaign store; stopCampaigns stops its runner
+	// (campaigns.go).
+	campaigns     *campaign.Store
+	stopCampaigns func()
 
 	src        *mqttsource.Subscriber
 	stopSource context.CancelFunc
@@ -315,6 +325,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 	s.startOutbox()
+	s.startCampaigns()
 	s.startDispatcher()
 	if s.cfg.MetricsAddr != "" {
 		if err := s.startMetrics(); err != nil {
@@ -451,6 +462,7 @@ func (s *Server) startHTTP(checks map[string]web.Check) (err error) {
 		wopts.Provisioner = provisionNotifier{reg: s.reg, engine: s.engine}
 	}
 	s.readHealthView(&wopts)
+	s.campaignsWeb(&wopts)
 	if s.brk != nil {
 		wopts.Commander = s.brk
 	} else if wopts.Health != nil {
@@ -594,6 +606,10 @@ func (s *Server) Metrics() *prometheus.Registry { return s.metrics }
 // long-running parts to end; their errors are Run's to return.
 func (s *Server) Close() error {
 	var errs []error
+	if s.stopCampaigns != nil {
+		s.stopCampaigns()
+		s.stopCampaigns = nil
+	}
 	if s.stopOutbox != nil {
 		s.stopOutbox()
 		s.stopOutbox = nil

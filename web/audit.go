@@ -78,6 +78,13 @@ var auditActions = map[string]string{
 	"PUT /api/v1/me/preferences":               "preferences_change",
 	"POST /account/tenant":                     "tenant_defaults_change",
 	"PUT /api/v1/users/{name}/preferences":     "user_preferences",
+
+	"POST /api/v1/campaigns":               "campaign_create",
+	"POST /api/v1/campaigns/preview":       "campaign_preview",
+	"POST /api/v1/campaigns/{id}/pause":    "campaign_pause",
+	"POST /api/v1/campaigns/{id}/resume":   "campaign_resume",
+	"POST /api/v1/campaigns/{id}/abort":    "campaign_abort",
+	"POST /api/v1/campaigns/{id}/rollback": "campaign_rollback",
 }
 
 // auditAction is the action name of a matched request.

@@ -16,7 +16,7 @@ import (
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/locale"
-	"github.com/posfleet/posfleet/web/pages/campaigns"
+	cpages "github.com/posfleet/posfleet/web/pages/campaigns"
 	"github.com/posfleet/posfleet/web/pages/layout"
 	"github.com/posfleet/posfleet/web/pages/parts"
 )
@@ -43,14 +43,15 @@ const (
 // a canary of 5 terminals, then 10%, 50% and 100% of the selection. The
 // learned window puts each update outside the terminal's trading hours,
 // so a soak starts at night: 24 h lets each gate see a full trading day
-// of the updated terminals before the next wave. The last wave has no
-// soak: once every selected terminal is updated there is no
-// not-yet-updated cohort left to compare with. At most 50 updates at
-// once keeps the download load and a bad package's damage small.
+// of the updated terminals before the next wave, and the campaign is
+// called finished only after a trading day on the whole selection (the
+// campaign package also refuses soaks under its minimum). At most 50
+// updates at once keeps the download load and a bad package's damage
+// small.
 var (
 	defaultCanary      = "5"
 	defaultCanarySoak  = "24h"
-	defaultWaves       = []campaigns.WaveRow{{Percent: "10", Soak: "24h"}, {Percent: "50", Soak: "24h"}, {Percent: "100", Soak: "0"}}
+	defaultWaves       = []cpages.WaveRow{{Percent: "10", Soak: "24h"}, {Percent: "50", Soak: "24h"}, {Percent: "100", Soak: "24h"}}
 	defaultMaxInFlight = "50"
 	defaultWindowStart = "02:00"
 	defaultWindowEnd   = "05:00"
@@ -65,39 +66,13 @@ func (s *Server) mountCampaignPages() {
 	s.mux.HandleFunc("POST /campaigns/{id}/{action}", s.page(s.handleCampaignActionForm))
 }
 
-// errCampaignNotFound answers for a missing campaign, another tenant's
-// and any campaign asked by a crew alike.
-var errCampaignNotFound = &posfleet.Error{Kind: posfleet.NotFound, Code: "not_found", Message: "no such campaign"}
-
-// campaignsShown reports whether p sees the campaign pages at all.
-func campaignsShown(p posfleet.Principal) bool { return p.EffectiveRole() != posfleet.RoleCrew }
-
-// visibleCampaign reads a campaign the caller may see.
-func (s *Server) visibleCampaign(ctx context.Context, id string) (posfleet.Campaign, error) {
-	p, _ := PrincipalFrom(ctx)
-	if id == "" || len(id) > 128 || !campaignsShown(p) {
-		return posfleet.Campaign{}, errCampaignNotFound
-	}
-	c, err := s.opts.Campaigns.Campaign(ctx, id)
-	if posfleet.ErrorKind(err) == posfleet.NotFound {
-		return c, errCampaignNotFound
-	}
-	if err != nil {
-		return c, err
-	}
-	if !p.Sees(c.Tenant) {
-		return posfleet.Campaign{}, errCampaignNotFound
-	}
-	return c, nil
-}
+// campaignsShown reports whether p sees the campaign pages at all (the
+// campaigns perm: everyone but a crew).
+func campaignsShown(p posfleet.Principal) bool { return may(p, campaigns) }
 
 func (s *Server) handleCampaignsPage(w http.ResponseWriter, r *http.Request, frame layout.Page) {
-	if !campaignsShown(mustPrincipal(r)) {
-		s.renderError(w, r, errCampaignNotFound)
-		return
-	}
 	frame.Title, frame.Active = locale.T(r.Context(), "nav.campaigns"), "/campaigns"
-	v := campaigns.ListView{Frame: frame, Now: s.opts.Now(), CanCreate: frame.Perms.Act}
+	v := cpages.ListView{Frame: frame, Now: s.opts.Now(), CanCreate: frame.Perms.Act}
 	if st := r.URL.Query().Get("state"); slices.Contains(posfleet.CampaignStates, posfleet.CampaignState(st)) {
 		v.State = st
 	}
@@ -108,17 +83,17 @@ func (s *Server) handleCampaignsPage(w http.ResponseWriter, r *http.Request, fra
 	}
 	for _, c := range list {
 		if v.State == "" || string(c.State) == v.State {
-			v.Rows = append(v.Rows, campaigns.NewRow(c))
+			v.Rows = append(v.Rows, cpages.NewRow(c))
 		}
 	}
-	s.render(w, r, http.StatusOK, campaigns.List(v))
+	s.render(w, r, http.StatusOK, cpages.List(v))
 }
 
 // campaignFormView is the form's frame with the fleet's models and
 // versions as suggestions.
-func (s *Server) campaignFormView(r *http.Request, frame layout.Page, f campaigns.Form) campaigns.FormView {
+func (s *Server) campaignFormView(r *http.Request, frame layout.Page, f cpages.Form) cpages.FormView {
 	frame.Title, frame.Active = locale.T(r.Context(), "campaigns.new_title"), "/campaigns"
-	v := campaigns.FormView{Frame: frame, Form: f, AskTenant: principal(r).admin, Errors: map[string]string{}}
+	v := cpages.FormView{Frame: frame, Form: f, AskTenant: principal(r).admin, Errors: map[string]string{}}
 	if s.opts.Health != nil {
 		models := s.opts.Health.FleetSummary(scope(r)).Models
 		v.Models = slices.Sorted(maps.Keys(models))
@@ -137,10 +112,6 @@ func (s *Server) campaignFormView(r *http.Request, frame layout.Page, f campaign
 // from the query (the Firmware page's link: model, target, url, sha256,
 // versions).
 func (s *Server) handleNewCampaignPage(w http.ResponseWriter, r *http.Request, frame layout.Page) {
-	if !campaignsShown(mustPrincipal(r)) {
-		s.renderError(w, r, errCampaignNotFound)
-		return
-	}
 	q := r.URL.Query()
 	clip := func(k string, n int) string {
 		v := strings.TrimSpace(q.Get(k))
@@ -149,7 +120,7 @@ func (s *Server) handleNewCampaignPage(w http.ResponseWriter, r *http.Request, f
 		}
 		return v
 	}
-	f := campaigns.Form{Tenant: clip("tenant", 64), Model: clip("model", 64), Target: clip("target", 64), PackageURL: clip("url", 2048),
+	f := cpages.Form{Tenant: clip("tenant", 64), Model: clip("model", 64), Target: clip("target", 64), PackageURL: clip("url", 2048),
 		PackageSHA: clip("sha256", 64), Versions: clip("versions", 1000), Canary: defaultCanary, CanarySoak: defaultCanarySoak,
 		Waves: slices.Clone(defaultWaves), MaxInFlight: defaultMaxInFlight, WindowMode: posfleet.WindowLearned,
 		WindowStart: defaultWindowStart, WindowEnd: defaultWindowEnd, WindowZone: locale.From(r.Context()).Zone.String()}
@@ -159,20 +130,20 @@ func (s *Server) handleNewCampaignPage(w http.ResponseWriter, r *http.Request, f
 	if f.Model != "" && f.Target != "" {
 		f.Name = locale.T(r.Context(), "campaigns.form.default_name", "Model", f.Model, "Target", f.Target)
 	}
-	s.render(w, r, http.StatusOK, campaigns.NewForm(s.campaignFormView(r, frame, f)))
+	s.render(w, r, http.StatusOK, cpages.NewForm(s.campaignFormView(r, frame, f)))
 }
 
 // readCampaignForm reads the posted form as typed.
-func readCampaignForm(r *http.Request) campaigns.Form {
+func readCampaignForm(r *http.Request) cpages.Form {
 	get := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
-	f := campaigns.Form{Tenant: get("tenant"), Name: get("name"), Model: get("model"), Target: get("target"),
+	f := cpages.Form{Tenant: get("tenant"), Name: get("name"), Model: get("model"), Target: get("target"),
 		PackageURL: get("package_url"), PackageSHA: get("package_sha256"), Regions: get("regions"), Merchants: get("merchants"),
 		Versions: get("versions"), Terminals: strings.ReplaceAll(get("terminals"), "\r\n", "\n"), Canary: get("canary"), CanarySoak: get("canary_soak"),
 		MaxInFlight: get("max_in_flight"), WindowMode: get("window_mode"), WindowStart: get("window_start"), WindowEnd: get("window_end"),
 		WindowZone: get("window_zone")}
 	pcts, soaks := r.PostForm["wave_percent"], r.PostForm["wave_soak"]
 	for i, p := range pcts {
-		w := campaigns.WaveRow{Percent: strings.TrimSpace(p)}
+		w := cpages.WaveRow{Percent: strings.TrimSpace(p)}
 		if i < len(soaks) {
 			w.Soak = strings.TrimSpace(soaks[i])
 		}
@@ -233,7 +204,7 @@ func parseSoak(s string) (posfleet.Duration, bool) {
 // refusals name the form's fields, in the reader's language. The campaign
 // package checks the spec again (PreviewCampaign): what only it can
 // judge (the model's terminals, the selection) comes back from there.
-func (s *Server) campaignSpec(ctx context.Context, f campaigns.Form) (posfleet.CampaignSpec, fieldRefusal) {
+func (s *Server) campaignSpec(ctx context.Context, f cpages.Form) (posfleet.CampaignSpec, fieldRefusal) {
 	bad := fieldRefusal{}
 	say := func(field, id string, kv ...any) {
 		if _, ok := bad[field]; !ok {
@@ -369,7 +340,7 @@ var campaignRefusalCodes = map[string]string{
 // placeRefusal puts a refusal of the campaign package next to the field
 // its message names, in the reader's language when its code is known;
 // false when err is not a refusal (a server error).
-func placeRefusal(ctx context.Context, err error, v *campaigns.FormView) bool {
+func placeRefusal(ctx context.Context, err error, v *cpages.FormView) bool {
 	var e *posfleet.Error
 	if !errors.As(err, &e) {
 		return false
@@ -400,20 +371,15 @@ func placeRefusal(ctx context.Context, err error, v *campaigns.FormView) bool {
 	return true
 }
 
-// campaignTenant is the tenant a new campaign is for: the caller's, or
-// the one an administrator of every tenant names.
-func campaignTenant(r *http.Request, f campaigns.Form, bad fieldRefusal) string {
-	p := mustPrincipal(r)
-	if !p.Admin() {
-		return p.Tenant
-	}
-	switch {
-	case f.Tenant == "" || f.Tenant == posfleet.AllTenants:
+// formTenant is the tenant a new campaign is for: the caller's, or the
+// one an administrator of every tenant names (campaignTenant, the API's
+// rule), its refusal next to the field.
+func formTenant(r *http.Request, f cpages.Form, bad fieldRefusal) string {
+	tenant, err := campaignTenant(mustPrincipal(r), f.Tenant)
+	if err != nil {
 		bad["tenant"] = locale.T(r.Context(), "campaigns.refused.tenant")
-	case len(f.Tenant) > 64 || strings.ContainsAny(f.Tenant, " /"):
-		bad["tenant"] = locale.T(r.Context(), "campaigns.refused.bad_name")
 	}
-	return f.Tenant
+	return tenant
 }
 
 // handleNewCampaignForm is the form's two steps: preview (what it would
@@ -421,10 +387,6 @@ func campaignTenant(r *http.Request, f campaigns.Form, bad fieldRefusal) string 
 // previewed>; a count that no longer matches previews again. "edit"
 // returns to the form with what was typed.
 func (s *Server) handleNewCampaignForm(w http.ResponseWriter, r *http.Request, frame layout.Page) {
-	if !campaignsShown(mustPrincipal(r)) {
-		s.renderError(w, r, errCampaignNotFound)
-		return
-	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	if err := r.ParseForm(); err != nil {
 		s.renderError(w, r, posfleet.Errorf(posfleet.TooLarge, "too_large", "the form is too large"))
@@ -435,13 +397,13 @@ func (s *Server) handleNewCampaignForm(w http.ResponseWriter, r *http.Request, f
 	step := r.PostFormValue("step")
 	NoteAudit(ctx, "step", step)
 	if step == "edit" {
-		s.render(w, r, http.StatusOK, campaigns.NewForm(s.campaignFormView(r, frame, f)))
+		s.render(w, r, http.StatusOK, cpages.NewForm(s.campaignFormView(r, frame, f)))
 		return
 	}
 	spec, bad := s.campaignSpec(ctx, f)
-	tenant := campaignTenant(r, f, bad)
-	refused := func(status int, v campaigns.FormView) {
-		s.render(w, r, status, campaigns.NewForm(v))
+	tenant := formTenant(r, f, bad)
+	refused := func(status int, v cpages.FormView) {
+		s.render(w, r, status, cpages.NewForm(v))
 	}
 	if len(bad) > 0 {
 		v := s.campaignFormView(r, frame, f)
@@ -466,13 +428,13 @@ func (s *Server) handleNewCampaignForm(w http.ResponseWriter, r *http.Request, f
 	confirm := r.PostFormValue("confirm")
 	if step != "create" || confirm != strconv.Itoa(pre.Selected) || pre.Selected == 0 {
 		frame.Title, frame.Active = locale.T(ctx, "campaigns.new_title"), "/campaigns"
-		v := campaigns.PreviewView{Frame: frame, Form: f, Spec: spec, Preview: pre}
+		v := cpages.PreviewView{Frame: frame, Form: f, Spec: spec, Preview: pre}
 		status := http.StatusOK
 		if step == "create" {
 			// Confirmed another count: the fleet changed since.
 			status, v.Changed = http.StatusConflict, confirm
 		}
-		s.render(w, r, status, campaigns.Preview(v))
+		s.render(w, r, status, cpages.Preview(v))
 		return
 	}
 	c, err := s.opts.Campaigns.CreateCampaign(ctx, tenant, spec, principal(r).name)
@@ -489,7 +451,7 @@ func (s *Server) handleNewCampaignForm(w http.ResponseWriter, r *http.Request, f
 	NoteAudit(ctx, "id", c.ID)
 	NoteAudit(ctx, "count", pre.Selected)
 	s.log.Info("campaign created", "campaign", c.ID, "tenant", tenant, "model", spec.Model, "target", spec.Target, "terminals", pre.Selected, "by", principal(r).name)
-	http.Redirect(w, r, campaigns.Href(c.ID)+"?done=created", http.StatusSeeOther)
+	http.Redirect(w, r, cpages.Href(c.ID)+"?done=created", http.StatusSeeOther)
 }
 
 // campaignNotices are the notices of a campaign's page after a redirect.
@@ -501,8 +463,8 @@ var campaignNotices = map[string]string{
 	string(posfleet.CampaignRollback): "campaigns.notice.rollback",
 }
 
-// campaignActions are the actions each state allows.
-var campaignActions = map[posfleet.CampaignState][]posfleet.CampaignAction{
+// stateActions are the actions each state allows.
+var stateActions = map[posfleet.CampaignState][]posfleet.CampaignAction{
 	posfleet.CampaignRunning: {posfleet.CampaignPause, posfleet.CampaignAbort, posfleet.CampaignRollback},
 	posfleet.CampaignPaused:  {posfleet.CampaignResume, posfleet.CampaignAbort, posfleet.CampaignRollback},
 }
@@ -519,7 +481,7 @@ func (s *Server) handleCampaignPage(w http.ResponseWriter, r *http.Request, fram
 // refused action.
 func (s *Server) campaignPage(w http.ResponseWriter, r *http.Request, frame layout.Page, status int, notice, actionErr string) {
 	ctx := r.Context()
-	c, err := s.visibleCampaign(ctx, r.PathValue("id"))
+	c, err := s.CampaignForCaller(ctx, r.PathValue("id"))
 	if err != nil {
 		s.renderError(w, r, err)
 		return
@@ -539,18 +501,18 @@ func (s *Server) campaignPage(w http.ResponseWriter, r *http.Request, frame layo
 		return
 	}
 	frame.Title, frame.Active = c.Spec.Name, "/campaigns"
-	v := campaigns.DetailView{Frame: frame, Now: s.opts.Now(), Campaign: c, Events: events, TerminalState: tstate,
+	v := cpages.DetailView{Frame: frame, Now: s.opts.Now(), Campaign: c, Events: events, TerminalState: tstate,
 		Limit: campaignTerminalsShown, Notice: notice, Error: actionErr, Why: campaignWhy(ctx, c, events)}
 	for _, t := range terms {
-		v.Terminals = append(v.Terminals, campaigns.TerminalRow{CampaignTerminal: t, Href: parts.TerminalHref(c.Tenant, t.Terminal)})
+		v.Terminals = append(v.Terminals, cpages.TerminalRow{CampaignTerminal: t, Href: parts.TerminalHref(c.Tenant, t.Terminal)})
 	}
 	if frame.Perms.Act {
-		v.Actions = campaignActions[c.State]
+		v.Actions = stateActions[c.State]
 	}
 	if !c.State.Ended() {
 		v.Refresh = campaignRefresh
 	}
-	s.render(w, r, status, campaigns.Detail(v))
+	s.render(w, r, status, cpages.Detail(v))
 }
 
 // campaignWhy says in words why a campaign is paused or ended: from its
@@ -581,7 +543,7 @@ func campaignWhy(ctx context.Context, c posfleet.Campaign, events []posfleet.Cam
 	case posfleet.CampaignPaused:
 		if n := len(c.Gates); n > 0 && !c.Gates[n-1].Passed && (last == nil || last.Kind == "gate_failed" || last.By == "") {
 			g := c.Gates[n-1]
-			return locale.T(ctx, "campaigns.why.gate_failed", "Wave", campaigns.WaveName(ctx, c, g.Wave), "KPIs", campaigns.WorseKPIs(ctx, g), "At", g.At)
+			return locale.T(ctx, "campaigns.why.gate_failed", "Wave", cpages.WaveName(ctx, c, g.Wave), "KPIs", cpages.WorseKPIs(ctx, g), "At", g.At)
 		}
 		if last != nil && last.Kind == "paused" && last.By != "" {
 			return locale.T(ctx, "campaigns.why.paused_by", "By", by(), "At", at)
@@ -613,7 +575,7 @@ func (s *Server) handleCampaignActionForm(w http.ResponseWriter, r *http.Request
 		s.renderError(w, r, errNotFound)
 		return
 	}
-	c, err := s.visibleCampaign(ctx, r.PathValue("id"))
+	c, err := s.CampaignForCaller(ctx, r.PathValue("id"))
 	if err != nil {
 		s.renderError(w, r, err)
 		return
@@ -621,23 +583,31 @@ func (s *Server) handleCampaignActionForm(w http.ResponseWriter, r *http.Request
 	if r.PostFormValue("confirm") != "yes" {
 		frame.Title, frame.Active = c.Spec.Name, "/campaigns"
 		NoteAudit(ctx, "step", "confirmation shown")
-		s.render(w, r, http.StatusOK, campaigns.Confirm(campaigns.ConfirmView{Frame: frame, Campaign: c, Action: act, Count: campaigns.ActionCount(c, act)}))
+		v := cpages.ConfirmView{Frame: frame, Campaign: c, Action: act, Count: cpages.ActionCount(c, act)}
+		// Resuming after a failed gate accepts its verdict: the next wave goes out.
+		if n := len(c.Gates); act == posfleet.CampaignResume && n > 0 && !c.Gates[n-1].Passed && c.Gates[n-1].Wave == c.Wave {
+			v.AcceptsGate = true
+		}
+		s.render(w, r, http.StatusOK, cpages.Confirm(v))
 		return
 	}
-	note := strings.TrimSpace(r.PostFormValue("note"))
-	if err := checkText("note", note); err != nil {
-		st, _ := statusOf(err)
-		s.campaignPage(w, r, frame, st.Status, "", refusedText(ctx, err, st.Message))
-		return
-	}
-	if _, err := s.opts.Campaigns.ActOnCampaign(ctx, c.ID, act, principal(r).name, note); err != nil {
+	if _, err := s.ActOnCampaignForCaller(ctx, c.ID, act, r.PostFormValue("note")); err != nil {
 		if posfleet.ErrorKind(err) == posfleet.NotFound {
-			s.renderError(w, r, errCampaignNotFound)
+			s.renderError(w, r, errNoCampaign)
 			return
 		}
 		if status, msg, ok := s.actionRefused(err); ok && posfleet.ErrorKind(err) != posfleet.Unavailable {
-			if posfleet.ErrorKind(err) == posfleet.Conflict {
-				msg = locale.T(ctx, "campaigns.refused.state", "Action", campaigns.ActionLabel(ctx, act), "State", campaigns.StateLabel(ctx, c.State))
+			msg = refusedText(ctx, err, msg)
+			var e *posfleet.Error
+			if errors.As(err, &e) {
+				switch e.Code {
+				case "campaign_state":
+					msg = locale.T(ctx, "campaigns.refused.state", "Action", cpages.ActionLabel(ctx, act), "State", cpages.StateLabel(ctx, c.State))
+				case "no_rollback_package":
+					msg = locale.T(ctx, "campaigns.refused.no_rollback_package", "Model", c.Spec.Model)
+				case "campaign_changed":
+					msg = locale.T(ctx, "campaigns.refused.changed")
+				}
 			}
 			s.campaignPage(w, r, frame, status, "", msg)
 			return
@@ -645,6 +615,5 @@ func (s *Server) handleCampaignActionForm(w http.ResponseWriter, r *http.Request
 		s.renderError(w, r, err)
 		return
 	}
-	s.log.Info("campaign "+string(act), "campaign", c.ID, "tenant", c.Tenant, "by", principal(r).name)
-	http.Redirect(w, r, campaigns.Href(c.ID)+"?done="+url.QueryEscape(string(act)), http.StatusSeeOther)
+	http.Redirect(w, r, cpages.Href(c.ID)+"?done="+url.QueryEscape(string(act)), http.StatusSeeOther)
 }

@@ -187,18 +187,18 @@ func (f *pageCampaigns) ActOnCampaign(_ context.Context, id string, act posfleet
 	return posfleet.Campaign{}, posfleet.Errorf(posfleet.NotFound, "not_found", "no campaign %s", id)
 }
 
-// campaignFixture is the web server over a real health engine (two A920
+// campaignPagesFixture is the web server over a real health engine (two A920
 // terminals of acme, on 2.4.1 and 2.4.0, and a policy with target 2.5.2)
 // and fake campaigns, with a person of every role.
-type campaignFixture struct {
+type campaignPagesFixture struct {
 	srv  *httptest.Server
 	camp *pageCampaigns
 	now  time.Time
 }
 
-func newCampaignFixture(t *testing.T, withPackage bool) *campaignFixture {
+func newCampaignPagesFixture(t *testing.T, withPackage bool) *campaignPagesFixture {
 	t.Helper()
-	f := &campaignFixture{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	f := &campaignPagesFixture{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
 	clock := func() time.Time { return f.now }
 	cfg := health.DefaultConfig()
 	cfg.Now = clock
@@ -256,7 +256,7 @@ func newCampaignFixture(t *testing.T, withPackage bool) *campaignFixture {
 }
 
 // session signs user in: a client with its cookie, and the CSRF token.
-func (f *campaignFixture) session(t *testing.T, user string) (*http.Client, string) {
+func (f *campaignPagesFixture) session(t *testing.T, user string) (*http.Client, string) {
 	t.Helper()
 	c := browser(t)
 	resp, _ := postLogin(t, f.srv.URL, c, url.Values{"name": {user}, "password": {"correct horse battery"}, "next": {"/security"}})
@@ -267,7 +267,7 @@ func (f *campaignFixture) session(t *testing.T, user string) (*http.Client, stri
 	return c, attr(t, page, "csrf")
 }
 
-func (f *campaignFixture) page(t *testing.T, c *http.Client, path string, status int) (string, map[string][]string) {
+func (f *campaignPagesFixture) page(t *testing.T, c *http.Client, path string, status int) (string, map[string][]string) {
 	t.Helper()
 	resp, body := get(t, c, f.srv.URL+path)
 	if resp.StatusCode != status {
@@ -276,7 +276,7 @@ func (f *campaignFixture) page(t *testing.T, c *http.Client, path string, status
 	return body, testIDs(t, body)
 }
 
-func (f *campaignFixture) post(t *testing.T, c *http.Client, path string, form url.Values, status int) (string, map[string][]string, *http.Response) {
+func (f *campaignPagesFixture) post(t *testing.T, c *http.Client, path string, form url.Values, status int) (string, map[string][]string, *http.Response) {
 	t.Helper()
 	resp, body := post(t, c, f.srv.URL+path, form)
 	if resp.StatusCode != status {
@@ -300,7 +300,7 @@ func wantIn(t *testing.T, what, page string, wants ...string) {
 // verdicts in words, the timeline, the terminals linked to their pages,
 // the actions a paused campaign allows, with CSRF, the live refresh).
 func TestCampaignPagesEnglish(t *testing.T) {
-	f := newCampaignFixture(t, true)
+	f := newCampaignPagesFixture(t, true)
 	c, csrf := f.session(t, "ops-acme")
 	page, ids := f.page(t, c, "/campaigns", http.StatusOK)
 	if n := len(ids["campaign-row"]); n != 2 {
@@ -355,7 +355,7 @@ func TestCampaignPagesEnglish(t *testing.T) {
 // TestCampaignPagesChinese: the list, a campaign's page, the form and a
 // confirmation for a reader of Chinese in UTC+8; nothing untranslated.
 func TestCampaignPagesChinese(t *testing.T) {
-	f := newCampaignFixture(t, true)
+	f := newCampaignPagesFixture(t, true)
 	c, csrf := f.session(t, "zh-acme")
 	page, _ := f.page(t, c, "/campaigns", http.StatusOK)
 	wantIn(t, "the list", page, "固件升级批次", "已暂停", "第 1 批，共 4 批", "5 / 1,200", "2026-03-02 14:00:00 UTC+8", "新建升级批次")
@@ -379,7 +379,7 @@ func validForm(csrf string) url.Values {
 	return url.Values{"csrf": {csrf}, "name": {"A920 to 2.5.2"}, "model": {"A920"}, "target": {"2.5.2"},
 		"package_url": {"https://updates.example.net/a920-2.5.2.bin"}, "package_sha256": {strings.Repeat("AB", 32)},
 		"regions": {"north, south"}, "versions": {"2.4.1,2.4.0"}, "terminals": {""},
-		"canary": {"5"}, "canary_soak": {"24h"}, "wave_percent": {"10", "50", "100", "", ""}, "wave_soak": {"24h", "24h", "0", "", ""},
+		"canary": {"5"}, "canary_soak": {"24h"}, "wave_percent": {"10", "50", "100", "", ""}, "wave_soak": {"24h", "24h", "24h", "", ""},
 		"max_in_flight": {"50"}, "window_mode": {"learned"}, "window_start": {"02:00"}, "window_end": {"05:00"}, "window_zone": {"Asia/Shanghai"}}
 }
 
@@ -389,7 +389,7 @@ func validForm(csrf string) url.Values {
 // preview shows the selection, its versions, the wave sizes and the
 // terminals without history, and creating takes the previewed count.
 func TestNewCampaignForm(t *testing.T) {
-	f := newCampaignFixture(t, true)
+	f := newCampaignPagesFixture(t, true)
 	c, csrf := f.session(t, "ops-acme")
 	page, _ := f.page(t, c, "/campaigns/new?model=A920&target=2.5.2&versions=2.4.0,2.4.1&url=https://updates.example.net/a.bin&sha256="+strings.Repeat("ab", 32), http.StatusOK)
 	wantIn(t, "the prefilled form", page, `name="model" value="A920"`, `name="target" value="2.5.2"`, `name="versions" value="2.4.0,2.4.1"`,
@@ -435,7 +435,7 @@ func TestNewCampaignForm(t *testing.T) {
 	}
 	wantIn(t, "the preview", page, "2.4.1: 1,000 terminals", "2.4.0: 200 terminals",
 		"17 terminals have too little sales history for a learned window: they are updated between 02:00 and 05:00.",
-		`name="confirm" value="1200"`, "Create the campaign (1,200 terminals)", "Canary: 5 terminals, then a soak of 24 h", "Wave 4: up to 100% of the selection, then a soak of no soak")
+		`name="confirm" value="1200"`, "Create the campaign (1,200 terminals)", "Canary: 5 terminals, then a soak of 24 h", "Wave 4: up to 100% of the selection, then a soak of 24 h")
 	if len(f.camp.specs) != 0 {
 		t.Fatal("a preview created a campaign")
 	}
@@ -463,7 +463,7 @@ func TestNewCampaignForm(t *testing.T) {
 	}
 	s := f.camp.specs[0]
 	want := []posfleet.WaveSpec{{Count: 5, Soak: posfleet.Duration(24 * time.Hour)}, {Percent: 10, Soak: posfleet.Duration(24 * time.Hour)},
-		{Percent: 50, Soak: posfleet.Duration(24 * time.Hour)}, {Percent: 100}}
+		{Percent: 50, Soak: posfleet.Duration(24 * time.Hour)}, {Percent: 100, Soak: posfleet.Duration(24 * time.Hour)}}
 	if !slices.Equal(s.Waves, want) || s.Package.SHA256 != strings.Repeat("ab", 32) || !slices.Equal(s.Select.Regions, []string{"north", "south"}) ||
 		!slices.Equal(s.Select.Versions, []string{"2.4.1", "2.4.0"}) || s.MaxInFlight != 50 ||
 		s.Window != (posfleet.MaintenanceWindow{Mode: posfleet.WindowLearned, Start: "02:00", End: "05:00", Zone: "Asia/Shanghai"}) {
@@ -479,7 +479,7 @@ func TestNewCampaignForm(t *testing.T) {
 // it acts by the caller with the note and returns to the page; an action
 // the state no longer allows says so on the page.
 func TestCampaignActions(t *testing.T) {
-	f := newCampaignFixture(t, true)
+	f := newCampaignPagesFixture(t, true)
 	c, csrf := f.session(t, "ops-acme")
 	page, ids, _ := f.post(t, c, "/campaigns/c-1/rollback", url.Values{"csrf": {csrf}}, http.StatusOK)
 	if got := one(t, ids, "confirm-question"); got != "Roll back 5 terminals to their previous version?" {
@@ -524,7 +524,7 @@ func TestCampaignActions(t *testing.T) {
 // sees no button and may not create or act; a crew does not see
 // campaigns at all; an administrator of every tenant names the tenant.
 func TestCampaignRoles(t *testing.T) {
-	f := newCampaignFixture(t, true)
+	f := newCampaignPagesFixture(t, true)
 	v, csrf := f.session(t, "view-acme")
 	page, ids := f.page(t, v, "/campaigns", http.StatusOK)
 	if len(ids["campaign-row"]) != 2 || len(ids["campaign-new"]) != 0 || len(ids["nav-campaigns"]) != 1 {
@@ -543,8 +543,8 @@ func TestCampaignRoles(t *testing.T) {
 	if len(ids["nav-campaigns"]) != 0 {
 		t.Error("a crew's navigation shows campaigns")
 	}
-	f.page(t, crew, "/campaigns", http.StatusNotFound)
-	f.page(t, crew, "/campaigns/c-1", http.StatusNotFound)
+	f.page(t, crew, "/campaigns", http.StatusForbidden)
+	f.page(t, crew, "/campaigns/c-1", http.StatusForbidden)
 	f.page(t, crew, "/campaigns/new", http.StatusForbidden)
 	f.post(t, crew, "/campaigns/c-1/pause", url.Values{"csrf": {ccsrf}, "confirm": {"yes"}}, http.StatusForbidden)
 
@@ -574,7 +574,7 @@ func TestCampaignRoles(t *testing.T) {
 // policy's package when it has one) instead of updating all at once.
 func TestFirmwarePageCreatesCampaign(t *testing.T) {
 	for _, withPackage := range []bool{true, false} {
-		f := newCampaignFixture(t, withPackage)
+		f := newCampaignPagesFixture(t, withPackage)
 		c, _ := f.session(t, "ops-acme")
 		page, ids := f.page(t, c, "/firmware", http.StatusOK)
 		if len(ids["bulk-send"]) != 0 {

@@ -34,10 +34,13 @@ const (
 	// firmware policy (one document for every tenant), notification
 	// channels and routes, /metrics.
 	adminAll
+	// campaigns: read firmware campaigns (everyone but a crew, whose
+	// work is its region's terminals); acting on them needs act.
+	campaigns
 )
 
 var permNames = map[perm]string{public: "public", read: "read", visit: "visit", act: "act",
-	manageTenant: "manage_tenant", provision: "provision", adminAll: "admin"}
+	manageTenant: "manage_tenant", provision: "provision", adminAll: "admin", campaigns: "campaigns"}
 
 func (p perm) String() string { return permNames[p] }
 
@@ -90,10 +93,10 @@ var policy = []rule{
 	{"POST /alarms/bulk", act, nil},
 	{"GET /alarms/{id}", read, nil},
 	{"POST /alarms/{id}/{action}", act, map[string]perm{"comment": visit}},
-	{"GET /campaigns", read, nil}, // not to crews (page_campaigns.go)
+	{"GET /campaigns", campaigns, nil},
 	{"GET /campaigns/new", act, nil},
 	{"POST /campaigns/new", act, nil},
-	{"GET /campaigns/{id}", read, nil},
+	{"GET /campaigns/{id}", campaigns, nil},
 	{"POST /campaigns/{id}/{action}", act, nil},
 	{"GET /notifications", read, nil},
 	{"POST /notifications/channels", adminAll, nil},
@@ -151,21 +154,31 @@ var policy = []rule{
 	{"GET /api/v1/tokens", manageTenant, nil},
 	{"POST /api/v1/tokens", manageTenant, nil},
 	{"DELETE /api/v1/tokens/{id}", manageTenant, nil},
+	{"GET /api/v1/campaigns", campaigns, nil},
+	{"POST /api/v1/campaigns", act, nil},
+	{"POST /api/v1/campaigns/preview", act, nil},
+	{"GET /api/v1/campaigns/{id}", campaigns, nil},
+	{"GET /api/v1/campaigns/{id}/terminals", campaigns, nil},
+	{"GET /api/v1/campaigns/{id}/events", campaigns, nil},
+	{"POST /api/v1/campaigns/{id}/pause", act, nil},
+	{"POST /api/v1/campaigns/{id}/resume", act, nil},
+	{"POST /api/v1/campaigns/{id}/abort", act, nil},
+	{"POST /api/v1/campaigns/{id}/rollback", act, nil},
 }
 
 // rolePerms are the perms of each role.
 var rolePerms = map[posfleet.Role][]perm{
-	posfleet.RoleAdministrator: {read, visit, act, manageTenant, provision, adminAll},
-	posfleet.RoleTenantAdmin:   {read, visit, act, manageTenant, provision},
-	posfleet.RoleOperator:      {read, visit, act, provision},
+	posfleet.RoleAdministrator: {read, visit, act, manageTenant, provision, adminAll, campaigns},
+	posfleet.RoleTenantAdmin:   {read, visit, act, manageTenant, provision, campaigns},
+	posfleet.RoleOperator:      {read, visit, act, provision, campaigns},
 	posfleet.RoleCrew:          {read, visit},
-	posfleet.RoleViewer:        {read},
+	posfleet.RoleViewer:        {read, campaigns},
 }
 
 // scopePerms are the perms each token scope lets a token use, of those
 // its creator's role grants.
 var scopePerms = map[string][]perm{
-	posfleet.ScopeRead:      {read},
+	posfleet.ScopeRead:      {read, campaigns},
 	posfleet.ScopeAct:       {visit, act},
 	posfleet.ScopeProvision: {provision},
 	posfleet.ScopeAdmin:     {manageTenant, adminAll},
@@ -261,6 +274,7 @@ var permDoes = map[perm]string{
 	manageTenant: "manage users and tokens",
 	provision:    "import terminals",
 	adminAll:     "change what only an administrator of every tenant may change",
+	campaigns:    "read firmware campaigns",
 }
 
 func joinComma(xs []string) string {

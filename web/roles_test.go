@@ -123,7 +123,8 @@ func newRoleFixture(t *testing.T) *roleFixture {
 	af.seed()
 	f.audit = &memAudit{}
 	f.h, err = web.New(web.Options{Users: users, SessionKey: key, Health: f.engine, Commander: f, Commands: commands.New(),
-		Alarms: af.alarms, Notifications: newFakeNotifications(clock), Campaigns: newPageCampaigns(clock), Provisioner: noImport{}, Now: clock, Audit: f.audit})
+		Alarms: af.alarms, Notifications: newFakeNotifications(clock), Provisioner: noImport{}, Now: clock, Audit: f.audit,
+		Campaigns: newFakeCampaigns()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,6 +199,12 @@ func (f *roleFixture) fill(rule web.PolicyRule, tenant string) []matrixCall {
 		id := "a-tamper"
 		if !own {
 			id = "o-tamper"
+		}
+		path, tenanted = strings.ReplaceAll(path, "{id}", id), true
+	case strings.Contains(path, "/campaigns/{id}"):
+		id := "c-acme"
+		if !own {
+			id = "c-other"
 		}
 		path, tenanted = strings.ReplaceAll(path, "{id}", id), true
 	case strings.Contains(path, "/tokens/{id}"):

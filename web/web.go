@@ -144,6 +144,9 @@ func New(opts Options) (*Server, error) {
 		if opts.Notifications != nil {
 			s.mountNotifications()
 		}
+		if opts.Campaigns != nil {
+			s.mountCampaignAPI()
+		}
 		if opts.Audit != nil {
 			s.mountAudit()
 		}

@@ -37,6 +37,8 @@ func NewRow(ctx context.Context, a posfleet.Alarm) Row {
 	r := Row{Alarm: a, Href: Href(a.ID), KindLabel: KindLabel(ctx, a.Kind)}
 	if a.Kind == posfleet.AlarmKindBurst {
 		r.TargetHref, r.TargetLabel = Href(a.ID), locale.T(ctx, "alarms.target.its_terminals")
+	} else if a.Kind == posfleet.AlarmKindCampaign {
+		r.TargetHref, r.TargetLabel = "/campaigns/"+url.PathEscape(a.Incident), a.Incident
 	} else if a.Kind == posfleet.AlarmKindIncident || a.Terminal == "" {
 		r.TargetHref, r.TargetLabel = "/incidents", locale.T(ctx, "alarms.target.incident", "ID", a.Incident)
 		if a.Incident == "" {
@@ -61,6 +63,8 @@ func KindLabel(ctx context.Context, kind string) string {
 		return locale.T(ctx, "alarms.kind.incident")
 	case posfleet.AlarmKindBurst:
 		return locale.T(ctx, "alarms.kind.mass_offline")
+	case posfleet.AlarmKindCampaign:
+		return locale.T(ctx, "alarms.kind.campaign_paused")
 	}
 	return parts.FlagLabel(ctx, posfleet.FlagName(kind))
 }

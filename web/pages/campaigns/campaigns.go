@@ -379,6 +379,16 @@ type ConfirmView struct {
 	// Count is the terminals the action touches: rolled back, still to
 	// update, in flight.
 	Count int
+	// AcceptsGate: resuming after a failed gate accepts its verdict.
+	AcceptsGate bool
+}
+
+// Effect says what the action does next.
+func (v ConfirmView) Effect(ctx context.Context) string {
+	if v.AcceptsGate {
+		return locale.T(ctx, "campaigns.confirm_effect.resume_gate")
+	}
+	return locale.T(ctx, "campaigns.confirm_effect."+string(v.Action))
 }
 
 // Question is the confirmation's question.
@@ -495,7 +505,7 @@ func EventLabel(ctx context.Context, kind string) string {
 }
 
 // eventKinds are the timeline kinds with a name in the catalogue.
-var eventKinds = []string{"created", "wave_started", "wave_done", "gate_passed", "gate_failed", "paused", "resumed", "aborted", "rollback", "rolled_back", "finished"}
+var eventKinds = []string{"created", "wave_started", "soak_started", "gate_passed", "gate_failed", "paused", "resumed", "aborted", "rollback", "rolled_back", "finished"}
 
 // GateTitle names a gate: after which wave.
 func GateTitle(ctx context.Context, c posfleet.Campaign, g posfleet.GateResult) string {
