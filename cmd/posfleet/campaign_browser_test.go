@@ -2,31 +2,46 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/posfleet/posfleet"
-	"github.com/posfleet/posfleet/auth"
-	"github.com/posfleet/posfleet/store/storetest"
-	"github.com/posfleet/posfleet/web"
+	firmwareclient "github.com/posfleet/posfleet/firmware-client"
+	"github.com/posfleet/posfleet/server"
+	"github.com/posfleet/posfleet/server/servertest"
 )
 
-// The browser test of issue 16 item 3: a release engineer creates a
-// campaign through the form (preview, then confirm), watches its waves
-// fill on its page (which refreshes itself), pauses it and resumes it,
-// each at 1440 px and 390 px without sideways scrolling. Screenshots:
-// out/screenshots/campaign-<page>-<width>.png.
+// The browser test of issue 16 item 3, against the real server (the
+// campaign runner, its store and the health engine) and real terminal
+// clients over MQTT that download, verify and install what they are sent:
+// a release engineer creates a campaign through the form (preview, then
+// confirm), watches the canary install on its page (which refreshes
+// itself), pauses it during the canary's soak and resumes it, and sees it
+// finish; each page at 1440 px and 390 px without sideways scrolling.
+// Screenshots: out/screenshots/campaign-<page>-<width>.png.
 
-const campaignSHA = "5f2b0c7e9d1a4b3c8e6f0a2d4c6b8e0f1a3c5e7d9b1f3a5c7e9d0b2f4a6c8e01"
+// campaignTerminals is the fleet of the test: six A920s on 2.4.1.
+const campaignTerminals = 6
 
 func TestCampaignBrowser(t *testing.T) {
-	site := newFakeCampaignSite(t)
+	site := newCampaignSite(t)
+	// The firmware policy names the target and its package: the Firmware
+	// page links to a campaign for the outdated A920s.
+	code, body := apiDo(t, "PUT", site.base+"/api/v1/policy", site.token,
+		fmt.Sprintf("models:\n  A920:\n    target: 2.5.2\n    url: %s\n    sha256: %s\n", site.pkgURL, site.pkgSHA))
+	if code != http.StatusOK {
+		t.Fatalf("PUT /api/v1/policy: %d %s", code, body)
+	}
 	b := &tab{t: t, ctx: browser(t), base: site.base, role: "campaign"}
 	byID := func(id string) chromedp.CSS { return chromedp.CSS(`[data-testid="` + id + `"]`) }
 	// noSideways checks the page at 390 px does not scroll sideways.
@@ -62,19 +77,26 @@ func TestCampaignBrowser(t *testing.T) {
 	noSideways("the list")
 
 	// The form, as the Firmware page's link opens it for the A920s.
-	b.do("new campaign", chromedp.Click(byID("campaign-new")), chromedp.WaitVisible(byID("campaign-form")))
-	for _, f := range []struct{ id, v string }{
-		{"field-name", "A920 to 2.5.2"}, {"field-model", "A920"}, {"field-target", "2.5.2"},
-		{"field-package-url", "https://updates.example.net/a920-2.5.2.bin"}, {"field-package-sha256", campaignSHA},
-	} {
-		b.do("type "+f.id, chromedp.SendKeys(byID(f.id), f.v))
+	b.open("/firmware")
+	b.waitFor("the campaign link", `document.querySelector('[data-testid="campaign-create-link"]')`)
+	if got, want := text("campaign-create-link"), fmt.Sprintf("Create a campaign for %d A920 terminals", campaignTerminals); got != want {
+		t.Errorf("the Firmware page's link: %q, want %q", got, want)
 	}
-	// A canary of 2, then half, then all, with short soaks; at any time.
+	b.do("open the campaign form", chromedp.Click(byID("campaign-create-link")), chromedp.WaitVisible(byID("campaign-form")))
+	for id, want := range map[string]string{"field-name": "A920 to 2.5.2", "field-model": "A920", "field-target": "2.5.2",
+		"field-package-url": site.pkgURL, "field-package-sha256": site.pkgSHA, "field-versions": "2.4.1"} {
+		if got := b.eval(`document.querySelector('[data-testid="` + id + `"]').value`); got != want {
+			t.Errorf("the prefilled form's %s: %q, want %q", id, got, want)
+		}
+	}
+	// A canary of 2 with a short soak (time to pause it), then all; at
+	// any time.
 	b.eval(`(() => {
-		const set = (sel, v) => { const e = document.querySelector(sel); e.value = v; e.dispatchEvent(new Event("input", {bubbles: true})); };
-		set('[name="canary"]', "2"); set('[name="canary_soak"]', "1m");
+		const set = (sel, v) => { document.querySelector(sel).value = v; };
+		set('[name="canary"]', "2"); set('[name="canary_soak"]', "20s");
 		const p = document.querySelectorAll('[name="wave_percent"]'), s = document.querySelectorAll('[name="wave_soak"]');
-		p[0].value = "50"; s[0].value = "1m"; p[1].value = "100"; s[1].value = "0"; p[2].value = ""; s[2].value = "";
+		p[0].value = "100"; s[0].value = "1s";
+		for (let i = 1; i < p.length; i++) { p[i].value = ""; s[i].value = ""; }
 		document.querySelector('[name="window_mode"][value="any"]').checked = true;
 		return "ok";
 	})()`)
@@ -84,7 +106,7 @@ func TestCampaignBrowser(t *testing.T) {
 	if got, want := text("preview-selected"), fmt.Sprintf("%d A920 terminals selected to update to 2.5.2.", site.selected); got != want {
 		t.Errorf("preview: %q, want %q", got, want)
 	}
-	if got := text("preview-waves"); got != "Wave sizes: 2 / 4 / 6" {
+	if got := text("preview-waves"); got != "Wave sizes: 2 / 4" {
 		t.Errorf("preview waves: %q", got)
 	}
 	b.shoot("preview")
@@ -94,9 +116,10 @@ func TestCampaignBrowser(t *testing.T) {
 	if got := text("campaign-state"); got != "running" {
 		t.Errorf("a new campaign is %q", got)
 	}
-	id := site.lastID()
-	if id == "" {
-		t.Fatal("no campaign created")
+	loc, err := chromedp.Run(b.ctx, chromedp.Location())
+	id := strings.TrimPrefix(strings.TrimSuffix(loc, "?done=created"), site.base+"/campaigns/")
+	if err != nil || id == "" || strings.Contains(id, "/") {
+		t.Fatalf("the new campaign's page is at %s (%v)", loc, err)
 	}
 
 	// Watching: the page refreshes itself (no reload) as the waves fill.
@@ -122,8 +145,8 @@ func TestCampaignBrowser(t *testing.T) {
 		t.Errorf("why paused: %q", why)
 	}
 	b.shoot("paused")
-	if site.state(id) != posfleet.CampaignPaused {
-		t.Fatalf("the page says paused, the campaign is %s", site.state(id))
+	if st := site.campaign(t, id).State; st != posfleet.CampaignPaused {
+		t.Fatalf("the page says paused, the campaign is %s", st)
 	}
 
 	// Resume, with the count still to update.
@@ -133,8 +156,8 @@ func TestCampaignBrowser(t *testing.T) {
 	}
 	b.do("confirm resume", chromedp.Click(byID("confirm-submit")))
 	b.waitFor("running again", `(document.querySelector('[data-testid="campaign-state"]') || {innerText: ""}).innerText.trim() === "running"`)
-	if site.state(id) != posfleet.CampaignRunning {
-		t.Fatalf("the page says running, the campaign is %s", site.state(id))
+	if st := site.campaign(t, id).State; st != posfleet.CampaignRunning && st != posfleet.CampaignFinished {
+		t.Fatalf("the page says running, the campaign is %s", st)
 	}
 	if timeline := strings.Join(b.strings(testIDs("event", `e.getAttribute("data-kind")`)), ","); !strings.Contains(timeline, "paused,resumed") {
 		t.Errorf("timeline %s: no pause then resume", timeline)
@@ -144,248 +167,93 @@ func TestCampaignBrowser(t *testing.T) {
 	if got, want := text("campaign-progress"), fmt.Sprintf("%d of %d terminals updated", site.selected, site.selected); got != want {
 		t.Errorf("finished: %q, want %q", got, want)
 	}
+	// Its gates, judged by the real runner: each passed, in words.
+	if gates := b.strings(testIDs("gate", `e.getAttribute("data-passed")`)); len(gates) == 0 || slices.Contains(gates, "false") {
+		t.Errorf("gates of the finished campaign: %v", gates)
+	}
 	b.shoot("finished")
 	noSideways("the finished campaign")
-
-	// A campaign its gate paused: the KPI comparison with the numbers,
-	// the verdicts in words.
-	b.open("/campaigns/g-1")
-	b.waitFor("the gate", `document.querySelector('[data-testid="gate"]')`)
-	if why := text("campaign-why"); !strings.Contains(why, "Amount mismatches worse on the updated terminals") {
-		t.Errorf("why paused: %q", why)
+	for i := 1; i <= campaignTerminals; i++ {
+		if st, _ := site.srv.Health().FirmwareState(servertest.Ref(i)); st.Firmware != "2.5.2" {
+			t.Errorf("%s runs %s after the campaign", servertest.Ref(i), st.Firmware)
+		}
 	}
-	verdicts := strings.Join(b.strings(testIDs("gate-verdict", `e.innerText.trim()`)), ",")
-	if verdicts != "passed,passed,worse,not enough data" {
-		t.Errorf("verdicts %s", verdicts)
-	}
-	b.shoot("gate")
-	noSideways("the gate")
 }
 
-// fakeCampaignSite is the web side over an in-process fake of the
-// campaign package whose terminals move on one step every 700 ms: the
-// fallback while the real runner is not merged.
-type fakeCampaignSite struct {
-	base     string
-	selected int
-	mu       sync.Mutex
-	list     []posfleet.Campaign
-	events   map[string][]posfleet.CampaignEvent
+// campaignSite is the real server with its terminals online on 2.4.1,
+// a package to download and a release engineer (an operator of acme).
+type campaignSite struct {
+	srv            *servertest.Server
+	base           string
+	token          string // an administrator's API token
+	pkgURL, pkgSHA string
+	selected       int
 }
 
-func newFakeCampaignSite(t *testing.T) *fakeCampaignSite {
+func newCampaignSite(t *testing.T) *campaignSite {
 	t.Helper()
-	ctx := context.Background()
-	users, err := auth.New(ctx, storetest.SQLite(t), auth.Options{BcryptCost: 4})
-	if err != nil {
-		t.Fatal(err)
+	srv := servertest.Start(t, campaignTerminals, servertest.WithConfig(func(c *server.Config) {
+		c.AllowHTTPFirmware = true // the package comes from a local test server
+		c.Campaigns.MinSoak = 0
+		c.CampaignInterval = 200 * time.Millisecond
+	}))
+	pkg := []byte("firmware 2.5.2 for the A920")
+	sum := sha256.Sum256(pkg)
+	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(pkg) }))
+	t.Cleanup(files.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{}, campaignTerminals)
+	t.Cleanup(func() {
+		cancel()
+		for range campaignTerminals {
+			<-done
+		}
+	})
+	for i := 1; i <= campaignTerminals; i++ {
+		ref := servertest.Ref(i)
+		c, err := firmwareclient.New(firmwareclient.Config{Broker: srv.URL(), Tenant: ref.Tenant, Terminal: ref.Terminal, Secret: servertest.Secret(i),
+			StoreDir:          t.TempDir(),
+			Inventory:         posfleet.Inventory{Model: "A920", Serial: "S" + ref.Terminal, Firmware: "2.4.1", App: "1.0.0"},
+			HeartbeatInterval: time.Second,
+			// Installing takes a moment, as on a terminal.
+			Flash: func(ctx context.Context, _ firmwareclient.Update) error {
+				time.Sleep(500 * time.Millisecond)
+				return nil
+			},
+			ReconnectMax: time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { c.Run(ctx); done <- struct{}{} }()
 	}
-	t.Cleanup(func() { users.Close() })
-	if err := users.NewUser(ctx, posfleet.User{Name: "zhaolei", Tenant: "acme", Role: posfleet.RoleOperator}, peoplePassword); err != nil {
-		t.Fatal(err)
-	}
-	s := &fakeCampaignSite{selected: 12, events: map[string][]posfleet.CampaignEvent{}}
-	s.seedGate()
-	key, _ := users.SessionKey()
-	h, err := web.New(web.Options{Users: users, SessionKey: key, Campaigns: s})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	s.base = srv.URL
-	stop := make(chan struct{})
-	t.Cleanup(func() { close(stop) })
-	go func() {
-		tick := time.NewTicker(700 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				s.step()
+	servertest.Eventually(t, 20*time.Second, "every terminal online on 2.4.1", func() bool {
+		for i := 1; i <= campaignTerminals; i++ {
+			st, ok := srv.Health().FirmwareState(servertest.Ref(i))
+			if !ok || !st.Online || st.Firmware != "2.4.1" {
+				return false
 			}
 		}
-	}()
-	return s
-}
-
-// seedGate adds g-1: A920 to 2.5.0 (the fee firmware), paused by its gate
-// after the canary on amount mismatches, as the runner leaves it.
-func (s *fakeCampaignSite) seedGate() {
-	t0 := time.Now().Add(-26 * time.Hour).Truncate(time.Minute)
-	gate := posfleet.GateResult{Wave: 0, At: t0.Add(25 * time.Hour), From: t0.Add(time.Hour), To: t0.Add(25 * time.Hour), Updated: 5, Baseline: 1195,
-		Metrics: []posfleet.GateMetric{
-			{KPI: posfleet.KPIDeclines, UpdatedEvents: 9, UpdatedExposure: 310, BaselineEvents: 2101, BaselineExposure: 70211, UpdatedRate: 9.0 / 310, BaselineRate: 2101.0 / 70211, Enough: true},
-			{KPI: posfleet.KPIDeviceFailures, UpdatedEvents: 2, UpdatedExposure: 322, BaselineEvents: 640, BaselineExposure: 72034, UpdatedRate: 2.0 / 322, BaselineRate: 640.0 / 72034, Enough: true},
-			{KPI: posfleet.KPIAmountMismatch, UpdatedEvents: 37, UpdatedExposure: 41, BaselineEvents: 2, BaselineExposure: 5911, UpdatedRate: 37.0 / 41, BaselineRate: 2.0 / 5911, Enough: true, Worse: true},
-			{KPI: posfleet.KPICrashBoots, UpdatedExposure: 120, BaselineEvents: 3, BaselineExposure: 28680, BaselineRate: 3.0 / 28680},
-		}}
-	c := posfleet.Campaign{ID: "g-1", Tenant: "acme", State: posfleet.CampaignPaused, CreatedBy: "zhaolei", CreatedAt: t0, UpdatedAt: gate.At,
-		Spec: posfleet.CampaignSpec{Name: "A920 to 2.5.0", Model: "A920", Target: "2.5.0", Package: posfleet.FirmwarePackage{URL: "https://updates.example.net/a920-2.5.0.bin", SHA256: campaignSHA},
-			Waves:       []posfleet.WaveSpec{{Count: 5, Soak: posfleet.Duration(24 * time.Hour)}, {Percent: 10, Soak: posfleet.Duration(24 * time.Hour)}, {Percent: 100}},
-			MaxInFlight: 50, Window: posfleet.MaintenanceWindow{Mode: posfleet.WindowLearned, Start: "02:00", End: "05:00", Zone: "Asia/Shanghai"}},
-		Waves: []posfleet.WaveProgress{
-			{Index: 0, Size: 5, Counts: map[posfleet.CampaignTerminalState]int{posfleet.CTInstalled: 5}},
-			{Index: 1, Size: 115, Counts: map[posfleet.CampaignTerminalState]int{posfleet.CTPending: 115}},
-			{Index: 2, Size: 1080, Counts: map[posfleet.CampaignTerminalState]int{posfleet.CTPending: 1080}},
-		}, Gates: []posfleet.GateResult{gate}}
-	s.list = append(s.list, c)
-	s.events[c.ID] = []posfleet.CampaignEvent{{At: t0, Kind: "created", By: "zhaolei"}, {At: t0, Kind: "wave_started"},
-		{At: gate.At, Kind: "gate_failed", Text: "amount_mismatch: 37 of 41 approved sales against 2 of 5,911"}, {At: gate.At, Kind: "paused"}}
-}
-
-// step moves one terminal of each running campaign's wave on: queued,
-// sent, installed; a wave done, the next starts (soaks are not waited
-// for here).
-func (s *fakeCampaignSite) step() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i := range s.list {
-		c := &s.list[i]
-		if c.State != posfleet.CampaignRunning || c.Wave >= len(c.Waves) {
-			continue
-		}
-		w := c.Waves[c.Wave].Counts
-		switch {
-		case w[posfleet.CTSent] > 0:
-			w[posfleet.CTSent]--
-			w[posfleet.CTInstalled]++
-		case w[posfleet.CTQueued] > 0:
-			w[posfleet.CTQueued]--
-			w[posfleet.CTSent]++
-		case c.Wave+1 < len(c.Waves):
-			c.Wave++
-			n := c.Waves[c.Wave].Counts[posfleet.CTPending]
-			c.Waves[c.Wave].Counts[posfleet.CTPending] = 0
-			c.Waves[c.Wave].Counts[posfleet.CTQueued] = n
-			s.events[c.ID] = append(s.events[c.ID], posfleet.CampaignEvent{At: time.Now(), Kind: "wave_started", Wave: c.Wave})
-		default:
-			c.State = posfleet.CampaignFinished
-			s.events[c.ID] = append(s.events[c.ID], posfleet.CampaignEvent{At: time.Now(), Kind: "finished", Wave: c.Wave})
-		}
-		c.UpdatedAt = time.Now()
+		return true
+	})
+	if err := srv.Server().Users().NewUser(context.Background(), posfleet.User{Name: "zhaolei", Tenant: servertest.Tenant, Role: posfleet.RoleOperator}, peoplePassword); err != nil {
+		t.Fatal(err)
 	}
-}
-
-func (s *fakeCampaignSite) lastID() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.list) == 0 || !strings.HasPrefix(s.list[0].ID, "c-") {
-		return ""
+	tok, err := srv.Server().Users().CreateToken(context.Background(), "ops", "*")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return s.list[0].ID
+	return &campaignSite{srv: srv, token: tok, base: "http://" + srv.Server().HTTPAddr().String(), pkgURL: files.URL + "/a920-2.5.2.bin",
+		pkgSHA: hex.EncodeToString(sum[:]), selected: campaignTerminals}
 }
 
-func (s *fakeCampaignSite) state(id string) posfleet.CampaignState {
-	c, _ := s.Campaign(context.Background(), id)
-	return c.State
-}
-
-func (s *fakeCampaignSite) ListCampaigns(_ context.Context, tenant string) ([]posfleet.Campaign, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []posfleet.Campaign
-	for _, c := range s.list {
-		if tenant == "" || c.Tenant == tenant {
-			out = append(out, clone(c))
-		}
+// campaign reads a campaign through the API, as an administrator.
+func (s *campaignSite) campaign(t *testing.T, id string) posfleet.Campaign {
+	t.Helper()
+	code, b := apiDo(t, "GET", s.base+"/api/v1/campaigns/"+id, s.token, "")
+	var out struct{ Campaign posfleet.Campaign }
+	if code != http.StatusOK || json.Unmarshal(b, &out) != nil {
+		t.Fatalf("GET /api/v1/campaigns/%s: %d %s", id, code, b)
 	}
-	return out, nil
-}
-
-func clone(c posfleet.Campaign) posfleet.Campaign {
-	waves := make([]posfleet.WaveProgress, len(c.Waves))
-	for i, w := range c.Waves {
-		w.Counts = map[posfleet.CampaignTerminalState]int{}
-		for k, v := range c.Waves[i].Counts {
-			w.Counts[k] = v
-		}
-		waves[i] = w
-	}
-	c.Waves = waves
-	return c
-}
-
-func (s *fakeCampaignSite) Campaign(_ context.Context, id string) (posfleet.Campaign, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, c := range s.list {
-		if c.ID == id {
-			return clone(c), nil
-		}
-	}
-	return posfleet.Campaign{}, posfleet.Errorf(posfleet.NotFound, "not_found", "no campaign %s", id)
-}
-
-func (s *fakeCampaignSite) CampaignTerminals(context.Context, string, posfleet.CampaignTerminalState, int) ([]posfleet.CampaignTerminal, error) {
-	return nil, nil
-}
-
-func (s *fakeCampaignSite) CampaignEvents(_ context.Context, id string) ([]posfleet.CampaignEvent, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]posfleet.CampaignEvent(nil), s.events[id]...), nil
-}
-
-// sizes are the wave sizes of spec over n terminals.
-func sizes(spec posfleet.CampaignSpec, n int) []int {
-	var out []int
-	sum := 0
-	for _, w := range spec.Waves {
-		upTo := sum + w.Count
-		if w.Count == 0 {
-			upTo = int(float64(n) * w.Percent / 100)
-		}
-		upTo = min(max(upTo, sum), n)
-		out = append(out, upTo-sum)
-		sum = upTo
-	}
-	return out
-}
-
-func (s *fakeCampaignSite) PreviewCampaign(_ context.Context, _ string, spec posfleet.CampaignSpec) (posfleet.CampaignPreview, error) {
-	return posfleet.CampaignPreview{Selected: s.selected, Versions: map[string]int{"2.4.1": s.selected}, WaveSizes: sizes(spec, s.selected)}, nil
-}
-
-func (s *fakeCampaignSite) CreateCampaign(_ context.Context, tenant string, spec posfleet.CampaignSpec, by string) (posfleet.Campaign, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	c := posfleet.Campaign{ID: fmt.Sprintf("c-%d", len(s.list)+1), Tenant: tenant, Spec: spec, State: posfleet.CampaignRunning, CreatedBy: by, CreatedAt: now, UpdatedAt: now}
-	for i, n := range sizes(spec, s.selected) {
-		st := posfleet.CTPending
-		if i == 0 {
-			st = posfleet.CTQueued
-		}
-		c.Waves = append(c.Waves, posfleet.WaveProgress{Index: i, Size: n, Counts: map[posfleet.CampaignTerminalState]int{st: n}})
-	}
-	s.list = append([]posfleet.Campaign{c}, s.list...)
-	s.events[c.ID] = []posfleet.CampaignEvent{{At: now, Kind: "created", By: by}, {At: now, Kind: "wave_started"}}
-	return clone(c), nil
-}
-
-func (s *fakeCampaignSite) ActOnCampaign(_ context.Context, id string, act posfleet.CampaignAction, by, note string) (posfleet.Campaign, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i := range s.list {
-		c := &s.list[i]
-		if c.ID != id {
-			continue
-		}
-		switch {
-		case act == posfleet.CampaignPause && c.State == posfleet.CampaignRunning:
-			c.State = posfleet.CampaignPaused
-		case act == posfleet.CampaignResume && c.State == posfleet.CampaignPaused:
-			c.State = posfleet.CampaignRunning
-		default:
-			return clone(*c), posfleet.Errorf(posfleet.Conflict, "campaign_state", "campaign %s is %s", id, c.State)
-		}
-		kind := map[posfleet.CampaignAction]string{posfleet.CampaignPause: "paused", posfleet.CampaignResume: "resumed"}[act]
-		s.events[id] = append(s.events[id], posfleet.CampaignEvent{At: time.Now(), Kind: kind, By: by, Wave: c.Wave, Text: note})
-		c.UpdatedAt = time.Now()
-		return clone(*c), nil
-	}
-	return posfleet.Campaign{}, posfleet.Errorf(posfleet.NotFound, "not_found", "no campaign %s", id)
+	return out.Campaign
 }

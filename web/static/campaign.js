@@ -18,7 +18,10 @@
     var a = document.activeElement;
     if (a && cur.contains(a) && /^(INPUT|SELECT|TEXTAREA)$/.test(a.tagName)) { return; }
     busy = true;
-    fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+    // Without ?done=: the notice of the action that led here is said once.
+    var u = new URL(location.href);
+    u.searchParams.delete("done");
+    fetch(u.toString(), { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (html) {
         if (!html) { return; }

@@ -195,13 +195,16 @@ func SoakText(ctx context.Context, d posfleet.Duration) string {
 		return locale.T(ctx, "campaigns.soak_none")
 	}
 	h, m := int(t/time.Hour), int(t%time.Hour/time.Minute)
+	if t < time.Minute {
+		return locale.T(ctx, "campaigns.soak_s", "Seconds", int(t.Seconds()))
+	}
 	switch {
 	case h > 0 && m > 0:
 		return locale.T(ctx, "campaigns.soak_hm", "Hours", h, "Minutes", m)
 	case h > 0:
 		return locale.T(ctx, "campaigns.soak_h", "Hours", h)
 	}
-	return locale.T(ctx, "campaigns.soak_m", "Minutes", max(m, 1))
+	return locale.T(ctx, "campaigns.soak_m", "Minutes", m)
 }
 
 // WindowText says when the campaign may send an update.
@@ -503,6 +506,22 @@ func EventLabel(ctx context.Context, kind string) string {
 	}
 	return kind
 }
+
+// EventDetail is a timeline entry's text for the reader: an operator's
+// note always; the campaign package's own sentences (in English) only to
+// a reader of English, as the other columns say the same in words.
+func EventDetail(ctx context.Context, e posfleet.CampaignEvent) string {
+	if e.By != "" && slices.Contains(noteKinds, e.Kind) {
+		return e.Text
+	}
+	if locale.From(ctx).Lang == locale.English {
+		return e.Text
+	}
+	return ""
+}
+
+// noteKinds are the timeline kinds whose text is an operator's note.
+var noteKinds = []string{"paused", "resumed", "aborted", "rollback"}
 
 // eventKinds are the timeline kinds with a name in the catalogue.
 var eventKinds = []string{"created", "wave_started", "soak_started", "gate_passed", "gate_failed", "paused", "resumed", "aborted", "rollback", "rolled_back", "finished"}

@@ -64,7 +64,7 @@ func TestWaveBarAndCounts(t *testing.T) {
 		}
 	}
 	ctx := ctxOf(locale.Chinese)
-	for d, want := range map[time.Duration]string{0: "不观察", 24 * time.Hour: "24 小时", 150 * time.Minute: "2 小时 30 分钟", 20 * time.Second: "1 分钟"} {
+	for d, want := range map[time.Duration]string{0: "不观察", 24 * time.Hour: "24 小时", 150 * time.Minute: "2 小时 30 分钟", 20 * time.Second: "20 秒"} {
 		if got := campaigns.SoakText(ctx, posfleet.Duration(d)); got != want {
 			t.Errorf("soak %v: %q, want %q", d, got, want)
 		}
