@@ -43,6 +43,8 @@ func TestCampaignBrowser(t *testing.T) {
 		t.Fatalf("PUT /api/v1/policy: %d %s", code, body)
 	}
 	b := &tab{t: t, ctx: browser(t), base: site.base, role: "campaign"}
+	started := time.Now()
+	defer func() { t.Logf("the browser's part took %s of its 60 s", time.Since(started).Round(time.Second)) }()
 	byID := func(id string) chromedp.CSS { return chromedp.CSS(`[data-testid="` + id + `"]`) }
 	// noSideways checks the page at 390 px does not scroll sideways.
 	noSideways := func(page string) {
