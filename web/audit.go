@@ -270,6 +270,9 @@ func (s *Server) serveAudited(w http.ResponseWriter, r *http.Request) {
 	for k, v := range notes {
 		fields[k] = v
 	}
+	if step, _ := notes["step"].(string); r.Pattern == "POST /campaigns/new" && step != "create" {
+		e.Action = "campaign_preview" // the form's first step creates nothing
+	}
 	e.Detail = auditDetail(fields)
 	s.appendAudit(r.Context(), e)
 }

@@ -191,9 +191,10 @@ func (f *pageCampaigns) ActOnCampaign(_ context.Context, id string, act posfleet
 // terminals of acme, on 2.4.1 and 2.4.0, and a policy with target 2.5.2)
 // and fake campaigns, with a person of every role.
 type campaignPagesFixture struct {
-	srv  *httptest.Server
-	camp *pageCampaigns
-	now  time.Time
+	srv   *httptest.Server
+	camp  *pageCampaigns
+	audit *memAudit
+	now   time.Time
 }
 
 func newCampaignPagesFixture(t *testing.T, withPackage bool) *campaignPagesFixture {
@@ -244,9 +245,9 @@ func newCampaignPagesFixture(t *testing.T, withPackage bool) *campaignPagesFixtu
 			}
 		}
 	}
-	f.camp = newPageCampaigns(clock)
+	f.camp, f.audit = newPageCampaigns(clock), &memAudit{}
 	key, _ := users.SessionKey()
-	h, err := web.New(web.Options{Users: users, SessionKey: key, Health: engine, Commands: commands.New(), Campaigns: f.camp, Now: clock})
+	h, err := web.New(web.Options{Users: users, SessionKey: key, Health: engine, Commands: commands.New(), Campaigns: f.camp, Now: clock, Audit: f.audit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,6 +473,17 @@ func TestNewCampaignForm(t *testing.T) {
 	page, ids = f.page(t, c, "/campaigns/c-4?done=created", http.StatusOK)
 	if len(ids["notice"]) != 1 || !strings.Contains(page, `data-refresh="10"`) {
 		t.Error("the new campaign's page: no notice or no live refresh")
+	}
+	// The audit log: previews and refused forms as previews; creating (once
+	// refused for the changed count) as creations.
+	f.audit.mu.Lock()
+	var actions []string
+	for _, e := range f.audit.entries {
+		actions = append(actions, e.Action+" "+e.Outcome)
+	}
+	f.audit.mu.Unlock()
+	if got := strings.Join(actions, ", "); got != "sign_in ok, campaign_preview bad_request, campaign_preview bad_request, campaign_preview ok, campaign_preview ok, campaign_create conflict, campaign_create ok" {
+		t.Errorf("audit entries: %s", got)
 	}
 }
 
