@@ -140,7 +140,7 @@ func readCampaignForm(r *http.Request) cpages.Form {
 		PackageURL: get("package_url"), PackageSHA: get("package_sha256"), Regions: get("regions"), Merchants: get("merchants"),
 		Versions: get("versions"), Terminals: strings.ReplaceAll(get("terminals"), "\r\n", "\n"), Canary: get("canary"), CanarySoak: get("canary_soak"),
 		MaxInFlight: get("max_in_flight"), WindowMode: get("window_mode"), WindowStart: get("window_start"), WindowEnd: get("window_end"),
-		WindowZone: get("window_zone")}
+		WindowZone: get("window_zone"), Rollback: strings.ReplaceAll(get("rollback"), "\r\n", "\n")}
 	pcts, soaks := r.PostForm["wave_percent"], r.PostForm["wave_soak"]
 	for i, p := range pcts {
 		w := cpages.WaveRow{Percent: strings.TrimSpace(p)}
@@ -257,6 +257,7 @@ func (s *Server) campaignSpec(ctx context.Context, f cpages.Form) (posfleet.Camp
 		say("versions", "campaigns.refused.target_selected")
 	}
 	spec.Select = sel
+	spec.Rollback = s.rollbackPackages(ctx, f.Rollback, say)
 	// Waves: the canary's count, then growing percentages.
 	if f.Canary != "" && f.Canary != "0" {
 		n, err := strconv.Atoi(f.Canary)
@@ -320,6 +321,53 @@ func (s *Server) campaignSpec(ctx context.Context, f cpages.Form) (posfleet.Camp
 	return spec, bad
 }
 
+// rollbackPackages reads the rollback field: one line per version,
+// "version URL SHA-256"; refusals go to say.
+func (s *Server) rollbackPackages(ctx context.Context, text string, say func(field, id string, kv ...any)) []posfleet.RollbackPackage {
+	var out []posfleet.RollbackPackage
+	for i, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) != 3 || len(f[0]) > 64 || !sha256Hex.MatchString(strings.ToLower(f[2])) ||
+			(&health.Policy{Models: map[string]health.ModelPolicy{"m": {URL: f[1]}}}).CheckURLs(s.opts.AllowHTTPFirmware) != nil {
+			say("rollback", "campaigns.refused.rollback_line", "Line", i+1)
+			return nil
+		}
+		if slices.ContainsFunc(out, func(p posfleet.RollbackPackage) bool { return p.Version == f[0] }) {
+			say("rollback", "campaigns.refused.rollback_twice", "Version", f[0])
+			return nil
+		}
+		out = append(out, posfleet.RollbackPackage{Version: f[0], Package: posfleet.FirmwarePackage{URL: f[1], SHA256: strings.ToLower(f[2])}})
+		if len(out) > 100 {
+			say("rollback", "campaigns.refused.too_many", "Max", 100)
+			return nil
+		}
+	}
+	return out
+}
+
+// noRollback lists the versions of a preview a rollback would have no
+// package for: neither in the spec's rollback packages nor the firmware
+// policy's target with a package (the campaign package's rule).
+func (s *Server) noRollback(spec posfleet.CampaignSpec, pre posfleet.CampaignPreview) []string {
+	var pol health.ModelPolicy
+	if s.opts.Health != nil {
+		if p := s.opts.Health.Policy(); p != nil {
+			pol = p.Models[spec.Model]
+		}
+	}
+	var out []string
+	for _, v := range slices.Sorted(maps.Keys(pre.Versions)) {
+		given := slices.ContainsFunc(spec.Rollback, func(p posfleet.RollbackPackage) bool { return p.Version == v })
+		if !given && !(pol.Target == v && pol.URL != "" && pol.SHA256 != "") {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // campaignFields maps the spec's field names, as the campaign package's
 // refusals name them ("package.sha256: ..."), to the form's.
 var campaignFields = []struct{ prefix, field string }{
@@ -328,7 +376,7 @@ var campaignFields = []struct{ prefix, field string }{
 	{"select.terminals", "terminals"}, {"select", "select"}, {"waves", "waves"},
 	{"max_in_flight", "max_in_flight"}, {"window.start", "window_start"}, {"window.end", "window_end"},
 	{"window.zone", "window_zone"}, {"window", "window_mode"}, {"name", "name"}, {"model", "model"},
-	{"target", "target"}, {"tenant", "tenant"},
+	{"target", "target"}, {"tenant", "tenant"}, {"rollback", "rollback"},
 }
 
 // campaignRefusalCodes are the catalogue's messages of the campaign
@@ -428,7 +476,7 @@ func (s *Server) handleNewCampaignForm(w http.ResponseWriter, r *http.Request, f
 	confirm := r.PostFormValue("confirm")
 	if step != "create" || confirm != strconv.Itoa(pre.Selected) || pre.Selected == 0 {
 		frame.Title, frame.Active = locale.T(ctx, "campaigns.new_title"), "/campaigns"
-		v := cpages.PreviewView{Frame: frame, Form: f, Spec: spec, Preview: pre}
+		v := cpages.PreviewView{Frame: frame, Form: f, Spec: spec, Preview: pre, NoRollback: s.noRollback(spec, pre)}
 		status := http.StatusOK
 		if step == "create" {
 			// Confirmed another count: the fleet changed since.

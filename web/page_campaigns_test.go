@@ -381,7 +381,8 @@ func validForm(csrf string) url.Values {
 		"package_url": {"https://updates.example.net/a920-2.5.2.bin"}, "package_sha256": {strings.Repeat("AB", 32)},
 		"regions": {"north, south"}, "versions": {"2.4.1,2.4.0"}, "terminals": {""},
 		"canary": {"5"}, "canary_soak": {"24h"}, "wave_percent": {"10", "50", "100", "", ""}, "wave_soak": {"24h", "24h", "24h", "", ""},
-		"max_in_flight": {"50"}, "window_mode": {"learned"}, "window_start": {"02:00"}, "window_end": {"05:00"}, "window_zone": {"Asia/Shanghai"}}
+		"max_in_flight": {"50"}, "window_mode": {"learned"}, "window_start": {"02:00"}, "window_end": {"05:00"}, "window_zone": {"Asia/Shanghai"},
+		"rollback": {"2.4.1 https://updates.example.net/a920-2.4.1.bin " + strings.Repeat("CD", 32) + "\r\n\r\n"}}
 }
 
 // TestNewCampaignForm: the form prefilled from the Firmware page's link;
@@ -418,6 +419,14 @@ func TestNewCampaignForm(t *testing.T) {
 	}
 	wantIn(t, "the refused form", page, `value="Spring rollout"`, `value="not-a-checksum"`, `value="north, south"`, `aria-describedby="err-package_sha256"`)
 
+	// A rollback line without its checksum.
+	form = validForm(csrf)
+	form.Set("rollback", "2.4.1 https://updates.example.net/a920-2.4.1.bin")
+	_, ids, _ = f.post(t, c, "/campaigns/new", form, http.StatusBadRequest)
+	if got := one(t, ids, "error-rollback"); !strings.HasPrefix(got, "Line 1: want a version") {
+		t.Errorf("the rollback line's refusal: %q", got)
+	}
+
 	// The campaign package's refusal lands next to the field it names.
 	form = validForm(csrf)
 	form.Set("target", "9.9.9")
@@ -436,7 +445,9 @@ func TestNewCampaignForm(t *testing.T) {
 	}
 	wantIn(t, "the preview", page, "2.4.1: 1,000 terminals", "2.4.0: 200 terminals",
 		"17 terminals have too little sales history for a learned window: they are updated between 02:00 and 05:00.",
-		`name="confirm" value="1200"`, "Create the campaign (1,200 terminals)", "Canary: 5 terminals, then a soak of 24 h", "Wave 4: up to 100% of the selection, then a soak of 24 h")
+		`name="confirm" value="1200"`, "Create the campaign (1,200 terminals)",
+		// 2.4.0 has no package to roll back to: neither given nor the policy's target.
+		"A rollback would have no package for 2.4.0:", "https://updates.example.net/a920-2.4.1.bin", "Canary: 5 terminals, then a soak of 24 h", "Wave 4: up to 100% of the selection, then a soak of 24 h")
 	if len(f.camp.specs) != 0 {
 		t.Fatal("a preview created a campaign")
 	}
@@ -467,7 +478,8 @@ func TestNewCampaignForm(t *testing.T) {
 		{Percent: 50, Soak: posfleet.Duration(24 * time.Hour)}, {Percent: 100, Soak: posfleet.Duration(24 * time.Hour)}}
 	if !slices.Equal(s.Waves, want) || s.Package.SHA256 != strings.Repeat("ab", 32) || !slices.Equal(s.Select.Regions, []string{"north", "south"}) ||
 		!slices.Equal(s.Select.Versions, []string{"2.4.1", "2.4.0"}) || s.MaxInFlight != 50 ||
-		s.Window != (posfleet.MaintenanceWindow{Mode: posfleet.WindowLearned, Start: "02:00", End: "05:00", Zone: "Asia/Shanghai"}) {
+		s.Window != (posfleet.MaintenanceWindow{Mode: posfleet.WindowLearned, Start: "02:00", End: "05:00", Zone: "Asia/Shanghai"}) ||
+		!slices.Equal(s.Rollback, []posfleet.RollbackPackage{{Version: "2.4.1", Package: posfleet.FirmwarePackage{URL: "https://updates.example.net/a920-2.4.1.bin", SHA256: strings.Repeat("cd", 32)}}}) {
 		t.Errorf("created spec %+v", s)
 	}
 	page, ids = f.page(t, c, "/campaigns/c-4?done=created", http.StatusOK)
@@ -482,7 +494,7 @@ func TestNewCampaignForm(t *testing.T) {
 		actions = append(actions, e.Action+" "+e.Outcome)
 	}
 	f.audit.mu.Unlock()
-	if got := strings.Join(actions, ", "); got != "sign_in ok, campaign_preview bad_request, campaign_preview bad_request, campaign_preview ok, campaign_preview ok, campaign_create conflict, campaign_create ok" {
+	if got := strings.Join(actions, ", "); got != "sign_in ok, campaign_preview bad_request, campaign_preview bad_request, campaign_preview bad_request, campaign_preview ok, campaign_preview ok, campaign_create conflict, campaign_create ok" {
 		t.Errorf("audit entries: %s", got)
 	}
 }

@@ -261,6 +261,8 @@ type Form struct {
 	MaxInFlight                        string
 	WindowMode, WindowStart, WindowEnd string
 	WindowZone                         string
+	// Rollback: one line per version, "version URL SHA-256".
+	Rollback string
 }
 
 // FormWaves is how many percentage rows the form offers after the canary.
@@ -311,6 +313,9 @@ type PreviewView struct {
 	// Changed is the count the caller confirmed when the selection has
 	// changed since (the fleet moved in between).
 	Changed string
+	// NoRollback are the selected versions a rollback would have no
+	// package for.
+	NoRollback []string
 }
 
 // Versions are the preview's versions, the most common first.
