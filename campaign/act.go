@@ -119,8 +119,16 @@ func (s *Store) advance(ctx context.Context, q Querier, c *rec, now time.Time, b
 	c.soakFrom, c.SoakUntil = 0, time.Time{}
 	if c.Wave >= len(c.Spec.Waves)-1 {
 		c.State, c.heldBy = posfleet.CampaignFinished, ""
-		return addEvent(ctx, q, c.ID, posfleet.CampaignEvent{At: now, Kind: "finished", Wave: c.Wave, By: by,
-			Text: fmt.Sprintf("every wave sent; %d gates judged", len(c.Gates))})
+		n, err := countAll(ctx, q, c.ID)
+		if err != nil {
+			return err
+		}
+		text := fmt.Sprintf("every wave sent; %d gates judged; %d terminals installed, %d failed", len(c.Gates), n[posfleet.CTInstalled], n[posfleet.CTFailed])
+		if left := n[posfleet.CTOffline] + n[posfleet.CTQueued]; left > 0 {
+			// Still firmware_outdated: a new campaign selects them.
+			text += fmt.Sprintf("; %d offline or outside their window were not updated", left)
+		}
+		return addEvent(ctx, q, c.ID, posfleet.CampaignEvent{At: now, Kind: "finished", Wave: c.Wave, By: by, Text: text})
 	}
 	c.Wave++
 	for len(c.waves) <= c.Wave {

@@ -55,7 +55,11 @@ func NewRunner(st *Store, send Sender, log *slog.Logger) *Runner {
 // Step does one round for every campaign in progress at now.
 func (r *Runner) Step(ctx context.Context, now time.Time) error {
 	now = now.UTC()
-	rows, err := r.Store.DB.QueryContext(ctx, `SELECT id FROM campaigns WHERE state IN (`+stateList(activeStates)+`) ORDER BY created_ms, id`)
+	// Campaigns in progress, and ended ones with updates still in flight
+	// (aborted while sending): their terminals' records are kept true.
+	rows, err := r.Store.DB.QueryContext(ctx, `SELECT id FROM campaigns c WHERE state IN (`+stateList(activeStates)+`)
+		OR EXISTS (SELECT 1 FROM campaign_terminals ct WHERE ct.campaign = c.id AND ct.state IN ('sent', 'downloading'))
+		ORDER BY created_ms, id`)
 	if err != nil {
 		return fmt.Errorf("campaign: runner: %w", err)
 	}

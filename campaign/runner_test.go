@@ -186,6 +186,10 @@ func TestResumeAcceptsTheGate(t *testing.T) {
 		if f.sentCount() != n || r.get(c.ID).State != posfleet.CampaignAborted {
 			t.Errorf("aborted, yet sent %d more; state %s", f.sentCount()-n, r.get(c.ID).State)
 		}
+		// The updates in flight when it was aborted are still followed.
+		if got := r.get(c.ID).Waves[1].Counts; got[posfleet.CTInstalled] != 3 || got[posfleet.CTSent]+got[posfleet.CTDownloading] != 0 {
+			t.Errorf("aborted campaign's wave 2: %v, want the 3 in flight installed", got)
+		}
 	})
 }
 

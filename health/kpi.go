@@ -13,8 +13,8 @@ import (
 // of the same model not updated yet.
 
 // kpiState is a terminal's counters and what tells a new crash boot from
-// an inventory seen again; allocated at its first transaction or
-// inventory (termState.KPI).
+// an inventory seen again; allocated at its first transaction or crash
+// boot (termState.KPI): a terminal that never sold costs nothing.
 type kpiState struct {
 	C posfleet.KPICounts
 	// BootSeq and BootTS are the seq and ts of the last inventory that
@@ -70,9 +70,6 @@ func (s *termState) countTxn(t *posfleet.Transaction, cause int) {
 // inventory counted last (same seq and ts: delivered again).
 func (s *termState) countBoot(inv *posfleet.Inventory, prev posfleet.UpdateAttempt) {
 	if inv.BootReason != posfleet.BootCrash && inv.BootReason != posfleet.BootWatchdog {
-		if s.KPI == nil {
-			s.kpi() // counted from its first inventory: no boot missed later
-		}
 		return
 	}
 	if inv.Update != nil && *inv.Update != prev {
@@ -88,7 +85,7 @@ func (s *termState) countBoot(inv *posfleet.Inventory, prev posfleet.UpdateAttem
 }
 
 // KPI returns ref's cumulative payment KPIs; false when the engine has
-// counted none for it (never heard a transaction or inventory).
+// counted none for it (no transaction nor crash boot yet: all zero).
 func (e *Engine) KPI(ref posfleet.TerminalRef) (posfleet.KPICounts, bool) {
 	sh := e.shard(ref)
 	sh.mu.Lock()

@@ -71,7 +71,7 @@ func TestKPICounters(t *testing.T) {
 				}
 				tc.feed(x)
 				got, ok := e.KPI(x.ref)
-				if !ok || got != tc.want {
+				if ok != (tc.want != posfleet.KPICounts{}) || got != tc.want {
 					t.Errorf("KPI = %+v, %v; want %+v", got, ok, tc.want)
 				}
 			})

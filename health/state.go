@@ -350,7 +350,7 @@ type termState struct {
 	ServicedAt int64
 	Service    []ServiceRecord
 	// KPI holds the payment KPIs firmware campaigns compare (kpi.go);
-	// nil until the terminal's first transaction or inventory.
+	// nil until the terminal's first transaction or crash boot.
 	KPI *kpiState
 
 	// dirty: in its shard's change feed (changes.go); not in a snapshot.

@@ -76,6 +76,7 @@ func TestEveryServeFlagReachesItsOption(t *testing.T) {
 		"auth-username-burst":       {args: []string{"--auth-username-burst", "33"}, fields: []string{"Registry.UsernameFailureBurst"}},
 		"registry-sync-interval":    {args: []string{"--registry-sync-interval", "7s"}, fields: []string{"Registry.SyncInterval"}},
 		"allow-http-firmware":       {args: []string{"--allow-http-firmware"}, fields: []string{"AllowHTTPFirmware"}},
+		"campaign-min-soak":         {args: []string{"--campaign-min-soak", "30s"}, fields: []string{"Campaigns.MinSoak"}},
 		"secure-cookies":            {args: []string{"--secure-cookies"}, fields: []string{"SecureCookies"}},
 		"pprof-addr":                {args: []string{"--pprof-addr", "127.0.0.1:6"}, fields: []string{"PprofAddr"}},
 		"roles":                     {args: []string{"--roles", "broker,collector"}, fields: []string{"Roles.Web"}},

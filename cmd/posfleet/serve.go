@@ -48,6 +48,7 @@ type ServeCmd struct {
 	AuthUsernameBurst    int           `help:"Failed CONNECTs one username may make in a burst." default:"${auth_username_burst}" env:"POSFLEET_AUTH_USERNAME_BURST"`
 	RegistrySyncInterval time.Duration `name:"registry-sync-interval" help:"How often terminals provisioned or rotated by other processes (other replicas, 'posfleet terminals import' beside the server) are read from the database; each process holds all terminals in memory." default:"${registry_sync}" env:"POSFLEET_REGISTRY_SYNC_INTERVAL"`
 	AllowHTTPFirmware    bool          `name:"allow-http-firmware" help:"Accept http:// package URLs in the firmware policy (by default only https://). The terminals still check each package's SHA-256." env:"POSFLEET_ALLOW_HTTP_FIRMWARE"`
+	CampaignMinSoak      time.Duration `name:"campaign-min-soak" help:"Shortest soak a firmware campaign's wave may have before its gate is judged (a demo or a lab may shorten it; a gate needs hours of transactions to see much)." default:"${campaign_min_soak}" env:"POSFLEET_CAMPAIGN_MIN_SOAK"`
 	SecureCookies        bool          `help:"Mark session cookies Secure: set it when users reach posfleet over HTTPS (directly or through a proxy)." env:"POSFLEET_SECURE_COOKIES"`
 	PprofAddr            string        `name:"pprof-addr" help:"Debugging aid, off when empty: serve Go's runtime profiles (/debug/pprof/: heap, goroutines, CPU) on this address, a listener of their own. Keep it on loopback (e.g. 127.0.0.1:6060): the profiles need no login and show the process's internals." env:"POSFLEET_PPROF_ADDR" placeholder:"HOST:PORT"`
 
@@ -87,6 +88,7 @@ func defaultVars() kong.Vars {
 		"batch_wait":          c.BatchWait.String(),
 		"max_spool_mib":       fmt.Sprint(c.MaxSpoolBytes >> 20),
 		"http_max_conns":      fmt.Sprint(s.HTTP.MaxConns),
+		"campaign_min_soak":   s.Campaigns.MinSoak.String(),
 	}
 	for k, v := range alertingVars(s) {
 		vars[k] = v
@@ -139,6 +141,7 @@ func (cmd *ServeCmd) config(g *Globals) (server.Config, error) {
 	}
 	cfg.SecureCookies = cmd.SecureCookies
 	cfg.AllowHTTPFirmware = cmd.AllowHTTPFirmware
+	cfg.Campaigns.MinSoak = cmd.CampaignMinSoak
 	cfg.PprofAddr = cmd.PprofAddr
 	cfg.Influx.URL, cfg.Influx.Org, cfg.Influx.Bucket = cmd.InfluxURL, cmd.InfluxOrg, cmd.InfluxBucket
 	cfg.Influx.Token = os.Getenv("POSFLEET_INFLUX_TOKEN")
