@@ -23,9 +23,8 @@ import (
 
 // The campaign pages: the list, the form of a new campaign (preview,
 // then create), a campaign's page and its actions (confirm, then act).
-// Crews do not see campaigns: a campaign spans regions and is the
-// release engineer's, not the field's (answered "not found", as what is
-// outside a crew's regions is).
+// Crews do not see campaigns (the campaigns perm of roles.go): a
+// campaign spans regions and is the release engineer's, not the field's.
 
 // Limits of the campaign pages.
 const (
