@@ -101,8 +101,8 @@ func decode(ch Channel, payload []byte) (*Message, *Rejection) {
 
 var detailTooLarge = fmt.Sprintf("payload over %d bytes", MaxPayloadBytes)
 
-// maxFields is the most fields a schema knows (txn).
-const maxFields = 15
+// maxFields is the most fields a schema knows (hb, with its extensions).
+const maxFields = 17
 
 // keysOf returns the JSON names of the fields of ch, an uplink channel.
 func keysOf(ch Channel) []string {
@@ -154,7 +154,8 @@ func header(c *check) Header {
 
 // hb
 
-var hbKeys = []string{"seq", "ts", "uptime_s", "battery_pct", "charging", "temp_c", "signal_dbm", "net", "host_rtt_ms", "paper", "pending_txns", "lat", "lon"}
+var hbKeys = []string{"seq", "ts", "uptime_s", "battery_pct", "charging", "temp_c", "signal_dbm", "net", "host_rtt_ms", "paper", "pending_txns", "lat", "lon",
+	"prints", "card_insertions", "battery_cycles", "battery_health_pct"}
 
 const (
 	hbUptime = fFirst + iota
@@ -168,6 +169,10 @@ const (
 	hbPending
 	hbLat
 	hbLon
+	hbPrints
+	hbCardInsertions
+	hbBatteryCycles
+	hbBatteryHealth
 )
 
 var (
@@ -189,6 +194,8 @@ type heartbeatBlock struct {
 	battery, signal, rtt, pending int
 	temp, lat, lon                float64
 	charging                      bool
+	prints, insertions, cycles    int64
+	health                        int
 }
 
 func decodeHeartbeat(c *check) *Message {
@@ -231,6 +238,22 @@ func decodeHeartbeat(c *check) *Message {
 		c.fail(ReasonMissingField, hbLon, "required with lat")
 	case hasLon:
 		c.fail(ReasonMissingField, hbLat, "required with lon")
+	}
+	// Wear counters (README, "PROTOCOL extensions"): optional lifetime
+	// counters of the parts that wear out, never negative. That they only
+	// grow between two part replacements is the health engine's to judge
+	// (a decrease is a new part), the message alone cannot tell.
+	if n, ok := c.integer(hbPrints, nonNegative64, false); ok {
+		b.prints, h.Prints = n, &b.prints
+	}
+	if n, ok := c.integer(hbCardInsertions, nonNegative64, false); ok {
+		b.insertions, h.CardInsertions = n, &b.insertions
+	}
+	if n, ok := c.integer(hbBatteryCycles, nonNegative64, false); ok {
+		b.cycles, h.BatteryCycles = n, &b.cycles
+	}
+	if n, ok := c.integer(hbBatteryHealth, batteryRule, false); ok {
+		b.health, h.BatteryHealthPct = int(n), &b.health
 	}
 	return &b.m
 }
@@ -349,7 +372,7 @@ func decodeInventory(c *check) *Message {
 // txn
 
 var txnKeys = []string{"seq", "ts", "id", "type", "entry", "currency", "amount_entered", "amount_charged",
-	"original_id", "original_amount", "result", "rc", "host_ms", "receipt", "offline"}
+	"original_id", "original_amount", "result", "rc", "host_ms", "receipt", "offline", "host"}
 
 const (
 	txnID = fFirst + iota
@@ -365,6 +388,7 @@ const (
 	txnHostMs
 	txnReceipt
 	txnOffline
+	txnHost
 )
 
 var (
@@ -374,6 +398,9 @@ var (
 	resultRule   = enumRule(ResultApproved, ResultDeclined, ResultError, ResultTimeout, ResultCancelled)
 	rcRule       = textRule{min: 2, max: 2, chars: responseCode, want: "want 2 characters 0-9 A-Z"}
 	receiptRule  = enumRule(ReceiptPrinted, ReceiptFailed, ReceiptSkipped)
+	// hostRule: the acquirer or switch that answered (README, "PROTOCOL
+	// extensions"), a short token like a terminal ID.
+	hostRule = textRule{min: 1, max: 32, chars: idChars, want: "want 1..32 characters A-Z a-z 0-9 . _ -"}
 )
 
 type txnBlock struct {
@@ -409,11 +436,12 @@ func decodeTxn(c *check) *Message {
 	}
 	t.Receipt = c.enum(txnReceipt, receiptRule, false)
 	t.Offline, _ = c.boolean(txnOffline, false)
+	host := c.text(txnHost, hostRule, false)
 	if c.rej != nil {
 		return nil
 	}
-	s := texts(id, currency, origID, rc)
-	t.ID, t.Currency, t.OriginalID, t.RC = s[0], s[1], s[2], s[3]
+	s := texts(id, currency, origID, rc, host)
+	t.ID, t.Currency, t.OriginalID, t.RC, t.Host = s[0], s[1], s[2], s[3], s[4]
 	return &b.m
 }
 
@@ -510,6 +538,9 @@ func printableNoSpace(r rune) bool { return r > ' ' && r <= '~' }
 func noSpace(r rune) bool          { return !unicode.IsSpace(r) }
 func upperLetters(r rune) bool     { return r >= 'A' && r <= 'Z' }
 func responseCode(r rune) bool     { return r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' }
+func idChars(r rune) bool {
+	return r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+}
 
 // check validates the fields of one JSON object. Its methods do nothing once
 // a rule is broken and keep the first failure, so that a rejection names

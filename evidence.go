@@ -53,6 +53,10 @@ func NewEvidence(f FlagName) Evidence {
 		return &FallbackRateEvidence{}
 	case FlagMoved:
 		return &MovedEvidence{}
+	case FlagSilent:
+		return &SilentEvidence{}
+	case FlagWearDue:
+		return &WearDueEvidence{}
 	}
 	return nil
 }
@@ -111,6 +115,9 @@ type OfflineEvidence struct {
 	// heard and how long is allowed, in seconds.
 	SilentS    *int64 `json:"silent_s,omitempty"`
 	ThresholdS *int64 `json:"threshold_s,omitempty"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
 	// WasSelling: the terminal took payments shortly before it went quiet.
 	WasSelling bool `json:"was_selling"`
 }
@@ -182,7 +189,10 @@ type TxnFailuresEvidence struct {
 	Minimum   int         `json:"minimum"`
 	Rate      float64     `json:"rate"`
 	Threshold float64     `json:"threshold"`
-	Total     int         `json:"total"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
+	Total      int                `json:"total"`
 }
 
 // FailuresByCause counts the failures that count against a terminal.
@@ -206,6 +216,9 @@ type ReceiptFailuresEvidence struct {
 	Paper      string    `json:"paper,omitempty"`
 	PaperOutAt time.Time `json:"paper_out_at,omitzero"`
 	Threshold  int       `json:"threshold"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
 	// Transactions is omitted when none is in the window.
 	Transactions []ReceiptTxn `json:"transactions,omitempty"`
 	WindowH      int          `json:"window_h"`
@@ -269,7 +282,10 @@ type WeakNetworkEvidence struct {
 	RTTThresholdMs     int      `json:"rtt_threshold_ms"`
 	SignalThresholdDBm int      `json:"signal_threshold_dbm"`
 	SlowHost           bool     `json:"slow_host"`
-	WeakSignal         bool     `json:"weak_signal"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
+	WeakSignal bool               `json:"weak_signal"`
 }
 
 // BatteryEvidence explains battery: a low battery (BatteryPct, Charging,
@@ -284,6 +300,9 @@ type BatteryEvidence struct {
 	TempC          *float64  `json:"temp_c,omitempty"`
 	TempThresholdC *float64  `json:"temp_threshold_c,omitempty"`
 	ThresholdPct   *int      `json:"threshold_pct,omitempty"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
 }
 
 // ClockSkewEvidence explains clock_skew.
@@ -294,6 +313,9 @@ type ClockSkewEvidence struct {
 	SkewS      int64     `json:"skew_s"`
 	TerminalTS time.Time `json:"terminal_ts"`
 	ThresholdS int64     `json:"threshold_s"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
 }
 
 // BadDataEvidence explains bad_data: in the window, at least Threshold
@@ -316,7 +338,10 @@ type BadDataEvidence struct {
 	// (1: every message); Threshold the least count.
 	Share     float64 `json:"share"`
 	Threshold int     `json:"threshold"`
-	WindowS   int64   `json:"window_s"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
+	WindowS    int64              `json:"window_s"`
 }
 
 // EvidenceFor implements Evidence.
@@ -332,7 +357,10 @@ type FallbackRateEvidence struct {
 	Minimum   int           `json:"minimum"`
 	Rate      float64       `json:"rate"`
 	Threshold float64       `json:"threshold"`
-	Total     int           `json:"total"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
+	Total      int                `json:"total"`
 	// Window is how many chip transactions the rule looks at.
 	Window int `json:"window"`
 }
@@ -358,10 +386,69 @@ type MovedEvidence struct {
 	SiteLat    float64   `json:"site_lat"`
 	SiteLon    float64   `json:"site_lon"`
 	ThresholdM int64     `json:"threshold_m"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
 }
 
 // EvidenceFor implements Evidence.
 func (*MovedEvidence) EvidenceFor() FlagName { return FlagMoved }
+
+// SilentEvidence explains silent: the terminal was heard in each of the
+// Missed hours, in which it usually sells (learned over Weeks weeks of its
+// own sales), and sold nothing since LastSale. Chance is how often so many
+// usual hours pass without a sale in the terminal's own history; the flag
+// needs at least MinimumHours of them and Chance at most Threshold.
+type SilentEvidence struct {
+	Chance   float64   `json:"chance"`
+	LastSale time.Time `json:"last_sale,omitzero"`
+	// MinimumHours is the fewest usual hours without a sale that raise it.
+	MinimumHours int `json:"minimum_hours"`
+	// Missed are the starts of the usual hours without a sale, oldest first.
+	Missed    []time.Time `json:"missed"`
+	Threshold float64     `json:"threshold"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
+	Weeks      int                `json:"weeks"`
+}
+
+// EvidenceFor implements Evidence.
+func (*SilentEvidence) EvidenceFor() FlagName { return FlagSilent }
+
+// Wear parts, as WearForecast.Part names them.
+const (
+	WearPrinterHead = "printer_head"
+	WearChipReader  = "chip_reader"
+	WearBattery     = "battery"
+)
+
+// WearDueEvidence explains wear_due: the parts forecast to reach their
+// rated life within HorizonDays days.
+type WearDueEvidence struct {
+	HorizonDays float64        `json:"horizon_days"`
+	Parts       []WearForecast `json:"parts"`
+	// Thresholds are the thresholds the rule applied, with their sources,
+	// when an override set any of them; omitted when all are the defaults.
+	Thresholds []AppliedThreshold `json:"thresholds,omitempty"`
+}
+
+// WearForecast is one part's forecast: its Counter (an hb field) is at
+// Value and moves by PerDay a day (least squares over the samples of the
+// last days), so it reaches RatedLife (for battery_health_pct: falls to
+// it) in DaysLeft days (0: already there).
+type WearForecast struct {
+	Counter   string  `json:"counter"`
+	DaysLeft  float64 `json:"days_left"`
+	Part      string  `json:"part"`
+	PerDay    float64 `json:"per_day"`
+	RatedLife int64   `json:"rated_life"`
+	Samples   int     `json:"samples"`
+	Value     int64   `json:"value"`
+}
+
+// EvidenceFor implements Evidence.
+func (*WearDueEvidence) EvidenceFor() FlagName { return FlagWearDue }
 
 // EvidenceFor implements Evidence.
 func (*OfflineEvidence) EvidenceFor() FlagName { return FlagOffline }

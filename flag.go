@@ -36,6 +36,17 @@ const (
 	// no location never raises them.
 	FlagFallbackRate FlagName = "fallback_rate"
 	FlagMoved        FlagName = "moved"
+	// FlagSilent, FlagWearDue: more compatible extensions (README,
+	// "PROTOCOL extensions"). silent: a terminal online but not selling in
+	// hours in which it usually sells, learned from its own history (the
+	// shop may be closed for the day, or its cashiers may have given up on
+	// it: someone calls the merchant before a crew drives there). wear_due:
+	// a part (printer head, chip reader, battery) forecast to reach its
+	// rated life within a horizon, from optional counters in hb, so that a
+	// crew brings it on a visit. A terminal without a sales history or
+	// without the counters never raises them.
+	FlagSilent  FlagName = "silent"
+	FlagWearDue FlagName = "wear_due"
 )
 
 // FlagKind says who acts on a flag: a crew on site, a firmware update, or
@@ -80,6 +91,8 @@ var FlagSpecs = [...]FlagSpec{
 	{Name: FlagBadData, Kind: KindInvestigate},
 	{Name: FlagFallbackRate, Kind: KindMaintenance},
 	{Name: FlagMoved, Kind: KindInvestigate},
+	{Name: FlagSilent, Kind: KindInvestigate},
+	{Name: FlagWearDue, Kind: KindMaintenance},
 }
 
 // FlagNames lists every flag's name in the order of FlagSpecs.

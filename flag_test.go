@@ -102,6 +102,7 @@ func TestFlagKinds(t *testing.T) {
 		posfleet.FlagWeakNetwork: posfleet.KindMaintenance, posfleet.FlagBattery: posfleet.KindMaintenance,
 		posfleet.FlagClockSkew: posfleet.KindMaintenance, posfleet.FlagBadData: posfleet.KindInvestigate,
 		posfleet.FlagFallbackRate: posfleet.KindMaintenance, posfleet.FlagMoved: posfleet.KindInvestigate,
+		posfleet.FlagSilent: posfleet.KindInvestigate, posfleet.FlagWearDue: posfleet.KindMaintenance,
 	}
 	for f := range want {
 		if posfleet.FlagIndex(f) < 0 {

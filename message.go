@@ -50,6 +50,15 @@ type Heartbeat struct {
 	// "PROTOCOL extensions"): both or neither.
 	Lat *float64 `json:"lat,omitempty"`
 	Lon *float64 `json:"lon,omitempty"`
+	// Prints, CardInsertions and BatteryCycles are lifetime counters of the
+	// parts that wear out (printer head, chip reader, battery), and
+	// BatteryHealthPct the battery's capacity left (0–100): optional
+	// extensions of PROTOCOL §1 (README, "PROTOCOL extensions") for the
+	// wear_due forecast. A counter that goes down is a new part.
+	Prints           *int64 `json:"prints,omitempty"`
+	CardInsertions   *int64 `json:"card_insertions,omitempty"`
+	BatteryCycles    *int64 `json:"battery_cycles,omitempty"`
+	BatteryHealthPct *int   `json:"battery_health_pct,omitempty"`
 }
 
 // Components a fault can name in Fault.Component.
@@ -180,6 +189,10 @@ type Transaction struct {
 	HostMs         *int   `json:"host_ms,omitempty"`
 	Receipt        string `json:"receipt,omitempty"`
 	Offline        bool   `json:"offline,omitempty"`
+	// Host is the acquirer or switch that answered (or failed to), an
+	// optional extension of PROTOCOL §1 (README, "PROTOCOL extensions"):
+	// host incidents are grouped by it.
+	Host string `json:"host,omitempty"`
 }
 
 // Status is the retained online state; {"online":false} is the terminal's last will.

@@ -18,6 +18,15 @@ var FlagParts = map[FlagName][]string{
 	// A worn chip reader; skimming shows the same way, and the crew
 	// checks the card slot for an overlay.
 	FlagFallbackRate: {"chip reader", "cleaning card", "test chip card"},
+	// The worn parts themselves come from the forecast (WearParts).
+	FlagWearDue: {"cleaning card"},
+}
+
+// WearParts lists what to bring for a part wear_due forecasts worn out.
+var WearParts = map[string][]string{
+	WearPrinterHead: {"printer head", "paper rolls"},
+	WearChipReader:  {"chip reader", "test chip card"},
+	WearBattery:     {"battery"},
 }
 
 // ComponentParts lists what to bring for a faulty component of a
@@ -49,6 +58,11 @@ func PartsFor(name FlagName, ev Evidence) []string {
 		}
 	}
 	add(FlagParts[name])
+	if wd, ok := ev.(*WearDueEvidence); ok {
+		for _, f := range wd.Parts {
+			add(WearParts[f.Part])
+		}
+	}
 	if hf, ok := ev.(*HardwareFaultEvidence); ok {
 		for _, f := range hf.Faults {
 			add(ComponentParts[f.Component])

@@ -61,7 +61,7 @@
 // minimum exposure: 20 sales or transactions or approved transactions on
 // the updated side for declines, device and receipt failures (200 on the
 // baseline's), 5 approved sales for amount mismatches (100), 2
-// terminal-hours for crash boots (20), 5 terminals for offline (20), 5
+// terminal-hours for crash boots (20), 5 terminals for offline (20), 3
 // installs for update failures. Below that the metric has Enough false: it
 // neither passes nor fails the gate, and the page says there was too
 // little to judge. A KPI also needs at least MinEvents events in the

@@ -103,8 +103,9 @@ func DefaultGateRules() GateRules {
 			// terminal every 50 hours; two terminal-hours of canary are
 			// enough to see a firmware that crashes every hour.
 			posfleet.KPICrashBoots: {Ratio: 2, Diff: 0.02, MinUpdated: 2, MinBaseline: 20, MinEvents: 3},
-			// Update failures: at least 5 installs, 3 of them failed.
-			posfleet.KPIUpdateFailures: {MinUpdated: 5, MinEvents: 3},
+			// Update failures: at least 3 installs, 3 of them failed (a canary
+			// whose three installs all failed is not a flaky download).
+			posfleet.KPIUpdateFailures: {MinUpdated: 3, MinEvents: 3},
 			// Terminals offline at the end of the soak: twice the
 			// baseline's share and 10 points more.
 			posfleet.KPIOffline: {Ratio: 2, Diff: 0.10, MinUpdated: 5, MinBaseline: 20, MinEvents: 2},

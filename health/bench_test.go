@@ -136,6 +136,24 @@ func BenchmarkMemoryPerTerminal(b *testing.B) {
 	}
 }
 
+// BenchmarkMemoryPerTerminalAllSignals is BenchmarkMemoryPerTerminal with
+// every optional signal sent: the four wear counters and a location in
+// each heartbeat, the host in each transaction.
+func BenchmarkMemoryPerTerminalAllSignals(b *testing.B) {
+	for b.Loop() {
+		tr := newTraffic(10, benchTerminals, 0)
+		tr.hb.Prints, tr.hb.CardInsertions, tr.hb.BatteryCycles, tr.hb.BatteryHealthPct = ptr[int64](52_000), ptr[int64](31_000), ptr[int64](210), ptr(88)
+		tr.hb.Lat, tr.hb.Lon = ptr(31.2304), ptr(121.4737)
+		tr.txn.Host = "cup-sh"
+		before := heapInUse()
+		e := health.New(health.Config{})
+		feedFleet(e, tr)
+		after := heapInUse()
+		b.ReportMetric(float64(after-before)/benchTerminals, "bytes/terminal")
+		runtime.KeepAlive(e)
+	}
+}
+
 // BenchmarkObserve measures messages per second through the engine alone,
 // from as many goroutines as GOMAXPROCS, over 10,000 terminals each.
 func BenchmarkObserve(b *testing.B) {

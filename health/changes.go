@@ -133,7 +133,7 @@ func (e *Engine) Drain() Changes {
 		for _, t := range sh.trans {
 			tr := Transition{Ref: t.s.Ref, Flag: posfleet.FlagNames[t.flag], Raised: t.raised, At: tm(t.at), Actor: t.actor}
 			if t.raised && t.s.raised[t.flag] == t.at {
-				tr.Evidence = e.explain(t.s, int(t.flag), max(now, t.at), pol, view)
+				tr.Evidence = e.explain(t.s, int(t.flag), max(now, t.at), e.resolve(t.s), pol, view)
 			}
 			c.Transitions = append(c.Transitions, tr)
 		}

@@ -9,7 +9,8 @@ import (
 
 // The rules of PROTOCOL.md §2, one small function per flag in a file named
 // after its family (flag_offline.go, flag_firmware.go, flag_txn.go,
-// flag_fault.go, flag_device.go, flag_data.go, flag_signals.go). Each flag has two halves: decide, on the
+// flag_fault.go, flag_device.go, flag_data.go, flag_signals.go,
+// flag_silent.go, flag_wear.go). Each flag has two halves: decide, on the
 // message path, which says whether the flag is raised and since when
 // without building evidence or allocating; and explain, on the query path,
 // which gathers the evidence of a raised flag for a report.
@@ -32,11 +33,11 @@ func cutFor(s *termState, f int) int64 {
 }
 
 // decide judges flag f of terminal s at time now.
-func (e *Engine) decide(s *termState, f int, now int64, pol *compiledPolicy, view *incidentView) verdict {
+func (e *Engine) decide(s *termState, f int, now int64, r *resolved, pol *compiledPolicy, view *incidentView) verdict {
 	cut := cutFor(s, f)
 	switch f {
 	case fOffline:
-		return e.decideOffline(s, now, cut)
+		return e.decideOffline(s, now, cut, r)
 	case fFirmwareOutdated:
 		return decideFirmwareOutdated(s, pol)
 	case fFirmwareBlocked:
@@ -46,9 +47,9 @@ func (e *Engine) decide(s *termState, f int, now int64, pol *compiledPolicy, vie
 	case fAmountMismatch:
 		return e.decideAmountMismatch(s, now)
 	case fTxnFailures:
-		return e.decideTxnFailures(s, cut, view)
+		return e.decideTxnFailures(s, cut, view, r)
 	case fReceiptFailures:
-		return e.decideReceiptFailures(s, now, cut)
+		return e.decideReceiptFailures(s, now, cut, r)
 	case fRefundAnomaly:
 		return e.decideRefundAnomaly(s, now)
 	case fHardwareFault:
@@ -56,27 +57,31 @@ func (e *Engine) decide(s *termState, f int, now int64, pol *compiledPolicy, vie
 	case fTamper:
 		return decideTamper(s, cut)
 	case fWeakNetwork:
-		return e.decideWeakNetwork(s, cut)
+		return e.decideWeakNetwork(s, cut, r)
 	case fBattery:
-		return e.decideBattery(s, cut)
+		return e.decideBattery(s, cut, r)
 	case fClockSkew:
-		return e.decideClockSkew(s, cut)
+		return e.decideClockSkew(s, cut, r)
 	case fBadData:
-		return e.decideBadData(s, now)
+		return e.decideBadData(s, now, r)
 	case fFallbackRate:
-		return e.decideFallbackRate(s, cut)
+		return e.decideFallbackRate(s, cut, r)
 	case fMoved:
 		return decideMoved(s)
+	case fSilent:
+		return e.decideSilent(s, now, r)
+	case fWearDue:
+		return e.decideWearDue(s, now, cut, r)
 	}
 	return verdict{}
 }
 
 // explain gathers the evidence of flag f, which decide found raised.
-func (e *Engine) explain(s *termState, f int, now int64, pol *compiledPolicy, view *incidentView) posfleet.Evidence {
+func (e *Engine) explain(s *termState, f int, now int64, r *resolved, pol *compiledPolicy, view *incidentView) posfleet.Evidence {
 	cut := cutFor(s, f)
 	switch f {
 	case fOffline:
-		return e.explainOffline(s, now)
+		return e.explainOffline(s, now, r)
 	case fFirmwareOutdated:
 		return explainFirmwareOutdated(s, pol)
 	case fFirmwareBlocked:
@@ -86,9 +91,9 @@ func (e *Engine) explain(s *termState, f int, now int64, pol *compiledPolicy, vi
 	case fAmountMismatch:
 		return e.explainAmountMismatch(s, now)
 	case fTxnFailures:
-		return e.explainTxnFailures(s, cut, view)
+		return e.explainTxnFailures(s, cut, view, r)
 	case fReceiptFailures:
-		return e.explainReceiptFailures(s, now, cut)
+		return e.explainReceiptFailures(s, now, cut, r)
 	case fRefundAnomaly:
 		return e.explainRefundAnomaly(s, now)
 	case fHardwareFault:
@@ -96,17 +101,21 @@ func (e *Engine) explain(s *termState, f int, now int64, pol *compiledPolicy, vi
 	case fTamper:
 		return explainTamper(s, cut)
 	case fWeakNetwork:
-		return e.explainWeakNetwork(s, cut)
+		return e.explainWeakNetwork(s, cut, r)
 	case fBattery:
-		return e.explainBattery(s, cut)
+		return e.explainBattery(s, cut, r)
 	case fClockSkew:
-		return e.explainClockSkew(s, cut)
+		return e.explainClockSkew(s, cut, r)
 	case fBadData:
-		return e.explainBadData(s, now)
+		return e.explainBadData(s, now, r)
 	case fFallbackRate:
-		return e.explainFallbackRate(s, cut)
+		return e.explainFallbackRate(s, cut, r)
 	case fMoved:
-		return e.explainMoved(s)
+		return e.explainMoved(s, r)
+	case fSilent:
+		return e.explainSilent(s, now, r)
+	case fWearDue:
+		return e.explainWearDue(s, now, cut, r)
 	}
 	return nil
 }

@@ -155,6 +155,36 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives incidents opened and closed; nil discards.
 	Logger *slog.Logger
+
+	// Signals of issue 17 (flag_silent.go, flag_wear.go, host incidents).
+	//
+	// SilentMinHistory, SilentMinHours, SilentUsualShare and SilentAlpha:
+	// silent is raised for a terminal with at least SilentMinHistory of
+	// sales history, online now, in an hour in which it usually sells
+	// (sold in it in at least SilentUsualShare of the last weeks, up to
+	// six), when at least SilentMinHours usual hours passed in which it was
+	// heard and sold nothing, and its own history gives so many usual
+	// hours without a sale a chance of at most SilentAlpha (hours.go).
+	SilentMinHistory time.Duration
+	SilentMinHours   int
+	SilentUsualShare float64
+	SilentAlpha      float64
+	// WearHorizon, WearSampleEvery and WearMinSpan: wear_due is raised
+	// when a part's counter (hb prints, card_insertions, battery_cycles,
+	// battery_health_pct), sampled once per WearSampleEvery, is forecast
+	// by its trend over samples spanning at least WearMinSpan to reach
+	// its rated life within WearHorizon (flag_wear.go); a part already
+	// past it is due at once.
+	WearHorizon     time.Duration
+	WearSampleEvery time.Duration
+	WearMinSpan     time.Duration
+	// The rated lives: prints of a thermal printer head, card insertions
+	// of a chip reader, charge cycles of a battery, and the battery
+	// health (capacity left, percent) at which a battery is replaced.
+	WearPrinterPrints    int64
+	WearChipInsertions   int64
+	WearBatteryCycles    int64
+	WearBatteryHealthPct int
 }
 
 // DefaultConfig returns the thresholds of PROTOCOL.md §2 and the engine's own defaults.
@@ -241,6 +271,31 @@ func DefaultConfig() Config {
 		// rule out one bad fix.
 		MovedDistanceM:  1000,
 		MovedHeartbeats: 2,
+		// Three weeks: every hour of the week seen three times. Two usual
+		// hours at least, and a chance of 1 in 10,000, so that a shop that
+		// sold in those hours every one of six weeks is silent after four
+		// hours without a sale, and a quiet one (a sale in two usual hours
+		// of three) after about nine; a terminal with a dozen usual hours a
+		// day is then flagged by chance on about 1 day in 1,000 (doc.go).
+		SilentMinHistory: 21 * 24 * time.Hour,
+		SilentMinHours:   2,
+		SilentUsualShare: 0.5,
+		SilentAlpha:      0.0001,
+		// Two weeks: a part ordered today reaches the crew's next planned
+		// visit. Samples twice a day over eight days (16 kept) see a
+		// weekend; three days of them at least before any forecast.
+		WearHorizon:     14 * 24 * time.Hour,
+		WearSampleEvery: 12 * time.Hour,
+		WearMinSpan:     3 * 24 * time.Hour,
+		// Vendors rate thermal printer heads for 50 km of paper, about
+		// 150,000 receipts; chip card connectors for 200,000 insertions
+		// (the cheaper ones; good ones 500,000); lithium-ion batteries for
+		// 500 cycles, after which they hold about 60-80% of their charge,
+		// and a handheld at 60% no longer lasts a shift.
+		WearPrinterPrints:    150_000,
+		WearChipInsertions:   200_000,
+		WearBatteryCycles:    500,
+		WearBatteryHealthPct: 60,
 	}
 }
 
@@ -318,6 +373,22 @@ func (c Config) withDefaults() Config {
 	setF(&c.FallbackRate, d.FallbackRate)
 	setF(&c.MovedDistanceM, d.MovedDistanceM)
 	setInt(&c.MovedHeartbeats, d.MovedHeartbeats)
+	setDur(&c.SilentMinHistory, d.SilentMinHistory)
+	setInt(&c.SilentMinHours, d.SilentMinHours)
+	setF(&c.SilentUsualShare, d.SilentUsualShare)
+	setF(&c.SilentAlpha, d.SilentAlpha)
+	setDur(&c.WearHorizon, d.WearHorizon)
+	setDur(&c.WearSampleEvery, d.WearSampleEvery)
+	setDur(&c.WearMinSpan, d.WearMinSpan)
+	set64 := func(v *int64, def int64) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	set64(&c.WearPrinterPrints, d.WearPrinterPrints)
+	set64(&c.WearChipInsertions, d.WearChipInsertions)
+	set64(&c.WearBatteryCycles, d.WearBatteryCycles)
+	setInt(&c.WearBatteryHealthPct, d.WearBatteryHealthPct)
 	if c.Now == nil {
 		c.Now = time.Now
 	}

@@ -23,8 +23,13 @@
 // A "N in 24 h" rule is exact as long as N ≤ EvidenceRing, which Config
 // enforces. fallback_rate keeps the last 50 chip payments in about 220
 // bytes (times to the second, one bit each for a fallback), moved the last
-// location and the provisioned site. BenchmarkMemoryPerTerminal measures
-// the whole at about 1.4 KiB.
+// location and the provisioned site. silent's hour-of-week baseline is
+// about 200 bytes (a byte per hour of the week, a bit per week), from the
+// first sale; wear_due's samples about 140 bytes per wear counter a
+// terminal sends. BenchmarkMemoryPerTerminal measures the whole at about
+// 1.7 KiB (sales baseline included), BenchmarkMemoryPerTerminalAllSignals
+// at about 2.4 KiB with every optional signal (wear counters, location,
+// host).
 //
 // # Flags and their clearing rules
 //
@@ -36,7 +41,9 @@
 // clock_skew with the next heartbeats that are fine; bad_data with an
 // accepted message or when its rejections leave the hour; fallback_rate
 // when the fallbacks leave the last 50 chip payments; moved after two
-// heartbeats at the site. tamper is the exception:
+// heartbeats at the site; silent with a sale, at the end of the usual
+// hours, or offline; wear_due when a counter starts again (a new part) or
+// the forecast leaves the horizon. tamper is the exception:
 // a terminal that reports tamper and later "clears" it is not trusted again
 // until a crew has seen it, so it clears only with MarkServiced.
 // MarkServiced clears every maintenance flag by ignoring, for those flags,
@@ -141,6 +148,51 @@
 // registry) or that reports none never raises it. Where terminals report
 // cell locations in the countryside, raise MovedDistanceM.
 //
+// # silent
+//
+// silent (flag_silent.go, hours.go; README, "PROTOCOL extensions") learns
+// each terminal's hour-of-week baseline from its own sales: for each of the
+// 168 hours of the week, a bit per week (the last eight kept, six judged)
+// telling whether it sold in that hour. An hour is usual when it sold in it
+// in at least half the weeks that saw it. (k+½)/(n+1), k of n weeks, is the
+// chance it sells in the hour: never 1, so that a habit of six weeks still
+// leaves room for chance. Walking back over the hours in which the terminal
+// was heard since its last sale, silent multiplies 1 minus that chance over
+// the usual ones and is raised when the product is at most SilentAlpha
+// (1 in 10,000) over at least SilentMinHours (2) usual hours, the terminal
+// online and the current hour usual. A shop that sold in those hours in
+// each of six weeks is silent after four hours without a sale, one that
+// sold in five of six after six, a quiet one (two weeks of three) after
+// about nine. Where the baseline's chance is right, a run of silent hours
+// that long happens by chance about once per 10,000 starting hours: a
+// terminal with a dozen usual hours a day is flagged by chance on about 1
+// day in 1,000 (fewer for busy shops, whose chance the estimate
+// overstates). A sale ends it; so does the first hour that is not usual
+// (closing time), and going offline (offline says it then).
+//
+// # wear_due
+//
+// wear_due (flag_wear.go) reads the optional wear counters of hb. Each
+// counter is sampled at most every WearSampleEvery (12 h; 16 samples, 8
+// days) and its trend is a least-squares line through the samples since the
+// last crew visit and the latest reading, in units per day. With three
+// samples spanning WearMinSpan (3 days), a part whose counter reaches its
+// rated life within WearHorizon (14 days) at that rate is due; a part past
+// its rated life is due at once. A counter that goes down (battery health
+// that rises by 10 points) after a restart is a new part and starts again;
+// within one boot (uptime_s growing) it is a glitch, ignored.
+//
+// # Incidents per host
+//
+// A terminal that names its host in txn (README, "PROTOCOL extensions") is
+// counted with the terminals of that host: Tick counts host-side failures
+// per tenant and host, and an incident is one host failing for IncidentShare
+// of its transacting terminals across IncidentMinMerchants merchants. It
+// explains the failures of its own host's terminals only, so a terminal of
+// another host with its own timeouts is still judged. Terminals that name no
+// host are counted tenant-wide, as PROTOCOL.md §2 says. Each incident keeps
+// a timeline of the failures counted per minute (MaxIncidentTimeline).
+//
 // # Suspect firmware
 //
 // For each model, each firmware version's rate of amount mismatches (per
@@ -179,6 +231,25 @@
 // the words for the page: how many of the version's terminals were compared,
 // their median rate against the rest's, and the share of pairs in which the
 // version's terminal is the worse one.
+//
+// # Thresholds per tenant and model
+//
+// Config holds the defaults of PROTOCOL.md §2; a Thresholds document
+// overrides any threshold of ThresholdTable for a tenant's terminals, or
+// for those of one of its models (model over tenant over default).
+// Incidents and suspect firmware judge a tenant's fleet as a whole, so
+// their thresholds are the tenant's (a model may not override them), and
+// suspect firmware over every tenant at once uses the defaults.
+// SetThresholds validates a document (every refusal names its field and
+// range), compiles it into an immutable table of resolved Configs and
+// swaps it in atomically, then judges every terminal again; the message
+// path looks a terminal's thresholds up by tenant and model once per
+// message, without allocating (about 2 ns without overrides, 15 ns with:
+// BenchmarkThresholdLookup). Rules that count at observation time
+// (battery's streak, moved's runs) count under the thresholds of the
+// moment. Under an override a flag's evidence names every threshold of
+// its rule with its value and source; without one it reads as it always
+// did.
 //
 // # Restarts
 //

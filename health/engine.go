@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,8 @@ type Engine struct {
 	seed         maphash.Seed
 	shards       [nShards]shard
 	policy       atomic.Pointer[compiledPolicy]
+	// thr is the thresholds in force (thresholds.go), never nil.
+	thr atomic.Pointer[thresholdSet]
 
 	// restoredAt is when Restore last ran (Unix ms): the server heard
 	// nothing while it was down, so silence is counted from the restore.
@@ -71,6 +74,7 @@ func New(cfg Config) *Engine {
 		e.shards[i].m = map[posfleet.TerminalRef]*termState{}
 	}
 	e.incView.Store(&incidentView{})
+	e.thr.Store(compileThresholds(cfg, &Thresholds{}, 0))
 	return e
 }
 
@@ -92,6 +96,7 @@ func (e *Engine) Observe(m *posfleet.Message) {
 	sh, s := e.lockedState(m.Terminal, now)
 	defer sh.mu.Unlock()
 	willAt := s.WillAt
+	r := e.resolve(s)
 
 	if now > s.LastSeen {
 		s.LastSeen = now
@@ -113,8 +118,9 @@ func (e *Engine) Observe(m *posfleet.Message) {
 		}
 	case m.Heartbeat != nil:
 		s.WillAt = 0
-		mask |= e.observeHeartbeat(s, m.Heartbeat, now)
-		mask |= e.observeLocation(s, m.Heartbeat, site, now)
+		mask |= e.observeHeartbeat(s, m.Heartbeat, now, r)
+		mask |= e.observeLocation(s, m.Heartbeat, site, now, r)
+		mask |= e.observeWear(s, m.Heartbeat, now)
 	case m.Fault != nil:
 		s.WillAt = 0
 		mask |= e.observeFault(s, m.Fault, now)
@@ -125,17 +131,23 @@ func (e *Engine) Observe(m *posfleet.Message) {
 			sh.markDirty(s)
 		}
 		mask |= e.observeInventory(s, m.Inventory, now)
+		r = e.resolve(s) // the model's thresholds
 	case m.Txn != nil:
 		s.WillAt = 0
 		mask |= e.observeTxn(s, m.Txn, now)
 		mask |= s.observeChip(m.Txn, now)
+		mask |= s.observeSale(m.Txn, now)
 	default:
 		s.WillAt = 0
 	}
 	if (willAt == 0) != (s.WillAt == 0) {
 		sh.markDirty(s) // online or offline by its last will
 	}
-	e.reassess(sh, s, mask, now, "")
+	if s.Hours != nil {
+		s.Hours.hear(now)
+		mask |= mSilent
+	}
+	e.reassessWith(sh, s, mask, now, "", r)
 }
 
 // lockedState returns ref's shard, locked, and its state, created (first
@@ -163,7 +175,7 @@ func (e *Engine) lockedState(ref posfleet.TerminalRef, now int64) (*shard, *term
 	return sh, s
 }
 
-func (e *Engine) observeHeartbeat(s *termState, hb *posfleet.Heartbeat, now int64) flagMask {
+func (e *Engine) observeHeartbeat(s *termState, hb *posfleet.Heartbeat, now int64, r *resolved) flagMask {
 	smp := hbSample{At: now, RTT: -1, Live: liveHeartbeat(s.LastHB, ms(hb.TS), now)}
 	if ts := ms(hb.TS); ts != 0 {
 		smp.Off = int32(max(min((ts-now)/1000, math.MaxInt32), math.MinInt32))
@@ -200,7 +212,7 @@ func (e *Engine) observeHeartbeat(s *termState, hb *posfleet.Heartbeat, now int6
 	}
 	s.LastHB = info
 
-	if info.Battery >= 0 && int(info.Battery) < e.cfg.LowBatteryPct && !info.Charging {
+	if info.Battery >= 0 && int(info.Battery) < r.LowBatteryPct && !info.Charging {
 		if s.LowBatStreak == 0 {
 			s.LowBatSince = now
 		}
@@ -314,6 +326,9 @@ func (e *Engine) observeInventory(s *termState, inv *posfleet.Inventory, now int
 }
 
 func (e *Engine) observeTxn(s *termState, t *posfleet.Transaction, now int64) flagMask {
+	if t.Host != "" && t.Host != s.Host {
+		s.Host = strings.Clone(t.Host) // not the decoder's copy of the whole message's text
+	}
 	cause := causeIndex(posfleet.ClassifyTransaction(t))
 	hostSide := posfleet.HostSideFailure(t)
 	counted := cause
@@ -324,7 +339,7 @@ func (e *Engine) observeTxn(s *termState, t *posfleet.Transaction, now int64) fl
 		s.HostFailRun++
 		s.LastHostFailAt = now
 		s.HostFails++
-		if e.incView.Load().open(s.Ref.Tenant) != nil {
+		if e.incView.Load().open(s.Ref.Tenant, s.Host) != nil {
 			// An open incident explains this failure: the bank, not the terminal.
 			counted = cHost
 		}
@@ -411,13 +426,18 @@ func resultNote(t *posfleet.Transaction) string {
 // raised; s is in shard sh (locked), whose change feed gets the
 // transitions, by actor ("" for the rules).
 func (e *Engine) reassess(sh *shard, s *termState, mask flagMask, now int64, actor string) {
+	e.reassessWith(sh, s, mask, now, actor, e.resolve(s))
+}
+
+// reassessWith is reassess with the terminal's thresholds r.
+func (e *Engine) reassessWith(sh *shard, s *termState, mask flagMask, now int64, actor string, r *resolved) {
 	pol := e.policy.Load()
 	view := e.incView.Load()
 	for i := range nFlags {
 		if mask&(1<<i) == 0 {
 			continue
 		}
-		v := e.decide(s, i, now, pol, view)
+		v := e.decide(s, i, now, r, pol, view)
 		switch {
 		case !v.on:
 			if s.raised[i] != 0 {
@@ -440,7 +460,7 @@ func (e *Engine) reassess(sh *shard, s *termState, mask flagMask, now int64, act
 func (e *Engine) Tick(now time.Time) {
 	n := ms(now)
 	win := n - e.cfg.IncidentWindow.Milliseconds()
-	counts := map[string]*tenantCount{}
+	counts := map[incKey]*tenantCount{}
 	for i := range e.shards {
 		sh := &e.shards[i]
 		sh.mu.Lock()
@@ -449,10 +469,11 @@ func (e *Engine) Tick(now time.Time) {
 			if s.LastTxnAt < win && s.LastHostFailAt < win {
 				continue
 			}
-			tc := counts[s.Ref.Tenant]
+			k := incKey{s.Ref.Tenant, s.Host}
+			tc := counts[k]
 			if tc == nil {
 				tc = &tenantCount{merchants: map[string]struct{}{}}
-				counts[s.Ref.Tenant] = tc
+				counts[k] = tc
 			}
 			tc.transacted++
 			if s.LastHostFailAt >= win {

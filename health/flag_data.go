@@ -146,28 +146,29 @@ func (e *Engine) badDataCounts(s *termState, now int64) (rejected, accepted, fir
 	return rejected, accepted, first, last
 }
 
-func (e *Engine) decideBadData(s *termState, now int64) verdict {
+func (e *Engine) decideBadData(s *termState, now int64, th *resolved) verdict {
 	if s.Rejects == nil {
 		return verdict{}
 	}
 	rejected, accepted, first, _ := e.badDataCounts(s, now)
-	if rejected < int64(e.cfg.BadDataMinRejected) {
+	if rejected < int64(th.BadDataMinRejected) {
 		return verdict{}
 	}
-	if e.cfg.BadDataShare >= 1 {
+	if th.BadDataShare >= 1 {
 		// Every message: the last accepted one is before the window.
 		if from, _ := e.badDataWindow(now); s.AcceptedAt >= from {
 			return verdict{}
 		}
-	} else if float64(rejected) < e.cfg.BadDataShare*float64(rejected+accepted) {
+	} else if float64(rejected) < th.BadDataShare*float64(rejected+accepted) {
 		return verdict{}
 	}
 	return verdict{on: true, at: first}
 }
 
-func (e *Engine) explainBadData(s *termState, now int64) *posfleet.BadDataEvidence {
-	ev := &posfleet.BadDataEvidence{ByReason: map[posfleet.Reason]int64{}, Share: e.cfg.BadDataShare,
-		Threshold: e.cfg.BadDataMinRejected, WindowS: int64(e.cfg.BadDataWindow.Seconds()), LastAccepted: tm(s.AcceptedAt)}
+func (e *Engine) explainBadData(s *termState, now int64, th *resolved) *posfleet.BadDataEvidence {
+	ev := &posfleet.BadDataEvidence{ByReason: map[posfleet.Reason]int64{}, Share: th.BadDataShare,
+		Threshold: th.BadDataMinRejected, WindowS: int64(e.cfg.BadDataWindow.Seconds()), LastAccepted: tm(s.AcceptedAt),
+		Thresholds: th.appliedFor("bad_data")}
 	if s.Rejects == nil {
 		return ev
 	}

@@ -25,7 +25,7 @@ type networkReading struct {
 	at               int64 // the latest heartbeat counted
 }
 
-func (e *Engine) readNetwork(s *termState, cut int64) networkReading {
+func (e *Engine) readNetwork(s *termState, cut int64, th *resolved) networkReading {
 	var r networkReading
 	var sigBuf, rttBuf [HeartbeatRing]int
 	sig, rtt := sigBuf[:0], rttBuf[:0]
@@ -43,25 +43,25 @@ func (e *Engine) readNetwork(s *termState, cut int64) networkReading {
 		}
 		r.at = max(r.at, h.At)
 	}
-	if r.heartbeats < e.cfg.WeakNetworkMinHeartbeats {
+	if r.heartbeats < th.WeakNetworkMinHeartbeats {
 		return r
 	}
 	r.median, r.hasMedian = median(sig)
 	r.p90, r.hasP90 = percentile(rtt, 0.9)
-	r.weakSignal = r.hasMedian && len(sig) >= e.cfg.WeakNetworkMinHeartbeats && r.median < float64(e.cfg.WeakSignalDBm)
-	r.slow = r.hasP90 && len(rtt) >= e.cfg.WeakNetworkMinHeartbeats && r.p90 > e.cfg.WeakRTTMs
+	r.weakSignal = r.hasMedian && len(sig) >= th.WeakNetworkMinHeartbeats && r.median < float64(th.WeakSignalDBm)
+	r.slow = r.hasP90 && len(rtt) >= th.WeakNetworkMinHeartbeats && r.p90 > th.WeakRTTMs
 	return r
 }
 
-func (e *Engine) decideWeakNetwork(s *termState, cut int64) verdict {
-	r := e.readNetwork(s, cut)
+func (e *Engine) decideWeakNetwork(s *termState, cut int64, th *resolved) verdict {
+	r := e.readNetwork(s, cut, th)
 	return verdict{on: r.weakSignal || r.slow, at: r.at}
 }
 
-func (e *Engine) explainWeakNetwork(s *termState, cut int64) *posfleet.WeakNetworkEvidence {
-	r := e.readNetwork(s, cut)
-	ev := &posfleet.WeakNetworkEvidence{Heartbeats: r.heartbeats, SignalThresholdDBm: e.cfg.WeakSignalDBm,
-		RTTThresholdMs: e.cfg.WeakRTTMs, WeakSignal: r.weakSignal, SlowHost: r.slow}
+func (e *Engine) explainWeakNetwork(s *termState, cut int64, th *resolved) *posfleet.WeakNetworkEvidence {
+	r := e.readNetwork(s, cut, th)
+	ev := &posfleet.WeakNetworkEvidence{Heartbeats: r.heartbeats, SignalThresholdDBm: th.WeakSignalDBm,
+		RTTThresholdMs: th.WeakRTTMs, WeakSignal: r.weakSignal, SlowHost: r.slow, Thresholds: th.appliedFor("weak_network")}
 	if r.hasMedian {
 		ev.MedianSignalDBm = &r.median
 	}
@@ -74,20 +74,20 @@ func (e *Engine) explainWeakNetwork(s *termState, cut int64) *posfleet.WeakNetwo
 // battery: LowBatteryHeartbeats heartbeats in a row below LowBatteryPct and
 // not charging, or the last heartbeat hotter than HotTempC.
 
-func (e *Engine) lowBattery(s *termState, cut int64) bool {
-	return int(s.LowBatStreak) >= e.cfg.LowBatteryHeartbeats && s.LowBatSince >= cut
+func (e *Engine) lowBattery(s *termState, cut int64, th *resolved) bool {
+	return int(s.LowBatStreak) >= th.LowBatteryHeartbeats && s.LowBatSince >= cut
 }
 
-func (e *Engine) hot(s *termState, cut int64) bool {
-	return s.LastHB.HasTemp && float64(s.LastHB.TempC) > e.cfg.HotTempC && s.LastHB.At >= cut
+func (e *Engine) hot(s *termState, cut int64, th *resolved) bool {
+	return s.LastHB.HasTemp && float64(s.LastHB.TempC) > th.HotTempC && s.LastHB.At >= cut
 }
 
-func (e *Engine) decideBattery(s *termState, cut int64) verdict {
+func (e *Engine) decideBattery(s *termState, cut int64, th *resolved) verdict {
 	var v verdict
-	if e.lowBattery(s, cut) {
+	if e.lowBattery(s, cut, th) {
 		v.on, v.at = true, s.LowBatSince
 	}
-	if e.hot(s, cut) {
+	if e.hot(s, cut, th) {
 		v.on = true
 		if v.at == 0 {
 			v.at = s.LastHB.At
@@ -96,15 +96,15 @@ func (e *Engine) decideBattery(s *termState, cut int64) verdict {
 	return v
 }
 
-func (e *Engine) explainBattery(s *termState, cut int64) *posfleet.BatteryEvidence {
-	ev := &posfleet.BatteryEvidence{}
-	if e.lowBattery(s, cut) {
-		pct, charging, streak, threshold := int(s.LastHB.Battery), false, int(s.LowBatStreak), e.cfg.LowBatteryPct
+func (e *Engine) explainBattery(s *termState, cut int64, th *resolved) *posfleet.BatteryEvidence {
+	ev := &posfleet.BatteryEvidence{Thresholds: th.appliedFor("battery")}
+	if e.lowBattery(s, cut, th) {
+		pct, charging, streak, threshold := int(s.LastHB.Battery), false, int(s.LowBatStreak), th.LowBatteryPct
 		ev.BatteryPct, ev.Charging, ev.LowHeartbeats, ev.ThresholdPct = &pct, &charging, &streak, &threshold
 		ev.LowSince = tm(s.LowBatSince)
 	}
-	if e.hot(s, cut) {
-		temp, limit := math.Round(float64(s.LastHB.TempC)*10)/10, e.cfg.HotTempC
+	if e.hot(s, cut, th) {
+		temp, limit := math.Round(float64(s.LastHB.TempC)*10)/10, th.HotTempC
 		ev.TempC, ev.TempThresholdC, ev.ReportedAt = &temp, &limit, tm(s.LastHB.At)
 	}
 	return ev
@@ -142,16 +142,16 @@ func (e *Engine) readSkew(s *termState, cut int64) skewReading {
 	return r
 }
 
-func (e *Engine) decideClockSkew(s *termState, cut int64) verdict {
+func (e *Engine) decideClockSkew(s *termState, cut int64, th *resolved) verdict {
 	r := e.readSkew(s, cut)
-	if r.heartbeats < e.cfg.ClockSkewHeartbeats {
+	if r.heartbeats < th.ClockSkewHeartbeats {
 		return verdict{}
 	}
-	return verdict{on: abs(r.skew) > int64(e.cfg.ClockSkew.Seconds()), at: r.at}
+	return verdict{on: abs(r.skew) > int64(th.ClockSkew.Seconds()), at: r.at}
 }
 
-func (e *Engine) explainClockSkew(s *termState, cut int64) *posfleet.ClockSkewEvidence {
+func (e *Engine) explainClockSkew(s *termState, cut int64, th *resolved) *posfleet.ClockSkewEvidence {
 	r := e.readSkew(s, cut)
 	return &posfleet.ClockSkewEvidence{SkewS: r.skew, Heartbeats: r.heartbeats, TerminalTS: tm(s.LastHB.TS),
-		ServerTS: tm(s.LastHB.At), ThresholdS: int64(e.cfg.ClockSkew.Seconds())}
+		ServerTS: tm(s.LastHB.At), ThresholdS: int64(th.ClockSkew.Seconds()), Thresholds: th.appliedFor("clock_skew")}
 }

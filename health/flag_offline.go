@@ -4,18 +4,18 @@ import "github.com/posfleet/posfleet"
 
 // offline: the last will arrived, or nothing was heard for OfflineAfter.
 
-func (e *Engine) decideOffline(s *termState, now, cut int64) verdict {
+func (e *Engine) decideOffline(s *termState, now, cut int64, th *resolved) verdict {
 	if s.WillAt != 0 {
 		return verdict{on: s.WillAt >= cut, at: s.WillAt}
 	}
 	heard := e.heardAt(s)
-	if now-heard > e.cfg.OfflineAfter.Milliseconds() && s.LastSeen >= cut {
-		return verdict{on: true, at: heard + e.cfg.OfflineAfter.Milliseconds()}
+	if now-heard > th.OfflineAfter.Milliseconds() && s.LastSeen >= cut {
+		return verdict{on: true, at: heard + th.OfflineAfter.Milliseconds()}
 	}
 	return verdict{}
 }
 
-func (e *Engine) explainOffline(s *termState, now int64) *posfleet.OfflineEvidence {
+func (e *Engine) explainOffline(s *termState, now int64, th *resolved) *posfleet.OfflineEvidence {
 	ev := &posfleet.OfflineEvidence{
 		LastSeen:   tm(s.LastSeen),
 		LastTxn:    tm(s.LastTxnAt),
@@ -23,8 +23,9 @@ func (e *Engine) explainOffline(s *termState, now int64) *posfleet.OfflineEviden
 		WasSelling: s.LastTxnAt != 0 && s.LastSeen-s.LastTxnAt <= e.cfg.SellingWindow.Milliseconds(),
 	}
 	if s.WillAt == 0 {
-		silent, threshold := (now-s.LastSeen)/1000, int64(e.cfg.OfflineAfter.Seconds())
+		silent, threshold := (now-s.LastSeen)/1000, int64(th.OfflineAfter.Seconds())
 		ev.Reason, ev.SilentS, ev.ThresholdS = posfleet.OfflineNoMessage, &silent, &threshold
+		ev.Thresholds = th.appliedFor("offline")
 	}
 	return ev
 }

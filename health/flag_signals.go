@@ -57,12 +57,12 @@ func (s *termState) observeChip(t *posfleet.Transaction, now int64) flagMask {
 
 // tallyFallbacks counts the last FallbackWindow chip transactions that
 // arrived at or after cut (a crew visit) and the fallbacks among them.
-func (e *Engine) tallyFallbacks(s *termState, cut int64) (total, fallbacks int, first int64) {
+func (e *Engine) tallyFallbacks(s *termState, cut int64, th *resolved) (total, fallbacks int, first int64) {
 	c := s.Chip
 	if c == nil {
 		return 0, 0, 0
 	}
-	for i := 1; i <= min(e.cfg.FallbackWindow, int(c.Count)); i++ {
+	for i := 1; i <= min(th.FallbackWindow, int(c.Count)); i++ {
 		j := (int(c.Next) - i + FallbackRing) % FallbackRing
 		at := int64(c.At[j]) * 1000
 		if at < cut { // to the second: one in the visit's second is old
@@ -77,16 +77,16 @@ func (e *Engine) tallyFallbacks(s *termState, cut int64) (total, fallbacks int, 
 	return total, fallbacks, first
 }
 
-func (e *Engine) decideFallbackRate(s *termState, cut int64) verdict {
-	total, n, first := e.tallyFallbacks(s, cut)
-	on := n >= e.cfg.FallbackMinimum && float64(n) >= e.cfg.FallbackRate*float64(total)
+func (e *Engine) decideFallbackRate(s *termState, cut int64, th *resolved) verdict {
+	total, n, first := e.tallyFallbacks(s, cut, th)
+	on := n >= th.FallbackMinimum && float64(n) >= th.FallbackRate*float64(total)
 	return verdict{on: on, at: first}
 }
 
-func (e *Engine) explainFallbackRate(s *termState, cut int64) *posfleet.FallbackRateEvidence {
-	total, n, _ := e.tallyFallbacks(s, cut)
-	ev := &posfleet.FallbackRateEvidence{Count: n, Total: total, Minimum: e.cfg.FallbackMinimum,
-		Threshold: e.cfg.FallbackRate, Window: e.cfg.FallbackWindow, Latest: []posfleet.FallbackTxn{}}
+func (e *Engine) explainFallbackRate(s *termState, cut int64, th *resolved) *posfleet.FallbackRateEvidence {
+	total, n, _ := e.tallyFallbacks(s, cut, th)
+	ev := &posfleet.FallbackRateEvidence{Count: n, Total: total, Minimum: th.FallbackMinimum,
+		Threshold: th.FallbackRate, Window: th.FallbackWindow, Latest: []posfleet.FallbackTxn{}, Thresholds: th.appliedFor("fallback_rate")}
 	if total > 0 {
 		ev.Rate = math.Round(float64(n)/float64(total)*1000) / 1000
 	}
@@ -151,7 +151,7 @@ func (e *Engine) lookupSite(m *posfleet.Message, now int64) *siteLookup {
 
 // observeLocation updates moved's state from a heartbeat with a location;
 // site is a fresh lookup of the provisioned site or nil.
-func (e *Engine) observeLocation(s *termState, hb *posfleet.Heartbeat, site *siteLookup, now int64) flagMask {
+func (e *Engine) observeLocation(s *termState, hb *posfleet.Heartbeat, site *siteLookup, now int64, th *resolved) flagMask {
 	if hb.Lat == nil || hb.Lon == nil {
 		return 0 // no reading: the state stands
 	}
@@ -168,7 +168,7 @@ func (e *Engine) observeLocation(s *termState, hb *posfleet.Heartbeat, site *sit
 		return mMoved
 	}
 	l.DistanceM = distanceM(l.Lat, l.Lon, l.SiteLat, l.SiteLon)
-	if l.DistanceM > e.cfg.MovedDistanceM {
+	if l.DistanceM > th.MovedDistanceM {
 		if l.Away == 0 {
 			l.AwaySince = now
 		}
@@ -176,7 +176,7 @@ func (e *Engine) observeLocation(s *termState, hb *posfleet.Heartbeat, site *sit
 	} else {
 		l.Away, l.Home = 0, min(l.Home+1, 255)
 	}
-	n := uint8(min(e.cfg.MovedHeartbeats, 255))
+	n := uint8(min(th.MovedHeartbeats, 255))
 	switch {
 	case !l.Moved && l.Away >= n:
 		l.Moved, l.MovedSince = true, l.AwaySince
@@ -193,14 +193,14 @@ func decideMoved(s *termState) verdict {
 	return verdict{on: true, at: s.Loc.MovedSince}
 }
 
-func (e *Engine) explainMoved(s *termState) *posfleet.MovedEvidence {
+func (e *Engine) explainMoved(s *termState, th *resolved) *posfleet.MovedEvidence {
 	l := s.Loc
 	if l == nil {
 		return &posfleet.MovedEvidence{}
 	}
-	return &posfleet.MovedEvidence{DistanceM: int64(math.Round(l.DistanceM)), Heartbeats: e.cfg.MovedHeartbeats,
+	return &posfleet.MovedEvidence{DistanceM: int64(math.Round(l.DistanceM)), Heartbeats: th.MovedHeartbeats,
 		Lat: l.Lat, Lon: l.Lon, SiteLat: l.SiteLat, SiteLon: l.SiteLon, Since: tm(l.MovedSince),
-		ThresholdM: int64(math.Round(e.cfg.MovedDistanceM))}
+		ThresholdM: int64(math.Round(th.MovedDistanceM)), Thresholds: th.appliedFor("moved")}
 }
 
 // earthRadiusM is the mean radius of the Earth.

@@ -39,9 +39,9 @@ type txnTally struct {
 	first                  int64 // the oldest counted failure
 }
 
-func (e *Engine) tallyTxns(s *termState, cut int64, view *incidentView) txnTally {
+func (e *Engine) tallyTxns(s *termState, cut int64, view *incidentView, th *resolved) txnTally {
 	var t txnTally
-	window := min(e.cfg.TxnWindow, int(s.TxnCount))
+	window := min(th.TxnWindow, int(s.TxnCount))
 	for i := 1; i <= window; i++ {
 		at, cause, hostSide := unpackOutcome(s.Txn[(int(s.TxnNext)-i+TxnRing)%TxnRing])
 		if at < cut {
@@ -51,7 +51,7 @@ func (e *Engine) tallyTxns(s *termState, cut int64, view *incidentView) txnTally
 		if !causeByIndex[cause].CountsAgainstTerminal() {
 			continue
 		}
-		if hostSide && view.covers(s.Ref.Tenant, at) {
+		if hostSide && view.covers(s.Ref.Tenant, s.Host, at) {
 			t.excused++
 			continue
 		}
@@ -71,9 +71,9 @@ func (t *txnTally) rate() float64 {
 	return float64(t.failed) / float64(t.total)
 }
 
-func (e *Engine) decideTxnFailures(s *termState, cut int64, view *incidentView) verdict {
-	t := e.tallyTxns(s, cut, view)
-	return verdict{on: t.total >= e.cfg.TxnMinimum && t.rate() >= e.cfg.TxnFailureRate && t.failed >= e.cfg.txnCritical[t.total], at: t.first}
+func (e *Engine) decideTxnFailures(s *termState, cut int64, view *incidentView, th *resolved) verdict {
+	t := e.tallyTxns(s, cut, view, th)
+	return verdict{on: t.total >= th.TxnMinimum && t.rate() >= th.TxnFailureRate && t.failed >= th.txnCritical[t.total], at: t.first}
 }
 
 // binomialTail is P(X ≥ k) for X ~ Binomial(n, p).
@@ -108,17 +108,18 @@ func binomialCritical(n int, p, alpha float64) int {
 	return n + 1
 }
 
-func (e *Engine) explainTxnFailures(s *termState, cut int64, view *incidentView) *posfleet.TxnFailuresEvidence {
-	t := e.tallyTxns(s, cut, view)
+func (e *Engine) explainTxnFailures(s *termState, cut int64, view *incidentView, th *resolved) *posfleet.TxnFailuresEvidence {
+	t := e.tallyTxns(s, cut, view, th)
 	ev := &posfleet.TxnFailuresEvidence{
 		Failed: t.failed, Total: t.total, Rate: math.Round(t.rate()*1000) / 1000,
-		Threshold: e.cfg.TxnFailureRate, Minimum: e.cfg.TxnMinimum, ChanceRate: e.cfg.TxnChanceRate,
-		Chance:            roundSig(binomialTail(t.failed, t.total, e.cfg.TxnChanceRate)),
+		Threshold: th.TxnFailureRate, Minimum: th.TxnMinimum, ChanceRate: th.TxnChanceRate,
+		Chance:            roundSig(binomialTail(t.failed, t.total, th.TxnChanceRate)),
 		ByCause:           posfleet.FailuresByCause{Network: t.byCause[cNetwork], Terminal: t.byCause[cTerminal]},
 		ExcusedByIncident: t.excused,
+		Thresholds:        th.appliedFor("txn_failures"),
 	}
 	for _, x := range s.Failures.since(max(cut, 1)) {
-		if x.B == 1 && view.covers(s.Ref.Tenant, x.At) {
+		if x.B == 1 && view.covers(s.Ref.Tenant, s.Host, x.At) {
 			continue
 		}
 		ev.Latest = append(ev.Latest, posfleet.FailedTxn{ID: x.ID, At: tm(x.At), Result: x.Note, Cause: causeByIndex[x.A]})
@@ -133,20 +134,20 @@ func (e *Engine) paperOut(s *termState, cut int64) bool {
 	return s.PaperOutAt != 0 && s.PaperOutAt >= cut
 }
 
-func (e *Engine) decideReceiptFailures(s *termState, now, cut int64) verdict {
+func (e *Engine) decideReceiptFailures(s *termState, now, cut int64, th *resolved) verdict {
 	n, first := s.Receipt.countSince(max(e.dayAgo(now), cut))
 	paperOut := e.paperOut(s, cut)
-	v := verdict{on: n >= e.cfg.ReceiptFailures || paperOut, at: first}
+	v := verdict{on: n >= th.ReceiptFailures || paperOut, at: first}
 	if paperOut && (v.at == 0 || s.PaperOutAt < v.at) {
 		v.at = s.PaperOutAt
 	}
 	return v
 }
 
-func (e *Engine) explainReceiptFailures(s *termState, now, cut int64) *posfleet.ReceiptFailuresEvidence {
+func (e *Engine) explainReceiptFailures(s *termState, now, cut int64, th *resolved) *posfleet.ReceiptFailuresEvidence {
 	from := max(e.dayAgo(now), cut)
-	ev := &posfleet.ReceiptFailuresEvidence{FailedReceipts: s.Receipt.total(from, now), Threshold: e.cfg.ReceiptFailures,
-		WindowH: int(e.cfg.EvidenceWindow.Hours())}
+	ev := &posfleet.ReceiptFailuresEvidence{FailedReceipts: s.Receipt.total(from, now), Threshold: th.ReceiptFailures,
+		WindowH: int(e.cfg.EvidenceWindow.Hours()), Thresholds: th.appliedFor("receipt_failures")}
 	for _, x := range s.Receipt.since(from) {
 		ev.Transactions = append(ev.Transactions, posfleet.ReceiptTxn{ID: x.ID, At: tm(x.At)})
 	}

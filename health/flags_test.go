@@ -465,7 +465,7 @@ func flagCases() []flagCase {
 			// An hour of silence: the rejections leave the window (Tick).
 			clear: func(x *term) { time.Sleep(66 * time.Minute) },
 		},
-	}, signalFlagCases()...)
+	}, append(signalFlagCases(), issue17FlagCases()...)...)
 }
 
 func TestFlagsCoverProtocol(t *testing.T) {

@@ -84,11 +84,12 @@ func (h *TerminalHealth) Has(f posfleet.FlagName) bool {
 // flags returns the raised flags with their evidence.
 func (e *Engine) flags(s *termState, now int64, pol *compiledPolicy, view *incidentView) []posfleet.Flag {
 	out := []posfleet.Flag{}
+	th := e.resolve(s)
 	for i := range nFlags {
 		if s.raised[i] == 0 {
 			continue
 		}
-		v := e.decide(s, i, now, pol, view)
+		v := e.decide(s, i, now, th, pol, view)
 		if !v.on {
 			// Raised at the last update, but the window moved on since;
 			// the next Tick clears it.
@@ -96,7 +97,7 @@ func (e *Engine) flags(s *termState, now int64, pol *compiledPolicy, view *incid
 		}
 		spec := posfleet.FlagSpecs[i]
 		out = append(out, posfleet.Flag{Name: spec.Name, Kind: spec.Kind, Since: tm(s.raised[i]),
-			Urgent: v.urgent || posfleet.FlagSpecs[i].Urgent, Evidence: e.explain(s, i, now, pol, view)})
+			Urgent: v.urgent || posfleet.FlagSpecs[i].Urgent, Evidence: e.explain(s, i, now, th, pol, view)})
 	}
 	return out
 }
@@ -116,7 +117,7 @@ func (e *Engine) health(s *termState, now int64, pol *compiledPolicy, view *inci
 			h.Service[i].Cleared = []posfleet.FlagName{}
 		}
 	}
-	h.Online = s.raised[fOffline] == 0 && s.WillAt == 0 && now-s.LastSeen <= e.cfg.OfflineAfter.Milliseconds()
+	h.Online = s.raised[fOffline] == 0 && s.WillAt == 0 && now-s.LastSeen <= e.resolve(s).OfflineAfter.Milliseconds()
 	h.Site.Merchant = s.Merchant
 	h.Site.Model = s.Model
 	if s.Update.Status != "" {
@@ -161,14 +162,14 @@ func (e *Engine) health(s *termState, now int64, pol *compiledPolicy, view *inci
 	for c := 1; c < nCauses; c++ {
 		h.Txns.Failed[causeByIndex[c]] = int64(s.Causes[c])
 	}
-	window := min(e.cfg.TxnWindow, int(s.TxnCount))
+	window := min(e.resolve(s).TxnWindow, int(s.TxnCount))
 	for i := 1; i <= window; i++ {
 		at, cause, hostSide := unpackOutcome(s.Txn[(int(s.TxnNext)-i+TxnRing)%TxnRing])
 		h.Txns.Recent++
 		if cause == cNone {
 			continue
 		}
-		if hostSide && view.covers(s.Ref.Tenant, at) {
+		if hostSide && view.covers(s.Ref.Tenant, s.Host, at) {
 			cause = cHost
 		}
 		h.Txns.RecentFailed[causeByIndex[cause]]++
@@ -272,7 +273,7 @@ func (e *Engine) FleetSummary(tenant string) FleetSummary {
 	}
 	e.each(tenant, func(s *termState) {
 		fs.Total++
-		offline := s.raised[fOffline] != 0 || s.WillAt != 0 || now-s.LastSeen > e.cfg.OfflineAfter.Milliseconds()
+		offline := s.raised[fOffline] != 0 || s.WillAt != 0 || now-s.LastSeen > e.resolve(s).OfflineAfter.Milliseconds()
 		if offline {
 			fs.Offline++
 		} else {

@@ -44,7 +44,7 @@ func (e *Engine) Rows(tenant string, flag posfleet.FlagName) []Row {
 			return
 		}
 		r := Row{Ref: s.Ref, LastSeen: tm(s.LastSeen), Model: s.Model, Firmware: s.Firmware, Serial: s.Serial, Merchant: s.Merchant,
-			Online: s.raised[fOffline] == 0 && s.WillAt == 0 && now-s.LastSeen <= e.cfg.OfflineAfter.Milliseconds()}
+			Online: s.raised[fOffline] == 0 && s.WillAt == 0 && now-s.LastSeen <= e.resolve(s).OfflineAfter.Milliseconds()}
 		for i := range nFlags {
 			if s.raised[i] != 0 {
 				r.Flags = append(r.Flags, posfleet.FlagNames[i])

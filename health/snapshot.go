@@ -58,6 +58,7 @@ func (e *Engine) Snapshot(w io.Writer) error {
 			inc := rec.Incident
 			inc.Merchants = append([]string(nil), rec.Merchants...)
 			inc.Terminals = append([]posfleet.TerminalRef(nil), rec.Terminals...)
+			inc.Timeline = append([]IncidentMinute(nil), rec.Timeline...)
 			var seen []seenSnap
 			for ref, c := range rec.seen {
 				seen = append(seen, seenSnap{Ref: ref, Base: c[0], Last: c[1]})
@@ -171,7 +172,10 @@ func (e *Engine) Restore(r io.Reader) error {
 			for _, m := range rec.Merchants {
 				rec.merchants[m] = struct{}{}
 			}
-			ti.open = rec
+			if ti.open == nil {
+				ti.open = map[string]*incidentRec{}
+			}
+			ti.open[rec.Host] = rec
 		}
 		ti.list = append(ti.list, rec)
 	}

@@ -47,6 +47,8 @@ var (
 	fBadData          = flagIndex(posfleet.FlagBadData)
 	fFallbackRate     = flagIndex(posfleet.FlagFallbackRate)
 	fMoved            = flagIndex(posfleet.FlagMoved)
+	fSilent           = flagIndex(posfleet.FlagSilent)
+	fWearDue          = flagIndex(posfleet.FlagWearDue)
 )
 
 // The masks of the flags each kind of message (or time alone) can change.
@@ -61,10 +63,12 @@ var (
 	mBadData       = maskOf(posfleet.FlagBadData)
 	mFallbackRate  = maskOf(posfleet.FlagFallbackRate)
 	mMoved         = maskOf(posfleet.FlagMoved)
+	mSilent        = maskOf(posfleet.FlagSilent)
+	mWearDue       = maskOf(posfleet.FlagWearDue)
 	// mTimeBased: flags whose evidence ages out (offline deadlines, the
 	// 24-hour windows, bad_data's window) and that Tick therefore re-judges.
 	mTimeBased = maskOf(posfleet.FlagOffline, posfleet.FlagAmountMismatch, posfleet.FlagReceiptFailures, posfleet.FlagRefundAnomaly,
-		posfleet.FlagBadData)
+		posfleet.FlagBadData, posfleet.FlagSilent)
 )
 
 const mAll = flagMask(1)<<nFlags - 1
@@ -326,6 +330,14 @@ type termState struct {
 	// (flag_signals.go); nil until the terminal sends one.
 	Chip *chipLog
 	Loc  *locState
+	// Hours is the hour-of-week sales baseline for silent and
+	// UsualSaleHours (hours.go), from the first sale; Wear the wear
+	// counters' samples for wear_due (flag_wear.go), from the first
+	// heartbeat with one. Host is the host of the last transaction that
+	// named one, for incidents per host (incident.go).
+	Hours *saleHours
+	Wear  *wearState
+	Host  string
 
 	Causes         [nCauses]uint32
 	FW             fwCounters

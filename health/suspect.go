@@ -93,7 +93,8 @@ func (e *Engine) SuspectFirmware(tenant string) []FirmwareFinding {
 		terms = append(terms, FirmwareCounts{Model: s.Model, Firmware: s.Firmware, Txns: int64(s.FW.Txns), Sales: int64(s.FW.Sales),
 			Mismatches: int64(s.FW.Mismatches), TermFailures: int64(s.FW.TerminalFailures)})
 	})
-	return JudgeFirmware(terms, e.cfg.SuspectRules())
+	// A tenant's own rules; every tenant's fleet at once is judged by the defaults.
+	return JudgeFirmware(terms, e.thr.Load().lookup(tenant, "").SuspectRules())
 }
 
 // termRate is one terminal's events of a metric out of its volume.

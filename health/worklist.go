@@ -230,6 +230,19 @@ func action(f posfleet.Flag) string {
 	case *posfleet.FallbackRateEvidence:
 		return fmt.Sprintf("Check the chip card slot for an overlay or a skimmer, clean it with a cleaning card and test a chip card; "+
 			"replace the chip reader if chip cards still fall back to the stripe. %d of the last %d chip payments fell back.", ev.Count, ev.Total)
+	case *posfleet.WearDueEvidence:
+		var out []string
+		for _, p := range ev.Parts {
+			part := strings.ReplaceAll(p.Part, "_", " ")
+			if p.DaysLeft <= 0 {
+				out = append(out, fmt.Sprintf("Bring a new %s and fit it on this visit; it is past its rated life (%s %d, rated %d).",
+					part, p.Counter, p.Value, p.RatedLife))
+				continue
+			}
+			out = append(out, fmt.Sprintf("Bring a new %s and fit it on this visit; it reaches its rated life in about %v days (%s %d, %v a day, rated %d).",
+				part, p.DaysLeft, p.Counter, p.Value, p.PerDay, p.RatedLife))
+		}
+		return strings.Join(out, " ")
 	case *posfleet.ClockSkewEvidence:
 		skew, dir := ev.SkewS, "ahead of"
 		if skew < 0 {

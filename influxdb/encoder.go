@@ -62,7 +62,12 @@ func (Encoder) AppendMessage(dst []byte, m *posfleet.Message) ([]byte, error) {
 		addTag(&e, "paper", hb.Paper)
 		addTag(&e, "tenant", ref.Tenant)
 		addTag(&e, "terminal", ref.Terminal)
+		// battery_cycles, battery_health_pct, card_insertions and prints:
+		// the optional wear counters (README, "PROTOCOL extensions").
+		addInt64(&e, "battery_cycles", hb.BatteryCycles)
+		addInt(&e, "battery_health_pct", hb.BatteryHealthPct)
 		addInt(&e, "battery_pct", hb.BatteryPct)
+		addInt64(&e, "card_insertions", hb.CardInsertions)
 		if hb.Charging != nil {
 			e.AddField("charging", lineprotocol.BoolValue(*hb.Charging))
 		}
@@ -81,6 +86,7 @@ func (Encoder) AppendMessage(dst []byte, m *posfleet.Message) ([]byte, error) {
 			}
 		}
 		addInt(&e, "pending_txns", hb.PendingTxns)
+		addInt64(&e, "prints", hb.Prints)
 		e.AddField("seq", lineprotocol.IntValue(hb.Seq))
 		addInt(&e, "signal_dbm", hb.SignalDBm)
 		if hb.TempC != nil {
@@ -125,6 +131,9 @@ func (Encoder) AppendMessage(dst []byte, m *posfleet.Message) ([]byte, error) {
 		t := m.Txn
 		e.StartLine(MeasurementTxn)
 		addTag(&e, "entry", t.Entry)
+		// host: the optional acquirer or switch (README, "PROTOCOL
+		// extensions"), a tag: incidents are looked at per host.
+		addTag(&e, "host", t.Host)
 		addTag(&e, "receipt", t.Receipt)
 		addTag(&e, "result", t.Result)
 		addTag(&e, "tenant", ref.Tenant)

@@ -63,6 +63,9 @@ func (s *Server) startHealth(ctx context.Context) error {
 	if err := s.loadPolicy(ctx, eng); err != nil {
 		return err
 	}
+	if err := s.loadThresholds(ctx, eng); err != nil {
+		return err
+	}
 	// A policy written before package URLs were checked: serve, but say
 	// loudly that its update commands would carry such a URL.
 	if pol := eng.Policy(); pol != nil {
@@ -86,7 +89,7 @@ func (s *Server) startHealth(ctx context.Context) error {
 	done := make(chan struct{})
 	s.healthDone = done
 	var running sync.WaitGroup
-	running.Add(2)
+	running.Add(3)
 	go func() { running.Wait(); close(done) }()
 	// The engine's clock is a part of the server: its error, dropped
 	// before, now stops it.
@@ -100,6 +103,11 @@ func (s *Server) startHealth(ctx context.Context) error {
 	s.parts.Go(func() error {
 		defer running.Done()
 		return eng.RunSnapshots(hctx, snap, s.cfg.SnapshotInterval)
+	})
+	s.parts.Go(func() error {
+		defer running.Done()
+		s.watchThresholds(hctx, eng) // other replicas' changes
+		return nil
 	})
 	return nil
 }

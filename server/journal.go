@@ -62,6 +62,7 @@ func (s *Server) journalWeb(o *web.Options) {
 	o.Events = ev
 	o.SavePolicy = s.savePolicy
 	o.PolicyHistory = policyHistory{s}
+	o.Thresholds = thresholdStore{s: s, eng: s.engine}
 	if s.engine != nil {
 		// The engine applied the visit: it is recorded applied. A process
 		// without the engine records its visits pending instead

@@ -112,6 +112,9 @@ type Config struct {
 	Source mqttsource.Options
 	// SnapshotInterval is how often the health engine's state is saved.
 	SnapshotInterval time.Duration
+	// ThresholdsFile, when set, is a thresholds document (YAML or JSON,
+	// health.Thresholds) imported as version 1 when the database has none.
+	ThresholdsFile string
 	// EMQXToken, when set, enables the EMQX HTTP authentication and
 	// authorization endpoints of the web role; EMQX must send it as a
 	// bearer token.

@@ -42,10 +42,13 @@ var auditActions = map[string]string{
 	"POST /terminals/{tenant}/{terminal}/serviced":        "visit",
 	"PUT /api/v1/policy":                                  "policy_change",
 	"POST /firmware/policy":                               "policy_change",
+	"PUT /api/v1/thresholds":                              "thresholds_change",
+	"POST /admin/thresholds":                              "thresholds_change",
 	"POST /api/v1/terminals/import":                       "import",
 
 	"POST /api/v1/alarms/bulk": "alarm_bulk",
 	"POST /alarms/bulk":        "alarm_bulk",
+	"POST /campaigns/new":      "campaign_create",
 	// POST /api/v1/alarms/{id}/<act> and /alarms/{id}/{action}: alarm_<act>
 	// (auditAction).
 
@@ -96,6 +99,8 @@ func auditAction(r *http.Request) string {
 		return "alarm_" + strings.TrimPrefix(r.Pattern, "POST /api/v1/alarms/{id}/")
 	case r.Pattern == "POST /alarms/{id}/{action}":
 		return "alarm_" + r.PathValue("action")
+	case r.Pattern == "POST /campaigns/{id}/{action}":
+		return "campaign_" + r.PathValue("action")
 	case r.Pattern == "POST /admin/users/{name}/{action}":
 		return "user_" + r.PathValue("action")
 	}
@@ -266,6 +271,9 @@ func (s *Server) serveAudited(w http.ResponseWriter, r *http.Request) {
 	}
 	for k, v := range notes {
 		fields[k] = v
+	}
+	if step, _ := notes["step"].(string); r.Pattern == "POST /campaigns/new" && step != "create" {
+		e.Action = "campaign_preview" // the form's first step creates nothing
 	}
 	e.Detail = auditDetail(fields)
 	s.appendAudit(r.Context(), e)

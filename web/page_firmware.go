@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,7 +66,42 @@ func (s *Server) firmwareView(r *http.Request, frame layout.Page) firmware.View 
 	for _, h := range hist {
 		v.History = append(v.History, firmware.Version{Version: h.Version, At: h.CreatedAt, By: h.CreatedBy, Body: h.Body})
 	}
+	if s.opts.Campaigns != nil {
+		v.Campaigns, v.CampaignLinks = true, campaignLinks(v.Models, pol)
+	}
 	return v
+}
+
+// campaignLinks open the new campaign form for each model with terminals
+// behind its target: the policy's target and package (when it has one;
+// the form asks otherwise) and the versions behind.
+func campaignLinks(models []parts.Model, pol *health.Policy) []firmware.CampaignLink {
+	var out []firmware.CampaignLink
+	for _, m := range models {
+		if m.Target == "" || m.Behind == 0 {
+			continue
+		}
+		q := url.Values{"model": {m.Model}, "target": {m.Target}}
+		if pol != nil {
+			if mp := pol.Models[m.Model]; mp.URL != "" && mp.SHA256 != "" {
+				q.Set("url", mp.URL)
+				q.Set("sha256", mp.SHA256)
+			}
+		}
+		var behind []string
+		for _, ver := range m.Versions {
+			switch health.FirmwareStatus(ver.Status) {
+			case health.FirmwareBehind, health.FirmwareBelowMinimum, health.FirmwareBlocked:
+				behind = append(behind, ver.Version)
+			}
+		}
+		slices.Sort(behind)
+		if len(behind) > 0 {
+			q.Set("versions", strings.Join(behind, ","))
+		}
+		out = append(out, firmware.CampaignLink{Model: m.Model, Behind: m.Behind, Href: "/campaigns/new?" + q.Encode()})
+	}
+	return out
 }
 
 func (s *Server) handleFirmwarePage(w http.ResponseWriter, r *http.Request, frame layout.Page) {

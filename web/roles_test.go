@@ -124,7 +124,7 @@ func newRoleFixture(t *testing.T) *roleFixture {
 	f.audit = &memAudit{}
 	f.h, err = web.New(web.Options{Users: users, SessionKey: key, Health: f.engine, Commander: f, Commands: commands.New(),
 		Alarms: af.alarms, Notifications: newFakeNotifications(clock), Provisioner: noImport{}, Now: clock, Audit: f.audit,
-		Campaigns: newFakeCampaigns()})
+		Campaigns: newFakeCampaigns(), Thresholds: newMemThresholds(f.engine)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,6 +90,9 @@ func (s *Server) mountUI() {
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 	}))
 	s.mux.HandleFunc("GET /security", s.page(s.handleSecurity))
+	if s.opts.Campaigns != nil {
+		s.mountCampaignPages()
+	}
 }
 
 // loginPage renders the sign-in form with the browser's CSRF token.
@@ -194,7 +197,7 @@ func (s *Server) frame(r *http.Request) layout.Page {
 	p, _ := PrincipalFrom(r.Context())
 	sess, _ := sessionFrom(r.Context())
 	frame := layout.Page{User: p.Name, Tenant: p.Tenant, CSRF: sess.CSRF, Active: r.URL.Path,
-		Perms: pagePerms(p)}
+		Perms: pagePerms(p), Campaigns: s.opts.Campaigns != nil && campaignsShown(p)}
 	s.navFrame(r, &frame)
 	return frame
 }

@@ -78,6 +78,10 @@ type Options struct {
 	// /api/v1/channels, /api/v1/routes and /api/v1/notifications; nil
 	// mounts none of them.
 	Notifications Notifications
+	// Thresholds keeps the thresholds document's versions and serves
+	// /api/v1/thresholds and the Thresholds page (thresholds.go); nil
+	// mounts neither.
+	Thresholds Thresholds
 	// Audit keeps the audit log: every mutating request of a signed-in
 	// user or token, every sign-in and failed one (audit.go); it serves
 	// /audit, /audit.csv and /api/v1/audit. nil records nothing.
@@ -149,6 +153,9 @@ func New(opts Options) (*Server, error) {
 		}
 		if opts.Audit != nil {
 			s.mountAudit()
+		}
+		if opts.Thresholds != nil {
+			s.mountThresholds()
 		}
 		if opts.Provisioner != nil {
 			s.mux.HandleFunc("POST /api/v1/terminals/import", s.api(s.handleImport))

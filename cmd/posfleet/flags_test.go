@@ -78,6 +78,7 @@ func TestEveryServeFlagReachesItsOption(t *testing.T) {
 		"allow-http-firmware":       {args: []string{"--allow-http-firmware"}, fields: []string{"AllowHTTPFirmware"}},
 		"campaign-min-soak":         {args: []string{"--campaign-min-soak", "30s"}, fields: []string{"Campaigns.MinSoak"}},
 		"secure-cookies":            {args: []string{"--secure-cookies"}, fields: []string{"SecureCookies"}},
+		"thresholds":                {args: []string{"--thresholds", token}, fields: []string{"ThresholdsFile"}},
 		"pprof-addr":                {args: []string{"--pprof-addr", "127.0.0.1:6"}, fields: []string{"PprofAddr"}},
 		"roles":                     {args: []string{"--roles", "broker,collector"}, fields: []string{"Roles.Web"}},
 		"mqtt-source":               {args: source, fields: []string{"Source.Broker", "Source.Username", "Source.ClientID"}},

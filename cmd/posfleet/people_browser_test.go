@@ -473,6 +473,8 @@ var zhPages = []struct {
 	{"terminal", "/terminals/acme/T-0001", true},
 	{"worklist", "/worklist", false},
 	{"firmware", "/firmware", false},
+	{"campaigns", "/campaigns", false},
+	{"campaign-new", "/campaigns/new?model=A920&target=2.4.3&versions=2.4.1", false},
 	{"incidents", "/incidents", false},
 	{"security", "/security", false},
 	{"alarms", "/alarms", false},

@@ -49,6 +49,7 @@ type ServeCmd struct {
 	RegistrySyncInterval time.Duration `name:"registry-sync-interval" help:"How often terminals provisioned or rotated by other processes (other replicas, 'posfleet terminals import' beside the server) are read from the database; each process holds all terminals in memory." default:"${registry_sync}" env:"POSFLEET_REGISTRY_SYNC_INTERVAL"`
 	AllowHTTPFirmware    bool          `name:"allow-http-firmware" help:"Accept http:// package URLs in the firmware policy (by default only https://). The terminals still check each package's SHA-256." env:"POSFLEET_ALLOW_HTTP_FIRMWARE"`
 	CampaignMinSoak      time.Duration `name:"campaign-min-soak" help:"Shortest soak a firmware campaign's wave may have before its gate is judged (a demo or a lab may shorten it; a gate needs hours of transactions to see much)." default:"${campaign_min_soak}" env:"POSFLEET_CAMPAIGN_MIN_SOAK"`
+	Thresholds           string        `name:"thresholds" help:"A thresholds document (YAML or JSON: overrides per tenant and model of the flags' thresholds) imported when the database has none; later changes go through PUT /api/v1/thresholds or the Thresholds page." type:"path" env:"POSFLEET_THRESHOLDS" placeholder:"FILE"`
 	SecureCookies        bool          `help:"Mark session cookies Secure: set it when users reach posfleet over HTTPS (directly or through a proxy)." env:"POSFLEET_SECURE_COOKIES"`
 	PprofAddr            string        `name:"pprof-addr" help:"Debugging aid, off when empty: serve Go's runtime profiles (/debug/pprof/: heap, goroutines, CPU) on this address, a listener of their own. Keep it on loopback (e.g. 127.0.0.1:6060): the profiles need no login and show the process's internals." env:"POSFLEET_PPROF_ADDR" placeholder:"HOST:PORT"`
 
@@ -142,6 +143,7 @@ func (cmd *ServeCmd) config(g *Globals) (server.Config, error) {
 	cfg.SecureCookies = cmd.SecureCookies
 	cfg.AllowHTTPFirmware = cmd.AllowHTTPFirmware
 	cfg.Campaigns.MinSoak = cmd.CampaignMinSoak
+	cfg.ThresholdsFile = cmd.Thresholds
 	cfg.PprofAddr = cmd.PprofAddr
 	cfg.Influx.URL, cfg.Influx.Org, cfg.Influx.Bucket = cmd.InfluxURL, cmd.InfluxOrg, cmd.InfluxBucket
 	cfg.Influx.Token = os.Getenv("POSFLEET_INFLUX_TOKEN")

@@ -11,7 +11,8 @@ import (
 // from what InfluxDB holds of terminal f: fallback_rate when some run of
 // the last 50 chip payments held at least 5 fallbacks and 10% of them, and
 // moved when two heartbeats in a row reported a location more than 1 km
-// from the provisioned site.
+// from the provisioned site, silent for a terminal heard but never
+// selling, and wear_due for a part near its rated life.
 func signalEvidence(data map[string]map[string][]map[string]string, f FleetTerminal) []string {
 	var flags []string
 	var chip []bool
@@ -49,6 +50,31 @@ func signalEvidence(data map[string]map[string][]map[string]string, f FleetTermi
 	}
 	if moved {
 		flags = append(flags, string(posfleet.FlagMoved))
+	}
+	// silent: heard, and no sale at all (the baseline that makes the hours
+	// usual is History's, before the run).
+	sales := 0
+	for _, p := range data["txn"][f.Terminal] {
+		if p["type"] == posfleet.TxnSale {
+			sales++
+		}
+	}
+	if sales == 0 && len(data["heartbeat"][f.Terminal]) > 0 {
+		flags = append(flags, string(posfleet.FlagSilent))
+	}
+	// wear_due: a part within 2% of its rated life (health/config.go), or
+	// a battery down to 60%.
+	worn := false
+	for _, p := range data["heartbeat"][f.Terminal] {
+		prints, _ := strconv.ParseInt(p["prints"], 10, 64)
+		ins, _ := strconv.ParseInt(p["card_insertions"], 10, 64)
+		worn = worn || prints >= 147_000 || ins >= 196_000
+		if h, err := strconv.Atoi(p["battery_health_pct"]); err == nil && h <= 60 {
+			worn = true
+		}
+	}
+	if worn {
+		flags = append(flags, string(posfleet.FlagWearDue))
 	}
 	return flags
 }

@@ -143,6 +143,7 @@ func NewSimulation(opts SimOptions) (*Simulation, error) {
 				t.mains = true
 			}
 		}
+		t.initSignals()
 		for _, f := range b.Faults {
 			t.faults = append(t.faults, &faultState{plan: f, next: f.AtMin})
 		}
@@ -323,6 +324,7 @@ type simTerminal struct {
 	sales     []sold    // recent approved sales, for refunds
 	hostMs    atomic.Int64
 	crashedAt atomic.Int64 // unix nanoseconds of the last crash, 0 if none
+	sig       signalState  // signals.go
 }
 
 // event is a fleet-wide scenario: the terminal's behaviour while it lasts.
@@ -426,7 +428,7 @@ func (t *simTerminal) run(ctx context.Context, history time.Duration) {
 			return
 		case now := <-txnC:
 			hour := t.sim.SimTime(now).Hour()
-			if rand.Float64() < t.curve[hour] {
+			if rand.Float64() < t.curve[hour] && !t.sig.silent {
 				t.transact(ctx, t.sim.SimMinute(now), time.Time{})
 			}
 			txnT.Reset(expDuration(peak))
@@ -478,7 +480,7 @@ func (t *simTerminal) report(err error) {
 // event's while it lasts.
 func (t *simTerminal) behaviorAt(m float64) *Behavior {
 	for i := range t.events {
-		if t.events[i].window.Contains(m) {
+		if t.events[i].window.Contains(m) && t.hitBy(&t.events[i].b) {
 			return &t.events[i].b
 		}
 	}
@@ -591,6 +593,7 @@ func (t *simTerminal) makeTxn(m float64, ts time.Time) (posfleet.Transaction, Fi
 			t.sales = t.sales[1:]
 		}
 	}
+	t.signTxn(&tx)
 	return tx, fw
 }
 
@@ -649,6 +652,7 @@ func (t *simTerminal) heartbeat() posfleet.Heartbeat {
 		hb.Charging = ptr(rand.Float64() < b.Charging)
 	}
 	t.locate(&hb)
+	t.wearReport(&hb)
 	return hb
 }
 

@@ -10,6 +10,7 @@ var actions = map[string]bool{
 	"firmware_bulk_update":   true,
 	"visit":                  true,
 	"policy_change":          true,
+	"thresholds_change":      true,
 	"import":                 true,
 	"alarm_bulk":             true,
 	"alarm_acknowledge":      true,
@@ -54,4 +55,4 @@ var outcomes = map[string]bool{
 }
 
 // actionCodes are the known actions in the order the filter suggests them.
-var actionCodes = []string{"sign_in", "sign_in_failed", "sign_out", "command", "firmware_bulk_update", "visit", "policy_change", "import", "alarm_bulk", "alarm_acknowledge", "alarm_assign", "alarm_comment", "alarm_snooze", "alarm_resolve", "channel_create", "channel_change", "channel_delete", "channel_test", "route_create", "route_change", "route_delete", "user_create", "user_password", "user_disable", "user_enable", "user_delete", "user_role", "user_preferences", "token_create", "token_revoke", "preferences_change", "tenant_defaults_change", "request"}
+var actionCodes = []string{"sign_in", "sign_in_failed", "sign_out", "command", "firmware_bulk_update", "visit", "policy_change", "thresholds_change", "import", "alarm_bulk", "alarm_acknowledge", "alarm_assign", "alarm_comment", "alarm_snooze", "alarm_resolve", "channel_create", "channel_change", "channel_delete", "channel_test", "route_create", "route_change", "route_delete", "user_create", "user_password", "user_disable", "user_enable", "user_delete", "user_role", "user_preferences", "token_create", "token_revoke", "preferences_change", "tenant_defaults_change", "request"}

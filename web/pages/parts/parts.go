@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,6 +46,52 @@ func KindLabel(ctx context.Context, k posfleet.FlagKind) string {
 
 // Describe says in one sentence why a flag is raised, from its evidence.
 func Describe(ctx context.Context, f posfleet.Flag) string {
+	s := describe(ctx, f)
+	if a := appliedThresholds(ctx, f.Evidence); a != "" {
+		s += " " + a
+	}
+	return s
+}
+
+// appliedThresholds says which of a tenant's or model's thresholds raised
+// the flag, one sentence each; "" when all were the defaults.
+func appliedThresholds(ctx context.Context, ev posfleet.Evidence) string {
+	if ev == nil {
+		return ""
+	}
+	rv := reflect.ValueOf(ev)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
+		return ""
+	}
+	fv := rv.Elem().FieldByName("Thresholds")
+	if !fv.IsValid() {
+		return ""
+	}
+	ths, _ := fv.Interface().([]posfleet.AppliedThreshold)
+	var out []string
+	for _, a := range ths {
+		if a.Source == posfleet.ThresholdDefault {
+			continue
+		}
+		kv := []any{"Name", locale.T(ctx, "thresholds.name."+strings.ReplaceAll(a.Name, ".", "_")), "Value", ThresholdValue(ctx, a.Unit, a.Value), "Model", a.Model}
+		out = append(out, locale.T(ctx, "thresholds.describe."+string(a.Source), kv...))
+	}
+	return strings.Join(out, " ")
+}
+
+// ThresholdValue is a threshold's value with its unit, as people read it:
+// a share as a percentage.
+func ThresholdValue(ctx context.Context, unit string, v float64) string {
+	switch unit {
+	case "ratio":
+		return pct(ctx, v)
+	case "count", "probability", "times":
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64) + " " + unit
+}
+
+func describe(ctx context.Context, f posfleet.Flag) string {
 	v := func(x any) string { return Value(ctx, x) }
 	t := func(id string, kv ...any) string { return locale.T(ctx, "describe."+id, kv...) }
 	switch ev := f.Evidence.(type) {
@@ -114,8 +161,31 @@ func Describe(ctx context.Context, f posfleet.Flag) string {
 			"Limit", pct(ctx, ev.Threshold), "Minimum", v(ev.Minimum))
 	case *posfleet.MovedEvidence:
 		return t("moved", "Distance", v(ev.DistanceM), "Limit", v(ev.ThresholdM), "Since", v(ev.Since))
+	case *posfleet.SilentEvidence:
+		return t("silent", "Hours", v(len(ev.Missed)), "LastSale", v(ev.LastSale), "Chance", v(ev.Chance), "Weeks", v(ev.Weeks))
+	case *posfleet.WearDueEvidence:
+		var out []string
+		for _, p := range ev.Parts {
+			kv := []any{"Part", WearPart(ctx, p.Part), "Counter", EvidenceKey(ctx, p.Counter), "Value", v(p.Value),
+				"Rated", v(p.RatedLife), "PerDay", v(p.PerDay), "Days", v(p.DaysLeft)}
+			if p.DaysLeft <= 0 {
+				out = append(out, t("wear_due_now", kv...))
+			} else {
+				out = append(out, t("wear_due", kv...))
+			}
+		}
+		return strings.Join(out, " ")
 	}
 	return t("see_evidence")
+}
+
+// WearPart is a wear_due part's name in the reader's language.
+func WearPart(ctx context.Context, part string) string {
+	switch part {
+	case posfleet.WearPrinterHead, posfleet.WearChipReader, posfleet.WearBattery:
+		return locale.T(ctx, "wear_part."+part)
+	}
+	return part
 }
 
 // SeverityLabel is a fault's severity in the reader's language.
@@ -191,7 +261,10 @@ func init() {
 		rtt_threshold_ms server_ts severity sha256 signal_threshold_dbm silent_s since skew_s slow_host target temp_c
 		temp_threshold_c terminal terminal_ts threshold threshold_pct threshold_s total transactions url was_selling
 		weak_signal window_h chance chance_rate
-		distance_m lat lon site_lat site_lon threshold_m window`) {
+		distance_m lat lon site_lat site_lon threshold_m window
+		thresholds name source unit value
+		last_sale minimum_hours missed weeks horizon_days parts counter days_left part per_day rated_life samples
+		prints card_insertions battery_cycles battery_health_pct`) {
 		evidenceKeys[k] = struct{}{}
 	}
 }
@@ -219,6 +292,9 @@ func Evidence(ctx context.Context, ev posfleet.Evidence) []Field {
 					row[c] = Value(ctx, v)
 					if s, ok := v.(string); ok && c == "severity" {
 						row[c] = SeverityLabel(ctx, s)
+					}
+					if s, ok := v.(string); ok && c == "source" && k == "thresholds" {
+						row[c] = locale.T(ctx, "thresholds.source."+s)
 					}
 				}
 				fd.Rows = append(fd.Rows, row)

@@ -9,6 +9,7 @@ import (
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/locale"
+	"github.com/posfleet/posfleet/web/pages/parts"
 )
 
 // PartKey is the catalogue ID of a part to bring (posfleet.FlagParts and
@@ -117,6 +118,19 @@ func Action(ctx context.Context, r health.WorkReason) string {
 		return locale.T(ctx, "worklist.action.battery_low", "Pct", pct, "Heartbeats", beats, "At", at(ev.LowSince))
 	case *posfleet.FallbackRateEvidence:
 		return locale.T(ctx, "worklist.action.fallback_rate", "Count", ev.Count, "Total", ev.Total)
+	case *posfleet.WearDueEvidence:
+		var out []string
+		for _, p := range ev.Parts {
+			kv := []any{"Part", parts.WearPart(ctx, p.Part), "Counter", parts.EvidenceKey(ctx, p.Counter),
+				"Value", locale.Int(ctx, p.Value), "Rated", locale.Int(ctx, p.RatedLife),
+				"PerDay", strconv.FormatFloat(p.PerDay, 'f', -1, 64), "Days", strconv.FormatFloat(p.DaysLeft, 'f', -1, 64)}
+			if p.DaysLeft <= 0 {
+				out = append(out, locale.T(ctx, "worklist.action.wear_due_now", kv...))
+			} else {
+				out = append(out, locale.T(ctx, "worklist.action.wear_due", kv...))
+			}
+		}
+		return strings.Join(out, " ")
 	case *posfleet.ClockSkewEvidence:
 		if ev.SkewS < 0 {
 			return locale.T(ctx, "worklist.action.clock_behind", "Skew", -ev.SkewS, "At", at(ev.ServerTS))

@@ -113,6 +113,9 @@ func TestEveryPartTranslated(t *testing.T) {
 	for _, ps := range posfleet.ComponentParts {
 		all = append(all, ps...)
 	}
+	for _, ps := range posfleet.WearParts {
+		all = append(all, ps...)
+	}
 	for _, lang := range locale.Languages {
 		ids, err := locale.IDs(lang)
 		if err != nil {
