@@ -125,17 +125,18 @@ func TestRunnerRestart(t *testing.T) {
 func TestAnswers(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		f := newFleet(3, "A920", "2.4.1")
+		f := newFleet(25, "A920", "2.4.1")
 		r := newRig(t, db, f)
 		acks := &fakeAcks{m: map[string][2]string{}}
 		r.run.Acks = acks
-		c, err := r.st.CreateCampaign(ctx, tenant, spec("2.5.2", posfleet.WaveSpec{Count: 3, Soak: soak(time.Hour)},
-			posfleet.WaveSpec{Percent: 100, Soak: soak(time.Hour)}), "ana")
+		sp := spec("2.5.2", posfleet.WaveSpec{Count: 5, Soak: soak(time.Hour)}, posfleet.WaveSpec{Percent: 100, Soak: soak(time.Hour)})
+		sp.MaxInFlight = 5
+		c, err := r.st.CreateCampaign(ctx, tenant, sp, "ana")
 		if err != nil {
 			t.Fatal(err)
 		}
 		r.step()
-		if f.sentCount() != 3 {
+		if f.sentCount() != 5 {
 			t.Fatalf("%d sent", f.sentCount())
 		}
 		acks.m[f.sent[0].cmd.ID] = [2]string{posfleet.AckRejected, "this terminal does not take remote updates"}
@@ -144,6 +145,8 @@ func TestAnswers(t *testing.T) {
 			x.t.Update = &posfleet.UpdateAttempt{Target: "2.5.2", Status: posfleet.UpdateFailed, Error: "sha256 mismatch"}
 		})
 		f.set(f.sent[2].terminal, func(x *fakeTerm) { x.inFlight = nil })
+		f.set(f.sent[0].terminal, func(x *fakeTerm) { x.inFlight = nil })
+		f.install() // the other two
 		f.advance(time.Minute)
 		r.step()
 		byTerm := map[string]posfleet.CampaignTerminal{}
@@ -160,13 +163,16 @@ func TestAnswers(t *testing.T) {
 		if x := byTerm[f.sent[2].terminal]; x.State != posfleet.CTDownloading {
 			t.Errorf("no answer yet: %+v", x)
 		}
+		if x := byTerm[f.sent[3].terminal]; x.State != posfleet.CTInstalled {
+			t.Errorf("installed: %+v", x)
+		}
 		f.advance(campaign.DefaultOptions().AnswerTimeout)
 		r.step()
 		got := r.get(c.ID)
-		if got.Waves[0].Counts[posfleet.CTFailed] != 3 || got.SoakUntil.IsZero() {
+		if got.Waves[0].Counts[posfleet.CTFailed] != 3 || got.Waves[0].Counts[posfleet.CTInstalled] != 2 || got.SoakUntil.IsZero() {
 			t.Errorf("after the answer timeout: %+v, soak until %v", got.Waves[0].Counts, got.SoakUntil)
 		}
-		// All three failed: the gate fails on update failures.
+		// Three installs of five failed: the gate fails on update failures.
 		f.advance(time.Hour)
 		r.step()
 		if got := r.get(c.ID); got.State != posfleet.CampaignPaused || !strings.Contains(got.Reason, "update_failures") {

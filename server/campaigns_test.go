@@ -18,6 +18,8 @@ import (
 	firmwareclient "github.com/posfleet/posfleet/firmware-client"
 	"github.com/posfleet/posfleet/server"
 	"github.com/posfleet/posfleet/server/servertest"
+	"github.com/posfleet/posfleet/store"
+	"github.com/posfleet/posfleet/store/storetest"
 )
 
 // campaignRig is the real server with n real terminal clients on A920
@@ -184,7 +186,9 @@ func TestCampaignEndToEnd(t *testing.T) {
 // with the mismatches in words, having updated only the canary, raises
 // its alarm; a rollback returns the canary to 2.4.1 and resolves it.
 func TestCampaignGatePausesAndRollsBack(t *testing.T) {
-	const n = 6
+	// A canary of 3 and a baseline of 21: the gate judges no fewer
+	// (campaign.DefaultGateRules).
+	const n = 24
 	r := newCampaignRig(t, n)
 	// Every terminal sells continually; on 2.5.0 it charges 0.6% more.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -198,7 +202,7 @@ func TestCampaignGatePausesAndRollsBack(t *testing.T) {
 				select {
 				case <-ctx.Done():
 					return
-				case <-time.After(50 * time.Millisecond):
+				case <-time.After(200 * time.Millisecond):
 				}
 				entered, charged := int64(10000), int64(10000)
 				if c.Inventory().Firmware == "2.5.0" {
@@ -211,8 +215,8 @@ func TestCampaignGatePausesAndRollsBack(t *testing.T) {
 		}()
 	}
 	spec := fmt.Sprintf(`{"tenant":"acme","name":"A920 to 2.5.0","model":"A920","target":"2.5.0","package":%s,
-		"waves":[{"count":2,"soak":"5s"},{"percent":100,"soak":"1s"}],
-		"max_in_flight":2,"window":{"mode":"any"},
+		"waves":[{"count":3,"soak":"6s"},{"percent":100,"soak":"1s"}],
+		"max_in_flight":3,"window":{"mode":"any"},
 		"rollback":[{"version":"2.4.1","package":%s}]}`, r.pkg("2.5.0"), r.pkg("2.4.1"))
 	id := r.create(spec)
 	servertest.Eventually(t, 60*time.Second, "the campaign paused", func() bool { return r.get(id).State != posfleet.CampaignRunning })
@@ -220,7 +224,7 @@ func TestCampaignGatePausesAndRollsBack(t *testing.T) {
 	if c.State != posfleet.CampaignPaused || !strings.Contains(c.Reason, "amount_mismatch") || len(c.Gates) != 1 || c.Gates[0].Passed {
 		t.Fatalf("paused? %s %q gates %+v", c.State, c.Reason, c.Gates)
 	}
-	if c.Waves[0].Counts[posfleet.CTInstalled] != 2 || c.Waves[1].Counts[posfleet.CTPending] != 4 {
+	if c.Waves[0].Counts[posfleet.CTInstalled] != 3 || c.Waves[1].Counts[posfleet.CTPending] != n-3 {
 		t.Errorf("more than the canary updated: %+v", c.Waves)
 	}
 	code, body := r.do("GET", "/api/v1/alarms?kind=campaign_paused", "")
@@ -232,7 +236,7 @@ func TestCampaignGatePausesAndRollsBack(t *testing.T) {
 		t.Fatalf("rollback: %d %s", code, body)
 	}
 	servertest.Eventually(t, 60*time.Second, "the campaign rolled back", func() bool { return r.get(id).State == posfleet.CampaignRolledBack })
-	if got := r.get(id); got.Waves[0].Counts[posfleet.CTRolledBack] != 2 {
+	if got := r.get(id); got.Waves[0].Counts[posfleet.CTRolledBack] != 3 {
 		t.Errorf("rolled back: %+v", got.Waves[0])
 	}
 	for i := 1; i <= n; i++ {
@@ -243,5 +247,83 @@ func TestCampaignGatePausesAndRollsBack(t *testing.T) {
 	code, body = r.do("GET", "/api/v1/alarms?kind=campaign_paused&state=resolved", "")
 	if code != http.StatusOK || !strings.Contains(body, `"resolved_by": "ops"`) {
 		t.Errorf("the campaign's alarm is not resolved: %d %.1500s", code, body)
+	}
+}
+
+// TestCampaignFromWebReplica: a campaign created on a web replica, which
+// has no health engine (it chooses the terminals from the published health
+// view), is run by the process holding the health lease; the replica
+// shows its progress.
+func TestCampaignFromWebReplica(t *testing.T) {
+	dbURL := storetest.URL(t, store.SQLite)
+	r := &campaignRig{t: t}
+	r.srv = servertest.Start(t, 2, servertest.WithConfig(func(c *server.Config) {
+		c.DatabaseURL = dbURL
+		c.AllowHTTPFirmware = true
+		c.Campaigns.MinSoak = 0
+		c.CampaignInterval = 200 * time.Millisecond
+	}))
+	r.files = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { w.Write(pkgOf(req.URL.Path)) }))
+	defer r.files.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	for i := 1; i <= 2; i++ {
+		ref := servertest.Ref(i)
+		c, err := firmwareclient.New(firmwareclient.Config{Broker: r.srv.URL(), Tenant: ref.Tenant, Terminal: ref.Terminal, Secret: servertest.Secret(i),
+			StoreDir: t.TempDir(), Inventory: posfleet.Inventory{Model: "A920", Serial: "S" + ref.Terminal, Firmware: "2.4.1"},
+			HeartbeatInterval: time.Second, Flash: func(context.Context, firmwareclient.Update) error { return nil }, ReconnectMax: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Run(ctx) }()
+	}
+	webCfg := servertest.Config(t.TempDir(), r.srv.Influx)
+	webCfg.DatabaseURL = dbURL
+	webCfg.Roles = server.Roles{Web: true}
+	webCfg.AllowHTTPFirmware = true
+	webCfg.Campaigns.MinSoak = 0
+	replica := startServer(t, webCfg)
+	tok, err := replica.Users().CreateToken(t.Context(), "ops", "*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.token = tok
+	on := func(addr string) func(method, path, body string) (int, string) {
+		return func(method, path, body string) (int, string) {
+			req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+	}
+	onReplica := on(replica.HTTPAddr().String())
+	spec := fmt.Sprintf(`{"tenant":"acme","model":"A920","target":"2.5.2","package":%s,
+		"waves":[{"percent":100,"soak":"1s"}],"window":{"mode":"any"}}`, r.pkg("2.5.2"))
+	// The replica knows the terminals once the box published them.
+	servertest.Eventually(t, 20*time.Second, "both terminals on the replica", func() bool {
+		code, body := onReplica("POST", "/api/v1/campaigns/preview", spec)
+		return code == http.StatusOK && strings.Contains(body, `"selected": 2`)
+	})
+	code, body := onReplica("POST", "/api/v1/campaigns", spec)
+	if code != http.StatusCreated {
+		t.Fatalf("create on the replica: %d %s", code, body)
+	}
+	var created struct{ Campaign posfleet.Campaign }
+	json.Unmarshal([]byte(body), &created)
+	servertest.Eventually(t, 60*time.Second, "the campaign finished, seen on the replica", func() bool {
+		code, body := onReplica("GET", "/api/v1/campaigns/"+created.Campaign.ID, "")
+		return code == http.StatusOK && strings.Contains(body, `"state": "finished"`)
+	})
+	for i := 1; i <= 2; i++ {
+		if st, _ := r.srv.Health().FirmwareState(servertest.Ref(i)); st.Firmware != "2.5.2" {
+			t.Errorf("%s runs %s", servertest.Ref(i), st.Firmware)
+		}
 	}
 }
