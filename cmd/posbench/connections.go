@@ -144,6 +144,9 @@ func runConnections(ctx context.Context, o options, progress io.Writer, c *Conne
 	}
 	c.ProvisionSeconds = time.Since(t0).Seconds()
 	ps.mqtt, ps.http = freeAddr(), freeAddr()
+	if o.PprofDir != "" {
+		ps.pprofAddr = freeAddr()
+	}
 	addr, err := ps.Start(ctx, db)
 	if err != nil {
 		return err
@@ -215,6 +218,16 @@ func runConnections(ctx context.Context, o options, progress io.Writer, c *Conne
 		c.GeneratorRSSMiB = float64(g) / 1024
 	}
 	logf(progress, "RSS %.0f MiB (%.1f KiB per terminal), idle CPU %.1f%%", c.ConnectedRSSMiB, c.PerTerminalKiB, c.IdleCPUPercent)
+	if o.PprofDir != "" {
+		// After the RSS reading: a heap profile runs a GC.
+		if err := os.MkdirAll(o.PprofDir, 0o755); err == nil {
+			for _, p := range []string{"heap", "goroutine"} {
+				if err := saveProfile(ctx, ps.pprofAddr, "/debug/pprof/"+p, filepath.Join(o.PprofDir, "connections."+p+".pb.gz")); err != nil {
+					logf(progress, "pprof: %v", err)
+				}
+			}
+		}
+	}
 
 	// The storm: mark the generator's counters, kill the server, start it
 	// again on the same data and port.
