@@ -407,73 +407,22 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	defer s.Listeners.ClientsWg.Done()
 	s.Listeners.ClientsWg.Add(1)
 
-	go cl.WriteLoop()
+	// posfleet patch: no writer goroutine per connection; publishToClient
+	// starts one while packets are queued (see Client.startWriter).
 	defer cl.Stop(nil)
 
-	pk, err := s.readConnectionPacket(cl)
-	if err != nil {
-		return fmt.Errorf("read connection: %w", err)
+	connected, err := s.establishClient(cl, listener)
+	if connected {
+		defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
 	}
-
-	cl.ParseConnect(listener, pk)
-	if atomic.LoadInt64(&s.Info.ClientsConnected) >= s.Options.Capabilities.MaximumClients {
-		if cl.Properties.ProtocolVersion < 5 {
-			s.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
-		} else {
-			s.SendConnack(cl, packets.ErrServerBusy, false, nil)
-		}
-
-		return packets.ErrServerBusy
-	}
-
-	code := s.validateConnect(cl, pk) // [MQTT-3.1.4-1] [MQTT-3.1.4-2]
-	if code != packets.CodeSuccess {
-		if err := s.SendConnack(cl, code, false, nil); err != nil {
-			return fmt.Errorf("invalid connection send ack: %w", err)
-		}
-		return code // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
-	}
-
-	err = s.hooks.OnConnect(cl, pk)
 	if err != nil {
 		return err
 	}
 
-	cl.refreshDeadline(cl.State.Keepalive)
-	if !s.hooks.OnConnectAuthenticate(cl, pk) { // [MQTT-3.1.4-2]
-		err := s.SendConnack(cl, packets.ErrBadUsernameOrPassword, false, nil)
-		if err != nil {
-			return fmt.Errorf("invalid connection send ack: %w", err)
-		}
-
-		return packets.ErrBadUsernameOrPassword
-	}
-
-	atomic.AddInt64(&s.Info.ClientsConnected, 1)
-	defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
-
-	s.hooks.OnSessionEstablish(cl, pk)
-
-	sessionPresent := s.inheritClientSession(pk, cl)
-	s.Clients.Add(cl) // [MQTT-4.1.0-1]
-
-	err = s.SendConnack(cl, code, sessionPresent, nil) // [MQTT-3.1.4-5] [MQTT-3.2.0-1] [MQTT-3.2.0-2] &[MQTT-3.14.0-1]
-	if err != nil {
-		return fmt.Errorf("ack connection packet: %w", err)
-	}
-
-	s.loop.willDelayed.Delete(cl.ID) // [MQTT-3.1.3-9]
-
-	if sessionPresent {
-		err = cl.ResendInflightMessages(true)
-		if err != nil {
-			return fmt.Errorf("resend inflight: %w", err)
-		}
-	}
-
-	s.hooks.OnSessionEstablished(cl, pk)
-
-	err = cl.Read(s.receivePacket)
+	// posfleet patch: the CONNECT packet and its copies live in
+	// establishClient's frame, gone before the read loop parks, so that the
+	// garbage collector can shrink an idle connection's stack to a few KiB.
+	err = cl.readLoop(s)
 	if err != nil {
 		s.sendLWT(cl)
 		cl.Stop(err)
@@ -492,6 +441,80 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 	}
 
 	return err
+}
+
+// establishClient reads and handles a connection's CONNECT, up to the session
+// being established; connected reports whether the client was counted in
+// Info.ClientsConnected (the caller uncounts it when it leaves).
+//
+// posfleet patch: split out of attachClient and kept out of line, so that
+// the packets it handles by value are not on the stack under the read loop.
+//
+//go:noinline
+func (s *Server) establishClient(cl *Client, listener string) (connected bool, err error) {
+	pk, err := s.readConnectionPacket(cl)
+	if err != nil {
+		return false, fmt.Errorf("read connection: %w", err)
+	}
+
+	cl.ParseConnect(listener, pk)
+	if atomic.LoadInt64(&s.Info.ClientsConnected) >= s.Options.Capabilities.MaximumClients {
+		if cl.Properties.ProtocolVersion < 5 {
+			s.SendConnack(cl, packets.ErrServerUnavailable, false, nil)
+		} else {
+			s.SendConnack(cl, packets.ErrServerBusy, false, nil)
+		}
+
+		return false, packets.ErrServerBusy
+	}
+
+	code := s.validateConnect(cl, pk) // [MQTT-3.1.4-1] [MQTT-3.1.4-2]
+	if code != packets.CodeSuccess {
+		if err := s.SendConnack(cl, code, false, nil); err != nil {
+			return connected, fmt.Errorf("invalid connection send ack: %w", err)
+		}
+		return false, code // [MQTT-3.2.2-7] [MQTT-3.1.4-6]
+	}
+
+	err = s.hooks.OnConnect(cl, pk)
+	if err != nil {
+		return false, err
+	}
+
+	cl.refreshDeadline(cl.State.Keepalive)
+	if !s.hooks.OnConnectAuthenticate(cl, pk) { // [MQTT-3.1.4-2]
+		err := s.SendConnack(cl, packets.ErrBadUsernameOrPassword, false, nil)
+		if err != nil {
+			return connected, fmt.Errorf("invalid connection send ack: %w", err)
+		}
+
+		return false, packets.ErrBadUsernameOrPassword
+	}
+
+	atomic.AddInt64(&s.Info.ClientsConnected, 1)
+	connected = true
+
+	s.hooks.OnSessionEstablish(cl, pk)
+
+	sessionPresent := s.inheritClientSession(pk, cl)
+	s.Clients.Add(cl) // [MQTT-4.1.0-1]
+
+	err = s.SendConnack(cl, code, sessionPresent, nil) // [MQTT-3.1.4-5] [MQTT-3.2.0-1] [MQTT-3.2.0-2] &[MQTT-3.14.0-1]
+	if err != nil {
+		return connected, fmt.Errorf("ack connection packet: %w", err)
+	}
+
+	s.loop.willDelayed.Delete(cl.ID) // [MQTT-3.1.3-9]
+
+	if sessionPresent {
+		err = cl.ResendInflightMessages(true)
+		if err != nil {
+			return connected, fmt.Errorf("resend inflight: %w", err)
+		}
+	}
+
+	s.hooks.OnSessionEstablished(cl, pk)
+	return connected, nil
 }
 
 // readConnectionPacket reads the first incoming header for a connection, and if
@@ -518,7 +541,13 @@ func (s *Server) readConnectionPacket(cl *Client) (pk packets.Packet, err error)
 // receivePacket processes an incoming packet for a client, and issues a disconnect to the client
 // if an error has occurred (if mqtt v5).
 func (s *Server) receivePacket(cl *Client, pk packets.Packet) error {
-	err := s.processPacket(cl, pk)
+	return s.receivePacketP(cl, &pk)
+}
+
+// receivePacketP is receivePacket on a packet by pointer (posfleet patch,
+// see Client.readLoop).
+func (s *Server) receivePacketP(cl *Client, pk *packets.Packet) error {
+	err := s.processPacketP(cl, pk)
 	if err != nil {
 		if code, ok := err.(packets.Code); ok &&
 			cl.Properties.ProtocolVersion == 5 &&
@@ -526,7 +555,7 @@ func (s *Server) receivePacket(cl *Client, pk packets.Packet) error {
 			_ = s.DisconnectClient(cl, code)
 		}
 
-		s.Log.Warn("error processing packet", "error", err, "client", cl.ID, "listener", cl.Net.Listener, "pk", pk)
+		s.Log.Warn("error processing packet", "error", err, "client", cl.ID, "listener", cl.Net.Listener, "pk", *pk)
 
 		return err
 	}
@@ -666,52 +695,82 @@ func (s *Server) SendConnack(cl *Client, reason packets.Code, present bool, prop
 // processPacket processes an inbound packet for a client. Since the method is
 // typically called as a goroutine, errors are primarily for test checking purposes.
 func (s *Server) processPacket(cl *Client, pk packets.Packet) error {
-	var err error
+	return s.processPacketP(cl, &pk)
+}
 
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		err = s.processConnect(cl, pk)
-	case packets.Disconnect:
-		err = s.processDisconnect(cl, pk)
-	case packets.Pingreq:
-		err = s.processPingreq(cl, pk)
-	case packets.Publish:
+// processPacketP is processPacket on a packet by pointer (posfleet patch,
+// see Client.readLoop).
+func (s *Server) processPacketP(cl *Client, pk *packets.Packet) error {
+	var err error
+	if pk.FixedHeader.Type == packets.Publish {
 		code := pk.PublishValidate(s.Options.Capabilities.TopicAliasMaximum)
 		if code != packets.CodeSuccess {
 			return code
 		}
-		err = s.processPublish(cl, pk)
+		err = s.processPublishP(cl, pk)
+	} else {
+		err = s.processOtherP(cl, pk)
+		if errors.Is(err, errNoValidPacket) {
+			return err
+		}
+	}
+	return s.packetProcessed(cl, pk, err)
+}
+
+// errNoValidPacket is processOtherP's error for a packet of no known type.
+var errNoValidPacket = errors.New("no valid packet available")
+
+// processOtherP processes any packet but a publish. Kept out of line with
+// the by-value calls it makes, so that they take no stack under a publish
+// (posfleet patch).
+//
+//go:noinline
+func (s *Server) processOtherP(cl *Client, pk *packets.Packet) error {
+	switch pk.FixedHeader.Type {
+	case packets.Connect:
+		return s.processConnect(cl, *pk)
+	case packets.Disconnect:
+		return s.processDisconnect(cl, *pk)
+	case packets.Pingreq:
+		return s.processPingreq(cl, *pk)
 	case packets.Puback:
-		err = s.processPuback(cl, pk)
+		return s.processPuback(cl, *pk)
 	case packets.Pubrec:
-		err = s.processPubrec(cl, pk)
+		return s.processPubrec(cl, *pk)
 	case packets.Pubrel:
-		err = s.processPubrel(cl, pk)
+		return s.processPubrel(cl, *pk)
 	case packets.Pubcomp:
-		err = s.processPubcomp(cl, pk)
+		return s.processPubcomp(cl, *pk)
 	case packets.Subscribe:
 		code := pk.SubscribeValidate()
 		if code != packets.CodeSuccess {
 			return code
 		}
-		err = s.processSubscribe(cl, pk)
+		return s.processSubscribe(cl, *pk)
 	case packets.Unsubscribe:
 		code := pk.UnsubscribeValidate()
 		if code != packets.CodeSuccess {
 			return code
 		}
-		err = s.processUnsubscribe(cl, pk)
+		return s.processUnsubscribe(cl, *pk)
 	case packets.Auth:
 		code := pk.AuthValidate()
 		if code != packets.CodeSuccess {
 			return code
 		}
-		err = s.processAuth(cl, pk)
+		return s.processAuth(cl, *pk)
 	default:
-		return fmt.Errorf("no valid packet available; %v", pk.FixedHeader.Type)
+		return fmt.Errorf("%w; %v", errNoValidPacket, pk.FixedHeader.Type)
 	}
+}
 
-	s.hooks.OnPacketProcessed(cl, pk, err)
+// packetProcessed runs the OnPacketProcessed hooks and sends the next
+// inflight message the client has room for (posfleet patch: out of line,
+// see processOtherP).
+//
+//go:noinline
+func (s *Server) packetProcessed(cl *Client, pk *packets.Packet, err error) error {
+	s.hooks.OnPacketProcessed(cl, *pk, err)
 	if err != nil {
 		return err
 	}
@@ -856,6 +915,12 @@ func (s *Server) InjectPacket(cl *Client, pk packets.Packet) error {
 
 // processPublish processes a Publish packet.
 func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
+	return s.processPublishP(cl, &pk)
+}
+
+// processPublishP is processPublish on a packet by pointer (posfleet patch,
+// see Client.readLoop).
+func (s *Server) processPublishP(cl *Client, pk *packets.Packet) error {
 	if !cl.Net.Inline && !IsValidFilter(pk.TopicName, true) {
 		return nil
 	}
@@ -878,8 +943,7 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 			ackType = packets.Pubrec
 		}
 
-		ack := s.buildAck(pk.PacketID, ackType, 0, pk.Properties, packets.ErrNotAuthorized)
-		return cl.WritePacket(ack)
+		return s.writeAck(cl, pk, ackType, packets.ErrNotAuthorized)
 	}
 
 	pk.Origin = cl.ID
@@ -890,16 +954,8 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		pk.Expiry = pk.Created + expiry
 	}
 
-	if !cl.Net.Inline {
-		if pki, ok := cl.State.Inflight.Get(pk.PacketID); ok {
-			if pki.FixedHeader.Type == packets.Pubrec { // [MQTT-4.3.3-10]
-				ack := s.buildAck(pk.PacketID, packets.Pubrec, 0, pk.Properties, packets.ErrPacketIdentifierInUse)
-				return cl.WritePacket(ack)
-			}
-			if ok := cl.State.Inflight.Delete(pk.PacketID); ok { // [MQTT-4.3.2-5]
-				atomic.AddInt64(&s.Info.Inflight, -1)
-			}
-		}
+	if !cl.Net.Inline && s.inboundInflight(cl, pk) {
+		return s.writeAck(cl, pk, packets.Pubrec, packets.ErrPacketIdentifierInUse)
 	}
 
 	if pk.Properties.TopicAliasFlag && pk.Properties.TopicAlias > 0 { // [MQTT-3.3.2-11]
@@ -910,31 +966,64 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		pk.FixedHeader.Qos = s.Options.Capabilities.MaximumQos // [MQTT-3.2.2-9] Reduce qos based on server max qos capability
 	}
 
-	pkx, err := s.hooks.OnPublish(cl, pk)
+	err := s.hooks.onPublishP(cl, pk)
 	if err == nil {
-		pk = pkx
 	} else if errors.Is(err, packets.ErrRejectPacket) {
 		return nil
 	} else if errors.Is(err, packets.CodeSuccessIgnore) {
 		pk.Ignore = true
 	} else if cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos > 0 && errors.As(err, new(packets.Code)) {
-		err = cl.WritePacket(s.buildAck(pk.PacketID, packets.Puback, 0, pk.Properties, err.(packets.Code)))
+		err = s.writeAck(cl, pk, packets.Puback, err.(packets.Code))
 		if err != nil {
 			return err
 		}
 		return nil
 	}
 
+	return s.publishAccepted(cl, pk)
+}
+
+// inboundInflight drops an inflight message with pk's packet ID and tells
+// whether it was a PUBREC, whose ID is still in use (posfleet patch: out of
+// line, see processOtherP).
+//
+//go:noinline
+func (s *Server) inboundInflight(cl *Client, pk *packets.Packet) (pubrecInUse bool) {
+	if pki, ok := cl.State.Inflight.Get(pk.PacketID); ok {
+		if pki.FixedHeader.Type == packets.Pubrec { // [MQTT-4.3.3-10]
+			return true
+		}
+		if ok := cl.State.Inflight.Delete(pk.PacketID); ok { // [MQTT-4.3.2-5]
+			atomic.AddInt64(&s.Info.Inflight, -1)
+		}
+	}
+	return false
+}
+
+// writeAck writes an acknowledgement of pk (posfleet patch: out of line,
+// see processOtherP).
+//
+//go:noinline
+func (s *Server) writeAck(cl *Client, pk *packets.Packet, ackType byte, code packets.Code) error {
+	return cl.WritePacket(s.buildAck(pk.PacketID, ackType, 0, pk.Properties, code))
+}
+
+// publishAccepted is the rest of processPublishP once the hooks took the
+// publish: retain, acknowledge, forward (posfleet patch: out of line, see
+// processOtherP).
+//
+//go:noinline
+func (s *Server) publishAccepted(cl *Client, pk *packets.Packet) error {
 	if pk.FixedHeader.Retain { // [MQTT-3.3.1-5] ![MQTT-3.3.1-8]
-		s.retainMessage(cl, pk)
+		s.retainMessage(cl, *pk)
 	}
 
 	// If it's inlineClient, it can't handle PUBREC and PUBREL.
 	// When it publishes a package with a qos > 0, the server treats
 	// the package as qos=0, and the client receives it as qos=1 or 2.
 	if pk.FixedHeader.Qos == 0 || cl.Net.Inline {
-		s.publishToSubscribers(pk)
-		s.hooks.OnPublished(cl, pk)
+		s.publishToSubscribers(*pk)
+		s.hooks.OnPublished(cl, *pk)
 		return nil
 	}
 
@@ -949,7 +1038,7 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		s.hooks.OnQosPublish(cl, ack, ack.Created, 0)
 	}
 
-	err = cl.WritePacket(ack)
+	err := cl.WritePacket(ack)
 	if err != nil {
 		return err
 	}
@@ -962,8 +1051,8 @@ func (s *Server) processPublish(cl *Client, pk packets.Packet) error {
 		s.hooks.OnQosComplete(cl, ack)
 	}
 
-	s.publishToSubscribers(pk)
-	s.hooks.OnPublished(cl, pk)
+	s.publishToSubscribers(*pk)
+	s.hooks.OnPublished(cl, *pk)
 
 	return nil
 }
@@ -1100,6 +1189,7 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 	select {
 	case cl.State.outbound <- &out:
 		atomic.AddInt32(&cl.State.outboundQty, 1)
+		cl.startWriter() // posfleet patch
 	default:
 		atomic.AddInt64(&s.Info.MessagesDropped, 1)
 		cl.ops.hooks.OnPublishDropped(cl, pk)
