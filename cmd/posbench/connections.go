@@ -226,6 +226,16 @@ func runConnections(ctx context.Context, o options, progress io.Writer, c *Conne
 					logf(progress, "pprof: %v", err)
 				}
 			}
+			// The runtime's memory statistics (stacks, heap in use and
+			// released) close the text form of the heap profile.
+			text := filepath.Join(o.PprofDir, "connections.heap.txt")
+			if err := saveProfile(ctx, ps.pprofAddr, "/debug/pprof/heap?debug=1", text); err != nil {
+				logf(progress, "pprof: %v", err)
+			} else if b, err := os.ReadFile(text); err == nil {
+				if i := strings.Index(string(b), "# runtime.MemStats"); i >= 0 {
+					_ = os.WriteFile(filepath.Join(o.PprofDir, "connections.memstats.txt"), b[i:], 0o644)
+				}
+			}
 		}
 	}
 
