@@ -73,3 +73,5 @@ require (
 )
 
 replace github.com/mochi-mqtt/server/v2 => ./third_party/mochi
+
+replace github.com/tidwall/wal => ./third_party/wal
