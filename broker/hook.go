@@ -288,15 +288,15 @@ func (h *policy) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packe
 // client may read uplink topics). QoS 2, which no terminal needs, waits
 // instead until the message is durable and leaves the handshake to mochi.
 func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	err := h.OnPublishP(cl, &pk)
+	err := h.onPublish(cl, &pk)
 	return pk, err
 }
 
-// OnPublishP is OnPublish on the packet in place (mqtt.PublishHookP), which
-// mochi calls instead: the packet (800 bytes) passed by pointer, handling a
-// publish fits in a read loop's 8 KiB stack (see third_party/mochi). It
-// changes the packet only when it returns nil.
-func (h *policy) OnPublishP(cl *mqtt.Client, pk *packets.Packet) error {
+// onPublish is OnPublish on the packet in place, which it changes only when
+// it returns nil. The packet (800 bytes) is passed by pointer below
+// OnPublish: handling a publish takes that much less stack on every
+// terminal's read loop (see third_party/mochi).
+func (h *policy) onPublish(cl *mqtt.Client, pk *packets.Packet) error {
 	b := h.b
 	if cl.Net.Inline {
 		return nil // SendCommand

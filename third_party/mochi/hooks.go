@@ -467,25 +467,11 @@ func (h *Hooks) onPublishP(cl *Client, pk *packets.Packet) error {
 	return nil
 }
 
-// PublishHookP is a Hook whose OnPublish can also take the packet by
-// pointer: OnPublishP changes *pk as OnPublish would return it, and leaves
-// it unchanged when it returns an error. The server calls OnPublishP
-// instead of OnPublish when a hook has it.
-//
-// posfleet patch: a hook taking the 800-byte packet by value, and returning
-// it, needs 2.4 KiB of stack on every publish (see onPacketReadP).
-type PublishHookP interface {
-	OnPublishP(cl *Client, pk *packets.Packet) error
-}
-
 // callOnPublish calls one hook's OnPublish and keeps its packet when it
 // succeeds (posfleet patch: out of line, see onPacketReadP).
 //
 //go:noinline
 func callOnPublish(hook Hook, cl *Client, pk *packets.Packet) error {
-	if hp, ok := hook.(PublishHookP); ok {
-		return hp.OnPublishP(cl, pk)
-	}
 	npk, err := hook.OnPublish(cl, *pk)
 	if err == nil {
 		*pk = npk

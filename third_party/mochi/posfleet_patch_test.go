@@ -1,6 +1,6 @@
 // Tests of posfleet's patch to this copy of mochi (issue 18: memory per
-// connection): publishes handled by pointer, PublishHookP, and a writer
-// goroutine only while packets are queued.
+// connection): publishes handled by pointer, and a writer goroutine only
+// while packets are queued.
 
 package mqtt
 
@@ -14,34 +14,24 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// pointerHook takes publishes by pointer: it marks the payload, or fails
-// without touching the packet.
-type pointerHook struct {
+// markHook marks the payload, or fails without touching the packet.
+type markHook struct {
 	HookBase
 	fail  bool
 	calls int
 }
 
-func (h *pointerHook) ID() string { return "pointer" }
+func (h *markHook) ID() string { return "mark" }
 
-func (h *pointerHook) Provides(b byte) bool { return b == OnPublish }
+func (h *markHook) Provides(b byte) bool { return b == OnPublish }
 
-// OnPublish is the by-value form, for the upstream dispatcher.
-func (h *pointerHook) OnPublish(cl *Client, pk packets.Packet) (packets.Packet, error) {
+func (h *markHook) OnPublish(cl *Client, pk packets.Packet) (packets.Packet, error) {
+	h.calls++
 	if h.fail {
 		return pk, errTestHook
 	}
 	pk.Payload = append([]byte("marked:"), pk.Payload...)
 	return pk, nil
-}
-
-func (h *pointerHook) OnPublishP(cl *Client, pk *packets.Packet) error {
-	h.calls++
-	if h.fail {
-		return errTestHook
-	}
-	pk.Payload = append([]byte("marked:"), pk.Payload...)
-	return nil
 }
 
 // valueHook changes the topic through the by-value OnPublish.
@@ -65,9 +55,9 @@ func (h *valueHook) OnPublish(cl *Client, pk packets.Packet) (packets.Packet, er
 func TestPatchOnPublishP(t *testing.T) {
 	in := packets.Packet{TopicName: "a/b", Payload: []byte("x")}
 
-	t.Run("pointer hook changes the packet in place", func(t *testing.T) {
+	t.Run("hooks change the packet in place", func(t *testing.T) {
 		h := &Hooks{Log: logger}
-		ph := new(pointerHook)
+		ph := new(markHook)
 		require.NoError(t, h.Add(ph, nil))
 		require.NoError(t, h.Add(new(valueHook), nil))
 		pk := in
@@ -79,12 +69,11 @@ func TestPatchOnPublishP(t *testing.T) {
 		out, err := h.OnPublish(nil, in)
 		require.NoError(t, err)
 		require.Equal(t, pk, out)
-		require.Equal(t, 1, ph.calls) // OnPublish, not OnPublishP
 	})
 
 	t.Run("a failing hook leaves the packet as it came", func(t *testing.T) {
 		h := &Hooks{Log: logger}
-		require.NoError(t, h.Add(new(pointerHook), nil))
+		require.NoError(t, h.Add(new(markHook), nil))
 		require.NoError(t, h.Add(&valueHook{fail: true}, nil))
 		pk := in
 		require.ErrorIs(t, h.onPublishP(nil, &pk), errTestHook)
@@ -92,9 +81,9 @@ func TestPatchOnPublishP(t *testing.T) {
 		require.Equal(t, "x", string(pk.Payload))
 	})
 
-	t.Run("a failing pointer hook", func(t *testing.T) {
+	t.Run("a failing first hook", func(t *testing.T) {
 		h := &Hooks{Log: logger}
-		require.NoError(t, h.Add(&pointerHook{fail: true}, nil))
+		require.NoError(t, h.Add(&markHook{fail: true}, nil))
 		pk := in
 		require.ErrorIs(t, h.onPublishP(nil, &pk), errTestHook)
 		require.Equal(t, "x", string(pk.Payload))

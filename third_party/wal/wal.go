@@ -452,6 +452,29 @@ func (l *Log) WriteBatch(b *Batch) error {
 	return l.writeBatch(b)
 }
 
+// reserve makes room for n more bytes in the segment's entries buffer,
+// doubling it (at least to an eighth of a segment).
+//
+// posfleet patch: appending entry by entry grew the buffer, which holds the
+// whole tail segment, by append's 1.25x past 256 KiB: every byte of a
+// segment was copied about four times into freshly allocated memory, most
+// of the log's CPU after the write and fsync themselves.
+func (s *segment) reserve(n, segmentSize int) {
+	if cap(s.ebuf)-len(s.ebuf) >= n {
+		return
+	}
+	c := 2 * cap(s.ebuf)
+	if c < len(s.ebuf)+n {
+		c = len(s.ebuf) + n
+	}
+	if c < segmentSize/8 {
+		c = segmentSize / 8
+	}
+	buf := make([]byte, len(s.ebuf), c)
+	copy(buf, s.ebuf)
+	s.ebuf = buf
+}
+
 func (l *Log) writeBatch(b *Batch) error {
 	// check that all indexes in batch are sane
 	for i := 0; i < len(b.entries); i++ {
@@ -471,6 +494,7 @@ func (l *Log) writeBatch(b *Batch) error {
 
 	mark := len(s.ebuf)
 	datas := b.datas
+	s.reserve(len(datas)+len(b.entries)*binary.MaxVarintLen64, l.opts.SegmentSize)
 	for i := 0; i < len(b.entries); i++ {
 		data := datas[:b.entries[i].size]
 		var epos bpos
