@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -357,19 +358,9 @@ func (h *policy) onPublish(cl *mqtt.Client, pk *packets.Packet) error {
 	if qos1 {
 		k = s.acks.add(pk.PacketID)
 	}
-	err = b.submit(&s.hctx, ref, ch, pk.Payload, func(err error) {
-		if err != nil {
-			b.m.failed.Inc()
-			if s.acks.fail() {
-				b.cannotStore(cl, s, ch, err)
-			}
-			return
-		}
-		b.m.accepted.Inc()
-		if qos1 {
-			s.acks.settle(k, packets.CodeSuccess)
-		}
-	})
+	d := pubDonePool.Get().(*pubDone)
+	d.b, d.cl, d.s, d.ch, d.k, d.qos1 = b, cl, s, ch, k, qos1
+	err = b.submit(&s.hctx, ref, ch, pk.Payload, d.fn)
 	if err != nil {
 		var rej *posfleet.Rejection
 		if qos1 && errors.As(err, &rej) {
@@ -382,6 +373,48 @@ func (h *policy) onPublish(cl *mqtt.Client, pk *packets.Packet) error {
 	}
 	handled(pk)
 	return nil
+}
+
+// pubDone is the Submitter's done callback of one publish. They are pooled,
+// with the func value made once per pubDone: a closure per message was one
+// allocation of each message's path. A Submitter calls done once, or never
+// when Submit returns an error (the pubDone is then left to the garbage
+// collector).
+type pubDone struct {
+	b    *Broker
+	cl   *mqtt.Client
+	s    *session
+	ch   posfleet.Channel
+	k    uint64
+	qos1 bool
+	fn   func(error) // d.done
+}
+
+var pubDonePool sync.Pool
+
+func init() {
+	pubDonePool.New = func() any {
+		d := new(pubDone)
+		d.fn = d.done
+		return d
+	}
+}
+
+func (d *pubDone) done(err error) {
+	b, cl, s, ch, k, qos1 := d.b, d.cl, d.s, d.ch, d.k, d.qos1
+	*d = pubDone{fn: d.fn}
+	pubDonePool.Put(d)
+	if err != nil {
+		b.m.failed.Inc()
+		if s.acks.fail() {
+			b.cannotStore(cl, s, ch, err)
+		}
+		return
+	}
+	b.m.accepted.Inc()
+	if qos1 {
+		s.acks.settle(k, packets.CodeSuccess)
+	}
 }
 
 // handled tells mochi that the broker dealt with a publish itself, so that
