@@ -32,7 +32,8 @@ func (discardWriter) WriteLines(context.Context, []byte) error { return nil }
 // its socket to the spooled entry and the PUBACK: mochi's framing, the
 // policy hook, decoding and validation, the duplicate filter, line protocol,
 // the spool's group commit with fsync, the acknowledgement, and the drain of
-// the spool into batches for a store that takes them at once. One terminal
+// the spool into batches for a store that takes them at once; the broker
+// has its session store (a data dir), as in posfleet serve. One terminal
 // writes windows of 32 publishes at a time, as a terminal flushing its
 // offline store does, and reads their PUBACKs. Per message: ns/op, allocs/op
 // (the whole process: broker, collector and the client, which allocates
@@ -54,7 +55,8 @@ func benchIngest(b *testing.B, ch posfleet.Channel) {
 	}
 	e := &env{auth: newFakeAuth()}
 	o := testOptions()
-	o.RatePerSecond = -1 // measure the path, not the limiter
+	o.RatePerSecond = -1    // measure the path, not the limiter
+	o.DataDir = b.TempDir() // the session store's hooks, as in posfleet serve
 	br, err := broker.New(o, e.auth, col, nil)
 	if err != nil {
 		b.Fatal(err)

@@ -448,10 +448,16 @@ func (h *Hooks) OnPublish(cl *Client, pk packets.Packet) (pkx packets.Packet, er
 // posfleet patch: see onPacketReadP.
 func (h *Hooks) onPublishP(cl *Client, pk *packets.Packet) error {
 	hooks := h.GetAll()
-	var orig *packets.Packet // the packet as it came, kept while another hook may follow
-	for i, hook := range hooks {
+	n := 0
+	for _, hook := range hooks {
 		if hook.Provides(OnPublish) {
-			if orig == nil && i < len(hooks)-1 {
+			n++
+		}
+	}
+	var orig *packets.Packet // the packet as it came, kept when a second hook could fail
+	for _, hook := range hooks {
+		if hook.Provides(OnPublish) {
+			if orig == nil && n > 1 {
 				o := *pk
 				orig = &o
 			}
