@@ -452,8 +452,9 @@ func (l *Log) WriteBatch(b *Batch) error {
 	return l.writeBatch(b)
 }
 
-// reserve makes room for n more bytes in the segment's entries buffer,
-// doubling it (at least to an eighth of a segment).
+// reserve makes room for n more bytes in the segment's entries buffer: room
+// for a whole segment and the batch that will end it, or twice what a batch
+// larger than that needs.
 //
 // posfleet patch: appending entry by entry grew the buffer, which holds the
 // whole tail segment, by append's 1.25x past 256 KiB: every byte of a
@@ -463,12 +464,9 @@ func (s *segment) reserve(n, segmentSize int) {
 	if cap(s.ebuf)-len(s.ebuf) >= n {
 		return
 	}
-	c := 2 * cap(s.ebuf)
+	c := segmentSize + n
 	if c < len(s.ebuf)+n {
-		c = len(s.ebuf) + n
-	}
-	if c < segmentSize/8 {
-		c = segmentSize / 8
+		c = 2 * (len(s.ebuf) + n)
 	}
 	buf := make([]byte, len(s.ebuf), c)
 	copy(buf, s.ebuf)
