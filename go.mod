@@ -71,3 +71,7 @@ require (
 	golang.org/x/text v0.44.0
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+replace github.com/mochi-mqtt/server/v2 => ./third_party/mochi
+
+replace github.com/tidwall/wal => ./third_party/wal

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -288,19 +289,28 @@ func (h *policy) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packe
 // client may read uplink topics). QoS 2, which no terminal needs, waits
 // instead until the message is durable and leaves the handshake to mochi.
 func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	err := h.onPublish(cl, &pk)
+	return pk, err
+}
+
+// onPublish is OnPublish on the packet in place, which it changes only when
+// it returns nil. The packet (800 bytes) is passed by pointer below
+// OnPublish: handling a publish takes that much less stack on every
+// terminal's read loop (see third_party/mochi).
+func (h *policy) onPublish(cl *mqtt.Client, pk *packets.Packet) error {
 	b := h.b
 	if cl.Net.Inline {
-		return pk, nil // SendCommand
+		return nil // SendCommand
 	}
 	s := sessionOf(cl)
 	if s == nil {
-		return pk, packets.ErrRejectPacket
+		return packets.ErrRejectPacket
 	}
 	deniedTopic := s.deniedTopic
 	s.deniedTopic = ""
 	if err := b.throttle(s); err != nil {
 		// Closing: leave the message unacknowledged, the terminal resends it.
-		return pk, packets.ErrRejectPacket
+		return packets.ErrRejectPacket
 	}
 	qos1 := pk.FixedHeader.Qos == 1
 	// Room for this acknowledgement: a terminal has at most ReceiveMaximum
@@ -314,7 +324,7 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	}
 	if pk.FixedHeader.Qos > 0 {
 		if err := s.acks.waitRoom(&s.hctx, room); err != nil {
-			return pk, b.stuck(cl, s, err)
+			return b.stuck(cl, s, err)
 		}
 	}
 
@@ -328,7 +338,7 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 		b.m.denied.Inc()
 		b.security(posfleet.SecurityPublishDenied, s.ref, s.ref.String(), topic, cl.Net.Remote)
 		b.log.Debug("publish denied", "terminal", s.ref.String(), "topic", truncate(topic, maxEventTopic))
-		return pk, s.refuse(pk, packets.ErrNotAuthorized)
+		return s.refuse(pk, packets.ErrNotAuthorized)
 	}
 
 	if pk.FixedHeader.Qos == 2 {
@@ -337,30 +347,20 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 		err := b.sink.Accept(ctx, ref, ch, pk.Payload)
 		cancel()
 		if err != nil {
-			return pk, b.notStored(cl, s, pk, ch, err)
+			return b.notStored(cl, s, pk, ch, err)
 		}
 		b.m.accepted.Inc()
 		pk.FixedHeader.Retain = false
-		return pk, nil
+		return nil
 	}
 
 	var k uint64
 	if qos1 {
 		k = s.acks.add(pk.PacketID)
 	}
-	err = b.submit(&s.hctx, ref, ch, pk.Payload, func(err error) {
-		if err != nil {
-			b.m.failed.Inc()
-			if s.acks.fail() {
-				b.cannotStore(cl, s, ch, err)
-			}
-			return
-		}
-		b.m.accepted.Inc()
-		if qos1 {
-			s.acks.settle(k, packets.CodeSuccess)
-		}
-	})
+	d := pubDonePool.Get().(*pubDone)
+	d.b, d.cl, d.s, d.ch, d.k, d.qos1 = b, cl, s, ch, k, qos1
+	err = b.submit(&s.hctx, ref, ch, pk.Payload, d.fn)
 	if err != nil {
 		var rej *posfleet.Rejection
 		if qos1 && errors.As(err, &rej) {
@@ -369,9 +369,52 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 			// acknowledged on this connection.
 			s.acks.settle(k, refusal(s, packets.ErrPayloadFormatInvalid))
 		}
-		return pk, b.notStored(cl, s, pk, ch, err)
+		return b.notStored(cl, s, pk, ch, err)
 	}
-	return handled(pk)
+	handled(pk)
+	return nil
+}
+
+// pubDone is the Submitter's done callback of one publish. They are pooled,
+// with the func value made once per pubDone: a closure per message was one
+// allocation of each message's path. A Submitter calls done once, or never
+// when Submit returns an error (the pubDone is then left to the garbage
+// collector).
+type pubDone struct {
+	b    *Broker
+	cl   *mqtt.Client
+	s    *session
+	ch   posfleet.Channel
+	k    uint64
+	qos1 bool
+	fn   func(error) // d.done
+}
+
+var pubDonePool sync.Pool
+
+func init() {
+	pubDonePool.New = func() any {
+		d := new(pubDone)
+		d.fn = d.done
+		return d
+	}
+}
+
+func (d *pubDone) done(err error) {
+	b, cl, s, ch, k, qos1 := d.b, d.cl, d.s, d.ch, d.k, d.qos1
+	*d = pubDone{fn: d.fn}
+	pubDonePool.Put(d)
+	if err != nil {
+		b.m.failed.Inc()
+		if s.acks.fail() {
+			b.cannotStore(cl, s, ch, err)
+		}
+		return
+	}
+	b.m.accepted.Inc()
+	if qos1 {
+		s.acks.settle(k, packets.CodeSuccess)
+	}
 }
 
 // handled tells mochi that the broker dealt with a publish itself, so that
@@ -379,9 +422,8 @@ func (h *policy) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 // ignored QoS 0 message as done. ErrRejectPacket would do the same, but
 // mochi logs every rejection at debug level, boxing the whole packet even
 // when debug logs are off: 5% of the CPU per message.
-func handled(pk packets.Packet) (packets.Packet, error) {
+func handled(pk *packets.Packet) {
 	pk.FixedHeader.Qos, pk.FixedHeader.Retain, pk.Ignore = 0, false, true
-	return pk, nil
 }
 
 // refusal is the PUBACK code of a dropped message: MQTT 5 terminals learn
@@ -397,7 +439,7 @@ func refusal(s *session, code packets.Code) packets.Code {
 // returns to mochi: QoS 1 goes through the queue; QoS 2 is mochi's to
 // answer (its queue is empty then), with the code for MQTT 5 and as an
 // ignored message otherwise.
-func (s *session) refuse(pk packets.Packet, code packets.Code) error {
+func (s *session) refuse(pk *packets.Packet, code packets.Code) error {
 	switch pk.FixedHeader.Qos {
 	case 1:
 		s.acks.settle(s.acks.add(pk.PacketID), refusal(s, code))
@@ -413,7 +455,7 @@ func (s *session) refuse(pk packets.Packet, code packets.Code) error {
 // notStored handles a publish the Sink did not take: bad input is counted
 // and refused (the connection stays); anything else leaves it
 // unacknowledged and disconnects the terminal so that it resends.
-func (b *Broker) notStored(cl *mqtt.Client, s *session, pk packets.Packet, ch posfleet.Channel, err error) error {
+func (b *Broker) notStored(cl *mqtt.Client, s *session, pk *packets.Packet, ch posfleet.Channel, err error) error {
 	var rej *posfleet.Rejection
 	if errors.As(err, &rej) {
 		b.m.rejected.Inc()

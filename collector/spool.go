@@ -80,25 +80,35 @@ func appendRecord(dst []byte, ref string, seq, tsMilli int64, lines []byte) []by
 var errBadRecord = errors.New("spool: corrupt record")
 
 func parseRecord(b []byte) (spoolRecord, error) {
+	ref, seq, ts, lines, err := splitRecord(b)
+	if err != nil {
+		return spoolRecord{}, err
+	}
+	return spoolRecord{Ref: string(ref), Seq: seq, TS: ts, Lines: lines}, nil
+}
+
+// splitRecord is parseRecord without copying the terminal's name: the
+// writer reads every record for its lines only.
+func splitRecord(b []byte) (ref []byte, seq, ts int64, lines []byte, err error) {
 	n, k := binary.Uvarint(b)
 	if k <= 0 || uint64(len(b)-k) < n {
-		return spoolRecord{}, errBadRecord
+		return nil, 0, 0, nil, errBadRecord
 	}
-	ref := string(b[k : k+int(n)])
+	ref = b[k : k+int(n)]
 	b = b[k+int(n):]
-	seq, k := binary.Uvarint(b)
-	if k <= 0 || seq > math.MaxInt64 {
-		return spoolRecord{}, errBadRecord
+	useq, k := binary.Uvarint(b)
+	if k <= 0 || useq > math.MaxInt64 {
+		return nil, 0, 0, nil, errBadRecord
 	}
 	b = b[k:]
-	ts := int64(noTS)
+	ts = noTS
 	if len(b) > 0 && b[0] == 0 {
 		if ts, k = binary.Varint(b[1:]); k <= 0 {
-			return spoolRecord{}, errBadRecord
+			return nil, 0, 0, nil, errBadRecord
 		}
 		b = b[1+k:]
 	}
-	return spoolRecord{Ref: ref, Seq: int64(seq), TS: ts, Lines: b}, nil
+	return ref, int64(useq), ts, b, nil
 }
 
 // openSpool opens the spool in dir. A log damaged by a torn write (a crash

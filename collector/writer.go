@@ -85,11 +85,11 @@ func (c *Collector) writeLoop() {
 					break
 				}
 				bt.size += int64(len(b))
-				r, err := parseRecord(b)
+				_, _, _, lines, err := splitRecord(b)
 				if err != nil {
 					c.log.Error("spool entry skipped", "index", end+1, "err", err)
 				} else {
-					bt.buf = append(bt.buf, r.Lines...)
+					bt.buf = append(bt.buf, lines...)
 					bt.lines++
 				}
 				end++

@@ -108,6 +108,16 @@ func benchConnections(ctx context.Context, o options, progress io.Writer) (*Repo
 			What:  "all back within 60 s after a restart",
 			Value: secs(c.BackAllSeconds),
 			Met:   c.Connected >= 15000 && c.BackAllSeconds > 0 && c.BackAllSeconds <= 60,
+		},
+		Target{
+			What:  "issue 18: at most 24 KiB of server RSS per connected terminal at 15,000",
+			Value: fmt.Sprintf("%.1f KiB", c.PerTerminalKiB),
+			Met:   c.Connected >= 15000 && c.PerTerminalKiB > 0 && c.PerTerminalKiB <= 24,
+		},
+		Target{
+			What:  "issue 18: all back within 10 s after a SIGKILL restart",
+			Value: secs(c.BackAllSeconds),
+			Met:   c.Connected >= 15000 && c.BackAllSeconds > 0 && c.BackAllSeconds <= 10,
 		})
 	return rep, err
 }
@@ -144,6 +154,9 @@ func runConnections(ctx context.Context, o options, progress io.Writer, c *Conne
 	}
 	c.ProvisionSeconds = time.Since(t0).Seconds()
 	ps.mqtt, ps.http = freeAddr(), freeAddr()
+	if o.PprofDir != "" {
+		ps.pprofAddr = freeAddr()
+	}
 	addr, err := ps.Start(ctx, db)
 	if err != nil {
 		return err
@@ -215,6 +228,26 @@ func runConnections(ctx context.Context, o options, progress io.Writer, c *Conne
 		c.GeneratorRSSMiB = float64(g) / 1024
 	}
 	logf(progress, "RSS %.0f MiB (%.1f KiB per terminal), idle CPU %.1f%%", c.ConnectedRSSMiB, c.PerTerminalKiB, c.IdleCPUPercent)
+	if o.PprofDir != "" {
+		// After the RSS reading: a heap profile runs a GC.
+		if err := os.MkdirAll(o.PprofDir, 0o755); err == nil {
+			for _, p := range []string{"heap", "goroutine"} {
+				if err := saveProfile(ctx, ps.pprofAddr, "/debug/pprof/"+p, filepath.Join(o.PprofDir, "connections."+p+".pb.gz")); err != nil {
+					logf(progress, "pprof: %v", err)
+				}
+			}
+			// The runtime's memory statistics (stacks, heap in use and
+			// released) close the text form of the heap profile.
+			text := filepath.Join(o.PprofDir, "connections.heap.txt")
+			if err := saveProfile(ctx, ps.pprofAddr, "/debug/pprof/heap?debug=1", text); err != nil {
+				logf(progress, "pprof: %v", err)
+			} else if b, err := os.ReadFile(text); err == nil {
+				if i := strings.Index(string(b), "# runtime.MemStats"); i >= 0 {
+					_ = os.WriteFile(filepath.Join(o.PprofDir, "connections.memstats.txt"), b[i:], 0o644)
+				}
+			}
+		}
+	}
 
 	// The storm: mark the generator's counters, kill the server, start it
 	// again on the same data and port.

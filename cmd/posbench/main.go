@@ -68,6 +68,11 @@ type options struct {
 	Timeout     time.Duration
 	Quiet       bool
 	CPUProfile  string
+	// PprofDir, when set, gets posfleet's own profiles (serve
+	// --pprof-addr): CPU over the maximum-rate phase and allocations
+	// before and after it; heap and goroutines with every terminal
+	// connected.
+	PprofDir string
 }
 
 func defaultOptions() options {
@@ -133,6 +138,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound of the whole run")
 	fs.BoolVar(&o.Quiet, "quiet", false, "no progress lines")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of posbench itself (the load generator) to this file")
+	fs.StringVar(&o.PprofDir, "pprof-dir", "", "write posfleet's own profiles (serve --pprof-addr) to this directory: CPU over each maximum-rate phase, allocations before and after it, heap and goroutines with every terminal connected")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -47,6 +48,8 @@ type posfleetSystem struct {
 	extra    []string
 	defaults bool
 	env      []string
+	// pprofAddr, when set, is posfleet's profiling listener (--pprof-addr).
+	pprofAddr string
 }
 
 func (s *posfleetSystem) Name() string {
@@ -109,6 +112,9 @@ func (s *posfleetSystem) Start(ctx context.Context, db string) (string, error) {
 		// The throughput scenario measures the pipeline, not the
 		// per-terminal limit that protects it from a runaway terminal.
 		args = append(args, "--rate-limit", "1000000", "--rate-burst", "1000000")
+	}
+	if s.pprofAddr != "" {
+		args = append(args, "--pprof-addr", s.pprofAddr)
 	}
 	args = append(args, s.extra...)
 	p, err := s.procs.start(s.Name(), filepath.Join(s.dir, "posfleet.log"), s.env, s.bin, args...)
@@ -314,6 +320,32 @@ func freeAddr() string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// saveProfile fetches a profile from posfleet's pprof listener (path as
+// /debug/pprof/heap) into file.
+func saveProfile(ctx context.Context, addr, path, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", path, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // waitTCP waits until addr accepts connections.

@@ -155,6 +155,9 @@ func benchThroughput(ctx context.Context, o options, progress io.Writer) (*Repor
 			if ps, ok := sys.(*posfleetSystem); ok {
 				ps.dir = filepath.Join(work, dbName(ps.Name(), r))
 				ps.mqtt = ""
+				if o.PprofDir != "" {
+					ps.pprofAddr = freeAddr()
+				}
 			}
 			if ts, ok := sys.(*telegrafSystem); ok {
 				ts.dir = filepath.Join(work, "telegraf")
@@ -253,11 +256,13 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 		if ps != nil {
 			m0 = ps.metrics(ctx)
 		}
+		profiled := profileMaxRate(ctx, o, ps, res.DB, progress)
 		cpu0 := usage(pids...)
 		gen0, inf0, all0 := usage(os.Getpid()), usage(in.pid()), machineBusy()
 		t0 := time.Now()
 		st := f.maxRate(ctx, o.Duration, base1)
 		ackedIn := time.Since(t0)
+		profiled()
 		dctx, cancel := context.WithTimeout(ctx, o.DrainMax)
 		n, at, err := in.waitStored(dctx, res.DB, 1+st.Acked, 250*time.Millisecond, 30*time.Second)
 		cancel()
@@ -384,4 +389,36 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 func dbName(system string, r int) string {
 	short := map[string]string{"posfleet": "posfleet", "posfleet (fsync interval)": "posfleet_interval", "mosquitto+telegraf": "telegraf"}[system]
 	return fmt.Sprintf("%s_r%d", short, r)
+}
+
+// profileMaxRate starts posfleet's CPU profile over the maximum-rate phase
+// and saves its allocation profile, when -pprof-dir asks for them; the
+// function it returns waits for the CPU profile and saves the allocations
+// again (pprof -diff_base gives the phase's own).
+func profileMaxRate(ctx context.Context, o options, ps *posfleetSystem, db string, progress io.Writer) func() {
+	if ps == nil || ps.pprofAddr == "" {
+		return func() {}
+	}
+	if err := os.MkdirAll(o.PprofDir, 0o755); err != nil {
+		logf(progress, "pprof: %v", err)
+		return func() {}
+	}
+	base := filepath.Join(o.PprofDir, db)
+	if err := saveProfile(ctx, ps.pprofAddr, "/debug/pprof/allocs", base+".allocs-before.pb.gz"); err != nil {
+		logf(progress, "pprof: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		secs := max(1, int(o.Duration.Seconds()))
+		if err := saveProfile(ctx, ps.pprofAddr, "/debug/pprof/profile?seconds="+itoa(secs), base+".cpu.pb.gz"); err != nil {
+			logf(progress, "pprof: %v", err)
+		}
+	}()
+	return func() {
+		<-done
+		if err := saveProfile(ctx, ps.pprofAddr, "/debug/pprof/allocs", base+".allocs-after.pb.gz"); err != nil {
+			logf(progress, "pprof: %v", err)
+		}
+	}
 }

@@ -1,0 +1,122 @@
+// Tests of posfleet's patch to this copy of mochi (issue 18: memory per
+// connection): publishes handled by pointer, and a writer goroutine only
+// while packets are queued.
+
+package mqtt
+
+import (
+	"io"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/stretchr/testify/require"
+)
+
+// markHook marks the payload, or fails without touching the packet.
+type markHook struct {
+	HookBase
+	fail  bool
+	calls int
+}
+
+func (h *markHook) ID() string { return "mark" }
+
+func (h *markHook) Provides(b byte) bool { return b == OnPublish }
+
+func (h *markHook) OnPublish(cl *Client, pk packets.Packet) (packets.Packet, error) {
+	h.calls++
+	if h.fail {
+		return pk, errTestHook
+	}
+	pk.Payload = append([]byte("marked:"), pk.Payload...)
+	return pk, nil
+}
+
+// valueHook changes the topic through the by-value OnPublish.
+type valueHook struct {
+	HookBase
+	fail bool
+}
+
+func (h *valueHook) ID() string { return "value" }
+
+func (h *valueHook) Provides(b byte) bool { return b == OnPublish }
+
+func (h *valueHook) OnPublish(cl *Client, pk packets.Packet) (packets.Packet, error) {
+	if h.fail {
+		return pk, errTestHook
+	}
+	pk.TopicName = "changed"
+	return pk, nil
+}
+
+func TestPatchOnPublishP(t *testing.T) {
+	in := packets.Packet{TopicName: "a/b", Payload: []byte("x")}
+
+	t.Run("hooks change the packet in place", func(t *testing.T) {
+		h := &Hooks{Log: logger}
+		ph := new(markHook)
+		require.NoError(t, h.Add(ph, nil))
+		require.NoError(t, h.Add(new(valueHook), nil))
+		pk := in
+		require.NoError(t, h.onPublishP(nil, &pk))
+		require.Equal(t, 1, ph.calls)
+		require.Equal(t, "marked:x", string(pk.Payload))
+		require.Equal(t, "changed", pk.TopicName)
+		// The by-value dispatcher gives the same packet.
+		out, err := h.OnPublish(nil, in)
+		require.NoError(t, err)
+		require.Equal(t, pk, out)
+	})
+
+	t.Run("a failing hook leaves the packet as it came", func(t *testing.T) {
+		h := &Hooks{Log: logger}
+		require.NoError(t, h.Add(new(markHook), nil))
+		require.NoError(t, h.Add(&valueHook{fail: true}, nil))
+		pk := in
+		require.ErrorIs(t, h.onPublishP(nil, &pk), errTestHook)
+		require.Equal(t, in.TopicName, pk.TopicName)
+		require.Equal(t, "x", string(pk.Payload))
+	})
+
+	t.Run("a failing first hook", func(t *testing.T) {
+		h := &Hooks{Log: logger}
+		require.NoError(t, h.Add(&markHook{fail: true}, nil))
+		pk := in
+		require.ErrorIs(t, h.onPublishP(nil, &pk), errTestHook)
+		require.Equal(t, "x", string(pk.Payload))
+	})
+}
+
+// TestPatchWriterOnDemand checks that a client has no writer goroutine
+// until a packet is queued for it, and none once the queue is written.
+func TestPatchWriterOnDemand(t *testing.T) {
+	s := newServer()
+	cl, r, w := newTestClient()
+	defer w.Close()
+	s.Clients.Add(cl)
+	require.False(t, cl.State.writing.Load())
+
+	got := make(chan []byte, 1)
+	go func() {
+		buf := make([]byte, 64)
+		n, err := io.ReadAtLeast(r, buf, 1)
+		if err != nil {
+			got <- nil
+			return
+		}
+		got <- buf[:n]
+	}()
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: "a/b", Payload: []byte("hello")}
+	_, err := s.publishToClient(cl, packets.Subscription{Filter: "a/b"}, pk)
+	require.NoError(t, err)
+	select {
+	case b := <-got:
+		require.Contains(t, string(b), "hello")
+	case <-time.After(5 * time.Second):
+		t.Fatal("queued packet not written")
+	}
+	require.Eventually(t, func() bool { return !cl.State.writing.Load() }, 5*time.Second, 5*time.Millisecond, "writer still running with an empty queue")
+}
