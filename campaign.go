@@ -309,6 +309,11 @@ type GateMetric struct {
 	// PValue is the one-sided test's, after the correction for testing
 	// several KPIs (for the API; pages say it in words).
 	PValue float64 `json:"p_value"`
+	// BaselineLeftOut is how many baseline terminals were left out as
+	// broken on their own (far beyond chance for the rest of the
+	// baseline: a unit of a known fee-bug version, a failing reader);
+	// the baseline's figures above are without them.
+	BaselineLeftOut int `json:"baseline_left_out,omitempty"`
 }
 
 // CampaignPreview is what a spec would do, shown before it is created.

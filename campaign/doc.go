@@ -102,6 +102,20 @@
 // The spread and the baseline's rates are measured anew at every gate, on
 // that gate's hours: nothing is configured per fleet.
 //
+// Broken units are left out of the baseline first. The baseline is every
+// terminal of the model not yet updated, and it may hold units that are
+// broken on their own: a terminal of a known fee-bug version charging
+// every sale a fee, a reader failing every chip payment, a terminal
+// crashing every hour. One of them among hundreds would widen the spread
+// so much that a canary charging every sale a fee passed (the simulator
+// showed it: 108 of 108 canary sales mismatched against 38 of 856, one
+// unit's, and the gate passed). A baseline terminal whose own count has a
+// chance below 10⁻⁸/n under the rate of the rest of the baseline (n
+// terminals, at least MinEvents events) is left out and counted in the
+// metric's BaselineLeftOut; the page says how many. The level is far
+// beyond a healthy weak link (6% failures against 1%), so the spread of
+// healthy fleets, and the false-pause rate below, are unchanged.
+//
 // Tails are summed exactly, term by term from the first in log space, so
 // they are right for counts from zero to millions (TestTails checks them
 // against direct sums); a very wide distribution is summed in doubling

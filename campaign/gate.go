@@ -232,6 +232,67 @@ func sum(k posfleet.KPI, ts []TerminalKPI, dev bool) cohort {
 	return c
 }
 
+// outlierLevel: a baseline terminal whose own count is beyond chance for
+// the rest of the baseline at this level, divided by the baseline's size,
+// is left out of it (typical).
+const outlierLevel = 1e-8
+
+// typical returns the baseline's terminals without the units that are
+// broken on their own: a terminal of the old firmware that already
+// charges every sale a fee (a known fee-bug version), a reader that fails
+// every chip payment, a terminal crashing every hour. One of them among
+// hundreds widens the spread between terminals (spread) so much that a
+// canary charging every sale a fee passes the gate; it also stands for no
+// typical terminal of the old firmware. A terminal is left out when its
+// count has a chance below outlierLevel/n (n terminals: Bonferroni over
+// them) under the rate of the rest of the baseline, taken as at least half
+// an event over their exposure (a rest with no event at all would make any
+// single event impossible), and it has at least the KPI's MinEvents. The
+// level is far below any healthy terminal's: a weak link failing 6% of
+// its payments against the fleet's 1% stays in (leaving such terminals
+// out would narrow the spread and raise the false-pause rate, measured in
+// gatesim_test.go), while a unit failing or mischarging every payment is
+// beyond it after a handful. left is how many were left out; ts is
+// returned as it is when none is.
+func typical(k posfleet.KPI, ts []TerminalKPI, kr KPIRule) (kept []TerminalKPI, left int) {
+	if k == posfleet.KPIOffline || len(ts) < 3 {
+		return ts, 0 // one unit each: nothing to single out
+	}
+	var e, x float64
+	for _, t := range ts {
+		te, tx := events(k, t)
+		e, x = e+te, x+tx
+	}
+	level := outlierLevel / float64(len(ts))
+	minEvents := float64(max(kr.MinEvents, 3))
+	out := func(t TerminalKPI) bool {
+		te, tx := events(k, t)
+		if te < minEvents || tx <= 0 || x-tx <= 0 {
+			return false
+		}
+		mu := max((e-te)/(x-tx), 0.5/(x-tx))
+		if proportion(k) && mu >= 1 {
+			return false
+		}
+		return upper(dist(k, tx, mu, 1), te) < level
+	}
+	for _, t := range ts {
+		if out(t) {
+			left++
+		}
+	}
+	if left == 0 {
+		return ts, 0
+	}
+	kept = make([]TerminalKPI, 0, len(ts)-left)
+	for _, t := range ts {
+		if !out(t) {
+			kept = append(kept, t)
+		}
+	}
+	return kept, left
+}
+
 func (c cohort) rate() float64 {
 	if c.x <= 0 {
 		return 0
@@ -309,8 +370,10 @@ func Judge(updated, baseline []TerminalKPI, rules GateRules) posfleet.GateResult
 			g.Metrics = append(g.Metrics, m)
 			continue
 		}
-		b := sum(k, baseline, true)
+		kept, left := typical(k, baseline, kr)
+		b := sum(k, kept, true)
 		m.BaselineEvents, m.BaselineExposure, m.BaselineRate = int64(b.e), b.x, b.rate()
+		m.BaselineLeftOut = left
 		m.Enough = m.Enough && b.terminals >= rules.MinBaselineTerminals && b.x >= kr.MinBaseline && b.x > 0
 		if m.Enough {
 			m.PValue = worse(k, kr, u, b, gamma)

@@ -277,3 +277,30 @@ func edit(r *campaign.GateRules, k posfleet.KPI, f func(*campaign.KPIRule)) {
 	f(&kr)
 	r.KPIs[k] = kr
 }
+
+// TestJudgeBaselineWithABrokenUnit: one terminal of the baseline already
+// charges every sale a fee (a unit of a known fee-bug version). Counted
+// in, it makes the terminals' spread so wide that a canary charging every
+// sale a fee passes; left out as broken on its own, the canary fails on
+// amount_mismatch. Healthy terminals with a chance mismatch or two stay in.
+func TestJudgeBaselineWithABrokenUnit(t *testing.T) {
+	mismatching := func(n uint32) func(*campaign.TerminalKPI) {
+		return func(k *campaign.TerminalKPI) { k.Counts.Mismatches = n }
+	}
+	updated := each(3, 3, sales(36, 0, 1), mismatching(36))
+	baseline := each(214, 2, sales(4, 0, 1), mismatching(1))
+	baseline = append(baseline, with(sales(38, 0, 1), mismatching(38)))
+	baseline[len(baseline)-1].Terminal = "FEEBUG"
+	g := campaign.Judge(updated, baseline, campaign.DefaultGateRules())
+	m := metric(t, g, posfleet.KPIAmountMismatch)
+	if g.Passed || !m.Worse {
+		t.Fatalf("fee canary passed against a baseline with one fee-bug unit: %+v", m)
+	}
+	if m.BaselineLeftOut != 1 || m.BaselineEvents != 2 {
+		t.Errorf("left out %d, baseline events %d: want the fee-bug unit out and the two chance mismatches in", m.BaselineLeftOut, m.BaselineEvents)
+	}
+	// A healthy canary against the same baseline passes.
+	if g := campaign.Judge(each(3, 0, sales(36, 0, 1), nil), baseline, campaign.DefaultGateRules()); !g.Passed {
+		t.Errorf("healthy canary paused: %+v", g.Metrics)
+	}
+}
