@@ -207,9 +207,11 @@
 //     worst, its gate may pause a good firmware. Spread canaries across
 //     merchants and regions.
 //   - A soak without trade: a soak at night sees no sales, so the payment
-//     KPIs are not judged (Enough false) and only crash boots, installs and
-//     offline terminals are. The gate passes on what it judged; let the
-//     soak cover trading hours.
+//     KPIs are not judged (Enough false). The runner then soaks again, a
+//     soak's length at a time, up to four soaks in all (the timeline says
+//     "soak extended"); only then does the gate pass on what it judged
+//     (crash boots, installs, offline terminals). Let the soak cover
+//     trading hours.
 //   - A wave that leaves no terminal of the model to compare with (the
 //     last wave of a campaign to the whole model) has no baseline: only
 //     update_failures is judged.

@@ -447,6 +447,30 @@ func sub(b, a posfleet.KPICounts) posfleet.KPICounts {
 
 // judge reads both cohorts' counters again, judges the gate and moves
 // the campaign on or pauses it.
+// maxSoakRounds bounds a wave's soak when its payments are too few to
+// judge (tooLittleTrade): the soak is extended, a soak's length at a time,
+// up to this many soaks in all; then the gate passes on what it judged
+// (crash boots, installs, offline terminals), as doc.go says.
+const maxSoakRounds = 4
+
+// tooLittleTrade reports whether a gate had a baseline to compare with and
+// enough updated terminals, but judged none of the payment KPIs for want
+// of payments (a soak in the night).
+func tooLittleTrade(g posfleet.GateResult, rules GateRules) bool {
+	if g.Updated < rules.MinUpdatedTerminals || g.Baseline < rules.MinBaselineTerminals {
+		return false // a cohort too small: more hours do not help
+	}
+	for _, m := range g.Metrics {
+		switch m.KPI {
+		case posfleet.KPIDeclines, posfleet.KPIDeviceFailures, posfleet.KPIAmountMismatch:
+			if m.Enough {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func (r *Runner) judge(ctx context.Context, c *rec, now time.Time) error {
 	rows, err := r.Store.DB.QueryContext(ctx, `SELECT terminal, cohort, kpi FROM campaign_soak WHERE campaign = $1 AND wave = $2`, c.ID, c.Wave)
 	if err != nil {
@@ -502,6 +526,18 @@ func (r *Runner) judge(ctx context.Context, c *rec, now time.Time) error {
 	}
 	res := Judge(updated, baseline, r.Rules)
 	res.Wave, res.At, res.From, res.To = c.Wave, now, from, now
+	if soak := time.Duration(c.Spec.Waves[c.Wave].Soak); res.Passed && tooLittleTrade(res, r.Rules) && soak > 0 && now.Sub(from) < maxSoakRounds*soak {
+		// A soak in the shops' closed hours saw too few payments to judge
+		// them: soak again rather than pass on crash boots alone.
+		c.SoakUntil = now.Add(soak)
+		return r.Store.DB.Tx(ctx, func(tx *sql.Tx) error {
+			if err := save(ctx, tx, c, now); err != nil {
+				return err
+			}
+			return addEvent(ctx, tx, c.ID, posfleet.CampaignEvent{At: now, Kind: "soak_extended", Wave: c.Wave,
+				Text: fmt.Sprintf("too few payments on the updated terminals to judge them after %s: soak extended until %s", now.Sub(from).Round(time.Second), c.SoakUntil.Format(time.RFC3339))})
+		})
+	}
 	c.Gates = append(c.Gates, res)
 	return r.Store.DB.Tx(ctx, func(tx *sql.Tx) error {
 		if res.Passed {

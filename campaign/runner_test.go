@@ -2,6 +2,7 @@ package campaign_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -261,6 +262,56 @@ func TestLearnedWindow(t *testing.T) {
 		r.step()
 		if f.sentCount() != 1 || f.sent[0].terminal != "T-002" {
 			t.Fatalf("sent %+v; want only T-002, which does not sell now or in the next hour", f.sent)
+		}
+	})
+}
+
+// TestNightSoakIsExtended: a soak that saw no payment (the shops were
+// closed) judges none of the payment KPIs; the runner soaks again instead
+// of passing the gate on crash boots alone, and the fee bug is found once
+// the shops sell. Before, the gate passed and the fee firmware went on to
+// the next wave.
+func TestNightSoakIsExtended(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		f := newFleet(30, "A920", "2.4.1")
+		r := newRig(t, db, f)
+		c, err := r.st.CreateCampaign(ctx, tenant, spec("2.5.0",
+			posfleet.WaveSpec{Count: 3, Soak: soak(time.Hour)},
+			posfleet.WaveSpec{Percent: 100, Soak: soak(time.Hour)}), "ana")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Night: updates install, nobody sells, past the soak.
+		for i := 0; i < 12 && r.get(c.ID).SoakUntil.IsZero(); i++ {
+			r.step()
+			f.install()
+			f.advance(10 * time.Minute)
+		}
+		for i := 0; i < 8; i++ {
+			r.step()
+			f.advance(10 * time.Minute)
+		}
+		got := r.get(c.ID)
+		if got.State != posfleet.CampaignRunning || got.Wave != 0 || len(got.Gates) != 0 {
+			t.Fatalf("after a soak without trade: %s wave %d gates %+v", got.State, got.Wave, got.Gates)
+		}
+		ev, err := r.st.CampaignEvents(ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(ev, func(e posfleet.CampaignEvent) bool { return e.Kind == "soak_extended" }) {
+			t.Errorf("no soak_extended event in %+v", ev)
+		}
+		// Morning: the shops sell; the extended soak judges the fee.
+		for i := 0; i < 20 && r.get(c.ID).State == posfleet.CampaignRunning; i++ {
+			f.trade("2.5.0")
+			f.advance(10 * time.Minute)
+			r.step()
+		}
+		got = r.get(c.ID)
+		if got.State != posfleet.CampaignPaused || !strings.Contains(got.Reason, "amount_mismatch") || f.sentCount() != 3 {
+			t.Fatalf("after the shops sold: %s %q, %d sent", got.State, got.Reason, f.sentCount())
 		}
 	})
 }

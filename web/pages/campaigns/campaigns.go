@@ -529,7 +529,7 @@ func EventDetail(ctx context.Context, e posfleet.CampaignEvent) string {
 var noteKinds = []string{"paused", "resumed", "aborted", "rollback"}
 
 // eventKinds are the timeline kinds with a name in the catalogue.
-var eventKinds = []string{"created", "wave_started", "soak_started", "gate_passed", "gate_failed", "paused", "resumed", "aborted", "rollback", "rolled_back", "finished"}
+var eventKinds = []string{"created", "wave_started", "soak_started", "soak_extended", "gate_passed", "gate_failed", "paused", "resumed", "aborted", "rollback", "rolled_back", "finished"}
 
 // GateTitle names a gate: after which wave.
 func GateTitle(ctx context.Context, c posfleet.Campaign, g posfleet.GateResult) string {
