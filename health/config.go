@@ -156,7 +156,7 @@ type Config struct {
 	// Logger receives incidents opened and closed; nil discards.
 	Logger *slog.Logger
 
-	// Signals of issue 17 (flag_silent.go, flag_wear.go, host incidents).
+	// Signals beyond PROTOCOL §2 (flag_silent.go, flag_wear.go, host incidents).
 	//
 	// SilentMinHistory, SilentMinHours, SilentUsualShare and SilentAlpha:
 	// silent is raised for a terminal with at least SilentMinHistory of

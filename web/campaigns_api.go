@@ -11,7 +11,7 @@ import (
 	"github.com/posfleet/posfleet"
 )
 
-// The firmware campaigns' API (issue 16): list, preview, create, one
+// The firmware campaigns' API: list, preview, create, one
 // campaign with its waves and gates, its terminals, its timeline, and the
 // operators' actions. Tenant scoping is here: a campaign of another
 // tenant is "not found"; an administrator of every tenant names the

@@ -110,12 +110,12 @@ func benchConnections(ctx context.Context, o options, progress io.Writer) (*Repo
 			Met:   c.Connected >= 15000 && c.BackAllSeconds > 0 && c.BackAllSeconds <= 60,
 		},
 		Target{
-			What:  "issue 18: at most 24 KiB of server RSS per connected terminal at 15,000",
+			What:  "target: at most 24 KiB of server RSS per connected terminal at 15,000",
 			Value: fmt.Sprintf("%.1f KiB", c.PerTerminalKiB),
 			Met:   c.Connected >= 15000 && c.PerTerminalKiB > 0 && c.PerTerminalKiB <= 24,
 		},
 		Target{
-			What:  "issue 18: all back within 10 s after a SIGKILL restart",
+			What:  "target: all back within 10 s after a SIGKILL restart",
 			Value: secs(c.BackAllSeconds),
 			Met:   c.Connected >= 15000 && c.BackAllSeconds > 0 && c.BackAllSeconds <= 10,
 		})

@@ -21,7 +21,7 @@ import (
 	"github.com/posfleet/posfleet/server/servertest"
 )
 
-// The browser test of issue 16 item 3, against the real server (the
+// The campaign pages' browser test, against the real server (the
 // campaign runner, its store and the health engine) and real terminal
 // clients over MQTT that download, verify and install what they are sent:
 // a release engineer creates a campaign through the form (preview, then

@@ -22,7 +22,7 @@ import (
 	"github.com/posfleet/posfleet/server"
 )
 
-// The browser tests of issue 15 ("What it must show"): a crew on its
+// The browser tests of people at work: a crew on its
 // phone, a viewer, and a person who reads Chinese in UTC+8, each signed in
 // with a real browser (Debian's chromium) against the real server run in
 // process, on a fleet of two regions with job-sheet columns that was

@@ -20,7 +20,7 @@ import (
 	"github.com/posfleet/posfleet/server/servertest"
 )
 
-// End to end, firmware campaigns (issue 16): the real server (servertest:
+// End to end, firmware campaigns: the real server (servertest:
 // broker, collector, health engine, campaign runner, JSON API) and this
 // simulator's terminals, each its own MQTT client on loopback, updated by
 // the campaign's commands and behaving as the firmware catalogue says the

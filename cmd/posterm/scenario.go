@@ -116,7 +116,7 @@ type Behavior struct {
 	Faults []FaultPlan `json:"faults,omitempty"`
 	// Window limits a fleet-wide scenario to a time span.
 	Window *Window `json:"window,omitempty"`
-	// SignalBehavior: the optional signals of issue 17 (signals.go).
+	// SignalBehavior: the optional signals (signals.go).
 	SignalBehavior
 }
 

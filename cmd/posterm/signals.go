@@ -11,7 +11,7 @@ import (
 	"github.com/posfleet/posfleet"
 )
 
-// The simulator's side of issue 17's signals (README, "PROTOCOL
+// The simulator's side of the optional signals (README, "PROTOCOL
 // extensions"): what a terminal reports beyond PROTOCOL §1. A worn chip
 // reader needs nothing here: chip_fail_rate and fallback_rate already make
 // its chip payments fall back to the stripe (entry "fallback").

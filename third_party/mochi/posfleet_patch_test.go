@@ -1,4 +1,4 @@
-// Tests of posfleet's patch to this copy of mochi (issue 18: memory per
+// Tests of posfleet's patch to this copy of mochi (memory per
 // connection): publishes handled by pointer, and a writer goroutine only
 // while packets are queued.
 
