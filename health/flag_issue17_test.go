@@ -2,6 +2,7 @@ package health_test
 
 import (
 	"bytes"
+	"fmt"
 	"slices"
 	"testing"
 	"testing/synctest"
@@ -302,8 +303,17 @@ func TestWearCounterGlitch(t *testing.T) {
 // (silent needs weeks of history, so it is not in TestThresholdOverrides'
 // table).
 func TestSilentThresholdOverride(t *testing.T) {
+	for _, over := range []map[string]float64{{"silent.min_hours": 8}, {"silent.alpha": 1e-9}} {
+		t.Run(fmt.Sprint(over), func(t *testing.T) { silentOverride(t, over) })
+	}
+}
+
+// silentOverride: under the override, five quiet usual hours raise
+// nothing (eight are needed, or a chance below 10⁻⁹, where five have
+// 0.00003); back to the defaults they raise silent.
+func silentOverride(t *testing.T, over map[string]float64) {
 	bubbleWith(t, silentConfig(), func(t *testing.T, e *health.Engine) {
-		if err := e.SetThresholds(thrDoc(map[string]float64{"silent.min_hours": 8}, nil), 1); err != nil {
+		if err := e.SetThresholds(thrDoc(over, nil), 1); err != nil {
 			t.Fatal(err)
 		}
 		x := newTerm(e, "T1")
@@ -313,7 +323,7 @@ func TestSilentThresholdOverride(t *testing.T) {
 		x.untilHour(15, 5, false)
 		synctest.Wait()
 		if x.has(posfleet.FlagSilent) {
-			t.Fatal("silent raised after five quiet hours with the tenant's minimum of eight")
+			t.Fatalf("silent raised after five quiet hours with the tenant's %v", over)
 		}
 		if err := e.SetThresholds(&health.Thresholds{}, 2); err != nil {
 			t.Fatal(err)
