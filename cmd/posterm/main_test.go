@@ -141,11 +141,12 @@ func TestSimulatedFleetMatchesLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The failing chip reader saves 30% of its failed chip reads by the
-	// stripe: 5 fallbacks need about 25 chip payments, which a 20 s run
-	// does not always give it. Here the stripe saves 60%, so it always
-	// shows fallback_rate too (the labels test over 300 terminals keeps
-	// the field file's rates).
+	// The failing chip reader fails 80% of its chip reads and saves 30% of
+	// them by the stripe: 5 fallbacks need about 25 chip payments, which a
+	// 20 s run does not always give it. Here 90% fail and the stripe saves
+	// half of them: 45% of its chip payments fall back (fallback_rate) and
+	// 38% of all its payments still fail (txn_failures). The labels test
+	// over 300 terminals keeps the field file's rates.
 	for i := range scen.Scenarios {
 		if scen.Scenarios[i].Name != "failing_chip_reader" {
 			continue
@@ -154,7 +155,7 @@ func TestSimulatedFleetMatchesLabels(t *testing.T) {
 		if err := json.Unmarshal(scen.Scenarios[i].Behavior, &bh); err != nil {
 			t.Fatal(err)
 		}
-		bh["fallback_rate"] = 0.6
+		bh["chip_fail_rate"], bh["fallback_rate"] = 0.9, 0.5
 		if scen.Scenarios[i].Behavior, err = json.Marshal(bh); err != nil {
 			t.Fatal(err)
 		}
