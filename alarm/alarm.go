@@ -30,16 +30,7 @@ import (
 )
 
 // Querier is a *store.DB or a *sql.Tx.
-type Querier interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-var (
-	_ Querier = (*store.DB)(nil)
-	_ Querier = (*sql.Tx)(nil)
-)
+type Querier = store.Querier
 
 // NewID returns a new ID: 128 random bits in hex.
 func NewID() string {

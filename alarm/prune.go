@@ -30,17 +30,8 @@ func Prune(ctx context.Context, db *store.DB, before time.Time, batch int) (alar
 			if err != nil {
 				return err
 			}
-			var ids []string
-			for rows.Next() {
-				var id string
-				if err := rows.Scan(&id); err != nil {
-					rows.Close()
-					return err
-				}
-				ids = append(ids, id)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
+			ids, err := store.Strings(rows)
+			if err != nil {
 				return err
 			}
 			for _, id := range ids {

@@ -63,18 +63,9 @@ func (r *Runner) Step(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("campaign: runner: %w", err)
 	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
+	ids, err := store.Strings(rows)
+	if err != nil {
+		return fmt.Errorf("campaign: runner: %w", err)
 	}
 	var errs []error
 	for _, id := range ids {
@@ -302,7 +293,12 @@ func (r *Runner) send(ctx context.Context, c rec, loc *time.Location, now time.T
 
 // countWave counts the current wave's terminals by state.
 func countWave(ctx context.Context, q Querier, c rec) (map[posfleet.CampaignTerminalState]int, error) {
-	rows, err := q.QueryContext(ctx, `SELECT state, COUNT(*) FROM campaign_terminals WHERE campaign = $1 AND wave = $2 GROUP BY state`, c.ID, c.Wave)
+	return countStates(ctx, q, `SELECT state, COUNT(*) FROM campaign_terminals WHERE campaign = $1 AND wave = $2 GROUP BY state`, c.ID, c.Wave)
+}
+
+// countStates reads (state, count) rows of query.
+func countStates(ctx context.Context, q Querier, query string, args ...any) (map[posfleet.CampaignTerminalState]int, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -672,19 +668,5 @@ func (r *Runner) rollback(ctx context.Context, c *rec, loc *time.Location, now t
 
 // countAll counts a campaign's terminals by state.
 func countAll(ctx context.Context, q Querier, id string) (map[posfleet.CampaignTerminalState]int, error) {
-	rows, err := q.QueryContext(ctx, `SELECT state, COUNT(*) FROM campaign_terminals WHERE campaign = $1 GROUP BY state`, id)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[posfleet.CampaignTerminalState]int{}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, err
-		}
-		out[posfleet.CampaignTerminalState(st)] = n
-	}
-	return out, rows.Err()
+	return countStates(ctx, q, `SELECT state, COUNT(*) FROM campaign_terminals WHERE campaign = $1 GROUP BY state`, id)
 }

@@ -17,16 +17,7 @@ import (
 )
 
 // Querier is a *store.DB or a *sql.Tx.
-type Querier interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-var (
-	_ Querier = (*store.DB)(nil)
-	_ Querier = (*sql.Tx)(nil)
-)
+type Querier = store.Querier
 
 // Alarms raises the alarm of a campaign a gate paused, with the gate's
 // evidence, and notifies through the tenant's routes; it resolves it when

@@ -183,6 +183,33 @@ func (db *DB) Version(ctx context.Context) (int64, error) {
 	return v.Int64, err
 }
 
+// Querier is a *DB or a *sql.Tx: what the packages keeping their own
+// tables (alarm, campaign) write through, in a transaction or not.
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+var (
+	_ Querier = (*DB)(nil)
+	_ Querier = (*sql.Tx)(nil)
+)
+
+// Strings reads rows of one text column and closes them.
+func Strings(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 // Tx runs fn in a transaction, committed when fn returns nil.
 func (db *DB) Tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)

@@ -452,6 +452,17 @@ func (s *Server) handleNewCampaignForm(w http.ResponseWriter, r *http.Request, f
 	refused := func(status int, v cpages.FormView) {
 		s.render(w, r, status, cpages.NewForm(v))
 	}
+	// refuse shows the form again with err next to the field it names,
+	// or the error page when it names none.
+	refuse := func(err error) {
+		v := s.campaignFormView(r, frame, f)
+		if !placeRefusal(ctx, err, &v) {
+			s.renderError(w, r, err)
+			return
+		}
+		st, _ := statusOf(err)
+		refused(st.Status, v)
+	}
 	if len(bad) > 0 {
 		v := s.campaignFormView(r, frame, f)
 		v.Errors = bad
@@ -463,13 +474,7 @@ func (s *Server) handleNewCampaignForm(w http.ResponseWriter, r *http.Request, f
 	NoteAudit(ctx, "target", spec.Target)
 	pre, err := s.opts.Campaigns.PreviewCampaign(ctx, tenant, spec)
 	if err != nil {
-		v := s.campaignFormView(r, frame, f)
-		if !placeRefusal(ctx, err, &v) {
-			s.renderError(w, r, err)
-			return
-		}
-		st, _ := statusOf(err)
-		refused(st.Status, v)
+		refuse(err)
 		return
 	}
 	confirm := r.PostFormValue("confirm")
@@ -486,13 +491,7 @@ func (s *Server) handleNewCampaignForm(w http.ResponseWriter, r *http.Request, f
 	}
 	c, err := s.opts.Campaigns.CreateCampaign(ctx, tenant, spec, principal(r).name)
 	if err != nil {
-		v := s.campaignFormView(r, frame, f)
-		if !placeRefusal(ctx, err, &v) {
-			s.renderError(w, r, err)
-			return
-		}
-		st, _ := statusOf(err)
-		refused(st.Status, v)
+		refuse(err)
 		return
 	}
 	NoteAudit(ctx, "id", c.ID)
