@@ -386,6 +386,9 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		err := srv.AddHook(st, &bolt.Options{
 			Path:   path,
 			Bucket: "mochi",
+			// One transaction (one fsync) for all the sessions and
+			// subscriptions written at one moment (see store.flush).
+			GroupCommit: true,
 			// Timeout: another process holding the file (a second server on the
 			// same DataDir) is an error to report, not to wait for.
 			Options: &bbolt.Options{Timeout: time.Second},

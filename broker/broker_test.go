@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -877,4 +878,67 @@ func lastTxID(t *testing.T, dir string) int {
 	var id int
 	_ = db.View(func(tx *bbolt.Tx) error { id = tx.ID(); return nil })
 	return id
+}
+
+// A fleet connecting at once with persistent sessions (the first start of a
+// fleet, or a restart with a new data directory) shares write transactions:
+// each new session and its subscription used to cost a bbolt transaction
+// and an fsync of its own, all behind the store's lock, so connections piled
+// up while the disk synced one session at a time.
+func TestNewSessionsShareCommits(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, func(o *broker.Options) { o.DataDir = dir })
+	if err := e.b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before := lastTxID(t, dir)
+	e.startWith(t, func() broker.Options { o := testOptions(); o.DataDir = dir; return o }())
+
+	const n = 100
+	refs := make([]posfleet.TerminalRef, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range refs {
+		refs[i] = posfleet.TerminalRef{Tenant: "acme", Terminal: fmt.Sprintf("T-%03d", i)}
+		e.auth.secrets[refs[i].String()] = secretOf(refs[i])
+	}
+	for i := range refs {
+		wg.Add(1)
+		go func(ref posfleet.TerminalRef) {
+			defer wg.Done()
+			c, err := e.dial(t, ref.String(), ref.String(), secretOf(ref), func(o *paho.ClientOptions) { o.SetCleanSession(false) })
+			if err != nil {
+				errs <- err
+				return
+			}
+			if tok := c.Subscribe(posfleet.Topic(ref, posfleet.ChannelCommand), 1, nil); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+				errs <- fmt.Errorf("subscribe %s: %v", ref, tok.Error())
+				return
+			}
+			c.Disconnect(100)
+		}(refs[i])
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "disconnects", func() bool { return e.b.Connected() == 0 })
+	if err := e.b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	writes := lastTxID(t, dir) - before
+	t.Logf("%d write transactions for %d new sessions with a subscription each", writes, n)
+	// One transaction each was 2n (plus one at start-up).
+	if writes > n {
+		t.Errorf("%d write transactions for %d new sessions with a subscription each, want at most %d (shared)", writes, n, n)
+	}
+
+	// Every session and subscription was written: each comes back after a restart.
+	e.startWith(t, func() broker.Options { o := testOptions(); o.DataDir = dir; return o }())
+	for _, ref := range refs {
+		if err := e.b.SendCommand(context.Background(), ref, posfleet.Command{ID: "c-" + ref.Terminal, Type: posfleet.CmdReboot}); err != nil {
+			t.Errorf("SendCommand to %s after restart: %v (session or subscription not stored)", ref, err)
+		}
+	}
 }

@@ -99,6 +99,14 @@ func (s *store) stopErr() error {
 	return s.closeErr
 }
 
+// flush commits the writes the bolt hook queued (group commit: every
+// connection writing at this moment shares one transaction and one fsync)
+// and returns once they are durable. It runs outside s.mu, so that other
+// connections can queue theirs meanwhile.
+func (s *store) flush() {
+	_ = s.Hook.Flush() // a failed commit is logged by the hook
+}
+
 // persistent reports whether cl's session outlives its connection (mochi's own rule).
 func persistent(cl *mqtt.Client) bool {
 	if cl.Properties.ProtocolVersion == 5 {
@@ -126,6 +134,11 @@ func (s *store) forget(id string) {
 // OnSessionEstablished stores the client record of a persistent session when
 // it changed, and removes it when the client now asks for a clean session.
 func (s *store) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	s.onSessionEstablished(cl, pk)
+	s.flush()
+}
+
+func (s *store) onSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
@@ -149,7 +162,12 @@ func (s *store) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 }
 
 // OnDisconnect removes the client record when the session ends with the connection.
-func (s *store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+func (s *store) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	s.onDisconnect(cl, err, expire)
+	s.flush()
+}
+
+func (s *store) onDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	if !expire || cl.StopCause() == packets.ErrSessionTakenOver {
 		return
 	}
@@ -167,6 +185,11 @@ func (s *store) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 
 // OnClientExpired removes everything stored for an expired session.
 func (s *store) OnClientExpired(cl *mqtt.Client) {
+	s.onClientExpired(cl)
+	s.flush()
+}
+
+func (s *store) onClientExpired(cl *mqtt.Client) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
@@ -194,6 +217,11 @@ func (s *store) OnClientExpired(cl *mqtt.Client) {
 
 // OnSubscribed stores the granted subscriptions of a persistent session.
 func (s *store) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
+	s.onSubscribed(cl, pk, reasonCodes)
+	s.flush()
+}
+
+func (s *store) onSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []byte) {
 	if !persistent(cl) {
 		return
 	}
@@ -230,6 +258,11 @@ func (s *store) OnSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []b
 
 // OnUnsubscribed removes stored subscriptions.
 func (s *store) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
+	s.onUnsubscribed(cl, pk)
+	s.flush()
+}
+
+func (s *store) onUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
@@ -256,6 +289,11 @@ func (s *store) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {
 // session. mochi calls it for the acknowledgements of inbound QoS 1/2
 // messages too; those are not publishes and are skipped.
 func (s *store) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
+	s.onQosPublish(cl, pk, sent, resends)
+	s.flush()
+}
+
+func (s *store) onQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
 	if pk.FixedHeader.Type != packets.Publish || !persistent(cl) {
 		return
 	}
@@ -278,6 +316,11 @@ func (s *store) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, res
 
 // OnQosComplete removes a command the terminal acknowledged.
 func (s *store) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	s.onQosComplete(cl, pk)
+	s.flush()
+}
+
+func (s *store) onQosComplete(cl *mqtt.Client, pk packets.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
@@ -370,6 +413,7 @@ func (s *store) StoredRetainedMessages() ([]storage.Message, error) {
 	for _, m := range v {
 		s.Hook.OnRetainedExpired(m.TopicName)
 	}
+	s.flush()
 	return nil, nil
 }
 

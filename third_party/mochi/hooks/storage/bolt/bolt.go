@@ -8,6 +8,8 @@ package bolt
 import (
 	"bytes"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -62,6 +64,13 @@ type Options struct {
 	Options *bbolt.Options
 	Bucket  string `yaml:"bucket" json:"bucket"`
 	Path    string `yaml:"path" json:"path"`
+
+	// GroupCommit queues writes instead of committing each in its own
+	// transaction; Flush commits everything queued in one transaction (one
+	// fsync), shared by every caller waiting at that moment. (posfleet
+	// patch: a fleet connecting at once otherwise waits behind one fsync
+	// per new session and one per subscription.)
+	GroupCommit bool `yaml:"group_commit" json:"group_commit"`
 }
 
 // Hook is a persistent storage hook based using boltdb file store as a backend.
@@ -69,6 +78,25 @@ type Hook struct {
 	mqtt.HookBase
 	config *Options  // options for configuring the boltdb instance.
 	db     *bbolt.DB // the boltdb instance.
+
+	// posfleet patch: group commit (Options.GroupCommit).
+	gmu      sync.Mutex
+	gcond    *sync.Cond
+	queued   []kvOp        // written by the next commit, in order
+	enqueued uint64        // operations queued so far
+	flushed  uint64        // operations committed (or failed) so far
+	flushing bool          // a commit runs
+	flushErr error         // the last failed commit's error,
+	failFrom uint64        // for the operations after failFrom
+	failUpto uint64        // up to failUpto
+	commits  uint64        // write transactions committed
+	waiting  atomic.Uint64 // operations queued and not yet committed
+}
+
+// kvOp is a queued write: a put, or a delete when data is nil.
+type kvOp struct {
+	key  string
+	data []byte
 }
 
 // ID returns the id of the hook.
@@ -136,11 +164,109 @@ func (h *Hook) Init(config any) error {
 	return err
 }
 
-// Stop closes the boltdb instance.
+// Stop closes the boltdb instance, after committing any queued writes.
 func (h *Hook) Stop() error {
+	ferr := h.Flush()
 	err := h.db.Close()
 	h.db = nil
+	if err == nil {
+		err = ferr
+	}
 	return err
+}
+
+// Flush commits the writes queued so far (Options.GroupCommit) and returns
+// once they are durable, or with the error that kept the commit that held
+// them from being written (when another caller's Flush committed them
+// first, that caller gets the error; every failed commit is logged). Concurrent callers share one transaction: while
+// a commit runs, later writes queue up and the next commit takes them all.
+// Without GroupCommit it returns nil at once. (posfleet patch)
+func (h *Hook) Flush() error {
+	if h.waiting.Load() == 0 {
+		return nil // nothing queued or being committed
+	}
+	h.gmu.Lock()
+	defer h.gmu.Unlock()
+	if h.gcond == nil {
+		h.gcond = sync.NewCond(&h.gmu)
+	}
+	mine := h.enqueued
+	for h.flushed < mine {
+		if h.flushing {
+			h.gcond.Wait()
+			continue
+		}
+		ops, from, upto := h.queued, h.flushed, h.enqueued
+		h.queued, h.flushing = nil, true
+		h.gmu.Unlock()
+		err := h.commit(ops)
+		h.gmu.Lock()
+		h.flushing, h.flushed = false, upto
+		h.waiting.Add(-uint64(len(ops)))
+		if err != nil {
+			h.failFrom, h.failUpto, h.flushErr = from, upto, err
+		}
+		h.gcond.Broadcast()
+	}
+	if h.flushErr != nil && mine > h.failFrom && mine <= h.failUpto {
+		return h.flushErr // the commit that held this caller's writes failed
+	}
+	return nil
+}
+
+// commit writes ops in one transaction.
+func (h *Hook) commit(ops []kvOp) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	if h.db == nil {
+		return storage.ErrDBFileNotOpen
+	}
+	err := h.db.Update(func(tx *bbolt.Tx) error {
+		bucket := tx.Bucket([]byte(h.config.Bucket))
+		for _, op := range ops {
+			var err error
+			if op.data == nil {
+				err = bucket.Delete([]byte(op.key))
+			} else {
+				err = bucket.Put([]byte(op.key), op.data)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		h.Log.Error("failed to commit queued writes", "error", err, "writes", len(ops))
+		return err
+	}
+	h.gmu.Lock()
+	h.commits++
+	h.gmu.Unlock()
+	return nil
+}
+
+// Commits returns the number of write transactions committed with group
+// commit on. (posfleet patch)
+func (h *Hook) Commits() uint64 {
+	h.gmu.Lock()
+	defer h.gmu.Unlock()
+	return h.commits
+}
+
+// enqueue queues a write for the next Flush; it reports false when group
+// commit is off. (posfleet patch)
+func (h *Hook) enqueue(k string, data []byte) bool {
+	if h.config == nil || !h.config.GroupCommit {
+		return false
+	}
+	h.gmu.Lock()
+	h.queued = append(h.queued, kvOp{key: k, data: data})
+	h.enqueued++
+	h.waiting.Add(1)
+	h.gmu.Unlock()
+	return true
 }
 
 // OnSessionEstablished adds a client to the store when their session is established.
@@ -455,6 +581,14 @@ func (h *Hook) StoredSysInfo() (v storage.SystemInfo, err error) {
 
 // setKv stores a key-value pair in the database.
 func (h *Hook) setKv(k string, v storage.Serializable) error {
+	if h.config != nil && h.config.GroupCommit { // posfleet patch
+		data, _ := v.MarshalBinary()
+		if data == nil {
+			data = []byte{}
+		}
+		h.enqueue(k, data)
+		return nil
+	}
 	err := h.db.Update(func(tx *bbolt.Tx) error {
 
 		bucket := tx.Bucket([]byte(h.config.Bucket))
@@ -473,6 +607,9 @@ func (h *Hook) setKv(k string, v storage.Serializable) error {
 
 // delKv deletes a key-value pair from the database.
 func (h *Hook) delKv(k string) error {
+	if h.enqueue(k, nil) { // posfleet patch
+		return nil
+	}
 	err := h.db.Update(func(tx *bbolt.Tx) error {
 		bucket := tx.Bucket([]byte(h.config.Bucket))
 		err := bucket.Delete([]byte(k))
@@ -489,6 +626,7 @@ func (h *Hook) delKv(k string) error {
 
 // getKv retrieves the value associated with a key from the database.
 func (h *Hook) getKv(k string, v storage.Serializable) error {
+	_ = h.Flush() // posfleet patch: read what was queued too
 	err := h.db.View(func(tx *bbolt.Tx) error {
 		bucket := tx.Bucket([]byte(h.config.Bucket))
 
@@ -507,6 +645,7 @@ func (h *Hook) getKv(k string, v storage.Serializable) error {
 
 // iterKv iterates over key-value pairs with keys having the specified prefix in the database.
 func (h *Hook) iterKv(prefix string, visit func([]byte) error) error {
+	_ = h.Flush() // posfleet patch: read what was queued too
 	err := h.db.View(func(tx *bbolt.Tx) error {
 		bucket := tx.Bucket([]byte(h.config.Bucket))
 
