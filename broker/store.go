@@ -53,6 +53,20 @@ type storedSession struct {
 	inflight map[uint16]uint64 // packet ID → hash
 }
 
+func (ss *storedSession) setSub(filter string, h uint64) {
+	if ss.subs == nil {
+		ss.subs = make(map[string]uint64, 1)
+	}
+	ss.subs[filter] = h
+}
+
+func (ss *storedSession) setInflight(id uint16, h uint64) {
+	if ss.inflight == nil {
+		ss.inflight = make(map[uint16]uint64)
+	}
+	ss.inflight[id] = h
+}
+
 func newStore(closing *atomic.Bool) *store {
 	return &store{
 		closing:  closing,
@@ -118,7 +132,7 @@ func persistent(cl *mqtt.Client) bool {
 func (s *store) session(id string) *storedSession {
 	ss := s.sessions[id]
 	if ss == nil {
-		ss = &storedSession{subs: make(map[string]uint64), inflight: make(map[uint16]uint64)}
+		ss = &storedSession{} // maps made at their first entry: most terminals never have a command in flight
 		s.sessions[id] = ss
 	}
 	return ss
@@ -252,7 +266,7 @@ func (s *store) onSubscribed(cl *mqtt.Client, pk packets.Packet, reasonCodes []b
 	}
 	s.Hook.OnSubscribed(cl, packets.Packet{Filters: keep}, codes)
 	for i, f := range keep {
-		ss.subs[f.Filter] = hashes[i]
+		ss.setSub(f.Filter, hashes[i])
 	}
 }
 
@@ -311,7 +325,7 @@ func (s *store) onQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, res
 		return // a resend
 	}
 	s.Hook.OnQosPublish(cl, pk, sent, resends)
-	ss.inflight[pk.PacketID] = h
+	ss.setInflight(pk.PacketID, h)
 }
 
 // OnQosComplete removes a command the terminal acknowledged.
@@ -370,7 +384,7 @@ func (s *store) StoredSubscriptions() ([]storage.Subscription, error) {
 		if sub.Qos >= packets.ErrUnspecifiedError.Code {
 			continue // a refusal stored by an older version: never restore it
 		}
-		s.session(sub.Client).subs[sub.Filter] = hashSubscription(sub.Filter, sub.Qos, sub.Identifier, sub.NoLocal, sub.RetainHandling, sub.RetainAsPublished)
+		s.session(sub.Client).setSub(sub.Filter, hashSubscription(sub.Filter, sub.Qos, sub.Identifier, sub.NoLocal, sub.RetainHandling, sub.RetainAsPublished))
 		keep = append(keep, sub)
 	}
 	return keep, nil
@@ -397,7 +411,7 @@ func (s *store) StoredInflightMessages() ([]storage.Message, error) {
 			}
 			m.PacketID = uint16(id)
 		}
-		s.session(m.Client).inflight[m.PacketID] = hashMessage(m.TopicName, m.Payload, m.FixedHeader.Qos, m.PacketID)
+		s.session(m.Client).setInflight(m.PacketID, hashMessage(m.TopicName, m.Payload, m.FixedHeader.Qos, m.PacketID))
 		keep = append(keep, m)
 	}
 	return keep, nil
