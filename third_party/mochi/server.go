@@ -112,6 +112,14 @@ type Options struct {
 	// ClientNetReadBufferSize specifies the size of the client *bufio.Reader read buffer.
 	ClientNetReadBufferSize int `yaml:"client_net_read_buffer_size" json:"client_net_read_buffer_size"`
 
+	// ClientNetPooledReadBufferSize is the size of the read buffers shared by
+	// clients whose connection gives access to its socket (syscall.Conn, as
+	// plain TCP does): such a client holds a buffer only while it has unread
+	// bytes, and reads through a bufio.Reader of ClientNetReadBufferSize
+	// otherwise. Negative: every client reads through its own bufio.Reader.
+	// Default 32 KiB (posfleet patch).
+	ClientNetPooledReadBufferSize int `yaml:"client_net_pooled_read_buffer_size" json:"client_net_pooled_read_buffer_size"`
+
 	// Logger specifies a custom configured implementation of log/slog to override
 	// the servers default logger configuration. If you wish to change the log level,
 	// of the default logger, you can do so by setting:
@@ -227,6 +235,10 @@ func (o *Options) ensureDefaults() {
 
 	if o.ClientNetReadBufferSize == 0 {
 		o.ClientNetReadBufferSize = 1024 * 2
+	}
+
+	if o.ClientNetPooledReadBufferSize == 0 { // posfleet patch
+		o.ClientNetPooledReadBufferSize = defaultPooledReadBufferSize
 	}
 
 	if o.Logger == nil {
