@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"testing"
 
 	"github.com/posfleet/posfleet"
@@ -38,7 +40,15 @@ func (manyAuth) Authenticate(_ context.Context, username string, password []byte
 // 2,000 terminals, 0.5 KiB at 15,000.
 //
 //	go test ./broker -run '^$' -bench ConnectionMemory -benchtime 2000x
+//
+// With POSFLEET_CONNMEM_HEAPPROFILE=PATH it also writes the live heap while
+// the terminals are connected, sampled finely, for
+// go tool pprof -sample_index=inuse_space -top PATH.
 func BenchmarkConnectionMemory(b *testing.B) {
+	heapProfile := os.Getenv("POSFLEET_CONNMEM_HEAPPROFILE")
+	if heapProfile != "" {
+		runtime.MemProfileRate = 64
+	}
 	copts := collector.DefaultOptions()
 	copts.SpoolDir = b.TempDir()
 	col, err := collector.New(copts, influxdb.Encoder{}, discardWriter{})
@@ -125,6 +135,18 @@ func BenchmarkConnectionMemory(b *testing.B) {
 	b.ReportMetric(float64(after.stack-before.stack)/n, "stack-B/conn")
 	b.ReportMetric(float64(after.heap-before.heap)/n, "heap-B/conn")
 	b.ReportMetric(float64(after.goroutines-before.goroutines)/n, "goroutines/conn")
+	if heapProfile != "" {
+		// The live heap by allocation site, the terminals still connected:
+		// go tool pprof -sample_index=inuse_space -top PATH
+		f, err := os.Create(heapProfile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 type memFigures struct {

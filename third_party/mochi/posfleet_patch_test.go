@@ -120,3 +120,40 @@ func TestPatchWriterOnDemand(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return !cl.State.writing.Load() }, 5*time.Second, 5*time.Millisecond, "writer still running with an empty queue")
 }
+
+func TestPatchSubscriptionsOneWithoutMap(t *testing.T) {
+	s := NewSubscriptions()
+	s.Add("a", packets.Subscription{Filter: "a", Qos: 0})
+	s.Add("a", packets.Subscription{Filter: "a", Qos: 1}) // replaces
+	require.Nil(t, s.internal)
+	require.Equal(t, 1, s.Len())
+	sub, ok := s.Get("a")
+	require.True(t, ok)
+	require.Equal(t, byte(1), sub.Qos)
+	_, ok = s.Get("b")
+	require.False(t, ok)
+	s.Delete("b") // not there: nothing changes
+	require.Equal(t, 1, s.Len())
+
+	s.Add("b", packets.Subscription{Filter: "b"})
+	s.Add("c", packets.Subscription{Filter: "c"})
+	require.NotNil(t, s.internal)
+	require.Equal(t, 3, s.Len())
+	require.Equal(t, map[string]packets.Subscription{
+		"a": {Filter: "a", Qos: 1}, "b": {Filter: "b"}, "c": {Filter: "c"},
+	}, s.GetAll())
+
+	s.Delete("a")
+	s.Delete("c")
+	require.Nil(t, s.internal, "back to one, without the map")
+	require.Equal(t, map[string]packets.Subscription{"b": {Filter: "b"}}, s.GetAll())
+	sub, ok = s.Get("b")
+	require.True(t, ok)
+	require.Equal(t, "b", sub.Filter)
+
+	s.Delete("b")
+	require.Equal(t, 0, s.Len())
+	require.Empty(t, s.GetAll())
+	_, ok = s.Get("b")
+	require.False(t, ok)
+}

@@ -246,16 +246,24 @@ func (s *InlineSubscriptions) Delete(id int) {
 }
 
 // Subscriptions is a map of subscriptions keyed on client.
+//
+// posfleet patch: a single subscription is kept in the struct, and the map
+// is made only for a second one. A client usually subscribes to one filter,
+// and a topic particle usually has one subscriber (a device's own command
+// topic), while a map of packets.Subscription with one entry takes about
+// 750 bytes (its first group has room for eight). Thousands of clients each
+// held two such maps.
 type Subscriptions struct {
-	internal map[string]packets.Subscription
+	internal map[string]packets.Subscription // nil while there are fewer than two
+	oneID    string                          // the only subscription's id, if hasOne
+	one      packets.Subscription
+	hasOne   bool
 	sync.RWMutex
 }
 
 // NewSubscriptions returns a new instance of Subscriptions.
 func NewSubscriptions() *Subscriptions {
-	return &Subscriptions{
-		internal: map[string]packets.Subscription{},
-	}
+	return &Subscriptions{}
 }
 
 // Add adds a new subscription for a client. ID can be a filter in the
@@ -263,7 +271,15 @@ func NewSubscriptions() *Subscriptions {
 func (s *Subscriptions) Add(id string, val packets.Subscription) {
 	s.Lock()
 	defer s.Unlock()
-	s.internal[id] = val
+	switch {
+	case s.internal != nil:
+		s.internal[id] = val
+	case !s.hasOne || s.oneID == id:
+		s.oneID, s.one, s.hasOne = id, val, true
+	default:
+		s.internal = map[string]packets.Subscription{s.oneID: s.one, id: val}
+		s.oneID, s.one, s.hasOne = "", packets.Subscription{}, false
+	}
 }
 
 // GetAll returns all subscriptions.
@@ -271,6 +287,9 @@ func (s *Subscriptions) GetAll() map[string]packets.Subscription {
 	s.RLock()
 	defer s.RUnlock()
 	m := map[string]packets.Subscription{}
+	if s.hasOne {
+		m[s.oneID] = s.one
+	}
 	for k, v := range s.internal {
 		m[k] = v
 	}
@@ -281,6 +300,9 @@ func (s *Subscriptions) GetAll() map[string]packets.Subscription {
 func (s *Subscriptions) Get(id string) (val packets.Subscription, ok bool) {
 	s.RLock()
 	defer s.RUnlock()
+	if s.hasOne && s.oneID == id {
+		return s.one, true
+	}
 	val, ok = s.internal[id]
 	return val, ok
 }
@@ -289,15 +311,29 @@ func (s *Subscriptions) Get(id string) (val packets.Subscription, ok bool) {
 func (s *Subscriptions) Len() int {
 	s.RLock()
 	defer s.RUnlock()
-	val := len(s.internal)
-	return val
+	if s.hasOne {
+		return 1
+	}
+	return len(s.internal)
 }
 
 // Delete removes a subscription by client or filter id.
 func (s *Subscriptions) Delete(id string) {
 	s.Lock()
 	defer s.Unlock()
+	if s.hasOne {
+		if s.oneID == id {
+			s.oneID, s.one, s.hasOne = "", packets.Subscription{}, false
+		}
+		return
+	}
 	delete(s.internal, id)
+	if len(s.internal) == 1 { // back to no map: a map never shrinks
+		for k, v := range s.internal {
+			s.oneID, s.one, s.hasOne = k, v, true
+		}
+		s.internal = nil
+	}
 }
 
 // ClientSubscriptions is a map of aggregated subscriptions for a client.
