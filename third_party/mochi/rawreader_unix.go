@@ -108,22 +108,32 @@ func (rr *rawReader) read(p []byte) (int, error) {
 	rr.dst, rr.n, rr.err = p, 0, nil
 	err := rr.rc.Read(rr.readFn)
 	rr.dst = nil
+	if err != nil || rr.err != nil {
+		return 0, rr.readError(err)
+	}
+	return rr.n, nil
+}
+
+// readError returns the error of a read that failed with err from the
+// RawConn, or else with rr.err from the socket, as a net.Conn would.
+//
+// Out of line, so that its frame is not under the parked read loop (see
+// detachClient).
+//
+//go:noinline
+func (rr *rawReader) readError(err error) error {
 	if err != nil {
-		// The deadline passed or the connection was closed while waiting:
-		// the error reads as a net.Conn's would.
+		// The deadline passed or the connection was closed while waiting.
 		var oe *net.OpError
 		if errors.As(err, &oe) && oe.Op == "raw-read" {
 			oe.Op = "read"
 		}
-		return 0, err
+		return err
 	}
-	if rr.err != nil {
-		if rr.err == io.EOF {
-			return 0, io.EOF
-		}
-		return 0, &net.OpError{Op: "read", Net: rr.conn.LocalAddr().Network(), Source: rr.conn.LocalAddr(), Addr: rr.conn.RemoteAddr(), Err: os.NewSyscallError("read", rr.err)}
+	if rr.err == io.EOF {
+		return io.EOF
 	}
-	return rr.n, nil
+	return &net.OpError{Op: "read", Net: rr.conn.LocalAddr().Network(), Source: rr.conn.LocalAddr(), Addr: rr.conn.RemoteAddr(), Err: os.NewSyscallError("read", rr.err)}
 }
 
 // readFd is the RawConn.Read callback: it reports false (wait for
