@@ -147,7 +147,9 @@ type ClientState struct {
 	Inflight        *Inflight            // a map of in-flight qos messages
 	Subscriptions   *Subscriptions       // a map of the subscription filters a client maintains
 	disconnected    int64                // the time the client disconnected in unix time, for calculating expiry
-	outbound        chan *packets.Packet // queue for pending outbound packets
+	outbound        chan *packets.Packet // queue for pending outbound packets, made at the first (posfleet patch: see outboundQueue)
+	outboundMade    atomic.Bool          // outbound is made (posfleet patch)
+	outboundMu      sync.Mutex           // held while outbound is made (posfleet patch)
 	endOnce         sync.Once            // only end once
 	isTakenOver     atomic.Bool          // used to identify orphaned clients
 	packetID        uint32               // the current highest packetID
@@ -171,7 +173,6 @@ func newClient(c net.Conn, o *ops) *Client {
 			open:          ctx,
 			cancelOpen:    cancel,
 			Keepalive:     defaultKeepalive,
-			outbound:      make(chan *packets.Packet, o.options.Capabilities.MaximumClientWritesPending),
 		},
 		Properties: ClientProperties{
 			ProtocolVersion: defaultClientProtocolVersion, // default protocol version
@@ -190,6 +191,34 @@ func newClient(c net.Conn, o *ops) *Client {
 	return cl
 }
 
+// outboundQueue returns the client's queue of outbound packets, made at the
+// first call.
+//
+// posfleet patch: upstream makes the queue with the client, a channel of
+// MaximumClientWritesPending pointers (352 bytes for 32), which most
+// clients of a fleet of devices never use: they publish, and receive a
+// command now and then.
+func (cl *Client) outboundQueue() chan *packets.Packet {
+	if !cl.State.outboundMade.Load() {
+		cl.State.outboundMu.Lock()
+		if !cl.State.outboundMade.Load() {
+			cl.State.outbound = make(chan *packets.Packet, cl.ops.options.Capabilities.MaximumClientWritesPending)
+			cl.State.outboundMade.Store(true)
+		}
+		cl.State.outboundMu.Unlock()
+	}
+	return cl.State.outbound
+}
+
+// outboundLen returns the number of packets queued (posfleet patch, see
+// outboundQueue).
+func (cl *Client) outboundLen() int {
+	if !cl.State.outboundMade.Load() {
+		return 0
+	}
+	return len(cl.State.outbound)
+}
+
 // startWriter starts a goroutine writing the outbound queue to the
 // connection, unless one runs. publishToClient calls it after queueing.
 //
@@ -205,9 +234,10 @@ func (cl *Client) startWriter() {
 // writeQueued writes queued packets until the queue is empty or the client
 // closes.
 func (cl *Client) writeQueued() {
+	outbound := cl.outboundQueue()
 	for {
 		select {
-		case pk := <-cl.State.outbound:
+		case pk := <-outbound:
 			if err := cl.WritePacket(*pk); err != nil {
 				cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
 			}
@@ -221,7 +251,7 @@ func (cl *Client) writeQueued() {
 		// Empty: stop, unless a packet was queued after the check and its
 		// sender saw this writer still running.
 		cl.State.writing.Store(false)
-		if len(cl.State.outbound) == 0 || !cl.State.writing.CompareAndSwap(false, true) {
+		if len(outbound) == 0 || !cl.State.writing.CompareAndSwap(false, true) {
 			return
 		}
 	}
@@ -229,9 +259,10 @@ func (cl *Client) writeQueued() {
 
 // WriteLoop ranges over pending outbound messages and writes them to the client connection.
 func (cl *Client) WriteLoop() {
+	outbound := cl.outboundQueue() // posfleet patch
 	for {
 		select {
-		case pk := <-cl.State.outbound:
+		case pk := <-outbound:
 			if err := cl.WritePacket(*pk); err != nil {
 				// TODO : Figure out what to do with error
 				cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
@@ -693,7 +724,7 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 	n, err := func() (int64, error) {
 		cl.Lock()
 		defer cl.Unlock()
-		if len(cl.State.outbound) == 0 {
+		if cl.outboundLen() == 0 { // posfleet patch
 			if cl.Net.outbuf == nil {
 				return buf.WriteTo(cl.Net.Conn)
 			}

@@ -157,3 +157,24 @@ func TestPatchSubscriptionsOneWithoutMap(t *testing.T) {
 	_, ok = s.Get("b")
 	require.False(t, ok)
 }
+
+func TestPatchOutboundQueueMadeAtFirstUse(t *testing.T) {
+	s := newServer()
+	cl := s.NewClient(nil, "t1", "c1", false)
+	require.False(t, cl.State.outboundMade.Load(), "no queue for a new client")
+	require.Nil(t, cl.State.outbound)
+	require.Equal(t, 0, cl.outboundLen())
+
+	// Made once, whoever comes first.
+	queues := make(chan chan *packets.Packet, 8)
+	for i := 0; i < 8; i++ {
+		go func() { queues <- cl.outboundQueue() }()
+	}
+	first := <-queues
+	for i := 0; i < 7; i++ {
+		require.Equal(t, first, <-queues)
+	}
+	require.Equal(t, int(s.Options.Capabilities.MaximumClientWritesPending), cap(first))
+	first <- new(packets.Packet)
+	require.Equal(t, 1, cl.outboundLen())
+}

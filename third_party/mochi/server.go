@@ -1214,7 +1214,7 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 	}
 
 	select {
-	case cl.State.outbound <- &out:
+	case cl.outboundQueue() <- &out: // posfleet patch
 		atomic.AddInt32(&cl.State.outboundQty, 1)
 		cl.startWriter() // posfleet patch
 	default:
