@@ -19,7 +19,7 @@ const (
 
 func TestNewSharedSubscriptions(t *testing.T) {
 	s := NewSharedSubscriptions()
-	require.NotNil(t, s.internal)
+	require.Nil(t, s.internal) // posfleet patch: made at the first Add
 }
 
 func TestSharedSubscriptionsAdd(t *testing.T) {
@@ -700,7 +700,7 @@ func BenchmarkMessages(b *testing.B) {
 
 func TestNewParticles(t *testing.T) {
 	cl := newParticles()
-	require.NotNil(t, cl.internal)
+	require.Nil(t, cl.internal) // posfleet patch: made at the first add
 }
 
 func TestParticlesAdd(t *testing.T) {
@@ -786,7 +786,7 @@ func TestIsSharedFilter(t *testing.T) {
 func TestNewInboundAliases(t *testing.T) {
 	a := NewInboundTopicAliases(5)
 	require.NotNil(t, a)
-	require.NotNil(t, a.internal)
+	require.Nil(t, a.internal) // posfleet patch: made at the first Set
 	require.Equal(t, uint16(5), a.maximum)
 }
 
@@ -812,7 +812,7 @@ func TestInboundAliasesSetMaxZero(t *testing.T) {
 func TestNewOutboundAliases(t *testing.T) {
 	a := NewOutboundTopicAliases(5)
 	require.NotNil(t, a)
-	require.NotNil(t, a.internal)
+	require.Nil(t, a.internal) // posfleet patch: made at the first Set
 	require.Equal(t, uint16(5), a.maximum)
 	require.Equal(t, uint32(0), a.cursor)
 }
@@ -859,7 +859,7 @@ func TestNewTopicAliases(t *testing.T) {
 func TestNewInlineSubscriptions(t *testing.T) {
 	subscriptions := NewInlineSubscriptions()
 	require.NotNil(t, subscriptions)
-	require.NotNil(t, subscriptions.internal)
+	require.Nil(t, subscriptions.internal) // posfleet patch: made at the first Add
 	require.Equal(t, 0, subscriptions.Len())
 }
 
