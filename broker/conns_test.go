@@ -109,6 +109,9 @@ func BenchmarkConnectionMemory(b *testing.B) {
 // hundred bytes more in the frames under the read loop double it), and a
 // connection has one goroutine.
 func TestIdleConnectionStack(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's instrumentation makes frames larger")
+	}
 	addr := startFleetBroker(t)
 	const n = 300
 	before := memNow()

@@ -5,6 +5,7 @@
 package mqtt
 
 import (
+	"bytes"
 	"io"
 	"testing"
 	"time"
@@ -177,4 +178,37 @@ func TestPatchOutboundQueueMadeAtFirstUse(t *testing.T) {
 	require.Equal(t, int(s.Options.Capabilities.MaximumClientWritesPending), cap(first))
 	first <- new(packets.Packet)
 	require.Equal(t, 1, cl.outboundLen())
+}
+
+func TestPatchParseConnectKeepsNoSliceOfThePacket(t *testing.T) {
+	cl, _, _ := newTestClient()
+	in := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+		ProtocolVersion: 4,
+		Connect: packets.ConnectParams{
+			ProtocolName:     []byte("MQTT"),
+			ClientIdentifier: "client-1",
+			UsernameFlag:     true,
+			Username:         []byte("user"),
+			PasswordFlag:     true,
+			Password:         []byte("secret"),
+			WillFlag:         true,
+			WillTopic:        "will/topic",
+			WillPayload:      []byte("will payload"),
+			Keepalive:        30,
+		},
+	}
+	var enc bytes.Buffer
+	require.NoError(t, in.ConnectEncode(&enc))
+	buf := enc.Bytes()[2:] // the fixed header is 2 bytes here
+	pk := packets.Packet{ProtocolVersion: 4, FixedHeader: packets.FixedHeader{Type: packets.Connect, Remaining: len(buf)}}
+	require.NoError(t, pk.ConnectDecode(buf))
+	cl.ParseConnect("t1", pk)
+	for i := range buf {
+		buf[i] = 'x' // the packet's buffer, reused or collected
+	}
+	require.Equal(t, "client-1", cl.ID)
+	require.Equal(t, "user", string(cl.Properties.Username))
+	require.Equal(t, "will payload", string(cl.Properties.Will.Payload))
+	require.Equal(t, "will/topic", cl.Properties.Will.TopicName)
 }
