@@ -31,7 +31,7 @@ type packetReader interface {
 
 // defaultPooledReadBufferSize is the default size of the pooled read buffers
 // (posfleet patch).
-const defaultPooledReadBufferSize = 32 * 1024
+const defaultPooledReadBufferSize = 16 * 1024
 
 // newPacketReader returns the reader of a client connection: a rawReader
 // when the connection gives access to its socket, else a bufio.Reader.

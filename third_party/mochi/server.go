@@ -117,7 +117,8 @@ type Options struct {
 	// plain TCP does): such a client holds a buffer only while it has unread
 	// bytes, and reads through a bufio.Reader of ClientNetReadBufferSize
 	// otherwise. Negative: every client reads through its own bufio.Reader.
-	// Default 32 KiB (posfleet patch).
+	// Default 16 KiB (posfleet patch): a buffer is held while its bytes are
+	// handled, so up to one per client whose handling of a burst blocks.
 	ClientNetPooledReadBufferSize int `yaml:"client_net_pooled_read_buffer_size" json:"client_net_pooled_read_buffer_size"`
 
 	// Logger specifies a custom configured implementation of log/slog to override
