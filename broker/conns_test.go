@@ -9,7 +9,11 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"sync"
 	"testing"
+	"unsafe"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/broker"
@@ -207,4 +211,50 @@ func memNow() memFigures {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return memFigures{stack: ms.StackInuse, heap: ms.HeapAlloc, goroutines: runtime.NumGoroutine()}
+}
+
+// refSink records where the strings of each ref and channel it is given
+// point.
+type refSink struct {
+	mu   sync.Mutex
+	ptrs [][3]*byte
+}
+
+func (s *refSink) Accept(_ context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, _ []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ptrs = append(s.ptrs, [3]*byte{unsafe.StringData(ref.Tenant), unsafe.StringData(ref.Terminal), unsafe.StringData(string(ch))})
+	return nil
+}
+
+// TestSinkStringsNotFromThePacket: the terminal and channel handed to the
+// Sink are not slices of the packet's buffer (mochi decodes the topic
+// without copying), which the Sink would keep alive by keeping them, as the
+// collector does with the terminal, as a map key, for as long as the
+// terminal is known: the same strings come with every message.
+func TestSinkStringsNotFromThePacket(t *testing.T) {
+	sink := &refSink{}
+	o := testOptions()
+	br, err := broker.New(o, newFakeAuth(), sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := br.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = br.Close() })
+	rc := dialRaw(t, br.TCPAddr().String(), 4)
+	rc.connect(termA)
+	for i := range 2 {
+		rc.write(appendPublish(nil, posfleet.Topic(termA, posfleet.ChannelHeartbeat), uint16(i+1), int64(i+1), ingestPayloads[posfleet.ChannelHeartbeat]))
+		rc.expect(packets.Puback)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.ptrs) != 2 {
+		t.Fatalf("sink got %d messages, want 2", len(sink.ptrs))
+	}
+	if sink.ptrs[0] != sink.ptrs[1] {
+		t.Errorf("the strings of the two messages differ (%v, %v): slices of each packet", sink.ptrs[0], sink.ptrs[1])
+	}
 }

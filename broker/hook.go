@@ -29,6 +29,17 @@ type session struct {
 	deniedTopic string
 }
 
+// ownChannel returns ch as a string of its own: the constant of a known
+// channel, else a copy.
+func ownChannel(ch posfleet.Channel) posfleet.Channel {
+	for _, c := range posfleet.UplinkChannels {
+		if c == ch {
+			return c
+		}
+	}
+	return posfleet.Channel(strings.Clone(string(ch)))
+}
+
 // isTopic reports whether topic is posfleet.Topic(ref, ch), without making
 // that string: a session keeps no copies of its topics, thousands of
 // terminals would hold them.
@@ -349,6 +360,11 @@ func (h *policy) onPublish(cl *mqtt.Client, pk *packets.Packet) error {
 		b.log.Debug("publish denied", "terminal", s.ref.String(), "topic", truncate(topic, maxEventTopic))
 		return s.refuse(pk, packets.ErrNotAuthorized)
 	}
+	// The topic's strings are slices of the packet's buffer (mochi decodes
+	// without copying): handed on, and kept by the collector as its map key
+	// at a terminal's first message, they would keep that buffer alive for
+	// as long as the terminal is known.
+	ref, ch = s.ref, ownChannel(ch)
 
 	if pk.FixedHeader.Qos == 2 {
 		// mochi acknowledges QoS 2, after every earlier acknowledgement.
