@@ -49,27 +49,37 @@ func submitter(sink Sink) func(context.Context, posfleet.TerminalRef, posfleet.C
 // writer runs goes out in one write.
 //
 // Its writer is a goroutine started only while something is ready, so an
-// idle connection costs no goroutine.
+// idle connection costs no goroutine; room is made only when a publish first
+// has to wait for it, and an entry takes 4 bytes: what every connected
+// terminal holds is small.
 type ackQueue struct {
 	cl *mqtt.Client
 	v5 bool
 
 	mu      sync.Mutex
-	head    uint64     // entries removed so far: entries[i] is number head+i
-	entries []ackEntry // unwritten, in arrival order
-	writing bool       // the writer goroutine runs
-	failed  bool       // nothing more is acknowledged on this connection
-	room    chan struct{}
+	head    uint64        // entries removed so far: entries[i] is number head+i
+	entries []ackEntry    // unwritten, in arrival order
+	writing bool          // the writer goroutine runs
+	failed  bool          // nothing more is acknowledged on this connection
+	room    chan struct{} // signalled when entries leave; nil until a publish waits
 }
 
 type ackEntry struct {
 	id    uint16
-	code  packets.Code
+	code  byte // reason code (packets.Code's Code)
 	ready bool
 }
 
 func newAckQueue(cl *mqtt.Client) *ackQueue {
-	return &ackQueue{cl: cl, v5: cl.Properties.ProtocolVersion == 5, room: make(chan struct{}, 1)}
+	return &ackQueue{cl: cl, v5: cl.Properties.ProtocolVersion == 5}
+}
+
+// signal wakes a publish waiting for room, if any.
+func signal(room chan struct{}) {
+	select {
+	case room <- struct{}{}:
+	default: // none waits, or one is woken already (or room is nil)
+	}
 }
 
 // errAckQueueFailed ends the handling of a publish on a connection whose
@@ -85,6 +95,10 @@ func (q *ackQueue) waitRoom(ctx context.Context, max int) error {
 	for {
 		q.mu.Lock()
 		n, failed := len(q.entries), q.failed
+		if !failed && n >= max && q.room == nil {
+			q.room = make(chan struct{}, 1)
+		}
+		room := q.room
 		q.mu.Unlock()
 		switch {
 		case failed:
@@ -93,7 +107,7 @@ func (q *ackQueue) waitRoom(ctx context.Context, max int) error {
 			return nil
 		}
 		select {
-		case <-q.room:
+		case <-room:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -122,7 +136,7 @@ func (q *ackQueue) settle(k uint64, code packets.Code) {
 		return
 	}
 	q.entries[i].ready = true
-	q.entries[i].code = code
+	q.entries[i].code = code.Code
 	if !q.writing && q.entries[0].ready {
 		q.writing = true
 		go q.write()
@@ -138,11 +152,9 @@ func (q *ackQueue) fail() bool {
 	first := !q.failed
 	q.failed = true
 	q.entries = nil
+	room := q.room
 	q.mu.Unlock()
-	select {
-	case q.room <- struct{}{}:
-	default:
-	}
+	signal(room)
 	return first
 }
 
@@ -184,11 +196,9 @@ func (q *ackQueue) write() {
 			q.entries = append(q.entries[:0], q.entries[n:]...)
 			q.head += uint64(n)
 		}
+		room := q.room
 		q.mu.Unlock()
-		select {
-		case q.room <- struct{}{}:
-		default:
-		}
+		signal(room)
 	}
 }
 
@@ -197,10 +207,10 @@ func (q *ackQueue) write() {
 // 0x00 and there are no properties); an MQTT 5 refusal adds its reason code
 // and no properties (§3.4.2.2).
 func appendPuback(b []byte, e ackEntry, v5 bool) []byte {
-	if !v5 || e.code == packets.CodeSuccess {
+	if !v5 || e.code == packets.CodeSuccess.Code {
 		return append(b, packets.Puback<<4, 2, byte(e.id>>8), byte(e.id))
 	}
-	return append(b, packets.Puback<<4, 3, byte(e.id>>8), byte(e.id), e.code.Code)
+	return append(b, packets.Puback<<4, 3, byte(e.id>>8), byte(e.id), e.code)
 }
 
 // handOffCtx is the context of one hand-off to the Sink, reused by its

@@ -19,16 +19,38 @@ import (
 // session is what the broker knows of an authenticated connection. It lives
 // in the connection (conn.sess), so it goes away with it.
 type session struct {
-	ref         posfleet.TerminalRef
-	cmdTopic    string
-	statusTopic string
-	limiter     *rate.Limiter // nil: no limit
-	acks        *ackQueue
-	hctx        handOffCtx // used by the connection's read loop only
+	ref     posfleet.TerminalRef
+	limiter *rate.Limiter // nil: no limit
+	acks    *ackQueue
+	hctx    handOffCtx // used by the connection's read loop only
 	// deniedTopic is the topic of a publish OnPacketRead renamed to
 	// deniedTopicMarker; the read loop sets it and OnPublish, next on the
 	// same goroutine, takes it.
 	deniedTopic string
+}
+
+// ownChannel returns ch as a string of its own: the constant of a known
+// channel, else a copy.
+func ownChannel(ch posfleet.Channel) posfleet.Channel {
+	for _, c := range posfleet.UplinkChannels {
+		if c == ch {
+			return c
+		}
+	}
+	return posfleet.Channel(strings.Clone(string(ch)))
+}
+
+// isTopic reports whether topic is posfleet.Topic(ref, ch), without making
+// that string: a session keeps no copies of its topics, thousands of
+// terminals would hold them.
+func isTopic(topic string, ref posfleet.TerminalRef, ch posfleet.Channel) bool {
+	for _, part := range [...]string{posfleet.TopicRoot, ref.Tenant, ref.Terminal} {
+		if len(topic) <= len(part) || topic[:len(part)] != part || topic[len(part)] != '/' {
+			return false
+		}
+		topic = topic[len(part)+1:]
+	}
+	return topic == string(ch)
 }
 
 // deniedTopicMarker replaces a publish topic that mochi would drop without
@@ -118,11 +140,9 @@ func (h *policy) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 
 	s := &session{
-		ref:         ref,
-		cmdTopic:    posfleet.Topic(ref, posfleet.ChannelCommand),
-		statusTopic: posfleet.Topic(ref, posfleet.ChannelStatus),
-		acks:        newAckQueue(cl),
-		hctx:        handOffCtx{Context: b.baseCtx, timeout: b.opts.AcceptTimeout},
+		ref:  ref,
+		acks: newAckQueue(cl),
+		hctx: handOffCtx{Context: b.baseCtx, timeout: b.opts.AcceptTimeout},
 	}
 	if b.opts.RatePerSecond > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(b.opts.RatePerSecond), b.opts.RateBurst)
@@ -132,7 +152,7 @@ func (h *policy) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	// still reports, and the collector's no-message timeout still notices
 	// when it goes away.
 	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 1 {
-		if cl.Properties.Will.TopicName != s.statusTopic {
+		if !isTopic(cl.Properties.Will.TopicName, ref, posfleet.ChannelStatus) {
 			b.m.aclDenials.WithLabelValues("will").Inc()
 			b.security(posfleet.SecurityWillDenied, ref, username, cl.Properties.Will.TopicName, cl.Net.Remote)
 			b.log.Debug("will on a foreign topic dropped", "terminal", ref.String(), "topic", truncate(cl.Properties.Will.TopicName, maxEventTopic))
@@ -228,7 +248,7 @@ func (h *policy) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		return true
 	}
 	if s := sessionOf(cl); s != nil {
-		return write || topic == s.cmdTopic
+		return write || isTopic(topic, s.ref, posfleet.ChannelCommand)
 	}
 	if cl.Net.Conn == nil && !write {
 		// A session restored from the store, its terminal still away: it was
@@ -249,7 +269,7 @@ func (h *policy) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet 
 		return pk
 	}
 	for _, f := range pk.Filters {
-		if f.Filter == s.cmdTopic || !mqtt.IsValidFilter(f.Filter, false) {
+		if isTopic(f.Filter, s.ref, posfleet.ChannelCommand) || !mqtt.IsValidFilter(f.Filter, false) {
 			continue
 		}
 		h.b.m.aclDenials.WithLabelValues("subscribe").Inc()
@@ -340,6 +360,11 @@ func (h *policy) onPublish(cl *mqtt.Client, pk *packets.Packet) error {
 		b.log.Debug("publish denied", "terminal", s.ref.String(), "topic", truncate(topic, maxEventTopic))
 		return s.refuse(pk, packets.ErrNotAuthorized)
 	}
+	// The topic's strings are slices of the packet's buffer (mochi decodes
+	// without copying): handed on, and kept by the collector as its map key
+	// at a terminal's first message, they would keep that buffer alive for
+	// as long as the terminal is known.
+	ref, ch = s.ref, ownChannel(ch)
 
 	if pk.FixedHeader.Qos == 2 {
 		// mochi acknowledges QoS 2, after every earlier acknowledgement.

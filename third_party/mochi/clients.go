@@ -5,13 +5,13 @@
 package mqtt
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,7 +114,7 @@ type Client struct {
 // ClientConnection contains the connection transport and metadata for the client.
 type ClientConnection struct {
 	Conn     net.Conn      // the net.Conn used to establish the connection
-	bconn    *bufio.Reader // a buffered net.Conn for reading packets
+	bconn    packetReader  // reads packets from Conn (posfleet patch: a *bufio.Reader upstream; see packetReader)
 	outbuf   *bytes.Buffer // a buffer for writing packets
 	Remote   string        // the remote address of the client
 	Listener string        // listener id of the client
@@ -148,7 +148,9 @@ type ClientState struct {
 	Inflight        *Inflight            // a map of in-flight qos messages
 	Subscriptions   *Subscriptions       // a map of the subscription filters a client maintains
 	disconnected    int64                // the time the client disconnected in unix time, for calculating expiry
-	outbound        chan *packets.Packet // queue for pending outbound packets
+	outbound        chan *packets.Packet // queue for pending outbound packets, made at the first (posfleet patch: see outboundQueue)
+	outboundMade    atomic.Bool          // outbound is made (posfleet patch)
+	outboundMu      sync.Mutex           // held while outbound is made (posfleet patch)
 	endOnce         sync.Once            // only end once
 	isTakenOver     atomic.Bool          // used to identify orphaned clients
 	packetID        uint32               // the current highest packetID
@@ -172,7 +174,6 @@ func newClient(c net.Conn, o *ops) *Client {
 			open:          ctx,
 			cancelOpen:    cancel,
 			Keepalive:     defaultKeepalive,
-			outbound:      make(chan *packets.Packet, o.options.Capabilities.MaximumClientWritesPending),
 		},
 		Properties: ClientProperties{
 			ProtocolVersion: defaultClientProtocolVersion, // default protocol version
@@ -183,12 +184,40 @@ func newClient(c net.Conn, o *ops) *Client {
 	if c != nil {
 		cl.Net = ClientConnection{
 			Conn:   c,
-			bconn:  bufio.NewReaderSize(c, o.options.ClientNetReadBufferSize),
+			bconn:  newPacketReader(c, o.options), // posfleet patch
 			Remote: c.RemoteAddr().String(),
 		}
 	}
 
 	return cl
+}
+
+// outboundQueue returns the client's queue of outbound packets, made at the
+// first call.
+//
+// posfleet patch: upstream makes the queue with the client, a channel of
+// MaximumClientWritesPending pointers (352 bytes for 32), which most
+// clients of a fleet of devices never use: they publish, and receive a
+// command now and then.
+func (cl *Client) outboundQueue() chan *packets.Packet {
+	if !cl.State.outboundMade.Load() {
+		cl.State.outboundMu.Lock()
+		if !cl.State.outboundMade.Load() {
+			cl.State.outbound = make(chan *packets.Packet, cl.ops.options.Capabilities.MaximumClientWritesPending)
+			cl.State.outboundMade.Store(true)
+		}
+		cl.State.outboundMu.Unlock()
+	}
+	return cl.State.outbound
+}
+
+// outboundLen returns the number of packets queued (posfleet patch, see
+// outboundQueue).
+func (cl *Client) outboundLen() int {
+	if !cl.State.outboundMade.Load() {
+		return 0
+	}
+	return len(cl.State.outbound)
 }
 
 // startWriter starts a goroutine writing the outbound queue to the
@@ -206,9 +235,10 @@ func (cl *Client) startWriter() {
 // writeQueued writes queued packets until the queue is empty or the client
 // closes.
 func (cl *Client) writeQueued() {
+	outbound := cl.outboundQueue()
 	for {
 		select {
-		case pk := <-cl.State.outbound:
+		case pk := <-outbound:
 			if err := cl.WritePacket(*pk); err != nil {
 				cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
 			}
@@ -222,7 +252,7 @@ func (cl *Client) writeQueued() {
 		// Empty: stop, unless a packet was queued after the check and its
 		// sender saw this writer still running.
 		cl.State.writing.Store(false)
-		if len(cl.State.outbound) == 0 || !cl.State.writing.CompareAndSwap(false, true) {
+		if len(outbound) == 0 || !cl.State.writing.CompareAndSwap(false, true) {
 			return
 		}
 	}
@@ -230,9 +260,10 @@ func (cl *Client) writeQueued() {
 
 // WriteLoop ranges over pending outbound messages and writes them to the client connection.
 func (cl *Client) WriteLoop() {
+	outbound := cl.outboundQueue() // posfleet patch
 	for {
 		select {
-		case pk := <-cl.State.outbound:
+		case pk := <-outbound:
 			if err := cl.WritePacket(*pk); err != nil {
 				// TODO : Figure out what to do with error
 				cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
@@ -249,7 +280,10 @@ func (cl *Client) ParseConnect(lid string, pk packets.Packet) {
 	cl.Net.Listener = lid
 
 	cl.Properties.ProtocolVersion = pk.ProtocolVersion
-	cl.Properties.Username = pk.Connect.Username
+	// posfleet patch: copies of the username and the will's payload, not
+	// slices of the CONNECT packet's buffer, which would otherwise stay in
+	// memory for the whole connection, and the password in it.
+	cl.Properties.Username = bytes.Clone(pk.Connect.Username)
 	cl.Properties.Clean = pk.Connect.Clean
 	cl.Properties.Props = pk.Properties.Copy(false)
 
@@ -271,7 +305,7 @@ func (cl *Client) ParseConnect(lid string, pk packets.Packet) {
 	cl.State.Inflight.ResetSendQuota(int32(cl.Properties.Props.ReceiveMaximum))            // client receive max
 	cl.State.TopicAliases.Outbound = NewOutboundTopicAliases(cl.Properties.Props.TopicAliasMaximum)
 
-	cl.ID = pk.Connect.ClientIdentifier
+	cl.ID = strings.Clone(pk.Connect.ClientIdentifier) // posfleet patch: decoded strings alias the packet's buffer, see Username
 	if cl.ID == "" {
 		cl.ID = xid.New().String() // [MQTT-3.1.3-6] [MQTT-3.1.3-7]
 		cl.Properties.Props.AssignedClientID = cl.ID
@@ -281,8 +315,8 @@ func (cl *Client) ParseConnect(lid string, pk packets.Packet) {
 		cl.Properties.Will = Will{
 			Qos:               pk.Connect.WillQos,
 			Retain:            pk.Connect.WillRetain,
-			Payload:           pk.Connect.WillPayload,
-			TopicName:         pk.Connect.WillTopic,
+			Payload:           bytes.Clone(pk.Connect.WillPayload), // posfleet patch, see Username
+			TopicName:         strings.Clone(pk.Connect.WillTopic), // posfleet patch, see Username
 			WillDelayInterval: pk.Connect.WillProperties.WillDelayInterval,
 			User:              pk.Connect.WillProperties.User,
 		}
@@ -694,7 +728,7 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 	n, err := func() (int64, error) {
 		cl.Lock()
 		defer cl.Unlock()
-		if len(cl.State.outbound) == 0 {
+		if cl.outboundLen() == 0 { // posfleet patch
 			if cl.Net.outbuf == nil {
 				return buf.WriteTo(cl.Net.Conn)
 			}

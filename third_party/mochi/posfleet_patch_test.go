@@ -5,6 +5,7 @@
 package mqtt
 
 import (
+	"bytes"
 	"io"
 	"testing"
 	"time"
@@ -119,4 +120,95 @@ func TestPatchWriterOnDemand(t *testing.T) {
 		t.Fatal("queued packet not written")
 	}
 	require.Eventually(t, func() bool { return !cl.State.writing.Load() }, 5*time.Second, 5*time.Millisecond, "writer still running with an empty queue")
+}
+
+func TestPatchSubscriptionsOneWithoutMap(t *testing.T) {
+	s := NewSubscriptions()
+	s.Add("a", packets.Subscription{Filter: "a", Qos: 0})
+	s.Add("a", packets.Subscription{Filter: "a", Qos: 1}) // replaces
+	require.Nil(t, s.internal)
+	require.Equal(t, 1, s.Len())
+	sub, ok := s.Get("a")
+	require.True(t, ok)
+	require.Equal(t, byte(1), sub.Qos)
+	_, ok = s.Get("b")
+	require.False(t, ok)
+	s.Delete("b") // not there: nothing changes
+	require.Equal(t, 1, s.Len())
+
+	s.Add("b", packets.Subscription{Filter: "b"})
+	s.Add("c", packets.Subscription{Filter: "c"})
+	require.NotNil(t, s.internal)
+	require.Equal(t, 3, s.Len())
+	require.Equal(t, map[string]packets.Subscription{
+		"a": {Filter: "a", Qos: 1}, "b": {Filter: "b"}, "c": {Filter: "c"},
+	}, s.GetAll())
+
+	s.Delete("a")
+	s.Delete("c")
+	require.Nil(t, s.internal, "back to one, without the map")
+	require.Equal(t, map[string]packets.Subscription{"b": {Filter: "b"}}, s.GetAll())
+	sub, ok = s.Get("b")
+	require.True(t, ok)
+	require.Equal(t, "b", sub.Filter)
+
+	s.Delete("b")
+	require.Equal(t, 0, s.Len())
+	require.Empty(t, s.GetAll())
+	_, ok = s.Get("b")
+	require.False(t, ok)
+}
+
+func TestPatchOutboundQueueMadeAtFirstUse(t *testing.T) {
+	s := newServer()
+	cl := s.NewClient(nil, "t1", "c1", false)
+	require.False(t, cl.State.outboundMade.Load(), "no queue for a new client")
+	require.Nil(t, cl.State.outbound)
+	require.Equal(t, 0, cl.outboundLen())
+
+	// Made once, whoever comes first.
+	queues := make(chan chan *packets.Packet, 8)
+	for i := 0; i < 8; i++ {
+		go func() { queues <- cl.outboundQueue() }()
+	}
+	first := <-queues
+	for i := 0; i < 7; i++ {
+		require.Equal(t, first, <-queues)
+	}
+	require.Equal(t, int(s.Options.Capabilities.MaximumClientWritesPending), cap(first))
+	first <- new(packets.Packet)
+	require.Equal(t, 1, cl.outboundLen())
+}
+
+func TestPatchParseConnectKeepsNoSliceOfThePacket(t *testing.T) {
+	cl, _, _ := newTestClient()
+	in := packets.Packet{
+		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
+		ProtocolVersion: 4,
+		Connect: packets.ConnectParams{
+			ProtocolName:     []byte("MQTT"),
+			ClientIdentifier: "client-1",
+			UsernameFlag:     true,
+			Username:         []byte("user"),
+			PasswordFlag:     true,
+			Password:         []byte("secret"),
+			WillFlag:         true,
+			WillTopic:        "will/topic",
+			WillPayload:      []byte("will payload"),
+			Keepalive:        30,
+		},
+	}
+	var enc bytes.Buffer
+	require.NoError(t, in.ConnectEncode(&enc))
+	buf := enc.Bytes()[2:] // the fixed header is 2 bytes here
+	pk := packets.Packet{ProtocolVersion: 4, FixedHeader: packets.FixedHeader{Type: packets.Connect, Remaining: len(buf)}}
+	require.NoError(t, pk.ConnectDecode(buf))
+	cl.ParseConnect("t1", pk)
+	for i := range buf {
+		buf[i] = 'x' // the packet's buffer, reused or collected
+	}
+	require.Equal(t, "client-1", cl.ID)
+	require.Equal(t, "user", string(cl.Properties.Username))
+	require.Equal(t, "will payload", string(cl.Properties.Will.Payload))
+	require.Equal(t, "will/topic", cl.Properties.Will.TopicName)
 }

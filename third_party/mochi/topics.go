@@ -34,8 +34,7 @@ func NewTopicAliases(topicAliasMaximum uint16) TopicAliases {
 // NewInboundTopicAliases returns a pointer to InboundTopicAliases.
 func NewInboundTopicAliases(topicAliasMaximum uint16) *InboundTopicAliases {
 	return &InboundTopicAliases{
-		maximum:  topicAliasMaximum,
-		internal: map[uint16]string{},
+		maximum: topicAliasMaximum, // posfleet patch: internal is made at the first Set (see lazyMapsNote)
 	}
 }
 
@@ -59,6 +58,9 @@ func (a *InboundTopicAliases) Set(id uint16, topic string) string {
 		return existing
 	}
 
+	if a.internal == nil {
+		a.internal = map[uint16]string{}
+	}
 	a.internal[id] = topic
 	return topic
 }
@@ -74,8 +76,7 @@ type OutboundTopicAliases struct {
 // NewOutboundTopicAliases returns a pointer to OutboundTopicAliases.
 func NewOutboundTopicAliases(topicAliasMaximum uint16) *OutboundTopicAliases {
 	return &OutboundTopicAliases{
-		maximum:  topicAliasMaximum,
-		internal: map[string]uint16{},
+		maximum: topicAliasMaximum, // posfleet patch: internal is made at the first Set (see lazyMapsNote)
 	}
 }
 
@@ -99,6 +100,9 @@ func (a *OutboundTopicAliases) Set(topic string) (uint16, bool) {
 		return 0, false
 	}
 
+	if a.internal == nil {
+		a.internal = map[string]uint16{}
+	}
 	a.internal[topic] = uint16(i) + 1
 	atomic.StoreUint32(&a.cursor, i+1)
 	return uint16(i) + 1, false
@@ -113,15 +117,16 @@ type SharedSubscriptions struct {
 
 // NewSharedSubscriptions returns a new instance of Subscriptions.
 func NewSharedSubscriptions() *SharedSubscriptions {
-	return &SharedSubscriptions{
-		internal: map[string]map[string]packets.Subscription{},
-	}
+	return &SharedSubscriptions{} // posfleet patch: internal is made at the first Add (see lazyMapsNote)
 }
 
 // Add creates a new shared subscription for a group and client id pair.
 func (s *SharedSubscriptions) Add(group, id string, val packets.Subscription) {
 	s.Lock()
 	defer s.Unlock()
+	if s.internal == nil {
+		s.internal = map[string]map[string]packets.Subscription{}
+	}
 	if _, ok := s.internal[group]; !ok {
 		s.internal[group] = map[string]packets.Subscription{}
 	}
@@ -199,15 +204,16 @@ type InlineSubscriptions struct {
 
 // NewInlineSubscriptions returns a new instance of InlineSubscriptions.
 func NewInlineSubscriptions() *InlineSubscriptions {
-	return &InlineSubscriptions{
-		internal: map[int]InlineSubscription{},
-	}
+	return &InlineSubscriptions{} // posfleet patch: internal is made at the first Add (see lazyMapsNote)
 }
 
 // Add adds a new internal subscription for a client id.
 func (s *InlineSubscriptions) Add(val InlineSubscription) {
 	s.Lock()
 	defer s.Unlock()
+	if s.internal == nil {
+		s.internal = map[int]InlineSubscription{}
+	}
 	s.internal[val.Identifier] = val
 }
 
@@ -245,17 +251,33 @@ func (s *InlineSubscriptions) Delete(id int) {
 	delete(s.internal, id)
 }
 
+// lazyMapsNote: posfleet patch. The maps of a client's inflight messages and
+// topic aliases, and of a topic particle's children, shared and inline
+// subscriptions, are made at their first entry rather than with the client
+// or the particle: most devices of a fleet have none of these (they publish
+// with QoS 1, and a device's own topic has one plain subscriber), and each
+// empty map took 48 bytes, nine per device.
+const lazyMapsNote = 0
+
 // Subscriptions is a map of subscriptions keyed on client.
+//
+// posfleet patch: a single subscription is kept in the struct, and the map
+// is made only for a second one. A client usually subscribes to one filter,
+// and a topic particle usually has one subscriber (a device's own command
+// topic), while a map of packets.Subscription with one entry takes about
+// 750 bytes (its first group has room for eight). Thousands of clients each
+// held two such maps.
 type Subscriptions struct {
-	internal map[string]packets.Subscription
+	internal map[string]packets.Subscription // nil while there are fewer than two
+	oneID    string                          // the only subscription's id, if hasOne
+	one      packets.Subscription
+	hasOne   bool
 	sync.RWMutex
 }
 
 // NewSubscriptions returns a new instance of Subscriptions.
 func NewSubscriptions() *Subscriptions {
-	return &Subscriptions{
-		internal: map[string]packets.Subscription{},
-	}
+	return &Subscriptions{}
 }
 
 // Add adds a new subscription for a client. ID can be a filter in the
@@ -263,7 +285,15 @@ func NewSubscriptions() *Subscriptions {
 func (s *Subscriptions) Add(id string, val packets.Subscription) {
 	s.Lock()
 	defer s.Unlock()
-	s.internal[id] = val
+	switch {
+	case s.internal != nil:
+		s.internal[id] = val
+	case !s.hasOne || s.oneID == id:
+		s.oneID, s.one, s.hasOne = id, val, true
+	default:
+		s.internal = map[string]packets.Subscription{s.oneID: s.one, id: val}
+		s.oneID, s.one, s.hasOne = "", packets.Subscription{}, false
+	}
 }
 
 // GetAll returns all subscriptions.
@@ -271,6 +301,9 @@ func (s *Subscriptions) GetAll() map[string]packets.Subscription {
 	s.RLock()
 	defer s.RUnlock()
 	m := map[string]packets.Subscription{}
+	if s.hasOne {
+		m[s.oneID] = s.one
+	}
 	for k, v := range s.internal {
 		m[k] = v
 	}
@@ -281,6 +314,9 @@ func (s *Subscriptions) GetAll() map[string]packets.Subscription {
 func (s *Subscriptions) Get(id string) (val packets.Subscription, ok bool) {
 	s.RLock()
 	defer s.RUnlock()
+	if s.hasOne && s.oneID == id {
+		return s.one, true
+	}
 	val, ok = s.internal[id]
 	return val, ok
 }
@@ -289,15 +325,29 @@ func (s *Subscriptions) Get(id string) (val packets.Subscription, ok bool) {
 func (s *Subscriptions) Len() int {
 	s.RLock()
 	defer s.RUnlock()
-	val := len(s.internal)
-	return val
+	if s.hasOne {
+		return 1
+	}
+	return len(s.internal)
 }
 
 // Delete removes a subscription by client or filter id.
 func (s *Subscriptions) Delete(id string) {
 	s.Lock()
 	defer s.Unlock()
+	if s.hasOne {
+		if s.oneID == id {
+			s.oneID, s.one, s.hasOne = "", packets.Subscription{}, false
+		}
+		return
+	}
 	delete(s.internal, id)
+	if len(s.internal) == 1 { // back to no map: a map never shrinks
+		for k, v := range s.internal {
+			s.oneID, s.one, s.hasOne = k, v, true
+		}
+		s.internal = nil
+	}
 }
 
 // ClientSubscriptions is a map of aggregated subscriptions for a client.
@@ -776,14 +826,15 @@ type particles struct {
 
 // newParticles returns a map of particles.
 func newParticles() particles {
-	return particles{
-		internal: map[string]*particle{},
-	}
+	return particles{} // posfleet patch: internal is made at the first add (see lazyMapsNote)
 }
 
 // add adds a new particle.
 func (p *particles) add(val *particle) {
 	p.Lock()
+	if p.internal == nil {
+		p.internal = map[string]*particle{}
+	}
 	p.internal[val.key] = val
 	p.Unlock()
 }

@@ -19,7 +19,7 @@ const (
 
 func TestNewSharedSubscriptions(t *testing.T) {
 	s := NewSharedSubscriptions()
-	require.NotNil(t, s.internal)
+	require.Nil(t, s.internal) // posfleet patch: made at the first Add
 }
 
 func TestSharedSubscriptionsAdd(t *testing.T) {
@@ -102,21 +102,22 @@ func TestSharedSubscriptionsDelete(t *testing.T) {
 
 func TestNewSubscriptions(t *testing.T) {
 	s := NewSubscriptions()
-	require.NotNil(t, s.internal)
+	require.NotNil(t, s)
+	require.Equal(t, 0, s.Len()) // posfleet patch: no map until two subscriptions
 }
 
 func TestSubscriptionsAdd(t *testing.T) {
 	s := NewSubscriptions()
 	s.Add("cl1", packets.Subscription{})
-	require.Contains(t, s.internal, "cl1")
+	require.Contains(t, s.GetAll(), "cl1")
 }
 
 func TestSubscriptionsGet(t *testing.T) {
 	s := NewSubscriptions()
 	s.Add("cl1", packets.Subscription{Qos: 2})
 	s.Add("cl2", packets.Subscription{Qos: 2})
-	require.Contains(t, s.internal, "cl1")
-	require.Contains(t, s.internal, "cl2")
+	require.Contains(t, s.GetAll(), "cl1")
+	require.Contains(t, s.GetAll(), "cl2")
 
 	sub, ok := s.Get("cl1")
 	require.True(t, ok)
@@ -128,9 +129,9 @@ func TestSubscriptionsGetAll(t *testing.T) {
 	s.Add("cl1", packets.Subscription{Qos: 0})
 	s.Add("cl2", packets.Subscription{Qos: 1})
 	s.Add("cl3", packets.Subscription{Qos: 2})
-	require.Contains(t, s.internal, "cl1")
-	require.Contains(t, s.internal, "cl2")
-	require.Contains(t, s.internal, "cl3")
+	require.Contains(t, s.GetAll(), "cl1")
+	require.Contains(t, s.GetAll(), "cl2")
+	require.Contains(t, s.GetAll(), "cl3")
 
 	subs := s.GetAll()
 	require.Len(t, subs, 3)
@@ -140,15 +141,15 @@ func TestSubscriptionsLen(t *testing.T) {
 	s := NewSubscriptions()
 	s.Add("cl1", packets.Subscription{Qos: 0})
 	s.Add("cl2", packets.Subscription{Qos: 1})
-	require.Contains(t, s.internal, "cl1")
-	require.Contains(t, s.internal, "cl2")
+	require.Contains(t, s.GetAll(), "cl1")
+	require.Contains(t, s.GetAll(), "cl2")
 	require.Equal(t, 2, s.Len())
 }
 
 func TestSubscriptionsDelete(t *testing.T) {
 	s := NewSubscriptions()
 	s.Add("cl1", packets.Subscription{Qos: 1})
-	require.Contains(t, s.internal, "cl1")
+	require.Contains(t, s.GetAll(), "cl1")
 
 	s.Delete("cl1")
 	_, ok := s.Get("cl1")
@@ -699,7 +700,7 @@ func BenchmarkMessages(b *testing.B) {
 
 func TestNewParticles(t *testing.T) {
 	cl := newParticles()
-	require.NotNil(t, cl.internal)
+	require.Nil(t, cl.internal) // posfleet patch: made at the first add
 }
 
 func TestParticlesAdd(t *testing.T) {
@@ -785,7 +786,7 @@ func TestIsSharedFilter(t *testing.T) {
 func TestNewInboundAliases(t *testing.T) {
 	a := NewInboundTopicAliases(5)
 	require.NotNil(t, a)
-	require.NotNil(t, a.internal)
+	require.Nil(t, a.internal) // posfleet patch: made at the first Set
 	require.Equal(t, uint16(5), a.maximum)
 }
 
@@ -811,7 +812,7 @@ func TestInboundAliasesSetMaxZero(t *testing.T) {
 func TestNewOutboundAliases(t *testing.T) {
 	a := NewOutboundTopicAliases(5)
 	require.NotNil(t, a)
-	require.NotNil(t, a.internal)
+	require.Nil(t, a.internal) // posfleet patch: made at the first Set
 	require.Equal(t, uint16(5), a.maximum)
 	require.Equal(t, uint32(0), a.cursor)
 }
@@ -858,7 +859,7 @@ func TestNewTopicAliases(t *testing.T) {
 func TestNewInlineSubscriptions(t *testing.T) {
 	subscriptions := NewInlineSubscriptions()
 	require.NotNil(t, subscriptions)
-	require.NotNil(t, subscriptions.internal)
+	require.Nil(t, subscriptions.internal) // posfleet patch: made at the first Add
 	require.Equal(t, 0, subscriptions.Len())
 }
 
