@@ -51,28 +51,40 @@ func decode(ch Channel, payload []byte) (*Message, *Rejection) {
 		return nil, &Rejection{Reason: ReasonUnknownChannel, Detail: "not an uplink channel"}
 	}
 	// Card data is looked for before anything else, so that a payload with
-	// a card number is counted as such whatever else is wrong with it.
-	if jsonCardData(payload) {
+	// a card number is counted as such whatever else is wrong with it. The
+	// parser looks for it in the same pass (parser.scan): on a payload that
+	// parses, it sees every string and number jsonCardData would, and
+	// reads them the same way. A payload that does not parse takes the
+	// separate scan, then the checks in their order.
+	keys := keysOf(ch)
+	c := check{b: payload, ch: ch}
+	p := parser{b: payload, scan: true}
+	p.ws()
+	parsed := p.i < len(p.b) && p.b[p.i] == '{' && p.object(keys, c.vals[:len(keys)])
+	if parsed {
+		p.ws()
+		parsed = p.i == len(p.b)
+	}
+	if p.card || !parsed && jsonCardData(payload) {
 		return nil, &Rejection{Reason: ReasonCardData, Detail: "card data (a card number in some layout; see ContainsCardData)"}
 	}
 	if !utf8.Valid(payload) {
 		return nil, &Rejection{Reason: ReasonNotJSON, Detail: "invalid UTF-8"}
 	}
-
-	keys := keysOf(ch)
-	c := check{b: payload, ch: ch}
-	p := parser{b: payload}
-	p.ws()
-	if p.i == len(p.b) || p.b[p.i] != '{' {
-		if json.Valid(payload) {
-			return nil, &Rejection{Reason: ReasonNotJSON, Detail: "want a JSON object"}
+	if !parsed {
+		p.i = 0
+		if p.ws(); p.i == len(p.b) || p.b[p.i] != '{' {
+			if json.Valid(payload) {
+				return nil, &Rejection{Reason: ReasonNotJSON, Detail: "want a JSON object"}
+			}
+			return nil, &Rejection{Reason: ReasonNotJSON, Detail: "invalid JSON"}
 		}
-		return nil, &Rejection{Reason: ReasonNotJSON, Detail: "invalid JSON"}
-	}
-	if !p.object(keys, c.vals[:len(keys)]) {
-		return nil, p.syntaxError()
-	}
-	if p.ws(); p.i != len(p.b) {
+		// Again without the scan, for where the syntax breaks.
+		p = parser{b: payload}
+		p.ws()
+		if p.object(keys, c.vals[:len(keys)]) {
+			p.ws()
+		}
 		return nil, p.syntaxError()
 	}
 
@@ -859,6 +871,9 @@ func content(raw []byte, esc bool) []byte {
 type parser struct {
 	b []byte
 	i int
+	// scan: look for card data in every string (key or value) and number
+	// met, as jsonCardData does; card: found, and parsing stopped there.
+	scan, card bool
 }
 
 func (p *parser) syntaxError() *Rejection {
@@ -885,6 +900,7 @@ func (p *parser) object(keys []string, vals []value) bool {
 		p.i++
 		return true
 	}
+	next := 0 // the key expected next: terminals send them in the schema's order
 	for {
 		if p.i == len(p.b) || p.b[p.i] != '"' {
 			return false
@@ -905,8 +921,9 @@ func (p *parser) object(keys []string, vals []value) bool {
 		if !ok {
 			return false
 		}
-		if k := keyIndex(keys, key, esc); k >= 0 {
+		if k := keyIndex(keys, key, esc, next); k >= 0 {
 			vals[k] = v
+			next = k + 1
 		}
 		p.ws()
 		if p.i == len(p.b) {
@@ -925,12 +942,16 @@ func (p *parser) object(keys []string, vals []value) bool {
 	}
 }
 
-// keyIndex returns the index in keys of the quoted key, -1 if unknown.
-func keyIndex(keys []string, quoted []byte, esc bool) int {
+// keyIndex returns the index in keys of the quoted key, -1 if unknown;
+// keys[hint] is tried first.
+func keyIndex(keys []string, quoted []byte, esc bool, hint int) int {
 	if len(keys) == 0 {
 		return -1
 	}
 	key := content(quoted, esc)
+	if hint < len(keys) && string(key) == keys[hint] {
+		return hint
+	}
 	for k, name := range keys {
 		if string(key) == name {
 			return k
@@ -1004,11 +1025,31 @@ func (p *parser) literal(lit string) bool {
 }
 
 // str checks the string at p.i and moves past it; esc reports escapes.
+// With p.scan it counts, in the same pass, the digits and hex digits of the
+// string: text with fewer than 10 digits and 26 hex digits cannot hold card
+// data under any rule (see prescan), and most keys and values have far
+// fewer. Only the rest, and text with escapes or bytes outside printable
+// ASCII, go through ContainsCardData's rules.
 func (p *parser) str() (esc, ok bool) {
 	b := p.b
+	var digits, hexes int
+	var seen uint8 // the classes of the bytes met
 	for i := p.i + 1; i < len(b); {
-		switch c := b[i]; {
+		c := b[i]
+		k := strClass[c]
+		if k&clStop == 0 {
+			seen |= k
+			digits += int(k & clDigit)
+			hexes += int(k&clHex) >> 1
+			i++
+			continue
+		}
+		switch {
 		case c == '"':
+			if p.scan && (esc || seen&clOdd != 0 || digits >= 10 || hexes >= 26) && stringCardData(b[p.i+1:i], esc) {
+				p.card = true
+				return esc, false
+			}
 			p.i = i + 1
 			return esc, true
 		case c == '\\':
@@ -1027,13 +1068,43 @@ func (p *parser) str() (esc, ok bool) {
 			default:
 				return esc, false
 			}
-		case c < ' ':
+		default: // a control character
 			return esc, false
-		default:
-			i++
 		}
 	}
 	return esc, false
+}
+
+// The classes of bytes in a JSON string, for parser.str.
+const (
+	clDigit = 1 << iota // 0-9
+	clHex               // 0-9 a-f A-F
+	clOdd               // DEL or not ASCII: text for the normalising rules
+	clStop              // '"', '\\' or a control character
+)
+
+var strClass = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case c == '"' || c == '\\' || c < ' ':
+			t[c] = clStop
+		case c >= 0x7f:
+			t[c] = clOdd
+		case isDigit(byte(c)):
+			t[c] = clDigit | clHex
+		case isHex(byte(c)):
+			t[c] = clHex
+		}
+	}
+	return t
+}()
+
+// stringCardData is jsonCardData for the inside of one JSON string.
+func stringCardData(s []byte, esc bool) bool {
+	if esc {
+		s = unescape(s)
+	}
+	return containsCardDataBytes(s)
 }
 
 // number checks the JSON number at p.i and moves past it.
@@ -1048,8 +1119,15 @@ func (p *parser) number() bool {
 	case b[i] == '0':
 		i++
 	case isDigit(b[i]):
+		start := i
 		for i < len(b) && isDigit(b[i]) {
 			i++
+		}
+		// Of a number, the integer part can be a card number (see
+		// jsonCardData): 13 digits at least.
+		if p.scan && i-start >= 13 && cardRun(b[start:i]) {
+			p.card = true
+			return false
 		}
 	default:
 		return false
