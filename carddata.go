@@ -249,7 +249,7 @@ func cardText[T string | []byte](b T, hex bool) bool {
 
 		// Rules 1 and 3 on the run itself; inside a long hex word only
 		// after an EMV tag.
-		if (!inHexWord(b, i, j) || afterEMVTag(b, i, j)) && cardRun(b[i:j]) {
+		if n >= 13 && n <= 26 && (!inHexWord(b, i, j) || afterEMVTag(b, i, j)) && cardRun(b[i:j]) {
 			return true
 		}
 
@@ -287,11 +287,11 @@ func cardText[T string | []byte](b T, hex bool) bool {
 			}
 			longStart[nLong], longEnd[nLong] = i, j
 			nLong++
-			if groupedPAN(b, longStart[:nLong], j) {
+			if groupedPAN(b, longStart[:nLong], longEnd[:nLong], j) {
 				return true
 			}
 		} else {
-			if nLong > 0 && groupedPAN(b, longStart[:nLong], j) {
+			if nLong > 0 && groupedPAN(b, longStart[:nLong], longEnd[:nLong], j) {
 				return true
 			}
 			nLong = 0 // a short run ends a grouped number
@@ -315,19 +315,23 @@ func gapAt[T string | []byte](b T, prevEnd, start int) bool {
 	return true
 }
 
-// groupedPAN reports whether the long runs ending at starts (the last one
-// possibly followed by a short run ending at end), taken from the last
-// backwards, two runs or more, make 13–19 digits passing Luhn.
-func groupedPAN[T string | []byte](b T, starts []int, end int) bool {
+// groupedPAN reports whether the long runs b[starts[k]:ends[k]], joined by
+// gaps (the last one possibly followed by a gap and a short run ending at
+// end), taken from the last backwards, two runs or more, make 13–19 digits
+// passing Luhn.
+func groupedPAN[T string | []byte](b T, starts, ends []int, end int) bool {
 	last := len(starts) - 1
 	tail := 0
-	if isShortTail(b, starts[last], end) {
+	// the digits from starts[k] to end: the runs' lengths, gaps have none
+	digits := ends[last] - starts[last]
+	if end != ends[last] {
 		tail = 1
+		digits += countDigits(b[ends[last]:end])
 	}
-	digits := 0
-	// the digits from starts[k] to end: count them run by run
 	for k := last; k >= 0; k-- {
-		digits = countDigits(b[starts[k]:end])
+		if k < last {
+			digits += ends[k] - starts[k]
+		}
 		if digits > 19 {
 			break
 		}
@@ -338,17 +342,6 @@ func groupedPAN[T string | []byte](b T, starts []int, end int) bool {
 		if groups >= 2 && (groups > 2 || digits >= 15) && digits >= 13 &&
 			(starts[k] == 0 || !isLetter(b[starts[k]-1])) && (end == len(b) || !isLetter(b[end])) &&
 			issuable(b[starts[k]], b[starts[k]+1], digits) && luhn(b[starts[k]:end]) {
-			return true
-		}
-	}
-	return false
-}
-
-// isShortTail reports whether b[start:end] holds more than one run (a long
-// run and a short run behind it).
-func isShortTail[T string | []byte](b T, start, end int) bool {
-	for k := start; k < end; k++ {
-		if !isDigit(b[k]) {
 			return true
 		}
 	}
