@@ -68,7 +68,9 @@ func decode(ch Channel, payload []byte) (*Message, *Rejection) {
 	if p.card || !parsed && jsonCardData(payload) {
 		return nil, &Rejection{Reason: ReasonCardData, Detail: "card data (a card number in some layout; see ContainsCardData)"}
 	}
-	if !utf8.Valid(payload) {
+	// A payload that parsed is ASCII outside its strings, and the parser
+	// saw whether they are.
+	if (!parsed || p.odd) && !utf8.Valid(payload) {
 		return nil, &Rejection{Reason: ReasonNotJSON, Detail: "invalid UTF-8"}
 	}
 	if !parsed {
@@ -874,6 +876,8 @@ type parser struct {
 	// scan: look for card data in every string (key or value) and number
 	// met, as jsonCardData does; card: found, and parsing stopped there.
 	scan, card bool
+	// odd: a string had a byte outside ASCII (or DEL)
+	odd bool
 }
 
 func (p *parser) syntaxError() *Rejection {
@@ -1053,6 +1057,9 @@ func (p *parser) str() (esc, ok bool) {
 		}
 		switch {
 		case c == '"':
+			if seen&clOdd != 0 {
+				p.odd = true
+			}
 			if p.scan && (esc || seen&clOdd != 0 || digits >= 10 || hexes >= 26) && stringCardData(b[p.i+1:i], esc) {
 				p.card = true
 				return esc, false
