@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -108,6 +109,9 @@ func decode(ch Channel, payload []byte) (*Message, *Rejection) {
 		m = decodeAck(&c)
 	}
 	if c.rej != nil {
+		if m != nil {
+			m.Release()
+		}
 		return nil, c.rej
 	}
 	return m, nil
@@ -212,9 +216,19 @@ type heartbeatBlock struct {
 	health                        int
 }
 
+// pooledBlock is a block Message.Release can put back in its pool.
+type pooledBlock interface{ release() }
+
+var heartbeatPool = sync.Pool{New: func() any { return new(heartbeatBlock) }}
+
+func (b *heartbeatBlock) release() {
+	*b = heartbeatBlock{}
+	heartbeatPool.Put(b)
+}
+
 func decodeHeartbeat(c *check) *Message {
-	b := new(heartbeatBlock)
-	b.m.Heartbeat = &b.hb
+	b := heartbeatPool.Get().(*heartbeatBlock)
+	b.m.Heartbeat, b.m.block = &b.hb, b
 	h := &b.hb
 	h.Header = header(c)
 	if n, ok := c.integer(hbUptime, nonNegative64, false); ok {
@@ -424,9 +438,16 @@ type txnBlock struct {
 	hostMs                     int
 }
 
+var txnPool = sync.Pool{New: func() any { return new(txnBlock) }}
+
+func (b *txnBlock) release() {
+	*b = txnBlock{}
+	txnPool.Put(b)
+}
+
 func decodeTxn(c *check) *Message {
-	b := new(txnBlock)
-	b.m.Txn = &b.t
+	b := txnPool.Get().(*txnBlock)
+	b.m.Txn, b.m.block = &b.t, b
 	t := &b.t
 	t.Header = header(c)
 	id := c.text(txnID, id64, true)
@@ -452,6 +473,7 @@ func decodeTxn(c *check) *Message {
 	t.Offline, _ = c.boolean(txnOffline, false)
 	host := c.text(txnHost, hostRule, false)
 	if c.rej != nil {
+		b.release()
 		return nil
 	}
 	s := texts(id, currency, origID, rc, host)
