@@ -127,17 +127,17 @@ const (
 func prescan[T string | []byte](b T) int {
 	long, two, run, hexRun, maxHex := 0, 0, 0, 0, 0
 	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if c >= 0x7f || (c < ' ' && c != '\t' && c != '\n' && c != '\r') {
+		k := scanClass[b[i]]
+		if k&clOdd != 0 {
 			return nonASCII
 		}
-		if isHex(c) {
+		if k&clHex != 0 {
 			hexRun++
 		} else {
 			maxHex = max(maxHex, hexRun)
 			hexRun = 0
 		}
-		if isDigit(c) {
+		if k&clDigit != 0 {
 			run++
 			continue
 		}
@@ -158,6 +158,23 @@ func prescan[T string | []byte](b T) int {
 	}
 	return clean
 }
+
+// scanClass is the class of every byte for prescan: clDigit, clHex, and
+// clOdd for what takes the normalising copy (not ASCII, DEL, and control
+// characters other than tab, newline and carriage return).
+var scanClass = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case c >= 0x7f || c < ' ' && c != '\t' && c != '\n' && c != '\r':
+			t[c] = clOdd
+		case isDigit(byte(c)):
+			t[c] = clDigit | clHex
+		case isHex(byte(c)):
+			t[c] = clHex
+		}
+	}
+	return t
+}()
 
 // Redact returns s when it holds no card data, and otherwise a fixed marker
 // that keeps none of its digits, safe to log, store and show.
