@@ -30,9 +30,11 @@ import (
 // wrong_type. Enumerations match exactly.
 //
 // Decode is on the broker's path for every message. It parses the payload
-// once without building a generic tree, returns the package's constants for
-// enumerations, and allocates once for the message and once for all its
-// free text (a heartbeat has none).
+// once without building a generic tree, looking for card data in the same
+// pass, returns the package's constants for enumerations, and allocates
+// once for the message and once for all its free text (a heartbeat has
+// none). A heartbeat or transaction given back with Message.Release is
+// decoded into again instead of a new allocation.
 func Decode(ref TerminalRef, ch Channel, payload []byte, received time.Time) (*Message, error) {
 	m, rej := decode(ch, payload)
 	if rej != nil {
