@@ -207,3 +207,34 @@ func TestEncoderMatchesLineprotocol(t *testing.T) {
 		})
 	}
 }
+
+// FuzzEncoderMatchesLineprotocol: for any texts, numbers and times in any
+// field, AppendMessage writes what lineprotocol.Encoder writes.
+func FuzzEncoderMatchesLineprotocol(f *testing.F) {
+	f.Add("acme", "T-0001", "tx 1", `a "b" \c`+"\n", int64(12800), 36.5, int64(1_795_000_000_000_000_000), true)
+	f.Add("a b", "t,1=x", "", "汉字", int64(-1), math.Inf(1), int64(math.MinInt64), false)
+	f.Fuzz(func(t *testing.T, tenant, terminal, s1, s2 string, n int64, fl float64, ns int64, flag bool) {
+		ref := posfleet.TerminalRef{Tenant: tenant, Terminal: terminal}
+		h := posfleet.Header{Seq: n, TS: time.Unix(0, ns).UTC()}
+		received := time.Unix(0, ns/2)
+		in := int(n)
+		msgs := []*posfleet.Message{
+			{Terminal: ref, Received: received, Heartbeat: &posfleet.Heartbeat{Header: h, UptimeS: &n, BatteryPct: &in, Charging: &flag,
+				TempC: &fl, Net: s1, Paper: s2, Lat: &fl, Lon: &fl, Prints: &n}},
+			{Terminal: ref, Received: received, Fault: &posfleet.Fault{Header: h, Component: s1, Code: s2, Severity: s1, State: s2, Detail: s1 + s2}},
+			{Terminal: ref, Received: received, Inventory: &posfleet.Inventory{Header: h, Model: s1, Serial: s2, Firmware: s1, App: s2,
+				Update: &posfleet.UpdateAttempt{Target: s1, Status: s2, Error: s1}}},
+			{Terminal: ref, Received: received, Txn: &posfleet.Transaction{Header: h, ID: s1, Type: s2, Entry: s1, Currency: s2,
+				AmountEntered: &n, Result: s1, RC: s2, HostMs: &in, Receipt: s1, Offline: flag, Host: s2, OriginalID: s1}},
+			{Terminal: ref, Received: h.TS, Status: &posfleet.Status{Online: flag}},
+			{Terminal: ref, Received: received, Ack: &posfleet.Ack{Header: h, CmdID: s1, Status: s2, Detail: s1}},
+		}
+		for _, m := range msgs {
+			want, wantErr := referenceAppendMessage([]byte("x\n"), m)
+			got, err := Encoder{}.AppendMessage([]byte("x\n"), m)
+			if (err != nil) != (wantErr != nil) || !bytes.Equal(got, want) {
+				t.Fatalf("line %q (%v), lineprotocol's %q (%v)", got, err, want, wantErr)
+			}
+		}
+	})
+}
