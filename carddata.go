@@ -127,17 +127,17 @@ const (
 func prescan[T string | []byte](b T) int {
 	long, two, run, hexRun, maxHex := 0, 0, 0, 0, 0
 	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if c >= 0x7f || (c < ' ' && c != '\t' && c != '\n' && c != '\r') {
+		k := scanClass[b[i]]
+		if k&clOdd != 0 {
 			return nonASCII
 		}
-		if isHex(c) {
+		if k&clHex != 0 {
 			hexRun++
 		} else {
 			maxHex = max(maxHex, hexRun)
 			hexRun = 0
 		}
-		if isDigit(c) {
+		if k&clDigit != 0 {
 			run++
 			continue
 		}
@@ -158,6 +158,23 @@ func prescan[T string | []byte](b T) int {
 	}
 	return clean
 }
+
+// scanClass is the class of every byte for prescan: clDigit, clHex, and
+// clOdd for what takes the normalising copy (not ASCII, DEL, and control
+// characters other than tab, newline and carriage return).
+var scanClass = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case c >= 0x7f || c < ' ' && c != '\t' && c != '\n' && c != '\r':
+			t[c] = clOdd
+		case isDigit(byte(c)):
+			t[c] = clDigit | clHex
+		case isHex(byte(c)):
+			t[c] = clHex
+		}
+	}
+	return t
+}()
 
 // Redact returns s when it holds no card data, and otherwise a fixed marker
 // that keeps none of its digits, safe to log, store and show.
@@ -249,7 +266,7 @@ func cardText[T string | []byte](b T, hex bool) bool {
 
 		// Rules 1 and 3 on the run itself; inside a long hex word only
 		// after an EMV tag.
-		if (!inHexWord(b, i, j) || afterEMVTag(b, i, j)) && cardRun(b[i:j]) {
+		if n >= 13 && n <= 26 && (!inHexWord(b, i, j) || afterEMVTag(b, i, j)) && cardRun(b[i:j]) {
 			return true
 		}
 
@@ -287,11 +304,11 @@ func cardText[T string | []byte](b T, hex bool) bool {
 			}
 			longStart[nLong], longEnd[nLong] = i, j
 			nLong++
-			if groupedPAN(b, longStart[:nLong], j) {
+			if groupedPAN(b, longStart[:nLong], longEnd[:nLong], j) {
 				return true
 			}
 		} else {
-			if nLong > 0 && groupedPAN(b, longStart[:nLong], j) {
+			if nLong > 0 && groupedPAN(b, longStart[:nLong], longEnd[:nLong], j) {
 				return true
 			}
 			nLong = 0 // a short run ends a grouped number
@@ -315,19 +332,23 @@ func gapAt[T string | []byte](b T, prevEnd, start int) bool {
 	return true
 }
 
-// groupedPAN reports whether the long runs ending at starts (the last one
-// possibly followed by a short run ending at end), taken from the last
-// backwards, two runs or more, make 13–19 digits passing Luhn.
-func groupedPAN[T string | []byte](b T, starts []int, end int) bool {
+// groupedPAN reports whether the long runs b[starts[k]:ends[k]], joined by
+// gaps (the last one possibly followed by a gap and a short run ending at
+// end), taken from the last backwards, two runs or more, make 13–19 digits
+// passing Luhn.
+func groupedPAN[T string | []byte](b T, starts, ends []int, end int) bool {
 	last := len(starts) - 1
 	tail := 0
-	if isShortTail(b, starts[last], end) {
+	// the digits from starts[k] to end: the runs' lengths, gaps have none
+	digits := ends[last] - starts[last]
+	if end != ends[last] {
 		tail = 1
+		digits += countDigits(b[ends[last]:end])
 	}
-	digits := 0
-	// the digits from starts[k] to end: count them run by run
 	for k := last; k >= 0; k-- {
-		digits = countDigits(b[starts[k]:end])
+		if k < last {
+			digits += ends[k] - starts[k]
+		}
 		if digits > 19 {
 			break
 		}
@@ -338,17 +359,6 @@ func groupedPAN[T string | []byte](b T, starts []int, end int) bool {
 		if groups >= 2 && (groups > 2 || digits >= 15) && digits >= 13 &&
 			(starts[k] == 0 || !isLetter(b[starts[k]-1])) && (end == len(b) || !isLetter(b[end])) &&
 			issuable(b[starts[k]], b[starts[k]+1], digits) && luhn(b[starts[k]:end]) {
-			return true
-		}
-	}
-	return false
-}
-
-// isShortTail reports whether b[start:end] holds more than one run (a long
-// run and a short run behind it).
-func isShortTail[T string | []byte](b T, start, end int) bool {
-	for k := start; k < end; k++ {
-		if !isDigit(b[k]) {
 			return true
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -29,9 +30,11 @@ import (
 // wrong_type. Enumerations match exactly.
 //
 // Decode is on the broker's path for every message. It parses the payload
-// once without building a generic tree, returns the package's constants for
-// enumerations, and allocates once for the message and once for all its
-// free text (a heartbeat has none).
+// once without building a generic tree, looking for card data in the same
+// pass, returns the package's constants for enumerations, and allocates
+// once for the message and once for all its free text (a heartbeat has
+// none). A heartbeat or transaction given back with Message.Release is
+// decoded into again instead of a new allocation.
 func Decode(ref TerminalRef, ch Channel, payload []byte, received time.Time) (*Message, error) {
 	m, rej := decode(ch, payload)
 	if rej != nil {
@@ -51,28 +54,42 @@ func decode(ch Channel, payload []byte) (*Message, *Rejection) {
 		return nil, &Rejection{Reason: ReasonUnknownChannel, Detail: "not an uplink channel"}
 	}
 	// Card data is looked for before anything else, so that a payload with
-	// a card number is counted as such whatever else is wrong with it.
-	if jsonCardData(payload) {
-		return nil, &Rejection{Reason: ReasonCardData, Detail: "card data (a card number in some layout; see ContainsCardData)"}
-	}
-	if !utf8.Valid(payload) {
-		return nil, &Rejection{Reason: ReasonNotJSON, Detail: "invalid UTF-8"}
-	}
-
+	// a card number is counted as such whatever else is wrong with it. The
+	// parser looks for it in the same pass (parser.scan): on a payload that
+	// parses, it sees every string and number jsonCardData would, and
+	// reads them the same way. A payload that does not parse takes the
+	// separate scan, then the checks in their order.
 	keys := keysOf(ch)
 	c := check{b: payload, ch: ch}
-	p := parser{b: payload}
+	p := parser{b: payload, scan: true}
 	p.ws()
-	if p.i == len(p.b) || p.b[p.i] != '{' {
-		if json.Valid(payload) {
-			return nil, &Rejection{Reason: ReasonNotJSON, Detail: "want a JSON object"}
+	parsed := p.i < len(p.b) && p.b[p.i] == '{' && p.object(keys, c.vals[:len(keys)])
+	if parsed {
+		p.ws()
+		parsed = p.i == len(p.b)
+	}
+	if p.card || !parsed && jsonCardData(payload) {
+		return nil, &Rejection{Reason: ReasonCardData, Detail: "card data (a card number in some layout; see ContainsCardData)"}
+	}
+	// A payload that parsed is ASCII outside its strings, and the parser
+	// saw whether they are.
+	if (!parsed || p.odd) && !utf8.Valid(payload) {
+		return nil, &Rejection{Reason: ReasonNotJSON, Detail: "invalid UTF-8"}
+	}
+	if !parsed {
+		p.i = 0
+		if p.ws(); p.i == len(p.b) || p.b[p.i] != '{' {
+			if json.Valid(payload) {
+				return nil, &Rejection{Reason: ReasonNotJSON, Detail: "want a JSON object"}
+			}
+			return nil, &Rejection{Reason: ReasonNotJSON, Detail: "invalid JSON"}
 		}
-		return nil, &Rejection{Reason: ReasonNotJSON, Detail: "invalid JSON"}
-	}
-	if !p.object(keys, c.vals[:len(keys)]) {
-		return nil, p.syntaxError()
-	}
-	if p.ws(); p.i != len(p.b) {
+		// Again without the scan, for where the syntax breaks.
+		p = parser{b: payload}
+		p.ws()
+		if p.object(keys, c.vals[:len(keys)]) {
+			p.ws()
+		}
 		return nil, p.syntaxError()
 	}
 
@@ -94,6 +111,9 @@ func decode(ch Channel, payload []byte) (*Message, *Rejection) {
 		m = decodeAck(&c)
 	}
 	if c.rej != nil {
+		if m != nil {
+			m.Release()
+		}
 		return nil, c.rej
 	}
 	return m, nil
@@ -198,9 +218,19 @@ type heartbeatBlock struct {
 	health                        int
 }
 
+// pooledBlock is a block Message.Release can put back in its pool.
+type pooledBlock interface{ release() }
+
+var heartbeatPool = sync.Pool{New: func() any { return new(heartbeatBlock) }}
+
+func (b *heartbeatBlock) release() {
+	*b = heartbeatBlock{}
+	heartbeatPool.Put(b)
+}
+
 func decodeHeartbeat(c *check) *Message {
-	b := new(heartbeatBlock)
-	b.m.Heartbeat = &b.hb
+	b := heartbeatPool.Get().(*heartbeatBlock)
+	b.m.Heartbeat, b.m.block = &b.hb, b
 	h := &b.hb
 	h.Header = header(c)
 	if n, ok := c.integer(hbUptime, nonNegative64, false); ok {
@@ -410,9 +440,16 @@ type txnBlock struct {
 	hostMs                     int
 }
 
+var txnPool = sync.Pool{New: func() any { return new(txnBlock) }}
+
+func (b *txnBlock) release() {
+	*b = txnBlock{}
+	txnPool.Put(b)
+}
+
 func decodeTxn(c *check) *Message {
-	b := new(txnBlock)
-	b.m.Txn = &b.t
+	b := txnPool.Get().(*txnBlock)
+	b.m.Txn, b.m.block = &b.t, b
 	t := &b.t
 	t.Header = header(c)
 	id := c.text(txnID, id64, true)
@@ -438,6 +475,7 @@ func decodeTxn(c *check) *Message {
 	t.Offline, _ = c.boolean(txnOffline, false)
 	host := c.text(txnHost, hostRule, false)
 	if c.rej != nil {
+		b.release()
 		return nil
 	}
 	s := texts(id, currency, origID, rc, host)
@@ -859,6 +897,11 @@ func content(raw []byte, esc bool) []byte {
 type parser struct {
 	b []byte
 	i int
+	// scan: look for card data in every string (key or value) and number
+	// met, as jsonCardData does; card: found, and parsing stopped there.
+	scan, card bool
+	// odd: a string had a byte outside ASCII (or DEL)
+	odd bool
 }
 
 func (p *parser) syntaxError() *Rejection {
@@ -885,16 +928,28 @@ func (p *parser) object(keys []string, vals []value) bool {
 		p.i++
 		return true
 	}
+	next := 0 // the key expected next: terminals send them in the schema's order
 	for {
 		if p.i == len(p.b) || p.b[p.i] != '"' {
 			return false
 		}
-		start := p.i
-		esc, ok := p.str()
-		if !ok {
-			return false
+		// The key expected next, as it is in the schema, is taken whole:
+		// no escapes, and too few digits for card data (TestKeysHoldNoCardData).
+		k := -1
+		if next < len(keys) {
+			if name := keys[next]; len(p.b)-p.i > len(name)+1 && p.b[p.i+1+len(name)] == '"' && string(p.b[p.i+1:p.i+1+len(name)]) == name {
+				k = next
+				p.i += len(name) + 2
+			}
 		}
-		key := p.b[start:p.i]
+		if k < 0 {
+			start := p.i
+			esc, ok := p.str()
+			if !ok {
+				return false
+			}
+			k = keyIndex(keys, p.b[start:p.i], esc)
+		}
 		p.ws()
 		if p.i == len(p.b) || p.b[p.i] != ':' {
 			return false
@@ -905,8 +960,9 @@ func (p *parser) object(keys []string, vals []value) bool {
 		if !ok {
 			return false
 		}
-		if k := keyIndex(keys, key, esc); k >= 0 {
+		if k >= 0 {
 			vals[k] = v
+			next = k + 1
 		}
 		p.ws()
 		if p.i == len(p.b) {
@@ -1004,11 +1060,34 @@ func (p *parser) literal(lit string) bool {
 }
 
 // str checks the string at p.i and moves past it; esc reports escapes.
+// With p.scan it counts, in the same pass, the digits and hex digits of the
+// string: text with fewer than 10 digits and 26 hex digits cannot hold card
+// data under any rule (see prescan), and most keys and values have far
+// fewer. Only the rest, and text with escapes or bytes outside printable
+// ASCII, go through ContainsCardData's rules.
 func (p *parser) str() (esc, ok bool) {
 	b := p.b
+	var digits, hexes int
+	var seen uint8 // the classes of the bytes met
 	for i := p.i + 1; i < len(b); {
-		switch c := b[i]; {
+		c := b[i]
+		k := strClass[c]
+		if k&clStop == 0 {
+			seen |= k
+			digits += int(k & clDigit)
+			hexes += int(k&clHex) >> 1
+			i++
+			continue
+		}
+		switch {
 		case c == '"':
+			if seen&clOdd != 0 {
+				p.odd = true
+			}
+			if p.scan && (esc || seen&clOdd != 0 || digits >= 10 || hexes >= 26) && stringCardData(b[p.i+1:i], esc) {
+				p.card = true
+				return esc, false
+			}
 			p.i = i + 1
 			return esc, true
 		case c == '\\':
@@ -1027,13 +1106,43 @@ func (p *parser) str() (esc, ok bool) {
 			default:
 				return esc, false
 			}
-		case c < ' ':
+		default: // a control character
 			return esc, false
-		default:
-			i++
 		}
 	}
 	return esc, false
+}
+
+// The classes of bytes in a JSON string, for parser.str.
+const (
+	clDigit = 1 << iota // 0-9
+	clHex               // 0-9 a-f A-F
+	clOdd               // DEL or not ASCII: text for the normalising rules
+	clStop              // '"', '\\' or a control character
+)
+
+var strClass = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case c == '"' || c == '\\' || c < ' ':
+			t[c] = clStop
+		case c >= 0x7f:
+			t[c] = clOdd
+		case isDigit(byte(c)):
+			t[c] = clDigit | clHex
+		case isHex(byte(c)):
+			t[c] = clHex
+		}
+	}
+	return t
+}()
+
+// stringCardData is jsonCardData for the inside of one JSON string.
+func stringCardData(s []byte, esc bool) bool {
+	if esc {
+		s = unescape(s)
+	}
+	return containsCardDataBytes(s)
 }
 
 // number checks the JSON number at p.i and moves past it.
@@ -1048,8 +1157,15 @@ func (p *parser) number() bool {
 	case b[i] == '0':
 		i++
 	case isDigit(b[i]):
+		start := i
 		for i < len(b) && isDigit(b[i]) {
 			i++
+		}
+		// Of a number, the integer part can be a card number (see
+		// jsonCardData): 13 digits at least.
+		if p.scan && i-start >= 13 && cardRun(b[start:i]) {
+			p.card = true
+			return false
 		}
 	default:
 		return false

@@ -1168,6 +1168,23 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		})
 	}
+	// With the message released after use, as the collector can once a
+	// message is stored and observed: the common channels do not allocate
+	// but for a transaction's text.
+	for _, ch := range []posfleet.Channel{posfleet.ChannelHeartbeat, posfleet.ChannelTxn} {
+		b.Run(string(ch)+"-released", func(b *testing.B) {
+			p := []byte(basePayloads[ch])
+			b.ReportAllocs()
+			b.SetBytes(int64(len(p)))
+			for b.Loop() {
+				m, err := posfleet.Decode(testRef, ch, p, testReceived)
+				if err != nil {
+					b.Fatal(err)
+				}
+				m.Release()
+			}
+		})
+	}
 	// The slower paths: escapes (decoded twice, for the card check and for
 	// the value) and a rejection.
 	b.Run("ack-escaped", func(b *testing.B) {

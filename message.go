@@ -245,6 +245,23 @@ type Message struct {
 	Txn       *Transaction
 	Status    *Status
 	Ack       *Ack
+
+	// block is what Decode allocated the message in, for Release; nil for
+	// a message made otherwise.
+	block pooledBlock
+}
+
+// Release hands a message Decode returned back for reuse by a later
+// Decode: the caller, and whatever it gave the message to, must not use
+// the message or any pointer into it afterwards (its strings stay valid:
+// they are never reused). Releasing is optional: a message never
+// released is garbage collected. Release does nothing on a message Decode
+// did not make, or one released already.
+func (m *Message) Release() {
+	if b := m.block; b != nil {
+		m.block = nil
+		b.release()
+	}
 }
 
 // Header returns the message's seq and ts; the zero Header for status.

@@ -102,3 +102,66 @@ func TestEncoderKeysValid(t *testing.T) {
 		})
 	}
 }
+
+// benchPayloads are a terminal's messages as posbench and the simulator
+// send them (a sale, a heartbeat), and the rarer channels.
+var benchPayloads = []struct {
+	ch      posfleet.Channel
+	payload string
+}{
+	{posfleet.ChannelTxn, `{"seq":1044,"ts":"2026-11-22T10:17:45.500Z","id":"S-T-0001-000187","type":"sale","entry":"tap","currency":"CNY","amount_entered":12800,"amount_charged":12800,"result":"approved","rc":"00","host_ms":640,"receipt":"printed","offline":false}`},
+	{posfleet.ChannelHeartbeat, `{"seq":1042,"ts":"2026-11-22T10:15:30.123Z","uptime_s":86400,"battery_pct":76,"charging":false,"temp_c":38.5,"signal_dbm":-87,"net":"4g","host_rtt_ms":420,"paper":"ok","pending_txns":0}`},
+	{posfleet.ChannelFault, `{"seq":1043,"ts":"2026-11-22T10:16:02Z","component":"printer","code":"PAPER_OUT","severity":"warning","state":"raised","detail":"paper roll empty"}`},
+	{posfleet.ChannelFirmware, `{"seq":1,"ts":"2026-11-22T06:00:00+08:00","model":"A920","serial":"0820123456","firmware":"2.4.1","app":"pay-5.2.0","boot_reason":"update","update":{"target":"2.4.1","status":"installed"}}`},
+	{posfleet.ChannelAck, `{"seq":1045,"ts":"2026-11-22T10:20:00Z","cmd_id":"cmd-7f3a","status":"done","detail":"rebooted"}`},
+	{posfleet.ChannelStatus, `{"online":true}`},
+}
+
+// BenchmarkEncode encodes a decoded message of every channel as line
+// protocol into a reused buffer, as the collector does for every message.
+func BenchmarkEncode(b *testing.B) {
+	ref := posfleet.TerminalRef{Tenant: "acme", Terminal: "T-00001"}
+	received := time.Date(2026, 11, 22, 10, 43, 0, 0, time.UTC)
+	for _, p := range benchPayloads {
+		b.Run(string(p.ch), func(b *testing.B) {
+			m, err := posfleet.Decode(ref, p.ch, []byte(p.payload), received)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var enc influxdb.Encoder
+			buf := make([]byte, 0, 512)
+			b.ReportAllocs()
+			for b.Loop() {
+				if buf, err = enc.AppendMessage(buf[:0], m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(int64(len(buf)))
+		})
+	}
+}
+
+// BenchmarkDecodeEncode is a message's whole cost in the collector's
+// Submit that this package and the decoder share: decode, then encode.
+func BenchmarkDecodeEncode(b *testing.B) {
+	ref := posfleet.TerminalRef{Tenant: "acme", Terminal: "T-00001"}
+	received := time.Date(2026, 11, 22, 10, 43, 0, 0, time.UTC)
+	for _, p := range benchPayloads[:2] {
+		b.Run(string(p.ch), func(b *testing.B) {
+			payload := []byte(p.payload)
+			var enc influxdb.Encoder
+			buf := make([]byte, 0, 512)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(payload)))
+			for b.Loop() {
+				m, err := posfleet.Decode(ref, p.ch, payload, received)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if buf, err = enc.AppendMessage(buf[:0], m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
