@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/tidwall/wal"
 
 	"github.com/posfleet/posfleet"
 )
@@ -32,7 +31,9 @@ type PointEncoder interface {
 // PointWriter stores one batch of lines. It returns nil only once the store
 // has accepted every line; a *BatchRejectedError when the store refused the
 // content itself (retrying it unchanged cannot help); any other error is
-// taken as passing (store down, timeout) and the batch is retried.
+// taken as passing (store down, timeout) and the batch is retried. The
+// collector leaves lines unchanged until a call with them returned nil, so
+// a writer may send lines without copying them.
 type PointWriter interface {
 	WriteLines(ctx context.Context, lines []byte) error
 }
@@ -809,10 +810,7 @@ func (c *Collector) commitLoop() {
 	go c.completeLoop(groups)
 	defer close(groups)
 
-	var (
-		batch wal.Batch
-		recs  [][]byte
-	)
+	var recs [][]byte
 	// A group is bounded so that one write stays a few MiB at most; with
 	// asynchronous acknowledgements every terminal can have many records in
 	// one group.
@@ -850,7 +848,7 @@ func (c *Collector) commitLoop() {
 			size += int64(len(cm.rec))
 		}
 		start := time.Now()
-		_, err := c.spool.append(&batch, recs)
+		_, err := c.spool.append(recs)
 		c.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 		if err == nil {
 			c.spoolBytes.Add(size)
