@@ -806,8 +806,10 @@ func (c *Collector) uniqueTime(t time.Time) time.Time {
 func (c *Collector) commitLoop() {
 	defer c.done.Done()
 	groups := make(chan committed, 2)
+	// spare recycles the groups' slices from completeLoop.
+	spare := make(chan []*commit, cap(groups)+2)
 	c.done.Add(1)
-	go c.completeLoop(groups)
+	go c.completeLoop(groups, spare)
 	defer close(groups)
 
 	var recs [][]byte
@@ -819,7 +821,12 @@ func (c *Collector) commitLoop() {
 		var pending []*commit
 		select {
 		case cm := <-c.commits:
-			pending = append(make([]*commit, 0, 64), cm)
+			select {
+			case pending = <-spare:
+			default:
+				pending = make([]*commit, 0, 64)
+			}
+			pending = append(pending, cm)
 		case <-c.closing:
 			// Answer whatever was handed over before Close.
 			for {
@@ -875,12 +882,18 @@ type committed struct {
 	err error
 }
 
-// completeLoop answers written groups in order.
-func (c *Collector) completeLoop(groups <-chan committed) {
+// completeLoop answers written groups in order, and gives their slices
+// back to commitLoop through spare.
+func (c *Collector) completeLoop(groups <-chan committed, spare chan<- []*commit) {
 	defer c.done.Done()
 	for g := range groups {
 		for _, cm := range g.cms {
 			c.complete(cm, g.err)
+		}
+		clear(g.cms)
+		select {
+		case spare <- g.cms[:0]:
+		default:
 		}
 	}
 }

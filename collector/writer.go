@@ -47,6 +47,7 @@ func (c *Collector) writeLoop() {
 	}()
 
 	next := c.spool.acked + 1
+	lastSize := 0 // bytes of the last batch
 	for {
 		last := c.spool.last.Load()
 		if next > last {
@@ -69,6 +70,9 @@ func (c *Collector) writeLoop() {
 		select {
 		case bt.buf = <-free:
 		default:
+			// A new buffer the size of the last batch, rather than
+			// grown by doubling from nothing.
+			bt.buf = make([]byte, 0, lastSize+lastSize/8)
 		}
 		end := next - 1
 		readFailed := false
@@ -135,6 +139,7 @@ func (c *Collector) writeLoop() {
 		case <-ctx.Done():
 			return
 		}
+		lastSize = len(bt.buf)
 		go func() { bt.done <- c.store(ctx, bt.buf, bt.lines) }()
 		next = end + 1
 	}
