@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -839,13 +840,21 @@ func (c *Collector) commitLoop() {
 				}
 			}
 		}
+		yielded := false
 	more:
 		for len(pending) < maxGroup {
 			select {
 			case cm := <-c.commits:
 				pending = append(pending, cm)
 			default:
-				break more
+				if yielded {
+					break more
+				}
+				// Let the read loops that are ready run first: what they
+				// hand over joins this write and its fsync instead of
+				// the next one's. Without them, Gosched returns at once.
+				yielded = true
+				runtime.Gosched()
 			}
 		}
 		recs = recs[:0]
