@@ -292,6 +292,9 @@ type commit struct {
 	msg    *posfleet.Message
 	st     *terminalState
 	answer func(error)
+	// to and tag answer instead of answer, for SubmitTo.
+	to     Completer
+	tag    uint64
 	pooled bool // from c.pool, returned there once answered
 }
 
@@ -428,6 +431,24 @@ func (c *Collector) Accept(ctx context.Context, ref posfleet.TerminalRef, ch pos
 // messages were submitted; it must not block. ctx bounds only the hand-off
 // to the spool writer.
 func (c *Collector) Submit(ctx context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, payload []byte, done func(error)) error {
+	return c.submit(ctx, ref, ch, payload, done, nil, 0)
+}
+
+// Completer is told that a message given to SubmitTo is settled, as the
+// done function of Submit is: Complete(tag, err) with the caller's tag. It
+// is an interface literal so that a caller can declare the same method
+// without importing this package.
+type Completer = interface{ Complete(tag uint64, err error) }
+
+// SubmitTo is Submit with to.Complete(tag, err) in place of done(err): a
+// caller with many messages under way (the broker, one per publish) needs
+// no callback value per message, only a tag.
+func (c *Collector) SubmitTo(ctx context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, payload []byte, to Completer, tag uint64) error {
+	return c.submit(ctx, ref, ch, payload, nil, to, tag)
+}
+
+// submit is Submit (done set) and SubmitTo (to set).
+func (c *Collector) submit(ctx context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, payload []byte, done func(error), to Completer, tag uint64) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
@@ -454,7 +475,11 @@ func (c *Collector) Submit(ctx context.Context, ref posfleet.TerminalRef, ch pos
 		st.mu.Unlock()
 		if v == seqDuplicate {
 			c.metrics.duplicates.Inc()
-			done(nil)
+			if to != nil {
+				to.Complete(tag, nil)
+			} else {
+				done(nil)
+			}
 			return nil
 		}
 	}
@@ -469,7 +494,7 @@ func (c *Collector) Submit(ctx context.Context, ref posfleet.TerminalRef, ch pos
 		c.reject(ctx, msg.Terminal, msg.Channel, rej, msg.Received)
 		return rej
 	}
-	cm.rec, cm.msg, cm.st, cm.answer = rec, msg, st, done
+	cm.rec, cm.msg, cm.st, cm.answer, cm.to, cm.tag = rec, msg, st, done, to, tag
 	return c.handOff(ctx, cm)
 }
 
@@ -510,11 +535,13 @@ func (c *Collector) complete(cm *commit, err error) {
 			}
 		}
 	}
-	if cm.answer != nil {
+	if cm.to != nil {
+		cm.to.Complete(cm.tag, err)
+	} else if cm.answer != nil {
 		cm.answer(err)
 	}
 	if cm.pooled {
-		cm.rec, cm.msg, cm.st, cm.answer = cm.rec[:0], nil, nil, nil
+		cm.rec, cm.msg, cm.st, cm.answer, cm.to = cm.rec[:0], nil, nil, nil, nil
 		c.pool.Put(cm)
 	}
 }
@@ -525,7 +552,7 @@ func (c *Collector) handOff(ctx context.Context, cm *commit) error {
 	c.gate.RLock()
 	defer c.gate.RUnlock()
 	fail := func(err error) error {
-		cm.msg, cm.st, cm.answer = nil, nil, nil
+		cm.msg, cm.st, cm.answer, cm.to = nil, nil, nil, nil
 		if cm.pooled {
 			c.pool.Put(cm)
 		}
