@@ -484,7 +484,7 @@ func (c *Collector) submit(ctx context.Context, ref posfleet.TerminalRef, ch pos
 		}
 	}
 	cm := c.pool.Get().(*commit)
-	rec := appendRecord(cm.rec[:0], msg.Terminal.String(), h.Seq, h.TS.UnixMilli(), nil)
+	rec := appendTerminalRecord(cm.rec[:0], msg.Terminal, h.Seq, h.TS.UnixMilli())
 	rec, err = c.enc.AppendMessage(rec, msg)
 	if err != nil {
 		// The decoder accepted it but the store cannot hold it (a timestamp

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 
 	"github.com/tidwall/wal"
+
+	"github.com/posfleet/posfleet"
 )
 
 // spool is the collector's durable queue: an append-only log (tidwall/wal)
@@ -67,6 +69,22 @@ const noTS = math.MaxInt64
 func appendRecord(dst []byte, ref string, seq, tsMilli int64, lines []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(ref)))
 	dst = append(dst, ref...)
+	return appendRecordRest(dst, seq, tsMilli, lines)
+}
+
+// appendTerminalRecord is appendRecord(dst, ref.String(), seq, tsMilli,
+// nil) without building ref.String(): past 32 bytes (names are up to 64
+// bytes each), that is an allocation per message.
+func appendTerminalRecord(dst []byte, ref posfleet.TerminalRef, seq, tsMilli int64) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(ref.Tenant)+1+len(ref.Terminal)))
+	dst = append(dst, ref.Tenant...)
+	dst = append(dst, ':')
+	dst = append(dst, ref.Terminal...)
+	return appendRecordRest(dst, seq, tsMilli, nil)
+}
+
+// appendRecordRest appends what follows the terminal in a record.
+func appendRecordRest(dst []byte, seq, tsMilli int64, lines []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(seq))
 	if seq > 0 {
 		dst = append(dst, 0)
