@@ -70,6 +70,19 @@ func (s *heldSink) settle(i int, err error) {
 	done(err)
 }
 
+// completingHeldSink is a heldSink that also has SubmitTo (as the
+// collector has): the broker then completes through a Completer.
+type completingHeldSink struct{ *heldSink }
+
+func (s completingHeldSink) SubmitTo(ctx context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, payload []byte, to interface{ Complete(uint64, error) }, tag uint64) error {
+	return s.Submit(ctx, ref, ch, payload, func(err error) { to.Complete(tag, err) })
+}
+
+var _ broker.CompletingSubmitter = completingHeldSink{}
+
+// heldCompleting makes startHeld's sinks completingHeldSinks.
+var heldCompleting bool
+
 func startHeld(t *testing.T, mod func(*broker.Options)) (*heldSink, string) {
 	t.Helper()
 	opts := testOptions()
@@ -77,7 +90,11 @@ func startHeld(t *testing.T, mod func(*broker.Options)) (*heldSink, string) {
 		mod(&opts)
 	}
 	sink := newHeldSink()
-	e := &env{sink: &sink.recSink, custom: sink, sec: &recSecurity{}, auth: newFakeAuth()}
+	var custom broker.Sink = sink
+	if heldCompleting {
+		custom = completingHeldSink{sink}
+	}
+	e := &env{sink: &sink.recSink, custom: custom, sec: &recSecurity{}, auth: newFakeAuth()}
 	e.startWith(t, opts)
 	return sink, e.addr
 }
@@ -101,6 +118,14 @@ func (rc *rawClient) expectNothing(t *testing.T, d time.Duration) {
 	}
 	// The read deadline may have cut nothing: rc.r holds no partial packet
 	// because the broker sent nothing.
+}
+
+// TestAsyncAcknowledgementCompleter is TestAsyncAcknowledgement with a Sink
+// that completes through SubmitTo.
+func TestAsyncAcknowledgementCompleter(t *testing.T) {
+	heldCompleting = true
+	defer func() { heldCompleting = false }()
+	TestAsyncAcknowledgement(t)
 }
 
 func TestAsyncAcknowledgement(t *testing.T) {

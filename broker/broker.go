@@ -265,6 +265,10 @@ type Broker struct {
 	tlsConf *tls.Config
 	m       *metrics
 
+	// submitTo is the Sink's SubmitTo, nil when it has none (see
+	// completingSubmitter).
+	submitTo func(context.Context, posfleet.TerminalRef, posfleet.Channel, []byte, interface{ Complete(uint64, error) }, uint64) error
+
 	// baseCtx is the parent of the contexts handed to the Authenticator and
 	// the Sink: mochi's hooks carry no context, and Close must be able to
 	// end calls that block.
@@ -310,6 +314,9 @@ func New(opts Options, auth Authenticator, sink Sink, sec SecurityRecorder) (*Br
 		submit: submitter(sink),
 		sec:    sec,
 		log:    log.With("component", "broker"),
+	}
+	if cs, ok := sink.(completingSubmitter); ok {
+		b.submitTo = cs.SubmitTo
 	}
 	if opts.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(opts.CertFile, opts.KeyFile)

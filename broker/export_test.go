@@ -14,3 +14,6 @@ func (b *Broker) Retained(topic string) ([]byte, bool) {
 	}
 	return pk.Payload, true
 }
+
+// CompletingSubmitter is the Sink the broker completes through SubmitTo.
+type CompletingSubmitter = completingSubmitter

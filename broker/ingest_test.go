@@ -23,6 +23,9 @@ var ingestPayloads = map[posfleet.Channel]string{
 	posfleet.ChannelFirmware:  `"ts":"2026-11-22T06:00:00+08:00","model":"A920","serial":"0820123456","firmware":"2.4.1","app":"pay-5.2.0","boot_reason":"update","update":{"target":"2.4.1","status":"installed"}}`,
 }
 
+// The collector takes publishes through SubmitTo.
+var _ broker.CompletingSubmitter = (*collector.Collector)(nil)
+
 // discardWriter is a store that takes every batch at once.
 type discardWriter struct{}
 

@@ -11,12 +11,12 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/tidwall/wal"
 
 	"github.com/posfleet/posfleet"
 )
@@ -32,7 +32,9 @@ type PointEncoder interface {
 // PointWriter stores one batch of lines. It returns nil only once the store
 // has accepted every line; a *BatchRejectedError when the store refused the
 // content itself (retrying it unchanged cannot help); any other error is
-// taken as passing (store down, timeout) and the batch is retried.
+// taken as passing (store down, timeout) and the batch is retried. The
+// collector leaves lines unchanged until a call with them returned nil, so
+// a writer may send lines without copying them.
 type PointWriter interface {
 	WriteLines(ctx context.Context, lines []byte) error
 }
@@ -290,6 +292,9 @@ type commit struct {
 	msg    *posfleet.Message
 	st     *terminalState
 	answer func(error)
+	// to and tag answer instead of answer, for SubmitTo.
+	to     Completer
+	tag    uint64
 	pooled bool // from c.pool, returned there once answered
 }
 
@@ -426,6 +431,24 @@ func (c *Collector) Accept(ctx context.Context, ref posfleet.TerminalRef, ch pos
 // messages were submitted; it must not block. ctx bounds only the hand-off
 // to the spool writer.
 func (c *Collector) Submit(ctx context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, payload []byte, done func(error)) error {
+	return c.submit(ctx, ref, ch, payload, done, nil, 0)
+}
+
+// Completer is told that a message given to SubmitTo is settled, as the
+// done function of Submit is: Complete(tag, err) with the caller's tag. It
+// is an interface literal so that a caller can declare the same method
+// without importing this package.
+type Completer = interface{ Complete(tag uint64, err error) }
+
+// SubmitTo is Submit with to.Complete(tag, err) in place of done(err): a
+// caller with many messages under way (the broker, one per publish) needs
+// no callback value per message, only a tag.
+func (c *Collector) SubmitTo(ctx context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, payload []byte, to Completer, tag uint64) error {
+	return c.submit(ctx, ref, ch, payload, nil, to, tag)
+}
+
+// submit is Submit (done set) and SubmitTo (to set).
+func (c *Collector) submit(ctx context.Context, ref posfleet.TerminalRef, ch posfleet.Channel, payload []byte, done func(error), to Completer, tag uint64) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
@@ -452,12 +475,16 @@ func (c *Collector) Submit(ctx context.Context, ref posfleet.TerminalRef, ch pos
 		st.mu.Unlock()
 		if v == seqDuplicate {
 			c.metrics.duplicates.Inc()
-			done(nil)
+			if to != nil {
+				to.Complete(tag, nil)
+			} else {
+				done(nil)
+			}
 			return nil
 		}
 	}
 	cm := c.pool.Get().(*commit)
-	rec := appendRecord(cm.rec[:0], msg.Terminal.String(), h.Seq, h.TS.UnixMilli(), nil)
+	rec := appendTerminalRecord(cm.rec[:0], msg.Terminal, h.Seq, h.TS.UnixMilli())
 	rec, err = c.enc.AppendMessage(rec, msg)
 	if err != nil {
 		// The decoder accepted it but the store cannot hold it (a timestamp
@@ -467,7 +494,7 @@ func (c *Collector) Submit(ctx context.Context, ref posfleet.TerminalRef, ch pos
 		c.reject(ctx, msg.Terminal, msg.Channel, rej, msg.Received)
 		return rej
 	}
-	cm.rec, cm.msg, cm.st, cm.answer = rec, msg, st, done
+	cm.rec, cm.msg, cm.st, cm.answer, cm.to, cm.tag = rec, msg, st, done, to, tag
 	return c.handOff(ctx, cm)
 }
 
@@ -508,11 +535,13 @@ func (c *Collector) complete(cm *commit, err error) {
 			}
 		}
 	}
-	if cm.answer != nil {
+	if cm.to != nil {
+		cm.to.Complete(cm.tag, err)
+	} else if cm.answer != nil {
 		cm.answer(err)
 	}
 	if cm.pooled {
-		cm.rec, cm.msg, cm.st, cm.answer = cm.rec[:0], nil, nil, nil
+		cm.rec, cm.msg, cm.st, cm.answer, cm.to = cm.rec[:0], nil, nil, nil, nil
 		c.pool.Put(cm)
 	}
 }
@@ -523,7 +552,7 @@ func (c *Collector) handOff(ctx context.Context, cm *commit) error {
 	c.gate.RLock()
 	defer c.gate.RUnlock()
 	fail := func(err error) error {
-		cm.msg, cm.st, cm.answer = nil, nil, nil
+		cm.msg, cm.st, cm.answer, cm.to = nil, nil, nil, nil
 		if cm.pooled {
 			c.pool.Put(cm)
 		}
@@ -805,14 +834,13 @@ func (c *Collector) uniqueTime(t time.Time) time.Time {
 func (c *Collector) commitLoop() {
 	defer c.done.Done()
 	groups := make(chan committed, 2)
+	// spare recycles the groups' slices from completeLoop.
+	spare := make(chan []*commit, cap(groups)+2)
 	c.done.Add(1)
-	go c.completeLoop(groups)
+	go c.completeLoop(groups, spare)
 	defer close(groups)
 
-	var (
-		batch wal.Batch
-		recs  [][]byte
-	)
+	var recs [][]byte
 	// A group is bounded so that one write stays a few MiB at most; with
 	// asynchronous acknowledgements every terminal can have many records in
 	// one group.
@@ -821,7 +849,12 @@ func (c *Collector) commitLoop() {
 		var pending []*commit
 		select {
 		case cm := <-c.commits:
-			pending = append(make([]*commit, 0, 64), cm)
+			select {
+			case pending = <-spare:
+			default:
+				pending = make([]*commit, 0, 64)
+			}
+			pending = append(pending, cm)
 		case <-c.closing:
 			// Answer whatever was handed over before Close.
 			for {
@@ -834,13 +867,21 @@ func (c *Collector) commitLoop() {
 				}
 			}
 		}
+		yielded := false
 	more:
 		for len(pending) < maxGroup {
 			select {
 			case cm := <-c.commits:
 				pending = append(pending, cm)
 			default:
-				break more
+				if yielded {
+					break more
+				}
+				// Let the read loops that are ready run first: what they
+				// hand over joins this write and its fsync instead of
+				// the next one's. Without them, Gosched returns at once.
+				yielded = true
+				runtime.Gosched()
 			}
 		}
 		recs = recs[:0]
@@ -850,7 +891,7 @@ func (c *Collector) commitLoop() {
 			size += int64(len(cm.rec))
 		}
 		start := time.Now()
-		_, err := c.spool.append(&batch, recs)
+		_, err := c.spool.append(recs)
 		c.metrics.commitSeconds.Observe(time.Since(start).Seconds())
 		if err == nil {
 			c.spoolBytes.Add(size)
@@ -877,12 +918,18 @@ type committed struct {
 	err error
 }
 
-// completeLoop answers written groups in order.
-func (c *Collector) completeLoop(groups <-chan committed) {
+// completeLoop answers written groups in order, and gives their slices
+// back to commitLoop through spare.
+func (c *Collector) completeLoop(groups <-chan committed, spare chan<- []*commit) {
 	defer c.done.Done()
 	for g := range groups {
 		for _, cm := range g.cms {
 			c.complete(cm, g.err)
+		}
+		clear(g.cms)
+		select {
+		case spare <- g.cms[:0]:
+		default:
 		}
 	}
 }

@@ -474,8 +474,26 @@ func TestSecurityEvents(t *testing.T) {
 // come in submission order, a seq submitted twice while the first copy is
 // still on its way is stored and fed to the health engine once, and Close
 // answers everything handed over. Every observer sees each accepted
-// message once.
+// message once. The same with SubmitTo, answered through a Completer.
 func TestSubmitPipelined(t *testing.T) {
+	t.Run("Submit", func(t *testing.T) { testSubmitPipelined(t, false) })
+	t.Run("SubmitTo", func(t *testing.T) { testSubmitPipelined(t, true) })
+}
+
+// chanCompleter passes each tag completed without error to a channel.
+type chanCompleter struct {
+	t       *testing.T
+	answers chan int
+}
+
+func (c chanCompleter) Complete(tag uint64, err error) {
+	if err != nil {
+		c.t.Errorf("submission %d answered %v", tag, err)
+	}
+	c.answers <- int(tag)
+}
+
+func testSubmitPipelined(t *testing.T, completer bool) {
 	srv, st := startInflux(t)
 	opts := testOptions(t)
 	engine, cmds := &seqObserver{}, &seqObserver{}
@@ -486,12 +504,19 @@ func TestSubmitPipelined(t *testing.T) {
 	seqs := []int64{1, 2, 3, 3, 4, 2, 6}
 	answers := make(chan int, len(seqs))
 	for i, seq := range seqs {
-		if err := c.Submit(ctx, term, posfleet.ChannelHeartbeat, hb(seq, ts.Add(time.Duration(seq)*time.Second)), func(err error) {
-			if err != nil {
-				t.Errorf("submission %d answered %v", i, err)
-			}
-			answers <- i
-		}); err != nil {
+		payload := hb(seq, ts.Add(time.Duration(seq)*time.Second))
+		var err error
+		if completer {
+			err = c.SubmitTo(ctx, term, posfleet.ChannelHeartbeat, payload, chanCompleter{t, answers}, uint64(i))
+		} else {
+			err = c.Submit(ctx, term, posfleet.ChannelHeartbeat, payload, func(err error) {
+				if err != nil {
+					t.Errorf("submission %d answered %v", i, err)
+				}
+				answers <- i
+			})
+		}
+		if err != nil {
 			t.Fatalf("Submit seq %d: %v", seq, err)
 		}
 	}

@@ -1,8 +1,12 @@
 package collector
 
 import (
+	"bytes"
 	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/posfleet/posfleet"
 )
 
 // step is one message through the filter: seq, ts (ms) and the verdict and
@@ -130,5 +134,25 @@ func TestRecordRoundTrip(t *testing.T) {
 	old := []byte("\x08acme:T-1\x05hb,a=b f=1i 1\n")
 	if r, err := parseRecord(old); err != nil || r.Seq != 5 || r.TS != noTS || string(r.Lines) != "hb,a=b f=1i 1\n" {
 		t.Errorf("old record = %+v, %v", r, err)
+	}
+}
+
+// TestTerminalRecord: a terminal's record is appendRecord's with the
+// terminal's name, written without building the name (up to 129 bytes: a
+// string over 32 bytes was an allocation per message).
+func TestTerminalRecord(t *testing.T) {
+	long := posfleet.TerminalRef{Tenant: strings.Repeat("t", posfleet.MaxIDLen), Terminal: strings.Repeat("T", posfleet.MaxIDLen)}
+	for _, ref := range []posfleet.TerminalRef{{Tenant: "acme", Terminal: "T-1"}, long} {
+		for _, seq := range []int64{0, 7} {
+			got := appendTerminalRecord([]byte("x"), ref, seq, 1764000000000)
+			want := appendRecord([]byte("x"), ref.String(), seq, 1764000000000, nil)
+			if !bytes.Equal(got, want) {
+				t.Errorf("%v seq %d: % x, want % x", ref, seq, got, want)
+			}
+		}
+	}
+	buf := make([]byte, 0, 512)
+	if n := testing.AllocsPerRun(100, func() { buf = appendTerminalRecord(buf[:0], long, 7, 1764000000000) }); n != 0 {
+		t.Errorf("%.0f allocations per record, want none", n)
 	}
 }

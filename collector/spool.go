@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 
 	"github.com/tidwall/wal"
+
+	"github.com/posfleet/posfleet"
 )
 
 // spool is the collector's durable queue: an append-only log (tidwall/wal)
@@ -20,13 +22,13 @@ import (
 // read by the writer, which advances the acknowledged index only after
 // InfluxDB accepted a batch.
 //
-// Removing acknowledged entries from the front of a tidwall/wal log rewrites
-// the rest of the first segment, so the spool does not do it per batch: the
-// acknowledged index lives in a small file of its own ("acked"), and the
-// log is truncated once a whole segment's worth of entries is acknowledged.
-// After a crash the entries between the last saved "acked" and the real
-// progress are written again; the measurement schema makes that idempotent
-// (see influxdb.PointTime).
+// The acknowledged index lives in a small file of its own ("acked"), and
+// the log drops only whole segments whose entries are all acknowledged
+// (wal.Log.TruncateFrontSegments): removing entries from the middle of a
+// segment would rewrite the rest of it. The log therefore starts up to a
+// segment before the first entry to write. After a crash the entries
+// between the last saved "acked" and the real progress are written again;
+// the measurement schema makes that idempotent (see influxdb.PointTime).
 type spool struct {
 	// mu guards log, which a failed write replaces (see rollback); nil
 	// while the log could not be reopened, and append tries again.
@@ -39,8 +41,6 @@ type spool struct {
 	first     uint64        // first index physically in the log
 	last      atomic.Uint64 // last index written; written by the committer only
 	acked     uint64        // every index <= acked is in the store
-	sinceTrim int64         // bytes acknowledged since the last truncation
-	segment   int64
 	// damage is what openSpool found and repaired, for the collector to
 	// log and count; nil when the log was intact.
 	damage *spoolDamage
@@ -69,6 +69,22 @@ const noTS = math.MaxInt64
 func appendRecord(dst []byte, ref string, seq, tsMilli int64, lines []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(ref)))
 	dst = append(dst, ref...)
+	return appendRecordRest(dst, seq, tsMilli, lines)
+}
+
+// appendTerminalRecord is appendRecord(dst, ref.String(), seq, tsMilli,
+// nil) without building ref.String(): past 32 bytes (names are up to 64
+// bytes each), that is an allocation per message.
+func appendTerminalRecord(dst []byte, ref posfleet.TerminalRef, seq, tsMilli int64) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(ref.Tenant)+1+len(ref.Terminal)))
+	dst = append(dst, ref.Tenant...)
+	dst = append(dst, ':')
+	dst = append(dst, ref.Terminal...)
+	return appendRecordRest(dst, seq, tsMilli, nil)
+}
+
+// appendRecordRest appends what follows the terminal in a record.
+func appendRecordRest(dst []byte, seq, tsMilli int64, lines []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(seq))
 	if seq > 0 {
 		dst = append(dst, 0)
@@ -124,12 +140,12 @@ func openSpool(dir string, segmentBytes int, noSync bool) (*spool, error) {
 		dir:       dir,
 		logDir:    filepath.Join(dir, "log"),
 		ackedFile: filepath.Join(dir, "acked"),
-		segment:   int64(segmentBytes),
 		opts: wal.Options{
 			NoSync:      noSync,
 			SegmentSize: segmentBytes,
 			LogFormat:   wal.Binary,
-			// Entries are copied into a batch right away; no need for a copy per read.
+			// Entries are copied into a batch right away (readFunc); no
+			// need for a copy per read.
 			NoCopy:     true,
 			AllowEmpty: true,
 			DirPerms:   0o700,
@@ -189,7 +205,7 @@ var errSpoolBroken = errors.New("spool: log unavailable after a failed write")
 // file, and would write the next batch after them. An fsync error is
 // never retried: the kernel may have dropped the pages it could not
 // write, so a later fsync could succeed without them on disk.
-func (s *spool) append(b *wal.Batch, recs [][]byte) (uint64, error) {
+func (s *spool) append(recs [][]byte) (uint64, error) {
 	last := s.last.Load()
 	s.mu.RLock()
 	log := s.log
@@ -203,13 +219,7 @@ func (s *spool) append(b *wal.Batch, recs [][]byte) (uint64, error) {
 		}
 		log = s.log
 	}
-	b.Clear()
-	idx := last
-	for _, r := range recs {
-		idx++
-		b.Write(idx, r)
-	}
-	if err := log.WriteBatch(b); err != nil {
+	if err := log.WriteEntries(last+1, recs); err != nil {
 		werr := fmt.Errorf("spool: write: %w", err)
 		s.mu.Lock()
 		if rerr := s.rollback(last); rerr != nil {
@@ -218,6 +228,7 @@ func (s *spool) append(b *wal.Batch, recs [][]byte) (uint64, error) {
 		s.mu.Unlock()
 		return last, werr
 	}
+	idx := last + uint64(len(recs))
 	s.last.Store(idx)
 	return idx, nil
 }
@@ -249,6 +260,8 @@ func (s *spool) rollback(last uint64) error {
 	return nil
 }
 
+// read returns an entry, valid until the log is next written: only for
+// recovery, before the committer starts (see readFunc).
 func (s *spool) read(idx uint64) ([]byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -262,31 +275,43 @@ func (s *spool) read(idx uint64) ([]byte, error) {
 	return b, nil
 }
 
-// ack records that every entry up to idx is stored, and trims the log when
-// enough of it is.
-func (s *spool) ack(idx uint64, bytes int64) error {
+// readFunc calls fn with an entry, valid only while fn runs: the log
+// reuses its buffers.
+func (s *spool) readFunc(idx uint64, fn func([]byte)) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.log == nil {
+		return errSpoolBroken
+	}
+	if err := s.log.ReadFunc(idx, fn); err != nil {
+		return fmt.Errorf("spool: read %d: %w", idx, err)
+	}
+	return nil
+}
+
+// ack records that every entry up to idx is stored, and removes the
+// segments it completes from the log.
+func (s *spool) ack(idx uint64) error {
 	s.acked = idx
 	// A lost or torn "acked" file only means more entries are written again
 	// after a crash, so it is written without fsync.
 	if err := os.WriteFile(s.ackedFile, strconv.AppendUint(nil, idx, 10), 0o600); err != nil {
 		return fmt.Errorf("spool: save progress: %w", err)
 	}
-	s.sinceTrim += bytes
-	if s.sinceTrim < s.segment && idx != s.last.Load() {
-		return nil
-	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.log == nil {
 		return nil // trimmed once the log is back
 	}
-	s.sinceTrim = 0
-	if err := s.log.TruncateFront(idx + 1); err != nil {
-		// A trim that failed half-way leaves wal refusing everything; the
-		// next write's rollback reopens the log, which finishes the trim.
+	first, err := s.log.TruncateFrontSegments(idx + 1)
+	if first > s.first {
+		s.first = first
+	}
+	if err != nil {
+		// The segments not removed stay in the log, which the next trim
+		// tries again.
 		return fmt.Errorf("spool: trim: %w", err)
 	}
-	s.first = idx + 1
 	return nil
 }
 

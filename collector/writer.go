@@ -47,6 +47,7 @@ func (c *Collector) writeLoop() {
 	}()
 
 	next := c.spool.acked + 1
+	lastSize := 0 // bytes of the last batch
 	for {
 		last := c.spool.last.Load()
 		if next > last {
@@ -69,28 +70,36 @@ func (c *Collector) writeLoop() {
 		select {
 		case bt.buf = <-free:
 		default:
+			// A new buffer the size of the last batch, rather than
+			// grown by doubling from nothing.
+			bt.buf = make([]byte, 0, lastSize+lastSize/8)
 		}
 		end := next - 1
 		readFailed := false
+		// take copies an entry's lines into the batch (the spool's buffer
+		// is reused once take returns).
+		var bad error
+		take := func(b []byte) {
+			bt.size += int64(len(b))
+			var lines []byte
+			if _, _, _, lines, bad = splitRecord(b); bad == nil {
+				bt.buf = append(bt.buf, lines...)
+				bt.lines++
+			}
+		}
 		var deadline <-chan time.Time
 		var timer *time.Timer
 		for bt.lines < c.opts.BatchLines {
 			last = c.spool.last.Load()
 			for end < last && bt.lines < c.opts.BatchLines {
-				b, err := c.spool.read(end + 1)
-				if err != nil {
+				if err := c.spool.readFunc(end+1, take); err != nil {
 					c.log.Error("spool read failed", "err", err)
 					c.metrics.spoolErrors.Inc()
 					readFailed = true
 					break
 				}
-				bt.size += int64(len(b))
-				_, _, _, lines, err := splitRecord(b)
-				if err != nil {
-					c.log.Error("spool entry skipped", "index", end+1, "err", err)
-				} else {
-					bt.buf = append(bt.buf, lines...)
-					bt.lines++
+				if bad != nil {
+					c.log.Error("spool entry skipped", "index", end+1, "err", bad)
 				}
 				end++
 			}
@@ -130,6 +139,7 @@ func (c *Collector) writeLoop() {
 		case <-ctx.Done():
 			return
 		}
+		lastSize = len(bt.buf)
 		go func() { bt.done <- c.store(ctx, bt.buf, bt.lines) }()
 		next = end + 1
 	}
@@ -151,15 +161,17 @@ func (c *Collector) ackLoop(inOrder <-chan *batch, free chan<- []byte) {
 	stopped := false
 	for bt := range inOrder {
 		ok := <-bt.done
-		select {
-		case free <- bt.buf[:0]:
-		default:
+		if ok { // else a failed write's request may still be reading it
+			select {
+			case free <- bt.buf[:0]:
+			default:
+			}
 		}
 		if !ok || stopped {
 			stopped = true
 			continue
 		}
-		if err := c.spool.ack(bt.end, bt.size); err != nil {
+		if err := c.spool.ack(bt.end); err != nil {
 			c.log.Error("spool acknowledgement failed", "err", err)
 			c.metrics.spoolErrors.Inc()
 		}

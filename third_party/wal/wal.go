@@ -80,6 +80,11 @@ type Options struct {
 	// slice. This is an optimization to help minimize allocations. When this
 	// option is set, do not modify the returned data because it may affect
 	// other Read calls. Default false
+	//
+	// posfleet patch: segment buffers are reused (see recycle), so with
+	// NoCopy the data returned by Read is valid only until the log is next
+	// written, truncated or closed. ReadFunc gives it to a function under
+	// the log's lock instead.
 	NoCopy bool
 	// AllowEmpty allows for a log to have all entries removed through the use
 	// of TruncateFront() or TruncateBack(). Otherwise without this option,
@@ -124,6 +129,10 @@ type Log struct {
 	sfile      *os.File    // tail segment file handle
 	wbatch     Batch       // reusable write batch
 	scache     tinylru.LRU // segment entries cache
+	// posfleet patch: the buffers of a segment dropped from the cache,
+	// for the next tail segment (see recycle).
+	spare     []byte
+	spareEpos []bpos
 }
 
 // segment represents a single segment file.
@@ -180,14 +189,30 @@ func abs(path string) (string, error) {
 	return filepath.Abs(path)
 }
 
+// posfleet patch: the cache is keyed by a segment's first index, which
+// stays the same when segments before it are removed
+// (TruncateFrontSegments), where a position in l.segments does not.
 func (l *Log) pushCache(segIdx int) {
 	_, _, _, v, evicted :=
-		l.scache.SetEvicted(segIdx, l.segments[segIdx])
+		l.scache.SetEvicted(l.segments[segIdx].index, l.segments[segIdx])
 	if evicted {
-		s := v.(*segment)
-		s.ebuf = nil
-		s.epos = nil
+		l.recycle(v.(*segment))
 	}
+}
+
+// recycle drops a segment's cached entries and keeps their buffers for
+// the next tail segment.
+//
+// posfleet patch: every tail segment got a new buffer (a whole segment,
+// 8 MiB in posfleet) and the last one was left to the garbage collector
+// when it fell out of the cache: the log allocated as many bytes as it
+// wrote.
+func (l *Log) recycle(s *segment) {
+	if cap(s.ebuf) > cap(l.spare) {
+		l.spare, l.spareEpos = s.ebuf[:0], s.epos[:0]
+	}
+	s.ebuf = nil
+	s.epos = nil
 }
 
 // load all the segments. This operation also cleans up any START/END segments.
@@ -364,7 +389,11 @@ func (l *Log) cycle() error {
 	s := &segment{
 		index: l.lastIndex + 1,
 		path:  filepath.Join(l.path, segmentName(l.lastIndex+1)),
+		// posfleet patch: a recycled buffer (see recycle).
+		ebuf: l.spare,
+		epos: l.spareEpos,
 	}
+	l.spare, l.spareEpos = nil, nil
 	var err error
 	l.sfile, err = os.OpenFile(s.path, os.O_CREATE|os.O_RDWR|os.O_TRUNC,
 		l.opts.FilePerms)
@@ -480,6 +509,49 @@ func (l *Log) writeBatch(b *Batch) error {
 			return ErrOutOfOrder
 		}
 	}
+	datas := b.datas
+	err := l.writeEntries(len(b.entries), len(b.datas), func(i int) []byte {
+		data := datas[:b.entries[i].size]
+		datas = datas[b.entries[i].size:]
+		return data
+	})
+	if err != nil {
+		return err
+	}
+	b.Clear()
+	return nil
+}
+
+// WriteEntries appends datas as the entries from index first on, like
+// WriteBatch, from the caller's slices.
+//
+// posfleet patch: a Batch is a copy of every entry on its way to the
+// segment's buffer; the spool writes straight from its records.
+func (l *Log) WriteEntries(first uint64, datas [][]byte) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.corrupt {
+		return ErrCorrupt
+	} else if l.closed {
+		return ErrClosed
+	}
+	if len(datas) == 0 {
+		return nil
+	}
+	if first != l.lastIndex+1 {
+		return ErrOutOfOrder
+	}
+	size := 0
+	for _, d := range datas {
+		size += len(d)
+	}
+	return l.writeEntries(len(datas), size, func(i int) []byte { return datas[i] })
+}
+
+// writeEntries appends n entries of size bytes in all, data(0) to
+// data(n-1) in that order, after the last one.
+func (l *Log) writeEntries(n, size int, data func(i int) []byte) error {
+	first := l.lastIndex + 1
 	// load the tail segment
 	s := l.segments[len(l.segments)-1]
 	if len(s.ebuf) > l.opts.SegmentSize {
@@ -491,39 +563,38 @@ func (l *Log) writeBatch(b *Batch) error {
 	}
 
 	mark := len(s.ebuf)
-	datas := b.datas
-	s.reserve(len(datas)+len(b.entries)*binary.MaxVarintLen64, l.opts.SegmentSize)
-	for i := 0; i < len(b.entries); i++ {
-		data := datas[:b.entries[i].size]
+	room := size + n*binary.MaxVarintLen64
+	s.reserve(room, l.opts.SegmentSize)
+	for i := 0; i < n; i++ {
+		index := first + uint64(i)
 		var epos bpos
-		s.ebuf, epos = l.appendEntry(s.ebuf, b.entries[i].index, data)
+		s.ebuf, epos = l.appendEntry(s.ebuf, index, data(i))
 		s.epos = append(s.epos, epos)
 		if len(s.ebuf) >= l.opts.SegmentSize {
 			// segment has reached capacity, cycle now
 			if _, err := l.sfile.Write(s.ebuf[mark:]); err != nil {
 				return err
 			}
-			l.lastIndex = b.entries[i].index
+			l.lastIndex = index
 			if err := l.cycle(); err != nil {
 				return err
 			}
 			s = l.segments[len(l.segments)-1]
 			mark = 0
+			s.reserve(room, l.opts.SegmentSize)
 		}
-		datas = datas[b.entries[i].size:]
 	}
 	if len(s.ebuf)-mark > 0 {
 		if _, err := l.sfile.Write(s.ebuf[mark:]); err != nil {
 			return err
 		}
-		l.lastIndex = b.entries[len(b.entries)-1].index
+		l.lastIndex = first + uint64(n) - 1
 	}
 	if !l.opts.NoSync {
 		if err := l.sfile.Sync(); err != nil {
 			return err
 		}
 	}
-	b.Clear()
 	return nil
 }
 
@@ -702,6 +773,44 @@ func (l *Log) Read(index uint64) (data []byte, err error) {
 	return data, nil
 }
 
+// ReadFunc calls fn with the data of an entry, under the log's lock: the
+// data is valid only while fn runs, and fn must not call the log.
+//
+// posfleet patch: Read with NoCopy, without the data going stale when a
+// write reuses the buffer it is in (see recycle).
+func (l *Log) ReadFunc(index uint64, fn func(data []byte)) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.corrupt {
+		return ErrCorrupt
+	} else if l.closed {
+		return ErrClosed
+	}
+	if index < l.firstIndex || index > l.lastIndex {
+		return ErrNotFound
+	}
+	s, err := l.loadSegment(index)
+	if err != nil {
+		return err
+	}
+	epos := s.epos[index-s.index]
+	edata := s.ebuf[epos.pos:epos.end]
+	if l.opts.LogFormat == JSON {
+		data, err := readJSON(edata)
+		if err != nil {
+			return err
+		}
+		fn(data)
+		return nil
+	}
+	size, n := binary.Uvarint(edata)
+	if n <= 0 || uint64(len(edata)-n) < size {
+		return ErrCorrupt
+	}
+	fn(edata[n : uint64(n)+size])
+	return nil
+}
+
 //go:noinline
 func readJSON(edata []byte) ([]byte, error) {
 	var data []byte
@@ -738,9 +847,7 @@ func (l *Log) ClearCache() error {
 
 func (l *Log) clearCache() {
 	l.scache.Range(func(_, v interface{}) bool {
-		s := v.(*segment)
-		s.ebuf = nil
-		s.epos = nil
+		l.recycle(v.(*segment)) // posfleet patch: was ebuf, epos = nil, nil
 		return true
 	})
 	l.scache = tinylru.LRU{}
@@ -880,6 +987,66 @@ func (l *Log) truncateFront(index uint64) (err error) {
 	l.firstIndex = index
 	l.clearCache()
 	return nil
+}
+
+// TruncateFrontSegments removes the segments whose entries all come
+// before index, and returns the log's first index after it: the first of
+// the segment holding index (or of the tail segment), at most index.
+// Unlike TruncateFront, it removes only whole segment files: no segment is
+// rewritten and the tail stays in memory as it is.
+//
+// posfleet patch: TruncateFront rewrites what is left of the segment
+// holding index (up to a whole segment read, written and fsynced) and
+// reloads the tail from its file when index is in it; the spool trims
+// after every write to the store.
+func (l *Log) TruncateFrontSegments(index uint64) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.corrupt {
+		return 0, ErrCorrupt
+	} else if l.closed {
+		return 0, ErrClosed
+	}
+	if index < l.firstIndex || index > l.lastIndex+1 {
+		return l.firstIndex, ErrOutOfRange
+	}
+	segIdx := l.findSegment(index)
+	if segIdx <= 0 {
+		return l.firstIndex, nil
+	}
+	// Oldest first: a crash half-way leaves the log's entries contiguous.
+	var err error
+	removed := 0
+	for ; removed < segIdx; removed++ {
+		s := l.segments[removed]
+		if err = os.Remove(s.path); err != nil && !os.IsNotExist(err) {
+			break
+		}
+		err = nil
+		if _, ok := l.scache.Delete(s.index); ok {
+			l.recycle(s)
+		}
+	}
+	l.segments = append(l.segments[:0], l.segments[removed:]...)
+	l.firstIndex = l.segments[0].index
+	if err == nil {
+		// The removals on disk before anything that relies on them.
+		err = syncDir(l.path)
+	}
+	return l.firstIndex, err
+}
+
+// syncDir fsyncs a directory, for the files created in or removed from it.
+func syncDir(path string) error {
+	d, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // TruncateBack truncates the back of the log by removing all entries that
