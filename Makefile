@@ -39,9 +39,10 @@ test: influxd vet
 	POSFLEET_INFLUXD=$(INFLUXD) $(GO) test -count=1 -timeout 15m ./...
 
 # Short fuzzing of every decoder (the normal test run only replays the corpus).
-FUZZ_TARGETS := FuzzDecodeHeartbeat FuzzDecodeFault FuzzDecodeFirmware FuzzDecodeTxn FuzzDecodeStatus FuzzDecodeAck FuzzContainsPAN FuzzContainsCardData
+FUZZ_TARGETS := FuzzDecodeHeartbeat FuzzDecodeFault FuzzDecodeFirmware FuzzDecodeTxn FuzzDecodeStatus FuzzDecodeAck FuzzContainsPAN FuzzContainsCardData FuzzDecodeCardScan
 fuzz:
 	@for f in $(FUZZ_TARGETS); do echo "== $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime 20s . || exit 1; done
+	@echo "== FuzzEncoderMatchesLineprotocol"; $(GO) test -run '^$$' -fuzz '^FuzzEncoderMatchesLineprotocol$$' -fuzztime 20s ./influxdb
 
 clean:
 	rm -rf bin .data

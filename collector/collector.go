@@ -82,7 +82,9 @@ const (
 // Observer consumes the messages the collector accepted: each one once,
 // after it is durable, never a duplicate (the health engine, the command
 // tracker). Observe runs on the collector's commit path: it must not
-// block.
+// block, and it must not keep the message or any pointer into it (its
+// strings may be kept: they are never reused): once observed, the message
+// goes back to the decoder's pool (posfleet.Message.Release).
 type Observer interface {
 	Observe(*posfleet.Message)
 }
@@ -480,6 +482,7 @@ func (c *Collector) submit(ctx context.Context, ref posfleet.TerminalRef, ch pos
 			} else {
 				done(nil)
 			}
+			msg.Release()
 			return nil
 		}
 	}
@@ -492,6 +495,7 @@ func (c *Collector) submit(ctx context.Context, ref posfleet.TerminalRef, ch pos
 		c.pool.Put(cm)
 		rej := &posfleet.Rejection{Reason: posfleet.ReasonOutOfRange, Detail: "not storable"}
 		c.reject(ctx, msg.Terminal, msg.Channel, rej, msg.Received)
+		msg.Release()
 		return rej
 	}
 	cm.rec, cm.msg, cm.st, cm.answer, cm.to, cm.tag = rec, msg, st, done, to, tag
@@ -540,6 +544,11 @@ func (c *Collector) complete(cm *commit, err error) {
 	} else if cm.answer != nil {
 		cm.answer(err)
 	}
+	// Stored and observed: the observers keep no pointer into a message
+	// (they copy what they keep), so its block can serve the next Decode.
+	if cm.msg != nil {
+		cm.msg.Release()
+	}
 	if cm.pooled {
 		cm.rec, cm.msg, cm.st, cm.answer, cm.to = cm.rec[:0], nil, nil, nil, nil
 		c.pool.Put(cm)
@@ -552,6 +561,9 @@ func (c *Collector) handOff(ctx context.Context, cm *commit) error {
 	c.gate.RLock()
 	defer c.gate.RUnlock()
 	fail := func(err error) error {
+		if cm.msg != nil {
+			cm.msg.Release()
+		}
 		cm.msg, cm.st, cm.answer, cm.to = nil, nil, nil, nil
 		if cm.pooled {
 			c.pool.Put(cm)
