@@ -162,19 +162,29 @@ func prescan[T string | []byte](b T) int {
 // scanClass is the class of every byte for prescan: clDigit, clHex, and
 // clOdd for what takes the normalising copy (not ASCII, DEL, and control
 // characters other than tab, newline and carriage return).
-var scanClass = func() (t [256]uint8) {
-	for c := range t {
+var scanClass = byteClasses(func(c byte) uint8 {
+	if c >= 0x7f || c < ' ' && c != '\t' && c != '\n' && c != '\r' {
+		return clOdd
+	}
+	return 0
+})
+
+// byteClasses returns a table of every byte's class: special's, when it
+// gives one, else clDigit|clHex for digits and clHex for hex letters.
+func byteClasses(special func(c byte) uint8) (t [256]uint8) {
+	for i := range t {
+		c := byte(i)
 		switch {
-		case c >= 0x7f || c < ' ' && c != '\t' && c != '\n' && c != '\r':
-			t[c] = clOdd
-		case isDigit(byte(c)):
+		case special(c) != 0:
+			t[c] = special(c)
+		case isDigit(c):
 			t[c] = clDigit | clHex
-		case isHex(byte(c)):
+		case isHex(c):
 			t[c] = clHex
 		}
 	}
 	return t
-}()
+}
 
 // Redact returns s when it holds no card data, and otherwise a fixed marker
 // that keeps none of its digits, safe to log, store and show.

@@ -1121,21 +1121,15 @@ const (
 	clStop              // '"', '\\' or a control character
 )
 
-var strClass = func() (t [256]uint8) {
-	for c := range t {
-		switch {
-		case c == '"' || c == '\\' || c < ' ':
-			t[c] = clStop
-		case c >= 0x7f:
-			t[c] = clOdd
-		case isDigit(byte(c)):
-			t[c] = clDigit | clHex
-		case isHex(byte(c)):
-			t[c] = clHex
-		}
+var strClass = byteClasses(func(c byte) uint8 {
+	switch {
+	case c == '"' || c == '\\' || c < ' ':
+		return clStop
+	case c >= 0x7f:
+		return clOdd
 	}
-	return t
-}()
+	return 0
+})
 
 // stringCardData is jsonCardData for the inside of one JSON string.
 func stringCardData(s []byte, esc bool) bool {
