@@ -465,7 +465,7 @@ func flagCases() []flagCase {
 			// An hour of silence: the rejections leave the window (Tick).
 			clear: func(x *term) { time.Sleep(66 * time.Minute) },
 		},
-	}, append(signalFlagCases(), issue17FlagCases()...)...)
+	}, append(signalFlagCases(), silentWearFlagCases()...)...)
 }
 
 func TestFlagsCoverProtocol(t *testing.T) {

@@ -38,7 +38,7 @@ import (
 	"github.com/posfleet/posfleet/influxdb/influxtest"
 )
 
-// The end-to-end tests of issue 14 (alarms and notifications): `posfleet
+// The end-to-end tests of alarms and notifications: `posfleet
 // serve` runs as a child process (startRole), terminals are real MQTT
 // clients or the simulator (posterm), and the receivers are real servers
 // in the test on loopback: an HTTP server for webhooks, go-smtp for mail.

@@ -216,7 +216,7 @@ const clusterPolicy = `models:
   VX520: {target: 2.4.1}
 `
 
-// TestClusterShowsOneFleet: the cluster of issue 13 — Mosquitto as the
+// TestClusterShowsOneFleet: the cluster — Mosquitto as the
 // external broker, two collectors, two health processes, two web-only
 // processes, one PostgreSQL, InfluxDB — runs the simulator's labelled
 // fleet (every scenario, windowed flags and the bank outage included)

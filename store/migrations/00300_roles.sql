@@ -1,5 +1,5 @@
 -- +goose Up
--- Roles (issue 15): a user's role and, for a crew, its regions
+-- Roles: a user's role and, for a crew, its regions
 -- (comma-separated); an API token's scopes (comma-separated: read, act,
 -- provision, admin). Existing rows keep working as before: an empty role
 -- is an administrator for a user of tenant '*' and an operator for a

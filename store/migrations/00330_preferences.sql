@@ -1,5 +1,5 @@
 -- +goose Up
--- Language and time (issue 15): a user's language ('en', 'zh-CN'; '' is
+-- Language and time: a user's language ('en', 'zh-CN'; '' is
 -- the browser's choice) and IANA time zone ('' is its tenant's); a
 -- tenant's default time zone and language for its users and its mail.
 ALTER TABLE users ADD COLUMN language TEXT NOT NULL DEFAULT '';

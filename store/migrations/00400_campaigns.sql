@@ -1,5 +1,5 @@
 -- +goose Up
--- Firmware campaigns (issue 16; package campaign): a campaign, its
+-- Firmware campaigns (package campaign): a campaign, its
 -- terminals and their progress, its timeline, and the KPI counters of
 -- both cohorts when each wave's soak started. Written by the holder of
 -- the health lease (the runner) and by any web replica (create and the

@@ -1,5 +1,5 @@
 -- +goose Up
--- threshold_versions (issue 17): every thresholds document accepted (the
+-- threshold_versions: every thresholds document accepted (the
 -- overrides per tenant and per tenant's model of PROTOCOL.md §2's
 -- defaults), newest = in force. Every process running the health engine
 -- applies a new version within seconds.

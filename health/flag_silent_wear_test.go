@@ -67,8 +67,8 @@ func (t *term) wearDays(days float64, at func(day float64) func(*posfleet.Heartb
 	}
 }
 
-// issue17FlagCases are TestFlags' cases of silent and wear_due.
-func issue17FlagCases() []flagCase {
+// silentWearFlagCases are TestFlags' cases of silent and wear_due.
+func silentWearFlagCases() []flagCase {
 	return []flagCase{
 		{
 			name: "silent",
