@@ -153,10 +153,7 @@ func runConnections(ctx context.Context, o options, progress io.Writer, c *Conne
 		return err
 	}
 	c.ProvisionSeconds = time.Since(t0).Seconds()
-	ps.mqtt, ps.http = freeAddr(), freeAddr()
-	if o.PprofDir != "" {
-		ps.pprofAddr = freeAddr()
-	}
+	ps.pprof = o.PprofDir != ""
 	addr, err := ps.Start(ctx, db)
 	if err != nil {
 		return err

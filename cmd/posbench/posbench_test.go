@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -239,5 +243,66 @@ func TestMessage(t *testing.T) {
 		if _, err := posfleet.Decode(posfleet.TerminalRef{Tenant: "acme", Terminal: "T-00001"}, ch, got, base); err != nil {
 			t.Errorf("message(%d) refused: %v", seq, err)
 		}
+	}
+}
+
+// TestStartTriesOtherPorts: a port found free can be taken by another
+// process before posfleet binds it. The first start then tries other
+// ports, and the error of a start that fails says why.
+func TestStartTriesOtherPorts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts posfleet")
+	}
+	o := defaultOptions()
+	o.Influxd = "unused"
+	if err := o.binaries(t.Context(), t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	calls := 0
+	freeAddr = func() string {
+		calls++
+		if calls == 1 {
+			return taken.Addr().String() // the MQTT address of the first try
+		}
+		return pickFreeAddr()
+	}
+	defer func() { freeAddr = pickFreeAddr }()
+
+	// Accepts everything: this test is about the listeners, not the data.
+	fakeInflux := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"name":"influxdb","status":"pass","version":"1.8.10"}`)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer fakeInflux.Close()
+	procs := &children{}
+	defer procs.stopAll()
+	s := &posfleetSystem{bin: o.Posfleet, dir: t.TempDir(), procs: procs,
+		influx: &influx{srv: &influxtest.Server{URL: fakeInflux.URL}},
+		creds:  fleetCredentials(2)}
+	addr, err := s.Start(t.Context(), "db")
+	if err != nil {
+		t.Fatalf("start with the first MQTT port taken: %v", err)
+	}
+	if addr == taken.Addr().String() || calls < 6 {
+		t.Errorf("started on %s after %d addresses chosen; want other ports than the taken %s", addr, calls, taken.Addr())
+	}
+	s.Stop()
+
+	// A restart keeps its ports: with the MQTT port taken it fails, and
+	// says why.
+	s.mqtt = taken.Addr().String()
+	_, err = s.Start(t.Context(), "db")
+	t.Logf("restart on a taken port: %v", err)
+	if err == nil || !errors.Is(err, errAddrInUse) || !strings.Contains(err.Error(), "bind: address already in use") {
+		t.Errorf("restart on a taken port: %v; want the log's reason", err)
 	}
 }

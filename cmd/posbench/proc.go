@@ -98,6 +98,38 @@ func (cs *children) stopAll() {
 	}
 }
 
+// errAddrInUse marks a child that exited at start because one of its
+// addresses was taken.
+var errAddrInUse = errors.New("address already in use")
+
+// startFailure adds to err, when the child has exited, how it ended and
+// the last lines of its log, so that a failed start says why without the
+// log (which is gone with the run's temporary directory).
+func startFailure(err error, c *child, logPath string) error {
+	if !c.exited() {
+		return err
+	}
+	tail := logTail(logPath, 5)
+	err = fmt.Errorf("%w (%v): %s", err, c.err, tail)
+	if strings.Contains(tail, "address already in use") {
+		err = fmt.Errorf("%w: %w", errAddrInUse, err)
+	}
+	return err
+}
+
+// logTail returns the last n lines of the file at path, joined by " | ".
+func logTail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
 // cpuSeconds returns user+system CPU time of pid from /proc/PID/stat.
 func cpuSeconds(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -42,13 +42,17 @@ type posfleetSystem struct {
 	metricsAddr string // the credential-free metrics listener (--metrics-addr)
 	db          string
 	proc        *child
+	provisioned bool // the terminals are imported
+	started     bool // the addresses are chosen and were bound once
 	// name is the label; extra are further serve flags; defaults keeps
 	// the per-terminal rate limit (the connections scenario).
 	name     string
 	extra    []string
 	defaults bool
 	env      []string
-	// pprofAddr, when set, is posfleet's profiling listener (--pprof-addr).
+	// pprof asks for posfleet's profiling listener (--pprof-addr), on
+	// pprofAddr.
+	pprof     bool
 	pprofAddr string
 }
 
@@ -92,22 +96,52 @@ func (s *posfleetSystem) provision(ctx context.Context) error {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("posfleet terminals import: %w: %s", err, out)
 	}
+	s.provisioned = true
 	return nil
+}
+
+// reset starts the system afresh in dir: provisioned again and on new
+// ports at the next Start.
+func (s *posfleetSystem) reset(dir string, pprof bool) {
+	s.dir, s.pprof, s.pprofAddr = dir, pprof, ""
+	s.provisioned, s.started = false, false
 }
 
 // Start provisions the terminals on first use and runs posfleet serve on
 // free loopback ports; a later Start (a restart) reuses the data and ports.
 func (s *posfleetSystem) Start(ctx context.Context, db string) (string, error) {
-	if s.mqtt == "" {
+	if !s.provisioned {
 		if err := s.provision(ctx); err != nil {
 			return "", err
 		}
-		s.mqtt, s.http, s.metricsAddr = freeAddr(), freeAddr(), freeAddr()
 	}
 	s.db = db
+	fresh := !s.started
+	for attempt := 1; ; attempt++ {
+		if fresh {
+			s.mqtt, s.http, s.metricsAddr = freeAddr(), freeAddr(), freeAddr()
+			if s.pprof {
+				s.pprofAddr = freeAddr()
+			}
+		}
+		err := s.start(ctx)
+		// A free port is closed again before posfleet binds it, and
+		// another process on the machine may take it in between: a
+		// first start then tries other ports. A restart must keep its
+		// ports (the terminals reconnect to them).
+		if err == nil || !fresh || attempt == 3 || !errors.Is(err, errAddrInUse) {
+			s.started = s.started || err == nil
+			return s.mqtt, err
+		}
+	}
+}
+
+// start runs posfleet serve once on s's addresses and waits until it
+// answers its health check.
+func (s *posfleetSystem) start(ctx context.Context) error {
 	args := []string{"--data-dir", filepath.Join(s.dir, "data"), "--log-level", "warn", "serve",
 		"--mqtt-addr", s.mqtt, "--http-addr", s.http, "--metrics-addr", s.metricsAddr,
-		"--influx-url", s.influx.srv.URL, "--influx-bucket", bucket(db)}
+		"--influx-url", s.influx.srv.URL, "--influx-bucket", bucket(s.db)}
 	if !s.defaults {
 		// The throughput scenario measures the pipeline, not the
 		// per-terminal limit that protects it from a runaway terminal.
@@ -117,15 +151,16 @@ func (s *posfleetSystem) Start(ctx context.Context, db string) (string, error) {
 		args = append(args, "--pprof-addr", s.pprofAddr)
 	}
 	args = append(args, s.extra...)
-	p, err := s.procs.start(s.Name(), filepath.Join(s.dir, "posfleet.log"), s.env, s.bin, args...)
+	logPath := filepath.Join(s.dir, "posfleet.log")
+	p, err := s.procs.start(s.Name(), logPath, s.env, s.bin, args...)
 	if err != nil {
-		return "", err
+		return err
 	}
 	s.proc = p
 	if err := waitHTTP(ctx, p, "http://"+s.http+"/healthz", 60*time.Second); err != nil {
-		return "", fmt.Errorf("posfleet: %w (log %s)", err, filepath.Join(s.dir, "posfleet.log"))
+		return fmt.Errorf("posfleet: %w (log %s)", startFailure(err, p, logPath), logPath)
 	}
-	return s.mqtt, nil
+	return nil
 }
 
 // kill ends posfleet at once (SIGKILL), as a crash or an OOM kill would.
@@ -192,7 +227,8 @@ func (s *telegrafSystem) Start(ctx context.Context, db string) (string, error) {
 		return "", err
 	}
 	if err := waitTCP(ctx, s.mq, addr, 30*time.Second); err != nil {
-		return "", fmt.Errorf("mosquitto: %w (log %s)", err, filepath.Join(dir, "mosquitto.log"))
+		logPath := filepath.Join(dir, "mosquitto.log")
+		return "", fmt.Errorf("mosquitto: %w (log %s)", startFailure(err, s.mq, logPath), logPath)
 	}
 	if s.tg, err = s.procs.start("telegraf", filepath.Join(dir, "telegraf.log"), nil, s.telegraf, "--config", filepath.Join(dir, "telegraf.conf")); err != nil {
 		return "", err
@@ -312,8 +348,11 @@ func currentUser() string {
 	return "nobody"
 }
 
-// freeAddr returns a free loopback TCP address.
-func freeAddr() string {
+// freeAddr returns a free loopback TCP address (a variable so that a
+// test can hand out a taken one).
+var freeAddr = pickFreeAddr
+
+func pickFreeAddr() string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(err)

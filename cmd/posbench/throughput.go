@@ -153,11 +153,7 @@ func benchThroughput(ctx context.Context, o options, progress io.Writer) (*Repor
 			i := slices.IndexFunc(systems, func(s system) bool { return s.Name() == name })
 			sys := systems[i]
 			if ps, ok := sys.(*posfleetSystem); ok {
-				ps.dir = filepath.Join(work, dbName(ps.Name(), r))
-				ps.mqtt = ""
-				if o.PprofDir != "" {
-					ps.pprofAddr = freeAddr()
-				}
+				ps.reset(filepath.Join(work, dbName(ps.Name(), r)), o.PprofDir != "")
 			}
 			if ts, ok := sys.(*telegrafSystem); ok {
 				ts.dir = filepath.Join(work, "telegraf")
