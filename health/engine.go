@@ -206,6 +206,9 @@ func (e *Engine) observeHeartbeat(s *termState, hb *posfleet.Heartbeat, now int6
 		info.Pending = int32(min(*hb.PendingTxns, 1<<30))
 	}
 	s.HB[s.HBNext] = smp
+	if smp.Live {
+		s.Clock.add(now, smp.Off)
+	}
 	s.HBNext = (s.HBNext + 1) % HeartbeatRing
 	if s.HBCount < HeartbeatRing {
 		s.HBCount++

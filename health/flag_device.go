@@ -116,7 +116,10 @@ func (e *Engine) explainBattery(s *termState, cut int64, th *resolved) *posfleet
 // ts - received is the clock's offset minus the delivery delay, and the
 // delay is never negative: the least delayed of the last few live
 // heartbeats (liveHeartbeat) gives the offset, and a terminal that delivers
-// old heartbeats from its outbox is not taken for a wrong clock.
+// old heartbeats from its outbox is not taken for a wrong clock. Nor is
+// such a backlog taken for a right one: the live heartbeats are kept apart
+// (termState.Clock), and a burst of replayed ones neither raises nor
+// clears the flag.
 
 type skewReading struct {
 	heartbeats int
@@ -126,16 +129,17 @@ type skewReading struct {
 
 func (e *Engine) readSkew(s *termState, cut int64) skewReading {
 	var r skewReading
-	for j := 0; j < int(s.HBCount) && r.heartbeats < clockSkewWindow; j++ {
-		h := &s.HB[(int(s.HBNext)-1-j+2*HeartbeatRing)%HeartbeatRing]
-		if !h.Live || h.At < cut {
+	c := &s.Clock
+	for j := range int(c.Count) {
+		i := (int(c.Next) - 1 - j + 2*clockSkewWindow) % clockSkewWindow
+		if c.At[i] < cut {
 			continue
 		}
-		if off := int64(h.Off); r.heartbeats == 0 || off > r.skew {
+		if off := int64(c.Off[i]); r.heartbeats == 0 || off > r.skew {
 			r.skew = off
 		}
 		if r.heartbeats == 0 {
-			r.at = h.At
+			r.at = c.At[i]
 		}
 		r.heartbeats++
 	}

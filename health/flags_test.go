@@ -648,6 +648,51 @@ func TestClockSkewWhateverTheInterval(t *testing.T) {
 	}
 }
 
+// TestClockSkewHeldThroughABacklog: a terminal whose clock is wrong goes
+// offline and, back, replays its outbox in a burst. The replayed heartbeats
+// are not live, so they say nothing of the clock either way: clock_skew
+// stays raised through them (it used to clear once they pushed the live
+// ones out of the heartbeat ring, and rise again with the next live
+// ones: an alarm cleared and raised again for nothing), with its evidence,
+// and it clears only when live heartbeats show the clock right.
+func TestClockSkewHeldThroughABacklog(t *testing.T) {
+	const wrong = -20 * time.Minute
+	bubble(t, func(t *testing.T, e *health.Engine) {
+		x := newTerm(e, "T1")
+		for range 3 {
+			x.hb(hbSkew(wrong))
+			time.Sleep(time.Minute)
+		}
+		if !x.has(posfleet.FlagClockSkew) {
+			t.Fatal("no clock_skew after three live heartbeats 20 minutes off")
+		}
+		since := x.flag(t, posfleet.FlagClockSkew).Since
+		time.Sleep(30 * time.Minute)
+		for k := 30; k > 0; k-- {
+			x.hb(hbSkew(wrong - time.Duration(k)*time.Minute))
+			if !x.has(posfleet.FlagClockSkew) {
+				t.Fatalf("clock_skew cleared by the %dth replayed heartbeat", 31-k)
+			}
+		}
+		f := x.flag(t, posfleet.FlagClockSkew)
+		if !f.Since.Equal(since) {
+			t.Errorf("clock_skew since %v after the backlog, want still %v", f.Since, since)
+		}
+		ev := evidenceOf[*posfleet.ClockSkewEvidence](t, f)
+		if ev.SkewS != int64(wrong.Seconds()) || ev.Heartbeats != 3 {
+			t.Errorf("evidence after the backlog: skew_s %d from %d heartbeats, want %d from 3", ev.SkewS, ev.Heartbeats, int64(wrong.Seconds()))
+		}
+		// The clock set right (NTP): live heartbeats clear it.
+		for range 3 {
+			time.Sleep(time.Minute)
+			x.hb()
+		}
+		if x.has(posfleet.FlagClockSkew) {
+			t.Errorf("clock_skew after three live heartbeats with the clock right: %+v", x.flag(t, posfleet.FlagClockSkew))
+		}
+	})
+}
+
 // evidenceKeys returns the JSON keys of a flag's evidence, as the API shows them.
 func evidenceKeys(t *testing.T, ev posfleet.Evidence) map[string]any {
 	t.Helper()

@@ -141,6 +141,7 @@ func (e *Engine) Restore(r io.Reader) error {
 			continue
 		}
 		s.withholdCardData()
+		s.fillLiveClock()
 		switch h.Version {
 		case 1:
 			s.fromV1()

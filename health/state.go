@@ -157,6 +157,35 @@ type hbSample struct {
 	Live bool
 }
 
+// liveClock is the clock offsets of the last clockSkewWindow live
+// heartbeats (hbSample.Live), in a ring.
+type liveClock struct {
+	At          [clockSkewWindow]int64
+	Off         [clockSkewWindow]int32 // as hbSample.Off
+	Next, Count uint8
+}
+
+func (c *liveClock) add(at int64, off int32) {
+	c.At[c.Next], c.Off[c.Next] = at, off
+	c.Next = (c.Next + 1) % clockSkewWindow
+	if c.Count < clockSkewWindow {
+		c.Count++
+	}
+}
+
+// fillLiveClock takes Clock from the heartbeat ring in the state of a
+// snapshot written before Clock was kept.
+func (s *termState) fillLiveClock() {
+	if s.Clock.Count > 0 {
+		return
+	}
+	for j := int(s.HBCount) - 1; j >= 0; j-- { // oldest first
+		if h := &s.HB[(int(s.HBNext)-1-j+2*HeartbeatRing)%HeartbeatRing]; h.Live {
+			s.Clock.add(h.At, h.Off)
+		}
+	}
+}
+
 // hbInfo is the last heartbeat, for queries and the single-heartbeat rules.
 type hbInfo struct {
 	At, TS    int64
@@ -307,10 +336,14 @@ type termState struct {
 	Update                                   posfleet.UpdateAttempt
 	UpdateAt                                 int64
 
-	HB           [HeartbeatRing]hbSample
-	HBNext       uint8
-	HBCount      uint8
-	LastHB       hbInfo
+	HB      [HeartbeatRing]hbSample
+	HBNext  uint8
+	HBCount uint8
+	LastHB  hbInfo
+	// Clock is what clock_skew judges: the last live heartbeats, kept
+	// apart from HB so that a replayed backlog, which is not live, does
+	// not push them out (and clear the flag with no evidence either way).
+	Clock        liveClock
 	LowBatStreak uint8
 	LowBatSince  int64
 	PaperOutAt   int64
