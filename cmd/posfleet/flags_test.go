@@ -203,3 +203,24 @@ func testCertPEM(t *testing.T) string {
 	}
 	return strings.TrimSpace(string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
 }
+
+// TestServeGCPercent: serve sets a GC target of its own unless GOGC is set,
+// when the runtime's is the operator's.
+func TestServeGCPercent(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "GOGC" {
+				return v
+			}
+			return ""
+		}
+	}
+	if p, ok := defaultGCPercent(env("")); !ok || p != serveGCPercent {
+		t.Errorf("without GOGC: %d, %v; want %d", p, ok, serveGCPercent)
+	}
+	for _, v := range []string{"100", "off", "200"} {
+		if _, ok := defaultGCPercent(env(v)); ok {
+			t.Errorf("GOGC=%s: serve sets its own", v)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -104,11 +105,32 @@ func (cmd *ServeCmd) Run(ctx context.Context, g *Globals) error {
 	if err != nil {
 		return err
 	}
+	if percent, ok := defaultGCPercent(os.Getenv); ok {
+		debug.SetGCPercent(percent)
+		g.Logger.Info("garbage collector target set", "gogc", percent, "why", "default of posfleet serve; set GOGC to change it")
+	}
 	srv, err := server.New(cfg)
 	if err != nil {
 		return err
 	}
 	return srv.Run(ctx)
+}
+
+// serveGCPercent is posfleet serve's GOGC when the environment sets none.
+// Go's default, 100, lets the heap grow to twice what is live before a
+// collection, and the runtime keeps that room: with thousands of idle
+// connections it is most of the memory per terminal. At 50, 15,000
+// connected terminals take 17 KiB each instead of 24–26 KiB, for about 4%
+// more CPU per message at the maximum rate (README, Performance).
+const serveGCPercent = 50
+
+// defaultGCPercent returns the GC percent serve sets, and false when GOGC
+// is set (the runtime has applied it already).
+func defaultGCPercent(getenv func(string) string) (int, bool) {
+	if getenv("GOGC") != "" {
+		return 0, false
+	}
+	return serveGCPercent, true
 }
 
 func (cmd *ServeCmd) config(g *Globals) (server.Config, error) {
