@@ -38,7 +38,7 @@
 // ends the firmware flags; the 24-hour flags clear when their last event is
 // 24 h old; txn_failures when failures fall below the rate in the last 50;
 // hardware_fault when the fault is cleared; weak_network, battery and
-// clock_skew with the next heartbeats that are fine; bad_data with an
+// clock_skew with the next live heartbeats that are fine; bad_data with an
 // accepted message or when its rejections leave the hour; fallback_rate
 // when the fallbacks leave the last 50 chip payments; moved after two
 // heartbeats at the site; silent with a sale, at the end of the usual
@@ -65,7 +65,9 @@
 // with a timestamp an interval after it. The first heartbeat ever heard
 // counts as live. Delivery delay only ever makes ts look older, so the
 // engine takes the least delayed of the last three live heartbeats as the
-// clock's offset, and wants at least two of them. Transactions
+// clock's offset, and wants at least two of them. Those three are kept
+// apart from the heartbeat ring, so that a backlog of any length, which is
+// not live, neither raises the flag nor clears it. Transactions
 // (offline:true or not) and other channels are not used: only heartbeats
 // are sent on a schedule. A clock corrected by a jump is judged again from
 // the heartbeat after the jump.
