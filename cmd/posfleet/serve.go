@@ -120,7 +120,7 @@ func (cmd *ServeCmd) Run(ctx context.Context, g *Globals) error {
 // Go's default, 100, lets the heap grow to twice what is live before a
 // collection, and the runtime keeps that room: with thousands of idle
 // connections it is most of the memory per terminal. At 50, 15,000
-// connected terminals take 17 KiB each instead of 24–26 KiB, for about 4%
+// connected terminals took 16–18 KiB each instead of 22–26 KiB, for about 4%
 // more CPU per message at the maximum rate (README, Performance).
 const serveGCPercent = 50
 
