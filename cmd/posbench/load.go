@@ -34,13 +34,38 @@ func fleetCredentials(n int) []credential {
 // every message of a terminal has its own (Telegraf keys points by series
 // and time; posfleet adds seq as nanoseconds anyway).
 func message(seq int64, base time.Time) (posfleet.Channel, []byte) {
-	// Built with appends rather than fmt: the generator shares the CPU with
-	// the system under test, so every microsecond per message counts.
-	b := make([]byte, 0, 256)
+	var ts tsCache
+	return appendMessage(make([]byte, 0, 256), seq, base, &ts)
+}
+
+// tsCache keeps the formatted second of a terminal's last timestamp: the
+// generator formats its millisecond only, as seconds change every thousand
+// messages.
+type tsCache struct {
+	sec    int64
+	prefix []byte // "2006-01-02T15:04:05."
+}
+
+// appendTS appends t as "2006-01-02T15:04:05.000Z" (t in UTC).
+func (c *tsCache) appendTS(b []byte, t time.Time) []byte {
+	if sec := t.Unix(); c.prefix == nil || sec != c.sec {
+		c.sec = sec
+		c.prefix = t.Truncate(time.Second).AppendFormat(c.prefix[:0], "2006-01-02T15:04:05.")
+	}
+	ms := t.Nanosecond() / int(time.Millisecond)
+	b = append(b, c.prefix...)
+	return append(b, byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
+}
+
+// appendMessage is message appending the payload to b, with the
+// terminal's timestamp cache. Built with appends rather than fmt: the
+// generator shares the CPU with the system under test, so every
+// microsecond per message counts.
+func appendMessage(b []byte, seq int64, base time.Time, ts *tsCache) (posfleet.Channel, []byte) {
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendInt(b, seq, 10)
 	b = append(b, `,"ts":"`...)
-	b = base.Add(time.Duration(seq)*time.Millisecond).UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	b = ts.appendTS(b, base.Add(time.Duration(seq)*time.Millisecond).UTC())
 	b = append(b, '"')
 	if seq%10 == 1 {
 		b = append(b, `,"uptime_s":`...)
@@ -84,6 +109,9 @@ type publisher struct {
 	client pubClient
 	prefix string
 	seq    int64
+	topics map[posfleet.Channel]string // prefix + channel, made once
+	ts     tsCache
+	buf    []byte // the payload, when the client copies it at Publish
 }
 
 // fleet is the load generator of the throughput scenario.
@@ -142,8 +170,23 @@ func (f *fleet) close() {
 // publish sends one message of p with its next seq.
 func (p *publisher) publish(base time.Time) token {
 	p.seq++
-	ch, payload := message(p.seq, base)
-	return p.client.Publish(p.prefix+string(ch), payload)
+	var b []byte
+	if p.client.CopiesPayload() {
+		b = p.buf[:0]
+	} else {
+		b = make([]byte, 0, 256)
+	}
+	ch, payload := appendMessage(b, p.seq, base, &p.ts)
+	p.buf = payload
+	topic, ok := p.topics[ch]
+	if !ok {
+		if p.topics == nil {
+			p.topics = make(map[posfleet.Channel]string, 2)
+		}
+		topic = p.prefix + string(ch)
+		p.topics[ch] = topic
+	}
+	return p.client.Publish(topic, payload)
 }
 
 // sendStats counts a phase's publishes.
@@ -165,7 +208,14 @@ func newWindow(n int, p *publisher, st *sendStats, mu *sync.Mutex) *window {
 }
 
 func (w *window) wait(tok token) {
-	ok := tok.WaitTimeout(30*time.Second) && tok.Error() == nil
+	done := false
+	select {
+	case <-tok.Done(): // mostly: no timer needed
+		done = true
+	default:
+		done = tok.WaitTimeout(30 * time.Second)
+	}
+	ok := done && tok.Error() == nil
 	w.mu.Lock()
 	if ok {
 		w.st.Acked++

@@ -113,7 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.Reps, "reps", o.Reps, "repetitions (systems alternate their order)")
 	fs.IntVar(&o.Terminals, "terminals", o.Terminals, "simulated terminals of the throughput scenario")
 	fs.IntVar(&o.Inflight, "inflight", o.Inflight, "unacknowledged QoS 1 publishes per terminal")
-	fs.StringVar(&o.Generator, "generator", o.Generator, "load generator: raw (MQTT 3.1.1 over TCP with paho's packet codec, each terminal's window in one write: cheap, so the systems get the CPU) or paho (the paho client)")
+	fs.StringVar(&o.Generator, "generator", o.Generator, "load generator: raw (MQTT 3.1.1 over TCP encoded by hand, each terminal's window in one write: cheap, so the systems get the CPU) or paho (the paho client)")
 	fs.DurationVar(&o.Duration, "duration", o.Duration, "publishing time of the maximum-rate phase")
 	fs.DurationVar(&o.LatencyDuration, "latency-duration", o.LatencyDuration, "publishing time of the half-rate latency phase")
 	fs.DurationVar(&o.Poll, "poll", o.Poll, "InfluxDB count polling period in the latency phase")

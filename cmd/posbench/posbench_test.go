@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	pahopackets "github.com/eclipse/paho.mqtt.golang/packets"
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/influxdb/influxtest"
@@ -243,6 +246,57 @@ func TestMessage(t *testing.T) {
 		if _, err := posfleet.Decode(posfleet.TerminalRef{Tenant: "acme", Terminal: "T-00001"}, ch, got, base); err != nil {
 			t.Errorf("message(%d) refused: %v", seq, err)
 		}
+	}
+}
+
+// TestMessageReusedBuffer: the raw generator builds every payload of a
+// terminal in one buffer, with the second of its timestamp cached; the
+// payloads are those of message.
+func TestMessageReusedBuffer(t *testing.T) {
+	base := time.Date(2026, 11, 22, 10, 0, 0, 999_000_000, time.UTC)
+	var ts tsCache
+	var buf []byte
+	for seq := int64(1); seq <= 2500; seq++ {
+		wantCh, want := message(seq, base)
+		var ch posfleet.Channel
+		ch, buf = appendMessage(buf[:0], seq, base, &ts)
+		if ch != wantCh || string(buf) != string(want) {
+			t.Fatalf("seq %d: %s %s, want %s %s", seq, ch, buf, wantCh, want)
+		}
+	}
+}
+
+// TestRawClientWire: the raw generator's PUBLISH is what paho's codec
+// reads back, and its PUBACK reader completes the right publish and skips
+// other packets.
+func TestRawClientWire(t *testing.T) {
+	srv, cli := net.Pipe()
+	defer srv.Close()
+	c := &rawClient{conn: cli, w: bufio.NewWriter(cli), pending: make(map[uint16]*rawToken)}
+	go c.readAcks(bufio.NewReader(cli))
+	payload := bytes.Repeat([]byte("x"), 200) // a two-byte remaining length
+	tok := c.Publish("fleet/acme/T-00001/txn", payload)
+	go c.Flush()
+	pk, err := pahopackets.ReadPacket(srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp, ok := pk.(*pahopackets.PublishPacket)
+	if !ok || pp.Qos != 1 || pp.TopicName != "fleet/acme/T-00001/txn" || pp.MessageID != 1 || !bytes.Equal(pp.Payload, payload) {
+		t.Fatalf("read back %v", pk)
+	}
+	// A PINGRESP, then the PUBACK.
+	if _, err := srv.Write([]byte{pahopackets.Pingresp << 4, 0, pahopackets.Puback << 4, 2, 0, 1}); err != nil {
+		t.Fatal(err)
+	}
+	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("publish not completed: %v", tok.Error())
+	}
+	srv.Close()
+	tok2 := c.Publish("fleet/acme/T-00001/txn", payload)
+	c.Flush()
+	if !tok2.WaitTimeout(5*time.Second) || tok2.Error() == nil {
+		t.Fatal("a publish on a lost connection did not fail")
 	}
 }
 
