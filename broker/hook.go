@@ -56,6 +56,26 @@ func isTopic(topic string, ref posfleet.TerminalRef, ch posfleet.Channel) bool {
 	return topic == string(ch)
 }
 
+// uplinkOf returns the uplink channel of topic when it is
+// posfleet.Topic(ref, ch) for one of posfleet.UplinkChannels: the common
+// case of a terminal publishing on its own topics, checked without
+// parsing the topic again (the session's ref was validated at CONNECT).
+// Anything else, ok false, takes posfleet.ParseTopic.
+func uplinkOf(topic string, ref posfleet.TerminalRef) (posfleet.Channel, bool) {
+	for _, part := range [...]string{posfleet.TopicRoot, ref.Tenant, ref.Terminal} {
+		if len(topic) <= len(part) || topic[:len(part)] != part || topic[len(part)] != '/' {
+			return "", false
+		}
+		topic = topic[len(part)+1:]
+	}
+	for _, c := range posfleet.UplinkChannels {
+		if topic == string(c) {
+			return c, true
+		}
+	}
+	return "", false
+}
+
 // deniedTopicMarker replaces a publish topic that mochi would drop without
 // calling any hook (see OnPacketRead). It passes mochi's checks and fails
 // posfleet's ACL like any foreign topic.
@@ -351,23 +371,30 @@ func (h *policy) onPublish(cl *mqtt.Client, pk *packets.Packet) error {
 		}
 	}
 
-	ref, ch, err := posfleet.ParseTopic(pk.TopicName)
-	if err != nil || ref != s.ref || ch == posfleet.ChannelCommand {
-		topic := pk.TopicName
-		if topic == deniedTopicMarker && deniedTopic != "" {
-			topic = deniedTopic
+	ref, ch := s.ref, posfleet.Channel("")
+	var err error
+	if c, ok := uplinkOf(pk.TopicName, s.ref); ok {
+		ch = c
+	} else {
+		tref, tch, err := posfleet.ParseTopic(pk.TopicName)
+		if err != nil || tref != s.ref || tch == posfleet.ChannelCommand {
+			topic := pk.TopicName
+			if topic == deniedTopicMarker && deniedTopic != "" {
+				topic = deniedTopic
+			}
+			b.m.aclDenials.WithLabelValues("publish").Inc()
+			b.m.denied.Inc()
+			b.security(posfleet.SecurityPublishDenied, s.ref, s.ref.String(), topic, cl.Net.Remote)
+			b.log.Debug("publish denied", "terminal", s.ref.String(), "topic", truncate(topic, maxEventTopic))
+			return s.refuse(pk, packets.ErrNotAuthorized)
 		}
-		b.m.aclDenials.WithLabelValues("publish").Inc()
-		b.m.denied.Inc()
-		b.security(posfleet.SecurityPublishDenied, s.ref, s.ref.String(), topic, cl.Net.Remote)
-		b.log.Debug("publish denied", "terminal", s.ref.String(), "topic", truncate(topic, maxEventTopic))
-		return s.refuse(pk, packets.ErrNotAuthorized)
+		// The topic's strings are slices of the packet's buffer (mochi
+		// decodes without copying): handed on, and kept by the collector as
+		// its map key at a terminal's first message, they would keep that
+		// buffer alive for as long as the terminal is known. uplinkOf
+		// returns the package's constants.
+		ch = ownChannel(tch)
 	}
-	// The topic's strings are slices of the packet's buffer (mochi decodes
-	// without copying): handed on, and kept by the collector as its map key
-	// at a terminal's first message, they would keep that buffer alive for
-	// as long as the terminal is known.
-	ref, ch = s.ref, ownChannel(ch)
 
 	if pk.FixedHeader.Qos == 2 {
 		// mochi acknowledges QoS 2, after every earlier acknowledgement.

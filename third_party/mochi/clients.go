@@ -119,6 +119,13 @@ type ClientConnection struct {
 	Remote   string        // the remote address of the client
 	Listener string        // listener id of the client
 	Inline   bool          // if true, the client is the built-in 'inline' embedded client
+
+	// posfleet patch: the deadline last set on Conn (zero for none; with
+	// its monotonic reading, so that a step of the wall clock changes
+	// nothing) and whether one was, so that refreshDeadline sets it at most
+	// about once a second. Only the read loop uses them.
+	deadline    time.Time
+	deadlineSet bool
 }
 
 // ClientProperties contains the properties which define the client behaviour.
@@ -331,16 +338,37 @@ func (cl *Client) ParseConnect(lid string, pk packets.Packet) {
 }
 
 // refreshDeadline refreshes the read/write deadline for the net.Conn connection.
+//
+// posfleet patch: upstream sets the deadline before every packet, which
+// costs a clock read and a timer update each time. The deadline is now set
+// deadlineSlack further than the keepalive needs, and set again only once
+// the one in place is nearer than that: a client is disconnected between
+// 1.5 keepalives and 1.5 keepalives plus deadlineSlack after its last
+// packet, instead of at exactly 1.5 keepalives, and the deadline is set at
+// most about once per deadlineSlack.
 func (cl *Client) refreshDeadline(keepalive uint16) {
-	var expiry time.Time // nil time can be used to disable deadline if keepalive = 0
-	if keepalive > 0 {
-		expiry = time.Now().Add(time.Duration(keepalive+(keepalive/2)) * time.Second) // [MQTT-3.1.2-22]
+	if cl.Net.Conn == nil {
+		return
 	}
-
-	if cl.Net.Conn != nil {
-		_ = cl.Net.Conn.SetDeadline(expiry) // [MQTT-3.1.2-22]
+	if keepalive == 0 { // no keepalive: no deadline [MQTT-3.1.2-22]
+		if !cl.Net.deadlineSet || !cl.Net.deadline.IsZero() {
+			_ = cl.Net.Conn.SetDeadline(time.Time{})
+			cl.Net.deadline, cl.Net.deadlineSet = time.Time{}, true
+		}
+		return
 	}
+	need := time.Now().Add(time.Duration(keepalive+(keepalive/2)) * time.Second) // [MQTT-3.1.2-22]
+	if cl.Net.deadlineSet && !cl.Net.deadline.IsZero() && !cl.Net.deadline.Before(need) {
+		return
+	}
+	expiry := need.Add(deadlineSlack)
+	_ = cl.Net.Conn.SetDeadline(expiry)
+	cl.Net.deadline, cl.Net.deadlineSet = expiry, true
 }
+
+// deadlineSlack is how much later than 1.5 keepalives refreshDeadline may
+// disconnect a silent client (posfleet patch).
+const deadlineSlack = time.Second
 
 // NextPacketID returns the next available (unused) packet id for the client.
 // If no unused packet ids are available, an error is returned and the client

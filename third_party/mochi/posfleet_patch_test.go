@@ -7,6 +7,7 @@ package mqtt
 import (
 	"bytes"
 	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -211,4 +212,64 @@ func TestPatchParseConnectKeepsNoSliceOfThePacket(t *testing.T) {
 	require.Equal(t, "user", string(cl.Properties.Username))
 	require.Equal(t, "will payload", string(cl.Properties.Will.Payload))
 	require.Equal(t, "will/topic", cl.Properties.Will.TopicName)
+}
+
+// deadlineConn counts the deadlines set on it.
+type deadlineConn struct {
+	net.Conn
+	sets []time.Time
+}
+
+func (c *deadlineConn) SetDeadline(t time.Time) error {
+	c.sets = append(c.sets, t)
+	return nil
+}
+
+// TestPatchRefreshDeadlineOncePerSlack checks that the read loop's deadline
+// is set once for a run of packets, never nearer than 1.5 keepalives, and
+// set again once it would be.
+func TestPatchRefreshDeadlineOncePerSlack(t *testing.T) {
+	cl, _, w := newTestClient()
+	defer w.Close()
+	dc := &deadlineConn{Conn: w}
+	cl.Net.Conn = dc
+
+	start := time.Now()
+	for i := 0; i < 1000; i++ {
+		cl.refreshDeadline(10)
+	}
+	require.Len(t, dc.sets, 1, "a run of packets sets the deadline once")
+	require.False(t, dc.sets[0].Before(start.Add(15*time.Second)), "never nearer than 1.5 keepalives")
+	require.False(t, dc.sets[0].After(time.Now().Add(15*time.Second+deadlineSlack)), "at most deadlineSlack later")
+
+	// Once the deadline in place is nearer than 1.5 keepalives from now,
+	// it is set again.
+	cl.Net.deadline = time.Now().Add(15*time.Second - time.Millisecond)
+	cl.refreshDeadline(10)
+	require.Len(t, dc.sets, 2)
+	require.False(t, dc.sets[1].Before(time.Now().Add(15*time.Second)))
+
+	// A longer keepalive than the one in place sets it at once.
+	cl.refreshDeadline(60)
+	require.Len(t, dc.sets, 3)
+
+	// No keepalive: no deadline, set once.
+	cl.refreshDeadline(0)
+	cl.refreshDeadline(0)
+	require.Len(t, dc.sets, 4)
+	require.True(t, dc.sets[3].IsZero())
+	cl.refreshDeadline(10)
+	require.Len(t, dc.sets, 5)
+}
+
+func TestPatchInflightTypeWithoutCopy(t *testing.T) {
+	var i Inflight
+	_, ok := i.getType(7)
+	require.False(t, ok)
+	i.Set(packets.Packet{PacketID: 7, FixedHeader: packets.FixedHeader{Type: packets.Pubrec}})
+	typ, ok := i.getType(7)
+	require.True(t, ok)
+	require.Equal(t, packets.Pubrec, typ)
+	_, ok = i.getType(8)
+	require.False(t, ok)
 }

@@ -1017,8 +1017,8 @@ func (s *Server) processPublishP(cl *Client, pk *packets.Packet) error {
 //
 //go:noinline
 func (s *Server) inboundInflight(cl *Client, pk *packets.Packet) (pubrecInUse bool) {
-	if pki, ok := cl.State.Inflight.Get(pk.PacketID); ok {
-		if pki.FixedHeader.Type == packets.Pubrec { // [MQTT-4.3.3-10]
+	if typ, ok := cl.State.Inflight.getType(pk.PacketID); ok {
+		if typ == packets.Pubrec { // [MQTT-4.3.3-10]
 			return true
 		}
 		if ok := cl.State.Inflight.Delete(pk.PacketID); ok { // [MQTT-4.3.2-5]
