@@ -325,10 +325,24 @@ func (f *fleet) fixedRate(ctx context.Context, rate float64, d time.Duration, ba
 }
 
 // countSample is one count of the stored messages: the query started at
-// At and found N.
+// At, found N and took Took.
 type countSample struct {
-	At time.Time
-	N  int64
+	At   time.Time
+	N    int64
+	Took time.Duration
+}
+
+// pollTimes returns the mean and longest time of the count queries, in ms.
+func pollTimes(samples []countSample) (mean, longest float64) {
+	if len(samples) == 0 {
+		return 0, 0
+	}
+	var sum time.Duration
+	for _, s := range samples {
+		sum += s.Took
+		longest = max(longest, float64(s.Took.Microseconds())/1000)
+	}
+	return float64(sum.Microseconds()) / 1000 / float64(len(samples)), longest
 }
 
 // latencies matches the k-th message published (times, in publish order)

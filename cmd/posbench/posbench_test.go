@@ -137,11 +137,11 @@ func TestLatencies(t *testing.T) {
 		missing int64
 	}{
 		{"each at the first poll counting it", []time.Time{at(0), at(10), at(20)},
-			[]countSample{{at(50), 1}, {at(100), 3}}, 0, []float64{50, 90, 80}, 0},
+			[]countSample{{At: at(50), N: 1}, {At: at(100), N: 3}}, 0, []float64{50, 90, 80}, 0},
 		{"base count of earlier messages", []time.Time{at(0), at(10)},
-			[]countSample{{at(50), 5}, {at(60), 6}, {at(70), 7}}, 5, []float64{60, 60}, 0},
+			[]countSample{{At: at(50), N: 5}, {At: at(60), N: 6}, {At: at(70), N: 7}}, 5, []float64{60, 60}, 0},
 		{"never counted", []time.Time{at(0), at(10), at(20)},
-			[]countSample{{at(50), 1}}, 0, []float64{50}, 2},
+			[]countSample{{At: at(50), N: 1}}, 0, []float64{50}, 2},
 		{"no samples", []time.Time{at(0)}, nil, 0, nil, 1},
 	}
 	for _, tt := range tests {
@@ -156,6 +156,38 @@ func TestLatencies(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPollTimes: the mean and longest count query of the latency phase.
+func TestPollTimes(t *testing.T) {
+	if m, l := pollTimes(nil); m != 0 || l != 0 {
+		t.Errorf("no samples: %v %v", m, l)
+	}
+	s := []countSample{{Took: 10 * time.Millisecond}, {Took: 30 * time.Millisecond}, {Took: 50 * time.Millisecond}}
+	if m, l := pollTimes(s); m != 30 || l != 50 {
+		t.Errorf("got mean %v, longest %v; want 30, 50", m, l)
+	}
+}
+
+// TestPipelineSlowWrites: slow InfluxDB writes and the slowest one's
+// bucket, from the differences of posfleet's write-time histogram.
+func TestPipelineSlowWrites(t *testing.T) {
+	b := func(le string) string { return writeBucket + `le="` + le + `"}` }
+	before := map[string]float64{"posfleet_write_seconds_count": 10, b("0.256"): 8, b("0.512"): 10, b("1.024"): 10, b("+Inf"): 10,
+		"posfleet_write_batches_total": 10}
+	after := map[string]float64{"posfleet_write_seconds_count": 20, b("0.256"): 15, b("0.512"): 17, b("1.024"): 19, b("+Inf"): 20,
+		"posfleet_write_batches_total": 20}
+	p := pipelineStats(before, after, 100)
+	if p.SlowWrites != 3 || p.WriteMaxMs != 1024 || !p.WriteMaxOver {
+		t.Errorf("slow %v, slowest %v ms (over: %v); want 3, over 1024", p.SlowWrites, p.WriteMaxMs, p.WriteMaxOver)
+	}
+	if _, err := json.Marshal(p); err != nil {
+		t.Error(err)
+	}
+	after[b("1.024")], after[b("+Inf")] = 20, 20
+	if p := pipelineStats(before, after, 100); p.WriteMaxMs != 1024 {
+		t.Errorf("slowest <= %v ms, want 1024", p.WriteMaxMs)
 	}
 }
 

@@ -321,6 +321,25 @@ func (r *Report) Markdown() string {
 			}
 			fmt.Fprintf(&b, "| %d | %s | %.0f | %.1f | %.2f ms | %.0f | %.0f | %.0f ms |\n", run.Rep, run.System, p.SpoolCommits, p.MsgsPerCommit, p.CommitMeanMs, p.WriteBatches, p.LinesPerBatch, p.WriteMeanMs)
 		}
+		b.WriteString("\nThe half-rate latency phase (what weighs on its tail: the CPUs used by the system, the load generator with the count poller, and influxd, and the whole machine's share busy; the harness's count polls, which InfluxDB pays for; posfleet's writes to InfluxDB, counted slow over 512 ms, the slowest given as its histogram bucket's bound). Each message is sent on its own at this rate, one write per message, as a terminal sends it:\n\n| rep | system | rate msgs/s | p50 / p99 ms | CPUs: system, generator, influxd | machine busy | count poll mean / max | InfluxDB writes (slow) | write mean / slowest |\n|---|---|---|---|---|---|---|---|---|\n")
+		for _, run := range r.Runs {
+			if run.Error != "" {
+				continue
+			}
+			writes := "-"
+			if p := run.LatencyPipeline; p != nil {
+				bound := "<="
+				if p.WriteMaxOver {
+					bound = ">"
+				}
+				writes = fmt.Sprintf("%.0f (%.0f) | %.0f / %s %.0f ms", p.WriteBatches, p.SlowWrites, p.WriteMeanMs, bound, p.WriteMaxMs)
+			} else {
+				writes += " | -"
+			}
+			fmt.Fprintf(&b, "| %d | %s | %.0f | %.0f / %.0f | %.2f, %.2f, %.2f | %.0f%% | %.0f / %.0f ms | %s |\n",
+				run.Rep, run.System, run.LatencyRate, run.P50ms, run.P99ms, run.LatencySystemCores, run.LatencyGenCores, run.LatencyInfluxCores,
+				100*run.LatencyAllBusy, run.PollMeanMs, run.PollMaxMs, writes)
+		}
 		b.WriteString("\nLatency is publish-to-queryable by time-to-count: the k-th message published is taken as queryable at the first count poll finding k messages (polled every " + fmt.Sprint(r.Options["poll_ms"]) + " ms; the resolution is one poll). CPU is user+system of the pipeline's own processes (posfleet; mosquitto+telegraf) over the maximum-rate phase, per million messages stored.\n")
 	}
 	if c := r.Connections; c != nil {

@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -456,7 +459,7 @@ func (s *posfleetSystem) metrics(ctx context.Context) map[string]float64 {
 			continue
 		}
 		name := line[:i]
-		if j := strings.IndexByte(name, '{'); j >= 0 {
+		if j := strings.IndexByte(name, '{'); j >= 0 && !strings.HasPrefix(name, writeBucket) {
 			name = name[:j]
 		}
 		var v float64
@@ -467,15 +470,29 @@ func (s *posfleetSystem) metrics(ctx context.Context) map[string]float64 {
 	return m
 }
 
-// PipelineStats are posfleet's own figures over the maximum-rate phase,
-// from its metrics: where the time of a message goes.
+// writeBucket is the prefix of posfleet's InfluxDB write-time histogram
+// buckets, which metrics keeps by bucket (le label) to count slow writes.
+const writeBucket = "posfleet_write_seconds_bucket{"
+
+// slowWrite is the bucket bound above which an InfluxDB write counts as
+// slow in the report: half the latency target.
+const slowWrite = "0.512"
+
+// PipelineStats are posfleet's own figures over a phase, from its metrics:
+// where the time of a message goes.
 type PipelineStats struct {
-	SpoolCommits       float64 `json:"spool_commits"`
-	MsgsPerCommit      float64 `json:"messages_per_commit"`
-	CommitMeanMs       float64 `json:"commit_mean_ms"`
-	WriteBatches       float64 `json:"influx_write_batches"`
-	LinesPerBatch      float64 `json:"lines_per_batch"`
-	WriteMeanMs        float64 `json:"influx_write_mean_ms"`
+	SpoolCommits  float64 `json:"spool_commits"`
+	MsgsPerCommit float64 `json:"messages_per_commit"`
+	CommitMeanMs  float64 `json:"commit_mean_ms"`
+	WriteBatches  float64 `json:"influx_write_batches"`
+	LinesPerBatch float64 `json:"lines_per_batch"`
+	WriteMeanMs   float64 `json:"influx_write_mean_ms"`
+	// SlowWrites took more than 512 ms; WriteMaxMs is the upper bound of
+	// the histogram bucket of the slowest write, or, with WriteMaxOver,
+	// the largest bound, which the slowest write exceeded.
+	SlowWrites         float64 `json:"influx_writes_over_512ms"`
+	WriteMaxMs         float64 `json:"influx_write_max_ms_at_most"`
+	WriteMaxOver       bool    `json:"influx_write_max_over_largest_bucket,omitempty"`
 	DuplicatesDropped  float64 `json:"duplicates_dropped"`
 	RejectedByPosfleet float64 `json:"rejected"`
 }
@@ -498,6 +515,32 @@ func pipelineStats(before, after map[string]float64, messages int64) *PipelineSt
 	if p.WriteBatches > 0 {
 		p.LinesPerBatch = d("posfleet_write_points_total") / p.WriteBatches
 		p.WriteMeanMs = 1000 * d("posfleet_write_seconds_sum") / d("posfleet_write_seconds_count")
+	}
+	writes := d("posfleet_write_seconds_count")
+	p.SlowWrites = writes - d(writeBucket+`le="`+slowWrite+`"}`)
+	// The slowest write is in the lowest bucket holding every write.
+	type bucket struct {
+		le  float64
+		key string
+	}
+	var buckets []bucket
+	for k := range after {
+		if le, ok := strings.CutPrefix(k, writeBucket+`le="`); ok {
+			if v, err := strconv.ParseFloat(strings.TrimSuffix(le, `"}`), 64); err == nil {
+				buckets = append(buckets, bucket{v, k})
+			}
+		}
+	}
+	sort.Slice(buckets, func(i, j int) bool { return buckets[i].le < buckets[j].le })
+	for i, b := range buckets {
+		if writes > 0 && d(b.key) >= writes {
+			if math.IsInf(b.le, 1) && i > 0 { // JSON has no infinity
+				p.WriteMaxMs, p.WriteMaxOver = 1000*buckets[i-1].le, true
+			} else {
+				p.WriteMaxMs = 1000 * b.le
+			}
+			break
+		}
 	}
 	return p
 }

@@ -51,8 +51,19 @@ type SystemRun struct {
 	P50ms            float64 `json:"latency_p50_ms"`
 	P99ms            float64 `json:"latency_p99_ms"`
 	MaxMs            float64 `json:"latency_max_ms"`
-	PeakRSSMiB       float64 `json:"peak_rss_mib"`
-	Error            string  `json:"error,omitempty"`
+	// What weighs on the latency phase: posfleet's own figures (its
+	// InfluxDB writes, slow ones counted), the share of one CPU influxd
+	// and the whole machine used, and the count polls' own time (each a
+	// Flux count over the phase's points so far, which InfluxDB pays for).
+	LatencyPipeline    *PipelineStats `json:"posfleet_pipeline_latency_phase,omitempty"`
+	LatencySystemCores float64        `json:"latency_system_cores"`
+	LatencyGenCores    float64        `json:"latency_generator_cores"`
+	LatencyInfluxCores float64        `json:"latency_influxd_cores"`
+	LatencyAllBusy     float64        `json:"latency_machine_busy_fraction"`
+	PollMeanMs         float64        `json:"latency_count_poll_mean_ms"`
+	PollMaxMs          float64        `json:"latency_count_poll_max_ms"`
+	PeakRSSMiB         float64        `json:"peak_rss_mib"`
+	Error              string         `json:"error,omitempty"`
 }
 
 // CeilingRun is one direct-write measurement.
@@ -310,6 +321,11 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 		logf(progress, "rep %d %s: fixed rate %.0f msgs/s for %v", r, sys.Name(), res.LatencyRate, o.LatencyDuration)
 		var samples []countSample
 		var mu sync.Mutex
+		var m2 map[string]float64
+		if ps != nil {
+			m2 = ps.metrics(ctx)
+		}
+		sys2, gen2, inf2, all2, t2 := usage(pids...), usage(os.Getpid()), usage(in.pid()), machineBusy(), time.Now()
 		pctx, stopPoll := context.WithCancel(ctx)
 		polled := make(chan error, 1)
 		go func() {
@@ -324,7 +340,7 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 					break
 				}
 				mu.Lock()
-				samples = append(samples, countSample{At: at, N: n})
+				samples = append(samples, countSample{At: at, N: n, Took: time.Since(at)})
 				mu.Unlock()
 				select {
 				case <-pctx.Done():
@@ -361,6 +377,15 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 		if err := <-polled; err != nil {
 			return err
 		}
+		if wall := time.Since(t2).Seconds(); wall > 0 {
+			res.LatencySystemCores = (usage(pids...) - sys2) / wall
+			res.LatencyGenCores = (usage(os.Getpid()) - gen2) / wall
+			res.LatencyInfluxCores = (usage(in.pid()) - inf2) / wall
+			res.LatencyAllBusy = (machineBusy() - all2) / wall / float64(runtime.NumCPU())
+		}
+		if ps != nil {
+			res.LatencyPipeline = pipelineStats(m2, ps.metrics(ctx), st2.Published)
+		}
 		res.PeakRSSMiB = peakRSS(pids...)
 		mu.Lock()
 		defer mu.Unlock()
@@ -371,6 +396,7 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 		}
 		res.LatencyLost = max(0, st2.Acked-res.LatencyStored)
 		res.P50ms, res.P99ms, res.MaxMs = percentile(ms, 0.50), percentile(ms, 0.99), percentile(ms, 1)
+		res.PollMeanMs, res.PollMaxMs = pollTimes(samples)
 		logf(progress, "rep %d %s: latency p50 %.0f ms, p99 %.0f ms (%d of %d stored), peak RSS %.0f MiB",
 			r, sys.Name(), res.P50ms, res.P99ms, res.LatencyStored, res.LatencyAcked, res.PeakRSSMiB)
 		return nil
