@@ -324,6 +324,12 @@ func (f *fleet) fixedRate(ctx context.Context, rate float64, d time.Duration, ba
 	return st, times[:st.Published]
 }
 
+// How the latency phase counts what InfluxDB has (-latency-count).
+const (
+	latencyCountStats = "stats"
+	latencyCountFlux  = "flux"
+)
+
 // countSample is one count of the stored messages: the query started at
 // At, found N and took Took.
 type countSample struct {

@@ -48,6 +48,7 @@ type options struct {
 	Duration        time.Duration
 	LatencyDuration time.Duration
 	Poll            time.Duration
+	LatencyCount    string // latencyCountStats or latencyCountFlux
 	DrainMax        time.Duration
 	CeilingLines    int
 	CeilingWriters  []int
@@ -85,6 +86,7 @@ func defaultOptions() options {
 		Duration:        10 * time.Second,
 		LatencyDuration: 10 * time.Second,
 		Poll:            100 * time.Millisecond,
+		LatencyCount:    latencyCountStats,
 		DrainMax:        3 * time.Minute,
 		CeilingLines:    300_000,
 		CeilingWriters:  []int{1, 2, 4},
@@ -117,6 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Duration, "duration", o.Duration, "publishing time of the maximum-rate phase")
 	fs.DurationVar(&o.LatencyDuration, "latency-duration", o.LatencyDuration, "publishing time of the half-rate latency phase")
 	fs.DurationVar(&o.Poll, "poll", o.Poll, "InfluxDB count polling period in the latency phase")
+	fs.StringVar(&o.LatencyCount, "latency-count", o.LatencyCount, "how the latency phase counts what InfluxDB has: stats (the points its shards took, from SHOW STATS: in-memory counters, checked against a Flux count at the end) or flux (a Flux count of the phase's points at every poll, which InfluxDB pays for: 50-300 ms a query at half a million points)")
 	fs.DurationVar(&o.DrainMax, "drain-max", o.DrainMax, "longest wait for a system to store what was acknowledged")
 	fs.IntVar(&o.CeilingLines, "ceiling-lines", o.CeilingLines, "lines written directly to InfluxDB per ceiling measurement")
 	writers := fs.String("ceiling-writers", joinInts(o.CeilingWriters), "comma-separated writer counts tried for the ceiling (the best counts)")
@@ -138,7 +141,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound of the whole run")
 	fs.BoolVar(&o.Quiet, "quiet", false, "no progress lines")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of posbench itself (the load generator) to this file")
-	fs.StringVar(&o.PprofDir, "pprof-dir", "", "write posfleet's own profiles (serve --pprof-addr) to this directory: CPU over each maximum-rate phase, allocations before and after it, heap and goroutines with every terminal connected")
+	fs.StringVar(&o.PprofDir, "pprof-dir", "", "write posfleet's own profiles (serve --pprof-addr) to this directory: CPU over each maximum-rate and latency phase, allocations before and after them (the latency phase's named .latency), heap and goroutines with every terminal connected")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -158,6 +161,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	switch {
 	case o.Scenario != "throughput" && o.Scenario != "connections":
 		return o, fmt.Errorf("-scenario: want throughput or connections, not %q", o.Scenario)
+	case o.LatencyCount != latencyCountStats && o.LatencyCount != latencyCountFlux:
+		return o, fmt.Errorf("-latency-count %q: want %s or %s", o.LatencyCount, latencyCountStats, latencyCountFlux)
 	case o.Generator != generatorRaw && o.Generator != generatorPaho:
 		return o, fmt.Errorf("-generator %q: want %s or %s", o.Generator, generatorRaw, generatorPaho)
 	case o.Reps < 1 || o.Terminals < 1 || o.Inflight < 1 || o.CeilingLines < 0 || o.ConnTerminals < 1:

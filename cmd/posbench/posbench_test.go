@@ -159,6 +159,25 @@ func TestLatencies(t *testing.T) {
 	}
 }
 
+// TestShardPointsOK: the points a database's shards took, from a SHOW
+// STATS answer of InfluxDB 1.8 (other databases' shards left out).
+func TestShardPointsOK(t *testing.T) {
+	const stats = `{"results":[{"statement_id":0,"series":[` +
+		`{"name":"shard","tags":{"database":"posfleet_r1","id":"1"},"columns":["diskBytes","writePointsOk","writeReq"],"values":[[59696256,1200,3]]},` +
+		`{"name":"shard","tags":{"database":"posfleet_r1","id":"2"},"columns":["diskBytes","writePointsOk","writeReq"],"values":[[40,34,1]]},` +
+		`{"name":"shard","tags":{"database":"telegraf_r1","id":"3"},"columns":["diskBytes","writePointsOk","writeReq"],"values":[[40,999,1]]}]}]}`
+	n, err := shardPointsOK(strings.NewReader(stats), "posfleet_r1")
+	if err != nil || n != 1234 {
+		t.Fatalf("got %d, %v; want 1234", n, err)
+	}
+	if n, err := shardPointsOK(strings.NewReader(stats), "none"); err != nil || n != 0 {
+		t.Errorf("no shard yet: %d, %v", n, err)
+	}
+	if _, err := shardPointsOK(strings.NewReader(`{"results":[{"error":"not allowed"}]}`), "posfleet_r1"); err == nil {
+		t.Error("an error answer was taken")
+	}
+}
+
 // TestPollTimes: the mean and longest count query of the latency phase.
 func TestPollTimes(t *testing.T) {
 	if m, l := pollTimes(nil); m != 0 || l != 0 {

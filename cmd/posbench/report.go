@@ -78,6 +78,7 @@ func newReport(o options) *Report {
 		r.Options["max_rate_seconds"] = o.Duration.Seconds()
 		r.Options["latency_seconds"] = o.LatencyDuration.Seconds()
 		r.Options["poll_ms"] = o.Poll.Milliseconds()
+		r.Options["latency_count"] = o.LatencyCount
 		r.Options["ceiling_lines"] = o.CeilingLines
 		r.Options["ceiling_writers"] = o.CeilingWriters
 		r.Options["load_generator"] = generatorDescription(o.Generator)
@@ -340,7 +341,17 @@ func (r *Report) Markdown() string {
 				run.Rep, run.System, run.LatencyRate, run.P50ms, run.P99ms, run.LatencySystemCores, run.LatencyGenCores, run.LatencyInfluxCores,
 				100*run.LatencyAllBusy, run.PollMeanMs, run.PollMaxMs, writes)
 		}
-		b.WriteString("\nLatency is publish-to-queryable by time-to-count: the k-th message published is taken as queryable at the first count poll finding k messages (polled every " + fmt.Sprint(r.Options["poll_ms"]) + " ms; the resolution is one poll). CPU is user+system of the pipeline's own processes (posfleet; mosquitto+telegraf) over the maximum-rate phase, per million messages stored.\n")
+		for _, run := range r.Runs {
+			if run.Error == "" && run.LatencyCount == latencyCountStats && run.LatencyPointsWritten != run.LatencyStored {
+				fmt.Fprintf(&b, "\nNote: rep %d %s: InfluxDB took %d points in the latency phase but %d carry seq (other measurements, or points written twice): its latencies are approximate.\n",
+					run.Rep, run.System, run.LatencyPointsWritten, run.LatencyStored)
+			}
+		}
+		how := "a Flux count of the phase's points"
+		if len(r.Runs) > 0 && r.Runs[0].LatencyCount == latencyCountStats {
+			how = "the points InfluxDB's shards took (SHOW STATS, in-memory counters), checked against a Flux count at the end"
+		}
+		b.WriteString("\nLatency is publish-to-queryable by time-to-count: the k-th message published is taken as queryable at the first count poll finding k messages (" + how + "; polled every " + fmt.Sprint(r.Options["poll_ms"]) + " ms; the resolution is one poll). CPU is user+system of the pipeline's own processes (posfleet; mosquitto+telegraf) over the maximum-rate phase, per million messages stored.\n")
 	}
 	if c := r.Connections; c != nil {
 		c.markdown(&b)

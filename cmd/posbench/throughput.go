@@ -62,8 +62,13 @@ type SystemRun struct {
 	LatencyAllBusy     float64        `json:"latency_machine_busy_fraction"`
 	PollMeanMs         float64        `json:"latency_count_poll_mean_ms"`
 	PollMaxMs          float64        `json:"latency_count_poll_max_ms"`
-	PeakRSSMiB         float64        `json:"peak_rss_mib"`
-	Error              string         `json:"error,omitempty"`
+	// LatencyCount is how the polls counted (-latency-count); with stats,
+	// LatencyPointsWritten is the points InfluxDB took in the phase, which
+	// should equal LatencyStored, the Flux count at its end.
+	LatencyCount         string  `json:"latency_count"`
+	LatencyPointsWritten int64   `json:"latency_points_written,omitempty"`
+	PeakRSSMiB           float64 `json:"peak_rss_mib"`
+	Error                string  `json:"error,omitempty"`
 }
 
 // CeilingRun is one direct-write measurement.
@@ -263,7 +268,7 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 		if ps != nil {
 			m0 = ps.metrics(ctx)
 		}
-		profiled := profileMaxRate(ctx, o, ps, res.DB, progress)
+		profiled := profilePhase(ctx, o, ps, res.DB, "", o.Duration, progress)
 		cpu0 := usage(pids...)
 		gen0, inf0, all0 := usage(os.Getpid()), usage(in.pid()), machineBusy()
 		t0 := time.Now()
@@ -326,12 +331,26 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 			m2 = ps.metrics(ctx)
 		}
 		sys2, gen2, inf2, all2, t2 := usage(pids...), usage(os.Getpid()), usage(in.pid()), machineBusy(), time.Now()
+		// The count polled: the points InfluxDB's shards took since the
+		// phase began (cheap), or a Flux count of the phase's points.
+		res.LatencyCount = o.LatencyCount
+		count := func(ctx context.Context) (int64, error) { return in.countSince(ctx, res.DB, since) }
+		if o.LatencyCount == latencyCountStats {
+			w0, err := in.pointsWritten(ctx, res.DB)
+			if err != nil {
+				return err
+			}
+			count = func(ctx context.Context) (int64, error) {
+				n, err := in.pointsWritten(ctx, res.DB)
+				return n - w0, err
+			}
+		}
 		pctx, stopPoll := context.WithCancel(ctx)
 		polled := make(chan error, 1)
 		go func() {
 			for pctx.Err() == nil {
 				at := time.Now()
-				n, err := in.countSince(pctx, res.DB, since)
+				n, err := count(pctx)
 				if err != nil {
 					if pctx.Err() == nil {
 						polled <- err
@@ -349,7 +368,9 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 			}
 			polled <- nil
 		}()
+		profiled2 := profilePhase(ctx, o, ps, res.DB, ".latency", o.LatencyDuration, progress)
 		st2, times := f.fixedRate(ctx, res.LatencyRate, o.LatencyDuration, base2)
+		profiled2()
 		// Wait until the poller has seen every acknowledged message, or it
 		// stops growing.
 		deadline := time.Now().Add(o.DrainMax)
@@ -394,6 +415,15 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 		if len(samples) > 0 {
 			res.LatencyStored = samples[len(samples)-1].N
 		}
+		if o.LatencyCount == latencyCountStats {
+			// What was stored, by the count the maximum-rate phase uses.
+			res.LatencyPointsWritten = res.LatencyStored
+			n, err := in.countSince(ctx, res.DB, since)
+			if err != nil {
+				return err
+			}
+			res.LatencyStored = n
+		}
 		res.LatencyLost = max(0, st2.Acked-res.LatencyStored)
 		res.P50ms, res.P99ms, res.MaxMs = percentile(ms, 0.50), percentile(ms, 0.99), percentile(ms, 1)
 		res.PollMeanMs, res.PollMaxMs = pollTimes(samples)
@@ -413,11 +443,12 @@ func dbName(system string, r int) string {
 	return fmt.Sprintf("%s_r%d", short, r)
 }
 
-// profileMaxRate starts posfleet's CPU profile over the maximum-rate phase
-// and saves its allocation profile, when -pprof-dir asks for them; the
+// profilePhase starts posfleet's CPU profile over a phase of duration d
+// (the maximum-rate one, phase "", or the latency one, ".latency") and
+// saves its allocation profile, when -pprof-dir asks for them; the
 // function it returns waits for the CPU profile and saves the allocations
 // again (pprof -diff_base gives the phase's own).
-func profileMaxRate(ctx context.Context, o options, ps *posfleetSystem, db string, progress io.Writer) func() {
+func profilePhase(ctx context.Context, o options, ps *posfleetSystem, db, phase string, d time.Duration, progress io.Writer) func() {
 	if ps == nil || ps.pprofAddr == "" {
 		return func() {}
 	}
@@ -425,14 +456,14 @@ func profileMaxRate(ctx context.Context, o options, ps *posfleetSystem, db strin
 		logf(progress, "pprof: %v", err)
 		return func() {}
 	}
-	base := filepath.Join(o.PprofDir, db)
+	base := filepath.Join(o.PprofDir, db+phase)
 	if err := saveProfile(ctx, ps.pprofAddr, "/debug/pprof/allocs", base+".allocs-before.pb.gz"); err != nil {
 		logf(progress, "pprof: %v", err)
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		secs := max(1, int(o.Duration.Seconds()))
+		secs := max(1, int(d.Seconds()))
 		if err := saveProfile(ctx, ps.pprofAddr, "/debug/pprof/profile?seconds="+itoa(secs), base+".cpu.pb.gz"); err != nil {
 			logf(progress, "pprof: %v", err)
 		}
