@@ -47,13 +47,8 @@ func ownChannel(ch posfleet.Channel) posfleet.Channel {
 // that string: a session keeps no copies of its topics, thousands of
 // terminals would hold them.
 func isTopic(topic string, ref posfleet.TerminalRef, ch posfleet.Channel) bool {
-	for _, part := range [...]string{posfleet.TopicRoot, ref.Tenant, ref.Terminal} {
-		if len(topic) <= len(part) || topic[:len(part)] != part || topic[len(part)] != '/' {
-			return false
-		}
-		topic = topic[len(part)+1:]
-	}
-	return topic == string(ch)
+	rest, ok := ownTopicRest(topic, ref)
+	return ok && rest == string(ch)
 }
 
 // uplinkOf returns the uplink channel of topic when it is
@@ -62,18 +57,29 @@ func isTopic(topic string, ref posfleet.TerminalRef, ch posfleet.Channel) bool {
 // parsing the topic again (the session's ref was validated at CONNECT).
 // Anything else, ok false, takes posfleet.ParseTopic.
 func uplinkOf(topic string, ref posfleet.TerminalRef) (posfleet.Channel, bool) {
+	rest, ok := ownTopicRest(topic, ref)
+	if !ok {
+		return "", false
+	}
+	for _, c := range posfleet.UplinkChannels {
+		if rest == string(c) {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+// ownTopicRest returns what follows ref's own topic prefix
+// (TopicRoot/tenant/terminal/) in topic, and false when topic does not
+// start with it.
+func ownTopicRest(topic string, ref posfleet.TerminalRef) (string, bool) {
 	for _, part := range [...]string{posfleet.TopicRoot, ref.Tenant, ref.Terminal} {
 		if len(topic) <= len(part) || topic[:len(part)] != part || topic[len(part)] != '/' {
 			return "", false
 		}
 		topic = topic[len(part)+1:]
 	}
-	for _, c := range posfleet.UplinkChannels {
-		if topic == string(c) {
-			return c, true
-		}
-	}
-	return "", false
+	return topic, true
 }
 
 // deniedTopicMarker replaces a publish topic that mochi would drop without
@@ -372,7 +378,6 @@ func (h *policy) onPublish(cl *mqtt.Client, pk *packets.Packet) error {
 	}
 
 	ref, ch := s.ref, posfleet.Channel("")
-	var err error
 	if c, ok := uplinkOf(pk.TopicName, s.ref); ok {
 		ch = c
 	} else {
@@ -413,6 +418,7 @@ func (h *policy) onPublish(cl *mqtt.Client, pk *packets.Packet) error {
 	if qos1 {
 		k = s.acks.add(pk.PacketID)
 	}
+	var err error
 	if b.submitTo != nil {
 		if s.pubs.s == nil {
 			s.pubs = pubCompleter{b: b, cl: cl, s: s}

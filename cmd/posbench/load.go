@@ -107,9 +107,8 @@ func lineProtocol(creds []credential, perTerm int64, base time.Time) ([][]byte, 
 // publisher is one simulated terminal.
 type publisher struct {
 	client pubClient
-	prefix string
 	seq    int64
-	topics map[posfleet.Channel]string // prefix + channel, made once
+	topics map[posfleet.Channel]string // the terminal's topic of each channel it publishes on
 	ts     tsCache
 	buf    []byte // the payload, when the client copies it at Publish
 }
@@ -148,7 +147,11 @@ func connectFleet(ctx context.Context, addr string, creds []credential, inflight
 				}
 				return
 			}
-			f.pubs[i] = &publisher{client: client, prefix: posfleet.Topic(posfleet.TerminalRef{Tenant: c.Tenant, Terminal: c.Terminal}, "")}
+			ref := posfleet.TerminalRef{Tenant: c.Tenant, Terminal: c.Terminal}
+			f.pubs[i] = &publisher{client: client, topics: map[posfleet.Channel]string{
+				posfleet.ChannelHeartbeat: posfleet.Topic(ref, posfleet.ChannelHeartbeat),
+				posfleet.ChannelTxn:       posfleet.Topic(ref, posfleet.ChannelTxn),
+			}}
 		}()
 	}
 	wg.Wait()
@@ -178,15 +181,7 @@ func (p *publisher) publish(base time.Time) token {
 	}
 	ch, payload := appendMessage(b, p.seq, base, &p.ts)
 	p.buf = payload
-	topic, ok := p.topics[ch]
-	if !ok {
-		if p.topics == nil {
-			p.topics = make(map[posfleet.Channel]string, 2)
-		}
-		topic = p.prefix + string(ch)
-		p.topics[ch] = topic
-	}
-	return p.client.Publish(topic, payload)
+	return p.client.Publish(p.topics[ch], payload)
 }
 
 // sendStats counts a phase's publishes.
@@ -208,14 +203,7 @@ func newWindow(n int, p *publisher, st *sendStats, mu *sync.Mutex) *window {
 }
 
 func (w *window) wait(tok token) {
-	done := false
-	select {
-	case <-tok.Done(): // mostly: no timer needed
-		done = true
-	default:
-		done = tok.WaitTimeout(30 * time.Second)
-	}
-	ok := done && tok.Error() == nil
+	ok := tok.WaitTimeout(30*time.Second) && tok.Error() == nil
 	w.mu.Lock()
 	if ok {
 		w.st.Acked++

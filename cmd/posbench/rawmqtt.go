@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -91,6 +90,11 @@ type rawToken struct {
 }
 
 func (t *rawToken) WaitTimeout(d time.Duration) bool {
+	select {
+	case <-t.done: // mostly, in a window: no timer needed
+		return true
+	default:
+	}
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
@@ -140,50 +144,32 @@ func dialRaw(addr, id, secret string) (pubClient, error) {
 
 // readAcks completes publishes as their PUBACKs arrive, until the
 // connection ends; then it fails whatever is still pending. A PUBACK is
-// read as its 4 bytes; any other packet (PINGRESP and the like) is
-// skipped by its length.
+// read as its 4 bytes, without a packet object; any other packet (PINGRESP
+// and the like) through paho's codec.
 func (c *rawClient) readAcks(r *bufio.Reader) {
 	var err error
-	var hdr [4]byte
 	for {
-		if _, err = io.ReadFull(r, hdr[:2]); err != nil {
+		var hdr []byte
+		if hdr, err = r.Peek(2); err != nil {
 			break
 		}
-		if hdr[0] == packets.Puback<<4 && hdr[1] == 2 {
-			if _, err = io.ReadFull(r, hdr[2:4]); err != nil {
+		if hdr[0] != packets.Puback<<4 || hdr[1] != 2 {
+			if _, err = packets.ReadPacket(r); err != nil {
 				break
-			}
-			id := uint16(hdr[2])<<8 | uint16(hdr[3])
-			c.mu.Lock()
-			t := c.pending[id]
-			delete(c.pending, id)
-			c.mu.Unlock()
-			if t != nil {
-				close(t.done)
 			}
 			continue
 		}
-		// Another packet: its remaining length (a varint whose first
-		// byte is hdr[1]), then its body.
-		n, shift, b := 0, 0, hdr[1]
-		for {
-			n |= int(b&0x7f) << shift
-			if b&0x80 == 0 {
-				break
-			}
-			if shift += 7; shift > 21 {
-				err = errors.New("malformed remaining length")
-				break
-			}
-			if b, err = r.ReadByte(); err != nil {
-				break
-			}
-		}
-		if err != nil {
+		if hdr, err = r.Peek(4); err != nil {
 			break
 		}
-		if _, err = r.Discard(n); err != nil {
-			break
+		id := uint16(hdr[2])<<8 | uint16(hdr[3])
+		_, _ = r.Discard(4)
+		c.mu.Lock()
+		t := c.pending[id]
+		delete(c.pending, id)
+		c.mu.Unlock()
+		if t != nil {
+			close(t.done)
 		}
 	}
 	c.fail(fmt.Errorf("connection lost: %w", err))
