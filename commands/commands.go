@@ -36,6 +36,26 @@ type Ack struct {
 	At     time.Time `json:"at"`
 }
 
+// Supersedes reports whether an ack with status at time at becomes a
+// command's status, over its current status cur, acked at curAt ("" before
+// any ack). The terminal's later ack wins, and so does the later arrival
+// at the same time, except that "accepted" never replaces a final status
+// (done, failed, rejected) of the same time: terminals stamp acks to the
+// second, and an "accepted" that arrived before its command was recorded
+// is kept again, by the Tracker's retry, after the "done" that followed
+// it. Times compare to the millisecond, as the journal keeps them.
+func Supersedes(status string, at time.Time, cur string, curAt time.Time) bool {
+	if cur == "" {
+		return true
+	}
+	switch n, c := at.UnixMilli(), curAt.UnixMilli(); {
+	case n != c:
+		return n > c
+	default:
+		return status != posfleet.AckAccepted || cur == posfleet.AckAccepted
+	}
+}
+
 // TerminalAck is an ack as it arrived, with the terminal that sent it.
 type TerminalAck struct {
 	Terminal posfleet.TerminalRef
@@ -269,7 +289,9 @@ next:
 		for _, r := range s.byID[a.Terminal] {
 			if r.Command.ID == a.CmdID {
 				r.Acks = append(r.Acks, a.Ack)
-				r.Status, r.Detail, r.AckAt = a.Ack.Status, a.Ack.Detail, a.Ack.At
+				if Supersedes(a.Ack.Status, a.Ack.At, r.Status, r.AckAt) {
+					r.Status, r.Detail, r.AckAt = a.Ack.Status, a.Ack.Detail, a.Ack.At
+				}
 				continue next
 			}
 		}

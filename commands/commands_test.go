@@ -82,3 +82,48 @@ func TestObserveNeverBlocks(t *testing.T) {
 	close(st.release)
 	tr.Close()
 }
+
+// TestTrackerInMemoryKeepsTheLatestStatus: the in-memory Tracker takes a
+// command's status from its latest ack by the terminal's time, as the
+// journal does: not from an older ack arriving late, and not from
+// "accepted" after "done" of the same second (it took the last to arrive).
+func TestTrackerInMemoryKeepsTheLatestStatus(t *testing.T) {
+	tr := commands.New()
+	ref := posfleet.TerminalRef{Tenant: "acme", Terminal: "T-1"}
+	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	tr.Sent(ref, posfleet.Command{ID: "c1", Type: posfleet.CmdReboot}, "ops", at)
+	tr.Observe(ack(ref, "c1", posfleet.AckDone, at.Add(2*time.Second)))
+	tr.Observe(ack(ref, "c1", posfleet.AckAccepted, at.Add(2*time.Second)))
+	if l := tr.List(ref); l[0].Status != posfleet.AckDone {
+		t.Errorf("accepted after done of the same second: %q", l[0].Status)
+	}
+	tr.Observe(ack(ref, "c1", posfleet.AckAccepted, at.Add(time.Second)))
+	if l := tr.List(ref); l[0].Status != posfleet.AckDone || len(l[0].Acks) != 3 {
+		t.Errorf("an older ack arriving late: %q, %d acks", l[0].Status, len(l[0].Acks))
+	}
+}
+
+// TestSupersedes: the status rule of both stores.
+func TestSupersedes(t *testing.T) {
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		status string
+		at     time.Time
+		cur    string
+		curAt  time.Time
+		want   bool
+	}{
+		{posfleet.AckAccepted, t0, "", time.Time{}, true},
+		{posfleet.AckAccepted, t0, posfleet.AckDone, t0, false},
+		{posfleet.AckDone, t0, posfleet.AckAccepted, t0, true},
+		{posfleet.AckFailed, t0, posfleet.AckDone, t0, true},
+		{posfleet.AckAccepted, t0, posfleet.AckAccepted, t0, true},
+		{posfleet.AckAccepted, t0.Add(time.Millisecond), posfleet.AckDone, t0, true},
+		{posfleet.AckDone, t0.Add(-time.Millisecond), posfleet.AckAccepted, t0, false},
+		{posfleet.AckDone, t0.Add(500 * time.Microsecond), posfleet.AckFailed, t0, true}, // same millisecond
+	} {
+		if got := commands.Supersedes(c.status, c.at, c.cur, c.curAt); got != c.want {
+			t.Errorf("Supersedes(%s at %v over %q at %v) = %v", c.status, c.at.Sub(t0), c.cur, c.curAt.Sub(t0), got)
+		}
+	}
+}

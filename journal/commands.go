@@ -36,14 +36,18 @@ ON CONFLICT (id) DO UPDATE SET sent_by = excluded.sent_by`, r.Command.ID, ref.Te
 // AddAcks appends acks in order, in one transaction. An ack already kept
 // (same command, status and time: a second process observing the same
 // message) is skipped; the command's status becomes its latest ack's, by
-// the terminal's time. Acks of a command unknown for their terminal are
-// returned, not kept.
+// the terminal's time (commands.Supersedes). Acks of a command unknown for
+// their terminal are returned, not kept.
 func (c Commands) AddAcks(ctx context.Context, acks []commands.TerminalAck) (unknown []commands.TerminalAck, err error) {
 	err = c.DB.Tx(ctx, func(tx *sql.Tx) error {
 		unknown = unknown[:0]
 		for _, a := range acks {
-			var one int
-			err := tx.QueryRowContext(ctx, `SELECT 1 FROM commands WHERE id = $1 AND tenant = $2 AND terminal = $3`, a.CmdID, a.Terminal.Tenant, a.Terminal.Terminal).Scan(&one)
+			var (
+				status string
+				ackMs  int64
+			)
+			err := tx.QueryRowContext(ctx, `SELECT status, ack_ms FROM commands WHERE id = $1 AND tenant = $2 AND terminal = $3`,
+				a.CmdID, a.Terminal.Tenant, a.Terminal.Terminal).Scan(&status, &ackMs)
 			if err == sql.ErrNoRows {
 				unknown = append(unknown, a)
 				continue
@@ -58,7 +62,10 @@ WHERE NOT EXISTS (SELECT 1 FROM command_acks WHERE command_id = $1 AND status = 
 ON CONFLICT (command_id, seq) DO NOTHING`, a.CmdID, a.Ack.Status, a.Ack.Detail, at); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE commands SET status = $2, detail = $3, ack_ms = $4 WHERE id = $1 AND ack_ms <= $4`,
+			if !commands.Supersedes(a.Ack.Status, a.Ack.At, status, store.Time(ackMs)) {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE commands SET status = $2, detail = $3, ack_ms = $4 WHERE id = $1`,
 				a.CmdID, a.Ack.Status, a.Ack.Detail, at); err != nil {
 				return err
 			}

@@ -130,6 +130,71 @@ func TestTrackerWriteThrough(t *testing.T) {
 	})
 }
 
+// TestTrackerAcceptedBeforeItsCommand: a terminal answers a command
+// within the second it gets it, "accepted" then "done", with the same
+// time to the second; "accepted" comes before the command is recorded (it
+// is published first), so the Tracker keeps it again a second later, after
+// "done". The command stays done: "accepted" of the same time does not
+// replace a final status (it used to, and the command showed accepted for
+// good).
+func TestTrackerAcceptedBeforeItsCommand(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		tr := commands.NewStored(journal.Commands{DB: db}, nil)
+		defer tr.Close()
+		msg := func(status string) *posfleet.Message {
+			return &posfleet.Message{Terminal: a, Channel: posfleet.ChannelAck, Ack: &posfleet.Ack{Header: posfleet.Header{Seq: 1, TS: t0}, CmdID: "fast", Status: status}}
+		}
+		tr.Observe(msg(posfleet.AckAccepted)) // before Sent: retried
+		deadline := time.Now().Add(10 * time.Second)
+		tr.Sent(a, posfleet.Command{ID: "fast", Type: posfleet.CmdReboot}, "ops", t0)
+		tr.Observe(msg(posfleet.AckDone))
+		for {
+			l := tr.List(a)
+			if len(l) == 1 && len(l[0].Acks) == 2 {
+				if l[0].Status != posfleet.AckDone {
+					t.Fatalf("status %q after both acks (%+v), want done", l[0].Status, l[0].Acks)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("acks not kept: %+v", l)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+// TestAckOrderAtTheSameTime: at the same terminal time the later arrival
+// wins, except that "accepted" does not replace a final status; a later
+// time always wins, an earlier one never.
+func TestAckOrderAtTheSameTime(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		c := journal.Commands{DB: db}
+		if err := c.AddCommand(ctx, a, commands.Record{Command: posfleet.Command{ID: "c1", Type: posfleet.CmdReboot}, SentAt: t0, SentBy: "ops"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range []struct {
+			status string
+			at     time.Time
+			want   string
+		}{
+			{posfleet.AckDone, t0, posfleet.AckDone},
+			{posfleet.AckAccepted, t0, posfleet.AckDone}, // same second, after done
+			{posfleet.AckFailed, t0, posfleet.AckFailed}, // same second, final after final: the later
+			{posfleet.AckAccepted, t0.Add(-time.Second), posfleet.AckFailed},
+			{posfleet.AckAccepted, t0.Add(time.Second), posfleet.AckAccepted},
+		} {
+			if _, err := c.AddAcks(ctx, []commands.TerminalAck{ack(a, "c1", step.status, step.at)}); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := c.Commands(ctx, a, 1); got[0].Status != step.want {
+				t.Errorf("after %s at %v: status %q, want %q", step.status, step.at.Sub(t0), got[0].Status, step.want)
+			}
+		}
+	})
+}
+
 // TestPolicyVersions: versions count up, the newest is in force, the
 // history is newest first; a policy.yaml is imported once, when the
 // database has none, and renamed.
