@@ -71,6 +71,9 @@ type TerminalAck struct {
 type Store interface {
 	// AddCommand keeps a command sent to ref.
 	AddCommand(ctx context.Context, ref posfleet.TerminalRef, r Record) error
+	// RemoveCommand forgets a command of ref that could not be sent, with
+	// any ack kept for it.
+	RemoveCommand(ctx context.Context, ref posfleet.TerminalRef, id string) error
 	// AddAcks keeps acks in order. An ack of a command the store does not
 	// know for that terminal is returned in unknown, not kept.
 	AddAcks(ctx context.Context, acks []TerminalAck) (unknown []TerminalAck, err error)
@@ -135,12 +138,24 @@ func NewStored(st Store, log *slog.Logger) *Tracker {
 	return t
 }
 
-// Sent records a command sent to ref.
+// Sent records a command sent to ref. The sender calls it before it
+// publishes the command, so that a terminal's first ack always finds it,
+// and Unsent when the command could not be published.
 func (t *Tracker) Sent(ref posfleet.TerminalRef, cmd posfleet.Command, by string, at time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
 	if err := t.st.AddCommand(ctx, ref, Record{Command: cmd, SentAt: at.UTC(), SentBy: by, Acks: []Ack{}}); err != nil {
 		t.log.Error("command not recorded", "terminal", ref.String(), "id", cmd.ID, "err", err)
+	}
+}
+
+// Unsent forgets a command recorded by Sent that could not be published
+// (no session for the terminal, the broker closing).
+func (t *Tracker) Unsent(ref posfleet.TerminalRef, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := t.st.RemoveCommand(ctx, ref, id); err != nil {
+		t.log.Error("unsent command not removed", "terminal", ref.String(), "id", id, "err", err)
 	}
 }
 
@@ -277,6 +292,22 @@ func (s *memStore) AddCommand(_ context.Context, ref posfleet.TerminalRef, r Rec
 		list = list[len(list)-PerTerminal:]
 	}
 	s.byID[ref] = list
+	return nil
+}
+
+func (s *memStore) RemoveCommand(_ context.Context, ref posfleet.TerminalRef, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := s.byID[ref]
+	for i, r := range list {
+		if r.Command.ID == id {
+			s.byID[ref] = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(s.byID[ref]) == 0 {
+		delete(s.byID, ref)
+	}
 	return nil
 }
 

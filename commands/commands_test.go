@@ -47,6 +47,10 @@ func (s stuckStore) AddCommand(ctx context.Context, _ posfleet.TerminalRef, _ co
 	return nil
 }
 
+func (s stuckStore) RemoveCommand(context.Context, posfleet.TerminalRef, string) error {
+	return nil
+}
+
 func (s stuckStore) AddAcks(ctx context.Context, acks []commands.TerminalAck) ([]commands.TerminalAck, error) {
 	<-s.release
 	return nil, nil

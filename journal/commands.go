@@ -33,6 +33,26 @@ ON CONFLICT (id) DO UPDATE SET sent_by = excluded.sent_by`, r.Command.ID, ref.Te
 	return nil
 }
 
+// RemoveCommand deletes a command of ref that could not be sent, with its
+// acks, in one transaction.
+func (c Commands) RemoveCommand(ctx context.Context, ref posfleet.TerminalRef, id string) error {
+	err := c.DB.Tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM commands WHERE id = $1 AND tenant = $2 AND terminal = $3`, id, ref.Tenant, ref.Terminal)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM command_acks WHERE command_id = $1`, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("journal: remove command %s: %w", id, err)
+	}
+	return nil
+}
+
 // AddAcks appends acks in order, in one transaction. An ack already kept
 // (same command, status and time: a second process observing the same
 // message) is skipped; the command's status becomes its latest ack's, by
@@ -140,13 +160,15 @@ WHERE tenant = $1 AND terminal = $2 ORDER BY sent_ms DESC, id DESC LIMIT $3`, re
 // QueueCommand records a command that this process cannot send itself (a
 // web replica without a broker): queued, for the holder of the health
 // lease to publish (PendingCommands, MarkCommandPublished). The web's
-// command log then records who sent it (AddCommand on the same ID).
+// command log records it first, with who sent it (AddCommand on the same
+// ID); either order keeps one row.
 func QueueCommand(ctx context.Context, db *store.DB, ref posfleet.TerminalRef, cmd posfleet.Command, at time.Time) error {
 	body, err := json.Marshal(cmd)
 	if err != nil {
 		return fmt.Errorf("journal: command: %w", err)
 	}
-	if _, err := db.ExecContext(ctx, `INSERT INTO commands (id, tenant, terminal, body, sent_ms, sent_by, queued) VALUES ($1, $2, $3, $4, $5, '', TRUE)`,
+	if _, err := db.ExecContext(ctx, `INSERT INTO commands (id, tenant, terminal, body, sent_ms, sent_by, queued) VALUES ($1, $2, $3, $4, $5, '', TRUE)
+ON CONFLICT (id) DO UPDATE SET queued = TRUE`,
 		cmd.ID, ref.Tenant, ref.Terminal, string(body), store.Millis(at)); err != nil {
 		return fmt.Errorf("journal: queue command %s: %w", cmd.ID, err)
 	}

@@ -507,6 +507,10 @@ func TestCommandOutbox(t *testing.T) {
 			t.Fatal(err)
 		}
 		q1, q2 := posfleet.Command{ID: "q1", Type: posfleet.CmdReboot}, posfleet.Command{ID: "q2", Type: posfleet.CmdReboot}
+		// The web records q2 before it queues it (as it does now), q1 after.
+		if err := c.AddCommand(ctx, b, commands.Record{Command: q2, SentAt: t0.Add(time.Second), SentBy: "ops-2"}); err != nil {
+			t.Fatal(err)
+		}
 		for i, q := range []posfleet.Command{q1, q2} {
 			if err := journal.QueueCommand(ctx, db, b, q, t0.Add(time.Duration(i)*time.Second)); err != nil {
 				t.Fatal(err)
@@ -533,8 +537,47 @@ func TestCommandOutbox(t *testing.T) {
 			t.Errorf("pending after marking: %+v", pending)
 		}
 		recs, err := c.Commands(ctx, b, 10)
-		if err != nil || len(recs) != 2 || recs[1].SentBy != "crew-lead" {
+		if err != nil || len(recs) != 2 || recs[1].SentBy != "crew-lead" || recs[0].SentBy != "ops-2" {
 			t.Errorf("command log of the queued ones: %+v, %v", recs, err)
+		}
+	})
+}
+
+// TestRemoveUnsentCommand: a command that could not be published is
+// forgotten with its acks; another terminal's command of the same ID is
+// not touched.
+func TestRemoveUnsentCommand(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		c := journal.Commands{DB: db}
+		keep, gone := posfleet.Command{ID: "k1", Type: posfleet.CmdReboot}, posfleet.Command{ID: "u1", Type: posfleet.CmdReboot}
+		for _, cmd := range []posfleet.Command{keep, gone} {
+			if err := c.AddCommand(ctx, a, commands.Record{Command: cmd, SentAt: t0, SentBy: "ops"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := c.AddAcks(ctx, []commands.TerminalAck{ack(a, "u1", posfleet.AckAccepted, t0)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.RemoveCommand(ctx, b, "u1"); err != nil {
+			t.Fatal(err)
+		}
+		if recs, _ := c.Commands(ctx, a, 10); len(recs) != 2 {
+			t.Fatalf("another terminal's remove took %+v", recs)
+		}
+		if err := c.RemoveCommand(ctx, a, "u1"); err != nil {
+			t.Fatal(err)
+		}
+		recs, err := c.Commands(ctx, a, 10)
+		if err != nil || len(recs) != 1 || recs[0].Command.ID != "k1" {
+			t.Fatalf("after remove: %+v, %v", recs, err)
+		}
+		// Its acks went with it: the same ID again starts with none.
+		if err := c.AddCommand(ctx, a, commands.Record{Command: gone, SentAt: t0, SentBy: "ops"}); err != nil {
+			t.Fatal(err)
+		}
+		if recs, _ := c.Commands(ctx, a, 10); len(recs) != 2 || len(recs[0].Acks)+len(recs[1].Acks) != 0 {
+			t.Errorf("acks left behind: %+v", recs)
 		}
 	})
 }

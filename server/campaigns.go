@@ -121,10 +121,11 @@ func (s *Server) campaignsWeb(o *web.Options) {
 type campaignSender struct{ s *Server }
 
 func (c campaignSender) SendCommand(ctx context.Context, ref posfleet.TerminalRef, cmd posfleet.Command, by string) error {
+	c.s.cmds.Sent(ref, cmd, by, time.Now()) // before it goes out, for the terminal's first ack
 	if err := c.s.publishCommand(ctx, ref, cmd); err != nil {
+		c.s.cmds.Unsent(ref, cmd.ID)
 		return err
 	}
-	c.s.cmds.Sent(ref, cmd, by, time.Now())
 	return nil
 }
 

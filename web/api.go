@@ -119,6 +119,7 @@ type Commander interface {
 // CommandLog remembers the commands sent and their acks.
 type CommandLog interface {
 	Sent(ref posfleet.TerminalRef, cmd posfleet.Command, by string, at time.Time)
+	Unsent(ref posfleet.TerminalRef, id string)
 	List(ref posfleet.TerminalRef) []commands.Record
 }
 
@@ -535,11 +536,16 @@ func (s *Server) SendCommand(ctx context.Context, ref posfleet.TerminalRef, req 
 	if err != nil {
 		return cmd, err
 	}
-	if err := s.opts.Commander.SendCommand(ctx, ref, cmd); err != nil {
-		return cmd, err // a terminal without a session is a Conflict, not_reachable (broker.ErrNoSession)
-	}
+	// Recorded before it goes out: a terminal may ack within the
+	// millisecond, and its ack must find the command.
 	if s.opts.Commands != nil {
 		s.opts.Commands.Sent(ref, cmd, by, s.opts.Now())
+	}
+	if err := s.opts.Commander.SendCommand(ctx, ref, cmd); err != nil {
+		if s.opts.Commands != nil {
+			s.opts.Commands.Unsent(ref, cmd.ID)
+		}
+		return cmd, err // a terminal without a session is a Conflict, not_reachable (broker.ErrNoSession)
 	}
 	s.log.Info("command sent", "terminal", ref.String(), "type", cmd.Type, "id", cmd.ID, "by", by)
 	return cmd, nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/auth"
+	"github.com/posfleet/posfleet/broker"
 	"github.com/posfleet/posfleet/commands"
 	"github.com/posfleet/posfleet/health"
 	"github.com/posfleet/posfleet/web"
@@ -27,11 +28,17 @@ type apiFixture struct {
 	engine             *health.Engine
 	cmds               *commands.Tracker
 	sent               []posfleet.Command
+	answer             func(posfleet.Command) error // the terminal, as the command goes out
 	acme, other, admin string
 	now                time.Time
 }
 
 func (f *apiFixture) SendCommand(_ context.Context, _ posfleet.TerminalRef, cmd posfleet.Command) error {
+	if f.answer != nil {
+		if err := f.answer(cmd); err != nil {
+			return err
+		}
+	}
 	f.sent = append(f.sent, cmd)
 	return nil
 }
@@ -291,6 +298,34 @@ func TestAPIPolicyAndCommands(t *testing.T) {
 	code, b = f.call(t, f.acme, "GET", "/api/v1/policy", "")
 	if code != 200 || !bytes.Contains(b, []byte("2.5.1")) {
 		t.Errorf("GET policy: %d %s", code, b)
+	}
+}
+
+// TestCommandRecordedBeforeItGoesOut: a terminal that acks a command as
+// soon as it is published finds it in the command log (the ack was lost
+// when the log recorded it after publishing), and a command that could
+// not be published is not listed.
+func TestCommandRecordedBeforeItGoesOut(t *testing.T) {
+	f := newAPIFixture(t)
+	f.feed(t, t1, posfleet.ChannelHeartbeat, fmt.Sprintf(`{"seq":1,"ts":%q,"model":"A920","fw":"2.4.0","battery":80,"uptime_s":60}`, f.now.Format(time.RFC3339)))
+	f.answer = func(cmd posfleet.Command) error {
+		f.feed(t, t1, posfleet.ChannelAck, fmt.Sprintf(`{"seq":2,"ts":%q,"cmd_id":%q,"status":"accepted"}`, f.now.Format(time.RFC3339), cmd.ID))
+		return nil
+	}
+	if code, b := f.call(t, f.acme, "POST", "/api/v1/terminals/acme/T-1/commands", `{"type":"reboot"}`); code != 202 {
+		t.Fatalf("reboot: %d %s", code, b)
+	}
+	f.answer = func(posfleet.Command) error { return fmt.Errorf("send command: %w", broker.ErrNoSession) }
+	if code, b := f.call(t, f.acme, "POST", "/api/v1/terminals/acme/T-1/commands", `{"type":"reboot"}`); code != 409 || errCode(t, b) != "not_reachable" {
+		t.Fatalf("reboot without a session: %d %s", code, b)
+	}
+	_, b := f.call(t, f.acme, "GET", "/api/v1/terminals/acme/T-1", "")
+	var d web.TerminalDetail
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Commands) != 1 || d.Commands[0].Command.ID != f.sent[0].ID || d.Commands[0].Status != posfleet.AckAccepted {
+		t.Errorf("commands: %+v, want the first reboot, accepted", d.Commands)
 	}
 }
 

@@ -59,6 +59,7 @@ func (fakeDirectory) Get(_ context.Context, ref posfleet.TerminalRef) (registry.
 type fakeCommands struct{}
 
 func (fakeCommands) Sent(posfleet.TerminalRef, posfleet.Command, string, time.Time) {}
+func (fakeCommands) Unsent(posfleet.TerminalRef, string)                            {}
 func (fakeCommands) List(posfleet.TerminalRef) []commands.Record {
 	return []commands.Record{{SentBy: "ops"}}
 }
