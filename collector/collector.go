@@ -118,9 +118,11 @@ type Options struct {
 	// BatchLines lines or its oldest line waited BatchWait.
 	BatchLines int
 	BatchWait  time.Duration
-	// Writers is how many batches are written to the store at once. The
-	// store takes concurrent writes faster than one after the other, and
-	// the next batch is gathered while they are under way.
+	// Writers is how many batches are written to the store at once, each
+	// writer taking the lines of its share of the terminals, so that a
+	// terminal's points reach the store in order. The store takes
+	// concurrent writes faster than one after the other, and the next
+	// round of batches is gathered while they are under way.
 	Writers int
 	// RetryMin and RetryMax bound the backoff between attempts while the
 	// store is unavailable.
@@ -175,10 +177,12 @@ func DefaultOptions() Options {
 		BatchLines: 5000,
 		// Low enough that data is queryable within a second.
 		BatchWait: 200 * time.Millisecond,
-		// Two: InfluxDB's ceiling on a 2-core machine is reached with two
-		// concurrent writers (make bench tries 1, 2 and 4); more only queue
-		// up inside InfluxDB.
-		Writers:      2,
+		// Three: InfluxDB alone reaches its ceiling on a 2-core machine with
+		// two concurrent writers (make bench tries 1, 2 and 4), but with
+		// posfleet's pipeline beside it three stored as much or more in
+		// alternating runs; three is also what the writer really ran
+		// before its bound was made exact.
+		Writers:      3,
 		RetryMin:     100 * time.Millisecond,
 		RetryMax:     10 * time.Second,
 		FlushTimeout: 10 * time.Second,

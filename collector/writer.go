@@ -9,12 +9,21 @@ import (
 	"time"
 )
 
-// writeLoop drains the spool to the store: it gathers up to BatchLines
-// entries (or what arrived within BatchWait) and hands the batch to one of
-// Options.Writers concurrent writes, gathering the next meanwhile. Batches
-// are acknowledged in the spool in order, each only when it and every
-// batch before it are stored. While the store is down a write retries its
-// batch with backoff; nothing is skipped.
+// writeLoop drains the spool to the store. It gathers what the spool holds
+// (what is there now, then what arrives within BatchWait, until a batch has
+// BatchLines lines) into a round, and splits the round by terminal among
+// Options.Writers writers, gathering the next round meanwhile. A
+// terminal's lines always go to the same writer, which writes its batches
+// one after the other, so:
+//   - at most Writers writes are under way at once;
+//   - every series reaches the store in the order its terminal sent it.
+//     InfluxDB sorts, at every cache snapshot, each series whose points
+//     arrived out of time order; batches written side by side without this
+//     split made that every series.
+//
+// Rounds are acknowledged in the spool in order, each once all its batches
+// are stored. While the store is down a write retries its batch with
+// backoff; nothing is skipped.
 func (c *Collector) writeLoop() {
 	defer c.done.Done()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -31,23 +40,39 @@ func (c *Collector) writeLoop() {
 		}
 	}()
 
-	// inOrder holds the batches being written, oldest first; its capacity
-	// bounds the writes in flight. ackLoop acknowledges them in that order.
-	inOrder := make(chan *batch, c.opts.Writers)
+	w := c.opts.Writers
+	// Each writer has a queue of one batch: it writes a round's batch
+	// while the next round's waits.
+	queues := make([]chan *batch, w)
+	for k := range queues {
+		queues[k] = make(chan *batch, 1)
+		go func(q <-chan *batch) {
+			for bt := range q {
+				bt.done <- c.store(ctx, bt.buf, bt.lines)
+			}
+		}(queues[k])
+	}
+	// inOrder holds the rounds handed to the writers, oldest first, for
+	// ackLoop, which acknowledges them in that order; with the round
+	// ackLoop waits for, two rounds are under way at most.
+	inOrder := make(chan *round, 1)
 	// free recycles batch buffers (a few MiB each) from ackLoop.
-	free := make(chan []byte, c.opts.Writers+1)
+	free := make(chan []byte, 2*w+1)
 	acked := make(chan struct{})
 	go func() {
 		defer close(acked)
 		c.ackLoop(inOrder, free)
 	}()
 	defer func() {
+		for _, q := range queues {
+			close(q)
+		}
 		close(inOrder)
 		<-acked
 	}()
 
 	next := c.spool.acked + 1
-	lastSize := 0 // bytes of the last batch
+	lastSize := make([]int, w) // bytes of each writer's last batch
 	for {
 		last := c.spool.last.Load()
 		if next > last {
@@ -64,34 +89,40 @@ func (c *Collector) writeLoop() {
 			}
 			continue
 		}
-		// Gather a batch: what is there now, then wait up to BatchWait for
-		// more while it is not full.
-		bt := &batch{done: make(chan bool, 1)}
-		select {
-		case bt.buf = <-free:
-		default:
-			// A new buffer the size of the last batch, rather than
-			// grown by doubling from nothing.
-			bt.buf = make([]byte, 0, lastSize+lastSize/8)
+		// Gather a round: what is there now, then wait up to BatchWait for
+		// more while no batch is full.
+		rd := &round{parts: make([]*batch, w)}
+		for k := range rd.parts {
+			bt := &batch{done: make(chan bool, 1)}
+			select {
+			case bt.buf = <-free:
+			default:
+				// A new buffer the size of the writer's last batch,
+				// rather than grown by doubling from nothing.
+				bt.buf = make([]byte, 0, lastSize[k]+lastSize[k]/8)
+			}
+			rd.parts[k] = bt
 		}
 		end := next - 1
-		readFailed := false
-		// take copies an entry's lines into the batch (the spool's buffer
-		// is reused once take returns).
+		readFailed, full := false, false
+		// take copies an entry's lines into its terminal's batch (the
+		// spool's buffer is reused once take returns).
 		var bad error
 		take := func(b []byte) {
-			bt.size += int64(len(b))
-			var lines []byte
-			if _, _, _, lines, bad = splitRecord(b); bad == nil {
+			rd.size += int64(len(b))
+			var ref, lines []byte
+			if ref, _, _, lines, bad = splitRecord(b); bad == nil {
+				bt := rd.parts[writerOf(ref, w)]
 				bt.buf = append(bt.buf, lines...)
 				bt.lines++
+				full = full || bt.lines >= c.opts.BatchLines
 			}
 		}
 		var deadline <-chan time.Time
 		var timer *time.Timer
-		for bt.lines < c.opts.BatchLines {
+		for !full {
 			last = c.spool.last.Load()
-			for end < last && bt.lines < c.opts.BatchLines {
+			for end < last && !full {
 				if err := c.spool.readFunc(end+1, take); err != nil {
 					c.log.Error("spool read failed", "err", err)
 					c.metrics.spoolErrors.Inc()
@@ -103,7 +134,7 @@ func (c *Collector) writeLoop() {
 				}
 				end++
 			}
-			if bt.lines >= c.opts.BatchLines || c.closed.Load() || readFailed {
+			if full || c.closed.Load() || readFailed {
 				break
 			}
 			if deadline == nil {
@@ -133,50 +164,83 @@ func (c *Collector) writeLoop() {
 			}
 			continue
 		}
-		bt.end = end
+		rd.end = end
 		select {
-		case inOrder <- bt: // a write slot is free
+		case inOrder <- rd: // the round before the last is stored
 		case <-ctx.Done():
 			return
 		}
-		lastSize = len(bt.buf)
-		go func() { bt.done <- c.store(ctx, bt.buf, bt.lines) }()
+		for k, bt := range rd.parts {
+			if bt.lines == 0 {
+				bt.done <- true
+				continue
+			}
+			lastSize[k] = len(bt.buf)
+			select {
+			case queues[k] <- bt:
+			case <-ctx.Done():
+				bt.done <- false
+			}
+		}
 		next = end + 1
 	}
 }
 
-// batch is one write to the store: the spool entries up to end.
+// writerOf returns which of w writers writes the lines of terminal ref
+// (FNV-1a of its name).
+func writerOf(ref []byte, w int) int {
+	if w == 1 {
+		return 0
+	}
+	h := uint32(2166136261)
+	for _, b := range ref {
+		h = (h ^ uint32(b)) * 16777619
+	}
+	return int(h % uint32(w))
+}
+
+// round is the spool entries up to end, split by terminal among the
+// writers: parts[k] is writer k's batch (possibly empty).
+type round struct {
+	parts []*batch
+	size  int64 // spool bytes
+	end   uint64
+}
+
+// batch is one write to the store.
 type batch struct {
 	buf   []byte
 	lines int
-	size  int64 // spool bytes
-	end   uint64
 	done  chan bool // the outcome of store
 }
 
-// ackLoop acknowledges written batches in the spool, in order. After a
-// batch that was not stored (closing with the store down) it acknowledges
-// nothing more: the spool keeps the rest for the next start.
-func (c *Collector) ackLoop(inOrder <-chan *batch, free chan<- []byte) {
+// ackLoop acknowledges written rounds in the spool, in order. After a
+// round that was not all stored (closing with the store down) it
+// acknowledges nothing more: the spool keeps the rest for the next start.
+func (c *Collector) ackLoop(inOrder <-chan *round, free chan<- []byte) {
 	stopped := false
-	for bt := range inOrder {
-		ok := <-bt.done
-		if ok { // else a failed write's request may still be reading it
-			select {
-			case free <- bt.buf[:0]:
-			default:
+	for rd := range inOrder {
+		ok := true
+		for _, bt := range rd.parts {
+			if <-bt.done {
+				select {
+				case free <- bt.buf[:0]:
+				default:
+				}
+			} else { // a failed write's request may still be reading it
+				ok = false
 			}
 		}
 		if !ok || stopped {
 			stopped = true
 			continue
 		}
-		if err := c.spool.ack(bt.end); err != nil {
+		if err := c.spool.ack(rd.end); err != nil {
 			c.log.Error("spool acknowledgement failed", "err", err)
 			c.metrics.spoolErrors.Inc()
 		}
-		c.acked.Store(bt.end)
-		c.spoolBytes.Add(-bt.size)
+		c.acked.Store(rd.end)
+		c.spoolBytes.Add(-rd.size)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -268,7 +269,7 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 		if ps != nil {
 			m0 = ps.metrics(ctx)
 		}
-		profiled := profilePhase(ctx, o, ps, res.DB, "", o.Duration, progress)
+		profiled := profilePhase(ctx, o, ps, in, res.DB, "", o.Duration, progress)
 		cpu0 := usage(pids...)
 		gen0, inf0, all0 := usage(os.Getpid()), usage(in.pid()), machineBusy()
 		t0 := time.Now()
@@ -368,7 +369,7 @@ func runSystem(ctx context.Context, o options, in *influx, sys system, creds []c
 			}
 			polled <- nil
 		}()
-		profiled2 := profilePhase(ctx, o, ps, res.DB, ".latency", o.LatencyDuration, progress)
+		profiled2 := profilePhase(ctx, o, ps, in, res.DB, ".latency", o.LatencyDuration, progress)
 		st2, times := f.fixedRate(ctx, res.LatencyRate, o.LatencyDuration, base2)
 		profiled2()
 		// Wait until the poller has seen every acknowledged message, or it
@@ -447,8 +448,10 @@ func dbName(system string, r int) string {
 // (the maximum-rate one, phase "", or the latency one, ".latency") and
 // saves its allocation profile, when -pprof-dir asks for them; the
 // function it returns waits for the CPU profile and saves the allocations
-// again (pprof -diff_base gives the phase's own).
-func profilePhase(ctx context.Context, o options, ps *posfleetSystem, db, phase string, d time.Duration, progress io.Writer) func() {
+// again (pprof -diff_base gives the phase's own). influxd's CPU profile of
+// the same phase goes beside them (.influxd.cpu), from its own pprof
+// endpoint, to see what posfleet's writes cost the database.
+func profilePhase(ctx context.Context, o options, ps *posfleetSystem, in *influx, db, phase string, d time.Duration, progress io.Writer) func() {
 	if ps == nil || ps.pprofAddr == "" {
 		return func() {}
 	}
@@ -460,16 +463,23 @@ func profilePhase(ctx context.Context, o options, ps *posfleetSystem, db, phase 
 	if err := saveProfile(ctx, ps.pprofAddr, "/debug/pprof/allocs", base+".allocs-before.pb.gz"); err != nil {
 		logf(progress, "pprof: %v", err)
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		secs := max(1, int(d.Seconds()))
-		if err := saveProfile(ctx, ps.pprofAddr, "/debug/pprof/profile?seconds="+itoa(secs), base+".cpu.pb.gz"); err != nil {
+	secs := itoa(max(1, int(d.Seconds())))
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := saveProfile(ctx, ps.pprofAddr, "/debug/pprof/profile?seconds="+secs, base+".cpu.pb.gz"); err != nil {
 			logf(progress, "pprof: %v", err)
 		}
-	}()
+	})
+	if in != nil {
+		wg.Go(func() {
+			addr := strings.TrimPrefix(in.srv.URL, "http://")
+			if err := saveProfile(ctx, addr, "/debug/pprof/profile?seconds="+secs, base+".influxd.cpu.pb.gz"); err != nil {
+				logf(progress, "pprof of influxd: %v", err)
+			}
+		})
+	}
 	return func() {
-		<-done
+		wg.Wait()
 		if err := saveProfile(ctx, ps.pprofAddr, "/debug/pprof/allocs", base+".allocs-after.pb.gz"); err != nil {
 			logf(progress, "pprof: %v", err)
 		}
