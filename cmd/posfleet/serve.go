@@ -36,7 +36,7 @@ type ServeCmd struct {
 	FsyncInterval        time.Duration `help:"fsync period with --fsync=interval." default:"${fsync_interval}" env:"POSFLEET_FSYNC_INTERVAL"`
 	BatchLines           int           `help:"Lines per InfluxDB write." default:"${batch_lines}" env:"POSFLEET_BATCH_LINES"`
 	BatchWait            time.Duration `help:"Longest wait to fill a write batch." default:"${batch_wait}" env:"POSFLEET_BATCH_WAIT"`
-	InfluxWriters        int           `name:"influx-writers" help:"InfluxDB writes under way at once (the next batch is gathered meanwhile)." default:"${writers}" env:"POSFLEET_INFLUX_WRITERS"`
+	InfluxWriters        int           `name:"influx-writers" help:"InfluxDB writes under way at once, each for its share of the terminals so that their points arrive in time order (the next round is gathered meanwhile)." default:"${writers}" env:"POSFLEET_INFLUX_WRITERS"`
 	MaxSpoolMiB          int64         `name:"max-spool-mib" help:"Spool size (MiB) at which publishes are refused while InfluxDB is down." default:"${max_spool_mib}" env:"POSFLEET_MAX_SPOOL_MIB"`
 	EventWindow          time.Duration `help:"Aggregation window of security events and rejections: the first from a source is stored at once, the rest of the window as one point with a count." default:"${event_window}" env:"POSFLEET_EVENT_WINDOW"`
 	MaxEventSources      int           `help:"Sources (terminal or username, and address) aggregated at once; past it, events are aggregated per kind without their source." default:"${max_event_keys}" env:"POSFLEET_MAX_EVENT_SOURCES"`
