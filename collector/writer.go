@@ -223,9 +223,11 @@ func (c *Collector) ackLoop(inOrder <-chan *round, free chan<- []byte) {
 		ok := true
 		for _, bt := range rd.parts {
 			if <-bt.done {
-				select {
-				case free <- bt.buf[:0]:
-				default:
+				if cap(bt.buf) > 0 { // an empty batch may have none
+					select {
+					case free <- bt.buf[:0]:
+					default:
+					}
 				}
 			} else { // a failed write's request may still be reading it
 				ok = false

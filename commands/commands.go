@@ -42,8 +42,9 @@ type Ack struct {
 // at the same time, except that "accepted" never replaces a final status
 // (done, failed, rejected) of the same time: terminals stamp acks to the
 // second, and an "accepted" that arrived before its command was recorded
-// is kept again, by the Tracker's retry, after the "done" that followed
-// it. Times compare to the millisecond, as the journal keeps them.
+// (by another process: a web replica's queued command) is kept again, by
+// the Tracker's retry, after the "done" that followed it. Times compare to
+// the millisecond, as the journal keeps them.
 func Supersedes(status string, at time.Time, cur string, curAt time.Time) bool {
 	if cur == "" {
 		return true

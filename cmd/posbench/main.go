@@ -141,7 +141,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "bound of the whole run")
 	fs.BoolVar(&o.Quiet, "quiet", false, "no progress lines")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of posbench itself (the load generator) to this file")
-	fs.StringVar(&o.PprofDir, "pprof-dir", "", "write posfleet's own profiles (serve --pprof-addr) to this directory: CPU over each maximum-rate and latency phase, allocations before and after them (the latency phase's named .latency), heap and goroutines with every terminal connected")
+	fs.StringVar(&o.PprofDir, "pprof-dir", "", "write posfleet's own profiles (serve --pprof-addr) to this directory: CPU over each maximum-rate and latency phase, allocations before and after them (the latency phase's named .latency), heap and goroutines with every terminal connected; influxd's CPU over the same phases (.influxd.cpu)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -33,7 +33,14 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	for _, e := range entries {
 		os.Chmod(filepath.Join(dir, e.Name()), 0o600)
 	}
-	srv := startServer(t, testConfig(dir, influx))
+	cfg := testConfig(dir, influx)
+	// The health engine runs on the fixture's clock, from when it was
+	// made: its flags' evidence is kept for EvidenceWindow, a day, and on
+	// the real clock the test failed from a day after the fixture was
+	// made.
+	madeAt, started := time.Date(2026, 12, 2, 19, 39, 0, 0, time.UTC), time.Now()
+	cfg.Health.Now = func() time.Time { return madeAt.Add(time.Since(started)) }
+	srv := startServer(t, cfg)
 	base := "http://" + srv.HTTPAddr().String()
 
 	// Terminals: each connects with the secret it was provisioned with.
