@@ -52,8 +52,15 @@ func TestHealthFlagsMatchLabels(t *testing.T) {
 	// never saves it.
 	//
 	// The healthy terminals keep the baseline's chance failures (0.7% of
-	// payments) and the weak link its 6% timeouts: neither may raise
-	// txn_failures.
+	// payments): they may not raise txn_failures.
+	//
+	// The weak link's 6% timeouts raise txn_failures on 0.7% of its days by
+	// design (health/doc.go, "txn_failures and chance"). With the
+	// baseline's failures on top (6.7% of payments), the run's 15 weak links
+	// judged after each of their 20-25 transactions saw that flag, which the
+	// labels do not expect, in about one run in 30 (the rule simulated:
+	// 3.4%). Its timeouts are 2% here (one run in 3,000): its weak_network
+	// flag reads the signal and the round trips, not the timeouts.
 	for i := range scen.Scenarios {
 		switch scen.Scenarios[i].Name {
 		case "refund_anomaly":
@@ -70,6 +77,15 @@ func TestHealthFlagsMatchLabels(t *testing.T) {
 			// Without fallbacks it raises no fallback_rate (the worn
 			// reader's scenario tests that).
 			scen.Scenarios[i].Expect = slices.DeleteFunc(scen.Scenarios[i].Expect, func(f string) bool { return f == "fallback_rate" })
+		case "weak_signal_slow_host":
+			var bh map[string]any
+			if err := json.Unmarshal(scen.Scenarios[i].Behavior, &bh); err != nil {
+				t.Fatal(err)
+			}
+			bh["timeout_rate"] = 0.02
+			if scen.Scenarios[i].Behavior, err = json.Marshal(bh); err != nil {
+				t.Fatal(err)
+			}
 		case "worn_chip_reader":
 			// Half its chip reads falling back raises fallback_rate within
 			// 10 chip payments 3 times in 4, within 20 nearly always; the
