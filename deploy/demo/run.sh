@@ -71,8 +71,11 @@ if [ ! -f "$data/fleet.csv" ]; then
   "${posfleet[@]}" terminals import "$data/fleet.csv" --secrets-out "$data/secrets.csv" >/dev/null
 fi
 # The demo's firmware policy, with update packages (a demo data directory
-# from before they had one gets them too).
-if [ ! -f "$data/server/policy.yaml" ] || ! grep -q 'sha256:' "$data/server/policy.yaml"; then
+# from before they had one gets them too). The server imports it into its
+# database at the first start and renames it policy.yaml.imported: it is
+# not copied again then (the server would ignore it, and say so).
+if [ ! -f "$data/server/policy.yaml.imported" ] &&
+  { [ ! -f "$data/server/policy.yaml" ] || ! grep -q 'sha256:' "$data/server/policy.yaml"; }; then
   cp deploy/demo/policy.yaml "$data/server/policy.yaml"
 fi
 if [ ! -f "$data/login.txt" ]; then
