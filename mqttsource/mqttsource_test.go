@@ -18,6 +18,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/posfleet/posfleet"
+	"github.com/posfleet/posfleet/internal/testport"
 	"github.com/posfleet/posfleet/mqttsource"
 )
 
@@ -37,12 +38,7 @@ func startMosquitto(t *testing.T) string {
 		}
 		t.Skip("mosquitto not installed")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testport.Addr(t) // reserved: it stays Mosquitto's across restarts
 	_, port, _ := net.SplitHostPort(addr)
 	conf := filepath.Join(t.TempDir(), "mosquitto.conf")
 	body := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 100000\nlog_dest stderr\nlog_type error\nuser root\n", port)

@@ -140,7 +140,7 @@ func runConnections(ctx context.Context, o options, progress io.Writer, c *Conne
 	if err != nil {
 		return err
 	}
-	defer srv.Stop()
+	defer srv.Close()
 	in := &influx{srv: srv, http: newHTTPClient()}
 	const db = "connections"
 	if err := in.createDB(db); err != nil {

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/posfleet/posfleet/internal/testport"
 )
 
 // system is a pipeline under test: something that takes MQTT on addr and
@@ -355,13 +357,15 @@ func currentUser() string {
 // test can hand out a taken one).
 var freeAddr = pickFreeAddr
 
+// pickFreeAddr reserves a loopback port for the rest of the run (see
+// internal/testport): posbench's tests run beside other test packages
+// that start and restart servers on ports of their own.
 func pickFreeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, _, err := testport.Reserve()
 	if err != nil {
 		panic(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(p)
 }
 
 // saveProfile fetches a profile from posfleet's pprof listener (path as

@@ -106,7 +106,7 @@ func benchThroughput(ctx context.Context, o options, progress io.Writer) (*Repor
 	if err != nil {
 		return rep, err
 	}
-	defer srv.Stop()
+	defer srv.Close()
 	in := &influx{srv: srv, http: newHTTPClient()}
 	creds := fleetCredentials(o.Terminals)
 

@@ -17,6 +17,7 @@ import (
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/posfleet/posfleet/influxdb/influxtest"
+	"github.com/posfleet/posfleet/internal/testport"
 )
 
 // builds holds the commands built by goBuild, by package.
@@ -54,14 +55,11 @@ func goBuild(t *testing.T, pkg, name string) string {
 // binary builds the posfleet command once per test run.
 func binary(t *testing.T) string { return goBuild(t, ".", "posfleet") }
 
+// freeAddr is a loopback address reserved for the rest of the test, so
+// that a server restarted on it finds it still free.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testport.Addr(t)
 }
 
 // process is one `posfleet serve` run as a child process.

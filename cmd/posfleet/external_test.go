@@ -21,6 +21,7 @@ import (
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/influxdb/influxtest"
+	"github.com/posfleet/posfleet/internal/testport"
 	"github.com/posfleet/posfleet/mqttsource"
 	"github.com/posfleet/posfleet/server"
 )
@@ -74,12 +75,7 @@ func startMosquitto(t testing.TB, dir, security string) *mosquitto {
 func startMosquittoAs(t testing.TB, dir, runAs, security string) *mosquitto {
 	t.Helper()
 	bin, _ := mosquittoBin(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testport.Addr(t) // reserved: it stays Mosquitto's across restarts
 	host, port, _ := net.SplitHostPort(addr)
 	conf := filepath.Join(dir, "mosquitto.conf")
 	body := fmt.Sprintf(`# written by the test

@@ -10,18 +10,21 @@ package influxtest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/posfleet/posfleet/internal/testport"
 )
 
 // Database is the database the helpers create; the v2 bucket is Database+"/autogen".
@@ -40,6 +43,9 @@ type Server struct {
 	cmd  *exec.Cmd
 	exit chan struct{}
 	log  *os.File
+	// release gives the reserved ports back (Close); Stop keeps them for
+	// Restart.
+	release func()
 }
 
 // Binary returns the path of influxd, or an error saying how to install it.
@@ -93,30 +99,35 @@ func Start(tb testing.TB) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { s.Stop() })
+	tb.Cleanup(s.Close)
 	if err := s.CreateDatabase(Database); err != nil {
 		tb.Fatal(err)
 	}
 	return s
 }
 
-// StartIn runs influxd with its data in dir on free loopback ports and
-// waits until it answers. Test packages run in parallel, so a port found
-// free can be taken before influxd binds it: then it tries other ports.
+// StartIn runs influxd with its data in dir on reserved loopback ports
+// (see internal/testport: they stay reserved across Stop and Restart until
+// Close) and waits until it answers. If influxd cannot bind them after
+// all, it tries other ports.
 func StartIn(ctx context.Context, bin, dir string) (*Server, error) {
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
 		var port, rpc int
-		if port, err = freePort(); err != nil {
+		var releasePort, releaseRPC func()
+		if port, releasePort, err = testport.Reserve(); err != nil {
 			return nil, err
 		}
-		if rpc, err = freePort(); err != nil {
+		if rpc, releaseRPC, err = testport.Reserve(); err != nil {
+			releasePort()
 			return nil, err
 		}
-		s := &Server{Dir: dir, bin: bin, port: port, rpc: rpc, URL: fmt.Sprintf("http://127.0.0.1:%d", port)}
+		s := &Server{Dir: dir, bin: bin, port: port, rpc: rpc, URL: fmt.Sprintf("http://127.0.0.1:%d", port),
+			release: func() { releasePort(); releaseRPC() }}
 		if err = s.start(ctx); err == nil {
 			return s, nil
 		}
+		s.release()
 		if !errors.Is(err, errExitedAtStart) {
 			return nil, err
 		}
@@ -158,17 +169,32 @@ func (s *Server) start(ctx context.Context) error {
 			return fmt.Errorf("influxtest: %w: %s", errExitedAtStart, lastLines(b, 5))
 		default:
 		}
-		resp, err := http.Get(s.URL + "/ping")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusNoContent {
-				return nil
-			}
+		if s.answers(conf) {
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	s.Stop()
 	return fmt.Errorf("influxtest: influxd did not answer within 60 s; see %s", logf.Name())
+}
+
+// answers reports whether the influxd answering on s.URL is this one, the
+// one run with configuration file conf. Another test's influxd may answer
+// on the port while this one is still starting (and about to fail to bind
+// it); a database created there would vanish when that test stops it.
+func (s *Server) answers(conf string) bool {
+	resp, err := http.Get(s.URL + "/debug/vars")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var vars struct {
+		Cmdline []string `json:"cmdline"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&vars) != nil {
+		return false
+	}
+	return slices.Contains(vars.Cmdline, conf)
 }
 
 // Config returns an influxd 1.8 configuration: loopback only, Flux on, no
@@ -213,6 +239,24 @@ func (s *Server) CreateDatabase(name string) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("influxtest: create database: %s", resp.Status)
 	}
+	// A statement's failure comes back as 200 with an error in the body.
+	var body struct {
+		Error   string `json:"error"`
+		Results []struct {
+			Error string `json:"error"`
+		} `json:"results"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return fmt.Errorf("influxtest: create database: %w", err)
+	}
+	if body.Error != "" {
+		return fmt.Errorf("influxtest: create database: %s", body.Error)
+	}
+	for _, r := range body.Results {
+		if r.Error != "" {
+			return fmt.Errorf("influxtest: create database: %s", r.Error)
+		}
+	}
 	return nil
 }
 
@@ -231,6 +275,15 @@ func (s *Server) Stop() {
 	}
 	s.log.Close()
 	s.cmd = nil
+}
+
+// Close stops influxd and gives its ports back.
+func (s *Server) Close() {
+	s.Stop()
+	if s.release != nil {
+		s.release()
+		s.release = nil
+	}
 }
 
 // Restart starts influxd again on the same port and data.
@@ -275,15 +328,6 @@ func (s *Server) Flux(ctx context.Context, q string) ([]map[string]string, error
 	}
 	defer resp.Body.Close()
 	return parseCSV(resp)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func lastLines(b []byte, n int) string {

@@ -17,7 +17,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
+
 	"os"
 	"os/exec"
 	"os/user"
@@ -31,6 +31,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/posfleet/posfleet/internal/testport"
 )
 
 // Server is a running PostgreSQL.
@@ -38,6 +40,8 @@ type Server struct {
 	Dir  string
 	Port int
 	cmd  *exec.Cmd
+	// release gives the reserved port back.
+	release func()
 }
 
 var (
@@ -183,11 +187,11 @@ func (s *Server) start(bin string) error {
 		return err
 	}
 	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
+		port, release, err := testport.Reserve()
 		if err != nil {
 			return err
 		}
-		s.Port = port
+		s.Port, s.release = port, release
 		logf, err := os.Create(filepath.Join(s.Dir, "postgres.log"))
 		if err != nil {
 			return err
@@ -215,7 +219,8 @@ func (s *Server) start(bin string) error {
 		if err := s.waitReady(exited, 30*time.Second); err == nil {
 			return nil
 		}
-		s.Stop()
+		s.kill()
+		s.release()
 	}
 	out, _ := os.ReadFile(filepath.Join(s.Dir, "postgres.log"))
 	return fmt.Errorf("postgres did not start: %s", lastLines(out, 10))
@@ -246,6 +251,16 @@ func (s *Server) waitReady(exited chan struct{}, timeout time.Duration) error {
 
 // Stop stops postgres (fast shutdown, by PID) and removes its directory.
 func (s *Server) Stop() {
+	s.kill()
+	if s.release != nil {
+		s.release()
+	}
+	os.RemoveAll(s.Dir)
+}
+
+// kill stops postgres: SIGINT (fast shutdown), SIGKILL to its process
+// group after 5 s.
+func (s *Server) kill() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		s.cmd.Process.Signal(syscall.SIGINT)
 		done := make(chan struct{})
@@ -261,16 +276,6 @@ func (s *Server) Stop() {
 		<-done
 		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	}
-	os.RemoveAll(s.Dir)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func lastLines(b []byte, n int) string {
