@@ -36,6 +36,7 @@ import (
 
 	"github.com/posfleet/posfleet"
 	"github.com/posfleet/posfleet/influxdb/influxtest"
+	"github.com/posfleet/posfleet/internal/testport"
 )
 
 // The end-to-end tests of alarms and notifications: `posfleet
@@ -70,7 +71,7 @@ func prepareAlarmServe(t *testing.T, terminals int, args ...string) *alarmServe 
 	t.Helper()
 	bin := binary(t)
 	influx := influxtest.Start(t)
-	s := &alarmServe{bin: bin, dir: t.TempDir(), mqtt: freeAddr(t), influxURL: influx.URL, args: args}
+	s := &alarmServe{bin: bin, dir: t.TempDir(), mqtt: testport.Addr(t), influxURL: influx.URL, args: args}
 	importFleet(t, bin, s.dir, terminals)
 	s.token = strings.TrimSpace(runCmd(t, bin, "--data-dir", s.dir, "tokens", "create", "e2e-admin", "--admin"))
 	return s
@@ -810,7 +811,7 @@ func TestBankOutageOneNotification(t *testing.T) {
 	runCmd(t, pt, "provision", "-n", "200", "--tenant", "acme", "--seed", "5", "--scenarios", scen, "--out", fleet, "--labels", labels)
 
 	influx := influxtest.Start(t)
-	s := &alarmServe{bin: bin, dir: filepath.Join(root, "serve"), mqtt: freeAddr(t), influxURL: influx.URL}
+	s := &alarmServe{bin: bin, dir: filepath.Join(root, "serve"), mqtt: testport.Addr(t), influxURL: influx.URL}
 	os.MkdirAll(s.dir, 0o700)
 	runCmd(t, bin, "--data-dir", s.dir, "terminals", "import", fleet, "--secrets-out", filepath.Join(root, "secrets-out.csv"))
 	s.token = strings.TrimSpace(runCmd(t, bin, "--data-dir", s.dir, "tokens", "create", "e2e-admin", "--admin"))
@@ -1055,7 +1056,7 @@ func TestFlappingLinkOneAlarm(t *testing.T) {
 func TestReceiverDownNothingLost(t *testing.T) {
 	s := newAlarmServe(t, 3, "--notify-retry-max", "2s")
 	const secret = "whsec-s3cret-for-the-outage-test"
-	addr := freeAddr(t) // closed: connections are refused
+	addr := testport.Addr(t) // closed: connections are refused
 	ch := s.createWebhook(t, "noc-webhook", "http://"+addr+"/hooks/posfleet", secret)
 	s.createRoute(t, posfleet.NotifyRoute{Name: "urgent to the NOC", Channel: ch, UrgentOnly: true})
 

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/posfleet/posfleet/influxdb/influxtest"
+	"github.com/posfleet/posfleet/internal/testport"
 	"github.com/posfleet/posfleet/store"
 	"github.com/posfleet/posfleet/store/pgtest"
 )
@@ -39,7 +40,7 @@ func startRole(t *testing.T, bin, dataDir string, global, args []string) (*proce
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpAddr := freeAddr(t)
+	httpAddr := testport.Addr(t)
 	argv := append(append([]string{"--data-dir", dataDir}, global...), "serve", "--http-addr", httpAddr)
 	cmd := exec.Command(bin, append(argv, args...)...)
 	cmd.Env = append(os.Environ(), "POSFLEET_MQTT_SOURCE_PASSWORD="+collectorPassword)
@@ -276,7 +277,7 @@ func TestClusterShowsOneFleet(t *testing.T) {
 	os.MkdirAll(embDir, 0o700)
 	emb("terminals", "import", fleet, "--secrets-out", filepath.Join(root, "embedded-secrets-out.csv"))
 	embAdmin := strings.TrimSpace(emb("tokens", "create", "embedded-admin", "--admin"))
-	embMQTT := freeAddr(t)
+	embMQTT := testport.Addr(t)
 	if err := influx.CreateDatabase("embedded"); err != nil {
 		t.Fatal(err)
 	}

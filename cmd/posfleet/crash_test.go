@@ -55,13 +55,6 @@ func goBuild(t *testing.T, pkg, name string) string {
 // binary builds the posfleet command once per test run.
 func binary(t *testing.T) string { return goBuild(t, ".", "posfleet") }
 
-// freeAddr is a loopback address reserved for the rest of the test, so
-// that a server restarted on it finds it still free.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	return testport.Addr(t)
-}
-
 // process is one `posfleet serve` run as a child process.
 type process struct {
 	cmd  *exec.Cmd
@@ -122,7 +115,7 @@ func TestCrashAndOutageLoseNothing(t *testing.T) {
 	dataDir := t.TempDir()
 	const terminals = 20
 	importFleet(t, bin, dataDir, terminals)
-	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	mqttAddr, httpAddr := testport.Addr(t), testport.Addr(t)
 	proc := startServe(t, bin, dataDir, mqttAddr, httpAddr, influx.URL)
 	fleet := startHeartbeatFleet(mqttAddr, terminals)
 	step := func(d time.Duration, what string) {

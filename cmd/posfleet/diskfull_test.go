@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/posfleet/posfleet/influxdb/influxtest"
+	"github.com/posfleet/posfleet/internal/testport"
 )
 
 // diskFault fills and frees the disk under a server's data directory.
@@ -119,7 +120,7 @@ func TestDiskFullWhileInfluxDown(t *testing.T) {
 	t.Logf("disk full: %s", fault)
 	const terminals = 10
 	importFleet(t, bin, dataDir, terminals)
-	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	mqttAddr, httpAddr := testport.Addr(t), testport.Addr(t)
 	proc := startServe(t, bin, dataDir, mqttAddr, httpAddr, influx.URL)
 	fleet := startHeartbeatFleet(mqttAddr, terminals)
 	step := func(d time.Duration, what string) {

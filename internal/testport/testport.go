@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 )
@@ -34,14 +35,13 @@ func Reserve() (port int, release func(), err error) {
 	if lo-span < 1024 {
 		return listenZero()
 	}
-	dir := filepath.Join(os.TempDir(), "posfleet-test-ports")
-	if err := os.MkdirAll(dir, 0o777); err != nil {
-		return 0, nil, fmt.Errorf("testport: %w", err)
+	dir, err := lockDir()
+	if err != nil {
+		return 0, nil, err
 	}
-	os.Chmod(dir, 0o777) // shared by test runs of every user
 	for attempt := 0; attempt < 500; attempt++ {
 		p := lo - span + rand.IntN(span)
-		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(p)), os.O_CREATE|os.O_RDWR, 0o666)
+		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(p)), os.O_CREATE|os.O_RDONLY, 0o644) // flock needs no write access
 		if err != nil {
 			continue
 		}
@@ -59,6 +59,17 @@ func Reserve() (port int, release func(), err error) {
 	}
 	return 0, nil, fmt.Errorf("testport: no free port in %d-%d after 500 tries", lo-span, lo-1)
 }
+
+// lockDir is the directory of the lock files, shared by the test runs of
+// every user of the machine (sticky, like /tmp); it is made once a process.
+var lockDir = sync.OnceValues(func() (string, error) {
+	dir := filepath.Join(os.TempDir(), "posfleet-test-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return "", fmt.Errorf("testport: %w", err)
+	}
+	os.Chmod(dir, 0o777|os.ModeSticky) // against the umask; fails harmlessly if another user made it
+	return dir, nil
+})
 
 // Port reserves a port for the rest of the test.
 func Port(tb testing.TB) int {

@@ -17,7 +17,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-
 	"os"
 	"os/exec"
 	"os/user"
@@ -221,6 +220,7 @@ func (s *Server) start(bin string) error {
 		}
 		s.kill()
 		s.release()
+		s.release = nil
 	}
 	out, _ := os.ReadFile(filepath.Join(s.Dir, "postgres.log"))
 	return fmt.Errorf("postgres did not start: %s", lastLines(out, 10))
